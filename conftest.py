@@ -99,3 +99,48 @@ def make_account(exchange):
 def _fast_password_hashing(settings):
     """PBKDF2's 1M iterations cost ~0.6 s per user on this machine; tests don't need them."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- Browser tests: Playwright driving Debian's Chromium (Playwright cannot download browsers) --
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = os.path.join(os.path.dirname(__file__), "test-artifacts")
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run
+# there unless told it is safe (it is: the test thread is not serving requests).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run with CI=true, but {CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    }
+
+
+@pytest.fixture
+def screenshot(page, request):
+    """Save a screenshot under test-artifacts/ (CI keeps them)."""
+
+    def take(label: str = "final") -> str:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        path = os.path.join(ARTIFACTS, f"{request.node.name}-{label}.png")
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take
