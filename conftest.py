@@ -96,8 +96,12 @@ def make_account(exchange):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """PBKDF2's 1M iterations cost ~0.6 s per user on this machine; tests don't need them."""
+def _fast_password_hashing(request):
+    """PBKDF2's 1M iterations cost ~0.6 s per user on this machine; tests don't need them.
+    (Skipped when pytest-django is off, e.g. ``-p no:django`` for the pure layers.)"""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    settings = request.getfixturevalue("settings")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
