@@ -33,6 +33,7 @@ PRIVATE_TYPES = (SIGNAL_CREATED, ORDER_UPDATED, FILL_CREATED, POSITION_UPDATED, 
 
 MARKETS_GROUP = "markets"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,99}$")
+_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _check(name: str) -> str:
@@ -46,6 +47,12 @@ def _check(name: str) -> str:
 
 def bars_group(venue: str, symbol: str, timeframe: str) -> str:
     """Group of one venue's symbol and timeframe, e.g. ``bars.sim.KRW-BTC.1m``."""
+    for part in (venue, symbol, timeframe):
+        if not _PART.match(part or ""):
+            raise ValueError(
+                f"invalid channel group part {part!r}: use letters, digits, '-' and '_' only "
+                "(symbol codes must be slash-free, e.g. KRW-BTC or BTCUSDT)"
+            )
     return _check(f"bars.{venue}.{symbol}.{timeframe}")
 
 
