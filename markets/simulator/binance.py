@@ -70,8 +70,9 @@ class BinanceSpotVenue(BinanceBase):
         add("DELETE", "/api/v3/order", e(1, self.cancel_order, signed=True))
         get("/api/v3/openOrders", e(6, self.open_orders, signed=True))
         get("/api/v3/myTrades", e(20, self.my_trades, signed=True))
-        get("/ws/{streams:.*}", lambda r: self.market_ws(r, combined=False))
-        get("/stream", lambda r: self.market_ws(r, combined=True))
+        get("/ws", self.raw_ws)
+        get("/ws/{streams:.*}", self.raw_ws)
+        get("/stream", self.combined_ws)
         get("/ws-api/v3", self.ws_api)
 
     # ---- market data --------------------------------------------------------------------------

@@ -189,6 +189,12 @@ class BinanceBase(Venue):
 
     # ---- market streams -----------------------------------------------------------------------
 
+    async def raw_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self.market_ws(request, combined=False)
+
+    async def combined_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self.market_ws(request, combined=True)
+
     async def market_ws(self, request: web.Request, *, combined: bool) -> web.StreamResponse:
         names = request.match_info.get("streams", "")
         if combined:
@@ -251,8 +257,8 @@ class BinanceBase(Venue):
                     tid = int(trades["id"][i])
                     ev = {"e": kind, "E": self.now(), "s": symbol, "p": self.px(market, trades["price"][i]),
                           "q": self.qx(market, trades["qty"][i]), "T": int(trades["ts"][i]),
-                          "m": bool(trades["buyer_maker"][i])}
-                    ev |= {"t": tid, "M": True} if kind == "trade" else {"a": tid, "f": tid, "l": tid}
+                          "m": bool(trades["buyer_maker"][i]), "M": True}
+                    ev |= {"t": tid} if kind == "trade" else {"a": tid, "f": tid, "l": tid}
                     self._emit(conn, name, ev)
 
     def on_tick(self, now_ms: int) -> None:

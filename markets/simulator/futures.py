@@ -74,8 +74,9 @@ class FuturesVenue(BinanceBase):
             get(f"/fapi/{version}/balance", e(5, self.balance, signed=True))
         for method in ("POST", "PUT", "DELETE"):
             add(method, "/fapi/v1/listenKey", e(1, self._listen_key_handler(method), key_only=True))
-        get("/market/ws/{streams:.*}", lambda r: self.market_ws(r, combined=False))
-        get("/market/stream", lambda r: self.market_ws(r, combined=True))
+        get("/market/ws", self.raw_ws)
+        get("/market/ws/{streams:.*}", self.raw_ws)
+        get("/market/stream", self.combined_ws)
         get("/private/ws", self.user_ws)
 
     # ---- market data --------------------------------------------------------------------------
