@@ -411,4 +411,4 @@ class FuturesVenue(BinanceBase):
             "m": bool(fill and fill.is_maker), "R": order.extra["reduce_only"],
             "wt": "CONTRACT_PRICE", "ot": order.extra["type"], "ps": "BOTH", "cp": False,
             "rp": fixed(order.extra.get("realized", ZERO) if fill else 0, 8), "pP": False,
-            "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0}}
+            "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0, "er": "0"}}
