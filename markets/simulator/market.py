@@ -336,7 +336,7 @@ class SyntheticFeed:
         return np.array(times, dtype=np.int64), prices, qty, self.rng.random(n) < 0.5
 
 
-def csv_trades(path: str, spec: SymbolSpec):
+def csv_trades(path: str, spec: SymbolSpec | None = None):
     """Trades from a candle CSV (open_time ms, open, high, low, close, volume; header optional)."""
     rows = []
     with open(path, newline="") as fh:
