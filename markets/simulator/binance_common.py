@@ -208,7 +208,19 @@ class BinanceBase(Venue):
         start = int(params["startTime"]) if params.get("startTime") else None
         end = int(params["endTime"]) if params.get("endTime") else None
         now_open = int(frame.start(np.array([self.now()]))[0])
-        arrays = market.candles(frame, end_ms=None if end is None else end + 1)
+        lo = hi = None
+        width = frame.width_ms  # bound the work to the window (plus a margin for gap filling)
+        if width is not None and start is not None:
+            lo, hi = start - 60 * width, start + (limit + 1) * width
+        elif width is not None:
+            lo = (
+                min(end, now_open) - (limit + 60) * width
+                if end is not None
+                else (now_open - (limit + 60) * width)
+            )
+        if end is not None:
+            hi = end + 1 if hi is None else min(hi, end + 1)
+        arrays = market.candles(frame, end_ms=hi, start_ms=lo)
         arrays = fill_gaps(arrays, frame, now_open if end is None or end >= now_open else None)
         keep = np.ones(len(arrays), dtype=bool)
         if start is not None:

@@ -412,8 +412,13 @@ class Market:
         self, frame: Frame, end_ms: int | None = None, start_ms: int | None = None
     ) -> CandleArrays:
         """Non-empty candles whose open time is in [start_ms, end_ms) (bounds optional)."""
-        trades = self.trades()
-        buckets = frame.start(trades["ts"])
-        lo = 0 if start_ms is None else int(np.searchsorted(buckets, start_ms, side="left"))
-        hi = len(buckets) if end_ms is None else int(np.searchsorted(buckets, end_ms, side="left"))
-        return aggregate({k: v[lo:hi] for k, v in trades.items()}, frame)
+        ts = self.log.ts[: self.visible]
+
+        def cut(bound: int) -> int:  # trades before the first candle boundary >= bound
+            first = int(frame.start(np.array([bound], dtype=np.int64))[0])
+            boundary = bound if first == bound else frame.next_open(first)
+            return int(np.searchsorted(ts, boundary, side="left"))
+
+        lo = 0 if start_ms is None else cut(start_ms)
+        hi = self.visible if end_ms is None else cut(end_ms)
+        return aggregate(self.log.view(lo, max(lo, hi)), frame)
