@@ -199,7 +199,9 @@ class UpbitVenue(Venue):
                 "korean_name": market.spec.base,
                 "english_name": market.spec.base,
             }
-            if details:
+            if request.query.get("isDetails") == "true":  # Bithumb's spelling and field
+                row["market_warning"] = "NONE"
+            elif details:
                 row["market_event"] = {
                     "warning": False,
                     "caution": dict.fromkeys(
