@@ -367,3 +367,23 @@ async def test_a_csv_replays_at_the_speed_factor(tmp_path):
         await asyncio.sleep(0.6)  # about 6 simulated minutes
         after = market.visible
     assert before == 10 * 4 + 1 and 4 * 4 <= after - before <= 4 * 12
+
+
+async def test_a_closed_kline_on_the_stream_equals_the_rest_kline(http):
+    async with Simulator(config(speed=120.0, trade_rate=20.0)) as sim:
+        sim.venues["binance"].kline_push_s = 0.2
+        async with http.ws_connect(f"{sim.binance_ws_url}/ws/ethusdt@kline_1m") as ws:
+            deadline = time.monotonic() + 8
+            closed = None
+            while closed is None and time.monotonic() < deadline:
+                k = json.loads((await ws.receive(timeout=5)).data)["k"]
+                closed = k if k["x"] else None
+        assert closed is not None
+        async with http.get(
+            sim.binance_url + "/api/v3/klines",
+            params={"symbol": "ETHUSDT", "interval": "1m", "startTime": closed["t"], "limit": 1},
+        ) as r:
+            row = (await r.json())[0]
+    assert row[0] == closed["t"] and row[6] == closed["T"]
+    assert row[1:6] == [closed["o"], closed["h"], closed["l"], closed["c"], closed["v"]]
+    assert row[8] == closed["n"]
