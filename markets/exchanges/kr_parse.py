@@ -83,10 +83,16 @@ def parse_trade(msg: dict[str, Any]) -> Trade:
     price, qty = float(msg["trade_price"]), float(msg["trade_volume"])
     if not (price > 0 and qty > 0):  # also rejects NaN
         raise ValueError(f"bad trade price/volume {price!r}/{qty!r}")
+    ts_ms = int(msg.get("trade_timestamp") or msg["timestamp"])
+    trade_id = msg.get("sequential_id")
+    if trade_id is None:
+        # Frames without sequential_id (seen in a library's fixture): a composite key that
+        # stays stable if the venue re-sends the same trade.
+        trade_id = f"{ts_ms}:{msg['trade_price']}:{msg['trade_volume']}:{side}"
     return Trade(
         symbol=msg.get("code") or msg["market"],
-        trade_id=str(msg["sequential_id"]),
-        ts_ms=int(msg.get("trade_timestamp") or msg["timestamp"]),
+        trade_id=str(trade_id),
+        ts_ms=ts_ms,
         price=price,
         quantity=qty,
         side="sell" if side == "ASK" else "buy",

@@ -127,9 +127,9 @@ def prepare_order(order: OrderRequest, symbol: SymbolInfo, *,
     if quantity is not None:
         if quantity <= 0:
             raise reject(f"quantity {order.quantity} rounds down to 0 with step "
-                         f"{symbol.step_size}; order at least one step")
+                         f"{fmt(symbol.step_size)}; order at least one step")
         if symbol.min_qty is not None and quantity < symbol.min_qty:
-            raise reject(f"quantity {quantity} is below the minimum {symbol.min_qty}")
+            raise reject(f"quantity {fmt(quantity)} is below the minimum {fmt(symbol.min_qty)}")
     elif quote is None:
         raise reject("give a quantity, or a quote_amount for a market buy")
     exempt = min_notional_exempt_reduce_only and order.reduce_only
@@ -140,8 +140,8 @@ def prepare_order(order: OrderRequest, symbol: SymbolInfo, *,
         elif price is not None and quantity is not None:
             notional = price * quantity
         if notional is not None and notional < symbol.min_notional:
-            raise reject(f"order value {notional.normalize()} {symbol.quote} is below the "
-                         f"minimum {symbol.min_notional.normalize()} {symbol.quote}; "
+            raise reject(f"order value {fmt(notional)} {symbol.quote} is below the "
+                         f"minimum {fmt(symbol.min_notional)} {symbol.quote}; "
                          "raise the quantity")
     return dataclasses.replace(order, price=price, quantity=quantity, quote_amount=quote)
 
