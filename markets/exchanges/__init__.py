@@ -15,7 +15,7 @@ from .base import ExchangeAdapter
 from .binance_futures import BinanceFuturesAdapter
 from .binance_spot import BinanceSpotAdapter
 from .bithumb import BithumbAdapter
-from .ratelimit import RateLimiter
+from .ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from .upbit import UpbitAdapter
 
 ADAPTERS: dict[str, type[ExchangeAdapter]] = {
@@ -41,4 +41,13 @@ def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = N
                limiter=limiter, **options)
 
 
-__all__ = ["ADAPTERS", "ExchangeAdapter", "get_adapter"]
+def make_limiter(key: str, redis_client=None) -> RateLimiter:
+    """The venue's limiter: shared through ``redis_client`` (a ``redis.Redis``) when given,
+    so every process using that Redis shares one budget; in-process otherwise."""
+    groups = ADAPTERS[key].capabilities.rate_groups
+    if redis_client is not None:
+        return RedisRateLimiter(key, groups, redis_client)
+    return InProcessRateLimiter(key, groups)
+
+
+__all__ = ["ADAPTERS", "ExchangeAdapter", "get_adapter", "make_limiter"]

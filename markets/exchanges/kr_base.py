@@ -61,7 +61,8 @@ class KoreanAdapter(ExchangeAdapter):
                  api_key: str | None = None, api_secret: str | None = None,
                  limiter: RateLimiter | None = None, timeout: tuple[float, float] = (3.05, 10.0),
                  lookup_attempts: int = 3, lookup_delay_s: float = 0.5,
-                 ws_ping_interval_s: float = 30.0, clock=time.time, sleep=time.sleep) -> None:
+                 ws_ping_interval_s: float = 30.0, ws_text_ping_s: float = 60.0,
+                 clock=time.time, sleep=time.sleep) -> None:
         self.rest_url = (rest_url or self.DEFAULT_REST_URL).rstrip("/")
         self.ws_url = (ws_url or self.DEFAULT_WS_URL).rstrip("/")
         self.api_key, self.api_secret = api_key, api_secret
@@ -69,6 +70,7 @@ class KoreanAdapter(ExchangeAdapter):
                                                        self.capabilities.rate_groups)
         self.lookup_attempts, self.lookup_delay_s = lookup_attempts, lookup_delay_s
         self.ws_ping_interval_s = ws_ping_interval_s
+        self.ws_text_ping_s = ws_text_ping_s  # the venue closes idle connections at ~120 s
         self._clock, self._sleep = clock, sleep
         self.http = RestClient(self.key, self.rest_url, limiter=self.limiter,
                                map_error=map_kr_error, observe=self._observe, timeout=timeout,
@@ -181,6 +183,7 @@ class KoreanAdapter(ExchangeAdapter):
         spec = StreamSpec(venue=self.key, url=self._ws_public_url(),
                           parse=lambda text: kr_parse.parse_ws_public(text, self.key),
                           subscribe=send_subscribe, ping_interval_s=self.ws_ping_interval_s,
+                          text_ping="PING", text_ping_s=self.ws_text_ping_s,
                           idle_timeout_s=150.0)
         async for trade in run_stream(spec, self.stream_stats):
             yield trade
@@ -256,7 +259,8 @@ class KoreanAdapter(ExchangeAdapter):
         spec = StreamSpec(venue=self.key, url=self.ws_url + self.WS_PRIVATE_PATH,
                           parse=lambda text: kr_parse.parse_ws_private(text, self.key),
                           subscribe=send_subscribe, headers=headers,
-                          ping_interval_s=self.ws_ping_interval_s)
+                          ping_interval_s=self.ws_ping_interval_s, text_ping="PING",
+                          text_ping_s=self.ws_text_ping_s)
         async for event in run_stream(spec, self.user_stream_stats):
             yield event
 

@@ -157,7 +157,8 @@ def test_upbit_plain_text_429_backs_off_a_second(server):
 def test_upbit_bad_key_raises_authentication_error_with_the_venue_message(server):
     @server.route("GET", "/v1/accounts")
     def accounts(req):
-        return Reply(401, {"error": {"name": "jwt_verification", "message": "잘못된 API 키입니다."}})
+        return Reply(401, {"error": {"name": "jwt_verification",
+                                     "message": "잘못된 API 키입니다."}})
 
     adapter = get_adapter("upbit", rest_url=server.url, api_key="ak", api_secret="bad")
     with pytest.raises(AuthenticationError) as err:

@@ -67,8 +67,7 @@ def test_subscribe_reply_yields_nothing_and_server_shutdown_restarts():
 
 
 def test_exchange_info_filters_become_symbol_rules():
-    info = load("binance_spot_exchange_info_filters")
-    f = info["data"] if "data" in info else info
+    f = load("binance_spot_exchange_info_filters")
     symbol = {"symbol": "ETHBTC", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "BTC",
               "isSpotTradingAllowed": True,
               "filters": [f["PRICE_FILTER"], f["LOT_SIZE"], f["NOTIONAL"]]}

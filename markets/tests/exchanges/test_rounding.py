@@ -73,7 +73,7 @@ def test_reduce_only_is_exempt_from_futures_min_notional():
 
 def test_quantity_that_rounds_to_zero_is_rejected_with_the_step():
     order = OrderRequest("BTCUSDT", "buy", "market", D("0.0004"), None, "c3")
-    with pytest.raises(OrderRejected, match="rounds down to 0 with step 0.001"):
+    with pytest.raises(OrderRejected, match=r"rounds down to 0 with step 0\.001"):
         prepare_order(order, BTCUSDT)
 
 

@@ -59,6 +59,24 @@ async def test_upbit_stream_decodes_binary_frames_and_skips_bad_ones(caplog):
     assert sub == {"type": "trade", "codes": ["KRW-BTC", "KRW-ETH"]}
 
 
+async def test_korean_stream_sends_text_ping_and_ignores_status_up():
+    received = []
+
+    async def handler(conn):
+        await conn.recv()  # subscription
+        received.append(await conn.recv())
+        await conn.send(json.dumps({"status": "UP"}))
+        await conn.send(json.dumps(load("bithumb_ws_trade")))
+        await conn.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as ws_server:
+        adapter = get_adapter("bithumb", ws_url=f"ws://127.0.0.1:{_port(ws_server)}",
+                              ws_text_ping_s=0.2)
+        (trade,) = await _take(adapter.stream_trades(["KRW-BTC"]), 1)
+    assert received == ["PING"] and trade.symbol == "KRW-BTC"
+    assert adapter.stream_stats.malformed == 0
+
+
 async def test_binance_combined_stream_skips_bad_messages_and_reconnects_on_shutdown():
     trade = {"stream": "btcusdt@trade", "data": load("binance_spot_trade_ws") | {"s": "BTCUSDT"}}
     paths = []
