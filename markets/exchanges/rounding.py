@@ -78,7 +78,9 @@ def round_price(price: Decimal, symbol: SymbolInfo, *, side: str | None = None,
                 table: tuple[tuple[Decimal, Decimal], ...] | None = None) -> Decimal:
     """``price`` on the symbol's tick grid: buy rounds down, sell up, no side to nearest.
 
-    ``symbol.tick_size`` None means a KRW price-band ``table`` applies.
+    ``symbol.tick_size`` None means a KRW price-band ``table`` applies; with neither (an Upbit
+    USDT market, whose ticks are not documented) the price is sent as given and the venue
+    validates it.
     """
     price = D(price)
     rounding = _direction(side)
@@ -86,7 +88,7 @@ def round_price(price: Decimal, symbol: SymbolInfo, *, side: str | None = None,
         return round_to_step(price, symbol.tick_size, origin=symbol.min_price or ZERO,
                              rounding=rounding)
     if table is None:
-        raise ValueError(f"{symbol.code}: no tick size and no price-band table")
+        return price
     tick = table_tick(price, table)
     rounded = round_to_step(price, tick, rounding=rounding)
     # Rounding up across a band edge lands on a multiple of the coarser tick by construction;
