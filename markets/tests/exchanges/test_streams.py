@@ -114,11 +114,50 @@ async def test_binance_stream_reconnects_before_its_lifetime_runs_out():
 
     async with serve(handler, "127.0.0.1", 0) as ws_server:
         adapter = get_adapter("binance_futures", ws_url=f"ws://127.0.0.1:{_port(ws_server)}",
-                              ws_max_lifetime_s=0.3)
+                              ws_max_lifetime_s=0.3, ws_overlap_s=0.05)
         klines = await _take(adapter.stream_klines(["BTCUSDT"], "1m"), 2)
     assert [k.closed for k in klines] == [False, False]
     assert connections == ["/market/stream?streams=btcusdt@kline_1m"] * 2
     assert adapter.stream_stats.planned_reconnects >= 1
+
+
+async def test_planned_reconnect_overlaps_so_no_trade_is_missed_or_repeated():
+    """The venue keeps publishing while the client rotates connections; every trade id
+    arrives exactly once, in order."""
+    clients: set = set()
+    connections = []
+
+    async def handler(conn):
+        connections.append(conn)
+        clients.add(conn)
+        try:
+            await conn.wait_closed()
+        finally:
+            clients.discard(conn)
+
+    async def publish():
+        trade_id = 0
+        while True:
+            trade_id += 1
+            frame = json.dumps({"stream": "btcusdt@trade", "data": {
+                "e": "trade", "E": 1, "s": "BTCUSDT", "t": trade_id, "p": "100.5", "q": "1",
+                "T": 1_700_000_000_000 + trade_id, "m": False, "M": True}})
+            for conn in list(clients):
+                try:
+                    await conn.send(frame)
+                except Exception:
+                    clients.discard(conn)
+            await asyncio.sleep(0.002)
+
+    async with serve(handler, "127.0.0.1", 0) as ws_server:
+        publisher = asyncio.create_task(publish())
+        adapter = get_adapter("binance_spot", ws_url=f"ws://127.0.0.1:{_port(ws_server)}",
+                              ws_max_lifetime_s=0.3, ws_overlap_s=0.1)
+        trades = await _take(adapter.stream_trades(["BTCUSDT"]), 300)
+        publisher.cancel()
+    ids = [int(t.trade_id) for t in trades]
+    assert ids == list(range(ids[0], ids[0] + 300))
+    assert adapter.stream_stats.connects >= 3 and len(connections) >= 3
 
 
 async def test_upbit_private_stream_sends_a_jwt_and_yields_order_and_asset_events():
