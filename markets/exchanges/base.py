@@ -9,6 +9,7 @@ codes: ``KRW-BTC`` (Upbit, Bithumb), ``BTCUSDT`` (Binance).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any, Literal
@@ -49,6 +50,7 @@ class Capabilities:
     supports_reduce_only: bool = False
     supports_leverage: bool = False
     supports_quote_amount_market_buy: bool = False
+    market_buy_by_quantity: bool = True  # False: a market buy must give quote_amount (Upbit)
     candles_skip_empty_intervals: bool = False
     has_server_time: bool = False
     ws_kline_stream: bool = False
@@ -298,3 +300,23 @@ class ExchangeAdapter:
 
     def close(self) -> None:
         """Release the HTTP session."""
+
+    def check_order_request(self, order: OrderRequest) -> None:
+        """ValueError for a request this venue cannot express (a programming error, not a
+        venue rejection): bad side/type, a client order id the venue would refuse, a market
+        buy sized the way the venue does not support, reduce-only on spot."""
+        caps = self.capabilities
+        if order.side not in ("buy", "sell") or order.type not in ("market", "limit"):
+            raise ValueError(f"side must be buy|sell and type market|limit, got "
+                             f"{order.side!r}/{order.type!r}")
+        if not re.fullmatch(caps.client_order_id_pattern, order.client_order_id or ""):
+            raise ValueError(f"{caps.venue}: client_order_id {order.client_order_id!r} must "
+                             f"match {caps.client_order_id_pattern}")
+        if order.type == "market" and order.side == "buy":
+            if order.quantity is None and not caps.supports_quote_amount_market_buy:
+                raise ValueError(f"{caps.venue}: a market buy needs a quantity")
+            if order.quantity is not None and not caps.market_buy_by_quantity:
+                raise ValueError(f"{caps.venue}: a market buy is sized by quote_amount "
+                                 "(quote currency to spend), not quantity")
+        if order.reduce_only and not caps.supports_reduce_only:
+            raise ValueError(f"{caps.venue}: reduce_only is not supported on this venue")

@@ -190,7 +190,7 @@ class BinanceAdapter(ExchangeAdapter):
         return f"{self.ws_url}{self.STREAM_PATH}?streams={'/'.join(streams)}"
 
     def _market_spec(self, streams: list[str]) -> StreamSpec:
-        return StreamSpec(venue=self.key, url=self._streams_url(streams),
+        return StreamSpec(venue=self.key, limiter=self.limiter, url=self._streams_url(streams),
                           parse=bp.parse_ws_market, ping_interval_s=self.ws_ping_interval_s,
                           ping_timeout_s=60.0, max_lifetime_s=self.ws_max_lifetime_s,
                           overlap_s=self.ws_overlap_s)
@@ -250,6 +250,7 @@ class BinanceAdapter(ExchangeAdapter):
         is raised (reconcile with ``fetch_order``). ``RequestNotSent`` (nothing left this
         machine) may be retried with the same client order id.
         """
+        self.check_order_request(order)
         info = self.symbol_info(order.symbol)
         order = prepare_order(order, info, venue=self.key,
                               min_notional_exempt_reduce_only=self.FUTURES)

@@ -142,7 +142,8 @@ class BinanceFuturesAdapter(BinanceAdapter):
                 except ExchangeError as exc:
                     log.warning("%s: listenKey keepalive failed: %s", self.key, exc)
 
-        spec = StreamSpec(venue=self.key, url=url, parse=bp.parse_ws_futures_user,
+        spec = StreamSpec(venue=self.key, limiter=self.limiter, url=url,
+                          parse=bp.parse_ws_futures_user,
                           ping_interval_s=self.ws_ping_interval_s, ping_timeout_s=60.0,
                           max_lifetime_s=self.ws_max_lifetime_s)
         task = asyncio.create_task(keepalive())

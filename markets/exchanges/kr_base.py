@@ -180,7 +180,7 @@ class KoreanAdapter(ExchangeAdapter):
             for message in subscribe():
                 await conn.send(message)
 
-        spec = StreamSpec(venue=self.key, url=self._ws_public_url(),
+        spec = StreamSpec(venue=self.key, limiter=self.limiter, url=self._ws_public_url(),
                           parse=lambda text: kr_parse.parse_ws_public(text, self.key),
                           subscribe=send_subscribe, ping_interval_s=self.ws_ping_interval_s,
                           text_ping="PING", text_ping_s=self.ws_text_ping_s,
@@ -208,6 +208,7 @@ class KoreanAdapter(ExchangeAdapter):
         provably never left (connection refused) raises ``RequestNotSent`` and may be retried
         with the same client order id.
         """
+        self.check_order_request(order)
         info = self.symbol_info(order.symbol)
         order = prepare_order(order, info, table=self.PRICE_TABLE if info.tick_size is None
                               and info.quote == "KRW" else None, venue=self.key)
@@ -256,7 +257,8 @@ class KoreanAdapter(ExchangeAdapter):
             await conn.send(json.dumps([{"ticket": str(uuid.uuid4())}, {"type": "myOrder"},
                                         {"type": "myAsset"}, {"format": "DEFAULT"}]))
 
-        spec = StreamSpec(venue=self.key, url=self.ws_url + self.WS_PRIVATE_PATH,
+        spec = StreamSpec(venue=self.key, limiter=self.limiter,
+                          url=self.ws_url + self.WS_PRIVATE_PATH,
                           parse=lambda text: kr_parse.parse_ws_private(text, self.key),
                           subscribe=send_subscribe, headers=headers,
                           ping_interval_s=self.ws_ping_interval_s, text_ping="PING",

@@ -64,6 +64,8 @@ class StreamSpec:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     max_size: int = 2 ** 22
+    limiter: Any = None  # a RateLimiter; connects count against ``connect_group``
+    connect_group: str = "ws-connect"
 
 
 async def _resolve(value):
@@ -75,6 +77,10 @@ async def _resolve(value):
 
 
 async def _open(spec: StreamSpec, stats: StreamStats):
+    if spec.limiter is not None and spec.connect_group in spec.limiter.groups:
+        while (wait := await asyncio.to_thread(spec.limiter.try_acquire,
+                                               spec.connect_group)) > 0:
+            await asyncio.sleep(wait)
     url = await _resolve(spec.url)
     headers = await _resolve(spec.headers) if spec.headers is not None else None
     conn = await connect(url, additional_headers=headers, proxy=None,
