@@ -64,6 +64,7 @@ class StreamSpec:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     max_size: int = 2 ** 22
+    on_connect: Callable[[], list[Any]] | None = None  # items yielded after each subscribe
     limiter: Any = None  # a RateLimiter; connects count against ``connect_group``
     connect_group: str = "ws-connect"
 
@@ -115,6 +116,8 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
                 if conn is None:
                     conn = await _open(spec, stats)
                     delay = spec.reconnect_min_s
+                    for item in spec.on_connect() if spec.on_connect else ():
+                        yield item
                 state: dict[str, bool] = {}
                 async for item in _read(conn, spec, stats, state):
                     yield item
@@ -127,6 +130,8 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
                     except BaseException:
                         await old.close()
                         raise
+                    for item in spec.on_connect() if spec.on_connect else ():
+                        yield item
                     async for item in _drain(old, spec, stats):
                         yield item
                 else:

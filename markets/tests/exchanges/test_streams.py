@@ -152,12 +152,12 @@ async def test_planned_reconnect_overlaps_so_no_trade_is_missed_or_repeated():
     async with serve(handler, "127.0.0.1", 0) as ws_server:
         publisher = asyncio.create_task(publish())
         adapter = get_adapter("binance_spot", ws_url=f"ws://127.0.0.1:{_port(ws_server)}",
-                              ws_max_lifetime_s=0.3, ws_overlap_s=0.1)
+                              ws_max_lifetime_s=0.4, ws_overlap_s=0.3)
         trades = await _take(adapter.stream_trades(["BTCUSDT"]), 300)
         publisher.cancel()
     ids = [int(t.trade_id) for t in trades]
     assert ids == list(range(ids[0], ids[0] + 300))
-    assert adapter.stream_stats.connects >= 3 and len(connections) >= 3
+    assert adapter.stream_stats.connects >= 2 and len(connections) >= 2
 
 
 async def test_upbit_private_stream_sends_a_jwt_and_yields_order_and_asset_events():
@@ -174,7 +174,8 @@ async def test_upbit_private_stream_sends_a_jwt_and_yields_order_and_asset_event
     async with serve(handler, "127.0.0.1", 0) as ws_server:
         adapter = get_adapter("upbit", ws_url=f"ws://127.0.0.1:{_port(ws_server)}",
                               api_key="ak", api_secret="secret")
-        order, asset = await _take(adapter.user_stream(), 2)
+        connected, order, asset = await _take(adapter.user_stream(), 3)
+    assert isinstance(connected, StreamNotice) and connected.kind == "connected"
     assert isinstance(order, OrderUpdate) and isinstance(asset, BalanceUpdate)
     claims = jwt_decode(seen["auth"].removeprefix("Bearer "), "secret")
     assert claims["access_key"] == "ak" and "query_hash" not in claims
@@ -237,9 +238,11 @@ async def test_futures_user_stream_renews_the_listen_key_when_it_expires(server)
         adapter = get_adapter("binance_futures", rest_url=server.url,
                               ws_url=f"ws://127.0.0.1:{_port(ws_server)}", api_key="ak",
                               api_secret="secret", keepalive_s=0.1)
-        events = await _take(adapter.user_stream(), 3)
-    assert [type(e) for e in events] == [OrderUpdate, StreamNotice, OrderUpdate]
-    assert events[1].kind == "listen_key_expired"
+        events = await _take(adapter.user_stream(), 5)
+    assert [type(e) for e in events] == [StreamNotice, OrderUpdate, StreamNotice,
+                                         StreamNotice, OrderUpdate]
+    assert [e.kind for e in events if isinstance(e, StreamNotice)] == [
+        "connected", "listen_key_expired", "connected"]
     assert paths[0].startswith("/private/ws?listenKey=key-1&events=ORDER_TRADE_UPDATE")
     assert paths[1].startswith("/private/ws?listenKey=key-2")
     assert len(server.hits("PUT", "/fapi/v1/listenKey")) >= 1
