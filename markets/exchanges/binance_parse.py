@@ -31,7 +31,7 @@ from .base import (
     Trade,
 )
 from .errors import AuthenticationError, StreamRestart
-from .kr_parse import dec
+from .kr_parse import as_object, dec
 
 ZERO = Decimal(0)
 
@@ -75,14 +75,12 @@ def parse_kline_event(msg: dict[str, Any]) -> Kline:
                  quote_volume=float(k["q"]), closed=bool(k["x"]), event_ms=int(msg["E"]))
 
 
-def parse_ws_market(text: str) -> list[Trade | Kline]:
+def parse_ws_market(frame: Any) -> list[Trade | Kline]:
     """A market-stream frame (raw or ``{"stream","data"}`` combined) -> trades/klines.
 
     Subscribe replies yield nothing; ``serverShutdown`` asks for a reconnect.
     """
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    msg = as_object(frame)
     if "data" in msg and "stream" in msg:
         msg = msg["data"]
     kind = msg.get("e")
@@ -284,12 +282,10 @@ def parse_account_update(ev: dict[str, Any]) -> list[BalanceUpdate | PositionUpd
 _AUTH_CODES = {-1022, -2014, -2015, -2028}
 
 
-def parse_ws_spot_user(text: str) -> list[Any]:
+def parse_ws_spot_user(frame: Any) -> list[Any]:
     """Spot WebSocket-API frame -> user events. ``{"subscriptionId","event"}`` envelopes carry
     events; a subscribe reply yields a ``subscribed`` notice (re-sync from REST)."""
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    msg = as_object(frame)
     if "event" in msg:
         ev = msg["event"]
         kind = ev.get("e")
@@ -315,11 +311,9 @@ def parse_ws_spot_user(text: str) -> list[Any]:
     raise ValueError("frame is neither an event nor a response")
 
 
-def parse_ws_futures_user(text: str) -> list[Any]:
+def parse_ws_futures_user(frame: Any) -> list[Any]:
     """Futures private-stream frame -> user events; ``listenKeyExpired`` -> notice."""
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    msg = as_object(frame)
     if "data" in msg and "stream" in msg:
         msg = msg["data"]
     kind = msg.get("e")

@@ -182,7 +182,7 @@ class KoreanAdapter(ExchangeAdapter):
                 await conn.send(message)
 
         spec = StreamSpec(venue=self.key, limiter=self.limiter, url=self._ws_public_url(),
-                          parse=lambda text: kr_parse.parse_ws_public(text, self.key),
+                          parse=lambda msg: kr_parse.parse_ws_public(msg, self.key),
                           subscribe=send_subscribe, ping_interval_s=self.ws_ping_interval_s,
                           text_ping="PING", text_ping_s=self.ws_text_ping_s,
                           idle_timeout_s=150.0)
@@ -266,7 +266,7 @@ class KoreanAdapter(ExchangeAdapter):
 
         spec = StreamSpec(venue=self.key, limiter=self.limiter,
                           url=self.ws_url + self.WS_PRIVATE_PATH,
-                          parse=lambda text: kr_parse.parse_ws_private(text, self.key),
+                          parse=lambda msg: kr_parse.parse_ws_private(msg, self.key),
                           subscribe=send_subscribe, headers=headers,
                           ping_interval_s=self.ws_ping_interval_s, text_ping="PING",
                           text_ping_s=self.ws_text_ping_s, on_connect=self._connected_notice)

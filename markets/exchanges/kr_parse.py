@@ -32,6 +32,14 @@ ZERO = Decimal(0)
 _MARKET_TYPES = {"price", "market", "best"}
 
 
+def as_object(frame: Any) -> dict[str, Any]:
+    """A WebSocket frame as a dict: already decoded, or JSON text/bytes decoded here."""
+    msg = frame if isinstance(frame, dict) else json.loads(frame)
+    if not isinstance(msg, dict):
+        raise ValueError(f"expected a JSON object, got {type(msg).__name__}")
+    return msg
+
+
 def dec(value: Any) -> Decimal | None:
     """Decimal from a wire string or number (numbers via ``str``); None for null/empty."""
     if value is None or value == "":
@@ -110,11 +118,10 @@ def check_ws_error(msg: dict[str, Any], venue: str) -> None:
         raise ValueError(f"error frame {name}: {text}")
 
 
-def parse_ws_public(text: str, venue: str) -> list[Trade]:
-    """One public frame -> trades; ``{"status":"UP"}`` and other types -> []."""
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
+def parse_ws_public(frame: Any, venue: str) -> list[Trade]:
+    """One public frame (decoded dict or JSON text) -> trades; ``{"status":"UP"}`` and other
+    types -> []."""
+    msg = as_object(frame)
     if msg.get("type") == "trade":
         return [parse_trade(msg)]
     check_ws_error(msg, venue)
@@ -258,10 +265,9 @@ def parse_my_asset(msg: dict[str, Any], venue: str) -> BalanceUpdate:
                          ts_ms=int(msg.get("asset_timestamp") or msg["timestamp"]))
 
 
-def parse_ws_private(text: str, venue: str) -> list[OrderUpdate | BalanceUpdate]:
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
+def parse_ws_private(frame: Any, venue: str) -> list[OrderUpdate | BalanceUpdate]:
+    """One private frame (decoded dict or JSON text) -> order/balance updates."""
+    msg = as_object(frame)
     kind = msg.get("type")
     if kind == "myOrder":
         if "order_id" in msg:

@@ -2,8 +2,10 @@
 frames, parse, skip bad messages (logged and counted), reconnect on close and before a venue's
 connection lifetime runs out.
 
-A parser takes the decoded text and returns a list of items to yield (empty for control frames
-such as Upbit's ``{"status":"UP"}``); any exception it raises marks the message malformed.
+Frames (text or binary) are decoded here with ``decode_frame`` (orjson when installed, else the
+standard json module); a parser takes the decoded object and returns a list of items to yield
+(empty for control frames such as Upbit's ``{"status":"UP"}``); any exception in decoding or
+parsing marks the message malformed.
 A parser may raise ``StreamRestart`` to ask for a planned reconnect (Binance ``serverShutdown``).
 """
 
@@ -22,7 +24,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from .errors import AuthenticationError, ExchangeError, StreamRestart
 
+try:  # optional accelerator: about twice as fast as json.loads on trade frames
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - the standard library is the fallback
+    from json import loads as _loads
+
 log = logging.getLogger(__name__)
+
+
+def decode_frame(raw: str | bytes) -> Any:
+    """A WebSocket frame's JSON (text or UTF-8 binary frame) as Python objects."""
+    return _loads(raw)
 
 
 @dataclasses.dataclass
@@ -50,7 +62,7 @@ class StreamSpec:
 
     venue: str
     url: str | Callable[[], Awaitable[str]]
-    parse: Callable[[str], list[Any]]
+    parse: Callable[[Any], list[Any]]
     subscribe: list[str] | Callable[[Any], Awaitable[None]] = dataclasses.field(
         default_factory=list)
     headers: dict[str, str] | Callable[[], dict[str, str]] | None = None
@@ -167,8 +179,7 @@ def _parse(raw: Any, spec: StreamSpec, stats: StreamStats) -> list[Any]:
     stats.messages += 1
     stats.last_message_ms = int(time.time() * 1000)
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-        return spec.parse(text)
+        return spec.parse(_loads(raw))
     except (StreamRestart, AuthenticationError):
         raise
     except Exception as exc:
