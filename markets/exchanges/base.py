@@ -245,10 +245,16 @@ class ExchangeAdapter:
 
     Construction never touches the network. Public methods raise ``errors.ExchangeError``
     subclasses; a method a venue does not have raises ``NotImplementedError`` with a reason.
+    ``stream_stats`` / ``user_stream_stats`` (``ws.StreamStats``) count messages, malformed
+    ones skipped, connects and planned reconnects while a stream runs.
     """
 
     key: str = ""
     capabilities: Capabilities
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        """The symbol's trading rules (loads ``list_symbols`` once, then cached)."""
+        raise NotImplementedError
 
     # market data -----------------------------------------------------------------------
     def list_symbols(self) -> list[SymbolInfo]:

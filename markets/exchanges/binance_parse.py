@@ -53,18 +53,15 @@ def parse_klines(rows: list[list[Any]]) -> list[CandleRow]:
 
 def parse_trade(msg: dict[str, Any]) -> Trade:
     """``trade`` or ``aggTrade`` event -> Trade; ``m`` (buyer is maker) means a taker sell."""
-    kind = msg["e"]
-    if kind == "trade":
-        trade_id = msg["t"]
-    elif kind == "aggTrade":
-        trade_id = msg["a"]
-    else:
-        raise ValueError(f"not a trade event: {kind!r}")
+    trade_id = msg["t"] if "t" in msg else msg["a"]
+    if msg["e"] not in ("trade", "aggTrade"):
+        raise ValueError(f"not a trade event: {msg['e']!r}")
     price, qty = float(msg["p"]), float(msg["q"])
     if not (price > 0 and qty > 0):
         raise ValueError(f"bad trade price/quantity {price!r}/{qty!r}")
-    return Trade(symbol=msg["s"], trade_id=str(trade_id), ts_ms=int(msg["T"]), price=price,
-                 quantity=qty, side="sell" if msg["m"] else "buy")
+    # Positional on purpose: this runs per message and keywords cost twice as much.
+    return Trade(msg["s"], str(trade_id), int(msg["T"]), price, qty,
+                 "sell" if msg["m"] else "buy")
 
 
 def parse_kline_event(msg: dict[str, Any]) -> Kline:
@@ -80,11 +77,11 @@ def parse_ws_market(frame: Any) -> list[Trade | Kline]:
 
     Subscribe replies yield nothing; ``serverShutdown`` asks for a reconnect.
     """
-    msg = as_object(frame)
-    if "data" in msg and "stream" in msg:
+    msg = frame if type(frame) is dict else as_object(frame)
+    if "stream" in msg and "data" in msg:
         msg = msg["data"]
     kind = msg.get("e")
-    if kind in ("trade", "aggTrade"):
+    if kind == "trade" or kind == "aggTrade":
         return [parse_trade(msg)]
     if kind == "kline":
         return [parse_kline_event(msg)]
