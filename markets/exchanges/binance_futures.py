@@ -88,7 +88,11 @@ class BinanceFuturesAdapter(BinanceAdapter):
             params.append(("reduceOnly", "true"))
         params.append(("newOrderRespType", "RESULT"))
         raw = self._signed("POST", "/fapi/v1/order", params, weight=0, orders=1, is_order=True)
-        return bp.parse_order(raw, fills=[])
+        order = bp.parse_order(raw, fills=[])
+        if order.filled_quantity > 0:  # RESULT carries no fills: read them (fees included)
+            order = bp.parse_order(raw, fills=self._fills(order.symbol,
+                                                          order.exchange_order_id))
+        return order
 
     def positions(self) -> list[PositionInfo]:
         """Open positions (non-zero ``positionAmt``) from ``/fapi/v2/positionRisk``."""
