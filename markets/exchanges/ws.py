@@ -121,7 +121,7 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
     """
     stats = stats if stats is not None else StreamStats()
     delay = spec.reconnect_min_s
-    conn = None
+    conn = retiring = None
     try:
         while True:
             try:
@@ -136,14 +136,11 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
                 stats.planned_reconnects += 1
                 log.info("%s: planned reconnect", spec.venue)
                 if state.get("expired") and spec.overlap_s > 0:
-                    old, conn = conn, None
-                    try:
-                        conn = await _open(spec, stats)
-                    except BaseException:
-                        await old.close()
-                        raise
+                    retiring, conn = conn, None
+                    conn = await _open(spec, stats)
                     for item in spec.on_connect() if spec.on_connect else ():
                         yield item
+                    old, retiring = retiring, None
                     async for item in _drain(old, spec, stats):
                         yield item
                 else:
@@ -164,14 +161,16 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
                 stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("%s: stream dropped (%s); reconnecting in %.1fs", spec.venue,
                             stats.last_error, delay)
-            if conn is not None:
-                await conn.close()
-                conn = None
+            for dropped in (conn, retiring):
+                if dropped is not None:
+                    await dropped.close()
+            conn = retiring = None
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, spec.reconnect_max_s)
     finally:
-        if conn is not None:
-            await conn.close()
+        for leftover in (conn, retiring):
+            if leftover is not None:
+                await leftover.close()
 
 
 def _parse(raw: Any, spec: StreamSpec, stats: StreamStats) -> list[Any]:
