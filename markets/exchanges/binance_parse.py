@@ -6,6 +6,7 @@ Binance sends prices and quantities as strings: floats for market data, ``Decima
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -29,9 +30,12 @@ from .base import (
     StreamNotice,
     SymbolInfo,
     Trade,
+    ohlcv_problem,
 )
 from .errors import AuthenticationError, StreamRestart
 from .kr_parse import as_object, dec
+
+log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 
@@ -45,10 +49,20 @@ INTERVAL_TO_TIMEFRAME = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m"
 
 
 def parse_klines(rows: list[list[Any]]) -> list[CandleRow]:
-    """REST klines (12-element arrays, oldest first) -> CandleRows."""
-    return [CandleRow(open_time_ms=int(r[0]), open=float(r[1]), high=float(r[2]),
-                      low=float(r[3]), close=float(r[4]), volume=float(r[5]),
-                      quote_volume=float(r[7])) for r in rows]
+    """REST klines (12-element arrays, oldest first) -> CandleRows; insane rows (NaN, high
+    below low ...) are logged and dropped, never returned."""
+    out = []
+    for r in rows:
+        candle = CandleRow(open_time_ms=int(r[0]), open=float(r[1]), high=float(r[2]),
+                           low=float(r[3]), close=float(r[4]), volume=float(r[5]),
+                           quote_volume=float(r[7]))
+        problem = ohlcv_problem(candle.open, candle.high, candle.low, candle.close,
+                                candle.volume)
+        if problem:
+            log.warning("dropped kline at %s: %s", r[0], problem)
+            continue
+        out.append(candle)
+    return out
 
 
 def parse_trade(msg: dict[str, Any]) -> Trade:
@@ -65,7 +79,12 @@ def parse_trade(msg: dict[str, Any]) -> Trade:
 
 
 def parse_kline_event(msg: dict[str, Any]) -> Kline:
+    """``kline`` event -> Kline; an insane one raises ValueError (a bad message)."""
     k = msg["k"]
+    problem = ohlcv_problem(float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]),
+                            float(k["v"]))
+    if problem:
+        raise ValueError(f"kline {k.get('s')} {k.get('t')}: {problem}")
     return Kline(symbol=k["s"], timeframe=INTERVAL_TO_TIMEFRAME.get(k["i"], k["i"]),
                  open_time_ms=int(k["t"]), open=float(k["o"]), high=float(k["h"]),
                  low=float(k["l"]), close=float(k["c"]), volume=float(k["v"]),

@@ -7,6 +7,7 @@ The WebSocket private streams send numbers, converted via ``str`` to keep their 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -25,8 +26,11 @@ from .base import (
     OrderUpdate,
     SymbolInfo,
     Trade,
+    ohlcv_problem,
 )
 from .errors import AuthenticationError
+
+log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 _MARKET_TYPES = {"price", "market", "best"}
@@ -66,9 +70,11 @@ def iso_ms(text: str | None) -> int | None:
 
 
 def parse_candles(rows: list[dict[str, Any]]) -> list[CandleRow]:
-    """REST candles (newest first on the wire) -> CandleRows oldest first."""
-    out = [
-        CandleRow(
+    """REST candles (newest first on the wire) -> CandleRows oldest first; insane rows (NaN,
+    high below low ...) are logged and dropped, never returned."""
+    out = []
+    for row in rows:
+        candle = CandleRow(
             open_time_ms=naive_utc_ms(row["candle_date_time_utc"]),
             open=float(row["opening_price"]),
             high=float(row["high_price"]),
@@ -77,8 +83,13 @@ def parse_candles(rows: list[dict[str, Any]]) -> list[CandleRow]:
             volume=float(row["candle_acc_trade_volume"]),
             quote_volume=float(row["candle_acc_trade_price"]),
         )
-        for row in rows
-    ]
+        problem = ohlcv_problem(candle.open, candle.high, candle.low, candle.close,
+                                candle.volume)
+        if problem:
+            log.warning("dropped candle %s at %s: %s", row.get("market"),
+                        row["candle_date_time_utc"], problem)
+            continue
+        out.append(candle)
     out.sort(key=lambda c: c.open_time_ms)
     return out
 
