@@ -10,6 +10,7 @@ local HTTP server in ``markets/tests/exchanges``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from decimal import Decimal
@@ -72,7 +73,7 @@ class AdapterContract:
         times = [c.open_time_ms for c in candles]
         assert times == sorted(set(times)), "oldest first, no duplicates"
         assert times[0] == start and times[-1] == end - MINUTE
-        assert all(b - a == MINUTE for a, b in zip(times, times[1:])), "no gap"
+        assert all(b - a == MINUTE for a, b in itertools.pairwise(times)), "no gap"
         assert all(c.low <= min(c.open, c.close) <= max(c.open, c.close) <= c.high for c in candles)
         # The same range at 5m equals the aggregation of the 1m candles.
         five = adapter.fetch_candles(
