@@ -29,30 +29,25 @@ def group_starts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, group
 
 
-def bar_ms(open_time_ms: np.ndarray) -> int:
-    """The candles' timeframe in ms, inferred as the smallest step between open times.
-
-    0 when there are fewer than two candles (a caller then cannot tell where a day ends).
-    """
-    t = np.asarray(open_time_ms, dtype=np.int64)
-    if t.shape[0] < 2:
-        return 0
-    steps = np.diff(t)
-    steps = steps[steps > 0]
-    return int(steps.min()) if steps.size else 0
-
-
 def last_bar_of_day(open_time_ms: np.ndarray, utc_offset_hours: float) -> np.ndarray:
     """True for a candle whose close ends its trading day (known at that candle's close).
 
-    Uses the inferred timeframe: candle ``i`` is the day's last when ``open + timeframe`` falls
-    in the next day. Candles of a day or longer are each their own day's last.
+    Candle ``i`` is the day's last when ``open + timeframe`` falls in the next day. The
+    timeframe is inferred causally, as the smallest step between open times up to candle ``i``
+    (so the first candle is never a day's last: its timeframe is not known yet). Candles of a
+    day or longer are each their own day's last.
     """
     t = np.asarray(open_time_ms, dtype=np.int64)
-    step = bar_ms(t)
-    if step == 0:
-        return np.zeros(t.shape[0], dtype=bool)
-    return day_keys(t + step, utc_offset_hours) != day_keys(t, utc_offset_hours)
+    out = np.zeros(t.shape[0], dtype=bool)
+    if t.shape[0] < 2:
+        return out
+    steps = np.diff(t)
+    steps = np.where(steps > 0, steps, np.iinfo(np.int64).max)
+    step = np.minimum.accumulate(steps)
+    known = step < np.iinfo(np.int64).max
+    later = t[1:] + np.where(known, step, 0)
+    out[1:] = known & (day_keys(later, utc_offset_hours) != day_keys(t[1:], utc_offset_hours))
+    return out
 
 
 def previous_day_close(open_time_ms, close, utc_offset_hours: float) -> np.ndarray:
