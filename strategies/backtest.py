@@ -603,7 +603,11 @@ def _result(
         downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2)))
         sortino = mean / downside * math.sqrt(bars_per_year) if downside > 0 else 0.0
         years = n * bar_ms / YEAR_MS
-        cagr = (final / initial) ** (1.0 / years) - 1.0 if final > 0 and years > 0 else -1.0
+        if final > 0 and years > 0:
+            growth = math.log(final / initial) / years
+            cagr = math.expm1(growth) if growth < 700 else math.inf  # inf is reported as None
+        else:
+            cagr = -1.0
     else:
         max_dd = sharpe = sortino = cagr = 0.0
     pnls = np.array([t.pnl for t in trades])
