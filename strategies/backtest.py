@@ -79,6 +79,7 @@ from strategies.base import (
 from strategies.params import ParamError, Params
 from strategies.position import (
     DAILY_NONE,
+    DAY_MS,
     LONG,
     REASON_END,
     REASON_LIQUIDATION,
@@ -155,14 +156,44 @@ class Trade:
     entries: int
 
 
-@dataclasses.dataclass
+_TRADE_COLUMNS = (
+    "entry_time_ms", "exit_time_ms", "side", "entry_price", "exit_price", "size", "fees", "pnl",
+    "reason", "entries",
+)
+
+
 class BacktestResult:
-    trades: list[Trade]
-    open_time_ms: np.ndarray
-    equity: np.ndarray
-    stats: dict[str, Any]
-    daily_returns: dict[str, float]
-    monthly_returns: dict[str, float]
+    """What a run produced. ``trades`` are built on first access from ``trade_columns`` (numpy
+    arrays, one per :class:`Trade` field, ``side`` as +1/-1 and ``reason`` as a code), so a run
+    with tens of thousands of trades does not pay for objects nobody reads."""
+
+    def __init__(
+        self,
+        trade_columns: dict[str, np.ndarray],
+        open_time_ms: np.ndarray,
+        equity: np.ndarray,
+        stats: dict[str, Any],
+        daily_returns: dict[str, float],
+        monthly_returns: dict[str, float],
+    ) -> None:
+        self.trade_columns = trade_columns
+        self.open_time_ms = open_time_ms
+        self.equity = equity
+        self.stats = stats
+        self.daily_returns = daily_returns
+        self.monthly_returns = monthly_returns
+        self._trades: list[Trade] | None = None
+
+    @property
+    def trades(self) -> list[Trade]:
+        if self._trades is None:
+            cols = [self.trade_columns[name].tolist() for name in _TRADE_COLUMNS]
+            self._trades = [
+                Trade(e0, e1, "long" if sd == LONG else "short", p0, p1, q, f, pnl,
+                      REASON_NAMES[r], m)
+                for e0, e1, sd, p0, p1, q, f, pnl, r, m in zip(*cols)
+            ]
+        return self._trades
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; the equity curve as ``[[open_time_ms, equity], ...]``."""
@@ -170,7 +201,7 @@ class BacktestResult:
             "stats": self.stats,
             "trades": [dataclasses.asdict(t) for t in self.trades],
             "equity_curve": [
-                [int(t), float(e)] for t, e in zip(self.open_time_ms.tolist(), self.equity.tolist())
+                [t, e] for t, e in zip(self.open_time_ms.tolist(), self.equity.tolist())
             ],
             "daily_returns": self.daily_returns,
             "monthly_returns": self.monthly_returns,
@@ -505,7 +536,8 @@ def simulate(
     else:
         mt, mo, mh, ml = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0)
     if n == 0:
-        return _result(candles, np.zeros(0), [], config, bar_ms, 0, 0, 0, 0)
+        empty = {name: np.zeros(0) for name in _TRADE_COLUMNS}
+        return _result(candles, np.zeros(0), empty, config, bar_ms, 0, 0, 0, 0)
     out = _simulate(
         np.asarray(candles.open_time_ms, dtype=np.int64),
         np.asarray(candles.open, dtype=np.float64),
@@ -524,17 +556,11 @@ def simulate(
     (equity, n_trades, t_entry, t_exit, t_side, t_entry_px, t_exit_px, t_qty, t_fees, t_pnl,
      t_reason, t_entries, ambiguous, replayed, in_market, halted_days) = out
     k = n_trades
-    reason_names = [REASON_NAMES[r] for r in range(len(REASON_NAMES))]
-    trades = [
-        Trade(e0, e1, "long" if sd == LONG else "short", p0, p1, q, f, pnl, reason_names[r], m)
-        for e0, e1, sd, p0, p1, q, f, pnl, r, m in zip(
-            t_entry[:k].tolist(), t_exit[:k].tolist(), t_side[:k].tolist(),
-            t_entry_px[:k].tolist(), t_exit_px[:k].tolist(), t_qty[:k].tolist(),
-            t_fees[:k].tolist(), t_pnl[:k].tolist(), t_reason[:k].tolist(),
-            t_entries[:k].tolist(),
-        )
-    ]
-    return _result(candles, equity, trades, config, bar_ms, ambiguous, replayed, in_market,
+    columns = dict(zip(_TRADE_COLUMNS, (
+        t_entry[:k], t_exit[:k], t_side[:k], t_entry_px[:k], t_exit_px[:k], t_qty[:k],
+        t_fees[:k], t_pnl[:k], t_reason[:k], t_entries[:k],
+    )))
+    return _result(candles, equity, columns, config, bar_ms, ambiguous, replayed, in_market,
                    halted_days)
 
 
@@ -575,10 +601,43 @@ def _period_returns(
     return {names[j]: r for j, r in enumerate(returns)}
 
 
+@njit
+def _curve_stats(equity, initial, times, offset_ms):
+    """One pass over the equity curve: per-bar return moments, max drawdown, day ends."""
+    n = equity.shape[0]
+    total = 0.0
+    total_sq = 0.0
+    down_sq = 0.0
+    peak = initial
+    max_dd = 0.0
+    prev = initial
+    day_ends = np.empty(n, dtype=np.int64)
+    n_days = 0
+    for i in range(n):
+        e = equity[i]
+        r = e / prev - 1.0 if prev > 0.0 else 0.0
+        total += r
+        total_sq += r * r
+        if r < 0.0:
+            down_sq += r * r
+        prev = e
+        if e > peak:
+            peak = e
+        if peak > 0.0 and 1.0 - e / peak > max_dd:
+            max_dd = 1.0 - e / peak
+        if i == n - 1 or (times[i + 1] + offset_ms) // DAY_MS != (times[i] + offset_ms) // DAY_MS:
+            day_ends[n_days] = i
+            n_days += 1
+    mean = total / n
+    var = total_sq / n - mean * mean
+    return mean, math.sqrt(var) if var > 0.0 else 0.0, math.sqrt(down_sq / n), max_dd, \
+        day_ends[:n_days]
+
+
 def _result(
     candles: Candles,
     equity: np.ndarray,
-    trades: list[Trade],
+    columns: dict[str, np.ndarray],
     config: BacktestConfig,
     bar_ms: int,
     ambiguous: int,
@@ -591,16 +650,10 @@ def _result(
     times = np.asarray(candles.open_time_ms, dtype=np.int64)
     final = float(equity[-1]) if n else initial
     bars_per_year = YEAR_MS / bar_ms
+    offset_ms = int(config.risk.day_offset_hours * position.HOUR_MS)
     if n:
-        prev = np.concatenate(([initial], equity[:-1]))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rets = np.where(prev > 0, equity / prev - 1.0, 0.0)
-        peak = np.maximum.accumulate(np.maximum(equity, initial))
-        max_dd = float(np.max(1.0 - equity / peak))
-        std = float(rets.std())
-        mean = float(rets.mean())
+        mean, std, downside, max_dd, day_ends = _curve_stats(equity, initial, times, offset_ms)
         sharpe = mean / std * math.sqrt(bars_per_year) if std > 0 else 0.0
-        downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2)))
         sortino = mean / downside * math.sqrt(bars_per_year) if downside > 0 else 0.0
         years = n * bar_ms / YEAR_MS
         if final > 0 and years > 0:
@@ -610,14 +663,13 @@ def _result(
             cagr = -1.0
     else:
         max_dd = sharpe = sortino = cagr = 0.0
-    pnls = np.array([t.pnl for t in trades])
-    gross_win = float(pnls[pnls > 0].sum()) if pnls.size else 0.0
-    gross_loss = float(-pnls[pnls < 0].sum()) if pnls.size else 0.0
-    offset_ms = int(config.risk.day_offset_hours * position.HOUR_MS)
-    day_keys = (times + offset_ms) // position.DAY_MS
-    day_ends = np.append(np.flatnonzero(np.diff(day_keys) != 0), n - 1) if n else np.zeros(0, int)
+        day_ends = np.zeros(0, dtype=np.int64)
+    pnls = columns["pnl"]
+    gross_win = float(pnls[pnls > 0].sum())
+    gross_loss = float(-pnls[pnls < 0].sum())
     epoch = dt.date(1970, 1, 1)
-    days = [epoch + dt.timedelta(days=k) for k in day_keys[day_ends].tolist()]
+    day_numbers = ((times[day_ends] + offset_ms) // position.DAY_MS).tolist()
+    days = [epoch + dt.timedelta(days=k) for k in day_numbers]
     day_equity = equity[day_ends]
     month_keys = np.array([d.year * 12 + d.month - 1 for d in days], dtype=np.int64)
     month_names = [f"{k // 12:04d}-{k % 12 + 1:02d}" for k in sorted(set(month_keys.tolist()))]
@@ -626,15 +678,15 @@ def _result(
         "final_equity": final,
         "total_return": final / initial - 1.0,
         "cagr": _finite_or_none(cagr),
-        "max_drawdown": max_dd,
+        "max_drawdown": float(max_dd),
         "sharpe": _finite_or_none(sharpe),
         "sortino": _finite_or_none(sortino),
         "win_rate": float((pnls > 0).mean()) if pnls.size else 0.0,
         "profit_factor": _finite_or_none(gross_win / gross_loss) if gross_loss > 0 else None,
         "exposure": in_market / n if n else 0.0,
-        "trade_count": len(trades),
+        "trade_count": int(pnls.size),
         "average_trade": float(pnls.mean()) if pnls.size else 0.0,
-        "total_fees": float(sum(t.fees for t in trades)),
+        "total_fees": float(columns["fees"].sum()),
         "ambiguous_bars": int(ambiguous),
         "ambiguous_bars_replayed": int(replayed),
         "halted_days": int(halted_days),
@@ -643,7 +695,7 @@ def _result(
         "intrabar": config.intrabar,
     }
     return BacktestResult(
-        trades=trades,
+        trade_columns=columns,
         open_time_ms=times,
         equity=equity,
         stats=stats,

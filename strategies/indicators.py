@@ -94,20 +94,44 @@ def _wilder_kernel(x, period, first):
 
 
 @njit
+def _window_moments(x, end, period, anchor):
+    """Sums of (x - anchor) and (x - anchor)**2 over ``x[end - period + 1 : end + 1]``."""
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(end - period + 1, end + 1):
+        d = x[j] - anchor
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
+@njit
 def _rolling_std_kernel(x, period):
-    """Population standard deviation over ``period`` values, two passes per window (exact)."""
+    """Population standard deviation over ``period`` values in O(n).
+
+    Sums of deviations from an anchor slide by one value per bar; every ``period`` bars the
+    anchor moves to the current value and the sums are recomputed from scratch, so rounding
+    never accumulates over more than one window and a NaN leaves with its window.
+    """
     n = x.shape[0]
     out = np.full(n, np.nan)
+    anchor = 0.0
+    s1 = 0.0
+    s2 = 0.0
     for i in range(period - 1, n):
-        total = 0.0
-        for j in range(i - period + 1, i + 1):
-            total += x[j]
-        mean = total / period
-        dev = 0.0
-        for j in range(i - period + 1, i + 1):
-            d = x[j] - mean
-            dev += d * d
-        out[i] = math.sqrt(dev / period)
+        if (i - period + 1) % period == 0:
+            anchor = x[i]
+            s1, s2 = _window_moments(x, i, period, anchor)
+        else:
+            d_new = x[i] - anchor
+            d_old = x[i - period] - anchor
+            s1 += d_new - d_old
+            s2 += d_new * d_new - d_old * d_old
+            if not (math.isfinite(s1) and math.isfinite(s2)):
+                s1, s2 = _window_moments(x, i, period, anchor)
+        mean = s1 / period
+        var = s2 / period - mean * mean
+        out[i] = math.sqrt(var) if var > 0.0 else (0.0 if var == var else math.nan)
     return out
 
 
