@@ -164,16 +164,25 @@ def _rolling_extreme_kernel(x, period, want_max):
 
 
 def sma(values, period: int) -> np.ndarray:
-    """Simple moving average. Leading NaNs: ``period - 1``. Bars for a final value: ``period``."""
+    """Simple moving average. Leading NaNs: ``period - 1``. Bars for a final value: ``period``.
+
+    A window that holds a NaN gives NaN; windows after it are unaffected.
+    """
     period = _check_period(period)
     x = _f64(values)
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] < period:
         return out
-    csum = np.cumsum(x)
+    missing = np.isnan(x)
+    csum = np.cumsum(np.where(missing, 0.0, x))
     window = csum[period - 1 :].copy()
     window[1:] -= csum[:-period]
     out[period - 1 :] = window / period
+    if missing.any():  # a window holding a NaN (e.g. a true range's first bar) is NaN
+        holes = np.cumsum(missing)
+        count = holes[period - 1 :].copy()
+        count[1:] -= holes[:-period]
+        out[period - 1 :][count > 0] = np.nan
     return out
 
 
