@@ -144,7 +144,12 @@ class BacktestConfig:
 
 @dataclasses.dataclass(slots=True)
 class Trade:
-    """One round trip (entries and adds merged), JSON-ready through ``dataclasses.asdict``."""
+    """One round trip (entries and adds merged), JSON-ready through ``dataclasses.asdict``.
+
+    Times are the open times (ms UTC) of the candles in which the entry and the exit filled;
+    ``entry_price`` is the average entry, ``size`` the total quantity (base currency), ``fees``
+    all fees paid in quote currency, ``pnl`` net of fees, ``entries`` 1 + the number of adds.
+    """
 
     entry_time_ms: int
     exit_time_ms: int
