@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from itertools import chain
 
 import numpy as np
 from django.db import connections, transaction
@@ -56,9 +57,9 @@ def _columns(rows: Iterable) -> dict[str, np.ndarray]:
     """Rows -> numpy columns. Rows are ``CandleRow``/``Bar``-like (attributes ``open_time_ms``,
     ``open``, ...) or plain sequences ``(open_time_ms, open, high, low, close, volume[, q])``."""
     rows = rows if isinstance(rows, list) else list(rows)
-    if not all(isinstance(r, Sequence) for r in rows):
+    if not all(isinstance(r, (tuple, list)) for r in rows):
         rows = [
-            r if isinstance(r, Sequence) else (
+            r if isinstance(r, (tuple, list)) else (
                 r.open_time_ms, r.open, r.high, r.low, r.close, r.volume,
                 getattr(r, "quote_volume", None),
             )
@@ -318,18 +319,18 @@ def load_candles(
         rows = cursor.fetchall()
     if not rows:
         return Candles.from_arrays([], [], [], [], [], [])
-    times = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    values = np.array(rows, dtype=np.float64)[:, 1:]
+    # One flat pass over the row tuples; ms times below 2**53 are exact as float64.
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * 6)
+    values = flat.reshape(len(rows), 6)
     if newest:
-        times = times[::-1].copy()
         values = values[::-1]
     return Candles(
-        open_time_ms=times,
-        open=np.ascontiguousarray(values[:, 0]),
-        high=np.ascontiguousarray(values[:, 1]),
-        low=np.ascontiguousarray(values[:, 2]),
-        close=np.ascontiguousarray(values[:, 3]),
-        volume=np.ascontiguousarray(values[:, 4]),
+        open_time_ms=values[:, 0].astype(np.int64),
+        open=np.ascontiguousarray(values[:, 1]),
+        high=np.ascontiguousarray(values[:, 2]),
+        low=np.ascontiguousarray(values[:, 3]),
+        close=np.ascontiguousarray(values[:, 4]),
+        volume=np.ascontiguousarray(values[:, 5]),
     )
 
 
