@@ -64,7 +64,7 @@ class Candles:
 
     def tail(self, n: int) -> Candles:
         """The newest ``n`` candles (all of them when there are fewer)."""
-        return self[max(len(self) - n, 0):]
+        return self[max(len(self) - n, 0) :]
 
     def __getitem__(self, index: slice) -> Candles:
         if not isinstance(index, slice):

@@ -154,7 +154,9 @@ class Params:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise ParamError(f"{cls.label}: parameters must be a JSON object, like {{\"period\": 14}}")
+            raise ParamError(
+                f'{cls.label}: parameters must be a JSON object, like {{"period": 14}}'
+            )
         known = cls.names()
         unknown = sorted(set(data) - set(known))
         if unknown:

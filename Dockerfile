@@ -1,0 +1,22 @@
+# Production image: one image, every process (web, stream, workers, beat) chooses its command.
+FROM node:20-bookworm-slim AS frontend
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TRADESITE_VAR_DIR=/app/var
+WORKDIR /app
+RUN useradd --create-home --uid 1000 tradesite
+COPY requirements.txt ./
+RUN python -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -r requirements.txt
+COPY --from=frontend /app/node_modules ./node_modules
+COPY . .
+# collectstatic needs settings; these throwaway values never reach a running container.
+RUN SECRET_KEY=build FIELD_ENCRYPTION_KEY=$(/app/.venv/bin/python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())") \
+    /app/.venv/bin/python manage.py collectstatic --noinput -v0 \
+    && mkdir -p /app/var && chown -R tradesite /app/var
+USER tradesite
+ENV PATH=/app/.venv/bin:$PATH
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "tradesite.asgi:application"]

@@ -1,0 +1,66 @@
+# tradesite: `make run` (the whole stack, offline, demo data) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+CI ?=
+export XDG_RUNTIME_DIR ?= /tmp/tradesite-xdg-$(shell id -u)
+
+.PHONY: run test test-sqlite test-postgres lint bench install install-dev ci-deps clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-installed: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.run-installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(VENV)/.run-installed node_modules/.installed
+install-dev: $(VENV)/.dev-installed node_modules/.installed
+
+## The whole stack on embedded defaults: web, worker, beat and (unless REDIS_URL is set) Redis.
+run: install
+	scripts/run.sh
+
+## Lint, then the suite on SQLite with a real Redis; with CI=true also on a real PostgreSQL.
+test: install-dev ci-deps lint test-sqlite
+ifeq ($(CI),true)
+test: test-postgres
+endif
+
+test-sqlite: install-dev
+	@mkdir -p $(XDG_RUNTIME_DIR)
+	$(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest
+
+test-postgres: install-dev
+	@mkdir -p $(XDG_RUNTIME_DIR)
+	$(PY) -m tradesite.devservices with-postgres -- \
+		$(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest
+
+## CI needs what a full run needs: Chromium for the browser tests (Debian's package).
+ci-deps:
+ifeq ($(CI),true)
+	@if [ ! -x /usr/bin/chromium ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@test -x /usr/bin/chromium || (echo "chromium is required with CI=true" && exit 1)
+endif
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: install-dev
+	@mkdir -p $(XDG_RUNTIME_DIR)
+	$(PY) -m tradesite.devservices with-redis -- $(PY) -m bench
+
+clean:
+	rm -rf staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""`make bench`: run every ``bench/bench_*.py`` module's ``run()`` and print one table.
+
+Each module returns rows ``{"name", "value", "unit", "baseline", "baseline_value", "ratio"}``;
+the baseline is measured in the same run, on the same machine, so ratios compare like with like.
+Pass module names to run a subset: ``python -m bench marketdata backtest``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def main(argv: list[str]) -> int:
+    here = Path(__file__).parent
+    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    if argv:
+        names = [n for n in names if n.removeprefix("bench_") in argv]
+    rows, failures = [], []
+    for name in names:
+        started = time.perf_counter()
+        module = importlib.import_module(f"bench.{name}")
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        try:
+            for row in module.run():
+                rows.append({"module": name.removeprefix("bench_"), **row})
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        print(f"  {name} took {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    headers = ["module", "name", "value", "unit", "baseline", "baseline_value", "ratio"]
+    table = [[fmt(row.get(h)) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h)
+              for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    for failure in failures:
+        print("FAILED", failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,150 @@
+"""Fixtures shared by every app's tests.
+
+Real components: Redis comes from ``make test`` (``tradesite.devservices with-redis``), which sets
+REDIS_URL before pytest starts; settings read it at import, so it cannot be started from here.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.fail(
+            "this test needs a real Redis: run `make test` (it starts one) or set REDIS_URL",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture
+def clean_redis(redis_url):
+    """A Redis without this app's keys, before and after the test."""
+    from django.conf import settings
+
+    from markets import heartbeat
+
+    def wipe():
+        conn = heartbeat.client()
+        keys = list(conn.scan_iter(match=settings.REDIS_KEY_PREFIX + "*", count=500))
+        if keys:
+            conn.delete(*keys)
+
+    wipe()
+    yield heartbeat.client()
+    wipe()
+
+
+@pytest.fixture
+def exchange(db):
+    from markets.models import Exchange
+
+    return Exchange.objects.create(
+        slug="sim",
+        name="Simulator",
+        adapter="upbit",
+        rest_url="http://127.0.0.1:1",
+        ws_url="ws://127.0.0.1:1",
+    )
+
+
+@pytest.fixture
+def symbol(exchange):
+    from markets.models import Symbol
+
+    return Symbol.objects.create(
+        exchange=exchange,
+        code="KRW-BTC",
+        base="BTC",
+        quote="KRW",
+        min_notional=Decimal("5000"),
+        max_leverage=10,
+    )
+
+
+@pytest.fixture
+def make_trader(db):
+    """A staff user with the Traders group's permissions (not a superuser)."""
+    from django.contrib.auth import get_user_model
+
+    from tradesite.demo import traders_group
+
+    def make(username: str):
+        user = get_user_model().objects.create_user(
+            username, password="pw-" + username, is_staff=True
+        )
+        user.groups.add(traders_group())
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_account(exchange):
+    from markets.models import Account
+
+    def make(owner, label="paper", **kwargs):
+        return Account.objects.create(owner=owner, exchange=exchange, label=label, **kwargs)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request):
+    """PBKDF2's 1M iterations cost ~0.6 s per user on this machine; tests don't need them.
+    (Skipped when pytest-django is off, e.g. ``-p no:django`` for the pure layers.)"""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- Browser tests: Playwright driving Debian's Chromium (Playwright cannot download browsers) --
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = os.path.join(os.path.dirname(__file__), "test-artifacts")
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run
+# there unless told it is safe (it is: the test thread is not serving requests).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run with CI=true, but {CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    }
+
+
+@pytest.fixture
+def screenshot(page, request):
+    """Save a screenshot under test-artifacts/ (CI keeps them)."""
+
+    def take(label: str = "final") -> str:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        path = os.path.join(ARTIFACTS, f"{request.node.name}-{label}.png")
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take

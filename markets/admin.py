@@ -1,0 +1,175 @@
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html
+
+from markets import heartbeat
+from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
+from markets.models import Account, Balance, Candle, Exchange, Symbol
+
+
+class SuperuserEditsMixin:
+    """Venues and symbols are shared market data: staff with permission view, superusers edit."""
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser or (
+            obj is None and super().has_change_permission(request, obj)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(Exchange)
+class ExchangeAdmin(SuperuserEditsMixin, admin.ModelAdmin):
+    list_display = ["slug", "name", "adapter", "rest_url", "ws_url", "is_active", "stream_status"]
+    list_filter = ["adapter", "is_active"]
+    search_fields = ["slug", "name"]
+
+    @admin.display(description="stream")
+    def stream_status(self, obj):
+        try:
+            fields = heartbeat.read("stream").get(obj.slug)
+        except Exception:
+            return "Redis unreachable"
+        if not fields:
+            return "not streaming"
+        age = heartbeat.age_seconds(fields)
+        detail = ", ".join(f"{k}={v}" for k, v in fields.items() if k != "ts_ms")
+        return f"last message {age:.0f}s ago" + (f" ({detail})" if detail else "")
+
+
+@admin.register(Symbol)
+class SymbolAdmin(SuperuserEditsMixin, admin.ModelAdmin):
+    list_display = [
+        "code",
+        "exchange",
+        "market_type",
+        "base",
+        "quote",
+        "tick_size",
+        "step_size",
+        "min_notional",
+        "max_leverage",
+        "is_active",
+    ]
+    list_editable = ["is_active"]
+    list_filter = ["exchange", "market_type", "is_active", "quote"]
+    list_select_related = ["exchange"]
+    search_fields = ["code", "base", "quote"]
+
+
+@admin.register(Candle)
+class CandleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["symbol", "timeframe", "open_time", "open", "high", "low", "close", "volume"]
+    list_filter = ["timeframe", "symbol__exchange"]
+    list_select_related = ["symbol__exchange"]
+    search_fields = ["symbol__code"]
+    ordering = ["-open_time"]
+    show_full_result_count = False  # COUNT(*) over millions of candles is slow
+
+
+class BalanceInline(admin.TabularInline):
+    model = Balance
+    extra = 0
+    fields = ["asset", "free", "locked", "updated_at"]
+    readonly_fields = ["updated_at"]
+
+
+class AccountForm(forms.ModelForm):
+    """API credentials are write-only: typed in, stored encrypted, never rendered back."""
+
+    new_api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Leave blank to keep the stored key.",
+    )
+    new_api_secret = forms.CharField(
+        label="API secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Leave blank to keep the stored secret.",
+    )
+    clear_keys = forms.BooleanField(
+        label="Remove stored keys",
+        required=False,
+        help_text="Forget the key and secret (the account can then only paper trade).",
+    )
+
+    class Meta:
+        model = Account
+        exclude = ["api_key", "api_secret"]
+
+    def clean(self):
+        cleaned = super().clean()
+        key, secret = cleaned.get("new_api_key"), cleaned.get("new_api_secret")
+        if bool(key) != bool(secret) and not (self.instance.pk and self.instance.has_keys):
+            raise forms.ValidationError("Enter both the API key and the API secret.")
+        if cleaned.get("clear_keys"):
+            self.instance.api_key = self.instance.api_secret = ""
+        if key:
+            self.instance.api_key = key
+        if secret:
+            self.instance.api_secret = secret
+        return cleaned
+
+
+@admin.register(Account)
+class AccountAdmin(OwnedAdminMixin, admin.ModelAdmin):
+    form = AccountForm
+    list_display = ["label", "owner", "exchange", "mode", "keys_status", "halted", "halted_reason"]
+    list_filter = ["mode", "halted", "exchange", "owner"]
+    list_select_related = ["exchange", "owner"]
+    search_fields = ["label"]
+    inlines = [BalanceInline]
+    readonly_fields = ["keys_status", "halted_at", "created_at", "updated_at"]
+    actions = ["halt_accounts", "resume_accounts"]
+    fieldsets = [
+        (None, {"fields": ["owner", "label", "exchange", "mode"]}),
+        (
+            "API credentials (write-only, encrypted at rest)",
+            {"fields": ["keys_status", "new_api_key", "new_api_secret", "clear_keys"]},
+        ),
+        ("Kill switch", {"fields": ["halted", "halted_reason", "halted_at"]}),
+        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f != "owner"]})
+            for name, opts in fieldsets
+        ]
+
+    @admin.display(description="API keys")
+    def keys_status(self, obj):
+        if obj is None or not obj.pk:
+            return "none"
+        return format_html("<span>{}</span>", "stored (hidden)" if obj.has_keys else "none")
+
+    def save_model(self, request, obj, form, change):
+        if obj.halted and obj.halted_at is None:
+            obj.halted_at = timezone.now()
+        if not obj.halted:
+            obj.halted_at = None
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Halt selected accounts (kill switch)")
+    def halt_accounts(self, request, queryset):
+        count = queryset.update(
+            halted=True, halted_at=timezone.now(), halted_reason=f"halted by {request.user}"
+        )
+        self.message_user(request, f"Halted {count} account(s).", messages.WARNING)
+
+    @admin.action(description="Resume selected accounts")
+    def resume_accounts(self, request, queryset):
+        count = queryset.update(halted=False, halted_at=None, halted_reason="")
+        self.message_user(request, f"Resumed {count} account(s).")

@@ -1,0 +1,276 @@
+"""Venues, symbols, stored candles, and a user's accounts at a venue.
+
+Candle prices are floats (analytics data); balances are Decimal (money). Times are aware UTC.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from markets.fields import EncryptedTextField
+from markets.timeframes import TIMEFRAMES
+
+MONEY = {"max_digits": 30, "decimal_places": 12}
+
+
+class Timeframe(models.TextChoices):
+    M1 = "1m", "1 minute"
+    M3 = "3m", "3 minutes"
+    M5 = "5m", "5 minutes"
+    M15 = "15m", "15 minutes"
+    M30 = "30m", "30 minutes"
+    H1 = "1h", "1 hour"
+    H4 = "4h", "4 hours"
+    D1 = "1d", "1 day"
+
+
+assert tuple(Timeframe.values) == TIMEFRAMES, "Timeframe choices must follow markets.timeframes"
+
+
+def default_timeframes() -> list[str]:
+    return list(TIMEFRAMES)
+
+
+class Exchange(models.Model):
+    """A venue: which wire protocol (adapter) and where (URLs). The simulator is just a venue
+    whose URLs point at 127.0.0.1."""
+
+    class Adapter(models.TextChoices):
+        UPBIT = "upbit", "Upbit"
+        BITHUMB = "bithumb", "Bithumb"
+        BINANCE_SPOT = "binance_spot", "Binance spot"
+        BINANCE_FUTURES = "binance_futures", "Binance USDⓈ-M futures"
+
+    slug = models.SlugField(max_length=32, unique=True, help_text="Short name used in URLs.")
+    name = models.CharField(max_length=64)
+    adapter = models.CharField(max_length=32, choices=Adapter.choices)
+    rest_url = models.URLField(
+        max_length=200, help_text="REST root URL without a path, e.g. https://api.upbit.com."
+    )
+    ws_url = models.CharField(
+        max_length=200, help_text="WebSocket root URL without a path, e.g. wss://api.upbit.com."
+    )
+    is_active = models.BooleanField(
+        default=True, help_text="Collect candles and stream this venue."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.ws_url and not self.ws_url.startswith(("ws://", "wss://")):
+            raise ValidationError({"ws_url": "A WebSocket URL starts with ws:// or wss://."})
+
+
+class SymbolQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True, exchange__is_active=True)
+
+
+class Symbol(models.Model):
+    """A tradable instrument at a venue, with the venue's price and quantity rules."""
+
+    class MarketType(models.TextChoices):
+        SPOT = "spot", "Spot"
+        PERPETUAL = "perpetual", "Perpetual futures"
+
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="symbols")
+    code = models.CharField(
+        max_length=32, help_text="Venue code without slashes, e.g. KRW-BTC or BTCUSDT."
+    )
+    base = models.CharField(max_length=16)
+    quote = models.CharField(max_length=16)
+    market_type = models.CharField(
+        max_length=16, choices=MarketType.choices, default=MarketType.SPOT
+    )
+    tick_size = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="Price step. Empty for venues with a price-band table (Upbit, Bithumb).",
+    )
+    step_size = models.DecimalField(**MONEY, default=Decimal("0.00000001"))
+    min_qty = models.DecimalField(**MONEY, default=Decimal("0"))
+    min_notional = models.DecimalField(
+        **MONEY, default=Decimal("0"), help_text="Smallest order value in the quote currency."
+    )
+    max_leverage = models.PositiveSmallIntegerField(default=1)
+    is_active = models.BooleanField(default=True, help_text="Collect and stream this symbol.")
+    timeframes = models.JSONField(
+        default=default_timeframes, help_text='Timeframes to collect, e.g. ["1m", "1h"].'
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SymbolQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["exchange__slug", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "code"], name="symbol_unique_code"),
+            models.CheckConstraint(condition=~Q(code__contains="/"), name="symbol_code_slash_free"),
+            models.CheckConstraint(
+                condition=Q(max_leverage__gte=1) & Q(max_leverage__lte=125),
+                name="symbol_max_leverage_range",
+            ),
+            models.CheckConstraint(condition=Q(step_size__gt=0), name="symbol_step_positive"),
+            models.CheckConstraint(
+                condition=Q(tick_size__isnull=True) | Q(tick_size__gt=0),
+                name="symbol_tick_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_notional__gte=0) & Q(min_qty__gte=0),
+                name="symbol_minimums_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange.slug}:{self.code}"
+
+    def clean(self) -> None:
+        bad = [tf for tf in self.timeframes or [] if tf not in TIMEFRAMES]
+        if not isinstance(self.timeframes, list) or bad:
+            raise ValidationError(
+                {
+                    "timeframes": f"Use a list of {', '.join(TIMEFRAMES)}; "
+                    f"not {bad or self.timeframes}."
+                }
+            )
+
+
+class Candle(models.Model):
+    """A closed candle. The forming bar never lands here; it lives on the wire."""
+
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="candles")
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    open_time = models.DateTimeField(help_text="UTC open time of the candle.")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+    quote_volume = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["symbol", "timeframe", "open_time"]
+        constraints = [
+            # Also the index behind "latest candles of a symbol and timeframe" (read backwards).
+            models.UniqueConstraint(
+                fields=["symbol", "timeframe", "open_time"], name="candle_unique_open_time"
+            ),
+            models.CheckConstraint(
+                condition=Q(high__gte=F("open")) & Q(high__gte=F("close")),
+                name="candle_high_is_highest",
+            ),
+            models.CheckConstraint(
+                condition=Q(low__lte=F("open")) & Q(low__lte=F("close")),
+                name="candle_low_is_lowest",
+            ),
+            models.CheckConstraint(condition=Q(low__gt=0), name="candle_prices_positive"),
+            models.CheckConstraint(condition=Q(volume__gte=0), name="candle_volume_non_negative"),
+            models.CheckConstraint(
+                condition=Q(quote_volume__isnull=True) | Q(quote_volume__gte=0),
+                name="candle_quote_volume_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(timeframe__in=TIMEFRAMES), name="candle_timeframe_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol_id} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class AccountQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self if user.is_superuser else self.filter(owner=user)
+
+
+class Account(models.Model):
+    """A user's access to a venue. Paper accounts trade against stored balances; live accounts
+    need keys, ``mode=live`` and the TRADING_LIVE setting. ``halted`` is the kill switch."""
+
+    class Mode(models.TextChoices):
+        PAPER = "paper", "Paper"
+        LIVE = "live", "Live"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="accounts"
+    )
+    exchange = models.ForeignKey(Exchange, on_delete=models.PROTECT, related_name="accounts")
+    label = models.CharField(max_length=64)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
+    quote_asset = models.CharField(
+        max_length=16, default="KRW", help_text="Currency equity is measured in (KRW, USDT)."
+    )
+    api_key = EncryptedTextField(blank=True, default="")
+    api_secret = EncryptedTextField(blank=True, default="")
+    halted = models.BooleanField(
+        default=False, help_text="Kill switch: no new orders until a person resumes the account."
+    )
+    halted_reason = models.CharField(max_length=255, blank=True, default="")
+    halted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["owner_id", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "label"], name="account_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.exchange.slug}, {self.mode})"
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.api_key and self.api_secret)
+
+    def clean(self) -> None:
+        if self.mode == self.Mode.LIVE and not self.has_keys:
+            raise ValidationError("A live account needs an API key and secret.")
+        if (
+            self.owner_id
+            and self.label
+            and Account.objects.filter(owner_id=self.owner_id, label=self.label)
+            .exclude(pk=self.pk)
+            .exists()
+        ):
+            raise ValidationError({"label": "You already have an account with this label."})
+
+
+class Balance(models.Model):
+    """An asset balance of an account: the book for paper accounts, the last fetched state for
+    live ones. Written only by ``orders.services``."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="balances")
+    asset = models.CharField(max_length=16)
+    free = models.DecimalField(**MONEY, default=Decimal("0"))
+    locked = models.DecimalField(**MONEY, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "asset"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "asset"], name="balance_unique_asset"),
+            models.CheckConstraint(
+                condition=Q(free__gte=0) & Q(locked__gte=0), name="balance_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.free}"
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked

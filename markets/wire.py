@@ -1,0 +1,82 @@
+"""Wire contracts between processes: channel group names and message shapes.
+
+The stream, the trader and the pages all import this module, so they agree. Channels routes a
+message ``{"type": "a.b"}`` to the consumer method ``a_b``. Group names allow only letters,
+digits, ``-``, ``_`` and ``.`` (under 100 characters): symbol codes are slash-free.
+
+Market data (any logged-in user):
+    group ``bars.<venue>.<symbol>.<timeframe>``, message ``bar.update``:
+    ``{type, venue, symbol, timeframe, bar: {t: open time ms, o, h, l, c, v}, closed: bool}``.
+    A forming-bar update may be superseded by a newer one; closed bars are never dropped.
+    group ``markets``, message ``ticker.update``: ``{type, venue, symbol, price, ts}`` at most
+    once a second per symbol, for the markets overview.
+Private (one user):
+    group ``user.<user id>``, messages ``signal.created``, ``order.updated``, ``fill.created``,
+    ``position.updated``, ``account.updated``: ``{type, id, symbol: "<venue>:<code>", ...public
+    fields}``. Never dropped.
+
+Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+
+BAR_UPDATE = "bar.update"
+TICKER_UPDATE = "ticker.update"
+SIGNAL_CREATED = "signal.created"
+ORDER_UPDATED = "order.updated"
+FILL_CREATED = "fill.created"
+POSITION_UPDATED = "position.updated"
+ACCOUNT_UPDATED = "account.updated"
+PRIVATE_TYPES = (SIGNAL_CREATED, ORDER_UPDATED, FILL_CREATED, POSITION_UPDATED, ACCOUNT_UPDATED)
+
+MARKETS_GROUP = "markets"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,99}$")
+_PART = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _check(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(
+            f"invalid channel group name {name!r}: use letters, digits, '-', '_' and '.' only "
+            "(symbol codes must be slash-free, e.g. KRW-BTC or BTCUSDT)"
+        )
+    return name
+
+
+def bars_group(venue: str, symbol: str, timeframe: str) -> str:
+    """Group of one venue's symbol and timeframe, e.g. ``bars.sim.KRW-BTC.1m``."""
+    for part in (venue, symbol, timeframe):
+        if not _PART.match(part or ""):
+            raise ValueError(
+                f"invalid channel group part {part!r}: use letters, digits, '-' and '_' only "
+                "(symbol codes must be slash-free, e.g. KRW-BTC or BTCUSDT)"
+            )
+    return _check(f"bars.{venue}.{symbol}.{timeframe}")
+
+
+def user_group(user_id: int) -> str:
+    return _check(f"user.{int(user_id)}")
+
+
+def bar_message(venue: str, symbol: str, timeframe: str, bar: dict, closed: bool) -> dict:
+    """``bar`` is ``{t, o, h, l, c, v}`` with ``t`` the open time in ms UTC."""
+    return {
+        "type": BAR_UPDATE,
+        "venue": venue,
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "bar": bar,
+        "closed": bool(closed),
+    }
+
+
+def ticker_message(venue: str, symbol: str, price: float, ts_ms: int) -> dict:
+    return {"type": TICKER_UPDATE, "venue": venue, "symbol": symbol, "price": price, "ts": ts_ms}
+
+
+def private_message(kind: str, payload: dict) -> dict:
+    if kind not in PRIVATE_TYPES:
+        raise ValueError(f"unknown private message type {kind!r}; use one of {PRIVATE_TYPES}")
+    return {"type": kind, **payload}

@@ -1,0 +1,239 @@
+"""Orders, fills, positions and equity snapshots. Only ``orders.services`` writes these.
+
+Money is Decimal, rounded to the venue's tick (price) and step (quantity) before it lands here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+
+from markets.models import Account, Symbol
+from strategies.models import Signal, StrategyConfig
+
+MONEY = {"max_digits": 30, "decimal_places": 12}
+ZERO = Decimal("0")
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OwnedQuerySet(models.QuerySet):
+    owner_path = "account__owner"
+
+    def owned_by(self, user):
+        return self if user.is_superuser else self.filter(**{self.owner_path: user})
+
+
+class FillQuerySet(OwnedQuerySet):
+    owner_path = "order__account__owner"
+
+
+class Order(models.Model):
+    """An order as we asked for it and as the venue reported it.
+
+    ``client_order_id`` is made and saved before anything is sent, so a retry after a timeout
+    looks the order up instead of sending it twice.
+    """
+
+    class Type(models.TextChoices):
+        MARKET = "market", "Market"
+        LIMIT = "limit", "Limit"
+
+    class Status(models.TextChoices):
+        NEW = "new", "New (not sent)"
+        SUBMITTED = "submitted", "Submitted (awaiting venue)"
+        OPEN = "open", "Open"
+        PARTIALLY_FILLED = "partially_filled", "Partially filled"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+
+    OPEN_STATUSES = (Status.NEW, Status.SUBMITTED, Status.OPEN, Status.PARTIALLY_FILLED)
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    config = models.ForeignKey(
+        StrategyConfig,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="orders",
+        help_text="Empty for manual orders.",
+    )
+    signal = models.ForeignKey(
+        Signal, on_delete=models.SET_NULL, null=True, blank=True, related_name="orders"
+    )
+    symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="orders")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=8, choices=Type.choices)
+    price = models.DecimalField(**MONEY, null=True, blank=True, help_text="Limit price.")
+    quantity = models.DecimalField(**MONEY, help_text="Base-currency quantity.")
+    reduce_only = models.BooleanField(default=False)
+    client_order_id = models.CharField(max_length=36, unique=True)
+    exchange_order_id = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    filled_quantity = models.DecimalField(**MONEY, default=ZERO)
+    average_price = models.DecimalField(**MONEY, null=True, blank=True)
+    fee = models.DecimalField(**MONEY, default=ZERO)
+    fee_asset = models.CharField(max_length=16, blank=True, default="")
+    reason = models.CharField(
+        max_length=64, blank=True, default="", help_text="Why: entry, stop_loss, manual, ..."
+    )
+    reject_reason = models.TextField(blank=True, default="")
+    raw = models.JSONField(default=dict, blank=True, help_text="The venue's last response.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=F("quantity")),
+                name="order_filled_within_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__gt=0), name="order_price_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(type="limit") | Q(price__isnull=False),
+                name="order_limit_has_price",
+            ),
+            models.CheckConstraint(condition=Q(fee__gte=0), name="order_fee_non_negative"),
+            models.CheckConstraint(condition=Q(side__in=["buy", "sell"]), name="order_side_known"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["symbol", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class Fill(models.Model):
+    """One execution of an order. Unique per order and venue trade id, so replays are harmless."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
+    trade_id = models.CharField(max_length=64)
+    price = models.DecimalField(**MONEY)
+    quantity = models.DecimalField(**MONEY)
+    fee = models.DecimalField(**MONEY, default=ZERO)
+    fee_asset = models.CharField(max_length=16, blank=True, default="")
+    is_maker = models.BooleanField(default=False)
+    ts = models.DateTimeField(help_text="Execution time, UTC.")
+
+    objects = FillQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-ts", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "trade_id"], name="fill_unique_trade"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="fill_price_positive"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="fill_quantity_positive"),
+            models.CheckConstraint(condition=Q(fee__gte=0), name="fill_fee_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} @ {self.price}"
+
+
+class Position(models.Model):
+    """A position at a venue, netted per account and symbol as the venues do.
+
+    Stop and target are prices derived from the config's percentages at entry; ``best_price``
+    drives the trailing stop."""
+
+    class PositionSide(models.TextChoices):
+        LONG = "long", "Long"
+        SHORT = "short", "Short"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
+    config = models.ForeignKey(
+        StrategyConfig, on_delete=models.SET_NULL, null=True, blank=True, related_name="positions"
+    )
+    symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="positions")
+    side = models.CharField(max_length=5, choices=PositionSide.choices)
+    quantity = models.DecimalField(**MONEY)
+    entry_price = models.DecimalField(**MONEY)
+    leverage = models.PositiveSmallIntegerField(default=1)
+    margin = models.DecimalField(**MONEY, default=ZERO, help_text="Quote currency committed.")
+    stop_price = models.DecimalField(**MONEY, null=True, blank=True)
+    target_price = models.DecimalField(**MONEY, null=True, blank=True)
+    trailing_stop_pct = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True)
+    best_price = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Best price since entry (trailing stop)."
+    )
+    liquidation_price = models.DecimalField(**MONEY, null=True, blank=True)
+    realized_pnl = models.DecimalField(**MONEY, default=ZERO)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=32, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "symbol"],
+                condition=Q(closed_at__isnull=True),
+                name="position_one_open_per_symbol",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="position_quantity"),
+            models.CheckConstraint(condition=Q(entry_price__gt=0), name="position_entry_positive"),
+            models.CheckConstraint(
+                condition=Q(leverage__gte=1) & Q(leverage__lte=125), name="position_leverage_range"
+            ),
+            models.CheckConstraint(condition=Q(margin__gte=0), name="position_margin"),
+            models.CheckConstraint(
+                condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0),
+                name="position_stop_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_price__isnull=True) | Q(target_price__gt=0),
+                name="position_target_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(side__in=["long", "short"]), name="position_side_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class EquitySnapshot(models.Model):
+    """Account equity (cash + positions marked to the last close) at a point in time."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="equity_snapshots")
+    ts = models.DateTimeField()
+    equity = models.DecimalField(**MONEY)
+    cash = models.DecimalField(**MONEY)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "ts"], name="equity_unique_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.ts:%Y-%m-%d %H:%M} {self.equity}"

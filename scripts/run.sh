@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make run`: migrate, collect static files, load demo data, start Redis when REDIS_URL is unset,
+# then run every Procfile process under honcho. Ctrl-C (or SIGTERM) stops all of them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export TRADESITE_VAR_DIR="${TRADESITE_VAR_DIR:-$PWD/var}"
+export TRADESITE_PORT="${TRADESITE_PORT:-8000}"
+mkdir -p "$TRADESITE_VAR_DIR"
+procfile="$TRADESITE_VAR_DIR/Procfile.run"
+cp Procfile "$procfile"
+
+if [ -z "${REDIS_URL:-}" ]; then
+  port="${REDIS_PORT:-6390}"
+  if ! $PY -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $port))" 2>/dev/null; then
+    port=$($PY -c "from tradesite.devservices import free_port; print(free_port())")
+  fi
+  export REDIS_URL="redis://127.0.0.1:$port/0"
+  echo "redis: $PY -m tradesite.devservices redis-server --dir $TRADESITE_VAR_DIR/redis --port $port" >> "$procfile"
+fi
+
+$PY manage.py migrate --noinput -v0
+$PY manage.py collectstatic --noinput -v0
+$PY manage.py bootstrap_demo
+
+url="http://127.0.0.1:$TRADESITE_PORT/"
+echo
+echo "tradesite is starting at $url  (admin: ${url}admin/, health: ${url}health)"
+if [ -f "$TRADESITE_VAR_DIR/demo-credentials.txt" ]; then
+  echo "logins (user password), kept in $TRADESITE_VAR_DIR/demo-credentials.txt:"
+  sed 's/^/  /' "$TRADESITE_VAR_DIR/demo-credentials.txt"
+fi
+echo "Redis: $REDIS_URL   Stop everything with Ctrl-C."
+echo
+exec .venv/bin/honcho -f "$procfile" -d . start

@@ -1,0 +1,274 @@
+"""Per-user strategy configurations, the signals they produce, and stored backtests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from markets.models import Account, Symbol, Timeframe
+from strategies import registry, sizing
+from strategies.base import ACTION_NAMES
+from strategies.params import ParamError
+
+PCT = {"max_digits": 8, "decimal_places": 4}
+MONEY = {"max_digits": 30, "decimal_places": 12}
+MAX_LEVERAGE = 125
+
+
+class Action(models.TextChoices):
+    ENTER_LONG = "enter_long", "Enter long"
+    EXIT_LONG = "exit_long", "Exit long"
+    ENTER_SHORT = "enter_short", "Enter short"
+    EXIT_SHORT = "exit_short", "Exit short"
+    ADD_LONG = "add_long", "Add to long"
+    ADD_SHORT = "add_short", "Add to short"
+
+
+assert set(Action.values) >= set(ACTION_NAMES.values()) - {"hold"}
+
+
+class SizingMethod(models.TextChoices):
+    FIXED_QUOTE = sizing.FIXED_QUOTE, "Fixed quote amount"
+    FRACTION = sizing.FRACTION, "Fraction of equity"
+    ATR_UNIT = sizing.ATR_UNIT, "ATR unit (turtle)"
+    KELLY = sizing.KELLY, "Kelly"
+
+
+def strategy_choices():
+    return registry.choices()
+
+
+def _positive_pct(name: str) -> Q:
+    return Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gt": 0})
+
+
+class StrategyConfigQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self if user.is_superuser else self.filter(owner=user)
+
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class StrategyConfig(models.Model):
+    """One strategy with its parameters on one symbol and timeframe, trading one account,
+    with the user's risk settings. Percentages are percent (2.5 = 2.5%)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="strategy_configs"
+    )
+    name = models.CharField(max_length=80)
+    strategy = models.CharField(max_length=40, choices=strategy_choices)
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Strategy parameters as JSON; missing ones take the strategy's defaults.",
+    )
+    symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="strategy_configs")
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices, default=Timeframe.M1)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="strategy_configs")
+    is_active = models.BooleanField(default=False)
+
+    leverage = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[
+            MinValueValidator(1, "Leverage is at least 1x (1x means no leverage)."),
+            MaxValueValidator(
+                MAX_LEVERAGE, f"Leverage can be at most {MAX_LEVERAGE}x, the most any venue allows."
+            ),
+        ],
+        help_text="1 for spot; up to the venue's maximum for futures.",
+    )
+    stop_loss_pct = models.DecimalField(
+        **PCT, null=True, blank=True, help_text="Close when price moves this % against entry."
+    )
+    take_profit_pct = models.DecimalField(
+        **PCT, null=True, blank=True, help_text="Close when price moves this % in favour."
+    )
+    trailing_stop_pct = models.DecimalField(
+        **PCT, null=True, blank=True, help_text="Close after this % retreat from the best price."
+    )
+    daily_target_pct = models.DecimalField(
+        **PCT, null=True, blank=True, help_text="No new entries today once equity is up this %."
+    )
+    daily_max_loss_pct = models.DecimalField(
+        **PCT, null=True, blank=True, help_text="No new entries today once equity is down this %."
+    )
+    sizing_method = models.CharField(
+        max_length=16, choices=SizingMethod.choices, default=SizingMethod.FRACTION
+    )
+    sizing_params = models.JSONField(
+        default=dict, blank=True, help_text="Parameters of the sizing method as JSON."
+    )
+    auto_apply_optimized = models.BooleanField(
+        default=False, help_text="Apply optimizer results automatically when they beat the margin."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StrategyConfigQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["owner_id", "name"]
+        verbose_name = "strategy config"
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="config_unique_name"),
+            models.CheckConstraint(
+                condition=Q(leverage__gte=1) & Q(leverage__lte=MAX_LEVERAGE),
+                name="config_leverage_range",
+            ),
+            *[
+                models.CheckConstraint(
+                    condition=_positive_pct(field), name=f"config_{field}_positive"
+                )
+                for field in (
+                    "stop_loss_pct",
+                    "take_profit_pct",
+                    "trailing_stop_pct",
+                    "daily_target_pct",
+                    "daily_max_loss_pct",
+                )
+            ],
+            models.CheckConstraint(
+                condition=Q(timeframe__in=Timeframe.values), name="config_timeframe_known"
+            ),
+        ]
+        indexes = [models.Index(fields=["symbol", "timeframe", "is_active"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if (
+            self.owner_id
+            and self.name
+            and StrategyConfig.objects.filter(owner_id=self.owner_id, name=self.name)
+            .exclude(pk=self.pk)
+            .exists()
+        ):
+            errors["name"] = ["You already have a strategy config with this name."]
+        if self.strategy:
+            try:
+                self.params = registry.validate_params(self.strategy, self.params or {})
+            except ParamError as exc:
+                field = "strategy" if str(exc).startswith("unknown strategy") else "params"
+                errors.setdefault(field, []).append(str(exc))
+        try:
+            self.sizing_params = sizing.validate(self.sizing_method, self.sizing_params).to_dict()
+        except ParamError as exc:
+            errors.setdefault("sizing_params", []).append(str(exc))
+        if self.account_id and self.symbol_id:
+            if self.account.exchange_id != self.symbol.exchange_id:
+                errors.setdefault("account", []).append(
+                    f"This account trades on {self.account.exchange}, but the symbol is on "
+                    f"{self.symbol.exchange}."
+                )
+            if self.leverage and self.leverage > self.symbol.max_leverage:
+                errors.setdefault("leverage", []).append(
+                    f"{self.symbol} allows leverage up to {self.symbol.max_leverage}x; "
+                    f"got {self.leverage}x."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    def build_strategy(self):
+        return registry.build(self.strategy, self.params)
+
+    def sizing(self):
+        return sizing.validate(self.sizing_method, self.sizing_params)
+
+    @staticmethod
+    def pct_fraction(value: Decimal | None) -> float | None:
+        """A percent field as a fraction (2.5 -> 0.025), or None when unset."""
+        return None if value is None else float(value) / 100.0
+
+
+class Signal(models.Model):
+    """A strategy's decision on a closed bar. Stored once per config, bar and action."""
+
+    config = models.ForeignKey(StrategyConfig, on_delete=models.CASCADE, related_name="signals")
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="signals")
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    bar_time = models.DateTimeField(help_text="Open time (UTC) of the bar the decision closed on.")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    price = models.DecimalField(**MONEY, help_text="Close of the bar.")
+    score = models.FloatField(null=True, blank=True)
+    reason = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-bar_time", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["config", "bar_time", "action"], name="signal_unique_per_bar"
+            ),
+            models.CheckConstraint(condition=Q(price__gt=0), name="signal_price_positive"),
+        ]
+        indexes = [models.Index(fields=["symbol", "timeframe", "bar_time"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.symbol_id} @ {self.bar_time:%Y-%m-%d %H:%M}"
+
+
+class BacktestRun(models.Model):
+    """A backtest request and its results (stats, trades, equity curve), owned by a user."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="backtests",
+        null=True,
+        blank=True,
+        help_text="Empty for runs started from the command line.",
+    )
+    config = models.ForeignKey(
+        StrategyConfig, on_delete=models.SET_NULL, null=True, blank=True, related_name="backtests"
+    )
+    strategy = models.CharField(max_length=40)
+    params = models.JSONField(default=dict, blank=True)
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="backtests")
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    fee_bps = models.DecimalField(max_digits=8, decimal_places=3, default=Decimal("5"))
+    slippage_bps = models.DecimalField(max_digits=8, decimal_places=3, default=Decimal("0"))
+    cash = models.DecimalField(**MONEY, default=Decimal("10000000"))
+    settings = models.JSONField(
+        default=dict, blank=True, help_text="Risk and sizing settings the run used."
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    stats = models.JSONField(default=dict, blank=True)
+    trades = models.JSONField(default=list, blank=True)
+    equity = models.JSONField(default=list, blank=True, help_text="[[time ms, equity], ...]")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="backtest_range"),
+            models.CheckConstraint(
+                condition=Q(fee_bps__gte=0) & Q(slippage_bps__gte=0), name="backtest_costs"
+            ),
+            models.CheckConstraint(condition=Q(cash__gt=0), name="backtest_cash_positive"),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="backtest_progress"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} on {self.symbol} {self.timeframe} ({self.status})"

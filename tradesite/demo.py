@@ -1,0 +1,337 @@
+"""Demo data for a fresh install: users, venues, symbols, a paper account, example configs and
+the default periodic tasks. Every step creates only what does not exist yet (idempotent)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from markets.models import Account, Balance, Exchange, Symbol
+from strategies import registry
+from strategies.models import StrategyConfig
+
+D = Decimal
+TRADERS_GROUP = "Traders"
+MISSING_TASK_NOTE = "[waiting for task code]"
+
+
+def _sim_urls() -> tuple[str, str]:
+    host, port = settings.SIMULATOR_HOST, settings.SIMULATOR_UPBIT_PORT
+    return f"http://{host}:{port}", f"ws://{host}:{port}"
+
+
+def venues() -> list[dict]:
+    sim_rest, sim_ws = _sim_urls()
+    return [
+        dict(
+            slug="sim",
+            name="Simulator (Upbit protocol)",
+            adapter="upbit",
+            rest_url=sim_rest,
+            ws_url=sim_ws,
+            is_active=True,
+        ),
+        dict(
+            slug="upbit",
+            name="Upbit",
+            adapter="upbit",
+            rest_url="https://api.upbit.com",
+            ws_url="wss://api.upbit.com",
+            is_active=False,
+        ),
+        dict(
+            slug="bithumb",
+            name="Bithumb",
+            adapter="bithumb",
+            rest_url="https://api.bithumb.com",
+            ws_url="wss://ws-api.bithumb.com",
+            is_active=False,
+        ),
+        dict(
+            slug="binance_spot",
+            name="Binance spot",
+            adapter="binance_spot",
+            rest_url="https://api.binance.com",
+            ws_url="wss://stream.binance.com:9443",
+            is_active=False,
+        ),
+        dict(
+            slug="binance_futures",
+            name="Binance USDⓈ-M futures",
+            adapter="binance_futures",
+            rest_url="https://fapi.binance.com",
+            ws_url="wss://fstream.binance.com",
+            is_active=False,
+        ),
+    ]
+
+
+def _krw(code: str) -> dict:
+    base = code.split("-")[1]
+    return dict(
+        code=code,
+        base=base,
+        quote="KRW",
+        market_type="spot",
+        tick_size=None,
+        step_size=D("0.00000001"),
+        min_notional=D("5000"),
+        max_leverage=1,
+    )
+
+
+def _usdt(code: str, base: str, *, tick: str, step: str, notional: str, perpetual=False) -> dict:
+    return dict(
+        code=code,
+        base=base,
+        quote="USDT",
+        market_type="perpetual" if perpetual else "spot",
+        tick_size=D(tick),
+        step_size=D(step),
+        min_notional=D(notional),
+        max_leverage=125 if perpetual else 1,
+    )
+
+
+SYMBOLS = {
+    "sim": [_krw("KRW-BTC"), _krw("KRW-ETH")],
+    "upbit": [_krw("KRW-BTC"), _krw("KRW-ETH"), _krw("KRW-XRP")],
+    "bithumb": [_krw("KRW-BTC"), _krw("KRW-ETH")],
+    "binance_spot": [
+        _usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
+        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.0001", notional="5"),
+    ],
+    "binance_futures": [
+        _usdt("BTCUSDT", "BTC", tick="0.10", step="0.001", notional="100", perpetual=True),
+        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.001", notional="20", perpetual=True),
+    ],
+}
+
+EXAMPLE_CONFIGS = [
+    dict(
+        name="RSI 14 on BTC (1m)",
+        strategy="rsi",
+        params={"period": 14, "oversold": 30, "overbought": 70},
+        symbol="KRW-BTC",
+        timeframe="1m",
+        stop_loss_pct=D("2"),
+        take_profit_pct=D("4"),
+        sizing_method="fraction",
+        sizing_params={"fraction": 0.2},
+        is_active=True,
+    ),
+    dict(
+        name="Bollinger on BTC (5m)",
+        strategy="bollinger",
+        params={},
+        symbol="KRW-BTC",
+        timeframe="5m",
+        stop_loss_pct=D("3"),
+        take_profit_pct=D("3"),
+        sizing_method="fraction",
+        sizing_params={"fraction": 0.2},
+        is_active=False,
+    ),
+    dict(
+        name="MA cross on ETH (15m)",
+        strategy="ma_cross",
+        params={},
+        symbol="KRW-ETH",
+        timeframe="15m",
+        trailing_stop_pct=D("2.5"),
+        sizing_method="fixed_quote",
+        sizing_params={"amount": 1_000_000},
+        is_active=False,
+    ),
+]
+
+PERIODIC_TASKS = [
+    dict(
+        name="Collect candles",
+        task="markets.tasks.collect_candles",
+        queue="collector",
+        every_seconds=60,
+    ),
+    dict(name="Run trading", task="orders.tasks.run_trading", queue="trader", every_seconds=60),
+    dict(
+        name="Optimize strategies",
+        task="strategies.tasks.optimize_scheduled",
+        queue="optimizer",
+        crontab={"minute": "5", "hour": "0"},
+    ),
+    dict(
+        name="Snapshot equity",
+        task="orders.tasks.snapshot_equity",
+        queue="trader",
+        every_seconds=300,
+    ),
+]
+
+TRADER_PERMISSIONS = {
+    "strategies": {
+        "strategyconfig": "add change delete view",
+        "signal": "view",
+        "backtestrun": "add view delete",
+    },
+    "markets": {
+        "account": "add change view",
+        "balance": "add change view delete",
+        "candle": "view",
+        "symbol": "view",
+        "exchange": "view",
+    },
+    "orders": {"order": "view", "fill": "view", "position": "view", "equitysnapshot": "view"},
+}
+
+
+@dataclasses.dataclass
+class Report:
+    created: list[str] = dataclasses.field(default_factory=list)
+    credentials: dict[str, str] = dataclasses.field(default_factory=dict)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+
+
+def registered_task_names() -> set[str]:
+    from tradesite.celery import app
+
+    app.loader.import_default_modules()
+    return set(app.tasks)
+
+
+def _ensure_user(username: str, env_var: str, *, superuser: bool, report: Report):
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    if user is not None:
+        return user
+    password = os.environ.get(env_var) or secrets.token_urlsafe(12)
+    if superuser:
+        user = User.objects.create_superuser(username, f"{username}@localhost", password)
+    else:
+        user = User.objects.create_user(username, f"{username}@localhost", password, is_staff=True)
+    report.created.append(f"user {username}")
+    if not os.environ.get(env_var):
+        report.credentials[username] = password
+    return user
+
+
+def traders_group(report: Report | None = None) -> Group:
+    """The group whose permissions a trading user (staff, not superuser) needs in the admin."""
+    report = report if report is not None else Report()
+    group, created = Group.objects.get_or_create(name=TRADERS_GROUP)
+    wanted = []
+    for app_label, models in TRADER_PERMISSIONS.items():
+        for model, actions in models.items():
+            wanted += [f"{action}_{model}" for action in actions.split()]
+            codenames = [f"{action}_{model}" for action in actions.split()]
+            wanted_perms = Permission.objects.filter(
+                content_type__app_label=app_label, codename__in=codenames
+            )
+            group.permissions.add(*wanted_perms)
+    if created:
+        report.created.append(f"group {TRADERS_GROUP}")
+    return group
+
+
+def _periodic_tasks(report: Report) -> None:
+    known = registered_task_names()
+    for spec in PERIODIC_TASKS:
+        present = spec["task"] in known
+        task = PeriodicTask.objects.filter(name=spec["name"]).first()
+        if task is not None:
+            # Enable a task bootstrap created before its code existed, now that it does.
+            if present and not task.enabled and task.description.startswith(MISSING_TASK_NOTE):
+                task.enabled = True
+                task.description = ""
+                task.save()
+                report.created.append(f"enabled periodic task {spec['name']}")
+            continue
+        kwargs = dict(
+            name=spec["name"],
+            task=spec["task"],
+            queue=spec["queue"],
+            enabled=present,
+            kwargs=json.dumps({}),
+            description=""
+            if present
+            else f"{MISSING_TASK_NOTE} no worker knows {spec['task']} yet",
+        )
+        if "every_seconds" in spec:
+            kwargs["interval"], _ = IntervalSchedule.objects.get_or_create(
+                every=spec["every_seconds"], period=IntervalSchedule.SECONDS
+            )
+        else:
+            kwargs["crontab"], _ = CrontabSchedule.objects.get_or_create(
+                day_of_week="*",
+                day_of_month="*",
+                month_of_year="*",
+                timezone=settings.TIME_ZONE,
+                **spec["crontab"],
+            )
+        PeriodicTask.objects.create(**kwargs)
+        report.created.append(f"periodic task {spec['name']}" + ("" if present else " (disabled)"))
+
+
+@transaction.atomic
+def bootstrap(write_credentials_to: Path | None = None) -> Report:
+    report = Report()
+    _ensure_user("admin", "DEMO_ADMIN_PASSWORD", superuser=True, report=report)
+    demo = _ensure_user("demo", "DEMO_PASSWORD", superuser=False, report=report)
+    demo.groups.add(traders_group(report))
+
+    for spec in venues():
+        slug = spec.pop("slug")
+        exchange, created = Exchange.objects.get_or_create(slug=slug, defaults=spec)
+        if created:
+            report.created.append(f"venue {slug}")
+        for symbol_spec in SYMBOLS[slug]:
+            _, created = Symbol.objects.get_or_create(
+                exchange=exchange, code=symbol_spec["code"], defaults=symbol_spec
+            )
+            if created:
+                report.created.append(f"symbol {slug}:{symbol_spec['code']}")
+
+    sim = Exchange.objects.get(slug="sim")
+    account, created = Account.objects.get_or_create(
+        owner=demo,
+        label="Demo paper (sim)",
+        defaults={"exchange": sim, "mode": Account.Mode.PAPER, "quote_asset": "KRW"},
+    )
+    if created:
+        Balance.objects.create(account=account, asset="KRW", free=D("10000000"))
+        report.created.append("paper account with 10,000,000 KRW")
+
+    available = set(registry.names())
+    for spec in EXAMPLE_CONFIGS:
+        spec = dict(spec)
+        if spec["strategy"] not in available:
+            report.skipped.append(f"config {spec['name']!r}: strategy {spec['strategy']} missing")
+            continue
+        symbol = Symbol.objects.get(exchange=sim, code=spec.pop("symbol"))
+        name = spec.pop("name")
+        if StrategyConfig.objects.filter(owner=demo, name=name).exists():
+            continue
+        config = StrategyConfig(owner=demo, name=name, symbol=symbol, account=account, **spec)
+        config.full_clean()
+        config.save()
+        report.created.append(f"config {name}")
+
+    _periodic_tasks(report)
+
+    if report.credentials and write_credentials_to is not None:
+        write_credentials_to.parent.mkdir(parents=True, exist_ok=True)
+        existing = write_credentials_to.read_text() if write_credentials_to.exists() else ""
+        lines = "".join(f"{user} {password}\n" for user, password in report.credentials.items())
+        fd = os.open(write_credentials_to, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(existing + lines)
+    return report

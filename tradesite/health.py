@@ -1,0 +1,106 @@
+"""``GET /health``: is every part of the stack alive? 200 when all required parts are, else 503.
+
+Reads only cheap things: ``SELECT 1``, Redis ``PING`` and the heartbeats that beat, the workers
+and the stream write to Redis (``markets.heartbeat``). No login needed and no secrets shown, so a
+load balancer or uptime monitor can call it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from markets import heartbeat
+from tradesite.celery import QUEUES
+
+BEAT_STALE_SECONDS = 30
+WORKER_STALE_SECONDS = 45
+STREAM_STALE_SECONDS = 90
+
+
+def _timed(check):
+    started = time.perf_counter()
+    try:
+        result = check()
+    except Exception as exc:  # a health check reports failures, it does not raise them
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def check_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"ok": True, "vendor": connection.vendor}
+
+
+def check_redis() -> dict:
+    return {"ok": bool(heartbeat.client().ping())}
+
+
+def check_beat(now: float) -> dict:
+    fields = heartbeat.read("beat").get("scheduler")
+    if not fields:
+        return {"ok": False, "error": "celery beat has not reported; is it running?"}
+    age = heartbeat.age_seconds(fields, now)
+    return {
+        "ok": age is not None and age < BEAT_STALE_SECONDS,
+        "last_tick_seconds_ago": None if age is None else round(age, 1),
+    }
+
+
+def check_workers(now: float) -> dict:
+    workers = {}
+    served: set[str] = set()
+    for name, fields in heartbeat.read("worker").items():
+        age = heartbeat.age_seconds(fields, now)
+        alive = age is not None and age < WORKER_STALE_SECONDS
+        queues = [q for q in fields.get("queues", "").split(",") if q]
+        workers[name] = {"alive": alive, "queues": queues, "seconds_ago": round(age or 0, 1)}
+        if alive:
+            served.update(queues)
+    missing = [q for q in QUEUES if q not in served]
+    result = {"ok": not missing, "workers": workers}
+    if missing:
+        result["error"] = f"no live worker serves queue(s): {', '.join(missing)}"
+    return result
+
+
+def check_stream(now: float) -> dict:
+    venues = {}
+    for venue, fields in heartbeat.read("stream").items():
+        age = heartbeat.age_seconds(fields, now)
+        venues[venue] = {
+            "ok": age is not None and age < STREAM_STALE_SECONDS,
+            "last_message_seconds_ago": None if age is None else round(age, 1),
+            **{k: v for k, v in fields.items() if k != "ts_ms"},
+        }
+    required = getattr(settings, "HEALTH_REQUIRE_STREAM", False)
+    if not venues:
+        return {"ok": not required, "venues": {}, "status": "not running"}
+    return {"ok": all(v["ok"] for v in venues.values()), "venues": venues}
+
+
+@never_cache
+@require_GET
+def health(request):
+    now = time.time()
+    checks = {
+        "database": _timed(check_database),
+        "redis": _timed(check_redis),
+    }
+    if checks["redis"]["ok"]:
+        checks["beat"] = _timed(lambda: check_beat(now))
+        checks["workers"] = _timed(lambda: check_workers(now))
+        checks["stream"] = _timed(lambda: check_stream(now))
+    else:
+        for name in ("beat", "workers", "stream"):
+            checks[name] = {"ok": False, "error": "unknown: Redis is unreachable"}
+    ok = all(check["ok"] for check in checks.values())
+    return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)

@@ -1,0 +1,179 @@
+"""tradesite settings. Everything comes from the environment (see README "Configuration").
+
+Bad values fail here, at start, with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from tradesite import envconfig
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+#: Runtime state that is never committed: the SQLite database, generated secrets, Redis data.
+VAR_DIR = Path(env.str("TRADESITE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+
+SECRET_KEY = envconfig.persistent_secret(
+    "SECRET_KEY", VAR_DIR / "secret_key", envconfig.make_secret_key
+)
+FIELD_ENCRYPTION_KEYS = envconfig.fernet_keys(
+    envconfig.persistent_secret(
+        "FIELD_ENCRYPTION_KEY", VAR_DIR / "field_encryption_key", envconfig.make_fernet_key
+    )
+)
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+
+#: Live orders need this, an account in live mode and its keys. Paper trading is the default.
+TRADING_LIVE = env.bool("TRADING_LIVE", default=False)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_celery_beat",
+    "markets",
+    "strategies",
+    "orders",
+    "tradesite",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tradesite.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+ASGI_APPLICATION = "tradesite.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASES = {
+    "default": envconfig.database_config(
+        env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), base_dir=BASE_DIR
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+#: Display and "trading day" time zone. Storage is always UTC.
+TIME_ZONE = env.str("TIME_ZONE", default="Asia/Seoul")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+_CHART_DIST = BASE_DIR / "node_modules" / "lightweight-charts" / "dist"
+if _CHART_DIST.is_dir():
+    STATICFILES_DIRS.append(("vendor/lightweight-charts", _CHART_DIST))
+# Serve from the finders when static files have not been collected (tests, development).
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.is_dir()
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Redis: Celery broker, channel layer and the app's own keys (prefix "tradesite:") ---------
+REDIS_URL = envconfig.redis_url(env.str("REDIS_URL", default="redis://127.0.0.1:6379/0"))
+REDIS_KEY_PREFIX = "tradesite:"
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py 8 defaults to a 5 s socket timeout, which ends idle consumers; see
+            # STACK-NOTES. None = wait for as long as the socket is open.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            "prefix": "tradesite-asgi",
+            "capacity": 1000,
+            "expiry": 60,
+        },
+    }
+}
+
+
+def _celery_url(url: str) -> str:
+    if url.startswith("unix://"):
+        return "redis+socket://" + url[len("unix://") :]
+    return url
+
+
+CELERY_BROKER_URL = _celery_url(REDIS_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": "tradesite-celery:"}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "trader"
+CELERY_TASK_ROUTES = {
+    "markets.tasks.*": {"queue": "collector"},
+    "orders.tasks.*": {"queue": "trader"},
+    "strategies.tasks.*": {"queue": "optimizer"},
+    "tradesite.tasks.*": {"queue": "trader"},
+}
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "tradesite.beat:HeartbeatScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+#: Task names the stream sends by name (markets never imports orders; tradesite wires them).
+TRADESITE_TASKS = {
+    "evaluate": "orders.tasks.evaluate",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}
+
+# --- The local exchange simulator (the offline demo's market and the tests' exchange) ---------
+SIMULATOR_HOST = env.str("SIM_HOST", default="127.0.0.1")
+SIMULATOR_UPBIT_PORT = env.int("SIM_UPBIT_PORT", default=8801)
+SIMULATOR_BINANCE_PORT = env.int("SIM_BINANCE_PORT", default=8802)
+SIMULATOR_FUTURES_PORT = env.int("SIM_FUTURES_PORT", default=8803)

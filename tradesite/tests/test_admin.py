@@ -1,0 +1,350 @@
+"""The admin as a product surface: per-user isolation, write-only secrets, clear errors."""
+
+import dataclasses
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from markets.models import Account
+from orders.models import Order
+from strategies import registry
+from strategies.base import Signals, Strategy
+from strategies.models import StrategyConfig
+from strategies.params import Params, param
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdParams(Params):
+    period: int = param(14, min=2, max=200, help="bars")
+    threshold: float = param(0.5, min=0.0, max=1.0)
+
+
+class ThresholdStrategy(Strategy):
+    name = "test_threshold"
+    Params = ThresholdParams
+
+    def lookback(self):
+        return self.params.period
+
+    def signals(self, candles):
+        import numpy as np
+
+        return Signals(actions=np.zeros(len(candles), dtype=np.int8))
+
+
+@pytest.fixture(autouse=True)
+def test_strategy():
+    registry.register(ThresholdStrategy)
+    yield
+    registry.unregister(ThresholdStrategy.name)
+
+
+@pytest.fixture
+def two_traders(make_trader, make_account, symbol):
+    a, b = make_trader("alice"), make_trader("bob")
+    acc_a = make_account(
+        a, label="alice paper", api_key="ALICE-KEY-123", api_secret="ALICE-SECRET-xyz"
+    )
+    acc_b = make_account(b, label="bob paper", api_key="BOB-KEY-456", api_secret="BOB-SECRET-uvw")
+    cfg_a = StrategyConfig.objects.create(
+        owner=a, name="alice cfg", strategy="test_threshold", symbol=symbol, account=acc_a
+    )
+    cfg_b = StrategyConfig.objects.create(
+        owner=b, name="bob cfg", strategy="test_threshold", symbol=symbol, account=acc_b
+    )
+    order_b = Order.objects.create(
+        account=acc_b,
+        symbol=symbol,
+        side="buy",
+        type="market",
+        quantity=Decimal("1"),
+        client_order_id="bob-order-1",
+    )
+    order_a = Order.objects.create(
+        account=acc_a,
+        symbol=symbol,
+        side="buy",
+        type="market",
+        quantity=Decimal("1"),
+        client_order_id="alice-order-1",
+    )
+    client = Client()
+    client.force_login(a)
+    return dict(
+        a=a,
+        b=b,
+        acc_a=acc_a,
+        acc_b=acc_b,
+        cfg_a=cfg_a,
+        cfg_b=cfg_b,
+        order_a=order_a,
+        order_b=order_b,
+        client=client,
+        symbol=symbol,
+    )
+
+
+def config_form(symbol, account, **overrides):
+    data = {
+        "name": "new config",
+        "strategy": "test_threshold",
+        "params": "{}",
+        "symbol": symbol.pk,
+        "timeframe": "1m",
+        "account": account.pk,
+        "is_active": "on",
+        "leverage": "1",
+        "sizing_method": "fraction",
+        "sizing_params": "{}",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.parametrize(
+    "model, own, other",
+    [
+        ("strategies/strategyconfig", "cfg_a", "cfg_b"),
+        ("markets/account", "acc_a", "acc_b"),
+        ("orders/order", "order_a", "order_b"),
+    ],
+)
+def test_changelist_shows_only_own_rows(two_traders, model, own, other):
+    response = two_traders["client"].get(f"/admin/{model}/")
+    assert response.status_code == 200
+    ids = {obj.pk for obj in response.context["cl"].result_list}
+    assert ids == {two_traders[own].pk}
+    assert two_traders[other].pk not in ids
+
+
+@pytest.mark.parametrize(
+    "model, other",
+    [
+        ("strategies/strategyconfig", "cfg_b"),
+        ("markets/account", "acc_b"),
+        ("orders/order", "order_b"),
+    ],
+)
+def test_change_view_of_another_users_row_is_not_found(two_traders, model, other):
+    url = f"/admin/{model}/{two_traders[other].pk}/change/"
+    response = two_traders["client"].get(url, follow=True)
+    assert response.redirect_chain[-1][0] == "/admin/"
+    html = response.content.decode()
+    assert "doesn’t exist" in html
+    assert "bob cfg" not in html and "bob paper" not in html and "bob-order-1" not in html
+
+
+def test_crafted_post_cannot_change_another_users_config(two_traders):
+    cfg_b = two_traders["cfg_b"]
+    url = f"/admin/strategies/strategyconfig/{cfg_b.pk}/change/"
+    data = config_form(two_traders["symbol"], two_traders["acc_b"], name="hijacked", leverage="5")
+    two_traders["client"].post(url, data)
+    cfg_b.refresh_from_db()
+    assert cfg_b.name == "bob cfg" and cfg_b.leverage == 1
+
+
+def test_crafted_post_cannot_use_another_users_account(two_traders):
+    data = config_form(two_traders["symbol"], two_traders["acc_b"])
+    response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    assert response.status_code == 200  # the form comes back with an error
+    assert "Select a valid choice" in response.content.decode()
+    assert not StrategyConfig.objects.filter(name="new config").exists()
+
+
+def test_crafted_list_editable_post_ignores_other_users_rows(two_traders):
+    cfg_a, cfg_b = two_traders["cfg_a"], two_traders["cfg_b"]
+    data = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-id": str(cfg_b.pk),
+        "form-0-is_active": "on",
+        "form-0-leverage": "7",
+        "form-0-stop_loss_pct": "",
+        "form-0-take_profit_pct": "",
+        "_save": "Save",
+    }
+    two_traders["client"].post("/admin/strategies/strategyconfig/", data)
+    cfg_b.refresh_from_db()
+    assert cfg_b.leverage == 1 and not cfg_b.is_active
+    cfg_a.refresh_from_db()
+    assert cfg_a.leverage == 1
+
+
+def test_crafted_action_post_cannot_touch_other_users_configs(two_traders):
+    cfg_b = two_traders["cfg_b"]
+    cfg_b.is_active = True
+    cfg_b.save()
+    two_traders["client"].post(
+        "/admin/strategies/strategyconfig/",
+        {"action": "deactivate", "_selected_action": [str(cfg_b.pk)]},
+    )
+    cfg_b.refresh_from_db()
+    assert cfg_b.is_active
+
+
+def test_new_config_is_owned_by_the_requesting_user(two_traders):
+    data = config_form(two_traders["symbol"], two_traders["acc_a"])
+    response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert StrategyConfig.objects.get(name="new config").owner == two_traders["a"]
+
+
+def test_account_form_offers_only_own_accounts(two_traders):
+    response = two_traders["client"].get("/admin/strategies/strategyconfig/add/")
+    choices = {pk for pk, _ in response.context["adminform"].form.fields["account"].choices if pk}
+    assert {int(str(pk)) for pk in choices} == {two_traders["acc_a"].pk}
+
+
+def test_api_secrets_never_appear_in_any_admin_page(two_traders, admin_user):
+    secret_texts = ["ALICE-KEY-123", "ALICE-SECRET-xyz", "BOB-KEY-456", "BOB-SECRET-uvw"]
+    pages = [
+        "/admin/",
+        "/admin/markets/account/",
+        f"/admin/markets/account/{two_traders['acc_a'].pk}/change/",
+        f"/admin/markets/account/{two_traders['acc_b'].pk}/change/",
+        "/admin/markets/account/add/",
+        "/admin/strategies/strategyconfig/",
+        f"/admin/strategies/strategyconfig/{two_traders['cfg_a'].pk}/change/",
+        "/admin/orders/order/",
+        f"/admin/orders/order/{two_traders['order_a'].pk}/change/",
+    ]
+    superuser = Client()
+    superuser.force_login(admin_user)
+    for client in (two_traders["client"], superuser):
+        for page in pages:
+            response = client.get(page, follow=True)
+            assert response.status_code == 200, page
+            html = response.content.decode()
+            for text in secret_texts:
+                assert text not in html, f"{text} leaked on {page}"
+            # Also not as the encrypted token.
+            assert "fernet:" not in html
+
+
+def test_account_keys_are_write_only_and_blank_keeps_them(two_traders):
+    acc = two_traders["acc_a"]
+    url = f"/admin/markets/account/{acc.pk}/change/"
+    data = {
+        "label": "alice paper",
+        "exchange": acc.exchange_id,
+        "mode": "paper",
+        "quote_asset": "KRW",
+        "new_api_key": "",
+        "new_api_secret": "",
+        "halted_reason": "",
+        "balances-TOTAL_FORMS": "0",
+        "balances-INITIAL_FORMS": "0",
+    }
+    response = two_traders["client"].post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    acc.refresh_from_db()
+    assert acc.api_key == "ALICE-KEY-123"
+    response = two_traders["client"].post(
+        url, {**data, "new_api_key": "NEW-K", "new_api_secret": "NEW-S"}
+    )
+    assert response.status_code == 302
+    acc.refresh_from_db()
+    assert (acc.api_key, acc.api_secret) == ("NEW-K", "NEW-S")
+    page = two_traders["client"].get(url).content.decode()
+    assert "NEW-K" not in page and "NEW-S" not in page and "stored (hidden)" in page
+
+
+def form_errors(response) -> str:
+    html = response.content.decode()
+    return " ".join(re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', html, re.S))
+
+
+@pytest.mark.parametrize(
+    "leverage, message",
+    [
+        ("0", "Leverage is at least 1x"),
+        ("126", "Leverage can be at most 125x"),
+        ("20", "allows leverage up to 10x"),
+    ],
+)
+def test_leverage_out_of_range_message(two_traders, leverage, message):
+    data = config_form(two_traders["symbol"], two_traders["acc_a"], leverage=leverage)
+    response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    assert response.status_code == 200
+    assert message in form_errors(response)
+
+
+def test_unknown_strategy_param_message(two_traders):
+    data = config_form(two_traders["symbol"], two_traders["acc_a"], params='{"perod": 10}')
+    response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    errors = form_errors(response)
+    assert "unknown parameter perod for strategy &#x27;test_threshold&#x27;" in errors
+    assert "it takes: period, threshold" in errors
+
+
+def test_out_of_bounds_strategy_param_message(two_traders):
+    data = config_form(two_traders["symbol"], two_traders["acc_a"], params='{"period": 1}')
+    response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    assert "period must be between 2 and 200; got 1" in form_errors(response)
+
+
+def test_params_are_stored_complete_with_defaults(two_traders):
+    data = config_form(two_traders["symbol"], two_traders["acc_a"], params='{"period": "21"}')
+    two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    assert StrategyConfig.objects.get(name="new config").params == {"period": 21, "threshold": 0.5}
+
+
+def test_bad_sizing_params_message(two_traders):
+    data = config_form(two_traders["symbol"], two_traders["acc_a"], sizing_params='{"fraction": 2}')
+    response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    assert "fraction must be between 0.0001 and 1.0; got 2.0" in form_errors(response)
+
+
+def test_stop_trading_action_halts_and_deactivates(two_traders):
+    cfg_a = two_traders["cfg_a"]
+    cfg_a.is_active = True
+    cfg_a.save()
+    two_traders["client"].post(
+        "/admin/strategies/strategyconfig/",
+        {"action": "stop_trading_action", "_selected_action": [str(cfg_a.pk)]},
+    )
+    cfg_a.refresh_from_db()
+    two_traders["order_a"].refresh_from_db()
+    two_traders["order_b"].refresh_from_db()
+    assert not cfg_a.is_active
+    assert Account.objects.get(pk=two_traders["acc_a"].pk).halted
+    assert not Account.objects.get(pk=two_traders["acc_b"].pk).halted
+    assert two_traders["order_b"].status == Order.Status.NEW
+
+
+def test_changelists_do_not_query_per_row(two_traders, django_assert_max_num_queries, symbol):
+    for i in range(20):
+        Order.objects.create(
+            account=two_traders["acc_a"],
+            symbol=symbol,
+            side="sell",
+            type="market",
+            quantity=Decimal("1"),
+            client_order_id=f"bulk-{i}",
+        )
+        StrategyConfig.objects.create(
+            owner=two_traders["a"],
+            name=f"bulk {i}",
+            strategy="test_threshold",
+            symbol=symbol,
+            account=two_traders["acc_a"],
+        )
+    for url in (
+        "/admin/orders/order/",
+        "/admin/strategies/strategyconfig/",
+        "/admin/markets/account/",
+    ):
+        with django_assert_max_num_queries(20):
+            assert two_traders["client"].get(url).status_code == 200
+
+
+def test_periodic_task_admin_is_present(admin_client):
+    assert (
+        admin_client.get(reverse("admin:django_celery_beat_periodictask_changelist")).status_code
+        == 200
+    )

@@ -1,0 +1,62 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django_celery_beat.models import PeriodicTask
+
+from markets.models import Account, Exchange, Symbol
+from tradesite.demo import MISSING_TASK_NOTE, PERIODIC_TASKS, bootstrap, registered_task_names
+
+pytestmark = pytest.mark.django_db
+
+
+def test_bootstrap_creates_demo_data_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    monkeypatch.setenv("DEMO_ADMIN_PASSWORD", "admin-pw-from-env")
+    creds = tmp_path / "creds.txt"
+    first = bootstrap(write_credentials_to=creds)
+    assert set(first.credentials) == {"demo"}  # admin's password came from the environment
+    assert creds.read_text().startswith("demo ")
+    User = get_user_model()
+    assert User.objects.get(username="admin").check_password("admin-pw-from-env")
+    assert User.objects.get(username="demo").check_password(first.credentials["demo"])
+    assert set(Exchange.objects.values_list("slug", flat=True)) == {
+        "sim",
+        "upbit",
+        "bithumb",
+        "binance_spot",
+        "binance_futures",
+    }
+    assert Exchange.objects.get(slug="sim").rest_url.startswith("http://127.0.0.1:")
+    assert (
+        Symbol.objects.filter(exchange__slug="binance_futures", market_type="perpetual").count()
+        == 2
+    )
+    account = Account.objects.get(owner__username="demo")
+    assert account.mode == "paper" and account.balances.get(asset="KRW").free == 10_000_000
+
+    counts = [m.objects.count() for m in (User, Exchange, Symbol, Account, PeriodicTask)]
+    second = bootstrap(write_credentials_to=creds)
+    assert second.created == [] and second.credentials == {}
+    assert [m.objects.count() for m in (User, Exchange, Symbol, Account, PeriodicTask)] == counts
+
+
+def test_default_periodic_tasks_on_their_queues(tmp_path):
+    bootstrap()
+    known = registered_task_names()
+    for spec in PERIODIC_TASKS:
+        task = PeriodicTask.objects.get(name=spec["name"])
+        assert task.task == spec["task"] and task.queue == spec["queue"]
+        # Beat never sends a task no worker knows: such tasks wait disabled, with a note.
+        assert task.enabled == (spec["task"] in known)
+        assert task.enabled or task.description.startswith(MISSING_TASK_NOTE)
+    optimize = PeriodicTask.objects.get(name="Optimize strategies")
+    assert (optimize.crontab.minute, optimize.crontab.hour) == ("5", "0")
+    assert str(optimize.crontab.timezone) == "Asia/Seoul"
+    assert PeriodicTask.objects.get(name="Snapshot equity").interval.every == 300
+
+
+def test_demo_user_is_a_staff_trader_not_superuser():
+    bootstrap()
+    demo = get_user_model().objects.get(username="demo")
+    assert demo.is_staff and not demo.is_superuser
+    assert demo.has_perm("strategies.change_strategyconfig")
+    assert not demo.has_perm("orders.change_order")
