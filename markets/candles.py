@@ -20,8 +20,8 @@ from django.db import connections, transaction
 from django.db.models import Max
 
 from markets.models import Candle
+from markets.series import Candles
 from markets.timeframes import timeframe_ms
-from strategies.base import Candles
 
 __all__ = [
     "InvalidCandles",
