@@ -2,9 +2,11 @@
 
 The hot paths skip the ORM's per-object work and talk to the database through Django's
 connection with vendor-specific SQL (SQLite: executemany ``INSERT ... ON CONFLICT DO UPDATE``;
-PostgreSQL: ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT``).
-They store exactly what the ORM stores (checked against the ORM in the tests) and read with one
-query straight into numpy. Times in and out are int ms UTC; prices and volumes are floats.
+PostgreSQL: a binary ``COPY`` built by numpy into a temporary table, then one ``INSERT ...
+SELECT ... ON CONFLICT``). They store exactly what the ORM stores (checked against the ORM in
+the tests) and read with one query straight into numpy (PostgreSQL: a binary ``COPY ... TO
+STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
+missing quote volume is None on the way in and NULL in the table.
 """
 
 from __future__ import annotations
