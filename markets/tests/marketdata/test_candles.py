@@ -275,3 +275,21 @@ def test_binary_copy_payload_round_trips_through_its_parser():
         assert bits(rows[name].tolist()) == bits(cols[name].tolist()), name
     with pytest.raises(RuntimeError, match="unexpected COPY BINARY payload"):
         _pg_copy_out(payload[:-2], _PG_IN)
+
+
+def test_closed_bars_from_the_aggregator_store_and_load_unchanged(symbol):
+    from markets.aggregator import BarAggregator
+
+    agg = BarAggregator(timeframes=["1m", "1h"])
+    closed = []
+    for i in range(200):  # 200 trades over about 3.3 hours
+        ts = T0 + i * 59_000
+        closed += agg.add_trade("KRW-BTC", str(i), ts, 100.0 + (i % 7) * 0.5, 0.25)
+    by_tf = {tf: [b for b in closed if b.timeframe == tf] for tf in ("1m", "1h")}
+    for tf, bars in by_tf.items():
+        assert upsert_candles(symbol.id, tf, bars) == (len(bars), 0)
+        got = load_candles(symbol.id, tf)
+        assert got.open_time_ms.tolist() == [b.open_time_ms for b in bars]
+        assert got.close.tolist() == [b.close for b in bars]
+        assert got.volume.tolist() == [b.volume for b in bars]
+    assert [b.open_time_ms for b in by_tf["1h"]] == [T0, T0 + 60 * MIN, T0 + 120 * MIN]
