@@ -237,6 +237,7 @@ def execute_run(
             workers=workers or run.options.get("workers") or _setting("OPTIMIZER_WORKERS", None),
             done=_stored_trials(run),
             on_batch=store,
+            batch_size=_setting("OPTIMIZER_BATCH_SIZE", 64),
         )
     except (ParamError, OptimizationError) as exc:
         _fail(run, str(exc))
