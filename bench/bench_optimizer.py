@@ -55,7 +55,7 @@ def run(bars: int = BARS, workers: int | None = None) -> list[dict]:
     the_job = job(candles)
     workers = workers or default_workers()
     # Compile the numba kernels first so neither side pays for it.
-    optimize(job(candles[: 20_000]), workers=1, cache=False)
+    optimize(job(candles[: min(20_000, bars)]), workers=1, cache=False)
 
     start = time.perf_counter()
     fast = optimize(the_job, workers=workers)

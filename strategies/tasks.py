@@ -10,8 +10,9 @@ from strategies import optimization, services
 
 @shared_task(name="strategies.tasks.optimize_scheduled")
 def optimize_scheduled() -> list[int]:
-    """Beat, daily 00:05: a run per opted-in config, each as its own task."""
-    runs = optimization.schedule_nightly()
+    """Beat, daily 00:05: a run per opted-in config, each as its own task; orphaned unfinished
+    runs are sent again (they resume from their stored trials)."""
+    runs = optimization.stale_runs() + optimization.schedule_nightly()
     for run in runs:
         run_optimization.apply_async(args=[run.pk], queue="optimizer")
     return [run.pk for run in runs]

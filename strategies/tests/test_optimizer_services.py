@@ -89,6 +89,13 @@ def test_nightly_task_optimizes_opted_in_configs_and_leaves_the_result_on_the_co
     # A second night while a run is still pending does not pile up another one.
     OptimizationRun.objects.filter(pk=run.pk).update(status=OptimizationRun.Status.RUNNING)
     assert tasks.optimize_scheduled() == []
+    # A run left unfinished for hours (its task lost) is sent again and resumes.
+    OptimizationRun.objects.filter(pk=run.pk).update(
+        status=OptimizationRun.Status.RUNNING, created_at=END - dt.timedelta(days=1))
+    assert tasks.optimize_scheduled() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == OptimizationRun.Status.DONE
+    assert run.trials.count() == 12 * 4
 
 
 @pytest.mark.parametrize(
