@@ -1,11 +1,11 @@
 """Celery tasks of the optimizer queue. Thin shells over ``strategies.optimization`` and
-``strategies.services`` (screener)."""
+``strategies.screening``."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from strategies import optimization, services
+from strategies import optimization, screening
 
 
 @shared_task(name="strategies.tasks.optimize_scheduled")
@@ -27,4 +27,4 @@ def run_optimization(run_id: int) -> str:
 @shared_task(name="strategies.tasks.screen_symbols")
 def screen_symbols() -> int:
     """Beat, hourly: rank every active venue's symbols; returns how many were ranked."""
-    return services.screen_all()
+    return screening.screen_all()

@@ -1,5 +1,5 @@
 """Pages of the optimizer and the screener: thin views over ``strategies.optimization`` and
-``strategies.services``. Rendered inside the admin's frame (same login, header and style)."""
+``strategies.screening``. Rendered inside the admin's frame (same login, header and style)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from markets.models import Exchange, Symbol
-from strategies import optimization, services
+from strategies import optimization, screening
 from strategies.models import OptimizationRun, StrategyConfig, SymbolScreen
 
 SCREEN_COLUMNS = {
@@ -86,7 +86,7 @@ def activate_symbol(request, symbol_id: int):
     if not request.user.has_perm("markets.change_symbol"):
         raise PermissionDenied("Only users who may change symbols can start collecting one.")
     symbol = get_object_or_404(Symbol, pk=symbol_id)
-    services.activate_symbol(symbol)
+    screening.activate_symbol(symbol)
     messages.success(request, f"{symbol} is now collected.")
     return redirect(f"{reverse('strategies:screener')}?exchange={symbol.exchange.slug}")
 
@@ -99,7 +99,7 @@ def set_top_symbols(request):
     )
     try:
         top_n = int(request.POST.get("top_n", ""))
-        version = services.set_top_symbols(config, top_n, by=request.user)
+        version = screening.set_top_symbols(config, top_n, by=request.user)
     except ValueError:
         messages.error(request, "Top N must be a whole number.")
     except optimization.OptimizationError as exc:

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import include, path, reverse
 
-from strategies import optimization, services
+from strategies import optimization, screening
 from strategies.models import OptimizationRun, StrategyConfig, SymbolScreen
 from strategies.tests.test_optimizer_services import DAYS, END, make_config, stored_candles  # noqa: F401
 from strategies.tests.test_screener import NOW, venue  # noqa: F401
@@ -77,7 +77,7 @@ def test_another_traders_run_is_not_found(finished_run, make_trader):
 def test_screener_table_sorts_and_its_actions_need_the_right_rights(
     venue, make_trader, make_account  # noqa: F811
 ):
-    services.screen_all(now=NOW)
+    screening.screen_all(now=NOW)
     trader = make_trader("screen")
     client = logged_in(trader)
     page = client.get(reverse("strategies:screener") + "?exchange=sim&sort=value&dir=asc")

@@ -10,7 +10,7 @@ import pytest
 
 from markets.candles import upsert_candles
 from markets.models import Symbol
-from strategies import screener, services
+from strategies import screener, screening
 from strategies.base import Candles
 from strategies.models import ParamVersion, StrategyConfig, SymbolScreen
 from strategies.optimization import OptimizationError
@@ -98,7 +98,7 @@ def test_hourly_job_ranks_each_venue_and_stores_the_figures(venue, settings):
     from strategies import tasks
 
     settings.SCREENER_TIMEFRAME = "1m"
-    assert services.screen_all(now=NOW) == 3
+    assert screening.screen_all(now=NOW) == 3
     screens = {s.symbol.code: s for s in SymbolScreen.objects.select_related("symbol")}
     # ETH swings most, trades the most value and rises: first on every figure.
     assert screens["KRW-ETH"].rank == 1 and screens["KRW-ETH"].score == 1.0
@@ -113,8 +113,8 @@ def test_hourly_job_ranks_each_venue_and_stores_the_figures(venue, settings):
 def test_screener_actions_activate_a_symbol_and_set_dual_momentum_peers(
     venue, make_trader, make_account
 ):
-    services.screen_all(now=NOW)
-    services.activate_symbol(venue["eth"])
+    screening.screen_all(now=NOW)
+    screening.activate_symbol(venue["eth"])
     venue["eth"].refresh_from_db()
     assert venue["eth"].is_active
 
@@ -123,14 +123,14 @@ def test_screener_actions_activate_a_symbol_and_set_dual_momentum_peers(
         owner=owner, name="dm", strategy="dual_momentum", params={"window": 12},
         symbol=venue["btc"], account=make_account(owner),
     )
-    version = services.set_top_symbols(config, 1, by=owner)
+    version = screening.set_top_symbols(config, 1, by=owner)
     config.refresh_from_db()
     assert config.params["symbols"] == ["KRW-ETH"]  # the best other than its own symbol
     assert version.source == ParamVersion.Source.MANUAL and version.number == 2
-    services.set_top_symbols(config, 5)
+    screening.set_top_symbols(config, 5)
     config.refresh_from_db()
     assert config.params["symbols"] == ["KRW-ETH", "KRW-XRP"]
 
     config.strategy = "rsi"
     with pytest.raises(OptimizationError, match="only dual_momentum"):
-        services.set_top_symbols(config, 2)
+        screening.set_top_symbols(config, 2)
