@@ -32,6 +32,7 @@ Pure: numpy, the standard library and (for ``tpe``) optuna.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import math
@@ -215,6 +216,28 @@ def warmup_bars(strategy: str, space: Space, baseline: dict[str, Any] | None = N
     return best
 
 
+@contextlib.contextmanager
+def _children_allowed():
+    """Let a daemonic process (a Celery prefork child) start the pool's workers.
+
+    multiprocessing refuses children to daemonic processes because a daemon may exit without
+    joining them. The pool here is shut down (its workers joined) when the run ends, normally or
+    by an exception, so that reason does not apply to a run that finishes; a hard kill of the
+    Celery child can still leave the pool's workers behind, as it would any child process. The
+    flag is restored as soon as the workers have started.
+    """
+    process = multiprocessing.current_process()
+    daemon = process._config.get("daemon")
+    process._config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon is not None:
+            process._config["daemon"] = daemon
+        else:
+            process._config.pop("daemon", None)
+
+
 class _Pool:
     """Maps tasks in this process (workers=1) or over a fork pool, in task order."""
 
@@ -230,8 +253,13 @@ class _Pool:
                 self.executor = concurrent.futures.ProcessPoolExecutor(
                     max_workers=self.workers, mp_context=context
                 )
-            except (ValueError, OSError, AssertionError) as exc:  # e.g. a daemonic process
+                with _children_allowed():
+                    # With fork, the executor starts every worker on the first submit.
+                    self.executor.submit(int).result()
+            except (ValueError, OSError, AssertionError) as exc:
                 log.warning("optimizer runs in one process: %s", exc)
+                if self.executor is not None:
+                    self.executor.shutdown(wait=False, cancel_futures=True)
                 self.executor = None
         return self
 

@@ -228,3 +228,15 @@ def test_user_ranges_are_validated_with_readable_messages():
     space = Space.from_params(cls, {"short": {"min": 3, "max": 9, "step": 3}, "ma_type": ["ema"]})
     assert [p["short"] for p in space.grid()] == [3, 6, 9]
     assert space.size() == 3
+
+
+def test_a_daemonic_process_such_as_a_celery_child_still_fans_out(candles, monkeypatch, caplog):
+    import multiprocessing
+
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    job = ma_job(candles)
+    with caplog.at_level("WARNING", logger="strategies.optimizer.core"):
+        parallel = optimize(job, workers=2)
+    assert "one process" not in caplog.text
+    assert multiprocessing.current_process()._config["daemon"] is True  # restored
+    assert comparable(parallel) == comparable(optimize(job, workers=1))
