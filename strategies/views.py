@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from markets.models import Exchange, Symbol
-from strategies import optimization, screening
+from strategies import optimization, screening, tasks
 from strategies.models import OptimizationRun, StrategyConfig, SymbolScreen
+from strategies.optimizer import METHODS, OBJECTIVES
 
 SCREEN_COLUMNS = {
     "rank": "rank",
@@ -115,8 +116,42 @@ def set_top_symbols(request):
 @staff_member_required
 def run_list(request):
     return render(request, "strategies/runs.html", _context(
-        request, title="Optimizer runs", runs=_runs(request)[:200],
+        request,
+        title="Optimizer runs",
+        runs=_runs(request)[:200],
+        configs=StrategyConfig.objects.owned_by(request.user).order_by("name"),
+        objectives=OBJECTIVES,
+        methods=METHODS,
     ))
+
+
+@staff_member_required
+@require_POST
+def start_run(request):
+    """Create a run and hand it to the optimizer queue: it goes on if the browser closes."""
+    config = get_object_or_404(
+        StrategyConfig.objects.owned_by(request.user), pk=request.POST.get("config")
+    )
+    try:
+        trials = int(request.POST.get("trials", "100"))
+        days = int(request.POST.get("days", "30"))
+        run = optimization.create_run(
+            config,
+            trials=trials,
+            days=days,
+            objective=request.POST.get("objective", "sharpe"),
+            method=request.POST.get("method", "auto"),
+            requested_by=request.user,
+        )
+    except ValueError:
+        messages.error(request, "Trials and days must be whole numbers.")
+        return redirect("strategies:run_list")
+    except optimization.OptimizationError as exc:
+        messages.error(request, str(exc))
+        return redirect("strategies:run_list")
+    tasks.run_optimization.apply_async(args=[run.pk], queue="optimizer")
+    messages.success(request, f"Run {run.pk} queued; this page shows its progress.")
+    return redirect("strategies:run_detail", run_id=run.pk)
 
 
 @staff_member_required

@@ -109,3 +109,23 @@ def test_screener_table_sorts_and_its_actions_need_the_right_rights(
         SymbolScreen.objects.exclude(symbol=venue["btc"]).order_by("rank")
         .values_list("symbol__code", flat=True)[:2]
     )
+
+
+def test_starting_a_run_from_the_page_queues_it_on_the_optimizer(make_config, monkeypatch):  # noqa: F811
+    from tradesite.celery import app
+
+    monkeypatch.setattr(app.conf, "task_always_eager", True)
+    monkeypatch.setattr(optimization.timezone, "now", lambda: END)
+    config = make_config()
+    client = logged_in(config.owner)
+    response = client.post(reverse("strategies:start_run"), {
+        "config": config.pk, "trials": "20", "days": str(DAYS), "objective": "sortino",
+        "method": "auto",
+    })
+    run = config.optimization_runs.get()
+    assert response.status_code == 302 and response.url.endswith(f"/runs/{run.pk}/")
+    assert run.status == OptimizationRun.Status.DONE and run.objective == "sortino"
+    assert run.requested_by == config.owner
+    bad = client.post(reverse("strategies:start_run"),
+                      {"config": config.pk, "trials": "20", "days": "x"})
+    assert bad.status_code == 302 and config.optimization_runs.count() == 1
