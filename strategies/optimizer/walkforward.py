@@ -148,9 +148,15 @@ def _with_timeframe(config: backtest.BacktestConfig, candles: Candles):
 
 
 def _digest(array: np.ndarray | None) -> bytes:
+    """A 128-bit fingerprint of a mostly-zero array (its non-zero positions and values)."""
     if array is None:
         return b""
-    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
+    where = np.flatnonzero(array)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.int64(array.shape[0]).tobytes())
+    h.update(where.tobytes())
+    h.update(np.ascontiguousarray(array[where]).tobytes())
+    return h.digest()
 
 
 class Evaluator:

@@ -4,9 +4,12 @@ constraints, caching, parallel workers and resuming."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from strategies import registry
 from strategies.base import Candles
@@ -240,3 +243,40 @@ def test_a_daemonic_process_such_as_a_celery_child_still_fans_out(candles, monke
     assert "one process" not in caplog.text
     assert multiprocessing.current_process()._config["daemon"] is True  # restored
     assert comparable(parallel) == comparable(optimize(job, workers=1))
+
+
+@given(
+    n=st.integers(min_value=100, max_value=500_000),
+    folds=st.integers(min_value=1, max_value=8),
+    ratio=st.floats(min_value=0.5, max_value=8.0),
+)
+def test_windows_always_score_on_bars_after_those_that_choose(n, folds, ratio):
+    try:
+        windows = walk_forward_windows(n, folds, ratio)
+    except ParamError:
+        assume(False)
+    *fold_windows, final = windows
+    assert len(fold_windows) == folds and final.final
+    for w in fold_windows:
+        assert 0 <= w.is_start < w.is_end == w.oos_start < w.oos_end <= n
+    assert fold_windows[-1].oos_end == n and final.is_end == n
+    lengths = {(w.is_end - w.is_start, w.oos_end - w.oos_start) for w in fold_windows}
+    assert len(lengths) == 1  # every fold has the same in-sample and out-of-sample lengths
+    starts = [w.oos_start for w in fold_windows]
+    assert starts == sorted(starts) and len(set(starts)) == folds  # the folds roll forward
+    # Out-of-sample ranges do not overlap one another.
+    for a, b in itertools.pairwise(fold_windows):
+        assert a.oos_end <= b.oos_start
+
+
+def test_fingerprints_tell_action_sequences_apart():
+    from strategies.optimizer.walkforward import _digest
+
+    a = np.zeros(1000, dtype=np.int8)
+    b = a.copy()
+    b[10] = 1
+    c = a.copy()
+    c[10] = 2
+    d = np.zeros(1001, dtype=np.int8)
+    assert len({_digest(a), _digest(b), _digest(c), _digest(d)}) == 4
+    assert _digest(b) == _digest(b.copy())
