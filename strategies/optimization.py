@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from markets.candles import load_candles
 from markets.models import Balance, Symbol
+from markets.timeframes import timeframe_ms
 from strategies import backtest, optimizer, registry
 from strategies.models import OptimizationRun, OptimizationTrial, ParamVersion, StrategyConfig
 from strategies.optimizer import Constraints, FloatRange, Job, Simplex, Space, TrialResult
@@ -41,6 +43,8 @@ ENSEMBLE_WEIGHTS = ("w_trend", "w_momentum", "w_swing", "w_scalping", "w_day", "
 #: The ensemble threshold range searched with the weights.
 ENSEMBLE_THRESHOLD = FloatRange(0.05, 0.6)
 DEFAULT_CASH = 10_000_000.0
+#: Default history covers at least this many candles (so a 1d config gets enough days).
+MIN_BARS = 600
 
 
 class OptimizationError(Exception):
@@ -133,7 +137,9 @@ def create_run(
         raise OptimizationError(
             f"method must be one of {', '.join(optimizer.METHODS)}; got {method!r}"
         )
-    days = days or _setting("OPTIMIZER_DAYS", 30)
+    if days is None:
+        bar_days = timeframe_ms(config.timeframe) / 86_400_000
+        days = max(_setting("OPTIMIZER_DAYS", 30), math.ceil(MIN_BARS * bar_days))
     end = end or timezone.now()
     try:
         Constraints(min_trades=min_trades, max_drawdown=max_drawdown)

@@ -59,6 +59,8 @@ from strategies.params import ParamError
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "grid", "random", "tpe")
+#: The largest grid searched point by point (a larger space needs random or tpe).
+MAX_GRID = 20_000
 #: Trials asked per window before telling the TPE sampler the scores.
 TPE_ROUND = 8
 
@@ -91,9 +93,14 @@ class Job:
             raise ParamError(f"trials must be at least 1; got {self.trials}")
 
     def resolved_method(self) -> str:
-        if self.method != "auto":
-            return self.method
-        return "grid" if self.space.size() <= self.trials else "tpe"
+        if self.method == "auto":
+            return "grid" if self.space.size() <= self.trials else "tpe"
+        if self.method == "grid" and self.space.size() > MAX_GRID:
+            raise ParamError(
+                f"the grid has {self.space.size():.0f} points, more than {MAX_GRID:,}; narrow "
+                "the ranges or use the random or tpe method"
+            )
+        return self.method
 
 
 @dataclasses.dataclass(frozen=True)

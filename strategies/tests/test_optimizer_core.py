@@ -280,3 +280,10 @@ def test_fingerprints_tell_action_sequences_apart():
     d = np.zeros(1001, dtype=np.int8)
     assert len({_digest(a), _digest(b), _digest(c), _digest(d)}) == 4
     assert _digest(b) == _digest(b.copy())
+
+
+def test_a_huge_grid_is_refused_with_the_way_out(candles):
+    space = Space.from_params(registry.get("ma_cross").Params,
+                              {"short": {"min": 2, "max": 200}, "mid": {"min": 3, "max": 500}})
+    with pytest.raises(ParamError, match="random or tpe"):
+        optimize(Job("ma_cross", candles, space, method="grid"), workers=1)

@@ -234,3 +234,36 @@ def test_optimize_command_runs_shows_progress_and_applies(make_config, monkeypat
     config.refresh_from_db()
     run = config.optimization_runs.get()
     assert run.trigger == OptimizationRun.Trigger.COMMAND and config.params == run.best_params
+
+
+def test_default_history_gives_a_daily_config_enough_candles(make_config):
+    config = make_config()
+    config.timeframe = "1d"
+    run = optimization.create_run(config, end=END)
+    assert (run.end - run.start).days == optimization.MIN_BARS
+    config.timeframe = "1m"
+    run = optimization.create_run(config, end=END)
+    assert (run.end - run.start).days == DAYS  # OPTIMIZER_DAYS when that is enough
+
+
+def test_admin_actions_apply_a_proposal_and_roll_back(make_config, admin_client):
+    from django.urls import reverse
+
+    config = make_config()
+    original = dict(config.params)
+    run = run_for(config)
+    response = admin_client.post(
+        reverse("admin:strategies_optimizationrun_changelist"),
+        {"action": "apply_proposal", "_selected_action": [run.pk]},
+    )
+    assert response.status_code == 302
+    config.refresh_from_db()
+    assert config.params == run.best_params
+    first = config.param_versions.get(number=1)
+    admin_client.post(
+        reverse("admin:strategies_paramversion_changelist"),
+        {"action": "restore", "_selected_action": [first.pk]},
+    )
+    config.refresh_from_db()
+    assert config.params == original
+    assert optimization.current_version(config).source == ParamVersion.Source.ROLLBACK
