@@ -287,3 +287,20 @@ def test_a_huge_grid_is_refused_with_the_way_out(candles):
                               {"short": {"min": 2, "max": 200}, "mid": {"min": 3, "max": 500}})
     with pytest.raises(ParamError, match="random or tpe"):
         optimize(Job("ma_cross", candles, space, method="grid"), workers=1)
+
+
+def test_optimizer_and_screener_import_without_django():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; import strategies.optimizer, strategies.screener; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('django', 'celery', 'channels', 'orders', 'tradesite') or m == 'strategies.models'); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
