@@ -170,6 +170,12 @@ PERIODIC_TASKS = [
         crontab={"minute": "5", "hour": "0"},
     ),
     dict(
+        name="Screen symbols",
+        task="strategies.tasks.screen_symbols",
+        queue="optimizer",
+        every_seconds=3600,
+    ),
+    dict(
         name="Snapshot equity",
         task="orders.tasks.snapshot_equity",
         queue="trader",
@@ -182,6 +188,9 @@ TRADER_PERMISSIONS = {
         "strategyconfig": "add change delete view",
         "signal": "view",
         "backtestrun": "add view delete",
+        "optimizationrun": "view",
+        "paramversion": "view",
+        "symbolscreen": "view",
     },
     "markets": {
         "account": "add change view",
