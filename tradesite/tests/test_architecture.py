@@ -25,7 +25,7 @@ PURE = [
     "strategies/position.py",
     "strategies/backtest.py",
     "strategies/library",
-    "strategies/optimizer.py",
+    "strategies/optimizer",
     "strategies/screener.py",
 ]
 FORBIDDEN_IN_PURE = (
