@@ -28,8 +28,11 @@ class OrderError(Exception):
 
 def dec(value: float | str | Decimal) -> Decimal:
     """Decimal from a market-data float without binary noise (uses the shortest repr)."""
-    return value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float)
-                                                            else value)
+    return (
+        value
+        if isinstance(value, Decimal)
+        else Decimal(repr(value) if isinstance(value, float) else value)
+    )
 
 
 def quantize_to(value: Decimal, step: Decimal, rounding=ROUND_DOWN) -> Decimal:
@@ -97,7 +100,9 @@ class Account:
 
     def __init__(self, key: str, secret: str, balances: dict[str, str | Decimal]) -> None:
         self.key, self.secret = key, secret
-        self.balances: dict[str, list[Decimal]] = {a: [dec(str(v)), ZERO] for a, v in balances.items()}
+        self.balances: dict[str, list[Decimal]] = {
+            a: [dec(str(v)), ZERO] for a, v in balances.items()
+        }
         self.orders: dict[int, Order] = {}
         self.listeners: list[Listener] = []
 
@@ -131,8 +136,15 @@ class FeeModel:
 class SpotEngine:
     """Matching for one spot venue. ``markets`` maps symbol to ``market.Market``."""
 
-    def __init__(self, markets: dict, fees: FeeModel, *, spread_bps: float, seed: int,
-                 clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        markets: dict,
+        fees: FeeModel,
+        *,
+        spread_bps: float,
+        seed: int,
+        clock_ms: Callable[[], int],
+    ) -> None:
         self.markets, self.fees, self.clock_ms = markets, fees, clock_ms
         self.half_spread = Decimal(str(spread_bps)) / Decimal(20000)
         self.rng = random.Random(seed)
@@ -186,7 +198,9 @@ class SpotEngine:
         account.emit("balance", assets=changed)
         if order.type == "market":
             self._fill(account, order, ask if order.side == "buy" else bid, maker=False)
-        elif (order.side == "buy" and order.price >= ask) or (order.side == "sell" and order.price <= bid):
+        elif (order.side == "buy" and order.price >= ask) or (
+            order.side == "sell" and order.price <= bid
+        ):
             if order.time_in_force == "post_only":
                 self._finish(account, order, "expired")
             else:
@@ -211,7 +225,8 @@ class SpotEngine:
                 if order.type != "limit":
                     continue
                 if (order.side == "buy" and low <= order.price) or (
-                        order.side == "sell" and high >= order.price):
+                    order.side == "sell" and high >= order.price
+                ):
                     self._fill(account, order, order.price, maker=True)
 
     # ---- internals ----------------------------------------------------------------------------
@@ -239,16 +254,28 @@ class SpotEngine:
             account.move(spec.base, ZERO, -qty)
             order.locked -= qty
             account.move(spec.quote, quote - fee)
-        fill = Fill(self.next_trade_id, self.new_uuid(), price, qty, quote, fee, fee_asset, maker, now)
+        fill = Fill(
+            self.next_trade_id, self.new_uuid(), price, qty, quote, fee, fee_asset, maker, now
+        )
         self.next_trade_id += 1
         order.fills.append(fill)
         order.updated_ms = now
-        status = "canceled" if order.quote_qty is not None and order.extra.get("quote_cancels") \
+        status = (
+            "canceled"
+            if order.quote_qty is not None and order.extra.get("quote_cancels")
             else "filled"
+        )
         self._finish(account, order, status, fill=fill, assets=[spec.base, spec.quote])
 
-    def _finish(self, account: Account, order: Order, status: str, *, fill: Fill | None = None,
-                assets: list[str] | None = None) -> None:
+    def _finish(
+        self,
+        account: Account,
+        order: Order,
+        status: str,
+        *,
+        fill: Fill | None = None,
+        assets: list[str] | None = None,
+    ) -> None:
         spec = self.markets[order.symbol].spec
         asset = spec.quote if order.side == "buy" else spec.base
         if order.locked:

@@ -47,8 +47,13 @@ def query_hash(query: str) -> str:
     return hashlib.sha512(query.encode()).hexdigest()
 
 
-def upbit_token(access_key: str, secret: str, query: str = "", alg: str = "HS512",
-                timestamp_ms: int | None = None) -> str:
+def upbit_token(
+    access_key: str,
+    secret: str,
+    query: str = "",
+    alg: str = "HS512",
+    timestamp_ms: int | None = None,
+) -> str:
     """A bearer token for ``query`` (the unencoded query or body string); Bithumb adds timestamp."""
     payload: dict = {"access_key": access_key, "nonce": str(uuid.uuid4())}
     if query:
@@ -65,8 +70,14 @@ class JwtVerifier:
     ``timestamp`` claim (Bithumb) must be within ``timestamp_window_ms`` of the clock.
     """
 
-    def __init__(self, secrets: dict[str, str], *, clock_ms=None, timestamp_window_ms: int = 60_000,
-                 require_timestamp: bool = False) -> None:
+    def __init__(
+        self,
+        secrets: dict[str, str],
+        *,
+        clock_ms=None,
+        timestamp_window_ms: int = 60_000,
+        require_timestamp: bool = False,
+    ) -> None:
         self.secrets = secrets
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.window = timestamp_window_ms
@@ -76,8 +87,10 @@ class JwtVerifier:
     def verify(self, authorization: str | None, query: str) -> str:
         """Return the access key, or raise AuthError. ``query`` is the unencoded query string."""
         if not authorization or not authorization.startswith("Bearer "):
-            raise AuthError("jwt_verification", "Authorization header with a Bearer JWT is required.")
-        token = authorization[len("Bearer "):].strip()
+            raise AuthError(
+                "jwt_verification", "Authorization header with a Bearer JWT is required."
+            )
+        token = authorization[len("Bearer ") :].strip()
         try:
             head_b64, body_b64, sig_b64 = token.split(".")
             header = json.loads(_b64url_decode(head_b64))
@@ -150,8 +163,11 @@ class HmacVerifier:
         body_wo, sig_b = _split_signature(body)
         signature = sig_q or sig_b
         if not signature:
-            raise AuthError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, "
-                            "or malformed.", 400)
+            raise AuthError(
+                -1102,
+                "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
+                400,
+            )
         payload = query_wo + body_wo
         expected = binance_sign(self.secrets[key], payload)
         if not hmac.compare_digest(expected, signature.lower()):
@@ -173,13 +189,18 @@ class HmacVerifier:
     def check_time(self, params: dict[str, str]) -> None:
         raw = params.get("timestamp")
         if raw is None:
-            raise AuthError(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, "
-                            "or malformed.", 400)
+            raise AuthError(
+                -1102,
+                "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.",
+                400,
+            )
         try:
             stamp = int(raw)
             window = float(params.get("recvWindow", "5000"))
         except ValueError:
-            raise AuthError(-1100, "Illegal characters found in parameter 'timestamp'.", 400) from None
+            raise AuthError(
+                -1100, "Illegal characters found in parameter 'timestamp'.", 400
+            ) from None
         if window > 60000 or window <= 0:
             raise AuthError(-1131, "recvWindow must be less than 60000", 400)
         now = self.clock_ms()
@@ -188,8 +209,10 @@ class HmacVerifier:
 
 
 def _pairs(raw: str) -> list[tuple[str, str]]:
-    return [(unquote(k.replace("+", " ")), unquote(v.replace("+", " ")))
-            for k, _, v in (p.partition("=") for p in raw.split("&") if p)]
+    return [
+        (unquote(k.replace("+", " ")), unquote(v.replace("+", " ")))
+        for k, _, v in (p.partition("=") for p in raw.split("&") if p)
+    ]
 
 
 def _split_signature(raw: str) -> tuple[str, str]:
@@ -198,7 +221,7 @@ def _split_signature(raw: str) -> tuple[str, str]:
         return "", ""
     parts = raw.split("&")
     if parts[-1].startswith("signature="):
-        return "&".join(parts[:-1]), parts[-1][len("signature="):]
+        return "&".join(parts[:-1]), parts[-1][len("signature=") :]
     if any(p.startswith("signature=") for p in parts):
         raise AuthError(-1022, "Signature for this request is not valid.", 400)
     return raw, ""

@@ -20,10 +20,24 @@ from markets.simulator.market import CandleArrays, Frame, tick_of
 from markets.simulator.streams import Connection, serve
 from markets.simulator.venue import Venue
 
-INTERVALS = {"1s": Frame("s"), "1m": Frame("m"), "3m": Frame("m", 3), "5m": Frame("m", 5),
-             "15m": Frame("m", 15), "30m": Frame("m", 30), "1h": Frame("h"), "2h": Frame("h", 2),
-             "4h": Frame("h", 4), "6h": Frame("h", 6), "8h": Frame("h", 8), "12h": Frame("h", 12),
-             "1d": Frame("d"), "3d": Frame("d", 3), "1w": Frame("w"), "1M": Frame("M")}
+INTERVALS = {
+    "1s": Frame("s"),
+    "1m": Frame("m"),
+    "3m": Frame("m", 3),
+    "5m": Frame("m", 5),
+    "15m": Frame("m", 15),
+    "30m": Frame("m", 30),
+    "1h": Frame("h"),
+    "2h": Frame("h", 2),
+    "4h": Frame("h", 4),
+    "6h": Frame("h", 6),
+    "8h": Frame("h", 8),
+    "12h": Frame("h", 12),
+    "1d": Frame("d"),
+    "3d": Frame("d", 3),
+    "1w": Frame("w"),
+    "1M": Frame("M"),
+}
 
 
 def berror(status: int, code: int, msg: str) -> web.Response:
@@ -31,8 +45,9 @@ def berror(status: int, code: int, msg: str) -> web.Response:
 
 
 def missing(name: str) -> web.Response:
-    return berror(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or "
-                  "malformed.")
+    return berror(
+        400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
 
 
 def decimals(step: float) -> int:
@@ -52,10 +67,20 @@ def fill_gaps(c: CandleArrays, frame: Frame, until_open: int | None) -> CandleAr
     real = c.open_time[pos] == grid
     prev_close = c.close[pos]
     out = {}
-    for name, default in (("open", None), ("high", None), ("low", None), ("close", None),
-                          ("volume", 0.0), ("quote_volume", 0.0), ("count", 0), ("first_id", -1),
-                          ("last_id", -1), ("last_ts", 0), ("taker_buy_volume", 0.0),
-                          ("taker_buy_quote", 0.0)):
+    for name, default in (
+        ("open", None),
+        ("high", None),
+        ("low", None),
+        ("close", None),
+        ("volume", 0.0),
+        ("quote_volume", 0.0),
+        ("count", 0),
+        ("first_id", -1),
+        ("last_id", -1),
+        ("last_ts", 0),
+        ("taker_buy_volume", 0.0),
+        ("taker_buy_quote", 0.0),
+    ):
         values = getattr(c, name)[pos]
         out[name] = np.where(real, values, prev_close if default is None else default)
     return CandleArrays(open_time=grid, **out)
@@ -80,24 +105,39 @@ class BinanceBase(Venue):
         self._last_push = 0.0
 
     def server_error(self) -> web.Response:
-        return berror(500, -1001, "Internal error; unable to process your request. Please try "
-                      "your request again.")
+        return berror(
+            500,
+            -1001,
+            "Internal error; unable to process your request. Please try your request again.",
+        )
 
     # ---- REST plumbing ------------------------------------------------------------------------
 
-    def endpoint(self, weight: int, handler, *, signed: bool = False, key_only: bool = False,
-                 is_order: bool = False):
+    def endpoint(
+        self,
+        weight: int,
+        handler,
+        *,
+        signed: bool = False,
+        key_only: bool = False,
+        is_order: bool = False,
+    ):
         async def wrapped(request: web.Request) -> web.StreamResponse:
             faults = self.ctx.faults
             query = request.rel_url.raw_query_string
             body = await request.text() if request.can_read_body else ""
             if faults.rate_limits:
-                ok, used, limit, reset = self.budget.spend("weight", weight, faults.rate_limit_budget,
-                                                           request.remote or "")
+                ok, used, limit, reset = self.budget.spend(
+                    "weight", weight, faults.rate_limit_budget, request.remote or ""
+                )
                 if not ok:
-                    resp = berror(429, -1003, f"Too much request weight used; current limit is "
-                                  f"{limit} request weight per 1 MINUTE. Please use WebSocket "
-                                  "Streams for live updates to avoid polling the API.")
+                    resp = berror(
+                        429,
+                        -1003,
+                        f"Too much request weight used; current limit is "
+                        f"{limit} request weight per 1 MINUTE. Please use WebSocket "
+                        "Streams for live updates to avoid polling the API.",
+                    )
                     resp.headers["Retry-After"] = str(max(1, math.ceil(reset)))
                     resp.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
                     return resp
@@ -108,7 +148,9 @@ class BinanceBase(Venue):
                     key, params = self.hmac.verify(request.headers.get("X-MBX-APIKEY"), query, body)
                 else:
                     params = dict(parse_qsl(query)) | dict(parse_qsl(body))
-                    key = self.hmac.api_key(request.headers.get("X-MBX-APIKEY")) if key_only else None
+                    key = (
+                        self.hmac.api_key(request.headers.get("X-MBX-APIKEY")) if key_only else None
+                    )
                 resp = handler(params, self.accounts[key] if key else None)
             except AuthError as exc:
                 resp = berror(exc.status, exc.name, exc.message)
@@ -169,8 +211,11 @@ class BinanceBase(Venue):
             return err
         frame = self.intervals.get(params.get("interval", ""))
         if frame is None:
-            return missing("interval") if not params.get("interval") else berror(
-                400, -1120, "Invalid interval.")
+            return (
+                missing("interval")
+                if not params.get("interval")
+                else berror(400, -1120, "Invalid interval.")
+            )
         try:
             limit = min(max(int(params.get("limit", "500")), 1), self.kline_limit)
             arrays = self.kline_arrays(market, frame, params, limit)
@@ -179,12 +224,22 @@ class BinanceBase(Venue):
         rows = []
         for i in range(len(arrays)):
             t = int(arrays.open_time[i])
-            rows.append([t, self.px(market, arrays.open[i]), self.px(market, arrays.high[i]),
-                         self.px(market, arrays.low[i]), self.px(market, arrays.close[i]),
-                         self.qx(market, arrays.volume[i]), frame.next_open(t) - 1,
-                         f"{float(arrays.quote_volume[i]):.8f}", int(arrays.count[i]),
-                         self.qx(market, arrays.taker_buy_volume[i]),
-                         f"{float(arrays.taker_buy_quote[i]):.8f}", "0"])
+            rows.append(
+                [
+                    t,
+                    self.px(market, arrays.open[i]),
+                    self.px(market, arrays.high[i]),
+                    self.px(market, arrays.low[i]),
+                    self.px(market, arrays.close[i]),
+                    self.qx(market, arrays.volume[i]),
+                    frame.next_open(t) - 1,
+                    f"{float(arrays.quote_volume[i]):.8f}",
+                    int(arrays.count[i]),
+                    self.qx(market, arrays.taker_buy_volume[i]),
+                    f"{float(arrays.taker_buy_quote[i]):.8f}",
+                    "0",
+                ]
+            )
         return web.json_response(rows)
 
     # ---- market streams -----------------------------------------------------------------------
@@ -207,8 +262,15 @@ class BinanceBase(Venue):
         def on_open(conn: Connection) -> None:
             conn.state.update(streams=list(streams), combined=combined, klines={})
 
-        return await serve(request, self.sockets, self.stream_conns, binary=False,
-                           on_text=self._on_stream_text, heartbeat=self.ping_s, on_open=on_open)
+        return await serve(
+            request,
+            self.sockets,
+            self.stream_conns,
+            binary=False,
+            on_text=self._on_stream_text,
+            heartbeat=self.ping_s,
+            on_open=on_open,
+        )
 
     def valid_stream(self, name: str) -> bool:
         symbol, _, kind = name.partition("@")
@@ -229,7 +291,9 @@ class BinanceBase(Venue):
         if method == "SUBSCRIBE":
             bad = [p for p in params if not self.valid_stream(p)]
             if bad:
-                conn.send({"code": 2, "msg": f"Invalid request: invalid stream {bad[0]}", "id": req_id})
+                conn.send(
+                    {"code": 2, "msg": f"Invalid request: invalid stream {bad[0]}", "id": req_id}
+                )
                 return
             streams.extend(p for p in params if p not in streams)
             conn.send({"result": None, "id": req_id})
@@ -239,7 +303,9 @@ class BinanceBase(Venue):
         elif method == "LIST_SUBSCRIPTIONS":
             conn.send({"result": list(streams), "id": req_id})
         else:
-            conn.send({"code": 2, "msg": f"Invalid request: unknown variant {method}", "id": req_id})
+            conn.send(
+                {"code": 2, "msg": f"Invalid request: unknown variant {method}", "id": req_id}
+            )
 
     def _emit(self, conn: Connection, stream: str, data: dict) -> None:
         conn.send({"stream": stream, "data": data} if conn.state["combined"] else data)
@@ -255,9 +321,16 @@ class BinanceBase(Venue):
                     continue
                 for i in range(len(trades["ts"])):
                     tid = int(trades["id"][i])
-                    ev = {"e": kind, "E": self.now(), "s": symbol, "p": self.px(market, trades["price"][i]),
-                          "q": self.qx(market, trades["qty"][i]), "T": int(trades["ts"][i]),
-                          "m": bool(trades["buyer_maker"][i]), "M": True}
+                    ev = {
+                        "e": kind,
+                        "E": self.now(),
+                        "s": symbol,
+                        "p": self.px(market, trades["price"][i]),
+                        "q": self.qx(market, trades["qty"][i]),
+                        "T": int(trades["ts"][i]),
+                        "m": bool(trades["buyer_maker"][i]),
+                        "M": True,
+                    }
                     ev |= {"t": tid} if kind == "trade" else {"a": tid, "f": tid, "l": tid}
                     self._emit(conn, name, ev)
 
@@ -285,17 +358,51 @@ class BinanceBase(Venue):
         arrays = fill_gaps(market.candles(frame, end_ms=open_ms + 1), frame, open_ms)
         if len(arrays) == 0 or int(arrays.open_time[-1]) != open_ms:
             price = market.last_price
-            row = dict(o=price, h=price, l=price, c=price, v=0.0, q=0.0, n=0, f=-1, L=-1, V=0.0, Q=0.0)
+            row = {
+                "o": price,
+                "h": price,
+                "l": price,
+                "c": price,
+                "v": 0.0,
+                "q": 0.0,
+                "n": 0,
+                "f": -1,
+                "L": -1,
+                "V": 0.0,
+                "Q": 0.0,
+            }
         else:
             i = len(arrays) - 1
-            row = dict(o=arrays.open[i], h=arrays.high[i], l=arrays.low[i], c=arrays.close[i],
-                       v=arrays.volume[i], q=arrays.quote_volume[i], n=int(arrays.count[i]),
-                       f=int(arrays.first_id[i]), L=int(arrays.last_id[i]),
-                       V=arrays.taker_buy_volume[i], Q=arrays.taker_buy_quote[i])
-        k = {"t": open_ms, "T": frame.next_open(open_ms) - 1, "s": market.symbol, "i": interval,
-             "f": row["f"], "L": row["L"], "o": self.px(market, row["o"]),
-             "c": self.px(market, row["c"]), "h": self.px(market, row["h"]),
-             "l": self.px(market, row["l"]), "v": self.qx(market, row["v"]), "n": row["n"],
-             "x": closed, "q": f"{float(row['q']):.8f}", "V": self.qx(market, row["V"]),
-             "Q": f"{float(row['Q']):.8f}", "B": "0"}
+            row = {
+                "o": arrays.open[i],
+                "h": arrays.high[i],
+                "l": arrays.low[i],
+                "c": arrays.close[i],
+                "v": arrays.volume[i],
+                "q": arrays.quote_volume[i],
+                "n": int(arrays.count[i]),
+                "f": int(arrays.first_id[i]),
+                "L": int(arrays.last_id[i]),
+                "V": arrays.taker_buy_volume[i],
+                "Q": arrays.taker_buy_quote[i],
+            }
+        k = {
+            "t": open_ms,
+            "T": frame.next_open(open_ms) - 1,
+            "s": market.symbol,
+            "i": interval,
+            "f": row["f"],
+            "L": row["L"],
+            "o": self.px(market, row["o"]),
+            "c": self.px(market, row["c"]),
+            "h": self.px(market, row["h"]),
+            "l": self.px(market, row["l"]),
+            "v": self.qx(market, row["v"]),
+            "n": row["n"],
+            "x": closed,
+            "q": f"{float(row['q']):.8f}",
+            "V": self.qx(market, row["V"]),
+            "Q": f"{float(row['Q']):.8f}",
+            "B": "0",
+        }
         return {"e": "kline", "E": self.now(), "s": market.symbol, "k": k}

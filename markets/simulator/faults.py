@@ -29,8 +29,10 @@ class Faults:
     def update(self, **changes) -> None:
         for name, value in changes.items():
             if not hasattr(self, name):
-                raise ValueError(f"unknown fault knob {name!r}; use one of "
-                                 f"{', '.join(f.name for f in dataclasses.fields(self))}")
+                raise ValueError(
+                    f"unknown fault knob {name!r}; use one of "
+                    f"{', '.join(f.name for f in dataclasses.fields(self))}"
+                )
             setattr(self, name, value)
 
 
@@ -64,8 +66,9 @@ class Budget:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def fault_middleware(faults: Faults, rng: random.Random,
-                     server_error: Callable[[], web.Response]) -> Callable:
+def fault_middleware(
+    faults: Faults, rng: random.Random, server_error: Callable[[], web.Response]
+) -> Callable:
     """Latency and injected 5xx for every HTTP request except WebSocket upgrades."""
 
     @web.middleware
@@ -93,6 +96,7 @@ class SocketRegistry:
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self.sockets: set[web.WebSocketResponse] = set()
+        self._closing: set[asyncio.Future] = set()
 
     def add(self, ws: web.WebSocketResponse) -> None:
         self.sockets.add(ws)
@@ -105,11 +109,15 @@ class SocketRegistry:
 
     def _close_soon(self, ws: web.WebSocketResponse) -> None:
         if not ws.closed:
-            asyncio.ensure_future(ws.close(code=1001, message=b"simulated drop"))
+            task = asyncio.ensure_future(ws.close(code=1001, message=b"simulated drop"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def drop_all(self) -> int:
         """Close every open socket now (code 1001); returns how many were closed."""
         victims = [ws for ws in self.sockets if not ws.closed]
-        await asyncio.gather(*(ws.close(code=1001, message=b"simulated drop") for ws in victims),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(ws.close(code=1001, message=b"simulated drop") for ws in victims),
+            return_exceptions=True,
+        )
         return len(victims)

@@ -27,7 +27,8 @@ LISTEN_KEY_MS = 60 * 60_000
 RATE_LIMITS = [
     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
     {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300}]
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+]
 
 
 class FuturesVenue(BinanceBase):
@@ -41,17 +42,27 @@ class FuturesVenue(BinanceBase):
     intervals = {k: v for k, v in INTERVALS.items() if k != "1s"}
 
     def __init__(self, ctx, markets, accounts, *, spread_bps: float = 2.0) -> None:
-        accounts = [FuturesAccount(a.key, a.secret, {k: v[0] for k, v in a.balances.items()})
-                    for a in accounts]
+        accounts = [
+            FuturesAccount(a.key, a.secret, {k: v[0] for k, v in a.balances.items()})
+            for a in accounts
+        ]
         super().__init__(ctx, markets, accounts, spread_bps=spread_bps)
-        ids = SpotEngine(markets, FeeModel(ZERO, ZERO, False), spread_bps=spread_bps,
-                         seed=ctx.seed + 1, clock_ms=ctx.clock_ms)
-        self.engine = FuturesEngine(markets, spread_bps=spread_bps, clock_ms=ctx.clock_ms,
-                                    spot_engine=ids)
+        ids = SpotEngine(
+            markets,
+            FeeModel(ZERO, ZERO, False),
+            spread_bps=spread_bps,
+            seed=ctx.seed + 1,
+            clock_ms=ctx.clock_ms,
+        )
+        self.engine = FuturesEngine(
+            markets, spread_bps=spread_bps, clock_ms=ctx.clock_ms, spot_engine=ids
+        )
         self.listen_keys: dict[str, tuple[str, int]] = {}  # listenKey -> (api key, expires ms)
         self.user_conns: set[Connection] = set()
         for account in accounts:
-            account.listeners.append(lambda kind, event, a=account: self._on_account(a, kind, event))
+            account.listeners.append(
+                lambda kind, event, a=account: self._on_account(a, kind, event)
+            )
 
     def routes(self, app: web.Application) -> None:
         e, get, add = self.endpoint, app.router.add_get, app.router.add_route
@@ -85,34 +96,78 @@ class FuturesVenue(BinanceBase):
         symbols = []
         for market in self.markets.values():
             spec = market.spec
-            tick, step = self.px(market, tick_of(spec, market.last_price)), self.qx(market, spec.step)
-            symbols.append({
-                "symbol": spec.symbol, "pair": spec.symbol, "contractType": "PERPETUAL",
-                "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
-                "baseAsset": spec.base, "quoteAsset": spec.quote, "marginAsset": spec.quote,
-                "pricePrecision": len(tick.split(".")[1]) if "." in tick else 0,
-                "quantityPrecision": len(step.split(".")[1]) if "." in step else 0,
-                "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
-                "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
-                "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
-                "filters": [
-                    {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "4529764",
-                     "tickSize": tick},
-                    {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "1000", "stepSize": step},
-                    {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "120",
-                     "stepSize": step},
-                    {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                    {"filterType": "MIN_NOTIONAL", "notional": str(MIN_NOTIONAL)},
-                    {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
-                     "multiplierDown": "0.9500", "multiplierDecimal": "4"}]})
-        return web.json_response({"timezone": "UTC", "serverTime": self.now(),
-                                  "rateLimits": RATE_LIMITS, "exchangeFilters": [],
-                                  "assets": [{"asset": "USDT", "marginAvailable": True}],
-                                  "symbols": symbols})
+            tick, step = (
+                self.px(market, tick_of(spec, market.last_price)),
+                self.qx(market, spec.step),
+            )
+            symbols.append(
+                {
+                    "symbol": spec.symbol,
+                    "pair": spec.symbol,
+                    "contractType": "PERPETUAL",
+                    "deliveryDate": 4133404800000,
+                    "onboardDate": 1569398400000,
+                    "status": "TRADING",
+                    "baseAsset": spec.base,
+                    "quoteAsset": spec.quote,
+                    "marginAsset": spec.quote,
+                    "pricePrecision": len(tick.split(".")[1]) if "." in tick else 0,
+                    "quantityPrecision": len(step.split(".")[1]) if "." in step else 0,
+                    "baseAssetPrecision": 8,
+                    "quotePrecision": 8,
+                    "underlyingType": "COIN",
+                    "triggerProtect": "0.0500",
+                    "liquidationFee": "0.012500",
+                    "marketTakeBound": "0.05",
+                    "orderTypes": ["LIMIT", "MARKET"],
+                    "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": tick,
+                            "maxPrice": "4529764",
+                            "tickSize": tick,
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": step,
+                            "maxQty": "1000",
+                            "stepSize": step,
+                        },
+                        {
+                            "filterType": "MARKET_LOT_SIZE",
+                            "minQty": step,
+                            "maxQty": "120",
+                            "stepSize": step,
+                        },
+                        {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                        {"filterType": "MIN_NOTIONAL", "notional": str(MIN_NOTIONAL)},
+                        {
+                            "filterType": "PERCENT_PRICE",
+                            "multiplierUp": "1.0500",
+                            "multiplierDown": "0.9500",
+                            "multiplierDecimal": "4",
+                        },
+                    ],
+                }
+            )
+        return web.json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": self.now(),
+                "rateLimits": RATE_LIMITS,
+                "exchangeFilters": [],
+                "assets": [{"asset": "USDT", "marginAvailable": True}],
+                "symbols": symbols,
+            }
+        )
 
     def ticker_price(self, params, account) -> web.Response:
-        rows = [{"symbol": m.symbol, "price": self.px(m, m.last_price), "time": self.now()}
-                for m in self.markets.values() if params.get("symbol") in (None, m.symbol)]
+        rows = [
+            {"symbol": m.symbol, "price": self.px(m, m.last_price), "time": self.now()}
+            for m in self.markets.values()
+            if params.get("symbol") in (None, m.symbol)
+        ]
         if params.get("symbol") and not rows:
             return berror(400, -1121, "Invalid symbol.")
         return web.json_response(rows[0] if params.get("symbol") else rows)
@@ -131,10 +186,18 @@ class FuturesVenue(BinanceBase):
             return berror(400, -4028, f"Leverage {value} is not valid")
         pos = account.position(market.symbol)
         pos.leverage = value
-        self._send_user(account, {"e": "ACCOUNT_CONFIG_UPDATE", "E": self.now(), "T": self.now(),
-                                  "ac": {"s": market.symbol, "l": value}})
-        return web.json_response({"leverage": value, "maxNotionalValue": "1000000",
-                                  "symbol": market.symbol})
+        self._send_user(
+            account,
+            {
+                "e": "ACCOUNT_CONFIG_UPDATE",
+                "E": self.now(),
+                "T": self.now(),
+                "ac": {"s": market.symbol, "l": value},
+            },
+        )
+        return web.json_response(
+            {"leverage": value, "maxNotionalValue": "1000000", "symbol": market.symbol}
+        )
 
     def margin_type(self, params, account: FuturesAccount) -> web.Response:
         market, err = self.symbol_market(params)
@@ -142,9 +205,13 @@ class FuturesVenue(BinanceBase):
             return err
         wanted = {"ISOLATED": "isolated", "CROSSED": "cross"}.get(params.get("marginType", ""))
         if wanted is None:
-            return berror(400, -1116 if params.get("marginType") else -1102,
-                          "Invalid marginType." if params.get("marginType") else
-                          "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed.")
+            return berror(
+                400,
+                -1116 if params.get("marginType") else -1102,
+                "Invalid marginType."
+                if params.get("marginType")
+                else "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed.",
+            )
         pos = account.position(market.symbol)
         if pos.margin_type == wanted:
             return berror(400, -4046, "No need to change margin type.")
@@ -189,7 +256,11 @@ class FuturesVenue(BinanceBase):
             if price is None:
                 return missing("price")
             if tif not in ("GTC", "IOC", "FOK", "GTX"):
-                return missing("timeInForce") if not tif else berror(400, -1115, "Invalid timeInForce.")
+                return (
+                    missing("timeInForce")
+                    if not tif
+                    else berror(400, -1115, "Invalid timeInForce.")
+                )
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
         spec = market.spec
         if price is not None and (price <= 0 or price % dec(tick_of(spec, market.last_price))):
@@ -198,19 +269,34 @@ class FuturesVenue(BinanceBase):
             return berror(400, -4023, "Quantity not increased by step size.")
         bid, ask = self.engine.quote_prices(market.symbol)
         if not reduce_only and qty * (price or (ask if side == "BUY" else bid)) < MIN_NOTIONAL:
-            return berror(400, -4164, "Order's notional must be no smaller than 5 (unless you "
-                          "choose reduce only).")
-        client_id = params.get("newClientOrderId") or f"sim{self.engine.ids.rng.getrandbits(64):016x}"
+            return berror(
+                400,
+                -4164,
+                "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+            )
+        client_id = (
+            params.get("newClientOrderId") or f"sim{self.engine.ids.rng.getrandbits(64):016x}"
+        )
         if not CLIENT_ID.match(client_id):
             return berror(400, -4015, "Client order id length should not be more than 36 chars")
         if any(o.client_id == client_id for o in account.open_orders()):
             # The futures code for a duplicate open client id is unconfirmed in the references.
             return berror(400, -4116, "ClientOrderId is duplicated.")
         oid, uid = self.engine.ids.new_ids()
-        order = Order(oid, uid, market.symbol, side.lower(), kind.lower(), price, qty, None,
-                      client_id, self.now(),
-                      time_in_force={"IOC": "ioc", "FOK": "fok", "GTX": "post_only"}.get(tif or ""),
-                      extra={"type": kind, "tif": tif or "GTC", "reduce_only": reduce_only})
+        order = Order(
+            oid,
+            uid,
+            market.symbol,
+            side.lower(),
+            kind.lower(),
+            price,
+            qty,
+            None,
+            client_id,
+            self.now(),
+            time_in_force={"IOC": "ioc", "FOK": "fok", "GTX": "post_only"}.get(tif or ""),
+            extra={"type": kind, "tif": tif or "GTC", "reduce_only": reduce_only},
+        )
         try:
             self.engine.place(account, order)
         except OrderError as exc:
@@ -223,28 +309,52 @@ class FuturesVenue(BinanceBase):
         market = self.markets[order.symbol]
         executed = order.executed_qty
         avg = order.executed_quote / executed if executed else ZERO
-        return {"orderId": order.id, "symbol": order.symbol, "status": STATUS[order.status],
-                "clientOrderId": order.client_id, "price": self.px(market, order.price or 0),
-                "avgPrice": self.px(market, avg), "origQty": self.qx(market, order.qty),
-                "executedQty": self.qx(market, executed), "cumQty": self.qx(market, executed),
-                "cumQuote": fixed(order.executed_quote, 5), "timeInForce": order.extra["tif"],
-                "type": order.extra["type"], "reduceOnly": order.extra["reduce_only"],
-                "closePosition": False, "side": order.side.upper(), "positionSide": "BOTH",
-                "stopPrice": self.px(market, 0), "workingType": "CONTRACT_PRICE",
-                "priceProtect": False, "origType": order.extra["type"], "priceMatch": "NONE",
-                "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
-                "updateTime": order.updated_ms}
+        return {
+            "orderId": order.id,
+            "symbol": order.symbol,
+            "status": STATUS[order.status],
+            "clientOrderId": order.client_id,
+            "price": self.px(market, order.price or 0),
+            "avgPrice": self.px(market, avg),
+            "origQty": self.qx(market, order.qty),
+            "executedQty": self.qx(market, executed),
+            "cumQty": self.qx(market, executed),
+            "cumQuote": fixed(order.executed_quote, 5),
+            "timeInForce": order.extra["tif"],
+            "type": order.extra["type"],
+            "reduceOnly": order.extra["reduce_only"],
+            "closePosition": False,
+            "side": order.side.upper(),
+            "positionSide": "BOTH",
+            "stopPrice": self.px(market, 0),
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": order.extra["type"],
+            "priceMatch": "NONE",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "goodTillDate": 0,
+            "updateTime": order.updated_ms,
+        }
 
     def _find(self, params, account) -> Order | None:
         if params.get("orderId"):
-            return next((o for o in account.orders.values() if str(o.id) == params["orderId"]
-                         and o.symbol == params.get("symbol")), None)
-        matches = [o for o in account.orders.values()
-                   if o.client_id == params.get("origClientOrderId") and o.symbol == params.get("symbol")]
+            return next(
+                (
+                    o
+                    for o in account.orders.values()
+                    if str(o.id) == params["orderId"] and o.symbol == params.get("symbol")
+                ),
+                None,
+            )
+        matches = [
+            o
+            for o in account.orders.values()
+            if o.client_id == params.get("origClientOrderId") and o.symbol == params.get("symbol")
+        ]
         return max(matches, key=lambda o: o.id) if matches else None
 
     def query_order(self, params, account) -> web.Response:
-        market, err = self.symbol_market(params)
+        _, err = self.symbol_market(params)
         if err:
             return err
         order = self._find(params, account)
@@ -253,7 +363,7 @@ class FuturesVenue(BinanceBase):
         return web.json_response(self._order_json(order) | {"time": order.created_ms})
 
     def cancel_order(self, params, account) -> web.Response:
-        market, err = self.symbol_market(params)
+        _, err = self.symbol_market(params)
         if err:
             return err
         order = self._find(params, account)
@@ -263,8 +373,12 @@ class FuturesVenue(BinanceBase):
         return web.json_response(self._order_json(order))
 
     def open_orders(self, params, account) -> web.Response:
-        return web.json_response([self._order_json(o) | {"time": o.created_ms}
-                                  for o in account.open_orders(params.get("symbol"))])
+        return web.json_response(
+            [
+                self._order_json(o) | {"time": o.created_ms}
+                for o in account.open_orders(params.get("symbol"))
+            ]
+        )
 
     def user_trades(self, params, account) -> web.Response:
         market, err = self.symbol_market(params)
@@ -272,35 +386,55 @@ class FuturesVenue(BinanceBase):
             return err
         rows = []
         for order in account.orders.values():
-            if order.symbol != market.symbol or (params.get("orderId") and
-                                                 str(order.id) != params["orderId"]):
+            if order.symbol != market.symbol or (
+                params.get("orderId") and str(order.id) != params["orderId"]
+            ):
                 continue
             for f in order.fills:
-                rows.append({"buyer": order.side == "buy", "commission": fixed(f.fee, 8),
-                             "commissionAsset": f.fee_asset, "id": f.trade_id, "maker": f.is_maker,
-                             "orderId": order.id, "price": self.px(market, f.price),
-                             "qty": self.qx(market, f.qty), "quoteQty": fixed(f.quote, 5),
-                             "realizedPnl": fixed(order.extra.get("realized", ZERO), 8),
-                             "side": order.side.upper(), "positionSide": "BOTH",
-                             "symbol": order.symbol, "time": f.ts_ms})
+                rows.append(
+                    {
+                        "buyer": order.side == "buy",
+                        "commission": fixed(f.fee, 8),
+                        "commissionAsset": f.fee_asset,
+                        "id": f.trade_id,
+                        "maker": f.is_maker,
+                        "orderId": order.id,
+                        "price": self.px(market, f.price),
+                        "qty": self.qx(market, f.qty),
+                        "quoteQty": fixed(f.quote, 5),
+                        "realizedPnl": fixed(order.extra.get("realized", ZERO), 8),
+                        "side": order.side.upper(),
+                        "positionSide": "BOTH",
+                        "symbol": order.symbol,
+                        "time": f.ts_ms,
+                    }
+                )
         rows.sort(key=lambda r: r["id"])
-        return web.json_response(rows[-min(int(params.get("limit", "500")), 1000):])
+        return web.json_response(rows[-min(int(params.get("limit", "500")), 1000) :])
 
     def _position_row(self, account: FuturesAccount, symbol: str) -> dict:
         market = self.markets[symbol]
         pos = account.position(symbol)
         mark = self.engine.mark(symbol)
         margin = pos.margin()
-        return {"symbol": symbol, "positionAmt": self.qx(market, pos.amount),
-                "entryPrice": self.px(market, pos.entry), "breakEvenPrice": self.px(market, pos.entry),
-                "markPrice": fixed(mark, 8), "unRealizedProfit": fixed(self.engine.unrealized(pos), 8),
-                "liquidationPrice": "0", "leverage": str(pos.leverage),
-                "maxNotionalValue": "1000000", "marginType": pos.margin_type,
-                "isolatedMargin": fixed(margin if pos.margin_type == "isolated" else 0, 8),
-                "isAutoAddMargin": "false", "positionSide": "BOTH",
-                "notional": fixed(pos.amount * mark, 8),
-                "isolatedWallet": fixed(margin if pos.margin_type == "isolated" else 0, 8),
-                "updateTime": pos.update_ms}
+        return {
+            "symbol": symbol,
+            "positionAmt": self.qx(market, pos.amount),
+            "entryPrice": self.px(market, pos.entry),
+            "breakEvenPrice": self.px(market, pos.entry),
+            "markPrice": fixed(mark, 8),
+            "unRealizedProfit": fixed(self.engine.unrealized(pos), 8),
+            "liquidationPrice": "0",
+            "leverage": str(pos.leverage),
+            "maxNotionalValue": "1000000",
+            "marginType": pos.margin_type,
+            "isolatedMargin": fixed(margin if pos.margin_type == "isolated" else 0, 8),
+            "isAutoAddMargin": "false",
+            "positionSide": "BOTH",
+            "notional": fixed(pos.amount * mark, 8),
+            "isolatedWallet": fixed(margin if pos.margin_type == "isolated" else 0, 8),
+            "updateTime": pos.update_ms,
+        }
 
     def position_risk(self, params, account: FuturesAccount) -> web.Response:
         symbols = [params["symbol"]] if params.get("symbol") else list(self.markets)
@@ -312,11 +446,21 @@ class FuturesVenue(BinanceBase):
         wallet = account.free("USDT")
         upnl = sum((self.engine.unrealized(p) for p in account.positions.values()), ZERO)
         available = self.engine.available(account)
-        return web.json_response([{
-            "accountAlias": "SgsR", "asset": "USDT", "balance": fixed(wallet, 8),
-            "crossWalletBalance": fixed(wallet, 8), "crossUnPnl": fixed(upnl, 8),
-            "availableBalance": fixed(available, 8), "maxWithdrawAmount": fixed(max(available, ZERO), 8),
-            "marginAvailable": True, "updateTime": self.now()}])
+        return web.json_response(
+            [
+                {
+                    "accountAlias": "SgsR",
+                    "asset": "USDT",
+                    "balance": fixed(wallet, 8),
+                    "crossWalletBalance": fixed(wallet, 8),
+                    "crossUnPnl": fixed(upnl, 8),
+                    "availableBalance": fixed(available, 8),
+                    "maxWithdrawAmount": fixed(max(available, ZERO), 8),
+                    "marginAvailable": True,
+                    "updateTime": self.now(),
+                }
+            ]
+        )
 
     def on_trades(self, symbol: str, trades: dict) -> None:
         self.engine.on_trades(symbol, trades["price"], list(self.accounts.values()))
@@ -328,8 +472,10 @@ class FuturesVenue(BinanceBase):
     def _listen_key_handler(self, method: str):
         def handler(params, account) -> web.Response:
             now = self.now()
-            current = next((k for k, (a, exp) in self.listen_keys.items()
-                            if a == account.key and exp > now), None)
+            current = next(
+                (k for k, (a, exp) in self.listen_keys.items() if a == account.key and exp > now),
+                None,
+            )
             if method == "POST":
                 key = current or f"{self.engine.ids.rng.getrandbits(256):064x}"
                 self.listen_keys[key] = (account.key, now + LISTEN_KEY_MS)
@@ -360,11 +506,19 @@ class FuturesVenue(BinanceBase):
         events = {e for e in request.query.get("events", "").split("/") if e}
 
         def on_open(conn: Connection) -> None:
-            conn.state.update(keys=set(keys), accounts={self.listen_keys[k][0] for k in keys},
-                              events=events)
+            conn.state.update(
+                keys=set(keys), accounts={self.listen_keys[k][0] for k in keys}, events=events
+            )
 
-        return await serve(request, self.sockets, self.user_conns, binary=False,
-                           on_text=lambda conn, text: None, heartbeat=self.ping_s, on_open=on_open)
+        return await serve(
+            request,
+            self.sockets,
+            self.user_conns,
+            binary=False,
+            on_text=lambda conn, text: None,
+            heartbeat=self.ping_s,
+            on_open=on_open,
+        )
 
     def _send_user(self, account: FuturesAccount, event: dict) -> None:
         for conn in list(self.user_conns):
@@ -380,15 +534,34 @@ class FuturesVenue(BinanceBase):
             pos = account.position(symbol)
             market = self.markets[symbol]
             wallet = fixed(account.free("USDT"), 8)
-            self._send_user(account, {"e": "ACCOUNT_UPDATE", "E": self.now(), "T": self.now(), "a": {
-                "m": "ORDER", "B": [{"a": "USDT", "wb": wallet, "cw": wallet,
-                                     "bc": "0"}],
-                "P": [{"s": symbol, "pa": self.qx(market, pos.amount),
-                       "ep": self.px(market, pos.entry), "bep": self.px(market, pos.entry),
-                       "cr": fixed(pos.realized, 8), "up": fixed(self.engine.unrealized(pos), 8),
-                       "mt": pos.margin_type,
-                       "iw": fixed(pos.margin() if pos.margin_type == "isolated" else 0, 8),
-                       "ps": "BOTH", "ma": "USDT"}]}})
+            self._send_user(
+                account,
+                {
+                    "e": "ACCOUNT_UPDATE",
+                    "E": self.now(),
+                    "T": self.now(),
+                    "a": {
+                        "m": "ORDER",
+                        "B": [{"a": "USDT", "wb": wallet, "cw": wallet, "bc": "0"}],
+                        "P": [
+                            {
+                                "s": symbol,
+                                "pa": self.qx(market, pos.amount),
+                                "ep": self.px(market, pos.entry),
+                                "bep": self.px(market, pos.entry),
+                                "cr": fixed(pos.realized, 8),
+                                "up": fixed(self.engine.unrealized(pos), 8),
+                                "mt": pos.margin_type,
+                                "iw": fixed(
+                                    pos.margin() if pos.margin_type == "isolated" else 0, 8
+                                ),
+                                "ps": "BOTH",
+                                "ma": "USDT",
+                            }
+                        ],
+                    },
+                },
+            )
 
     def _order_update(self, order: Order, fill) -> dict:
         market = self.markets[order.symbol]
@@ -396,19 +569,49 @@ class FuturesVenue(BinanceBase):
             exec_type = "TRADE"
         else:
             exec_type = {"open": "NEW", "canceled": "CANCELED", "expired": "EXPIRED"}.get(
-                order.status, "NEW")
+                order.status, "NEW"
+            )
         executed = order.executed_qty
         avg = order.executed_quote / executed if executed else ZERO
-        return {"e": "ORDER_TRADE_UPDATE", "E": self.now(), "T": self.now(), "o": {
-            "s": order.symbol, "c": order.client_id, "S": order.side.upper(),
-            "o": order.extra["type"], "f": order.extra["tif"], "q": self.qx(market, order.qty),
-            "p": self.px(market, order.price or 0), "ap": self.px(market, avg), "sp": "0",
-            "x": exec_type, "X": STATUS[order.status], "i": order.id,
-            "l": self.qx(market, fill.qty if fill else 0), "z": self.qx(market, executed),
-            "L": self.px(market, fill.price if fill else 0), "n": fixed(fill.fee if fill else 0, 8),
-            "N": "USDT", "T": fill.ts_ms if fill else order.updated_ms,
-            "t": fill.trade_id if fill else 0, "b": "0", "a": "0",
-            "m": bool(fill and fill.is_maker), "R": order.extra["reduce_only"],
-            "wt": "CONTRACT_PRICE", "ot": order.extra["type"], "ps": "BOTH", "cp": False,
-            "rp": fixed(order.extra.get("realized", ZERO) if fill else 0, 8), "pP": False,
-            "si": 0, "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0, "er": "0"}}
+        return {
+            "e": "ORDER_TRADE_UPDATE",
+            "E": self.now(),
+            "T": self.now(),
+            "o": {
+                "s": order.symbol,
+                "c": order.client_id,
+                "S": order.side.upper(),
+                "o": order.extra["type"],
+                "f": order.extra["tif"],
+                "q": self.qx(market, order.qty),
+                "p": self.px(market, order.price or 0),
+                "ap": self.px(market, avg),
+                "sp": "0",
+                "x": exec_type,
+                "X": STATUS[order.status],
+                "i": order.id,
+                "l": self.qx(market, fill.qty if fill else 0),
+                "z": self.qx(market, executed),
+                "L": self.px(market, fill.price if fill else 0),
+                "n": fixed(fill.fee if fill else 0, 8),
+                "N": "USDT",
+                "T": fill.ts_ms if fill else order.updated_ms,
+                "t": fill.trade_id if fill else 0,
+                "b": "0",
+                "a": "0",
+                "m": bool(fill and fill.is_maker),
+                "R": order.extra["reduce_only"],
+                "wt": "CONTRACT_PRICE",
+                "ot": order.extra["type"],
+                "ps": "BOTH",
+                "cp": False,
+                "rp": fixed(order.extra.get("realized", ZERO) if fill else 0, 8),
+                "pP": False,
+                "si": 0,
+                "ss": 0,
+                "V": "EXPIRE_MAKER",
+                "pm": "NONE",
+                "gtd": 0,
+                "er": "0",
+            },
+        }

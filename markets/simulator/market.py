@@ -42,8 +42,16 @@ class SymbolSpec:
 def krw_tick(price: float) -> float:
     """Upbit KRW price unit for ``price`` (policy of 2025-07-31; rows below 100 KRW unconfirmed)."""
     bands = (
-        (1_000_000, 1000.0), (500_000, 500.0), (100_000, 100.0), (50_000, 50.0),
-        (10_000, 10.0), (5_000, 5.0), (100, 1.0), (10, 0.1), (1, 0.01), (0.1, 0.001),
+        (1_000_000, 1000.0),
+        (500_000, 500.0),
+        (100_000, 100.0),
+        (50_000, 50.0),
+        (10_000, 10.0),
+        (5_000, 5.0),
+        (100, 1.0),
+        (10, 0.1),
+        (1, 0.01),
+        (0.1, 0.001),
     )
     for floor, tick in bands:
         if price >= floor:
@@ -95,7 +103,12 @@ class TradeLog:
                 new[: self.size] = old[: self.size]
                 setattr(self, name, new)
         sl = slice(self.size, need)
-        self.ts[sl], self.price[sl], self.qty[sl], self.buyer_maker[sl] = ts, price, qty, buyer_maker
+        self.ts[sl], self.price[sl], self.qty[sl], self.buyer_maker[sl] = (
+            ts,
+            price,
+            qty,
+            buyer_maker,
+        )
         self.size = need
 
     def index_before(self, ts_ms: int) -> int:
@@ -110,12 +123,15 @@ class TradeLog:
         hi = self.size if hi is None else hi
         return {
             "id": np.arange(lo + 1, hi + 1, dtype=np.int64),
-            "ts": self.ts[lo:hi], "price": self.price[lo:hi], "qty": self.qty[lo:hi],
+            "ts": self.ts[lo:hi],
+            "price": self.price[lo:hi],
+            "qty": self.qty[lo:hi],
             "buyer_maker": self.buyer_maker[lo:hi],
         }
 
 
 # ---- timeframes ---------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Frame:
@@ -127,7 +143,7 @@ class Frame:
     _FIXED = {"s": 1000, "m": MINUTE_MS, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
 
     def __post_init__(self) -> None:
-        if self.unit not in self._FIXED and self.unit not in ("M", "y") or self.n < 1:
+        if (self.unit not in self._FIXED and self.unit not in ("M", "y")) or self.n < 1:
             raise ValueError(f"unknown candle frame {self.n}{self.unit}")
 
     @property
@@ -179,8 +195,12 @@ class CandleArrays:
         return len(self.open_time)
 
     def tail(self, n: int) -> CandleArrays:
-        return CandleArrays(**{f.name: getattr(self, f.name)[-n:] if n else getattr(self, f.name)[:0]
-                               for f in dataclasses.fields(self)})
+        return CandleArrays(
+            **{
+                f.name: getattr(self, f.name)[-n:] if n else getattr(self, f.name)[:0]
+                for f in dataclasses.fields(self)
+            }
+        )
 
 
 def aggregate(trades: dict[str, np.ndarray], frame: Frame) -> CandleArrays:
@@ -189,8 +209,21 @@ def aggregate(trades: dict[str, np.ndarray], frame: Frame) -> CandleArrays:
     if len(ts) == 0:
         empty_i = np.zeros(0, dtype=np.int64)
         empty_f = np.zeros(0, dtype=np.float64)
-        return CandleArrays(empty_i, empty_f, empty_f, empty_f, empty_f, empty_f, empty_f,
-                            empty_i, empty_i, empty_i, empty_i, empty_f, empty_f)
+        return CandleArrays(
+            empty_i,
+            empty_f,
+            empty_f,
+            empty_f,
+            empty_f,
+            empty_f,
+            empty_f,
+            empty_i,
+            empty_i,
+            empty_i,
+            empty_i,
+            empty_f,
+            empty_f,
+        )
     buckets = frame.start(ts)
     cut = np.flatnonzero(np.diff(buckets)) + 1
     starts = np.concatenate(([0], cut))
@@ -198,17 +231,24 @@ def aggregate(trades: dict[str, np.ndarray], frame: Frame) -> CandleArrays:
     quote = price * qty
     taker_buy = ~trades["buyer_maker"]
     return CandleArrays(
-        open_time=buckets[starts], open=price[starts], high=np.maximum.reduceat(price, starts),
-        low=np.minimum.reduceat(price, starts), close=price[ends],
-        volume=np.add.reduceat(qty, starts), quote_volume=np.add.reduceat(quote, starts),
-        count=np.diff(np.concatenate((starts, [len(ts)]))), first_id=trades["id"][starts],
-        last_id=trades["id"][ends], last_ts=ts[ends],
+        open_time=buckets[starts],
+        open=price[starts],
+        high=np.maximum.reduceat(price, starts),
+        low=np.minimum.reduceat(price, starts),
+        close=price[ends],
+        volume=np.add.reduceat(qty, starts),
+        quote_volume=np.add.reduceat(quote, starts),
+        count=np.diff(np.concatenate((starts, [len(ts)]))),
+        first_id=trades["id"][starts],
+        last_id=trades["id"][ends],
+        last_ts=ts[ends],
         taker_buy_volume=np.add.reduceat(np.where(taker_buy, qty, 0.0), starts),
         taker_buy_quote=np.add.reduceat(np.where(taker_buy, quote, 0.0), starts),
     )
 
 
 # ---- price processes ----------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Garch:
@@ -258,8 +298,15 @@ def history_trades(spec: SymbolSpec, rng: np.random.Generator, start_ms: int, mi
 class SyntheticFeed:
     """Live trades: Poisson arrivals (``rate`` per second) and GARCH(1,1) returns."""
 
-    def __init__(self, spec: SymbolSpec, rng: np.random.Generator, start_ms: int, price: float,
-                 rate: float, garch: Garch) -> None:
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        rng: np.random.Generator,
+        start_ms: int,
+        price: float,
+        rate: float,
+        garch: Garch,
+    ) -> None:
         self.spec, self.rng, self.rate = spec, rng, max(rate, 1e-6)
         per_trade_var = spec.vol_1m**2 / (60 * self.rate)
         garch.omega = per_trade_var * (1 - garch.alpha - garch.beta)
@@ -298,7 +345,9 @@ def csv_trades(path: str, spec: SymbolSpec):
                 continue
             rows.append([float(x) for x in row[:6]])
     if len(rows) < 2:
-        raise ValueError(f"{path}: need at least two candle rows (open_time,open,high,low,close,volume)")
+        raise ValueError(
+            f"{path}: need at least two candle rows (open_time,open,high,low,close,volume)"
+        )
     data = np.array(rows)
     open_time = data[:, 0].astype(np.int64)
     width = int(np.min(np.diff(open_time)))
@@ -314,8 +363,17 @@ def csv_trades(path: str, spec: SymbolSpec):
 class Market:
     """One symbol on one venue: its trade log, visible up to the simulator clock."""
 
-    def __init__(self, venue: str, spec: SymbolSpec, *, seed: int, now_ms: int, history_days: float,
-                 trade_rate: float, replay_csv: str | None = None) -> None:
+    def __init__(
+        self,
+        venue: str,
+        spec: SymbolSpec,
+        *,
+        seed: int,
+        now_ms: int,
+        history_days: float,
+        trade_rate: float,
+        replay_csv: str | None = None,
+    ) -> None:
         self.venue, self.spec, self.symbol = venue, spec, spec.symbol
         self.log = TradeLog()
         self.visible = 0
@@ -350,8 +408,9 @@ class Market:
     def last_price(self) -> float:
         return float(self.log.price[self.visible - 1]) if self.visible else self.spec.price
 
-    def candles(self, frame: Frame, end_ms: int | None = None,
-                start_ms: int | None = None) -> CandleArrays:
+    def candles(
+        self, frame: Frame, end_ms: int | None = None, start_ms: int | None = None
+    ) -> CandleArrays:
         """Non-empty candles whose open time is in [start_ms, end_ms) (bounds optional)."""
         trades = self.trades()
         buckets = frame.start(trades["ts"])

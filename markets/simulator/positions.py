@@ -40,8 +40,17 @@ class FuturesAccount(Account):
 
 
 class FuturesEngine:
-    def __init__(self, markets: dict, *, maker: str = "0.0002", taker: str = "0.0005",
-                 spread_bps: float = 2.0, clock_ms, asset: str = "USDT", spot_engine) -> None:
+    def __init__(
+        self,
+        markets: dict,
+        *,
+        maker: str = "0.0002",
+        taker: str = "0.0005",
+        spread_bps: float = 2.0,
+        clock_ms,
+        asset: str = "USDT",
+        spot_engine,
+    ) -> None:
         self.markets, self.clock_ms, self.asset = markets, clock_ms, asset
         self.maker, self.taker = dec(maker), dec(taker)
         self.half_spread = Decimal(str(spread_bps)) / Decimal(20000)
@@ -66,8 +75,10 @@ class FuturesEngine:
 
     def available(self, account: FuturesAccount) -> Decimal:
         wallet = account.free(self.asset)
-        upnl = sum((self.unrealized(p) for p in account.positions.values()
-                    if p.margin_type == "cross"), ZERO)
+        upnl = sum(
+            (self.unrealized(p) for p in account.positions.values() if p.margin_type == "cross"),
+            ZERO,
+        )
         used = sum((p.margin() for p in account.positions.values()), ZERO)
         return wallet + min(upnl, ZERO) - used - self.order_margin(account)
 
@@ -83,7 +94,9 @@ class FuturesEngine:
         bid, ask = self.quote_prices(order.symbol)
         reduce_only = order.extra.get("reduce_only", False)
         if reduce_only:
-            closing = (pos.amount > 0 and order.side == "sell") or (pos.amount < 0 and order.side == "buy")
+            closing = (pos.amount > 0 and order.side == "sell") or (
+                pos.amount < 0 and order.side == "buy"
+            )
             if not closing:
                 raise OrderError("reduce_only", "ReduceOnly Order is rejected.")
         price = order.price if order.type == "limit" else (ask if order.side == "buy" else bid)
@@ -95,7 +108,9 @@ class FuturesEngine:
         account.orders[order.id] = order
         order.updated_ms = order.created_ms
         account.emit("order", order=order, fill=None)
-        marketable = (order.side == "buy" and price >= ask) or (order.side == "sell" and price <= bid)
+        marketable = (order.side == "buy" and price >= ask) or (
+            order.side == "sell" and price <= bid
+        )
         if order.type == "market" or marketable:
             if order.type == "limit" and order.time_in_force == "post_only":
                 self._finish(account, order, "expired")
@@ -117,8 +132,10 @@ class FuturesEngine:
         low, high = dec(float(min(prices))), dec(float(max(prices)))
         for account in accounts:
             for order in account.open_orders(symbol):
-                if order.type == "limit" and ((order.side == "buy" and low <= order.price) or (
-                        order.side == "sell" and high >= order.price)):
+                if order.type == "limit" and (
+                    (order.side == "buy" and low <= order.price)
+                    or (order.side == "sell" and high >= order.price)
+                ):
                     self._fill(account, order, order.price, maker=True)
 
     def _fill(self, account: FuturesAccount, order: Order, price: Decimal, *, maker: bool) -> None:
@@ -148,16 +165,26 @@ class FuturesEngine:
         now = self.clock_ms()
         pos.update_ms = now
         account.move(self.asset, realized - fee)
-        fill = Fill(self.ids.next_trade_id, self.ids.new_uuid(), price, qty, price * qty, fee,
-                    self.asset, maker, now)
+        fill = Fill(
+            self.ids.next_trade_id,
+            self.ids.new_uuid(),
+            price,
+            qty,
+            price * qty,
+            fee,
+            self.asset,
+            maker,
+            now,
+        )
         fill_realized = realized
         self.ids.next_trade_id += 1
         order.fills.append(fill)
         order.extra["realized"] = order.extra.get("realized", ZERO) + fill_realized
         self._finish(account, order, "filled", fill=fill)
 
-    def _finish(self, account: FuturesAccount, order: Order, status: str, *,
-                fill: Fill | None = None) -> None:
+    def _finish(
+        self, account: FuturesAccount, order: Order, status: str, *, fill: Fill | None = None
+    ) -> None:
         order.status = status
         order.extra["margin"] = ZERO
         order.updated_ms = self.clock_ms()

@@ -12,6 +12,7 @@ Python API::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -52,11 +53,20 @@ def default_symbols() -> dict[str, list[SymbolSpec]]:
 
 #: Demo credentials. The Binance spot pair is the documented HMAC test vector's key pair.
 DEFAULT_ACCOUNTS = {
-    "upbit": [("sim-upbit-access-key", "sim-upbit-secret-key",
-               {"KRW": "100000000", "BTC": "1", "ETH": "10"})],
-    "binance": [("vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
-                 "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
-                 {"USDT": "100000", "BTC": "1", "ETH": "10"})],
+    "upbit": [
+        (
+            "sim-upbit-access-key",
+            "sim-upbit-secret-key",
+            {"KRW": "100000000", "BTC": "1", "ETH": "10"},
+        )
+    ],
+    "binance": [
+        (
+            "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+            "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
+            {"USDT": "100000", "BTC": "1", "ETH": "10"},
+        )
+    ],
     "futures": [("sim-futures-api-key", "sim-futures-secret-key", {"USDT": "100000"})],
 }
 
@@ -79,7 +89,8 @@ class SimConfig:
     spread_bps: float = 4.0
     symbols: dict[str, list[SymbolSpec]] = dataclasses.field(default_factory=default_symbols)
     accounts: dict[str, list[tuple[str, str, dict[str, str]]]] = dataclasses.field(
-        default_factory=lambda: {k: list(v) for k, v in DEFAULT_ACCOUNTS.items()})
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_ACCOUNTS.items()}
+    )
     replay: dict[str, str] = dataclasses.field(default_factory=dict)  # symbol -> candle CSV
     faults: Faults = dataclasses.field(default_factory=Faults)
 
@@ -98,14 +109,24 @@ class Simulator:
         self.venues: dict[str, Venue] = {}
         for name in config.venues:
             markets = {
-                spec.symbol: Market(name, spec, seed=config.seed, now_ms=self._anchor,
-                                    history_days=config.history_days, trade_rate=config.trade_rate,
-                                    replay_csv=config.replay.get(spec.symbol))
-                for spec in config.symbols.get(name, [])}
-            accounts = [Account(k, s, {a: Decimal(v) for a, v in b.items()})
-                        for k, s, b in config.accounts.get(name, [])]
-            self.venues[name] = _venue_class(name)(self.ctx, markets, accounts,
-                                                   spread_bps=config.spread_bps)
+                spec.symbol: Market(
+                    name,
+                    spec,
+                    seed=config.seed,
+                    now_ms=self._anchor,
+                    history_days=config.history_days,
+                    trade_rate=config.trade_rate,
+                    replay_csv=config.replay.get(spec.symbol),
+                )
+                for spec in config.symbols.get(name, [])
+            }
+            accounts = [
+                Account(k, s, {a: Decimal(v) for a, v in b.items()})
+                for k, s, b in config.accounts.get(name, [])
+            ]
+            self.venues[name] = _venue_class(name)(
+                self.ctx, markets, accounts, spread_bps=config.spread_bps
+            )
         self.ports: dict[str, int] = {}
         self._runners: list[web.AppRunner] = []
         self._ticker: asyncio.Task | None = None
@@ -124,8 +145,11 @@ class Simulator:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> Simulator:
-        ports = {"upbit": self.config.upbit_port, "binance": self.config.binance_port,
-                 "futures": self.config.futures_port}
+        ports = {
+            "upbit": self.config.upbit_port,
+            "binance": self.config.binance_port,
+            "futures": self.config.futures_port,
+        }
         for name, venue in self.venues.items():
             runner = web.AppRunner(venue.app(), access_log=None, handle_signals=False)
             await runner.setup()
@@ -139,10 +163,8 @@ class Simulator:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-            except asyncio.CancelledError:
-                pass
         for venue in self.venues.values():
             await venue.sockets.drop_all()
         for runner in self._runners:
@@ -194,8 +216,14 @@ class Simulator:
         """Close every open WebSocket of every venue now; returns how many."""
         return sum([await v.sockets.drop_all() for v in self.venues.values()])
 
-    def print_trade(self, venue: str, symbol: str, price: float, qty: float | None = None,
-                    buyer_maker: bool = False) -> None:
+    def print_trade(
+        self,
+        venue: str,
+        symbol: str,
+        price: float,
+        qty: float | None = None,
+        buyer_maker: bool = False,
+    ) -> None:
         """Print one public trade now at ``price`` (tests move the market with it): it is
         published, matched against resting orders, and the price walk continues from there."""
         market = self.market(venue, symbol)
@@ -204,8 +232,12 @@ class Simulator:
         if new is not None:
             self.venues[venue].on_trades(symbol, new)
         qty = market.spec.step * 10 if qty is None else qty
-        market.log.append(np.array([max(now, market.log.ts[market.log.size - 1])]),
-                          np.array([float(price)]), np.array([float(qty)]), np.array([buyer_maker]))
+        market.log.append(
+            np.array([max(now, market.log.ts[market.log.size - 1])]),
+            np.array([float(price)]),
+            np.array([float(qty)]),
+            np.array([buyer_maker]),
+        )
         if market.feed is not None:
             market.feed.price = float(price)
         new = market.advance(int(market.log.ts[market.log.size - 1]))
@@ -221,14 +253,14 @@ class Simulator:
 
 def _venue_class(name: str):
     if name == "upbit":
-        from markets.simulator.upbit import UpbitVenue  # noqa: PLC0415
+        from markets.simulator.upbit import UpbitVenue
 
         return UpbitVenue
     if name == "binance":
-        from markets.simulator.binance import BinanceSpotVenue  # noqa: PLC0415
+        from markets.simulator.binance import BinanceSpotVenue
 
         return BinanceSpotVenue
-    from markets.simulator.futures import FuturesVenue  # noqa: PLC0415
+    from markets.simulator.futures import FuturesVenue
 
     return FuturesVenue
 
@@ -265,6 +297,7 @@ class SimulatorThread:
 
     def call(self, fn, *args):
         """Run ``fn(*args)`` on the simulator's loop and return its result (awaits coroutines)."""
+
         async def runner():
             result = fn(*args)
             return await result if asyncio.iscoroutine(result) else result

@@ -29,13 +29,16 @@ class Connection:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.state: dict = {}  # per-venue subscription state
         self.writer: asyncio.Task | None = None
+        self.closer: asyncio.Future | None = None
 
     def send(self, obj, *, text: bool = False) -> None:
         """Queue one frame (a dict/list, JSON-encoded; ``text`` forces a text frame)."""
         if self.ws.closed:
             return
         if self.queue.qsize() >= self.max_queue:
-            asyncio.ensure_future(self.ws.close(code=1008, message=b"client too slow"))
+            self.closer = asyncio.ensure_future(
+                self.ws.close(code=1008, message=b"client too slow")
+            )
             return
         self.queue.put_nowait((dumps(obj), text))
 
@@ -59,7 +62,9 @@ class Connection:
             except (ConnectionError, RuntimeError):
                 return
 
-    def start(self, periodic: Callable[[], None] | None = None, every_s: float | None = None) -> None:
+    def start(
+        self, periodic: Callable[[], None] | None = None, every_s: float | None = None
+    ) -> None:
         self.writer = asyncio.ensure_future(self._write(periodic, every_s))
 
     async def stop(self) -> None:
@@ -69,11 +74,20 @@ class Connection:
                 await self.writer
 
 
-async def serve(request: web.Request, registry: SocketRegistry, conns: set, *, binary: bool,
-                on_text: Callable[[Connection, str], None], heartbeat: float | None = None,
-                autoping: bool = True, periodic: Callable[[Connection], None] | None = None,
-                every_s: float | None = None, idle_timeout_s: float | None = None,
-                on_open: Callable[[Connection], None] | None = None) -> web.WebSocketResponse:
+async def serve(
+    request: web.Request,
+    registry: SocketRegistry,
+    conns: set,
+    *,
+    binary: bool,
+    on_text: Callable[[Connection, str], None],
+    heartbeat: float | None = None,
+    autoping: bool = True,
+    periodic: Callable[[Connection], None] | None = None,
+    every_s: float | None = None,
+    idle_timeout_s: float | None = None,
+    on_open: Callable[[Connection], None] | None = None,
+) -> web.WebSocketResponse:
     """Accept a WebSocket, run its writer, feed incoming text/binary messages to ``on_text``."""
     ws = web.WebSocketResponse(heartbeat=heartbeat, autoping=autoping)
     await ws.prepare(request)
@@ -96,7 +110,12 @@ async def serve(request: web.Request, registry: SocketRegistry, conns: set, *, b
                 on_text(conn, msg.data.decode("utf-8", "replace"))
             elif msg.type == WSMsgType.PING:
                 await ws.pong(msg.data)
-            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            elif msg.type in (
+                WSMsgType.CLOSE,
+                WSMsgType.CLOSING,
+                WSMsgType.CLOSED,
+                WSMsgType.ERROR,
+            ):
                 break
     finally:
         conns.discard(conn)

@@ -27,8 +27,15 @@ from markets.simulator.venue import Venue, fmt, parse_time
 
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
 # group -> (calls per second, the fixed "min" value shown in the header)
-GROUPS = {"market": (10, 600), "candles": (10, 600), "crix-trades": (10, 600),
-          "ticker": (10, 600), "orderbook": (10, 600), "default": (30, 1800), "order": (8, 480)}
+GROUPS = {
+    "market": (10, 600),
+    "candles": (10, 600),
+    "crix-trades": (10, 600),
+    "ticker": (10, 600),
+    "orderbook": (10, 600),
+    "default": (30, 1800),
+    "order": (8, 480),
+}
 MIN_TOTAL = Decimal(5000)
 MAX_TOTAL = Decimal(1_000_000_000)
 
@@ -44,17 +51,33 @@ def bad_param() -> web.Response:
 class UpbitVenue(Venue):
     name = "upbit"
 
-    def __init__(self, ctx, markets, accounts: list[Account], *, fee: str = "0.0005",
-                 spread_bps: float = 4.0, require_timestamp: bool = False) -> None:
+    def __init__(
+        self,
+        ctx,
+        markets,
+        accounts: list[Account],
+        *,
+        fee: str = "0.0005",
+        spread_bps: float = 4.0,
+        require_timestamp: bool = False,
+    ) -> None:
         super().__init__(ctx, markets, accounts)
-        self.engine = SpotEngine(markets, FeeModel(dec(fee), dec(fee), in_quote=True),
-                                 spread_bps=spread_bps, seed=ctx.seed, clock_ms=ctx.clock_ms)
-        self.jwt = JwtVerifier({a.key: a.secret for a in accounts}, clock_ms=ctx.clock_ms,
-                               require_timestamp=require_timestamp)
+        self.engine = SpotEngine(
+            markets,
+            FeeModel(dec(fee), dec(fee), in_quote=True),
+            spread_bps=spread_bps,
+            seed=ctx.seed,
+            clock_ms=ctx.clock_ms,
+        )
+        self.jwt = JwtVerifier(
+            {a.key: a.secret for a in accounts},
+            clock_ms=ctx.clock_ms,
+            require_timestamp=require_timestamp,
+        )
         self.budget = Budget({g: (n, 1.0) for g, (n, _) in GROUPS.items()})
         self.identifiers: dict[str, set[str]] = {a.key: set() for a in accounts}
         self.fee = dec(fee)
-        from markets.simulator.upbit_ws import UpbitStreams  # noqa: PLC0415 (keeps modules small)
+        from markets.simulator.upbit_ws import UpbitStreams
 
         self.streams = UpbitStreams(self)
 
@@ -67,9 +90,17 @@ class UpbitVenue(Venue):
         get, add = app.router.add_get, app.router.add_route
         get("/v1/market/all", self._public("market", self.market_all))
         for unit in MINUTE_UNITS:
-            get(f"/v1/candles/minutes/{unit}", self._public("candles", self.candles, Frame("m", unit)))
-        for path, frame in (("seconds", Frame("s")), ("days", Frame("d")), ("weeks", Frame("w")),
-                            ("months", Frame("M")), ("years", Frame("y"))):
+            get(
+                f"/v1/candles/minutes/{unit}",
+                self._public("candles", self.candles, Frame("m", unit)),
+            )
+        for path, frame in (
+            ("seconds", Frame("s")),
+            ("days", Frame("d")),
+            ("weeks", Frame("w")),
+            ("months", Frame("M")),
+            ("years", Frame("y")),
+        ):
             get(f"/v1/candles/{path}", self._public("candles", self.candles, frame))
         get("/v1/ticker", self._public("ticker", self.ticker))
         get("/v1/ticker/all", self._public("ticker", self.ticker_all))
@@ -114,7 +145,9 @@ class UpbitVenue(Venue):
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
                 params, pairs = await self._params(request)
-                key = self.jwt.verify(request.headers.get("Authorization"), upbit_query_string(pairs))
+                key = self.jwt.verify(
+                    request.headers.get("Authorization"), upbit_query_string(pairs)
+                )
             except AuthError as exc:
                 return error(exc.status, exc.name, exc.message)
             except ValueError as exc:
@@ -131,7 +164,7 @@ class UpbitVenue(Venue):
         return wrapped
 
     async def _params(self, request: web.Request):
-        """(params dict with list values for ``k[]``, pairs in order sent) from query or JSON body."""
+        """(params, pairs in the order sent) from the query or the JSON body; ``k[]`` -> list."""
         pairs: list[tuple[str, str]] = list(request.rel_url.query.items())
         if request.method == "POST" and request.can_read_body:
             try:
@@ -161,12 +194,25 @@ class UpbitVenue(Venue):
         details = "true" in (request.query.get("is_details"), request.query.get("isDetails"))
         rows = []
         for code, market in self.markets.items():
-            row = {"market": code, "korean_name": market.spec.base, "english_name": market.spec.base}
+            row = {
+                "market": code,
+                "korean_name": market.spec.base,
+                "english_name": market.spec.base,
+            }
             if details:
-                row["market_event"] = {"warning": False, "caution": {
-                    k: False for k in ("PRICE_FLUCTUATIONS", "TRADING_VOLUME_SOARING",
-                                       "DEPOSIT_AMOUNT_SOARING", "GLOBAL_PRICE_DIFFERENCES",
-                                       "CONCENTRATION_OF_SMALL_ACCOUNTS")}}
+                row["market_event"] = {
+                    "warning": False,
+                    "caution": dict.fromkeys(
+                        (
+                            "PRICE_FLUCTUATIONS",
+                            "TRADING_VOLUME_SOARING",
+                            "DEPOSIT_AMOUNT_SOARING",
+                            "GLOBAL_PRICE_DIFFERENCES",
+                            "CONCENTRATION_OF_SMALL_ACCOUNTS",
+                        ),
+                        False,
+                    ),
+                }
             rows.append(row)
         return web.json_response(rows)
 
@@ -191,15 +237,20 @@ class UpbitVenue(Venue):
     def ticker(self, request: web.Request) -> web.Response:
         codes = [c for c in request.query.get("markets", "").split(",") if c]
         if not codes:
-            return error(400, 400, "Missing request parameter error. Check the required parameters!")
+            return error(
+                400, 400, "Missing request parameter error. Check the required parameters!"
+            )
         if any(c not in self.markets for c in codes):
             return error(404, 404, "Code not found")
         return web.json_response([ticker_json(self.markets[c], self.now()) for c in codes])
 
     def ticker_all(self, request: web.Request) -> web.Response:
         quotes = set(request.query.get("quote_currencies", "").split(",")) - {""}
-        rows = [ticker_json(m, self.now()) for m in self.markets.values()
-                if not quotes or m.spec.quote in quotes]
+        rows = [
+            ticker_json(m, self.now())
+            for m in self.markets.values()
+            if not quotes or m.spec.quote in quotes
+        ]
         return web.json_response(rows)
 
     def trades_ticks(self, request: web.Request) -> web.Response:
@@ -230,17 +281,29 @@ class UpbitVenue(Venue):
         codes = [c for c in request.query.get("markets", "").split(",") if c]
         if any(c not in self.markets for c in codes):
             return error(404, 404, "Code not found")
-        return web.json_response([
-            {"market": c, "quote_currency": self.markets[c].spec.quote,
-             "tick_size": fmt(dec(krw_tick(self.markets[c].last_price))), "supported_levels": [0]}
-            for c in codes])
+        return web.json_response(
+            [
+                {
+                    "market": c,
+                    "quote_currency": self.markets[c].spec.quote,
+                    "tick_size": fmt(dec(krw_tick(self.markets[c].last_price))),
+                    "supported_levels": [0],
+                }
+                for c in codes
+            ]
+        )
 
     # ---- exchange ---------------------------------------------------------------------------
 
     def _account_row(self, account: Account, currency: str) -> dict:
-        return {"currency": currency, "balance": fmt(account.free(currency)),
-                "locked": fmt(account.locked(currency)), "avg_buy_price": "0",
-                "avg_buy_price_modified": False, "unit_currency": "KRW"}
+        return {
+            "currency": currency,
+            "balance": fmt(account.free(currency)),
+            "locked": fmt(account.locked(currency)),
+            "avg_buy_price": "0",
+            "avg_buy_price_modified": False,
+            "unit_currency": "KRW",
+        }
 
     def balances(self, account: Account, params: dict) -> web.Response:
         return web.json_response([self._account_row(account, c) for c in account.balances])
@@ -250,16 +313,28 @@ class UpbitVenue(Venue):
         if market is None:
             return error(404, "market_does_not_exist", "Market does not exist.")
         spec, fee = market.spec, fmt(self.fee)
-        return web.json_response({
-            "bid_fee": fee, "ask_fee": fee, "maker_bid_fee": fee, "maker_ask_fee": fee,
-            "market": {"id": spec.symbol, "name": f"{spec.base}/{spec.quote}", "order_types": ["limit"],
-                       "order_sides": ["ask", "bid"], "bid_types": ["limit", "price"],
-                       "ask_types": ["limit", "market"],
-                       "bid": {"currency": spec.quote, "min_total": fmt(MIN_TOTAL)},
-                       "ask": {"currency": spec.base, "min_total": fmt(MIN_TOTAL)},
-                       "max_total": fmt(MAX_TOTAL), "state": "active"},
-            "bid_account": self._account_row(account, spec.quote),
-            "ask_account": self._account_row(account, spec.base)})
+        return web.json_response(
+            {
+                "bid_fee": fee,
+                "ask_fee": fee,
+                "maker_bid_fee": fee,
+                "maker_ask_fee": fee,
+                "market": {
+                    "id": spec.symbol,
+                    "name": f"{spec.base}/{spec.quote}",
+                    "order_types": ["limit"],
+                    "order_sides": ["ask", "bid"],
+                    "bid_types": ["limit", "price"],
+                    "ask_types": ["limit", "market"],
+                    "bid": {"currency": spec.quote, "min_total": fmt(MIN_TOTAL)},
+                    "ask": {"currency": spec.base, "min_total": fmt(MIN_TOTAL)},
+                    "max_total": fmt(MAX_TOTAL),
+                    "state": "active",
+                },
+                "bid_account": self._account_row(account, spec.quote),
+                "ask_account": self._account_row(account, spec.base),
+            }
+        )
 
     def create_order(self, account: Account, params: dict) -> web.Response:
         market = self._market(params.get("market"))
@@ -271,21 +346,35 @@ class UpbitVenue(Venue):
         sfx = "bid" if side == "bid" else "ask"
         try:
             price = dec(params["price"]) if params.get("price") not in (None, "", "None") else None
-            volume = dec(params["volume"]) if params.get("volume") not in (None, "", "None") else None
+            volume = (
+                dec(params["volume"]) if params.get("volume") not in (None, "", "None") else None
+            )
         except InvalidOperation:
             return error(400, "validation_error", "price or volume does not have a valid value")
         if ord_type == "limit" and (price is None or volume is None):
             return error(400, "validation_error", "limit orders need price and volume")
         if ord_type == "price" and (side != "bid" or price is None or volume is not None):
-            return error(400, f"create_{sfx}_error", "ord_type=price is a bid with price (total) only")
+            return error(
+                400, f"create_{sfx}_error", "ord_type=price is a bid with price (total) only"
+            )
         if ord_type == "market" and (side != "ask" or volume is None or price is not None):
             return error(400, f"create_{sfx}_error", "ord_type=market is an ask with volume only")
         if (price is not None and price <= 0) or (volume is not None and volume <= 0):
             return error(400, "validation_error", "price and volume must be positive")
         if ord_type == "limit" and price % dec(krw_tick(float(price))) != 0:
-            return error(400, f"invalid_price_{sfx}", "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.")
-        bid, ask = self.engine.quote_prices(market.symbol)
-        total = price * volume if ord_type == "limit" else price if ord_type == "price" else volume * bid
+            return error(
+                400,
+                f"invalid_price_{sfx}",
+                "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
+            )
+        bid, _ = self.engine.quote_prices(market.symbol)
+        total = (
+            price * volume
+            if ord_type == "limit"
+            else price
+            if ord_type == "price"
+            else volume * bid
+        )
         if total < MIN_TOTAL:
             return error(400, f"under_min_total_{sfx}", "최소주문금액 이상으로 주문해주세요.")
         if total > MAX_TOTAL:
@@ -296,12 +385,20 @@ class UpbitVenue(Venue):
             # Upbit's exact error name for a reused identifier is unconfirmed in the references.
             return error(400, "duplicate_identifier", "identifier는 중복될 수 없습니다.")
         oid, uid = self.engine.new_ids()
-        order = Order(oid, uid, market.symbol, "buy" if side == "bid" else "sell",
-                      "limit" if ord_type == "limit" else "market",
-                      price if ord_type == "limit" else None,
-                      volume, price if ord_type == "price" else None, identifier, self.now(),
-                      time_in_force=params.get("time_in_force"),
-                      extra={"ord_type": ord_type, "quote_cancels": True, "input_price": price})
+        order = Order(
+            oid,
+            uid,
+            market.symbol,
+            "buy" if side == "bid" else "sell",
+            "limit" if ord_type == "limit" else "market",
+            price if ord_type == "limit" else None,
+            volume,
+            price if ord_type == "price" else None,
+            identifier,
+            self.now(),
+            time_in_force=params.get("time_in_force"),
+            extra={"ord_type": ord_type, "quote_cancels": True, "input_price": price},
+        )
         if identifier is not None:
             used.add(identifier)  # unique forever, even when the order is then refused
         try:
@@ -315,8 +412,9 @@ class UpbitVenue(Venue):
         if params.get("uuid"):
             return next((o for o in account.orders.values() if o.uuid == params["uuid"]), None)
         if params.get("identifier"):
-            return next((o for o in account.orders.values() if o.client_id == params["identifier"]),
-                        None)
+            return next(
+                (o for o in account.orders.values() if o.client_id == params["identifier"]), None
+            )
         return None
 
     def get_order(self, account: Account, params: dict) -> web.Response:
@@ -337,7 +435,9 @@ class UpbitVenue(Venue):
         return web.json_response(snapshot)
 
     def _list(self, account: Account, params: dict, states: set[str], default: set[str], cap: int):
-        wanted = set(params.get("states") or ([params["state"]] if params.get("state") else default))
+        wanted = set(
+            params.get("states") or ([params["state"]] if params.get("state") else default)
+        )
         if not wanted <= states:
             return bad_param()
         try:
@@ -347,12 +447,13 @@ class UpbitVenue(Venue):
             return bad_param()
         if not 1 <= limit <= cap or page < 1:
             return bad_param()
-        orders = sorted((o for o in account.orders.values()
-                         if params.get("market") in (None, o.symbol)),
-                        key=lambda o: (o.created_ms, o.id),
-                        reverse=params.get("order_by", "desc") == "desc")
+        orders = sorted(
+            (o for o in account.orders.values() if params.get("market") in (None, o.symbol)),
+            key=lambda o: (o.created_ms, o.id),
+            reverse=params.get("order_by", "desc") == "desc",
+        )
         rows = [r for r in (order_json(o, self.fee) for o in orders) if r["state"] in wanted]
-        return web.json_response(rows[(page - 1) * limit: page * limit])
+        return web.json_response(rows[(page - 1) * limit : page * limit])
 
     def open_orders(self, account: Account, params: dict) -> web.Response:
         return self._list(account, params, {"wait", "watch"}, {"wait", "watch"}, 100)
@@ -365,4 +466,3 @@ class UpbitVenue(Venue):
     def on_trades(self, symbol: str, trades: dict) -> None:
         self.engine.on_trades(symbol, trades["price"], list(self.accounts.values()))
         self.streams.on_trades(symbol, trades)
-

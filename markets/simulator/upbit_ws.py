@@ -29,7 +29,8 @@ from markets.simulator.upbit_format import (
 from markets.simulator.venue import num, utc_naive
 
 CANDLE_TYPES = {"candle.1s": Frame("s")} | {
-    f"candle.{n}m": Frame("m", n) for n in (1, 3, 5, 10, 15, 30, 60, 240)}
+    f"candle.{n}m": Frame("m", n) for n in (1, 3, 5, 10, 15, 30, 60, 240)
+}
 PUBLIC_TYPES = {"trade", "ticker", "orderbook", *CANDLE_TYPES}
 PRIVATE_TYPES = {"myOrder", "myAsset"}
 
@@ -47,7 +48,9 @@ class UpbitStreams:
         self.public_conns: set[Connection] = set()
         self.private_conns: set[Connection] = set()
         for account in venue.accounts.values():
-            account.listeners.append(lambda kind, event, a=account: self._on_account(a, kind, event))
+            account.listeners.append(
+                lambda kind, event, a=account: self._on_account(a, kind, event)
+            )
 
     # ---- connections --------------------------------------------------------------------------
 
@@ -65,10 +68,18 @@ class UpbitStreams:
         def on_open(conn: Connection) -> None:
             conn.state.update(subs={}, key=key, allowed=allowed, last_candle={})
 
-        return await serve(request, self.venue.sockets, conns, binary=True, autoping=False,
-                           on_text=self._on_text, periodic=self._status,
-                           every_s=self.status_interval_s, idle_timeout_s=self.idle_timeout_s,
-                           on_open=on_open)
+        return await serve(
+            request,
+            self.venue.sockets,
+            conns,
+            binary=True,
+            autoping=False,
+            on_text=self._on_text,
+            periodic=self._status,
+            every_s=self.status_interval_s,
+            idle_timeout_s=self.idle_timeout_s,
+            on_open=on_open,
+        )
 
     def _status(self, conn: Connection) -> None:
         conn.send({"status": "UP"}, text=True)
@@ -116,7 +127,8 @@ class UpbitStreams:
             subs[kind] = {
                 "codes": set(codes) or None,
                 "realtime": item.get("is_only_realtime", item.get("isOnlyRealtime", False)),
-                "snapshot": item.get("is_only_snapshot", item.get("isOnlySnapshot", False))}
+                "snapshot": item.get("is_only_snapshot", item.get("isOnlySnapshot", False)),
+            }
         conn.state["subs"] = subs  # a new array replaces the previous subscription
         for kind, sub in subs.items():
             if sub["realtime"] or kind in PRIVATE_TYPES:
@@ -144,16 +156,26 @@ class UpbitStreams:
         prev = ws_prev_close(market, ts_ms)
         price = float(t["price"][i])
         change = price - prev
-        return {"type": "trade", "code": market.symbol, "timestamp": self.venue.now(),
-                "trade_date": utc_naive(ts_ms)[:10], "trade_time": utc_naive(ts_ms)[11:],
-                "trade_timestamp": ts_ms, "trade_price": price, "trade_volume": num(t["qty"][i]),
-                "ask_bid": "ASK" if t["buyer_maker"][i] else "BID", "prev_closing_price": prev,
-                "change": "RISE" if change > 0 else "FALL" if change < 0 else "EVEN",
-                "change_price": abs(change),
-                "sequential_id": int(sequential_ids(t["ts"][i:i + 1], t["id"][i:i + 1])[0]),
-                "best_ask_price": float(ask), "best_ask_size": market.spec.volume_1m,
-                "best_bid_price": float(bid), "best_bid_size": market.spec.volume_1m,
-                "stream_type": stream_type}
+        return {
+            "type": "trade",
+            "code": market.symbol,
+            "timestamp": self.venue.now(),
+            "trade_date": utc_naive(ts_ms)[:10],
+            "trade_time": utc_naive(ts_ms)[11:],
+            "trade_timestamp": ts_ms,
+            "trade_price": price,
+            "trade_volume": num(t["qty"][i]),
+            "ask_bid": "ASK" if t["buyer_maker"][i] else "BID",
+            "prev_closing_price": prev,
+            "change": "RISE" if change > 0 else "FALL" if change < 0 else "EVEN",
+            "change_price": abs(change),
+            "sequential_id": int(sequential_ids(t["ts"][i : i + 1], t["id"][i : i + 1])[0]),
+            "best_ask_price": float(ask),
+            "best_ask_size": market.spec.volume_1m,
+            "best_bid_price": float(bid),
+            "best_bid_size": market.spec.volume_1m,
+            "stream_type": stream_type,
+        }
 
     def _candle_frame(self, kind: str, market, stream_type: str) -> dict:
         frame = CANDLE_TYPES[kind]
@@ -197,18 +219,30 @@ class UpbitStreams:
         if not targets:
             return
         if kind == "balance":
-            frame = {"type": "myAsset", "asset_uuid": account.key[:8] + "-asset",
-                     "assets": [{"currency": a, "balance": float(account.free(a)),
-                                 "locked": float(account.locked(a))} for a in event["assets"]],
-                     "asset_timestamp": self.venue.now(), "timestamp": self.venue.now(),
-                     "stream_type": "REALTIME"}
+            frame = {
+                "type": "myAsset",
+                "asset_uuid": account.key[:8] + "-asset",
+                "assets": [
+                    {
+                        "currency": a,
+                        "balance": float(account.free(a)),
+                        "locked": float(account.locked(a)),
+                    }
+                    for a in event["assets"]
+                ],
+                "asset_timestamp": self.venue.now(),
+                "timestamp": self.venue.now(),
+                "stream_type": "REALTIME",
+            }
             frames = [("myAsset", None, frame)]
         else:
             order, fill = event["order"], event["fill"]
             frames = []
             if fill is not None:
                 frames.append(("myOrder", order.symbol, self._my_order(order, fill, "trade")))
-            frames.append(("myOrder", order.symbol, self._my_order(order, None, order_state(order))))
+            frames.append(
+                ("myOrder", order.symbol, self._my_order(order, None, order_state(order)))
+            )
         for conn in targets:
             subs = conn.state.get("subs", {})
             for kind_, code, frame in frames:
@@ -223,25 +257,42 @@ class UpbitStreams:
         funds = order.executed_quote
         paid = order.paid_fee
         avg = float(funds / executed) if executed else 0.0
-        locked = 0.0 if state in ("done", "cancel") else float(lock0 - (
-            funds + paid if order.side == "buy" else executed))
-        return {"type": "myOrder", "code": order.symbol, "uuid": order.uuid,
-                "ask_bid": "BID" if order.side == "buy" else "ASK",
-                "order_type": order.extra["ord_type"], "state": state,
-                "trade_uuid": fill.uuid if fill else None,
-                "price": float(fill.price if fill else order.extra.get("input_price") or 0),
-                "avg_price": avg, "volume": float(order.qty) if order.qty is not None else None,
-                "remaining_volume": float(order.qty - executed) if order.qty is not None else None,
-                "executed_volume": float(executed), "trades_count": len(order.fills),
-                "reserved_fee": float(reserved), "remaining_fee": float(max(reserved - paid, 0)),
-                "paid_fee": float(paid), "locked": locked, "executed_funds": float(funds),
-                "time_in_force": order.time_in_force,
-                "trade_fee": float(fill.fee) if fill else None,
-                "is_maker": fill.is_maker if fill else None, "identifier": order.client_id,
-                "smp_type": None, "prevented_volume": 0.0, "prevented_locked": 0.0,
-                "trade_timestamp": fill.ts_ms if fill else None,
-                "order_timestamp": order.created_ms, "timestamp": self.venue.now(),
-                "stream_type": "REALTIME"}
+        locked = (
+            0.0
+            if state in ("done", "cancel")
+            else float(lock0 - (funds + paid if order.side == "buy" else executed))
+        )
+        return {
+            "type": "myOrder",
+            "code": order.symbol,
+            "uuid": order.uuid,
+            "ask_bid": "BID" if order.side == "buy" else "ASK",
+            "order_type": order.extra["ord_type"],
+            "state": state,
+            "trade_uuid": fill.uuid if fill else None,
+            "price": float(fill.price if fill else order.extra.get("input_price") or 0),
+            "avg_price": avg,
+            "volume": float(order.qty) if order.qty is not None else None,
+            "remaining_volume": float(order.qty - executed) if order.qty is not None else None,
+            "executed_volume": float(executed),
+            "trades_count": len(order.fills),
+            "reserved_fee": float(reserved),
+            "remaining_fee": float(max(reserved - paid, 0)),
+            "paid_fee": float(paid),
+            "locked": locked,
+            "executed_funds": float(funds),
+            "time_in_force": order.time_in_force,
+            "trade_fee": float(fill.fee) if fill else None,
+            "is_maker": fill.is_maker if fill else None,
+            "identifier": order.client_id,
+            "smp_type": None,
+            "prevented_volume": 0.0,
+            "prevented_locked": 0.0,
+            "trade_timestamp": fill.ts_ms if fill else None,
+            "order_timestamp": order.created_ms,
+            "timestamp": self.venue.now(),
+            "stream_type": "REALTIME",
+        }
 
 
 def ws_prev_close(market, ts_ms: int) -> float:

@@ -39,8 +39,9 @@ class Venue:
         self.rng = random.Random(f"{ctx.seed}:{self.name}:faults")
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[fault_middleware(self.ctx.faults, self.rng,
-                                                            self.server_error)])
+        app = web.Application(
+            middlewares=[fault_middleware(self.ctx.faults, self.rng, self.server_error)]
+        )
         self.routes(app)
         return app
 

@@ -12,8 +12,7 @@ ANCHOR_MS = 1_773_240_030_000
 
 
 def config(**overrides) -> SimConfig:
-    base = {"seed": 11, "now_ms": ANCHOR_MS, "history_days": 1.0, "trade_rate": 4.0,
-            "tick_s": 0.05}
+    base = {"seed": 11, "now_ms": ANCHOR_MS, "history_days": 1.0, "trade_rate": 4.0, "tick_s": 0.05}
     return SimConfig(**(base | overrides))
 
 

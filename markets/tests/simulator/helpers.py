@@ -39,12 +39,21 @@ def jwt(payload: dict, secret: str, alg: str = "HS512") -> str:
     return f"{head}.{body}.{_b64(sig)}"
 
 
-def upbit_auth(query: str = "", *, key=UPBIT_KEY, secret=UPBIT_SECRET, alg="HS512",
-               nonce: str | None = None, query_hash: str | None = None) -> dict:
+def upbit_auth(
+    query: str = "",
+    *,
+    key=UPBIT_KEY,
+    secret=UPBIT_SECRET,
+    alg="HS512",
+    nonce: str | None = None,
+    query_hash: str | None = None,
+) -> dict:
     payload = {"access_key": key, "nonce": nonce or str(uuid.uuid4())}
     if query:
-        payload |= {"query_hash": query_hash or hashlib.sha512(query.encode()).hexdigest(),
-                    "query_hash_alg": "SHA512"}
+        payload |= {
+            "query_hash": query_hash or hashlib.sha512(query.encode()).hexdigest(),
+            "query_hash_alg": "SHA512",
+        }
     return {"Authorization": f"Bearer {jwt(payload, secret, alg)}"}
 
 
@@ -80,8 +89,13 @@ def same_shape(actual, expected, path: str = "") -> list[str]:
         if expected and actual:
             problems += same_shape(actual[0], expected[0], f"{path}[0]")
     else:
-        kinds = (bool,) if isinstance(expected, bool) else (int, float) if isinstance(
-            expected, (int, float)) else (str,)
+        kinds = (
+            (bool,)
+            if isinstance(expected, bool)
+            else (int, float)
+            if isinstance(expected, (int, float))
+            else (str,)
+        )
         if not isinstance(actual, kinds) or (isinstance(actual, bool) and kinds != (bool,)):
             problems.append(f"{path}: {type(actual).__name__} instead of {type(expected).__name__}")
     return problems

@@ -27,11 +27,13 @@ async def public(http, sim, path, **params):
         return resp.status, resp.headers, await resp.json()
 
 
-async def signed(http, sim, method, path, *, secret=BINANCE_SECRET, key=BINANCE_KEY,
-                 timestamp_ms=None, **params):
+async def signed(
+    http, sim, method, path, *, secret=BINANCE_SECRET, key=BINANCE_KEY, timestamp_ms=None, **params
+):
     query = binance_query(params, secret, timestamp_ms=timestamp_ms or sim.clock_ms())
-    async with http.request(method, f"{sim.binance_url}{path}?{query}",
-                            headers={"X-MBX-APIKEY": key}) as resp:
+    async with http.request(
+        method, f"{sim.binance_url}{path}?{query}", headers={"X-MBX-APIKEY": key}
+    ) as resp:
         return resp.status, await resp.json()
 
 
@@ -43,13 +45,15 @@ def test_signing_matches_the_documented_vectors():
 
 
 async def test_a_signed_request_is_accepted_and_a_bad_one_gets_the_documented_code(
-        frozen_sim, http):
+    frozen_sim, http
+):
     status, account = await signed(http, frozen_sim, "GET", "/api/v3/account")
     assert status == 200 and same_shape(account, sample("binance_spot_account.json")) == []
     status, body = await signed(http, frozen_sim, "GET", "/api/v3/account", secret="x" * 64)
     assert (status, body["code"]) == (400, -1022)
-    status, body = await signed(http, frozen_sim, "GET", "/api/v3/account",
-                                timestamp_ms=frozen_sim.clock_ms() - 10_000)
+    status, body = await signed(
+        http, frozen_sim, "GET", "/api/v3/account", timestamp_ms=frozen_sim.clock_ms() - 10_000
+    )
     assert (status, body["code"]) == (400, -1021)
     status, body = await signed(http, frozen_sim, "GET", "/api/v3/account", key="nope")
     assert (status, body["code"]) == (401, -2015)
@@ -59,17 +63,22 @@ async def test_signature_in_a_form_body_covers_query_plus_body(frozen_sim, http)
     body = f"symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&timestamp={frozen_sim.clock_ms()}"
     query = "newOrderRespType=RESULT"
     sig = hmac.new(BINANCE_SECRET.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
-    async with http.post(f"{frozen_sim.binance_url}/api/v3/order?{query}",
-                         data=f"{body}&signature={sig}", headers=HEAD | {
-                             "Content-Type": "application/x-www-form-urlencoded"}) as resp:
+    async with http.post(
+        f"{frozen_sim.binance_url}/api/v3/order?{query}",
+        data=f"{body}&signature={sig}",
+        headers=HEAD | {"Content-Type": "application/x-www-form-urlencoded"},
+    ) as resp:
         result = await resp.json()
         assert resp.status == 200, result
     assert result["status"] == "FILLED" and "fills" not in result
 
 
-async def test_klines_are_oldest_first_with_twelve_columns_and_the_last_still_open(frozen_sim, http):
-    status, headers, rows = await public(http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT",
-                                         interval="1m", limit=10)
+async def test_klines_are_oldest_first_with_twelve_columns_and_the_last_still_open(
+    frozen_sim, http
+):
+    status, headers, rows = await public(
+        http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT", interval="1m", limit=10
+    )
     assert status == 200 and len(rows) == 10
     assert same_shape(rows, sample("binance_spot_klines.json")) == []
     opens = [r[0] for r in rows]
@@ -78,34 +87,59 @@ async def test_klines_are_oldest_first_with_twelve_columns_and_the_last_still_op
     assert int(headers["X-MBX-USED-WEIGHT-1M"]) >= 2
 
 
-@pytest.mark.parametrize("interval,frame", [("1m", Frame("m")), ("5m", Frame("m", 5)),
-                                            ("1h", Frame("h")), ("4h", Frame("h", 4)),
-                                            ("1d", Frame("d"))])
+@pytest.mark.parametrize(
+    "interval,frame",
+    [
+        ("1m", Frame("m")),
+        ("5m", Frame("m", 5)),
+        ("1h", Frame("h")),
+        ("4h", Frame("h", 4)),
+        ("1d", Frame("d")),
+    ],
+)
 async def test_klines_equal_the_aggregation_of_the_trades(frozen_sim, http, interval, frame):
-    _, _, rows = await public(http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT",
-                              interval=interval, limit=1000)
+    _, _, rows = await public(
+        http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT", interval=interval, limit=1000
+    )
     expected = frozen_sim.market("binance", "BTCUSDT").candles(frame)
     by_open = {int(t): i for i, t in enumerate(expected.open_time)}
     for row in rows:
         i = by_open[row[0]]
         assert [float(x) for x in row[1:5]] == pytest.approx(
-            [expected.open[i], expected.high[i], expected.low[i], expected.close[i]], abs=1e-8)
+            [expected.open[i], expected.high[i], expected.low[i], expected.close[i]], abs=1e-8
+        )
         assert float(row[5]) == pytest.approx(expected.volume[i], abs=1e-5)
         assert row[8] == expected.count[i]
 
 
 async def test_start_and_end_time_select_by_open_time_inclusively(frozen_sim, http):
-    _, _, rows = await public(http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT",
-                              interval="1m", limit=20)
+    _, _, rows = await public(
+        http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT", interval="1m", limit=20
+    )
     start, end = rows[3][0], rows[7][0]
-    _, _, window = await public(http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT",
-                                interval="1m", startTime=start, endTime=end)
+    _, _, window = await public(
+        http,
+        frozen_sim,
+        "/api/v3/klines",
+        symbol="BTCUSDT",
+        interval="1m",
+        startTime=start,
+        endTime=end,
+    )
     assert [r[0] for r in window] == [r[0] for r in rows[3:8]]
-    _, _, first = await public(http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT",
-                               interval="1m", startTime=start, limit=2)
+    _, _, first = await public(
+        http,
+        frozen_sim,
+        "/api/v3/klines",
+        symbol="BTCUSDT",
+        interval="1m",
+        startTime=start,
+        limit=2,
+    )
     assert [r[0] for r in first] == [r[0] for r in rows[3:5]]
-    status, _, body = await public(http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT",
-                                   interval="10m")
+    status, _, body = await public(
+        http, frozen_sim, "/api/v3/klines", symbol="BTCUSDT", interval="10m"
+    )
     assert (status, body["code"]) == (400, -1120)
 
 
@@ -116,14 +150,21 @@ async def test_empty_intervals_are_skipped_by_upbit_and_filled_by_binance(tmp_pa
         lines.append(f"{base + minute * 60_000},100,101,99,100.5,3")
     path = tmp_path / "gap.csv"
     path.write_text("\n".join(lines) + "\n")
-    cfg = config(now_ms=base + 10 * 60_000, speed=0.0, tick_s=3600.0,
-                 replay={"BTCUSDT": str(path), "KRW-BTC": str(path)})
+    cfg = config(
+        now_ms=base + 10 * 60_000,
+        speed=0.0,
+        tick_s=3600.0,
+        replay={"BTCUSDT": str(path), "KRW-BTC": str(path)},
+    )
     async with Simulator(cfg) as sim:
-        async with http.get(sim.binance_url + "/api/v3/klines", params={
-                "symbol": "BTCUSDT", "interval": "1m", "startTime": base, "limit": 6}) as resp:
+        async with http.get(
+            sim.binance_url + "/api/v3/klines",
+            params={"symbol": "BTCUSDT", "interval": "1m", "startTime": base, "limit": 6},
+        ) as resp:
             rows = await resp.json()
-        async with http.get(sim.upbit_url + "/v1/candles/minutes/1",
-                            params={"market": "KRW-BTC", "count": 10}) as resp:
+        async with http.get(
+            sim.upbit_url + "/v1/candles/minutes/1", params={"market": "KRW-BTC", "count": 10}
+        ) as resp:
             upbit = await resp.json()
     assert [r[0] for r in rows] == [base + m * 60_000 for m in range(6)]
     assert rows[2][1:5] == ["100.50000000"] * 4 and rows[2][5] == "0.00000000" and rows[2][8] == 0
@@ -131,15 +172,23 @@ async def test_empty_intervals_are_skipped_by_upbit_and_filled_by_binance(tmp_pa
 
 
 async def test_duplicate_client_id_is_refused_while_open_and_reusable_after(frozen_sim, http):
-    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-             "quantity": "0.001", "price": "50000.00", "newClientOrderId": "dup-1"}
+    order = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.001",
+        "price": "50000.00",
+        "newClientOrderId": "dup-1",
+    }
     status, first = await signed(http, frozen_sim, "POST", "/api/v3/order", **order)
     assert status == 200 and first["status"] == "NEW"
     assert same_shape(first, sample("binance_spot_order_new.json")["FULL"]) == []
     status, body = await signed(http, frozen_sim, "POST", "/api/v3/order", **order)
     assert status == 400 and body == {"code": -2010, "msg": "Duplicate order sent."}
-    status, cancel = await signed(http, frozen_sim, "DELETE", "/api/v3/order", symbol="BTCUSDT",
-                                  origClientOrderId="dup-1")
+    status, cancel = await signed(
+        http, frozen_sim, "DELETE", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="dup-1"
+    )
     assert status == 200 and cancel["status"] == "CANCELED"
     assert same_shape(cancel, sample("binance_spot_order_cancel.json")) == []
     status, again = await signed(http, frozen_sim, "POST", "/api/v3/order", **order)
@@ -149,20 +198,31 @@ async def test_duplicate_client_id_is_refused_while_open_and_reusable_after(froz
 async def test_limit_buy_locks_quote_and_fills_when_the_price_crosses(frozen_sim, http):
     last = frozen_sim.market("binance", "BTCUSDT").last_price
     price = f"{round(last * 0.97, 2):.2f}"
-    status, placed = await signed(http, frozen_sim, "POST", "/api/v3/order", symbol="BTCUSDT",
-                                  side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01000",
-                                  price=price)
+    status, placed = await signed(
+        http,
+        frozen_sim,
+        "POST",
+        "/api/v3/order",
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.01000",
+        price=price,
+    )
     assert status == 200 and placed["status"] == "NEW"
     _, account = await signed(http, frozen_sim, "GET", "/api/v3/account")
     usdt = next(b for b in account["balances"] if b["asset"] == "USDT")
     assert Decimal(usdt["locked"]) == Decimal(price) * Decimal("0.01")
     frozen_sim.print_trade("binance", "BTCUSDT", float(price) - 1)
-    status, got = await signed(http, frozen_sim, "GET", "/api/v3/order", symbol="BTCUSDT",
-                               orderId=placed["orderId"])
+    status, got = await signed(
+        http, frozen_sim, "GET", "/api/v3/order", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
     assert got["status"] == "FILLED" and got["executedQty"] == "0.01000000"
     assert same_shape(got, sample("binance_spot_order_query.json")) == []
-    _, trades = await signed(http, frozen_sim, "GET", "/api/v3/myTrades", symbol="BTCUSDT",
-                             orderId=placed["orderId"])
+    _, trades = await signed(
+        http, frozen_sim, "GET", "/api/v3/myTrades", symbol="BTCUSDT", orderId=placed["orderId"]
+    )
     assert same_shape(trades, sample("binance_spot_my_trades.json")) == []
     assert trades[0]["isMaker"] is True and trades[0]["commissionAsset"] == "BTC"
     _, account = await signed(http, frozen_sim, "GET", "/api/v3/account")
@@ -173,9 +233,11 @@ async def test_limit_buy_locks_quote_and_fills_when_the_price_crosses(frozen_sim
 
 async def test_filters_reject_off_tick_off_step_and_small_orders(frozen_sim, http):
     base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC"}
-    for extra, name in [({"quantity": "0.001", "price": "50000.001"}, "PRICE_FILTER"),
-                        ({"quantity": "0.0000101", "price": "50000.00"}, "LOT_SIZE"),
-                        ({"quantity": "0.00001", "price": "50000.00"}, "NOTIONAL")]:
+    for extra, name in [
+        ({"quantity": "0.001", "price": "50000.001"}, "PRICE_FILTER"),
+        ({"quantity": "0.0000101", "price": "50000.00"}, "LOT_SIZE"),
+        ({"quantity": "0.00001", "price": "50000.00"}, "NOTIONAL"),
+    ]:
         status, body = await signed(http, frozen_sim, "POST", "/api/v3/order", **base, **extra)
         assert status == 400 and body == {"code": -1013, "msg": f"Filter failure: {name}"}
     _, _, info = await public(http, frozen_sim, "/api/v3/exchangeInfo", symbol="BTCUSDT")
@@ -228,12 +290,21 @@ async def test_user_data_arrives_over_the_ws_api_after_a_signed_subscribe(frozen
     payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
     params["signature"] = binance_sign(BINANCE_SECRET, payload)
     async with http.ws_connect(f"{frozen_sim.binance_ws_url}/ws-api/v3") as ws:
-        await ws.send_json({"id": "s1", "method": "userDataStream.subscribe.signature",
-                            "params": params})
+        await ws.send_json(
+            {"id": "s1", "method": "userDataStream.subscribe.signature", "params": params}
+        )
         reply = json.loads((await ws.receive(timeout=5)).data)
         assert reply["status"] == 200 and reply["result"] == {"subscriptionId": 0}
-        status, _ = await signed(http, frozen_sim, "POST", "/api/v3/order", symbol="BTCUSDT",
-                                 side="BUY", type="MARKET", quantity="0.001")
+        status, _ = await signed(
+            http,
+            frozen_sim,
+            "POST",
+            "/api/v3/order",
+            symbol="BTCUSDT",
+            side="BUY",
+            type="MARKET",
+            quantity="0.001",
+        )
         assert status == 200
         kinds = []
         while len(kinds) < 4:
@@ -248,8 +319,9 @@ async def test_user_data_arrives_over_the_ws_api_after_a_signed_subscribe(frozen
                 kinds.append(event["e"])
         assert kinds[0] == "NEW" and "TRADE" in kinds and "outboundAccountPosition" in kinds
         bad = dict(params, signature="0" * 64)
-        await ws.send_json({"id": "s2", "method": "userDataStream.subscribe.signature",
-                            "params": bad})
+        await ws.send_json(
+            {"id": "s2", "method": "userDataStream.subscribe.signature", "params": bad}
+        )
         reply = json.loads((await ws.receive(timeout=5)).data)
         assert reply["status"] == 400 and reply["error"]["code"] == -1022
 

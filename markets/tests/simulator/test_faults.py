@@ -25,8 +25,9 @@ async def test_upbit_over_budget_is_a_plain_text_429_with_remaining_req(frozen_s
     frozen_sim.set_faults(rate_limit_budget=3)
     seen = []
     for _ in range(5):
-        async with http.get(frozen_sim.upbit_url + "/v1/ticker",
-                            params={"markets": "KRW-BTC"}) as resp:
+        async with http.get(
+            frozen_sim.upbit_url + "/v1/ticker", params={"markets": "KRW-BTC"}
+        ) as resp:
             seen.append((resp.status, resp.headers["Remaining-Req"], await resp.text()))
     assert [s for s, _, _ in seen[:3]] == [200, 200, 200]
     assert seen[2][1] == "group=ticker; min=600; sec=0"
@@ -37,10 +38,17 @@ async def test_upbit_over_budget_is_a_plain_text_429_with_remaining_req(frozen_s
 async def test_upbit_real_order_budget_is_eight_per_second(frozen_sim, http):
     statuses = []
     for i in range(20):
-        body = {"market": "KRW-BTC", "side": "bid", "volume": "0.001", "price": "10000000",
-                "ord_type": "limit", "identifier": f"burst-{i}"}
-        async with http.post(frozen_sim.upbit_url + "/v1/orders", json=body,
-                             headers=upbit_auth(body_query(body))) as resp:
+        body = {
+            "market": "KRW-BTC",
+            "side": "bid",
+            "volume": "0.001",
+            "price": "10000000",
+            "ord_type": "limit",
+            "identifier": f"burst-{i}",
+        }
+        async with http.post(
+            frozen_sim.upbit_url + "/v1/orders", json=body, headers=upbit_auth(body_query(body))
+        ) as resp:
             statuses.append(resp.status)
     # 20 quick calls span at most two one-second windows: 8 to 16 pass, the rest are 429
     assert 8 <= statuses.count(201) <= 16 and statuses.count(429) == 20 - statuses.count(201)
@@ -58,8 +66,10 @@ async def test_binance_over_budget_is_429_with_retry_after_and_used_weight(froze
     frozen_sim.set_faults(rate_limit_budget=5)
     results = []
     for _ in range(4):
-        async with http.get(frozen_sim.binance_url + "/api/v3/klines",
-                            params={"symbol": "BTCUSDT", "interval": "1m"}) as resp:
+        async with http.get(
+            frozen_sim.binance_url + "/api/v3/klines",
+            params={"symbol": "BTCUSDT", "interval": "1m"},
+        ) as resp:
             results.append((resp.status, dict(resp.headers), await resp.json()))
     assert [r[0] for r in results[:2]] == [200, 200]
     assert results[1][1]["X-MBX-USED-WEIGHT-1M"] == "4"
@@ -73,8 +83,11 @@ async def test_binance_over_budget_is_429_with_retry_after_and_used_weight(froze
 
 async def test_error_ratio_answers_5xx_before_anything_executes(frozen_sim, http):
     frozen_sim.set_faults(error_ratio=1.0)
-    query = binance_query({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                           "quantity": "0.001"}, BINANCE_SECRET, timestamp_ms=frozen_sim.clock_ms())
+    query = binance_query(
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"},
+        BINANCE_SECRET,
+        timestamp_ms=frozen_sim.clock_ms(),
+    )
     async with http.post(f"{frozen_sim.binance_url}/api/v3/order?{query}", headers=HEAD) as resp:
         assert resp.status == 500 and (await resp.json())["code"] == -1001
     async with http.get(frozen_sim.upbit_url + "/v1/ticker", params={"markets": "KRW-BTC"}) as r:
@@ -94,15 +107,26 @@ async def test_latency_is_added_to_every_rest_response(frozen_sim, http):
 
 async def test_delayed_order_response_times_out_but_the_order_exists(frozen_sim, http):
     frozen_sim.set_faults(order_delay_s=2.0)
-    body = {"market": "KRW-BTC", "side": "bid", "volume": "0.001", "price": "10000000",
-            "ord_type": "limit", "identifier": "slow-1"}
+    body = {
+        "market": "KRW-BTC",
+        "side": "bid",
+        "volume": "0.001",
+        "price": "10000000",
+        "ord_type": "limit",
+        "identifier": "slow-1",
+    }
     with pytest.raises(asyncio.TimeoutError):
-        async with http.post(frozen_sim.upbit_url + "/v1/orders", json=body,
-                             headers=upbit_auth(body_query(body)),
-                             timeout=aiohttp.ClientTimeout(total=0.5)):
+        async with http.post(
+            frozen_sim.upbit_url + "/v1/orders",
+            json=body,
+            headers=upbit_auth(body_query(body)),
+            timeout=aiohttp.ClientTimeout(total=0.5),
+        ):
             pass
-    async with http.get(frozen_sim.upbit_url + "/v1/order?identifier=slow-1",
-                        headers=upbit_auth("identifier=slow-1")) as resp:
+    async with http.get(
+        frozen_sim.upbit_url + "/v1/order?identifier=slow-1",
+        headers=upbit_auth("identifier=slow-1"),
+    ) as resp:
         order = await resp.json()
     assert resp.status == 200 and order["state"] == "wait" and order["identifier"] == "slow-1"
 

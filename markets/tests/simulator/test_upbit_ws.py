@@ -18,8 +18,11 @@ async def recv_json(ws, timeout=5.0):
 
 async def test_trades_arrive_as_binary_frames_in_the_documented_format(sim):
     async with websockets.connect(sim.upbit_ws_url + "/websocket/v1") as ws:
-        await ws.send(json.dumps([{"ticket": "t-1"}, {"type": "trade", "codes": ["KRW-BTC"]},
-                                  {"format": "DEFAULT"}]))
+        await ws.send(
+            json.dumps(
+                [{"ticket": "t-1"}, {"type": "trade", "codes": ["KRW-BTC"]}, {"format": "DEFAULT"}]
+            )
+        )
         raw, snapshot = await recv_json(ws)
         assert isinstance(raw, bytes)
         assert snapshot["stream_type"] == "SNAPSHOT"
@@ -32,8 +35,15 @@ async def test_trades_arrive_as_binary_frames_in_the_documented_format(sim):
 
 async def test_ticker_and_candle_frames_match_the_samples(sim):
     async with websockets.connect(sim.upbit_ws_url + "/websocket/v1") as ws:
-        await ws.send(json.dumps([{"ticket": "t-2"}, {"type": "ticker", "codes": ["KRW-ETH"]},
-                                  {"type": "candle.1m", "codes": ["KRW-ETH"]}]))
+        await ws.send(
+            json.dumps(
+                [
+                    {"ticket": "t-2"},
+                    {"type": "ticker", "codes": ["KRW-ETH"]},
+                    {"type": "candle.1m", "codes": ["KRW-ETH"]},
+                ]
+            )
+        )
         frames = {}
         while len(frames) < 2:
             _, frame = await recv_json(ws)
@@ -42,7 +52,10 @@ async def test_ticker_and_candle_frames_match_the_samples(sim):
     assert same_shape(candle, sample("upbit_ws_candle.json")[0]) == []
     assert "x" not in candle and "closed" not in candle  # Upbit has no closed flag
     assert frames["ticker"]["code"] == "KRW-ETH" and frames["ticker"]["change"] in (
-        "RISE", "EVEN", "FALL")
+        "RISE",
+        "EVEN",
+        "FALL",
+    )
 
 
 async def test_ping_text_gets_status_up_and_status_is_repeated(sim):
@@ -55,13 +68,16 @@ async def test_ping_text_gets_status_up_and_status_is_repeated(sim):
         assert again == {"status": "UP"}
 
 
-@pytest.mark.parametrize("message,name", [
-    ([{"type": "trade", "codes": ["KRW-BTC"]}], "NO_TICKET"),
-    ([{"ticket": "x"}], "NO_TYPE"),
-    ([{"ticket": "x"}, {"type": "trade"}], "NO_CODES"),
-    ([{"ticket": "x"}, {"type": "trade", "codes": ["krw-btc"]}], "INVALID_PARAM"),
-    ({"ticket": "x"}, "WRONG_FORMAT"),
-])
+@pytest.mark.parametrize(
+    "message,name",
+    [
+        ([{"type": "trade", "codes": ["KRW-BTC"]}], "NO_TICKET"),
+        ([{"ticket": "x"}], "NO_TYPE"),
+        ([{"ticket": "x"}, {"type": "trade"}], "NO_CODES"),
+        ([{"ticket": "x"}, {"type": "trade", "codes": ["krw-btc"]}], "INVALID_PARAM"),
+        ({"ticket": "x"}, "WRONG_FORMAT"),
+    ],
+)
 async def test_bad_subscriptions_get_the_documented_error_frames(sim, message, name):
     async with websockets.connect(sim.upbit_ws_url + "/websocket/v1") as ws:
         await ws.send(json.dumps(message))
@@ -73,14 +89,19 @@ async def test_private_stream_needs_a_jwt_and_sends_my_order_and_my_asset(frozen
     with pytest.raises(websockets.InvalidStatus):
         async with websockets.connect(frozen_sim.upbit_ws_url + "/websocket/v1/private"):
             pass
-    async with websockets.connect(frozen_sim.upbit_ws_url + "/websocket/v1/private",
-                                  additional_headers=upbit_auth()) as ws:
-        await ws.send(json.dumps([{"ticket": "p-1"}, {"type": "myOrder", "codes": ["KRW-BTC"]},
-                                  {"type": "myAsset"}]))
+    async with websockets.connect(
+        frozen_sim.upbit_ws_url + "/websocket/v1/private", additional_headers=upbit_auth()
+    ) as ws:
+        await ws.send(
+            json.dumps(
+                [{"ticket": "p-1"}, {"type": "myOrder", "codes": ["KRW-BTC"]}, {"type": "myAsset"}]
+            )
+        )
         await asyncio.sleep(0.1)
         body = {"market": "KRW-BTC", "side": "bid", "price": "10000", "ord_type": "price"}
-        async with http.post(frozen_sim.upbit_url + "/v1/orders", json=body,
-                             headers=upbit_auth(body_query(body))) as resp:
+        async with http.post(
+            frozen_sim.upbit_url + "/v1/orders", json=body, headers=upbit_auth(body_query(body))
+        ) as resp:
             assert resp.status == 201
         frames = []
         while len(frames) < 5:
@@ -96,8 +117,9 @@ async def test_private_stream_needs_a_jwt_and_sends_my_order_and_my_asset(frozen
 
 
 async def test_my_asset_with_codes_is_a_wrong_format(frozen_sim):
-    async with websockets.connect(frozen_sim.upbit_ws_url + "/websocket/v1/private",
-                                  additional_headers=upbit_auth()) as ws:
+    async with websockets.connect(
+        frozen_sim.upbit_ws_url + "/websocket/v1/private", additional_headers=upbit_auth()
+    ) as ws:
         await ws.send(json.dumps([{"ticket": "p-2"}, {"type": "myAsset", "codes": ["KRW-BTC"]}]))
         _, frame = await recv_json(ws)
     assert frame["error"]["name"] == "WRONG_FORMAT"
