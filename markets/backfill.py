@@ -333,7 +333,7 @@ def backfill(
         bar = tqdm(total=total_slots, unit="candle", file=out, dynamic_ncols=True)
     adapters: dict[int, tuple[ExchangeAdapter, RequestCounter]] = {}
     try:
-        for symbol, tf, ranges, inner, checked in work:
+        for symbol, tf, ranges, _inner, checked in work:
             if not ranges:
                 continue
             exchange = symbol.exchange
