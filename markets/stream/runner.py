@@ -111,9 +111,15 @@ class StreamRunner:
         if self._publish is None:
             self._publish = default_publish()
 
+        options = {}
+        if spec.adapter in ("upbit", "bithumb"):
+            # A text PING well inside the watchdog's silence window keeps a quiet but healthy
+            # connection from looking dead (the venue answers {"status":"UP"}).
+            options["ws_text_ping_s"] = max(1.0, self.config.silence_s / 3)
+
         def adapter():
             return get_adapter(spec.adapter, rest_url=spec.rest_url, ws_url=spec.ws_url,
-                               limiter=limiter)
+                               limiter=limiter, **options)
 
         return VenueStream(
             spec, rest_adapter=adapter(), stream_adapter_factory=adapter,

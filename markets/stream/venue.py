@@ -116,6 +116,8 @@ class Connection:
     last_item_ms: int = 0  # venue clock of the last trade received
     gap: Interruption | None = None
     restarts: int = 0
+    connects_at_start: int = 0
+    started_wall: float = 0.0
     backoff_s: float = 0.0
 
 
@@ -366,19 +368,24 @@ class VenueStream:
                 log.exception("%s: clock loop error", self.slug)
 
     def _watchdog(self, conn: Connection) -> None:
-        """Reconnect a connection that is open but silent for ``silence_s``."""
-        if conn.gap is not None or conn.inner is None:
+        """Reconnect a connection that is open (it connected since it was started) but has
+        been silent for ``silence_s``: no trade, no status frame, no pong."""
+        stats = conn.adapter.stream_stats
+        if conn.inner is None or stats.connects <= conn.connects_at_start:
             return
-        last = conn.adapter.stream_stats.last_message_ms / 1000.0
-        if last and time.time() - last > self.config.silence_s:
-            self._open_gap(conn, conn.last_item_ms or self.clock(),
-                           f"silent for {self.config.silence_s:.0f}s")
+        last = max(stats.last_message_ms / 1000.0, conn.started_wall)
+        if time.time() - last > self.config.silence_s:
+            if conn.gap is None:
+                self._open_gap(conn, conn.last_item_ms or self.clock(),
+                               f"silent for {self.config.silence_s:.0f}s")
             conn.inner.cancel()
 
     async def _connection_loop(self, conn: Connection) -> None:
         """Run the connection's trade stream; restart it (jittered exponential backoff) when
         the watchdog cancels it or it fails."""
         while True:
+            conn.connects_at_start = conn.adapter.stream_stats.connects
+            conn.started_wall = time.time()
             conn.inner = asyncio.ensure_future(self._consume(conn))
             await asyncio.wait({conn.inner})
             inner, conn.inner = conn.inner, None
@@ -395,7 +402,6 @@ class VenueStream:
                                  self.config.reconnect_max_s)
             await asyncio.sleep(conn.backoff_s * (0.8 + 0.4 * random.random()))
             stats = conn.adapter.stream_stats
-            stats.last_message_ms = int(time.time() * 1000)
             self.reconnects += 1
             conn.seen_connects, conn.seen_error = stats.connects, stats.last_error
 

@@ -66,8 +66,10 @@ async def wait_until(predicate, timeout_s):
 async def test_dropping_the_websocket_mid_stream_leaves_no_missing_or_duplicated_1m_candle():
     from markets.models import Exchange, Symbol
 
-    # 30 simulated seconds per second: a simulated minute every two seconds.
-    async with Simulator(sim_config(speed=30.0, trade_rate=1.0, history_days=0.5)) as sim:
+    # 30 simulated seconds per second: a simulated minute every two seconds. The simulator
+    # publishes every 20 ms (0.6 simulated s), so the grace for late trades must exceed that.
+    async with Simulator(sim_config(speed=30.0, trade_rate=1.0, history_days=0.5,
+                                    tick_s=0.02)) as sim:
         exchange = await Exchange.objects.acreate(
             slug="sim", name="Sim", adapter="upbit", rest_url=sim.upbit_url,
             ws_url=sim.upbit_ws_url)
@@ -77,7 +79,7 @@ async def test_dropping_the_websocket_mid_stream_leaves_no_missing_or_duplicated
                          (SymbolSpec("KRW-BTC", btc.id, ("1m", "5m")),))
         rec = Recorder()
         stream = make_stream(spec, rec, sim.clock_ms,
-                             config=StreamConfig(grace_ms=1_000, catchup_candles=30))
+                             config=StreamConfig(grace_ms=3_000, catchup_candles=30))
         started = sim.clock_ms()
         runner = asyncio.ensure_future(stream.run())
         # Live bars close from the WebSocket ...
@@ -95,7 +97,7 @@ async def test_dropping_the_websocket_mid_stream_leaves_no_missing_or_duplicated
         stopped = sim.clock_ms()
 
         start = floor_ms(started, "1m") - 30 * MINUTE_MS
-        end = floor_ms(stopped - 1_000, "1m")  # every minute the clock had closed at the stop
+        end = floor_ms(stopped - 3_000, "1m")  # every minute the clock had closed at the stop
         venue = _venue_candles(sim, start, end)
         stored = await asyncio.to_thread(stored_candles, btc, "1m", start, end)
         assert len(venue) == (end - start) // MINUTE_MS  # the simulator trades every minute

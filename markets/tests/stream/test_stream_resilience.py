@@ -1,0 +1,165 @@
+"""Stream resilience: REST polling while the WebSocket is unreachable, the silence watchdog,
+quiet logs for an offline venue, the symbol-set change stamp and reload, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+import websockets
+
+from markets import heartbeat
+from markets.simulator.server import Simulator
+from markets.stream import StreamConfig, StreamRunner, SymbolSpec, VenueSpec
+from markets.stream.runner import WsLogFilter, stream_beat
+from markets.timeframes import floor_ms
+
+from .conftest import MINUTE_MS, sim_config
+from .test_stream import Recorder, make_stream, wait_until
+
+
+async def test_while_the_websocket_is_down_closed_bars_arrive_over_rest():
+    stored: dict[int, tuple] = {}
+
+    def store(symbol_id, tf, rows):
+        for r in rows:
+            stored[r.open_time_ms] = (r.open, r.close)
+        return len(rows), 0
+
+    async with Simulator(sim_config(speed=30.0, trade_rate=1.0, history_days=0.2,
+                                    tick_s=0.02)) as sim:
+        # REST answers; the WebSocket URL points at a closed port.
+        spec = VenueSpec("sim", "upbit", sim.upbit_url, "ws://127.0.0.1:1",
+                         (SymbolSpec("KRW-BTC", 1, ("1m",)),))
+        rec = Recorder()
+        beats = []
+        stream = make_stream(spec, rec, sim.clock_ms, store=store, last_stored=lambda *a: None,
+                             config=StreamConfig(grace_ms=3_000, catchup_candles=5,
+                                                 heartbeat_s=0.2))
+        stream.beat_fn = lambda slug, **f: beats.append(f)
+        started = sim.clock_ms()
+        runner = asyncio.ensure_future(stream.run())
+        first_live = floor_ms(started, "1m")
+        assert await wait_until(lambda: first_live + MINUTE_MS in stored, 20), sorted(stored)
+        stream.stop()
+        await asyncio.wait_for(runner, 10)
+    # Catch-up, then every minute closed while the socket was down, over REST, no holes.
+    times = sorted(stored)
+    assert times == list(range(times[0], times[-1] + MINUTE_MS, MINUTE_MS))
+    assert times[0] <= first_live - 4 * MINUTE_MS
+    assert any(b.get("state") == "polling" for b in beats)
+    assert rec.tasks and rec.tasks[-1][1]["bar_time_ms"] == times[-1]
+
+
+async def test_a_silent_open_connection_is_reconnected_by_the_watchdog():
+    connections = []
+
+    async def handler(ws):
+        connections.append(ws)
+        await ws.recv()  # subscribed, then silence (no trades, no status frames)
+        await ws.wait_closed()
+
+    async with websockets.serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        spec = VenueSpec("quiet", "upbit", "http://127.0.0.1:1", f"ws://127.0.0.1:{port}",
+                         (SymbolSpec("KRW-BTC", 1, ("1m",)),))
+        stream = make_stream(spec, Recorder(), lambda: int(time.time() * 1000),
+                             store=lambda *a: (0, 0), last_stored=lambda *a: None,
+                             config=StreamConfig(silence_s=0.6, reconnect_min_s=0.1,
+                                                 fill_retry_s=60))
+        runner = asyncio.ensure_future(stream.run())
+        assert await wait_until(lambda: len(connections) >= 3, 10)
+        stream.stop()
+        await asyncio.wait_for(runner, 10)
+    assert stream.reconnects >= 1
+    assert stream.connections[0].restarts >= 2
+
+
+def test_an_offline_venue_logs_its_first_drop_and_then_at_most_once_a_minute():
+    logger = logging.getLogger("markets.exchanges.ws")
+    flt = WsLogFilter(every_s=60.0)
+    records = [logging.LogRecord("markets.exchanges.ws", logging.WARNING, __file__, 1,
+                                 "%s: stream dropped (%s); reconnecting in %.1fs",
+                                 ("upbit", "OSError", 0.5), None) for _ in range(20)]
+    passed = [flt.filter(r) for r in records]
+    assert passed == [True] + [False] * 19
+    other = logging.LogRecord("markets.exchanges.ws", logging.WARNING, __file__, 1,
+                              "%s: stream dropped (%s); reconnecting in %.1fs",
+                              ("bithumb", "OSError", 0.5), None)
+    assert flt.filter(other)  # per venue
+    assert logger is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+def test_saving_or_deleting_a_symbol_or_exchange_bumps_the_change_stamp(clean_redis, exchange):
+    from markets.models import Symbol
+    from markets.signals import changed_key
+
+    clean_redis.delete(changed_key())
+    Symbol.objects.create(exchange=exchange, code="KRW-XRP", base="XRP", quote="KRW")
+    first = clean_redis.get(changed_key())
+    assert first is not None
+    time.sleep(0.01)
+    Symbol.objects.filter(code="KRW-XRP").get().delete()
+    second = clean_redis.get(changed_key())
+    assert int(second) >= int(first)
+    exchange.is_active = False
+    clean_redis.delete(changed_key())
+    exchange.save()
+    assert clean_redis.get(changed_key()) is not None
+
+
+class FakeVenueStream:
+    def __init__(self, spec):
+        self.spec = spec
+        self._stop = asyncio.Event()
+        self.stopped = False
+
+    async def run(self):
+        await self._stop.wait()
+        self.stopped = True
+
+    def stop(self):
+        self._stop.set()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_the_runner_reloads_venues_when_the_stamp_changes(clean_redis):
+    from markets.models import Exchange, Symbol
+
+    ex = await Exchange.objects.acreate(slug="sim", name="Sim", adapter="upbit",
+                                        rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1")
+    await Symbol.objects.acreate(exchange=ex, code="KRW-BTC", base="BTC", quote="KRW")
+    made: list[FakeVenueStream] = []
+
+    def factory(spec):
+        made.append(FakeVenueStream(spec))
+        return made[-1]
+
+    runner = StreamRunner(factory=factory, reload_every_s=0.1)
+    task = asyncio.ensure_future(runner.run())
+    assert await wait_until(lambda: len(made) == 1, 5)
+    assert [s.code for s in made[0].spec.symbols] == ["KRW-BTC"]
+    await Symbol.objects.acreate(exchange=ex, code="KRW-ETH", base="ETH", quote="KRW")
+    assert await wait_until(lambda: len(made) == 2, 5)
+    assert made[0].stopped
+    assert [s.code for s in made[1].spec.symbols] == ["KRW-BTC", "KRW-ETH"]
+    ex.is_active = False
+    await ex.asave()
+    assert await wait_until(lambda: made[1].stopped, 5)
+    runner.stop()
+    await asyncio.wait_for(task, 5)
+    assert len(made) == 2
+
+
+@pytest.mark.redis
+def test_the_stream_heartbeat_is_written_and_removed_on_stop(clean_redis):
+    stream_beat("sim", state="streaming", reconnects=1, skipped=2, last_message_ms=5)
+    fields = heartbeat.read("stream")["sim"]
+    assert fields["state"] == "streaming" and fields["skipped"] == "2"
+    stream_beat("sim", stopped=True)
+    assert "sim" not in heartbeat.read("stream")
