@@ -118,3 +118,47 @@ def _dt(ms):
     import datetime as dt
 
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def test_an_interrupted_backfill_keeps_its_chunks_and_the_next_run_continues(sim, clean_redis):
+    _, (btc,) = make_sim_venue(sim)
+    end = floor_ms(sim_clock(sim)(), "1m")
+    start = end - 1000 * MINUTE_MS  # 5 chunks of 200
+    base = sim_adapter_factory(sim)
+    calls = {"n": 0}
+
+    def interrupting(exchange):
+        adapter = base(exchange)
+        fetch = adapter.fetch_candles
+
+        def fetch_then_ctrl_c(*args):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return fetch(*args)
+
+        adapter.fetch_candles = fetch_then_ctrl_c
+        return adapter
+
+    from markets.backfill import BackfillReport
+
+    report = BackfillReport()
+    kwargs = dict(start_ms=start, end_ms=end, clock_ms=sim_clock(sim), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        backfill([btc], ["1m"], adapter_factory=interrupting, report=report, **kwargs)
+    assert report.inserted == 400 and report.requests == 2
+    assert Candle.objects.filter(symbol=btc, timeframe="1m").count() == 400
+
+    resumed = backfill([btc], ["1m"], adapter_factory=base, **kwargs)
+    assert resumed.requests == 3 and resumed.inserted == 600 and resumed.updated == 0
+    assert find_gaps(btc.id, "1m", start, end) == []
+
+
+def test_the_progress_bar_shows_candles_done(sim, clean_redis):
+    _, (btc,) = make_sim_venue(sim)
+    end = floor_ms(sim_clock(sim)(), "1m")
+    out = io.StringIO()
+    backfill([btc], ["1m"], start_ms=end - 400 * MINUTE_MS, end_ms=end,
+             clock_ms=sim_clock(sim), adapter_factory=sim_adapter_factory(sim),
+             progress=True, out=out)
+    assert "400/400" in out.getvalue() and "sim:KRW-BTC 1m" in out.getvalue()
