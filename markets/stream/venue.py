@@ -56,7 +56,7 @@ class StreamConfig:
     heartbeat_s: float = 5.0
     heartbeat_ttl_s: int = 60
     catchup_candles: int = 400  # at start, fetch at most this many missing candles per series
-    fill_retry_s: float = 10.0  # after a failed REST fill, wait this long
+    fill_retry_s: float = 5.0  # after a failed REST fill, wait this long
     reconnect_min_s: float = 0.5  # watchdog restarts back off from here ...
     reconnect_max_s: float = 30.0  # ... to here (jittered, doubling)
     log_every_s: float = 60.0  # a repeated failure is logged at most this often
@@ -507,7 +507,8 @@ class VenueStream:
                     start = gap.filled.get((code, tf), floor_ms(gap.start, tf))
                     if want > start:
                         try:
-                            await self._fill(spec, tf, start, want, closed_end)
+                            await self._fill(spec, tf, start, want, closed_end,
+                                             publish_from=floor_ms(gap.start, tf))
                         except Exception as exc:
                             self.rest_failures += 1
                             gap.next_try = time.monotonic() + self.config.fill_retry_s
@@ -521,7 +522,9 @@ class VenueStream:
                 self.interruptions.remove(gap)
 
     async def _fill(self, spec: SymbolSpec, tf: str, start: int, end: int,
-                    closed_end: int) -> None:
+                    closed_end: int, publish_from: int) -> None:
+        """Fetch, store and push REST candles ``[start, end)``. Catch-up history older than
+        the interruption (``publish_from``) is stored but not pushed."""
         rows: list[CandleRow] = await self._in(self.io, self.rest.fetch_candles, spec.code, tf,
                                                start, end)
         rows = [r for r in rows if start <= r.open_time_ms < end]
@@ -534,6 +537,8 @@ class VenueStream:
         self.stored += len(rows)
         latest = closed_end - timeframe_ms(tf)
         for row in rows:
+            if row.open_time_ms < publish_from:
+                continue
             bar = {"t": row.open_time_ms, "o": row.open, "h": row.high, "l": row.low,
                    "c": row.close, "v": row.volume}
             # Only the latest closed bar is worth evaluating; older ones are history.

@@ -163,3 +163,61 @@ def test_the_stream_heartbeat_is_written_and_removed_on_stop(clean_redis):
     assert fields["state"] == "streaming" and fields["skipped"] == "2"
     stream_beat("sim", stopped=True)
     assert "sim" not in heartbeat.read("stream")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_sigterm_flushes_closed_bars_and_never_stores_the_forming_one(clean_redis):
+    import os
+    import signal
+
+    from markets.models import Exchange, Symbol
+
+    from .test_stream import T0, trade
+
+    ex = await Exchange.objects.acreate(slug="script", name="Script", adapter="upbit",
+                                        rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1")
+    await Symbol.objects.acreate(exchange=ex, code="KRW-BTC", base="BTC", quote="KRW",
+                                 timeframes=["1m"])
+    clock = {"now": T0 + 500}
+    script = [(T0 + 1_000, 100.0), (T0 + 61_000, 101.0), (T0 + 62_000, 105.0),
+              (T0 + 121_000, 107.0)]
+    sent = asyncio.Event()
+
+    async def handler(ws):
+        await ws.recv()
+        for i, (ts, price) in enumerate(script):
+            clock["now"] = ts
+            await ws.send(trade(i + 1, ts, price))
+            await asyncio.sleep(0.05)
+        sent.set()
+        await ws.wait_closed()
+
+    stored: list = []
+    streams = []
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+
+        def factory(spec):
+            scripted = VenueSpec(spec.slug, "upbit", "http://127.0.0.1:1",
+                                 f"ws://127.0.0.1:{port}", spec.symbols)
+            streams.append(make_stream(
+                scripted, Recorder(), lambda: clock["now"],
+                store=lambda sid, tf, rows: stored.extend((tf, r) for r in rows) or (0, 0),
+                last_stored=lambda *a: None,
+                config=StreamConfig(grace_ms=500, margin_ms=500, flush_interval_s=3600,
+                                    fill_retry_s=3600)))
+            return streams[-1]
+
+        runner = StreamRunner(factory=factory, reload_every_s=0.1)
+        task = asyncio.ensure_future(runner.run())
+        assert await wait_until(sent.is_set, 10)
+        await asyncio.sleep(0.3)
+        assert stored == []  # the writer has not run yet (an hour between flushes)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(task, 10)
+
+    # Minute 1 was closed by the trade in minute 2 and flushed at SIGTERM; minute 0 overlapped
+    # the start-up interruption (REST's job); minute 2 was still forming and was not stored.
+    assert [(tf, r.open_time_ms, r.open, r.close) for tf, r in stored] == [
+        ("1m", T0 + 60_000, 101.0, 105.0)]
