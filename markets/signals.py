@@ -16,6 +16,7 @@ from markets import heartbeat
 from markets.models import Exchange, Symbol
 
 log = logging.getLogger(__name__)
+_warned = False
 
 
 def changed_key() -> str:
@@ -26,10 +27,15 @@ def bump() -> None:
     """Record that the symbol set changed now (after the transaction commits)."""
 
     def write() -> None:
+        global _warned
         try:
             heartbeat.client().set(changed_key(), int(time.time() * 1000))
-        except Exception:  # Redis down must not break saving a symbol in the admin
-            log.warning("could not record the symbol-set change in Redis", exc_info=True)
+        except Exception as exc:  # Redis down must not break saving a symbol in the admin
+            # Harmless before the stream runs (it reads every symbol at start): say it once.
+            if not _warned:
+                _warned = True
+                log.warning("could not record the symbol-set change in Redis (%s); a running "
+                            "stream picks the change up when it restarts", exc)
 
     transaction.on_commit(write)
 
