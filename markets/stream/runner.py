@@ -13,6 +13,7 @@ from django.conf import settings
 
 from markets import heartbeat
 from markets.stream.venue import LogThrottle, StreamConfig, SymbolSpec, VenueSpec, VenueStream
+from markets.timeframes import TIMEFRAMES
 
 log = logging.getLogger("markets.stream")
 
@@ -28,8 +29,7 @@ def load_venues(only: set[str] | None = None) -> dict[str, VenueSpec]:
         if only and ex.slug not in only:
             continue
         entry = venues.setdefault(ex.slug, {"ex": ex, "symbols": []})
-        tfs = tuple(tf for tf in s.timeframes or [] if tf in ("1m", "3m", "5m", "15m", "30m",
-                                                               "1h", "4h", "1d"))
+        tfs = tuple(tf for tf in TIMEFRAMES if tf in (s.timeframes or []))
         entry["symbols"].append(SymbolSpec(s.code, s.id, tfs or ("1m",)))
     return {
         slug: VenueSpec(slug, e["ex"].adapter, e["ex"].rest_url, e["ex"].ws_url,
