@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 DEFAULT_DAYS = 300
+#: A candle counts as closed this long after its end (the venue's REST may lag its trades).
+CLOSED_GRACE_MS = 2_000
 
 
 def default_days() -> int:
@@ -199,7 +201,7 @@ def fetch_range(
     own transaction; returns the number of candles fetched. Marks each chunk checked."""
     step = timeframe_ms(timeframe)
     start_ms = -(-start_ms // step) * step
-    closed_end = floor_ms(clock_ms(), timeframe)
+    closed_end = floor_ms(clock_ms() - CLOSED_GRACE_MS, timeframe)
     end_ms = min(end_ms, closed_end)
     per_request = adapter.capabilities.max_candles_per_request
     total = 0
@@ -230,7 +232,7 @@ def plan(
     clock_ms: Callable[[], int] = now_ms,
 ) -> tuple[list[tuple[int, int]], int]:
     """Ranges to fetch (missing and not yet checked) and how many of them are inner gaps."""
-    end_ms = min(end_ms, floor_ms(clock_ms(), timeframe))
+    end_ms = min(end_ms, floor_ms(clock_ms() - CLOSED_GRACE_MS, timeframe))
     if end_ms <= start_ms:
         return [], 0
     missing = find_gaps(symbol.id, timeframe, start_ms, end_ms)
@@ -346,7 +348,7 @@ def backfill(
                 report.errors.append(f"{exchange.slug}:{symbol.code} {tf}: {why}")
                 continue
             step = timeframe_ms(tf)
-            last = -(-min(end, floor_ms(now, tf)) // step) * step
+            last = -(-min(end, floor_ms(now - CLOSED_GRACE_MS, tf)) // step) * step
             first = -(-start // step) * step
             if bar is not None:
                 bar.set_description(f"{exchange.slug}:{symbol.code} {tf}")

@@ -221,3 +221,15 @@ async def test_sigterm_flushes_closed_bars_and_never_stores_the_forming_one(clea
     # the start-up interruption (REST's job); minute 2 was still forming and was not stored.
     assert [(tf, r.open_time_ms, r.open, r.close) for tf, r in stored] == [
         ("1m", T0 + 60_000, 101.0, 105.0)]
+
+
+def test_one_connection_per_venue_split_only_where_the_venue_limits_streams():
+    def build(adapter, n):
+        symbols = tuple(SymbolSpec(f"S{i}USDT", i, ("1m",)) for i in range(n))
+        spec = VenueSpec("v", adapter, "http://127.0.0.1:1", "ws://127.0.0.1:1", symbols)
+        return make_stream(spec, Recorder(), lambda: 0, store=lambda *a: (0, 0),
+                           last_stored=lambda *a: None)
+
+    assert [len(c.codes) for c in build("upbit", 450).connections] == [450]
+    assert [len(c.codes) for c in build("binance_futures", 450).connections] == [200, 200, 50]
+    assert [len(c.codes) for c in build("binance_spot", 450).connections] == [450]
