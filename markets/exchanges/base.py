@@ -9,6 +9,8 @@ codes: ``KRW-BTC`` (Upbit, Bithumb), ``BTCUSDT`` (Binance).
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any, Literal
@@ -49,6 +51,7 @@ class Capabilities:
     supports_reduce_only: bool = False
     supports_leverage: bool = False
     supports_quote_amount_market_buy: bool = False
+    market_buy_by_quantity: bool = True  # False: a market buy must give quote_amount (Upbit)
     candles_skip_empty_intervals: bool = False
     has_server_time: bool = False
     ws_kline_stream: bool = False
@@ -83,6 +86,21 @@ class CandleRow:
     close: float
     volume: float
     quote_volume: float | None = None
+
+
+def ohlcv_problem(open_: float, high: float, low: float, close: float,
+                  volume: float) -> str | None:
+    """Why an OHLCV row cannot be a real candle (NaN, infinite, non-positive price, negative
+    volume, high below low), or None. Parsers drop such rows instead of storing them. (Open and
+    close outside high/low is not rejected: Binance's own documented examples do that.)"""
+    values = (open_, high, low, close, volume)
+    if not all(math.isfinite(v) for v in values):
+        return "non-finite value"
+    if min(open_, high, low, close) <= 0 or volume < 0:
+        return "non-positive price or negative volume"
+    if high < low:
+        return "high below low"
+    return None
 
 
 @dataclasses.dataclass(slots=True)
@@ -243,10 +261,16 @@ class ExchangeAdapter:
 
     Construction never touches the network. Public methods raise ``errors.ExchangeError``
     subclasses; a method a venue does not have raises ``NotImplementedError`` with a reason.
+    ``stream_stats`` / ``user_stream_stats`` (``ws.StreamStats``) count messages, malformed
+    ones skipped, connects and planned reconnects while a stream runs.
     """
 
     key: str = ""
     capabilities: Capabilities
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        """The symbol's trading rules (loads ``list_symbols`` once, then cached)."""
+        raise NotImplementedError
 
     # market data -----------------------------------------------------------------------
     def list_symbols(self) -> list[SymbolInfo]:
@@ -298,3 +322,23 @@ class ExchangeAdapter:
 
     def close(self) -> None:
         """Release the HTTP session."""
+
+    def check_order_request(self, order: OrderRequest) -> None:
+        """ValueError for a request this venue cannot express (a programming error, not a
+        venue rejection): bad side/type, a client order id the venue would refuse, a market
+        buy sized the way the venue does not support, reduce-only on spot."""
+        caps = self.capabilities
+        if order.side not in ("buy", "sell") or order.type not in ("market", "limit"):
+            raise ValueError(f"side must be buy|sell and type market|limit, got "
+                             f"{order.side!r}/{order.type!r}")
+        if not re.fullmatch(caps.client_order_id_pattern, order.client_order_id or ""):
+            raise ValueError(f"{caps.venue}: client_order_id {order.client_order_id!r} must "
+                             f"match {caps.client_order_id_pattern}")
+        if order.type == "market" and order.side == "buy":
+            if order.quantity is None and not caps.supports_quote_amount_market_buy:
+                raise ValueError(f"{caps.venue}: a market buy needs a quantity")
+            if order.quantity is not None and not caps.market_buy_by_quantity:
+                raise ValueError(f"{caps.venue}: a market buy is sized by quote_amount "
+                                 "(quote currency to spend), not quantity")
+        if order.reduce_only and not caps.supports_reduce_only:
+            raise ValueError(f"{caps.venue}: reduce_only is not supported on this venue")

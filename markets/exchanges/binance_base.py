@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 import urllib.parse
@@ -40,7 +41,7 @@ from .ws import StreamSpec, StreamStats, run_stream
 
 log = logging.getLogger(__name__)
 
-DAY_S = 86_400.0
+RECENT_TRADE_IDS = 20_000  # trade ids remembered to drop repeats from a reconnect overlap
 
 
 class BinanceAdapter(ExchangeAdapter):
@@ -62,7 +63,8 @@ class BinanceAdapter(ExchangeAdapter):
                  limiter: RateLimiter | None = None, timeout: tuple[float, float] = (3.05, 10.0),
                  recv_window_ms: int = 5000, lookup_attempts: int = 3,
                  lookup_delay_s: float = 0.5, ws_max_lifetime_s: float = 23.5 * 3600,
-                 ws_ping_interval_s: float | None = 60.0, clock=time.time,
+                 ws_overlap_s: float = 2.0, ws_ping_interval_s: float | None = 60.0,
+                 clock=time.time,
                  sleep=time.sleep) -> None:
         self.rest_url = (rest_url or self.DEFAULT_REST_URL).rstrip("/")
         self.ws_url = (ws_url or self.DEFAULT_WS_URL).rstrip("/")
@@ -71,6 +73,7 @@ class BinanceAdapter(ExchangeAdapter):
         self.recv_window_ms = recv_window_ms
         self.lookup_attempts, self.lookup_delay_s = lookup_attempts, lookup_delay_s
         self.ws_max_lifetime_s, self.ws_ping_interval_s = ws_max_lifetime_s, ws_ping_interval_s
+        self.ws_overlap_s = ws_overlap_s
         self._clock, self._sleep = clock, sleep
         self.time_offset_ms = 0
         self.http = RestClient(self.key, self.rest_url, limiter=self.limiter,
@@ -187,17 +190,30 @@ class BinanceAdapter(ExchangeAdapter):
         return f"{self.ws_url}{self.STREAM_PATH}?streams={'/'.join(streams)}"
 
     def _market_spec(self, streams: list[str]) -> StreamSpec:
-        return StreamSpec(venue=self.key, url=self._streams_url(streams),
+        return StreamSpec(venue=self.key, limiter=self.limiter, url=self._streams_url(streams),
                           parse=bp.parse_ws_market, ping_interval_s=self.ws_ping_interval_s,
-                          ping_timeout_s=60.0, max_lifetime_s=self.ws_max_lifetime_s)
+                          ping_timeout_s=60.0, max_lifetime_s=self.ws_max_lifetime_s,
+                          overlap_s=self.ws_overlap_s)
 
     async def stream_trades(self, symbols: list[str]) -> AsyncIterator[Trade]:
-        """Trades of many symbols on one combined stream; reconnects before the 24 h limit
-        and on ``serverShutdown``; bad frames are logged, counted and skipped."""
+        """Trades of many symbols on one combined stream; bad frames are logged, counted and
+        skipped. Before the 24 h limit the next connection is opened while the old one is
+        still read for ``ws_overlap_s``; trades seen twice in that overlap are dropped by id.
+        ``serverShutdown`` reconnects at once."""
         spec = self._market_spec([f"{s.lower()}@{self.TRADE_STREAM}" for s in symbols])
+        recent: set[tuple[str, str]] = set()
+        order: collections.deque[tuple[str, str]] = collections.deque()
         async for item in run_stream(spec, self.stream_stats):
-            if isinstance(item, Trade):
-                yield item
+            if not isinstance(item, Trade):
+                continue
+            key = (item.symbol, item.trade_id)
+            if key in recent:
+                continue
+            recent.add(key)
+            order.append(key)
+            if len(order) > RECENT_TRADE_IDS:
+                recent.discard(order.popleft())
+            yield item
 
     async def stream_klines(self, symbols: list[str], timeframe: str) -> AsyncIterator[Kline]:
         """Kline updates (``closed`` True on the final one per open time) for many symbols."""
@@ -234,6 +250,7 @@ class BinanceAdapter(ExchangeAdapter):
         is raised (reconcile with ``fetch_order``). ``RequestNotSent`` (nothing left this
         machine) may be retried with the same client order id.
         """
+        self.check_order_request(order)
         info = self.symbol_info(order.symbol)
         order = prepare_order(order, info, venue=self.key,
                               min_notional_exempt_reduce_only=self.FUTURES)

@@ -93,7 +93,8 @@ class BinanceSpotAdapter(BinanceAdapter):
         async def subscribe(conn) -> None:
             await conn.send(self._subscribe_request())
 
-        spec = StreamSpec(venue=self.key, url=self.ws_api_url, parse=bp.parse_ws_spot_user,
+        spec = StreamSpec(venue=self.key, limiter=self.limiter, url=self.ws_api_url,
+                          parse=bp.parse_ws_spot_user,
                           subscribe=subscribe, ping_interval_s=self.ws_ping_interval_s,
                           ping_timeout_s=60.0, max_lifetime_s=self.ws_max_lifetime_s)
         async for event in run_stream(spec, self.user_stream_stats):

@@ -42,6 +42,7 @@ BITHUMB_CAPABILITIES = Capabilities(
         "batch": RateGroup(20, 1.0), "ws-connect": RateGroup(10, 1.0),
     },
     supports_quote_amount_market_buy=True,
+    market_buy_by_quantity=False,
     candles_skip_empty_intervals=True,
     client_order_id_pattern=r"^[A-Za-z0-9_-]{1,36}$",
 )

@@ -33,6 +33,7 @@ UPBIT_CAPABILITIES = Capabilities(
         "order-cancel-all": RateGroup(1, 2.0), "ws-connect": RateGroup(5, 1.0),
     },
     supports_quote_amount_market_buy=True,
+    market_buy_by_quantity=False,
     candles_skip_empty_intervals=True,
     client_order_id_unique_forever=True,
     client_order_id_pattern=r"^[A-Za-z0-9._~-]{1,64}$",

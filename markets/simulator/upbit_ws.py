@@ -296,7 +296,7 @@ class UpbitStreams:
 
 
 def ws_prev_close(market, ts_ms: int) -> float:
-    t = market.trades()
-    day = ts_ms - ts_ms % 86_400_000
-    j = int(np.searchsorted(t["ts"], day))
-    return float(t["price"][j - 1]) if j else float(t["price"][0])
+    """Close of the UTC day before ``ts_ms`` (the first price if there is none)."""
+    log = market.log
+    j = int(np.searchsorted(log.ts[: market.visible], ts_ms - ts_ms % 86_400_000))
+    return float(log.price[j - 1]) if j else float(log.price[0])

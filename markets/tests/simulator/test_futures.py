@@ -198,7 +198,7 @@ async def test_limit_short_fills_when_the_price_rises_and_realizes_pnl(frozen_si
         newClientOrderId="short-1",
     )
     assert status == 200 and order["status"] == "NEW"
-    status, _ = await signed(
+    status, dup = await signed(
         http,
         frozen_sim,
         "POST",
@@ -211,7 +211,7 @@ async def test_limit_short_fills_when_the_price_rises_and_realizes_pnl(frozen_si
         price=price,
         newClientOrderId="short-1",
     )
-    assert status == 400
+    assert (status, dup["code"]) == (400, -4116)  # unique among open orders
     frozen_sim.print_trade("futures", "BTCUSDT", float(price) + 10)
     status, got = await signed(
         http, frozen_sim, "GET", "/fapi/v1/order", symbol="BTCUSDT", origClientOrderId="short-1"
@@ -314,3 +314,41 @@ async def test_futures_klines_allow_1500_and_have_no_1s(frozen_sim, http):
         frozen_sim.futures_url + "/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1s"}
     ) as resp:
         assert (await resp.json())["code"] == -1120
+
+
+async def test_reduce_only_is_exempt_from_the_minimum_notional(frozen_sim, http):
+    status, _ = await signed(
+        http,
+        frozen_sim,
+        "POST",
+        "/fapi/v1/order",
+        symbol="ETHUSDT",
+        side="BUY",
+        type="MARKET",
+        quantity="0.010",
+    )
+    assert status == 200
+    status, body = await signed(
+        http,
+        frozen_sim,
+        "POST",
+        "/fapi/v1/order",
+        symbol="ETHUSDT",
+        side="SELL",
+        type="MARKET",
+        quantity="0.001",
+    )
+    assert (status, body["code"]) == (400, -4164)
+    status, body = await signed(
+        http,
+        frozen_sim,
+        "POST",
+        "/fapi/v1/order",
+        symbol="ETHUSDT",
+        side="SELL",
+        type="MARKET",
+        quantity="0.001",
+        reduceOnly="true",
+    )
+    assert status == 200 and body["status"] == "FILLED"
+    assert (await position(http, frozen_sim, "ETHUSDT"))["positionAmt"] == "0.009"

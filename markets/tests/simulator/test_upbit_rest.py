@@ -7,10 +7,13 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from markets.simulator.auth import upbit_token
 from markets.simulator.market import Frame
+from markets.simulator.server import Simulator
 from markets.simulator.venue import parse_time, utc_naive
 
-from .helpers import UPBIT_SECRET, body_query, jwt, same_shape, sample_body, upbit_auth
+from .conftest import config
+from .helpers import UPBIT_KEY, UPBIT_SECRET, body_query, jwt, same_shape, sample_body, upbit_auth
 
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
 
@@ -287,3 +290,44 @@ async def test_market_all_lists_the_configured_markets_with_details(frozen_sim, 
 def test_candle_levels_are_realistic(frozen_sim):
     closes = frozen_sim.market("upbit", "KRW-BTC").candles(Frame("d")).close
     assert np.all((closes > 0.5e8) & (closes < 3e8))
+
+
+async def test_two_simulators_with_one_seed_serve_the_same_history_and_ids(http):
+    answers = []
+    for _ in range(2):
+        async with Simulator(config(speed=0.0, tick_s=3600.0)) as sim:
+            _, _, candles = await get(
+                http, sim, "/v1/candles/minutes/15", market="KRW-ETH", count=50
+            )
+            body = {"market": "KRW-ETH", "side": "bid", "price": "10000", "ord_type": "price"}
+            _, order = await private(http, sim, "POST", "/v1/orders", body=body)
+            answers.append((candles, order["uuid"]))
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize(
+    "path,key",
+    [
+        ("/v1/candles/weeks", "first_day_of_period"),
+        ("/v1/candles/months", "first_day_of_period"),
+        ("/v1/candles/days", "prev_closing_price"),
+    ],
+)
+async def test_period_candles_carry_their_extra_fields(frozen_sim, http, path, key):
+    status, _, rows = await get(http, frozen_sim, path, market="KRW-BTC", count=2)
+    assert status == 200 and key in rows[0] and "unit" not in rows[0]
+
+
+async def test_a_bithumb_style_timestamp_claim_is_checked(frozen_sim, http):
+    now = frozen_sim.clock_ms()
+    for stamp, expected in ((now, 200), (now - 3_600_000, 401)):
+        token = upbit_token(UPBIT_KEY, UPBIT_SECRET, timestamp_ms=stamp, alg="HS256")
+        async with http.get(
+            frozen_sim.upbit_url + "/v1/accounts", headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
+            assert resp.status == expected
+
+
+async def test_bithumb_spelling_of_is_details_gets_market_warning(frozen_sim, http):
+    _, _, rows = await get(http, frozen_sim, "/v1/market/all", isDetails="true")
+    assert rows[0]["market_warning"] == "NONE" and "market_event" not in rows[0]

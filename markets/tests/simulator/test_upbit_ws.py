@@ -123,3 +123,11 @@ async def test_my_asset_with_codes_is_a_wrong_format(frozen_sim):
         await ws.send(json.dumps([{"ticket": "p-2"}, {"type": "myAsset", "codes": ["KRW-BTC"]}]))
         _, frame = await recv_json(ws)
     assert frame["error"]["name"] == "WRONG_FORMAT"
+
+
+async def test_a_silent_connection_is_closed_after_the_idle_timeout(sim):
+    sim.venues["upbit"].streams.idle_timeout_s = 0.5
+    async with websockets.connect(sim.upbit_ws_url + "/websocket/v1", ping_interval=None) as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
