@@ -51,9 +51,11 @@ def default_publish() -> Callable[[str, dict], Any]:
 
 
 def default_send_task(name: str, kwargs: dict) -> None:
-    from tradesite.celery import app
+    """Send a task by name through the project's Celery app (the current app once the
+    project package is imported; markets does not import it, by the layering rule)."""
+    from celery import current_app
 
-    app.send_task(name, kwargs=kwargs)
+    current_app.send_task(name, kwargs=kwargs)
 
 
 def stream_beat(slug: str, stopped: bool = False, ttl: int = 60, **fields) -> None:

@@ -236,3 +236,17 @@ def test_one_connection_per_venue_split_only_where_the_venue_limits_streams():
     assert [len(c.codes) for c in build("upbit", 450).connections] == [450]
     assert [len(c.codes) for c in build("binance_futures", 450).connections] == [200, 200, 50]
     assert [len(c.codes) for c in build("binance_spot", 450).connections] == [450]
+
+
+def test_the_evaluation_is_sent_through_the_projects_celery_app(monkeypatch):
+    from celery import current_app
+
+    import tradesite  # noqa: F401  (what every entry point imports first)
+    from markets.stream.runner import default_send_task
+
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, kwargs: sent.append((name,
+                                                                                    kwargs)))
+    assert current_app.main == "tradesite"
+    default_send_task("orders.tasks.evaluate", {"venue": "sim"})
+    assert sent == [("orders.tasks.evaluate", {"venue": "sim"})]
