@@ -50,7 +50,7 @@ def exchange(db):
         name="Simulator",
         adapter="upbit",
         rest_url="http://127.0.0.1:1",
-        ws_url="ws://127.0.0.1:1/websocket/v1",
+        ws_url="ws://127.0.0.1:1",
     )
 
 

@@ -49,8 +49,12 @@ class Exchange(models.Model):
     slug = models.SlugField(max_length=32, unique=True, help_text="Short name used in URLs.")
     name = models.CharField(max_length=64)
     adapter = models.CharField(max_length=32, choices=Adapter.choices)
-    rest_url = models.URLField(max_length=200, help_text="REST base URL.")
-    ws_url = models.CharField(max_length=200, help_text="WebSocket base URL (ws:// or wss://).")
+    rest_url = models.URLField(
+        max_length=200, help_text="REST root URL without a path, e.g. https://api.upbit.com."
+    )
+    ws_url = models.CharField(
+        max_length=200, help_text="WebSocket root URL without a path, e.g. wss://api.upbit.com."
+    )
     is_active = models.BooleanField(
         default=True, help_text="Collect candles and stream this venue."
     )

@@ -27,7 +27,7 @@ MISSING_TASK_NOTE = "[waiting for task code]"
 
 def _sim_urls() -> tuple[str, str]:
     host, port = settings.SIMULATOR_HOST, settings.SIMULATOR_UPBIT_PORT
-    return f"http://{host}:{port}", f"ws://{host}:{port}/websocket/v1"
+    return f"http://{host}:{port}", f"ws://{host}:{port}"
 
 
 def venues() -> list[dict]:
@@ -46,7 +46,7 @@ def venues() -> list[dict]:
             name="Upbit",
             adapter="upbit",
             rest_url="https://api.upbit.com",
-            ws_url="wss://api.upbit.com/websocket/v1",
+            ws_url="wss://api.upbit.com",
             is_active=False,
         ),
         dict(
@@ -54,7 +54,7 @@ def venues() -> list[dict]:
             name="Bithumb",
             adapter="bithumb",
             rest_url="https://api.bithumb.com",
-            ws_url="wss://ws-api.bithumb.com/websocket/v1",
+            ws_url="wss://ws-api.bithumb.com",
             is_active=False,
         ),
         dict(
