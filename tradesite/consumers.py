@@ -134,7 +134,7 @@ class Hub:
     async def subscribe(self, group: str, outbox: Outbox) -> None:
         async with self._lock:
             if self.channel is None:
-                self.channel = await self.layer.new_channel("hub.")
+                self.channel = await self.layer.new_channel()
                 loop = asyncio.get_running_loop()
                 self._tasks = [loop.create_task(self._read()), loop.create_task(self._renew())]
             members = self.members.setdefault(group, set())
@@ -151,6 +151,11 @@ class Hub:
             if not members:
                 del self.members[group]
                 await self.layer.group_discard(group, self.channel)
+            if not self.members:  # the last client left: stop reading until the next one
+                for task in self._tasks:
+                    task.cancel()
+                self._tasks = []
+                self.channel = None
 
     async def _read(self) -> None:
         backoff = 0.1
