@@ -54,7 +54,7 @@ export class PriceChart {
     this.volumeSeries = this.chart.addSeries(LWC.HistogramSeries, {
       priceScaleId: "volume", priceFormat: { type: "volume" }, lastValueVisible: false,
     });
-    this.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    this.volumeSeries.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     this.markerPlugin = LWC.createSeriesMarkers(this.candleSeries, []);
     this.bars = [];          // [{t, o, h, l, c, v}] oldest first, unique t
     this.index = new Map();  // t -> position in bars
