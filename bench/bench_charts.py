@@ -203,12 +203,19 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
     sockets = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
-        sem = asyncio.Semaphore(50)
+        sem = asyncio.Semaphore(20)
 
         async def open_client(i: int):
             async with sem:
                 url = f"ws://127.0.0.1:{port}/ws/chart/sim/{charts[i % n_charts]}/1m/"
-                ws = await http.ws_connect(url, max_msg_size=0, autoping=True)
+                for attempt in range(5):  # a loaded server's listen backlog may reset a few
+                    try:
+                        ws = await http.ws_connect(url, max_msg_size=0, autoping=True)
+                        break
+                    except aiohttp.ClientOSError:
+                        if attempt == 4:
+                            raise
+                        await asyncio.sleep(0.2 * (attempt + 1))
                 hello = await ws.receive(timeout=30)
                 if json.loads(hello.data)["type"] != "hello":
                     raise RuntimeError(f"unexpected first frame {hello.data!r}")

@@ -62,13 +62,15 @@ class Outbox:
     ``put`` queues a message that must arrive (in order); ``put_latest(key, t, text)`` keeps
     only the newest coalescable message per key (a forming bar, a ticker); ``put_closed(key, t,
     text)`` queues a closed bar and drops a pending forming bar of that key opening at or before
-    ``t``. Counters: ``sent``, ``superseded``.
+    ``t`` (and later forming updates of a closed bar are dropped). Counters: ``sent``,
+    ``superseded``.
     """
 
     def __init__(self, send: Callable[[str], Awaitable[None]]) -> None:
         self._send = send
         self._ordered: collections.deque[str] = collections.deque()
         self._latest: dict[str, tuple[int, str]] = {}
+        self._closed: dict[str, int] = {}  # key -> newest closed open time
         self._wake = asyncio.Event()
         self.sent = 0
         self.superseded = 0
@@ -79,6 +81,9 @@ class Outbox:
         self._wake.set()
 
     def put_latest(self, key: str, t: int, text: str) -> None:
+        if t <= self._closed.get(key, -1):  # that bar is closed: its final state went out
+            self.superseded += 1
+            return
         pending = self._latest.get(key)
         if pending is not None:
             if pending[0] > t:  # an older bar arriving late never hides a newer one
@@ -89,6 +94,7 @@ class Outbox:
         self._wake.set()
 
     def put_closed(self, key: str, t: int, text: str) -> None:
+        self._closed[key] = max(t, self._closed.get(key, t))
         pending = self._latest.get(key)
         if pending is not None and pending[0] <= t:
             del self._latest[key]
@@ -323,7 +329,15 @@ class ChartConsumer(_HubConsumer):
     async def private_event(self, event: dict) -> None:
         if self.outbox is None or event.get("symbol") != self.symbol_key:
             return
-        self.outbox.put(dumps(event))
+        self._put(event)
+
+    def _put(self, event: dict) -> None:
+        try:
+            text = dumps(event)
+        except (TypeError, ValueError):  # NaN or a non-JSON value: the publisher's bug
+            log.warning("chart: skipped an event that is not JSON: %r", event)
+            return
+        self.outbox.put(text)
 
     # Channels routes type "a.b" to method "a_b"; all private events take the same path.
     signal_created = order_updated = fill_created = position_updated = private_event
@@ -331,7 +345,7 @@ class ChartConsumer(_HubConsumer):
     async def account_updated(self, event: dict) -> None:
         """Account state is not symbol-specific: every chart of the user shows it."""
         if self.outbox is not None:
-            self.outbox.put(dumps(event))
+            self._put(event)
 
 
 class MarketsConsumer(_HubConsumer):

@@ -8,6 +8,8 @@ const state = {
   tf: data.timeframe, ws: null, wsSeq: 0, retry: 0, lastMessage: 0, connected: false,
   loadingOlder: false, exhausted: false, reconnects: 0, badge: "connecting",
   signals: new Map(), fills: new Map(), positions: new Map(),
+  // Bars may close between rendering the page and opening the socket: fetch them on open.
+  needsGapFill: true,
 };
 
 const chart = new PriceChart($("chart"));
@@ -145,12 +147,12 @@ function connect() {
     state.connected = true;
     state.lastMessage = Date.now();
     setBadge("live");
-    if (state.retry > 0 || state.needsGapFill) {
-      state.reconnects += 1;
+    if (state.retry > 0) state.reconnects += 1;
+    state.retry = 0;
+    if (state.needsGapFill) {
+      state.needsGapFill = false;
       try { await fillGap(); } catch (err) { showError(`could not fetch missed candles: ${err.message}`); }
     }
-    state.retry = 0;
-    state.needsGapFill = false;
   };
   ws.onmessage = (event) => {
     if (seq !== state.wsSeq) return;

@@ -157,6 +157,31 @@ async def test_closed_bars_and_private_events_arrive_once_in_order(symbol, trade
     await comm.disconnect()
 
 
+async def test_a_malformed_bar_is_skipped_and_the_chart_stays_live(symbol, trader, redis_url):
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    await publish(group, bar(T0, float("nan"), closed=False))
+    broken = bar(T0, 101.0, closed=False)
+    del broken["bar"]["c"]
+    await publish(group, broken)
+    await publish(group, bar(T0, 102.0, closed=False))
+    assert (await next_json(comm))["c"] == 102.0
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_a_forming_update_after_its_bar_closed_is_not_sent(symbol, trader, redis_url):
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    await publish(group, bar(T0, 101.0, closed=True))
+    await publish(group, bar(T0, 99.5, closed=False))  # late tick of the closed bar
+    await publish(group, bar(T0 + 60_000, 103.0, closed=False))
+    assert [(m["t"], m["closed"]) for m in [await next_json(comm), await next_json(comm)]] == [
+        (T0, True), (T0 + 60_000, False)]
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
 async def test_a_quiet_socket_stays_open_past_the_redis_socket_timeout(symbol, trader, redis_url):
     """redis-py 8's default 5 s socket timeout would end idle layer readers (STACK-NOTES)."""
     comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
