@@ -57,7 +57,7 @@ def now_ms() -> int:
 
 
 class Outbox:
-    """What one client still has to receive; drained by one writer task.
+    """What one client still has to receive; the loop's :class:`Writer` sends it.
 
     ``put`` queues a message that must arrive (in order); ``put_latest(key, t, text)`` keeps
     only the newest coalescable message per key (a forming bar, a ticker); ``put_closed(key, t,
@@ -66,19 +66,25 @@ class Outbox:
     ``superseded``.
     """
 
-    def __init__(self, send: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, send: Callable[[str], Awaitable[None]], writer: Writer | None = None):
         self._send = send
+        self._writer = writer or Writer.for_loop()
         self._ordered: collections.deque[str] = collections.deque()
         self._latest: dict[str, tuple[int, str]] = {}
         self._closed: dict[str, int] = {}  # key -> newest closed open time
-        self._wake = asyncio.Event()
+        self.scheduled = False
+        self.closed = False
         self.sent = 0
         self.superseded = 0
-        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _ready(self) -> None:
+        if not self.scheduled and not self.closed:
+            self.scheduled = True
+            self._writer.schedule(self)
 
     def put(self, text: str) -> None:
         self._ordered.append(text)
-        self._wake.set()
+        self._ready()
 
     def put_latest(self, key: str, t: int, text: str) -> None:
         if t <= self._closed.get(key, -1):  # that bar is closed: its final state went out
@@ -86,12 +92,11 @@ class Outbox:
             return
         pending = self._latest.get(key)
         if pending is not None:
-            if pending[0] > t:  # an older bar arriving late never hides a newer one
-                self.superseded += 1
-                return
             self.superseded += 1
+            if pending[0] > t:  # an older bar arriving late never hides a newer one
+                return
         self._latest[key] = (t, text)
-        self._wake.set()
+        self._ready()
 
     def put_closed(self, key: str, t: int, text: str) -> None:
         self._closed[key] = max(t, self._closed.get(key, t))
@@ -101,26 +106,78 @@ class Outbox:
             self.superseded += 1
         self.put(text)
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._ordered or self._latest:
-                    if self._ordered:
-                        text = self._ordered.popleft()
-                    else:
-                        key = next(iter(self._latest))
-                        text = self._latest.pop(key)[1]
-                    await self._send(text)
-                    self.sent += 1
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the socket went away mid-send; the consumer's disconnect cleans up
-            log.debug("outbox writer stopped", exc_info=True)
+    def take(self) -> str | None:
+        """The next message to send: ordered ones first, then the latest states."""
+        if self._ordered:
+            return self._ordered.popleft()
+        if self._latest:
+            key = next(iter(self._latest))
+            return self._latest.pop(key)[1]
+        return None
+
+    def pending(self) -> bool:
+        return bool(self._ordered or self._latest)
 
     def close(self) -> None:
-        self._task.cancel()
+        self.closed = True
+        self._ordered.clear()
+        self._latest.clear()
+
+
+class Writer:
+    """Sends what the outboxes of one event loop hold: one message per outbox per round (fair),
+    yielding to the loop every ``BATCH`` sends.
+
+    The yields keep the hub reading the channel layer while clients are written, so under
+    overload the backlog stays in the outboxes, where forming bars coalesce, and not in Redis,
+    where a channel over capacity drops messages (closed bars included). ASGI sends do not wait
+    for the network (daphne buffers), so one writer does not stall on a slow client.
+    """
+
+    BATCH = 32
+    _by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self._ready: collections.deque[Outbox] = collections.deque()
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    def for_loop(cls) -> Writer:
+        loop = asyncio.get_running_loop()
+        found = cls._by_loop.get(loop)
+        if found is None:
+            found = cls._by_loop[loop] = cls()
+        return found
+
+    def schedule(self, outbox: Outbox) -> None:
+        self._ready.append(outbox)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        sent = 0
+        try:
+            while self._ready:
+                outbox = self._ready.popleft()
+                text = None if outbox.closed else outbox.take()
+                if text is None:
+                    outbox.scheduled = False
+                    continue
+                try:
+                    await outbox._send(text)
+                    outbox.sent += 1
+                except Exception:  # the socket went away; its consumer's disconnect cleans up
+                    log.debug("chart: send failed; dropping the client's queue", exc_info=True)
+                    outbox.close()
+                if outbox.pending() and not outbox.closed:
+                    self._ready.append(outbox)
+                else:
+                    outbox.scheduled = False
+                sent += 1
+                if sent % self.BATCH == 0:
+                    await asyncio.sleep(0)
+        finally:
+            self._task = None  # idle: the next schedule() starts a new task
 
 
 # -- per-process fan-out -------------------------------------------------------------------------
