@@ -276,3 +276,25 @@ def test_markets_overview_shows_prices_and_moves_with_tickers(daphne, page, scre
     row.locator("a").click()
     page.wait_for_url(daphne.url + "/chart/sim/KRW-BTC/")
     screenshot("linked-chart")
+
+
+def test_dragging_into_the_past_loads_older_candles_without_a_gap(daphne, page, screenshot,
+                                                                  symbol, trader):
+    t0 = floor_ms(int(time.time() * 1000), "1m") - 1500 * MINUTE
+    store(symbol, t0, 1500)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, daphne, "/chart/sim/KRW-BTC/")
+    page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
+    assert len(chart_bars(page)) == 1000
+    box = page.locator("#chart").bounding_box()
+    y = box["y"] + box["height"] / 2
+    for _ in range(30):  # each drag to the right shows ~100 older candles
+        page.mouse.move(box["x"] + 100, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 700, y, steps=5)
+        page.mouse.up()
+        if len(chart_bars(page)) == 1500:
+            break
+    page.wait_for_function("window.tradesiteChart.bars().length === 1500", timeout=5000)
+    assert [b["t"] for b in chart_bars(page)] == [t0 + i * MINUTE for i in range(1500)]
+    screenshot("older")
