@@ -288,7 +288,8 @@ def chart(request: HttpRequest, venue: str, symbol: str) -> HttpResponse:
     query = api.CandleQuery(venue, symbol, timeframe, PAGE_CANDLES)
     ref, _ = api.reference_24h(found.pk)
     data = {
-        **candles_payload(found, query, list(INDICATORS)),
+        # Only the overlays that are on: the others load when toggled (keeps the page small).
+        **candles_payload(found, query, overlays),
         "timeframes": list(TIMEFRAMES),
         "indicator_labels": {k: [v[0], v[1]] for k, v in INDICATORS.items()},
         "overlays": overlays,

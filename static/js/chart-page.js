@@ -17,9 +17,28 @@ chart.attachTooltip($("tooltip"));
 
 // -- helpers ----------------------------------------------------------------------------------
 
+// Indicators to fetch with candles: those on screen and those already loaded.
+function wantedIndicators() {
+  return [...new Set([...chart.visible, ...Object.keys(chart.values)])].join(",");
+}
+
 function query(params) {
-  const q = new URLSearchParams({ venue: data.venue, symbol: data.symbol, timeframe: state.tf, indicators: "all", ...params });
+  const q = new URLSearchParams({ venue: data.venue, symbol: data.symbol, timeframe: state.tf, ...params });
+  const names = params.indicators ?? wantedIndicators();
+  if (names) q.set("indicators", names); else q.delete("indicators");
   return `${data.api}?${q}`;
+}
+
+// An overlay switched on for the first time: its values for the loaded candles.
+async function loadIndicator(name) {
+  const first = chart.first();
+  if (!first || chart.values[name]) return;
+  try {
+    const body = await getJSON(query({ after: first.t, limit: Math.min(5000, chart.bars.length), indicators: name }));
+    chart.merge(body.candles, body.indicators);
+  } catch (err) {
+    showError(`could not load ${name}: ${err.message}`);
+  }
 }
 
 async function getJSON(url) {
@@ -235,7 +254,11 @@ async function switchTimeframe(tf) {
 document.querySelectorAll("#timeframes button").forEach((b) => b.addEventListener("click", () => switchTimeframe(b.dataset.tf)));
 $("symbol-picker").addEventListener("change", (e) => { location.href = `${e.target.value}?tf=${state.tf}`; });
 document.querySelectorAll("#overlays input").forEach((box) => {
-  box.addEventListener("change", () => chart.setIndicator(box.dataset.indicator, box.checked));
+  box.addEventListener("change", async () => {
+    const name = box.dataset.indicator;
+    if (box.checked) await loadIndicator(name);
+    chart.setIndicator(name, box.checked);
+  });
 });
 
 // -- first paint -------------------------------------------------------------------------------
