@@ -148,3 +148,9 @@ def screenshot(page, request):
         return path
 
     return take
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API leaves an event loop running in the main
+    thread for the rest of the session, and any ``asyncio.run()`` after it would fail."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -10,6 +10,7 @@ decision inside the range is the one live trading would take; trading (fills, eq
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,8 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from markets.models import Candle, Symbol
+from markets import candles as stored
+from markets.models import Symbol
 from strategies import backtest, registry, sizing
 from strategies.base import Candles, Signals
 from strategies.models import BacktestRun
@@ -42,28 +44,23 @@ def load_candles(
     end: dt.datetime | None = None, *, before: int = 0,
 ) -> Candles:
     """Stored candles of ``symbol``/``timeframe`` with open time in ``[start, end)``, oldest
-    first, plus up to ``before`` candles just before ``start`` (warm-up)."""
-    rows = Candle.objects.filter(symbol=symbol, timeframe=timeframe)
-    fields = ("open_time", "open", "high", "low", "close", "volume")
-    if start is not None and before > 0:
-        warm = list(
-            rows.filter(open_time__lt=start).order_by("-open_time").values_list(*fields)[:before]
-        )[::-1]
-    else:
-        warm = []
-    if start is not None:
-        rows = rows.filter(open_time__gte=start)
-    if end is not None:
-        rows = rows.filter(open_time__lt=end)
-    data = warm + list(rows.order_by("open_time").values_list(*fields))
-    if not data:
-        return Candles.from_arrays([], [], [], [], [], [])
-    times = [_ms(row[0]) for row in data]
-    columns = np.array([row[1:] for row in data], dtype=np.float64)
-    return Candles.from_arrays(times, *columns.T)
+    first, plus up to ``before`` candles just before ``start`` (warm-up). Two queries at most,
+    straight into numpy (``markets.candles``)."""
+    start_ms = None if start is None else _ms(start)
+    end_ms = None if end is None else _ms(end)
+    main = stored.load_candles(symbol.pk, timeframe, start_ms, end_ms)
+    if start_ms is None or before <= 0:
+        return main
+    warm = stored.load_candles(symbol.pk, timeframe, end_ms=start_ms, limit=before)
+    if not len(warm):
+        return main
+    return Candles(**{
+        field.name: np.concatenate([getattr(warm, field.name), getattr(main, field.name)])
+        for field in dataclasses.fields(Candles)
+    })
 
 
-def _peer_closes(symbol: Symbol, timeframe: str, codes, times: np.ndarray) -> dict[str, np.ndarray]:
+def peer_closes(symbol: Symbol, timeframe: str, codes, times: np.ndarray) -> dict[str, np.ndarray]:
     """Closes of the peer symbols aligned to ``times`` (forward-filled, NaN before the first)."""
     peers = {}
     start = dt.datetime.fromtimestamp(times[0] / 1000, tz=dt.UTC)
@@ -163,7 +160,7 @@ def run_backtest(
         extra = {}
         codes = getattr(instance.params, "symbols", ())
         if codes:
-            extra["peer_closes"] = _peer_closes(symbol, timeframe, codes, candles.open_time_ms)
+            extra["peer_closes"] = peer_closes(symbol, timeframe, codes, candles.open_time_ms)
         signals = instance.signals(candles, **extra)
         trading = candles[first:]
         sliced = Signals(

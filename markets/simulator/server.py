@@ -149,7 +149,11 @@ class Simulator:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> Simulator:
-        self._t0 = time.monotonic()  # the clock starts running now, not while history was built
+        if self.config.now_ms is not None or self.config.replay:
+            # A chosen clock starts running now, not while history was built. A wall-clock
+            # anchor keeps running, so the simulated clock stays on real time (signed requests
+            # carry real timestamps and must fall inside recvWindow).
+            self._t0 = time.monotonic()
         ports = {
             "upbit": self.config.upbit_port,
             "binance": self.config.binance_port,
