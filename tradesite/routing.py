@@ -1,3 +1,13 @@
-"""WebSocket routes. The chart/dashboard consumer joins here (see docs/architecture.md)."""
+"""WebSocket routes: the live chart and the markets overview (see tradesite.consumers)."""
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from tradesite import consumers
+
+websocket_urlpatterns: list = [
+    re_path(
+        r"^ws/chart/(?P<venue>[A-Za-z0-9_-]+)/(?P<symbol>[A-Za-z0-9_-]+)/(?P<timeframe>[A-Za-z0-9]+)/$",
+        consumers.ChartConsumer.as_asgi(),
+    ),
+    re_path(r"^ws/markets/$", consumers.MarketsConsumer.as_asgi()),
+]

@@ -1,0 +1,415 @@
+"""WebSocket consumers of the live chart and the markets overview.
+
+Fan-out. Each server process (event loop) has one :class:`Hub`: one channel-layer channel that
+joins a market group (``bars.<venue>.<symbol>.<timeframe>``, ``markets``) when the first local
+client wants it and leaves it with the last. A message read from the layer is encoded to JSON
+once and handed to every local client's :class:`Outbox`. So Redis carries one copy per process
+instead of one per client, and a message is encoded once per process, not per client.
+
+Delivery. An outbox holds the messages that must all arrive, in order (closed bars, private
+events), and at most one forming bar (or ticker) per key. A newer forming bar replaces a pending
+one, and a closed bar drops a pending forming bar of the same or an older open time: a client
+whose writer falls behind gets the latest state, never a backlog of stale ticks. The writer is
+one task per client.
+
+Private events (``user.<id>``: signals, orders, fills, positions) go to the consumer's own
+channel and are filtered to the chart's symbol; a user's group holds only that user's sockets.
+
+Close codes: 4401 not logged in, 4404 unknown venue, symbol or timeframe; each is preceded by
+an ``{"type": "error", "code", "message"}`` frame the page shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+
+from markets import wire
+from markets.timeframes import TIMEFRAMES
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+#: channels_redis forgets a group membership after ``group_expiry`` (default 1 day): the hub
+#: renews its memberships well before that.
+GROUP_RENEW_S = 3600.0
+
+
+def dumps(payload: dict) -> str:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# -- per-client delivery ----------------------------------------------------------------------
+
+
+class Outbox:
+    """What one client still has to receive; the loop's :class:`Writer` sends it.
+
+    ``put`` queues a message that must arrive (in order); ``put_latest(key, t, text)`` keeps
+    only the newest coalescable message per key (a forming bar, a ticker); ``put_closed(key, t,
+    text)`` queues a closed bar and drops a pending forming bar of that key opening at or before
+    ``t`` (and later forming updates of a closed bar are dropped). Counters: ``sent``,
+    ``superseded``.
+    """
+
+    def __init__(self, send: Callable[[str], Awaitable[None]], writer: Writer | None = None):
+        self._send = send
+        self._writer = writer or Writer.for_loop()
+        self._ordered: collections.deque[str] = collections.deque()
+        self._latest: dict[str, tuple[int, str]] = {}
+        self._closed: dict[str, int] = {}  # key -> newest closed open time
+        self.scheduled = False
+        self.closed = False
+        self.sent = 0
+        self.superseded = 0
+
+    def _ready(self) -> None:
+        if not self.scheduled and not self.closed:
+            self.scheduled = True
+            self._writer.schedule(self)
+
+    def put(self, text: str) -> None:
+        self._ordered.append(text)
+        self._ready()
+
+    def put_latest(self, key: str, t: int, text: str) -> None:
+        if t <= self._closed.get(key, -1):  # that bar is closed: its final state went out
+            self.superseded += 1
+            return
+        pending = self._latest.get(key)
+        if pending is not None:
+            self.superseded += 1
+            if pending[0] > t:  # an older bar arriving late never hides a newer one
+                return
+        self._latest[key] = (t, text)
+        self._ready()
+
+    def put_closed(self, key: str, t: int, text: str) -> None:
+        self._closed[key] = max(t, self._closed.get(key, t))
+        pending = self._latest.get(key)
+        if pending is not None and pending[0] <= t:
+            del self._latest[key]
+            self.superseded += 1
+        self.put(text)
+
+    def take(self) -> str | None:
+        """The next message to send: ordered ones first, then the latest states."""
+        if self._ordered:
+            return self._ordered.popleft()
+        if self._latest:
+            key = next(iter(self._latest))
+            return self._latest.pop(key)[1]
+        return None
+
+    def pending(self) -> bool:
+        return bool(self._ordered or self._latest)
+
+    def close(self) -> None:
+        self.closed = True
+        self._ordered.clear()
+        self._latest.clear()
+
+
+class Writer:
+    """Sends what the outboxes of one event loop hold: one message per outbox per round (fair),
+    yielding to the loop every ``BATCH`` sends.
+
+    The yields keep the hub reading the channel layer while clients are written, so under
+    overload the backlog stays in the outboxes, where forming bars coalesce, and not in Redis,
+    where a channel over capacity drops messages (closed bars included). ASGI sends do not wait
+    for the network (daphne buffers), so one writer does not stall on a slow client.
+    """
+
+    BATCH = 32
+    _by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self._ready: collections.deque[Outbox] = collections.deque()
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    def for_loop(cls) -> Writer:
+        loop = asyncio.get_running_loop()
+        found = cls._by_loop.get(loop)
+        if found is None:
+            found = cls._by_loop[loop] = cls()
+        return found
+
+    def schedule(self, outbox: Outbox) -> None:
+        self._ready.append(outbox)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        sent = 0
+        try:
+            while self._ready:
+                outbox = self._ready.popleft()
+                text = None if outbox.closed else outbox.take()
+                if text is None:
+                    outbox.scheduled = False
+                    continue
+                try:
+                    await outbox._send(text)
+                    outbox.sent += 1
+                except Exception:  # the socket went away; its consumer's disconnect cleans up
+                    log.debug("chart: send failed; dropping the client's queue", exc_info=True)
+                    outbox.close()
+                if outbox.pending() and not outbox.closed:
+                    self._ready.append(outbox)
+                else:
+                    outbox.scheduled = False
+                sent += 1
+                if sent % self.BATCH == 0:
+                    await asyncio.sleep(0)
+        finally:
+            self._task = None  # idle: the next schedule() starts a new task
+
+
+# -- per-process fan-out -------------------------------------------------------------------------
+
+
+class Hub:
+    """One channel-layer subscription per market group for all clients of this event loop."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.channel: str | None = None
+        self.members: dict[str, set[Outbox]] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self.received = 0
+
+    async def subscribe(self, group: str, outbox: Outbox) -> None:
+        async with self._lock:
+            if self.channel is None:
+                self.channel = await self.layer.new_channel()
+                loop = asyncio.get_running_loop()
+                self._tasks = [loop.create_task(self._read()), loop.create_task(self._renew())]
+            members = self.members.setdefault(group, set())
+            if not members:
+                await self.layer.group_add(group, self.channel)
+            members.add(outbox)
+
+    async def unsubscribe(self, group: str, outbox: Outbox) -> None:
+        async with self._lock:
+            members = self.members.get(group)
+            if members is None:
+                return
+            members.discard(outbox)
+            if not members:
+                del self.members[group]
+                await self.layer.group_discard(group, self.channel)
+            if not self.members:  # the last client left: stop reading until the next one
+                for task in self._tasks:
+                    task.cancel()
+                self._tasks = []
+                self.channel = None
+
+    async def _read(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("chart hub: channel layer receive failed; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self.received += 1
+            try:
+                self.dispatch(message)
+            except Exception:  # one malformed message must not stop every chart
+                log.warning("chart hub: skipped malformed message %r", message, exc_info=True)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(GROUP_RENEW_S)
+            for group in list(self.members):
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except Exception:
+                    log.warning("chart hub: could not renew %s", group, exc_info=True)
+
+    def dispatch(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == wire.BAR_UPDATE:
+            group = wire.bars_group(message["venue"], message["symbol"], message["timeframe"])
+            members = self.members.get(group)
+            if not members:
+                return
+            bar = message["bar"]
+            t = int(bar["t"])
+            closed = bool(message.get("closed"))
+            text = dumps({
+                "type": "bar", "t": t, "o": float(bar["o"]), "h": float(bar["h"]),
+                "l": float(bar["l"]), "c": float(bar["c"]), "v": float(bar["v"]),
+                "closed": closed,
+            })
+            for outbox in members:
+                if closed:
+                    outbox.put_closed(group, t, text)
+                else:
+                    outbox.put_latest(group, t, text)
+        elif kind == wire.TICKER_UPDATE:
+            members = self.members.get(wire.MARKETS_GROUP)
+            if not members:
+                return
+            key = f"{message['venue']}:{message['symbol']}"
+            text = dumps({
+                "type": "ticker", "venue": message["venue"], "symbol": message["symbol"],
+                "price": float(message["price"]), "ts": int(message["ts"]),
+            })
+            for outbox in members:
+                outbox.put_latest(key, int(message["ts"]), text)
+        else:
+            log.debug("chart hub: ignored message type %r", kind)
+
+
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def hub() -> Hub:
+    """This event loop's hub (tests run one loop per test; daphne one per process)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = Hub(get_channel_layer())
+    return found
+
+
+# -- consumers ------------------------------------------------------------------------------------
+
+
+@database_sync_to_async
+def _symbol_exists(venue: str, code: str) -> bool:
+    from markets.models import Symbol
+
+    return Symbol.objects.active().filter(exchange__slug=venue, code=code).exists()
+
+
+class _HubConsumer(AsyncWebsocketConsumer):
+    """Shared: authentication, an outbox, a hub subscription, ping/pong."""
+
+    group: str | None = None
+    outbox: Outbox | None = None
+
+    async def refuse(self, code: int, message: str) -> None:
+        await self.accept()
+        await self.send(text_data=dumps({"type": "error", "code": code, "message": message}))
+        await self.close(code=code)
+
+    async def send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    def authenticated(self) -> bool:
+        user = self.scope.get("user")
+        return bool(user is not None and user.is_authenticated)
+
+    async def start(self, group: str) -> None:
+        """Accept, say hello (first frame), then join the hub's group."""
+        await self.accept()
+        self.outbox = Outbox(self.send_text)
+        self.outbox.put(dumps({"type": "hello", "ts": now_ms(), "group": group}))
+        self.group = group
+        await hub().subscribe(group, self.outbox)
+
+    async def disconnect(self, code) -> None:
+        if self.outbox is not None:
+            self.outbox.close()
+            if self.group is not None:
+                await hub().unsubscribe(self.group, self.outbox)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """The page pings to tell a quiet market from a dead connection."""
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "ping" and self.outbox:
+            self.outbox.put(dumps({"type": "pong", "ts": now_ms()}))
+
+
+class ChartConsumer(_HubConsumer):
+    """``/ws/chart/<venue>/<symbol>/<timeframe>/``: bars of that group, and the user's own
+    signals, orders, fills and positions on that symbol."""
+
+    user_group: str | None = None
+
+    async def connect(self) -> None:
+        if not self.authenticated():
+            await self.refuse(CLOSE_UNAUTHENTICATED, "log in to see live charts")
+            return
+        kwargs = self.scope["url_route"]["kwargs"]
+        venue, code, timeframe = kwargs["venue"], kwargs["symbol"], kwargs["timeframe"]
+        if timeframe not in TIMEFRAMES:
+            await self.refuse(
+                CLOSE_NOT_FOUND,
+                f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}",
+            )
+            return
+        try:
+            group = wire.bars_group(venue, code, timeframe)
+        except ValueError as exc:
+            await self.refuse(CLOSE_NOT_FOUND, str(exc))
+            return
+        if not await _symbol_exists(venue, code):
+            await self.refuse(CLOSE_NOT_FOUND, f"no active symbol {code!r} on venue {venue!r}")
+            return
+        self.symbol_key = f"{venue}:{code}"
+        await self.start(group)
+        self.user_group = wire.user_group(self.scope["user"].pk)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
+
+    async def disconnect(self, code) -> None:
+        if self.user_group is not None:
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+        await super().disconnect(code)
+
+    async def private_event(self, event: dict) -> None:
+        if self.outbox is None or event.get("symbol") != self.symbol_key:
+            return
+        self._put(event)
+
+    def _put(self, event: dict) -> None:
+        try:
+            text = dumps(event)
+        except (TypeError, ValueError):  # NaN or a non-JSON value: the publisher's bug
+            log.warning("chart: skipped an event that is not JSON: %r", event)
+            return
+        self.outbox.put(text)
+
+    # Channels routes type "a.b" to method "a_b"; all private events take the same path.
+    signal_created = order_updated = fill_created = position_updated = private_event
+
+    async def account_updated(self, event: dict) -> None:
+        """Account state is not symbol-specific: every chart of the user shows it."""
+        if self.outbox is not None:
+            self._put(event)
+
+
+class MarketsConsumer(_HubConsumer):
+    """``/ws/markets/``: the latest ticker per symbol (group ``markets``)."""
+
+    async def connect(self) -> None:
+        if not self.authenticated():
+            await self.refuse(CLOSE_UNAUTHENTICATED, "log in to see live prices")
+            return
+        await self.start(wire.MARKETS_GROUP)

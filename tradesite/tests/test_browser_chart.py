@@ -1,0 +1,300 @@
+"""The live chart and the markets overview in headless Chromium against a real daphne.
+
+daphne runs in a subprocess on a free port against the test database (committed rows:
+``transaction=True``) and the test Redis, so the test can kill it and start it again on the same
+port, as a deploy or a crash would. Bars and events are published on the channel layer as the
+stream and the trader do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connection
+
+from markets import wire
+from markets.candles import upsert_candles
+from markets.timeframes import floor_ms
+from strategies.models import Signal, StrategyConfig
+from tradesite.devservices import free_port
+from tradesite.views import signal_payload
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+MINUTE = 60_000
+PASSWORD = "chart-password-1"
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    host = s.get("HOST") or ""
+    auth = f"{s.get('USER') or ''}:{s.get('PASSWORD') or ''}"
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{s['NAME']}?host={host}"
+    return f"postgresql://{auth}@{host}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+class Daphne:
+    """daphne serving tradesite.asgi on 127.0.0.1:port; stop() and start() again at will."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = open(ROOT / "test-artifacts" / f"daphne-{port}.log", "ab")  # noqa: SIM115
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DJANGO_SETTINGS_MODULE": "tradesite.settings",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "tradesite.asgi:application"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"daphne exited with {self.proc.returncode}; see {self.log.name}"
+                )
+            try:
+                urllib.request.urlopen(self.url + "/admin/login/", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not answer within 30 s")
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no goodbye to the clients."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def daphne(redis_url, db):
+    os.makedirs(ROOT / "test-artifacts", exist_ok=True)
+    server = Daphne(free_port())
+    server.start()
+    yield server
+    server.stop()
+    server.log.close()
+
+
+def publish(group: str, message: dict) -> None:
+    """group_send from a thread: Playwright's sync API owns this thread's event loop."""
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            async_to_sync(get_channel_layer().group_send)(group, message)
+        except BaseException as exc:  # re-raised in the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    if errors:
+        raise errors[0]
+
+
+def store(symbol, start_ms: int, n: int, tf: str = "1m", step: int = MINUTE, base=100.0):
+    rows = []
+    for i in range(n):
+        o = base + (i % 10) - 5
+        c = o + (1 if i % 3 else -1)
+        rows.append((start_ms + i * step, o, max(o, c) + 0.5, min(o, c) - 0.5, c, 10.0 + i % 5))
+    upsert_candles(symbol.pk, tf, rows)
+
+
+@pytest.fixture
+def trader(make_trader):
+    user = make_trader("carol")
+    # The server process checks passwords with Django's default hashers (the tests' MD5 one is
+    # not among them); few iterations keep it fast.
+    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "saltsaltsalt", iterations=1000)
+    user.save(update_fields=["password"])
+    return user
+
+
+def log_in(page, daphne, path: str) -> None:
+    page.goto(daphne.url + path)
+    page.wait_for_selector("input[name=username]")
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(daphne.url + path + "*")
+
+
+def chart_bars(page) -> list[dict]:
+    return page.evaluate("window.tradesiteChart.bars()")
+
+
+def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
+    daphne, page, screenshot, symbol, trader, make_account
+):
+    now = int(time.time() * 1000)
+    t0 = floor_ms(now, "1m") - 400 * MINUTE
+    store(symbol, t0, 300)
+    store(symbol, floor_ms(t0, "5m") - 100 * 5 * MINUTE, 100, tf="5m", step=5 * MINUTE)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, daphne, "/chart/sim/KRW-BTC/")
+    page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
+    assert page.locator("#chart canvas").count() > 0
+    bars = chart_bars(page)
+    assert len(bars) == 300 and bars[-1]["t"] == t0 + 299 * MINUTE
+    screenshot("first-paint")
+
+    # A forming bar published on the channel layer moves the chart within a second.
+    forming = t0 + 300 * MINUTE
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    started = time.monotonic()
+    publish(group, wire.bar_message(
+        "sim", "KRW-BTC", "1m", {"t": forming, "o": 100, "h": 131, "l": 99, "c": 130, "v": 3},
+        closed=False))
+    page.wait_for_function(
+        f"(() => {{ const b = window.tradesiteChart.bars().at(-1);"
+        f" return b.t === {forming} && b.c === 130; }})()", timeout=1000)
+    latency = time.monotonic() - started
+    assert latency < 1.0
+    assert page.inner_text("#last-price") == "130"
+    screenshot("forming-bar")
+
+    # A signal of this user appears as a marker.
+    config = StrategyConfig.objects.create(
+        owner=trader, name="rsi", strategy="rsi", symbol=symbol, account=make_account(trader),
+        is_active=True)
+    signal = Signal.objects.create(
+        config=config, symbol=symbol, timeframe="1m", action="enter_long", price=Decimal("96"),
+        bar_time=dt.datetime.fromtimestamp((t0 + 290 * MINUTE) / 1000, tz=dt.UTC),
+        reason={"rsi": 27.4})
+    publish(wire.user_group(trader.pk),
+            wire.private_message(wire.SIGNAL_CREATED, signal_payload(signal)))
+    page.wait_for_function("window.tradesiteChart.markers().length === 1", timeout=3000)
+    marker = page.evaluate("window.tradesiteChart.markers()[0]")
+    assert marker["time"] == (t0 + 290 * MINUTE) // 1000
+    assert marker["position"] == "belowBar"
+    screenshot("signal-marker")
+
+    # Switching timeframe redraws with that timeframe's candles, and back.
+    page.click("#timeframes button[data-tf='5m']")
+    page.wait_for_function(
+        "window.tradesiteChart.timeframe() === '5m' && window.tradesiteChart.bars().length === 100"
+        " && window.tradesiteChart.badge() === 'live'")
+    assert "tf=5m" in page.url
+    screenshot("five-minutes")
+    page.click("#timeframes button[data-tf='1m']")
+    page.wait_for_function(
+        "window.tradesiteChart.timeframe() === '1m' && window.tradesiteChart.bars().length === 300"
+        " && window.tradesiteChart.badge() === 'live'")
+    page.wait_for_function("window.tradesiteChart.markers().length === 1")
+
+    # The server crashes; the stream keeps storing closed candles meanwhile (and publishes
+    # them to nobody). After the restart the chart reconnects and fetches them: no hole.
+    daphne.kill()
+    page.wait_for_function("window.tradesiteChart.badge() === 'reconnecting'", timeout=10_000)
+    screenshot("reconnecting")
+    store(symbol, t0 + 300 * MINUTE, 4)
+    publish(group, wire.bar_message(
+        "sim", "KRW-BTC", "1m", {"t": t0 + 303 * MINUTE, "o": 1, "h": 1, "l": 1, "c": 1, "v": 1},
+        closed=True))  # lost: nobody is subscribed
+    daphne.start()
+    page.wait_for_function(
+        "window.tradesiteChart.badge() === 'live' && window.tradesiteChart.reconnects() >= 1"
+        f" && window.tradesiteChart.bars().at(-1).t === {t0 + 303 * MINUTE}", timeout=20_000)
+    times = [b["t"] for b in chart_bars(page)]
+    assert times == [t0 + i * MINUTE for i in range(304)]
+    # And it is live again.
+    publish(group, wire.bar_message(
+        "sim", "KRW-BTC", "1m", {"t": t0 + 304 * MINUTE, "o": 99, "h": 102, "l": 98, "c": 101,
+                                 "v": 2}, closed=False))
+    page.wait_for_function(
+        f"window.tradesiteChart.bars().at(-1).t === {t0 + 304 * MINUTE}", timeout=2000)
+    screenshot("after-restart")
+
+
+def test_chart_is_usable_on_a_phone(daphne, page, screenshot, symbol, trader):
+    store(symbol, floor_ms(int(time.time() * 1000), "1m") - 200 * MINUTE, 200)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, daphne, "/chart/sim/KRW-BTC/")
+    page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
+    assert page.locator("#chart canvas").first.bounding_box()["height"] > 250
+    page.check("#overlays input[data-indicator='rsi']")
+    page.wait_for_function("window.tradesiteChart.indicators().includes('rsi')")
+    screenshot("phone")
+
+
+def test_markets_overview_shows_prices_and_moves_with_tickers(daphne, page, screenshot, symbol,
+                                                              trader):
+    now = floor_ms(int(time.time() * 1000), "1h")
+    store(symbol, now - 30 * 3_600_000, 30, tf="1h", step=3_600_000)
+    store(symbol, floor_ms(int(time.time() * 1000), "1m") - 5 * MINUTE, 5)
+    log_in(page, daphne, "/markets/")
+    page.wait_for_function("window.tradesiteMarkets && window.tradesiteMarkets.badge() === 'live'")
+    row = page.locator("tr[data-key='sim:KRW-BTC']")
+    assert row.locator(".last").inner_text() != "-"
+    assert row.locator(".change").inner_text().endswith("%")
+    screenshot("overview")
+    publish(wire.MARKETS_GROUP, wire.ticker_message("sim", "KRW-BTC", 123.25,
+                                                    int(time.time() * 1000)))
+    page.wait_for_function(
+        "window.tradesiteMarkets.price('sim:KRW-BTC') === 123.25", timeout=1000)
+    assert row.locator(".last").inner_text() == "123.25"
+    row.locator("a").click()
+    page.wait_for_url(daphne.url + "/chart/sim/KRW-BTC/")
+    screenshot("linked-chart")
+
+
+def test_dragging_into_the_past_loads_older_candles_without_a_gap(daphne, page, screenshot,
+                                                                  symbol, trader):
+    t0 = floor_ms(int(time.time() * 1000), "1m") - 1500 * MINUTE
+    store(symbol, t0, 1500)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, daphne, "/chart/sim/KRW-BTC/")
+    page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
+    assert len(chart_bars(page)) == 1000
+    box = page.locator("#chart").bounding_box()
+    y = box["y"] + box["height"] / 2
+    for _ in range(30):  # each drag to the right shows ~100 older candles
+        page.mouse.move(box["x"] + 100, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 700, y, steps=5)
+        page.mouse.up()
+        if len(chart_bars(page)) == 1500:
+            break
+    page.wait_for_function("window.tradesiteChart.bars().length === 1500", timeout=5000)
+    assert [b["t"] for b in chart_bars(page)] == [t0 + i * MINUTE for i in range(1500)]
+    screenshot("older")

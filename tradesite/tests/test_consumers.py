@@ -1,0 +1,261 @@
+"""The chart and markets WebSockets against the real Redis channel layer (``make test`` starts
+one): who may connect, who receives what, and the delivery promises (closed bars and private
+events exactly once and in order; forming bars may be superseded, never stale)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from markets import wire
+from tradesite.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, Outbox
+from tradesite.routing import websocket_urlpatterns
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+
+
+def bar(t: int, close: float, closed: bool, tf: str = "1m", symbol: str = "KRW-BTC") -> dict:
+    return wire.bar_message(
+        "sim", symbol, tf, {"t": t, "o": 100.0, "h": max(100.0, close), "l": 99.0, "c": close,
+                            "v": 1.5}, closed
+    )
+
+
+async def connect(path: str, user) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    comm.scope["user"] = user
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    hello = json.loads(await comm.receive_from(timeout=5))
+    assert hello["type"] == "hello"
+    return comm
+
+
+async def publish(group: str, message: dict) -> None:
+    await get_channel_layer().group_send(group, message)
+
+
+async def next_json(comm: WebsocketCommunicator, timeout: float = 3) -> dict:
+    return json.loads(await comm.receive_from(timeout=timeout))
+
+
+@pytest.fixture
+def trader(make_trader):
+    return make_trader("alice")
+
+
+@pytest.fixture
+def other(make_trader):
+    return make_trader("bob")
+
+
+async def test_anonymous_chart_socket_is_told_to_log_in_and_closed_with_4401(symbol, redis_url):
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chart/sim/KRW-BTC/1m/")
+    comm.scope["user"] = AnonymousUser()
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    error = json.loads(await comm.receive_from(timeout=5))
+    assert error == {"type": "error", "code": 4401, "message": "log in to see live charts"}
+    closed = await comm.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+
+
+async def test_anonymous_markets_socket_is_closed_with_4401(redis_url, db):
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/markets/")
+    comm.scope["user"] = AnonymousUser()
+    await comm.connect(timeout=5)
+    await comm.receive_from(timeout=5)
+    assert (await comm.receive_output(timeout=5))["code"] == CLOSE_UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/ws/chart/sim/KRW-DOGE/1m/", "no active symbol 'KRW-DOGE' on venue 'sim'"),
+        ("/ws/chart/nowhere/KRW-BTC/1m/", "no active symbol 'KRW-BTC' on venue 'nowhere'"),
+        ("/ws/chart/sim/KRW-BTC/2m/", "unknown timeframe '2m'"),
+    ],
+)
+async def test_unknown_venue_symbol_or_timeframe_closes_with_4404_and_a_reason(
+    symbol, trader, redis_url, path, reason
+):
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    comm.scope["user"] = trader
+    await comm.connect(timeout=5)
+    error = json.loads(await comm.receive_from(timeout=5))
+    assert error["code"] == CLOSE_NOT_FOUND
+    assert error["message"].startswith(reason)
+    assert (await comm.receive_output(timeout=5))["code"] == CLOSE_NOT_FOUND
+
+
+async def test_inactive_symbol_closes_with_4404(symbol, trader, redis_url):
+    symbol.is_active = False
+    await database_sync_to_async(symbol.save)()
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chart/sim/KRW-BTC/1m/")
+    comm.scope["user"] = trader
+    await comm.connect(timeout=5)
+    await comm.receive_from(timeout=5)
+    assert (await comm.receive_output(timeout=5))["code"] == CLOSE_NOT_FOUND
+
+
+async def test_bars_reach_the_subscribers_of_that_group_only(symbol, trader, other, redis_url):
+    one_minute = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    also_one_minute = await connect("/ws/chart/sim/KRW-BTC/1m/", other)
+    five_minutes = await connect("/ws/chart/sim/KRW-BTC/5m/", trader)
+    await publish(wire.bars_group("sim", "KRW-BTC", "1m"), bar(T0, 101.0, closed=True))
+    expected = {"type": "bar", "t": T0, "o": 100.0, "h": 101.0, "l": 99.0, "c": 101.0,
+                "v": 1.5, "closed": True}
+    assert await next_json(one_minute) == expected
+    assert await next_json(also_one_minute) == expected
+    assert await five_minutes.receive_nothing(timeout=0.5)
+    for comm in (one_minute, also_one_minute, five_minutes):
+        await comm.disconnect()
+
+
+async def test_private_events_reach_only_their_owner_and_only_on_that_symbol(
+    symbol, trader, other, redis_url
+):
+    alice = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    bob = await connect("/ws/chart/sim/KRW-BTC/1m/", other)
+    signal = wire.private_message(
+        wire.SIGNAL_CREATED,
+        {"id": 7, "symbol": "sim:KRW-BTC", "action": "enter_long", "bar_time": T0,
+         "price": "101", "reason": {"rsi": 28.5}},
+    )
+    elsewhere = wire.private_message(
+        wire.FILL_CREATED, {"id": 8, "symbol": "sim:KRW-ETH", "price": "5", "ts": T0}
+    )
+    await publish(wire.user_group(trader.pk), elsewhere)
+    await publish(wire.user_group(trader.pk), signal)
+    assert await next_json(alice) == signal  # the KRW-ETH fill was filtered out
+    assert await alice.receive_nothing(timeout=0.3)
+    assert await bob.receive_nothing(timeout=0.5)
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_closed_bars_and_private_events_arrive_once_in_order(symbol, trader, redis_url):
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    for i in range(50):
+        await publish(group, bar(T0 + i * 60_000, 100.0 + i, closed=True))
+        await publish(wire.user_group(trader.pk), wire.private_message(
+            wire.ORDER_UPDATED, {"id": i, "symbol": "sim:KRW-BTC", "status": "filled"}))
+    received = [await next_json(comm) for _ in range(100)]
+    assert [m["t"] for m in received if m["type"] == "bar"] == [T0 + i * 60_000 for i in range(50)]
+    assert [m["id"] for m in received if m["type"] == "order.updated"] == list(range(50))
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_a_malformed_bar_is_skipped_and_the_chart_stays_live(symbol, trader, redis_url):
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    await publish(group, bar(T0, float("nan"), closed=False))
+    broken = bar(T0, 101.0, closed=False)
+    del broken["bar"]["c"]
+    await publish(group, broken)
+    await publish(group, bar(T0, 102.0, closed=False))
+    assert (await next_json(comm))["c"] == 102.0
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_a_forming_update_after_its_bar_closed_is_not_sent(symbol, trader, redis_url):
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    await publish(group, bar(T0, 101.0, closed=True))
+    await publish(group, bar(T0, 99.5, closed=False))  # late tick of the closed bar
+    await publish(group, bar(T0 + 60_000, 103.0, closed=False))
+    assert [(m["t"], m["closed"]) for m in [await next_json(comm), await next_json(comm)]] == [
+        (T0, True), (T0 + 60_000, False)]
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_a_quiet_socket_stays_open_past_the_redis_socket_timeout(symbol, trader, redis_url):
+    """redis-py 8's default 5 s socket timeout would end idle layer readers (STACK-NOTES)."""
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    await asyncio.sleep(6)
+    await publish(wire.bars_group("sim", "KRW-BTC", "1m"), bar(T0, 105.0, closed=False))
+    assert (await next_json(comm, timeout=5))["c"] == 105.0
+    await comm.disconnect()
+
+
+async def test_markets_socket_forwards_tickers(symbol, trader, redis_url):
+    comm = await connect("/ws/markets/", trader)
+    await publish(wire.MARKETS_GROUP, wire.ticker_message("sim", "KRW-BTC", 101.5, T0))
+    assert await next_json(comm) == {
+        "type": "ticker", "venue": "sim", "symbol": "KRW-BTC", "price": 101.5, "ts": T0}
+    await comm.disconnect()
+
+
+async def test_ping_is_answered_with_pong(symbol, trader, redis_url):
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    await comm.send_to(text_data=json.dumps({"type": "ping"}))
+    assert (await next_json(comm))["type"] == "pong"
+    await comm.disconnect()
+
+
+async def test_the_full_asgi_app_authenticates_by_session_cookie(symbol, trader, redis_url):
+    from django.test import Client
+
+    from tradesite.asgi import application
+
+    client = Client()
+    await database_sync_to_async(client.force_login)(trader)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", cookie)]
+    comm = WebsocketCommunicator(application, "/ws/chart/sim/KRW-BTC/1m/", headers=headers)
+    assert (await comm.connect(timeout=5))[0]
+    assert json.loads(await comm.receive_from(timeout=5))["type"] == "hello"
+    await comm.disconnect()
+    anonymous = WebsocketCommunicator(application, "/ws/chart/sim/KRW-BTC/1m/",
+                                      headers=headers[:2])
+    await anonymous.connect(timeout=5)
+    await anonymous.receive_from(timeout=5)
+    assert (await anonymous.receive_output(timeout=5))["code"] == CLOSE_UNAUTHENTICATED
+
+
+# -- the outbox on its own: a slow client gets the latest state, never a backlog --------------
+
+
+async def test_slow_client_gets_every_closed_bar_in_order_and_only_the_latest_forming_bar():
+    sent: list[dict] = []
+    gate = asyncio.Event()
+
+    async def slow_send(text: str) -> None:
+        await gate.wait()
+        sent.append(json.loads(text))
+
+    box = Outbox(slow_send)
+    box.put(json.dumps({"n": "first"}))
+    await asyncio.sleep(0)  # the writer takes "first" and blocks on the slow socket
+    for i in range(10):  # forming ticks of bar 1 pile up while the client is slow
+        box.put_latest("g", 1, json.dumps({"t": 1, "c": i}))
+    box.put_closed("g", 1, json.dumps({"t": 1, "closed": True}))  # drops the forming bar 1
+    for i in range(5):
+        box.put_latest("g", 2, json.dumps({"t": 2, "c": i}))
+    box.put_latest("g", 1, json.dumps({"t": 1, "c": 99}))  # late and older: ignored
+    box.put(json.dumps({"n": "event"}))
+    gate.set()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert sent == [
+        {"n": "first"},
+        {"t": 1, "closed": True},
+        {"n": "event"},
+        {"t": 2, "c": 4},
+    ]
+    assert box.sent == 4
+    assert box.superseded == 10 + 4 + 1
+    box.close()
