@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CI ?=
 export XDG_RUNTIME_DIR ?= /tmp/tradesite-xdg-$(shell id -u)
+# Tests serve static files from their source folders, never from a stale collection.
+test test-sqlite test-postgres: export WHITENOISE_USE_FINDERS = 1
 
 .PHONY: run test test-sqlite test-postgres lint bench install install-dev ci-deps clean
 

@@ -100,13 +100,17 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("TRADESITE_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 _CHART_DIST = BASE_DIR / "node_modules" / "lightweight-charts" / "dist"
 if _CHART_DIST.is_dir():
     STATICFILES_DIRS.append(("vendor/lightweight-charts", _CHART_DIST))
-# Serve from the finders when static files have not been collected (tests, development).
-WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.is_dir()
+# Serve from the finders (the source folders) in development and tests, and whenever static files
+# have not been collected; `make test` sets WHITENOISE_USE_FINDERS=1 so a stale collection
+# never hides a changed file.
+WHITENOISE_USE_FINDERS = env.bool(
+    "WHITENOISE_USE_FINDERS", default=DEBUG or not STATIC_ROOT.is_dir()
+)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -29,6 +29,8 @@ def test_run_script_starts_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(
         TRADESITE_VAR_DIR=str(tmp_path / "var"),
+        TRADESITE_STATIC_ROOT=str(tmp_path / "static"),
+        WHITENOISE_USE_FINDERS="0",
         TRADESITE_PORT=str(port),
         REDIS_PORT=str(free_port()),
         WORKER_CONCURRENCY="1",
