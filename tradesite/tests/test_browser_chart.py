@@ -43,7 +43,7 @@ def database_url() -> str:
     s = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"
-    host = s.get("HOST") or ""
+    host = s.get("HOST") or (s.get("OPTIONS") or {}).get("host") or ""
     auth = f"{s.get('USER') or ''}:{s.get('PASSWORD') or ''}"
     if host.startswith("/"):
         return f"postgresql://{auth}@/{s['NAME']}?host={host}"
