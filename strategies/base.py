@@ -24,6 +24,9 @@ ENTER_LONG = 1
 EXIT_LONG = 2
 ENTER_SHORT = 3
 EXIT_SHORT = 4
+# Pyramiding: add to an open position of the same side (ignored when flat or on the other side).
+ADD_LONG = 5
+ADD_SHORT = 6
 
 ACTION_NAMES: dict[int, str] = {
     HOLD: "hold",
@@ -31,6 +34,8 @@ ACTION_NAMES: dict[int, str] = {
     EXIT_LONG: "exit_long",
     ENTER_SHORT: "enter_short",
     EXIT_SHORT: "exit_short",
+    ADD_LONG: "add_long",
+    ADD_SHORT: "add_short",
 }
 ACTION_CODES: dict[str, int] = {name: code for code, name in ACTION_NAMES.items()}
 

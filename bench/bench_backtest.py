@@ -1,0 +1,177 @@
+"""Benchmark: one year of 1m candles through every strategy, signals + backtest with stops and fees.
+
+Data: 525,600 synthetic 1m candles (a seeded geometric random walk). Each strategy runs with
+its default parameters, a 0.05 % taker fee, 2 bps slippage, a 2 % stop-loss and a 4 %
+take-profit (``macd_turtle`` sizes with the ATR unit). The figure per strategy is the best of
+``REPEATS`` warm runs of ``backtest.run`` (signals + the event loop + statistics); the first,
+compiling run is reported separately.
+
+Baseline: backtesting.py 0.6.6 (``pip install backtesting==0.6.6``) runs the same two rules
+(the three-SMA cross of ``ma_cross`` and the Bollinger reversion of ``bollinger``, long only,
+same stops, same commission) on the same candles in the same run. It is slow, so by default it
+gets the first ``BASELINE_BARS`` candles and its time is scaled linearly to the full year (its
+loop is per bar, so linear scaling is fair); ``--baseline-bars 525600`` runs it on all of them.
+
+Run: ``python -m bench.bench_backtest [--baseline-bars N]`` (prints a table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import time
+
+import numpy as np
+
+from strategies import backtest, registry, sizing
+from strategies.base import Candles
+from strategies.position import RiskParams
+
+BARS = 525_600
+REPEATS = 5
+BASELINE_BARS = 100_000
+RISK = RiskParams(fee_rate=0.0005, slippage_bps=2.0, stop_loss_pct=2.0, take_profit_pct=4.0)
+
+
+def synthetic_year(n: int = BARS, seed: int = 42) -> Candles:
+    rng = np.random.default_rng(seed)
+    close = 30_000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, n)))
+    open_ = np.concatenate(([30_000.0], close[:-1]))
+    high = np.maximum(open_, close) * (1.0 + rng.uniform(0.0, 0.0006, n))
+    low = np.minimum(open_, close) * (1.0 - rng.uniform(0.0, 0.0006, n))
+    start = 1_672_531_200_000  # 2023-01-01 00:00 UTC
+    times = start + np.arange(n, dtype=np.int64) * 60_000
+    return Candles.from_arrays(times, open_, high, low, close, rng.uniform(1, 10, n))
+
+
+def _config(name: str) -> backtest.BacktestConfig:
+    sizing_params = sizing.AtrUnit(risk_pct=1.0, atr_period=20) if name == "macd_turtle" else None
+    return backtest.BacktestConfig(risk=RISK, sizing=sizing_params, timeframe="1m")
+
+
+def time_strategy(name: str, candles: Candles) -> tuple[float, float, backtest.BacktestResult]:
+    """(first run s, best warm run s, result) for one strategy."""
+    strategy = registry.build(name)
+    config = _config(name)
+    start = time.perf_counter()
+    result = backtest.run(strategy, candles, config)
+    first = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        result = backtest.run(strategy, candles, config)
+        best = min(best, time.perf_counter() - start)
+    return first, best, result
+
+
+def _baseline(candles: Candles, bars: int) -> dict[str, float] | None:
+    """Seconds backtesting.py needs per rule on ``bars`` candles, or None if not installed."""
+    try:
+        import pandas as pd
+        from backtesting import Backtest, Strategy
+        from backtesting.lib import crossover
+    except ImportError:
+        return None
+
+    def sma(values, period):
+        return pd.Series(values).rolling(period).mean().to_numpy()
+
+    def band(values, period, k, sign):
+        series = pd.Series(values).rolling(period)
+        return (series.mean() + sign * k * series.std(ddof=0)).to_numpy()
+
+    class SmaCross(Strategy):
+        def init(self):
+            close = self.data.Close
+            self.s = self.I(sma, close, 7)
+            self.m = self.I(sma, close, 20)
+            self.long = self.I(sma, close, 60)
+
+        def next(self):
+            s, m, lg = self.s, self.m, self.long
+            if crossover(s, m) and s[-1] > s[-2] and m[-1] > m[-2] and lg[-1] > lg[-2]:
+                price = self.data.Close[-1]
+                if not self.position:
+                    self.buy(sl=price * 0.98, tp=price * 1.04)
+            elif crossover(m, s) and self.position:
+                self.position.close()
+
+    class BollingerReversion(Strategy):
+        def init(self):
+            close = self.data.Close
+            self.mid = self.I(sma, close, 20)
+            self.lower = self.I(band, close, 20, 2.0, -1.0)
+
+        def next(self):
+            close = self.data.Close
+            if close[-2] < self.lower[-2] and close[-1] >= self.lower[-1]:
+                if not self.position:
+                    self.buy(sl=close[-1] * 0.98, tp=close[-1] * 1.04)
+            elif crossover(close, self.mid) and self.position:
+                self.position.close()
+
+    part = candles[:bars]
+    frame = pd.DataFrame(
+        {"Open": part.open, "High": part.high, "Low": part.low, "Close": part.close,
+         "Volume": part.volume},
+        index=pd.to_datetime(part.open_time_ms, unit="ms"),
+    )
+    seconds = {}
+    for label, rule in (("ma_cross", SmaCross), ("bollinger", BollingerReversion)):
+        test = Backtest(frame, rule, cash=1e12, commission=0.0005, finalize_trades=True)
+        start = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()):
+            test.run()
+        seconds[label] = time.perf_counter() - start
+    return seconds
+
+
+def run(baseline_bars: int = BASELINE_BARS) -> list[dict]:
+    candles = synthetic_year()
+    baseline = _baseline(candles, min(baseline_bars, len(candles)))
+    scale = len(candles) / min(baseline_bars, len(candles))
+    rows = []
+    for name in registry.names():
+        first, best, result = time_strategy(name, candles)
+        base_value = baseline.get(name) * scale if baseline and name in baseline else None
+        rows.append({
+            "name": f"{name}: signals + backtest, {len(candles):,} 1m bars",
+            "value": round(best, 4),
+            "unit": "s",
+            "baseline": (
+                f"backtesting.py 0.6.6 same rule, {min(baseline_bars, len(candles)):,} bars"
+                + (" scaled to a year" if scale != 1 else "")
+            ) if base_value is not None else None,
+            "baseline_value": round(base_value, 3) if base_value is not None else None,
+            "ratio": round(base_value / best, 1) if base_value is not None else None,
+            "bars_per_s": round(len(candles) / best),
+            "first_run_s": round(first, 3),
+            "trades": result.stats["trade_count"],
+        })
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline-bars", type=int, default=BASELINE_BARS)
+    args = parser.parse_args()
+    rows = run(args.baseline_bars)
+    header = f"{'strategy':<58} {'best s':>8} {'bars/s':>12} {'1st s':>7} {'trades':>7} "
+    header += f"{'baseline s':>11} {'ratio':>7}"
+    print(header)
+    for row in rows:
+        base = row["baseline_value"]
+        print(
+            f"{row['name']:<58} {row['value']:>8.4f} {row['bars_per_s']:>12,} "
+            f"{row['first_run_s']:>7.3f} {row['trades']:>7} "
+            f"{'' if base is None else f'{base:.2f}':>11} "
+            f"{'' if row['ratio'] is None else row['ratio']:>7}"
+        )
+    baselines = {r["baseline"] for r in rows if r["baseline"]}
+    for text in sorted(baselines):
+        print(f"baseline: {text}")
+
+
+if __name__ == "__main__":
+    main()

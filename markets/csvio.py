@@ -1,0 +1,314 @@
+"""Candles as CSV: parse with every row checked, write so that a parse gives back the same bits.
+
+Format: a header line, then one candle per line::
+
+    open_time,open,high,low,close,volume[,quote_volume]
+    2024-01-01T00:00:00Z,42000.5,42100.0,41950.0,42050.25,12.5,525000.0
+
+``open_time`` is the candle's open time, either ISO-8601 with ``Z`` or an offset
+(``2024-01-01T09:00:00+09:00``) or integer epoch milliseconds (``1704067200000``). Columns may
+come in any order; names are matched ignoring case and surrounding spaces. Prices and volumes
+are floats (market data, not money). Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import math
+from collections.abc import Iterable, Sequence
+from typing import IO, NamedTuple
+
+from markets.timeframes import timeframe_ms
+
+__all__ = [
+    "COLUMNS",
+    "CandleRow",
+    "CsvError",
+    "format_open_time",
+    "parse_candles_csv",
+    "parse_open_time",
+    "write_candles_csv",
+]
+
+REQUIRED = ("open_time", "open", "high", "low", "close", "volume")
+OPTIONAL = ("quote_volume",)
+COLUMNS = REQUIRED + OPTIONAL
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_INF = float("inf")
+# Epoch ms below this (1973-03-03) are almost surely epoch *seconds* typed into a ms column.
+_SECONDS_SUSPECT = 100_000_000_000
+
+
+class CandleRow(NamedTuple):
+    """One closed candle: open time in ms UTC, float prices and volumes.
+
+    ``quote_volume`` is None when the source has none.
+    """
+
+    open_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvError:
+    """A problem with one line of a CSV file (``line`` counts from 1, the header is line 1)."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class _RowError(Exception):
+    pass
+
+
+def parse_open_time(text: str) -> int:
+    """Epoch ms from ``1704067200000`` or an ISO-8601 time with ``Z`` or an offset.
+
+    Raises ValueError with a message a trader understands.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("open_time is empty")
+    if text.isdigit():
+        ms = int(text)
+        if ms < _SECONDS_SUSPECT:
+            raise ValueError(
+                f"open_time {text} looks like epoch seconds; write epoch milliseconds "
+                f"({text}000) or an ISO-8601 time such as 2024-01-01T00:00:00Z"
+            )
+        return ms
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"open_time {text!r} is neither epoch milliseconds nor an ISO-8601 time such as "
+            "2024-01-01T00:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        raise ValueError(
+            f"open_time {text!r} has no time zone; add Z for UTC or an offset such as +09:00"
+        )
+    delta = when - _EPOCH
+    if delta.microseconds % 1000:
+        raise ValueError(f"open_time {text!r} has a fraction of a millisecond")
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def format_open_time(ms: int) -> str:
+    """ISO-8601 UTC with ``Z``; milliseconds only when the time has any."""
+    when = _EPOCH + dt.timedelta(milliseconds=ms)
+    if ms % 1000:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _lines(source: str | bytes | IO | Iterable[str]) -> Iterable[str]:
+    if isinstance(source, bytes):
+        source = source.decode("utf-8-sig")
+    if isinstance(source, str):
+        return io.StringIO(source, newline="")
+    return source
+
+
+def _number(name: str, text: str) -> float:
+    text = text.strip()
+    if not text:
+        raise _RowError(f"{name} is empty")
+    try:
+        value = float(text)
+    except ValueError:
+        raise _RowError(f"{name} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise _RowError(f"{name} is {text}; prices and volumes must be finite numbers")
+    return value
+
+
+def _header(fields: list[str]) -> tuple[dict[str, int], str | None]:
+    """Column name -> index, or an error message."""
+    names = [f.strip().lower() for f in fields]
+    if names:
+        names[0] = names[0].lstrip("\ufeff")
+    if names and names[0] and (names[0][0].isdigit() or names[0][0] == "-"):
+        return {}, (
+            "the first line must be a header naming the columns: "
+            f"{','.join(REQUIRED)}[,quote_volume]"
+        )
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name not in COLUMNS:
+            return {}, (
+                f"unknown column {fields[i].strip()!r}; the columns are "
+                f"{', '.join(REQUIRED)} and optionally quote_volume"
+            )
+        if name in index:
+            return {}, f"column {name!r} appears twice"
+        index[name] = i
+    missing = [c for c in REQUIRED if c not in index]
+    if missing:
+        return {}, f"missing column(s) {', '.join(missing)}; the header needs {','.join(REQUIRED)}"
+    return index, None
+
+
+def parse_candles_csv(
+    lines_or_file: str | bytes | IO | Iterable[str], timeframe: str
+) -> tuple[list[CandleRow], list[CsvError]]:
+    """Parse and check candles of ``timeframe`` from CSV text, lines or an open text file.
+
+    Returns ``(rows, errors)``: ``rows`` holds every valid candle in file order, ``errors`` one
+    :class:`CsvError` per rejected line (with its line number). A row is rejected when a number
+    is missing, not finite or negative where it must not be, when high/low do not contain
+    open/close, when low is not above zero, when its open time is not the start of a
+    ``timeframe`` bar, or when its open time repeats an earlier line's. Blank lines are skipped.
+    """
+    step = timeframe_ms(timeframe)
+    reader = csv.reader(_lines(lines_or_file))
+    rows: list[CandleRow] = []
+    errors: list[CsvError] = []
+    try:
+        header = next(reader)
+        while not header:
+            header = next(reader)
+    except StopIteration:
+        return rows, [CsvError(1, "the file is empty; it needs a header line and candles")]
+    index, problem = _header(header)
+    if problem:
+        return rows, [CsvError(reader.line_num, problem)]
+    width = len(header)
+    i_time, i_open, i_high, i_low, i_close, i_volume = (index[c] for c in REQUIRED)
+    i_quote = index.get("quote_volume")
+    seen: dict[int, int] = {}
+    checker = _RowChecker(index, width, step, timeframe)
+    inf = _INF
+    for fields in reader:
+        # Fast path: plain well-formed rows. It only ever accepts; anything unusual (blank,
+        # empty cells, NaN, bad times, inconsistent prices) goes to the checker, which decides
+        # and explains.
+        if len(fields) == width:
+            try:
+                o = float(fields[i_open])
+                h = float(fields[i_high])
+                lo = float(fields[i_low])
+                c = float(fields[i_close])
+                v = float(fields[i_volume])
+                q = None if i_quote is None else float(fields[i_quote])
+                t = fields[i_time]
+                open_time = int(t) if t.isdigit() else parse_open_time(t)
+            except ValueError:
+                pass
+            else:
+                if (
+                    0.0 < lo <= o <= h < inf
+                    and lo <= c <= h
+                    and 0.0 <= v < inf
+                    and (q is None or 0.0 <= q < inf)
+                    and open_time >= _SECONDS_SUSPECT
+                    and not open_time % step
+                    and open_time not in seen
+                ):
+                    seen[open_time] = reader.line_num
+                    rows.append(CandleRow(open_time, o, h, lo, c, v, q))
+                    continue
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
+        line = reader.line_num
+        try:
+            row = checker.check(fields, seen)
+        except _RowError as exc:
+            errors.append(CsvError(line, str(exc)))
+            continue
+        seen[row.open_time_ms] = line
+        rows.append(row)
+    return rows, errors
+
+
+class _RowChecker:
+    """The slow, explaining path: checks one row and says exactly what is wrong with it."""
+
+    def __init__(self, index: dict[str, int], width: int, step: int, timeframe: str) -> None:
+        self.index = index
+        self.width = width
+        self.step = step
+        self.timeframe = timeframe
+
+    def check(self, fields: list[str], seen: dict[int, int]) -> CandleRow:
+        index, step = self.index, self.step
+        if len(fields) != self.width:
+            raise _RowError(f"expected {self.width} values like the header, found {len(fields)}")
+        try:
+            open_time = parse_open_time(fields[index["open_time"]])
+        except ValueError as exc:
+            raise _RowError(str(exc)) from None
+        o = _number("open", fields[index["open"]])
+        h = _number("high", fields[index["high"]])
+        lo = _number("low", fields[index["low"]])
+        c = _number("close", fields[index["close"]])
+        v = _number("volume", fields[index["volume"]])
+        q = None
+        i_quote = index.get("quote_volume")
+        if i_quote is not None and fields[i_quote].strip():
+            q = _number("quote_volume", fields[i_quote])
+        if open_time % step:
+            earlier = format_open_time(open_time - open_time % step)
+            raise _RowError(
+                f"open_time {fields[index['open_time']].strip()} is not the start of a "
+                f"{self.timeframe} candle (nearest earlier start: {earlier})"
+            )
+        if lo <= 0:
+            raise _RowError(f"low {lo!r} must be above zero")
+        if h < max(o, c):
+            raise _RowError(f"high {h!r} is below open {o!r} or close {c!r}")
+        if lo > min(o, c):
+            raise _RowError(f"low {lo!r} is above open {o!r} or close {c!r}")
+        if v < 0:
+            raise _RowError(f"volume {v!r} is negative")
+        if q is not None and q < 0:
+            raise _RowError(f"quote_volume {q!r} is negative")
+        first = seen.get(open_time)
+        if first is not None:
+            raise _RowError(f"open_time {format_open_time(open_time)} repeats line {first}")
+        return CandleRow(open_time, o, h, lo, c, v, q)
+
+
+def write_candles_csv(
+    rows: Iterable[Sequence], file: IO[str], *, time_format: str = "iso"
+) -> int:
+    """Write candles as CSV to an open text file; returns the number of candles written.
+
+    ``rows`` are :class:`CandleRow` or any sequences in the same order
+    ``(open_time_ms, open, high, low, close, volume[, quote_volume])``. ``time_format`` is
+    ``"iso"`` (``2024-01-01T00:00:00Z``) or ``"ms"`` (epoch milliseconds). Floats are written
+    with ``repr``, so :func:`parse_candles_csv` reads back the same values bit for bit. The
+    quote_volume column is written when any row has one (empty cells for the others).
+    """
+    if time_format not in ("iso", "ms"):
+        raise ValueError(f"time_format must be 'iso' or 'ms', got {time_format!r}")
+    rows = list(rows)
+    with_quote = any(len(r) > 6 and r[6] is not None for r in rows)
+    fmt_time = format_open_time if time_format == "iso" else str
+    file.write(",".join(COLUMNS if with_quote else REQUIRED) + "\n")
+    out = []
+    for r in rows:
+        cells = [fmt_time(int(r[0]))]
+        cells.extend(repr(float(x)) for x in r[1:6])
+        if with_quote:
+            q = r[6] if len(r) > 6 else None
+            cells.append("" if q is None else repr(float(q)))
+        out.append(",".join(cells))
+        if len(out) >= 10_000:
+            file.write("\n".join(out) + "\n")
+            out.clear()
+    if out:
+        file.write("\n".join(out) + "\n")
+    return len(rows)

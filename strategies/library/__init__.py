@@ -1,0 +1,1 @@
+"""The strategy library: one module per strategy, each registered with ``@register``."""

@@ -1,0 +1,101 @@
+"""The pure position math the brokers call per price event and the backtester per bar."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from strategies import position as pos
+from strategies.params import ParamError
+
+
+def test_fees_are_a_fraction_of_notional_either_way():
+    assert pos.fee(-2_000.0, 0.0005) == pytest.approx(1.0)
+    assert pos.fee(2_000.0, 0.0005) == pytest.approx(1.0)
+
+
+def test_slippage_makes_buys_dearer_and_sells_cheaper():
+    assert pos.slipped_price(100.0, pos.BUY, 5) == pytest.approx(100.05)
+    assert pos.slipped_price(100.0, pos.SELL, 5) == pytest.approx(99.95)
+
+
+def test_levels_are_percent_of_entry_and_nan_when_off():
+    assert pos.stop_price(pos.LONG, 200.0, 5) == pytest.approx(190.0)
+    assert pos.stop_price(pos.SHORT, 200.0, 5) == pytest.approx(210.0)
+    assert pos.target_price(pos.LONG, 200.0, 10) == pytest.approx(220.0)
+    assert pos.target_price(pos.SHORT, 200.0, 10) == pytest.approx(180.0)
+    assert pos.trailing_price(pos.LONG, 250.0, 4) == pytest.approx(240.0)
+    assert pos.trailing_price(pos.SHORT, 150.0, 4) == pytest.approx(156.0)
+    assert math.isnan(pos.stop_price(pos.LONG, 200.0, 0))
+    assert math.isnan(pos.target_price(pos.LONG, 200.0, 0))
+    assert math.isnan(pos.trailing_price(pos.LONG, 200.0, 0))
+
+
+def test_isolated_liquidation_price_matches_the_margin_loss():
+    qty, entry, leverage, mmr = 2.0, 100.0, 10.0, 0.005
+    margin = qty * entry / leverage
+    long_liq = pos.liquidation_price(pos.LONG, qty, entry, margin, mmr)
+    short_liq = pos.liquidation_price(pos.SHORT, qty, entry, margin, mmr)
+    # At the liquidation price the loss equals margin minus the maintenance margin.
+    assert qty * (entry - long_liq) == pytest.approx(margin - mmr * qty * long_liq)
+    assert qty * (short_liq - entry) == pytest.approx(margin - mmr * qty * short_liq)
+    assert long_liq == pytest.approx(100 * 0.9 / 0.995)
+    assert pos.liquidation_price(pos.LONG, qty, entry, qty * entry, mmr) == 0.0  # 1x long
+
+
+def test_a_single_price_event_triggers_the_stop_for_a_broker():
+    stop = pos.stop_price(pos.LONG, 100.0, 2)
+    nan = math.nan
+    assert pos.check_exit(pos.LONG, 97.5, 97.5, 97.5, stop, nan, nan, nan, True) == (
+        pos.REASON_STOP, 97.5, False)  # the price is beyond the level: fill at the price
+    assert pos.check_exit(pos.LONG, 98.5, 98.5, 98.5, stop, nan, nan, nan, True)[0] == (
+        pos.REASON_NONE)
+
+
+def test_liquidation_comes_before_the_stop_when_both_are_gapped():
+    reason, level, ambiguous = pos.check_exit(
+        pos.LONG, 80.0, 85.0, 79.0, 95.0, math.nan, 90.0, 120.0, True
+    )
+    assert (reason, level, ambiguous) == (pos.REASON_LIQUIDATION, 80.0, False)
+
+
+def test_the_nearest_adverse_level_wins_for_a_short():
+    # Stop at 105, trailing at 103: the trailing stop is hit first as price rises.
+    reason, level, _ = pos.check_exit(
+        pos.SHORT, 100.0, 104.0, 99.0, 105.0, 103.0, math.nan, math.nan, True
+    )
+    assert (reason, level) == (pos.REASON_TRAILING, 103.0)
+
+
+def test_a_bar_touching_both_levels_is_ambiguous_and_honours_the_policy():
+    args = (pos.LONG, 100.0, 111.0, 94.0, 95.0, math.nan, math.nan, 110.0)
+    assert pos.check_exit(*args, True) == (pos.REASON_STOP, 95.0, True)
+    assert pos.check_exit(*args, False) == (pos.REASON_TARGET, 110.0, True)
+
+
+def test_trading_day_follows_the_utc_offset():
+    # 2023-11-14 15:00 UTC is 2023-11-15 00:00 in Seoul (UTC+9).
+    ts = 1_699_974_000_000
+    assert pos.trading_day(ts, 9.0) == pos.trading_day(ts - 1, 9.0) + 1
+    assert pos.trading_day(ts, 0.0) == pos.trading_day(ts - 1, 0.0)
+
+
+def test_daily_limit_reports_target_and_max_loss_and_off_when_zero():
+    assert pos.daily_limit(1000.0, 1050.0, 5.0, 3.0) == pos.DAILY_TARGET
+    assert pos.daily_limit(1000.0, 970.0, 5.0, 3.0) == pos.DAILY_MAX_LOSS
+    assert pos.daily_limit(1000.0, 1049.0, 5.0, 3.0) == pos.DAILY_NONE
+    assert pos.daily_limit(1000.0, 2000.0, 0.0, 0.0) == pos.DAILY_NONE
+
+
+def test_affordable_quantity_keeps_margin_plus_fee_within_the_cash():
+    qty = pos.affordable_quantity(1000.0, 50.0, 5.0, 0.001)
+    assert qty * 50.0 / 5.0 + qty * 50.0 * 0.001 == pytest.approx(1000.0)
+    assert pos.affordable_quantity(-1.0, 50.0, 1.0, 0.0) == 0.0
+
+
+def test_risk_params_reject_a_maintenance_rate_that_liquidates_at_entry():
+    with pytest.raises(ParamError, match="maintenance_margin_rate"):
+        pos.RiskParams(leverage=50, maintenance_margin_rate=0.05)
+    with pytest.raises(ParamError, match="leverage"):
+        pos.RiskParams.from_dict({"leverage": 0.5})
