@@ -94,44 +94,58 @@ def _wilder_kernel(x, period, first):
 
 
 @njit
-def _window_moments(x, end, period, anchor):
-    """Sums of (x - anchor) and (x - anchor)**2 over ``x[end - period + 1 : end + 1]``."""
+def _window_sum(x, end, period):
+    """Sum of ``x[end - period + 1 : end + 1]`` in a fixed order (four running partial sums).
+
+    Every window is summed from scratch, so a window's value never depends on where the series
+    starts: the newest value computed on a tail equals the full series' to the last bit.
+    """
+    s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    for j in range(end - period + 1, end + 1):
-        d = x[j] - anchor
-        s1 += d
-        s2 += d * d
-    return s1, s2
+    s3 = 0.0
+    j = end - period + 1
+    while j + 3 <= end:
+        s0 += x[j]
+        s1 += x[j + 1]
+        s2 += x[j + 2]
+        s3 += x[j + 3]
+        j += 4
+    while j <= end:
+        s0 += x[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit
+def _sma_kernel(x, period):
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(period - 1, n):
+        out[i] = _window_sum(x, i, period) / period
+    return out
 
 
 @njit
 def _rolling_std_kernel(x, period):
-    """Population standard deviation over ``period`` values in O(n).
-
-    Sums of deviations from an anchor slide by one value per bar; every ``period`` bars the
-    anchor moves to the current value and the sums are recomputed from scratch, so rounding
-    never accumulates over more than one window and a NaN leaves with its window.
-    """
+    """Population standard deviation over ``period`` values, two passes per window (exact)."""
     n = x.shape[0]
     out = np.full(n, np.nan)
-    anchor = 0.0
-    s1 = 0.0
-    s2 = 0.0
     for i in range(period - 1, n):
-        if (i - period + 1) % period == 0:
-            anchor = x[i]
-            s1, s2 = _window_moments(x, i, period, anchor)
-        else:
-            d_new = x[i] - anchor
-            d_old = x[i - period] - anchor
-            s1 += d_new - d_old
-            s2 += d_new * d_new - d_old * d_old
-            if not (math.isfinite(s1) and math.isfinite(s2)):
-                s1, s2 = _window_moments(x, i, period, anchor)
-        mean = s1 / period
-        var = s2 / period - mean * mean
-        out[i] = math.sqrt(var) if var > 0.0 else (0.0 if var == var else math.nan)
+        mean = _window_sum(x, i, period) / period
+        d0 = 0.0
+        d1 = 0.0
+        j = i - period + 1
+        while j + 1 <= i:
+            a = x[j] - mean
+            b = x[j + 1] - mean
+            d0 += a * a
+            d1 += b * b
+            j += 2
+        if j <= i:
+            a = x[j] - mean
+            d0 += a * a
+        out[i] = math.sqrt((d0 + d1) / period)
     return out
 
 
@@ -166,24 +180,15 @@ def _rolling_extreme_kernel(x, period, want_max):
 def sma(values, period: int) -> np.ndarray:
     """Simple moving average. Leading NaNs: ``period - 1``. Bars for a final value: ``period``.
 
-    A window that holds a NaN gives NaN; windows after it are unaffected.
+    Each window is summed on its own (no running total), so the value is bit-identical however
+    much history precedes it, and a window that holds a NaN gives NaN without affecting others.
     """
     period = _check_period(period)
     x = _f64(values)
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] < period:
         return out
-    missing = np.isnan(x)
-    csum = np.cumsum(np.where(missing, 0.0, x))
-    window = csum[period - 1 :].copy()
-    window[1:] -= csum[:-period]
-    out[period - 1 :] = window / period
-    if missing.any():  # a window holding a NaN (e.g. a true range's first bar) is NaN
-        holes = np.cumsum(missing)
-        count = holes[period - 1 :].copy()
-        count[1:] -= holes[:-period]
-        out[period - 1 :][count > 0] = np.nan
-    return out
+    return _sma_kernel(x, period)
 
 
 def ema(values, period: int) -> np.ndarray:

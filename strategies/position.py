@@ -238,3 +238,39 @@ def daily_limit(day_start_equity, equity, daily_target_pct, daily_max_loss_pct):
     if daily_max_loss_pct > 0.0 and change_pct <= -daily_max_loss_pct:
         return DAILY_MAX_LOSS
     return DAILY_NONE
+
+
+# ---------------------------------------------------------------------------- for brokers
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitLevels:
+    """The prices at which an open position must be closed (NaN = no such level)."""
+
+    stop: float
+    trailing: float
+    liquidation: float
+    target: float
+
+
+def exit_levels(
+    risk: RiskParams, *, side: int, quantity: float, entry_price: float, margin: float,
+    best_price: float,
+) -> ExitLevels:
+    """The levels the backtester checks each bar, for a broker's exit guard.
+
+    ``best_price`` is the highest price since entry for a long (lowest for a short), the entry
+    price right after the fill. Liquidation applies with leverage above 1 and to every short.
+    A broker then calls :func:`check_exit` with each price (open = high = low = price).
+    """
+    liquidation = math.nan
+    if risk.leverage > 1.0 or side == SHORT:
+        liquidation = liquidation_price(
+            side, quantity, entry_price, margin, risk.maintenance_margin_rate
+        )
+    return ExitLevels(
+        stop=stop_price(side, entry_price, risk.stop_loss_pct),
+        trailing=trailing_price(side, best_price, risk.trailing_stop_pct),
+        liquidation=liquidation,
+        target=target_price(side, entry_price, risk.take_profit_pct),
+    )

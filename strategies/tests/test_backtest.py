@@ -326,3 +326,38 @@ def test_trade_pnl_adds_up_to_the_equity_change(data, acts, leverage, fee, slip,
     total = sum(t.pnl for t in result.trades)
     assert total == pytest.approx(result.equity[-1] - config.initial_cash, abs=1e-6)
     assert all(t.entry_time_ms <= t.exit_time_ms for t in result.trades)
+
+
+def test_atr_unit_sizing_uses_the_atr_known_at_the_decision():
+    candles = random_walk(200, seed=3, vol=0.01)
+    actions = np.zeros(200, dtype=np.int8)
+    actions[100] = ENTER_LONG
+    params = sizing.AtrUnit(risk_pct=1.0, atr_period=14)
+    config = BacktestConfig(risk=RiskParams(fee_rate=0.0), sizing=params)
+    result = simulate(candles, Signals(actions=actions), config)
+    from strategies import indicators as ind
+
+    atr = ind.atr(candles.high, candles.low, candles.close, 14)[100]
+    expected = sizing.quantity(params, equity=10_000.0, price=candles.open[101], atr=atr)
+    assert result.trades[0].size == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_kelly_sizing_uses_the_fallback_until_enough_trades(seed):
+    candles = random_walk(300, seed=seed, vol=0.01, drift=0.001)
+    actions = np.zeros(300, dtype=np.int8)
+    actions[10::20] = ENTER_LONG
+    actions[20::20] = EXIT_LONG
+    params = sizing.Kelly(min_trades=5, fallback=0.1)
+    config = BacktestConfig(risk=RiskParams(fee_rate=0.0), sizing=params)
+    result = simulate(candles, Signals(actions=actions), config)
+    first = result.trades[0]
+    assert first.size * first.entry_price == pytest.approx(10_000.0 * 0.1)
+    returns = [t.pnl / (t.entry_price * t.size) for t in result.trades[:5]]
+    fraction = sizing.margin_fraction(params, returns)
+    if fraction == 0:  # the first five trades show no edge: Kelly bets nothing
+        assert len(result.trades) == 5
+        return
+    sixth = result.trades[5]
+    equity_before = 10_000.0 + sum(t.pnl for t in result.trades[:5])
+    assert sixth.size * sixth.entry_price == pytest.approx(equity_before * fraction)

@@ -99,3 +99,19 @@ def test_risk_params_reject_a_maintenance_rate_that_liquidates_at_entry():
         pos.RiskParams(leverage=50, maintenance_margin_rate=0.05)
     with pytest.raises(ParamError, match="leverage"):
         pos.RiskParams.from_dict({"leverage": 0.5})
+
+
+def test_exit_levels_give_a_broker_the_backtesters_levels():
+    risk = pos.RiskParams(leverage=5, stop_loss_pct=2, take_profit_pct=6, trailing_stop_pct=3)
+    levels = pos.exit_levels(risk, side=pos.LONG, quantity=1.0, entry_price=100.0, margin=20.0,
+                             best_price=110.0)
+    assert levels.stop == pytest.approx(98.0)
+    assert levels.target == pytest.approx(106.0)
+    assert levels.trailing == pytest.approx(106.7)
+    assert levels.liquidation == pytest.approx((100 - 20) / 0.995)
+    reason, price, _ = pos.check_exit(pos.LONG, 106.5, 106.5, 106.5, levels.stop,
+                                      levels.trailing, levels.liquidation, levels.target, True)
+    assert (reason, price) == (pos.REASON_TRAILING, 106.5)
+    spot = pos.exit_levels(pos.RiskParams(), side=pos.LONG, quantity=1.0, entry_price=100.0,
+                           margin=100.0, best_price=100.0)
+    assert math.isnan(spot.stop) and math.isnan(spot.liquidation)

@@ -1,0 +1,335 @@
+"""Pure parsers for Binance spot and USDⓈ-M futures payloads. Venue field names stop here.
+
+Binance sends prices and quantities as strings: floats for market data, ``Decimal`` for money.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from .base import (
+    CANCELLED,
+    EXPIRED,
+    FILLED,
+    NEW,
+    OPEN,
+    PARTIALLY_FILLED,
+    REJECTED,
+    Balance,
+    BalanceUpdate,
+    CandleRow,
+    FillInfo,
+    Kline,
+    OrderInfo,
+    OrderUpdate,
+    PositionInfo,
+    PositionUpdate,
+    StreamNotice,
+    SymbolInfo,
+    Trade,
+)
+from .errors import AuthenticationError, StreamRestart
+from .kr_parse import dec
+
+ZERO = Decimal(0)
+
+STATUS = {
+    "NEW": OPEN, "PENDING_NEW": NEW, "PARTIALLY_FILLED": PARTIALLY_FILLED, "FILLED": FILLED,
+    "CANCELED": CANCELLED, "PENDING_CANCEL": OPEN, "REJECTED": REJECTED, "EXPIRED": EXPIRED,
+    "EXPIRED_IN_MATCH": EXPIRED,
+}
+INTERVAL_TO_TIMEFRAME = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m",
+                         "1h": "1h", "4h": "4h", "1d": "1d"}
+
+
+def parse_klines(rows: list[list[Any]]) -> list[CandleRow]:
+    """REST klines (12-element arrays, oldest first) -> CandleRows."""
+    return [CandleRow(open_time_ms=int(r[0]), open=float(r[1]), high=float(r[2]),
+                      low=float(r[3]), close=float(r[4]), volume=float(r[5]),
+                      quote_volume=float(r[7])) for r in rows]
+
+
+def parse_trade(msg: dict[str, Any]) -> Trade:
+    """``trade`` or ``aggTrade`` event -> Trade; ``m`` (buyer is maker) means a taker sell."""
+    kind = msg["e"]
+    if kind == "trade":
+        trade_id = msg["t"]
+    elif kind == "aggTrade":
+        trade_id = msg["a"]
+    else:
+        raise ValueError(f"not a trade event: {kind!r}")
+    price, qty = float(msg["p"]), float(msg["q"])
+    if not (price > 0 and qty > 0):
+        raise ValueError(f"bad trade price/quantity {price!r}/{qty!r}")
+    return Trade(symbol=msg["s"], trade_id=str(trade_id), ts_ms=int(msg["T"]), price=price,
+                 quantity=qty, side="sell" if msg["m"] else "buy")
+
+
+def parse_kline_event(msg: dict[str, Any]) -> Kline:
+    k = msg["k"]
+    return Kline(symbol=k["s"], timeframe=INTERVAL_TO_TIMEFRAME.get(k["i"], k["i"]),
+                 open_time_ms=int(k["t"]), open=float(k["o"]), high=float(k["h"]),
+                 low=float(k["l"]), close=float(k["c"]), volume=float(k["v"]),
+                 quote_volume=float(k["q"]), closed=bool(k["x"]), event_ms=int(msg["E"]))
+
+
+def parse_ws_market(text: str) -> list[Trade | Kline]:
+    """A market-stream frame (raw or ``{"stream","data"}`` combined) -> trades/klines.
+
+    Subscribe replies yield nothing; ``serverShutdown`` asks for a reconnect.
+    """
+    msg = json.loads(text)
+    if not isinstance(msg, dict):
+        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    if "data" in msg and "stream" in msg:
+        msg = msg["data"]
+    kind = msg.get("e")
+    if kind in ("trade", "aggTrade"):
+        return [parse_trade(msg)]
+    if kind == "kline":
+        return [parse_kline_event(msg)]
+    if kind == "serverShutdown":
+        raise StreamRestart("serverShutdown")
+    if "result" in msg and "id" in msg:
+        return []
+    if "code" in msg:
+        raise ValueError(f"error frame {msg.get('code')}: {msg.get('msg')}")
+    if kind:
+        return []
+    raise ValueError("frame without an event type")
+
+
+def _filters(symbol: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["filterType"]: f for f in symbol.get("filters", [])}
+
+
+def _positive(value: Any) -> Decimal | None:
+    number = dec(value)
+    return number if number is not None and number > 0 else None
+
+
+def parse_exchange_info(payload: dict[str, Any], *, futures: bool = False,
+                        max_leverage: int = 1) -> list[SymbolInfo]:
+    """Tradable symbols with their PRICE_FILTER, LOT_SIZE and (MIN_)NOTIONAL rules."""
+    out = []
+    for sym in payload["symbols"]:
+        if sym.get("status") != "TRADING":
+            continue
+        if futures and sym.get("contractType", "PERPETUAL") != "PERPETUAL":
+            continue
+        if not futures and sym.get("isSpotTradingAllowed") is False:
+            continue
+        f = _filters(sym)
+        price_f, lot_f = f.get("PRICE_FILTER", {}), f.get("LOT_SIZE", {})
+        if futures:
+            min_notional = _positive(f.get("MIN_NOTIONAL", {}).get("notional"))
+        else:
+            min_notional = _positive(f.get("NOTIONAL", {}).get("minNotional")) or \
+                _positive(f.get("MIN_NOTIONAL", {}).get("minNotional"))
+        out.append(SymbolInfo(
+            code=sym["symbol"], base=sym["baseAsset"], quote=sym["quoteAsset"],
+            market_type="perpetual" if futures else "spot",
+            tick_size=_positive(price_f.get("tickSize")),
+            step_size=_positive(lot_f.get("stepSize")),
+            min_qty=_positive(lot_f.get("minQty")), min_notional=min_notional,
+            max_leverage=max_leverage if futures else 1,
+            min_price=_positive(price_f.get("minPrice"))))
+    return out
+
+
+def _avg(executed: Decimal, quote: Decimal | None) -> Decimal | None:
+    return quote / executed if executed and quote else None
+
+
+def parse_order(obj: dict[str, Any], fills: list[FillInfo] | None = None) -> OrderInfo:
+    """Spot or futures REST order (new/query/cancel) -> OrderInfo.
+
+    A cancel response carries our id in ``origClientOrderId``; spot FULL responses carry
+    ``fills``; futures report ``avgPrice``/``cumQuote`` instead of ``cummulativeQuoteQty``.
+    """
+    executed = dec(obj.get("executedQty")) or ZERO
+    if fills is None:
+        fills = [FillInfo(trade_id=str(f["tradeId"]), price=dec(f["price"]),
+                          quantity=dec(f["qty"]), fee=dec(f.get("commission")),
+                          fee_asset=f.get("commissionAsset"),
+                          ts_ms=int(obj.get("transactTime") or 0))
+                 for f in obj.get("fills", [])]
+    quote = dec(obj.get("cummulativeQuoteQty")) if "cummulativeQuoteQty" in obj \
+        else dec(obj.get("cumQuote"))
+    avg = _positive(obj.get("avgPrice")) or _avg(executed, quote)
+    fee_assets = {f.fee_asset for f in fills}
+    fee = sum((f.fee or ZERO for f in fills), ZERO) if fills and len(fee_assets) == 1 else None
+    status = obj.get("status", "NEW")
+    if status not in STATUS:
+        raise ValueError(f"unknown order status {status!r}")
+    otype = obj.get("type", "")
+    return OrderInfo(
+        exchange_order_id=str(obj["orderId"]),
+        client_order_id=obj.get("origClientOrderId") or obj.get("clientOrderId"),
+        symbol=obj["symbol"], side="buy" if obj.get("side") == "BUY" else "sell",
+        type="limit" if otype in ("LIMIT", "LIMIT_MAKER") else otype.lower() or "market",
+        status=STATUS[status], price=_positive(obj.get("price")),
+        quantity=dec(obj.get("origQty")), filled_quantity=executed, average_price=avg,
+        fee=fee, fills=fills, raw=obj, reduce_only=bool(obj.get("reduceOnly", False)),
+        created_ms=obj.get("time") or obj.get("transactTime") or obj.get("updateTime"))
+
+
+def parse_my_trades(rows: list[dict[str, Any]]) -> list[FillInfo]:
+    """Spot ``myTrades`` / futures ``userTrades`` rows -> fills."""
+    return [FillInfo(trade_id=str(r["id"]), price=dec(r["price"]), quantity=dec(r["qty"]),
+                     fee=dec(r.get("commission")), fee_asset=r.get("commissionAsset"),
+                     ts_ms=int(r["time"]), is_maker=r.get("isMaker", r.get("maker")))
+            for r in rows]
+
+
+def parse_spot_balances(payload: dict[str, Any]) -> list[Balance]:
+    return [Balance(b["asset"], dec(b["free"]) or ZERO, dec(b["locked"]) or ZERO)
+            for b in payload["balances"]]
+
+
+def parse_futures_balances(rows: list[dict[str, Any]]) -> list[Balance]:
+    """``/fapi/v3/balance``: free = availableBalance, locked = wallet balance - available."""
+    out = []
+    for r in rows:
+        total, free = dec(r["balance"]) or ZERO, dec(r.get("availableBalance")) or ZERO
+        out.append(Balance(r["asset"], free, max(total - free, ZERO)))
+    return out
+
+
+def _position_side(amount: Decimal, position_side: str) -> str:
+    if amount == 0:
+        return "flat"
+    if position_side in ("LONG", "SHORT"):
+        return position_side.lower()
+    return "long" if amount > 0 else "short"
+
+
+def parse_position_risk(rows: list[dict[str, Any]]) -> list[PositionInfo]:
+    """``/fapi/v2/positionRisk`` rows -> PositionInfo (flat rows included; filter if needed)."""
+    out = []
+    for r in rows:
+        amount = dec(r["positionAmt"]) or ZERO
+        out.append(PositionInfo(
+            symbol=r["symbol"], side=_position_side(amount, r.get("positionSide", "BOTH")),
+            quantity=amount, entry_price=dec(r["entryPrice"]) or ZERO,
+            leverage=int(r.get("leverage") or 1), margin_type=r.get("marginType", ""),
+            unrealized_pnl=dec(r.get("unRealizedProfit")) or ZERO,
+            liquidation_price=_positive(r.get("liquidationPrice")),
+            mark_price=_positive(r.get("markPrice")),
+            position_side=r.get("positionSide", "BOTH")))
+    return out
+
+
+def parse_execution_report(ev: dict[str, Any]) -> OrderUpdate:
+    """Spot ``executionReport`` -> OrderUpdate (``fill`` when ``x`` == TRADE)."""
+    fill = None
+    if ev["x"] == "TRADE":
+        fill = FillInfo(trade_id=str(ev["t"]), price=dec(ev["L"]), quantity=dec(ev["l"]),
+                        fee=dec(ev.get("n")), fee_asset=ev.get("N"), ts_ms=int(ev["T"]),
+                        is_maker=ev.get("m"))
+    executed = dec(ev["z"]) or ZERO
+    order = OrderInfo(
+        exchange_order_id=str(ev["i"]),
+        client_order_id=ev.get("C") or ev["c"] if ev["x"] == "CANCELED" else ev["c"],
+        symbol=ev["s"], side="buy" if ev["S"] == "BUY" else "sell",
+        type="limit" if ev["o"] in ("LIMIT", "LIMIT_MAKER") else ev["o"].lower(),
+        status=STATUS[ev["X"]], price=_positive(ev.get("p")), quantity=dec(ev.get("q")),
+        filled_quantity=executed, average_price=_avg(executed, dec(ev.get("Z"))),
+        fee=None, fills=[fill] if fill else [], raw=ev, created_ms=ev.get("O"))
+    return OrderUpdate(venue="binance_spot", order=order, fill=fill, ts_ms=int(ev["E"]))
+
+
+def parse_order_trade_update(ev: dict[str, Any]) -> OrderUpdate:
+    """Futures ``ORDER_TRADE_UPDATE`` -> OrderUpdate (``fill`` when ``x`` == TRADE)."""
+    o = ev["o"]
+    fill = None
+    if o["x"] == "TRADE":
+        fill = FillInfo(trade_id=str(o["t"]), price=dec(o["L"]), quantity=dec(o["l"]),
+                        fee=dec(o.get("n")), fee_asset=o.get("N"), ts_ms=int(o["T"]),
+                        is_maker=o.get("m"))
+    order = OrderInfo(
+        exchange_order_id=str(o["i"]), client_order_id=o["c"], symbol=o["s"],
+        side="buy" if o["S"] == "BUY" else "sell",
+        type="limit" if o["o"] == "LIMIT" else o["o"].lower(), status=STATUS[o["X"]],
+        price=_positive(o.get("p")), quantity=dec(o.get("q")),
+        filled_quantity=dec(o["z"]) or ZERO, average_price=_positive(o.get("ap")),
+        fee=None, fills=[fill] if fill else [], raw=ev, reduce_only=bool(o.get("R")))
+    return OrderUpdate(venue="binance_futures", order=order, fill=fill, ts_ms=int(ev["E"]))
+
+
+def parse_account_update(ev: dict[str, Any]) -> list[BalanceUpdate | PositionUpdate]:
+    """Futures ``ACCOUNT_UPDATE`` -> balance update (wallet ``wb``; cross wallet ``cw`` as
+    free is not implied, so locked is reported 0) and position update (changed rows only)."""
+    a, ts = ev["a"], int(ev["E"])
+    out: list[BalanceUpdate | PositionUpdate] = []
+    if a.get("B"):
+        out.append(BalanceUpdate(venue="binance_futures", ts_ms=ts, balances=[
+            Balance(b["a"], dec(b["wb"]) or ZERO, ZERO) for b in a["B"]]))
+    if a.get("P"):
+        positions = []
+        for p in a["P"]:
+            amount = dec(p["pa"]) or ZERO
+            positions.append(PositionInfo(
+                symbol=p["s"], side=_position_side(amount, p.get("ps", "BOTH")),
+                quantity=amount, entry_price=dec(p["ep"]) or ZERO, leverage=0,
+                margin_type=p.get("mt", ""), unrealized_pnl=dec(p.get("up")) or ZERO,
+                position_side=p.get("ps", "BOTH")))
+        out.append(PositionUpdate(venue="binance_futures", positions=positions,
+                                  reason=a.get("m", ""), ts_ms=ts))
+    return out
+
+
+_AUTH_CODES = {-1022, -2014, -2015, -2028}
+
+
+def parse_ws_spot_user(text: str) -> list[Any]:
+    """Spot WebSocket-API frame -> user events. ``{"subscriptionId","event"}`` envelopes carry
+    events; a subscribe reply yields a ``subscribed`` notice (re-sync from REST)."""
+    msg = json.loads(text)
+    if not isinstance(msg, dict):
+        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    if "event" in msg:
+        ev = msg["event"]
+        kind = ev.get("e")
+        if kind == "executionReport":
+            return [parse_execution_report(ev)]
+        if kind == "outboundAccountPosition":
+            return [BalanceUpdate(venue="binance_spot", ts_ms=int(ev["E"]), balances=[
+                Balance(b["a"], dec(b["f"]) or ZERO, dec(b["l"]) or ZERO) for b in ev["B"]])]
+        if kind == "eventStreamTerminated":
+            raise StreamRestart("eventStreamTerminated", (StreamNotice(
+                "binance_spot", "stream_terminated", int(ev["E"])),))
+        return []
+    if "status" in msg and "id" in msg:
+        if msg["status"] == 200:
+            return [StreamNotice("binance_spot", "subscribed", 0, json.dumps(msg["result"]))]
+        err = msg.get("error") or {}
+        code = err.get("code")
+        if code in _AUTH_CODES:
+            raise AuthenticationError(f"binance_spot: {code} {err.get('msg')}",
+                                      venue="binance_spot", code=code,
+                                      venue_message=err.get("msg", ""))
+        raise ValueError(f"WebSocket API error {code}: {err.get('msg')}")
+    raise ValueError("frame is neither an event nor a response")
+
+
+def parse_ws_futures_user(text: str) -> list[Any]:
+    """Futures private-stream frame -> user events; ``listenKeyExpired`` -> notice."""
+    msg = json.loads(text)
+    if not isinstance(msg, dict):
+        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    if "data" in msg and "stream" in msg:
+        msg = msg["data"]
+    kind = msg.get("e")
+    if kind == "ORDER_TRADE_UPDATE":
+        return [parse_order_trade_update(msg)]
+    if kind == "ACCOUNT_UPDATE":
+        return parse_account_update(msg)
+    if kind == "listenKeyExpired":
+        raise StreamRestart("listenKeyExpired", (StreamNotice(
+            "binance_futures", "listen_key_expired", int(msg["E"])),))
+    if kind:
+        return []
+    raise ValueError("frame without an event type")

@@ -1,0 +1,271 @@
+"""Shared adapter for the Upbit/Bithumb wire design: REST candles newest-first paged by ``to``,
+JWT auth, the subscribe-array WebSocket. ``upbit.py`` and ``bithumb.py`` supply the differences
+as data and a few small methods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+from markets.timeframes import floor_ms, timeframe_ms
+
+from . import kr_parse
+from .base import (
+    Balance,
+    CandleRow,
+    ExchangeAdapter,
+    OrderInfo,
+    OrderRequest,
+    SymbolInfo,
+    Trade,
+    UserEvent,
+)
+from .errors import (
+    AuthenticationError,
+    OrderNotFound,
+    OrderStatusUnknown,
+    RateLimited,
+    TemporaryExchangeError,
+    map_kr_error,
+)
+from .ratelimit import InProcessRateLimiter, RateLimiter, parse_remaining_req
+from .rest import RequestNotSent, RestClient
+from .rounding import prepare_order
+from .signing import query_pairs
+from .ws import StreamSpec, StreamStats, run_stream
+
+log = logging.getLogger(__name__)
+
+
+class KoreanAdapter(ExchangeAdapter):
+    """Base for Upbit and Bithumb. Subclasses set the class attributes and auth/order bits."""
+
+    DEFAULT_REST_URL = ""
+    DEFAULT_WS_URL = ""
+    WS_PUBLIC_PATH = ""
+    WS_PRIVATE_PATH = ""
+    MARKETS_PARAMS: dict[str, str] = {}
+    PRICE_TABLE: tuple = ()
+    MIN_TOTALS: dict[str, Decimal] = {}
+    QUOTE_TICKS: dict[str, Decimal | None] = {}
+    CLIENT_ID_PARAM = "identifier"
+    PUBLIC_GROUPS = {"candles": "candles", "market": "market"}
+
+    def __init__(self, *, rest_url: str | None = None, ws_url: str | None = None,
+                 api_key: str | None = None, api_secret: str | None = None,
+                 limiter: RateLimiter | None = None, timeout: tuple[float, float] = (3.05, 10.0),
+                 lookup_attempts: int = 3, lookup_delay_s: float = 0.5,
+                 ws_ping_interval_s: float = 30.0, ws_text_ping_s: float = 60.0,
+                 clock=time.time, sleep=time.sleep) -> None:
+        self.rest_url = (rest_url or self.DEFAULT_REST_URL).rstrip("/")
+        self.ws_url = (ws_url or self.DEFAULT_WS_URL).rstrip("/")
+        self.api_key, self.api_secret = api_key, api_secret
+        self.limiter = limiter or InProcessRateLimiter(self.key,
+                                                       self.capabilities.rate_groups)
+        self.lookup_attempts, self.lookup_delay_s = lookup_attempts, lookup_delay_s
+        self.ws_ping_interval_s = ws_ping_interval_s
+        self.ws_text_ping_s = ws_text_ping_s  # the venue closes idle connections at ~120 s
+        self._clock, self._sleep = clock, sleep
+        self.http = RestClient(self.key, self.rest_url, limiter=self.limiter,
+                               map_error=map_kr_error, observe=self._observe, timeout=timeout,
+                               sleep=sleep)
+        self._symbols: dict[str, SymbolInfo] | None = None
+        self.stream_stats = StreamStats()
+        self.user_stream_stats = StreamStats()
+
+    # plumbing ----------------------------------------------------------------------------
+    def close(self) -> None:
+        self.http.close()
+
+    def _observe(self, group: str, headers: Any) -> None:
+        parsed = parse_remaining_req(headers.get("Remaining-Req"))
+        if parsed is not None:
+            name, sec = parsed
+            self.limiter.observe_remaining(name if name in self.limiter.groups else group, sec)
+
+    def _token(self, params: Any = None) -> str:
+        raise NotImplementedError
+
+    def _auth_headers(self, params: Any = None) -> dict[str, str]:
+        if not (self.api_key and self.api_secret):
+            raise AuthenticationError(f"{self.key}: this call needs an API key and secret",
+                                      venue=self.key)
+        return {"Authorization": f"Bearer {self._token(params)}"}
+
+    def _public(self, path: str, params: Any, group: str) -> Any:
+        return self.http.request("GET", path, params=params, group=group).payload
+
+    def _private(self, method: str, path: str, *, group: str = "default", params: Any = None,
+                 body: dict[str, Any] | None = None, is_order: bool = False) -> Any:
+        pairs = kr_parse_pairs(params)
+
+        def sign():
+            return pairs, self._auth_headers(body if body is not None else pairs), None
+
+        return self.http.request(method, path, group=group, json_body=body, sign=sign,
+                                 is_order=is_order).payload
+
+    # market data -------------------------------------------------------------------------
+    def list_symbols(self) -> list[SymbolInfo]:
+        rows = self._public("/v1/market/all", self.MARKETS_PARAMS, self.PUBLIC_GROUPS["market"])
+        symbols = kr_parse.parse_markets(rows, min_totals=self.MIN_TOTALS,
+                                         ticks=self.QUOTE_TICKS)
+        self._symbols = {s.code: s for s in symbols}
+        return symbols
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        if self._symbols is None or symbol not in self._symbols:
+            self.list_symbols()
+        try:
+            return self._symbols[symbol]
+        except KeyError:
+            raise ValueError(f"{self.key}: unknown symbol {symbol!r}") from None
+
+    def _candle_path(self, timeframe: str) -> str:
+        timeframe_ms(timeframe)
+        native = self.capabilities.timeframes.get(timeframe)
+        if native is None:
+            why = self.capabilities.unsupported_timeframes.get(timeframe, "not offered")
+            raise ValueError(f"{self.key}: {timeframe} candles are not served: {why}")
+        return f"/v1/candles/{native}"
+
+    def _to_param(self, ms: int) -> str:
+        raise NotImplementedError
+
+    def fetch_candles(self, symbol: str, timeframe: str, start_ms: int, end_ms: int
+                      ) -> list[CandleRow]:
+        """Closed candles ``start_ms <= open < end_ms`` oldest first.
+
+        Pages backwards with ``to`` (exclusive end) and ``count`` = 200 from the newest closed
+        candle; the forming candle is never requested. Intervals without trades have no candle
+        on these venues, so gaps in the result can be real.
+        """
+        path = self._candle_path(timeframe)
+        end = min(end_ms, floor_ms(int(self._clock() * 1000), timeframe))
+        limit = self.capabilities.max_candles_per_request
+        found: dict[int, CandleRow] = {}
+        cursor = end
+        while cursor > start_ms:
+            rows = self._public(path, [("market", symbol), ("to", self._to_param(cursor)),
+                                       ("count", limit)], self.PUBLIC_GROUPS["candles"])
+            page = kr_parse.parse_candles(rows or [])
+            for candle in page:
+                if start_ms <= candle.open_time_ms < end:
+                    found[candle.open_time_ms] = candle
+            if len(page) < limit or page[0].open_time_ms >= cursor:
+                break
+            cursor = page[0].open_time_ms
+        return [found[k] for k in sorted(found)]
+
+    def _ws_public_url(self) -> str:
+        return self.ws_url + self.WS_PUBLIC_PATH
+
+    async def stream_trades(self, symbols: list[str]) -> AsyncIterator[Trade]:
+        """Trades for many symbols on one connection (binary or text frames); ping frames keep
+        it alive; bad frames are logged, counted in ``stream_stats`` and skipped."""
+        codes = [s.upper() for s in symbols]
+
+        def subscribe() -> list[str]:
+            return [json.dumps([{"ticket": str(uuid.uuid4())},
+                                {"type": "trade", "codes": codes},
+                                {"format": "DEFAULT"}])]
+
+        async def send_subscribe(conn) -> None:
+            for message in subscribe():
+                await conn.send(message)
+
+        spec = StreamSpec(venue=self.key, limiter=self.limiter, url=self._ws_public_url(),
+                          parse=lambda text: kr_parse.parse_ws_public(text, self.key),
+                          subscribe=send_subscribe, ping_interval_s=self.ws_ping_interval_s,
+                          text_ping="PING", text_ping_s=self.ws_text_ping_s,
+                          idle_timeout_s=150.0)
+        async for trade in run_stream(spec, self.stream_stats):
+            yield trade
+
+    # private -----------------------------------------------------------------------------
+    def balances(self) -> list[Balance]:
+        return kr_parse.parse_balances(self._private("GET", "/v1/accounts"))
+
+    def _order_body(self, order: OrderRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _submit(self, order: OrderRequest) -> OrderInfo:
+        raise NotImplementedError
+
+    def place_order(self, order: OrderRequest) -> OrderInfo:
+        """Round, pre-check and send ``order``; never re-sends blindly.
+
+        If the response times out, the connection drops after sending, or the venue answers
+        5xx, the order is looked up by its client order id (``lookup_attempts`` times,
+        ``lookup_delay_s`` apart) and returned when found. If it still cannot be found,
+        ``OrderStatusUnknown`` is raised: reconcile later with ``fetch_order``. A request that
+        provably never left (connection refused) raises ``RequestNotSent`` and may be retried
+        with the same client order id.
+        """
+        self.check_order_request(order)
+        info = self.symbol_info(order.symbol)
+        order = prepare_order(order, info, table=self.PRICE_TABLE if info.tick_size is None
+                              and info.quote == "KRW" else None, venue=self.key)
+        try:
+            return self._submit(order)
+        except (RequestNotSent, RateLimited):
+            raise
+        except TemporaryExchangeError as exc:
+            log.warning("%s: placing %s gave %s; looking it up by client order id",
+                        self.key, order.client_order_id, exc)
+            return self._lookup_after_failure(order, exc)
+
+    def _lookup_after_failure(self, order: OrderRequest, cause: Exception) -> OrderInfo:
+        for attempt in range(self.lookup_attempts):
+            if attempt:
+                self._sleep(self.lookup_delay_s)
+            try:
+                return self.fetch_order(order.symbol, client_order_id=order.client_order_id)
+            except OrderNotFound:
+                continue
+            except TemporaryExchangeError as exc:
+                log.warning("%s: lookup of %s failed: %s", self.key, order.client_order_id, exc)
+        raise OrderStatusUnknown(
+            f"{self.key}: order {order.client_order_id} outcome unknown after {cause}; "
+            "not resent - reconcile with fetch_order", client_order_id=order.client_order_id,
+            venue=self.key) from cause
+
+    def fetch_order(self, symbol: str, client_order_id: str | None = None,
+                    exchange_order_id: str | None = None) -> OrderInfo:
+        """The order with its fills, by exchange id (preferred) or client order id."""
+        if exchange_order_id:
+            params = [("uuid", exchange_order_id)]
+        elif client_order_id:
+            params = [(self.CLIENT_ID_PARAM, client_order_id)]
+        else:
+            raise ValueError("give client_order_id or exchange_order_id")
+        return kr_parse.parse_order(self._private("GET", "/v1/order", params=params,
+                                                  is_order=True))
+
+    async def user_stream(self) -> AsyncIterator[UserEvent]:
+        """``myOrder`` and ``myAsset`` on the private WebSocket (JWT header per connect)."""
+        def headers() -> dict[str, str]:
+            return self._auth_headers(None)
+
+        async def send_subscribe(conn) -> None:
+            await conn.send(json.dumps([{"ticket": str(uuid.uuid4())}, {"type": "myOrder"},
+                                        {"type": "myAsset"}, {"format": "DEFAULT"}]))
+
+        spec = StreamSpec(venue=self.key, limiter=self.limiter,
+                          url=self.ws_url + self.WS_PRIVATE_PATH,
+                          parse=lambda text: kr_parse.parse_ws_private(text, self.key),
+                          subscribe=send_subscribe, headers=headers,
+                          ping_interval_s=self.ws_ping_interval_s, text_ping="PING",
+                          text_ping_s=self.ws_text_ping_s)
+        async for event in run_stream(spec, self.user_stream_stats):
+            yield event
+
+
+def kr_parse_pairs(params: Any) -> list[tuple[str, str]] | None:
+    return query_pairs(params) or None

@@ -1,0 +1,225 @@
+"""Rate limiting per venue and endpoint group, in-process or shared through Redis.
+
+Both backends keep a *sliding-window log* per group: a request of weight ``w`` is granted only if
+the weights granted in the last ``window_s`` seconds plus ``w`` stay within ``capacity``. That
+bounds every interval of ``window_s`` seconds, so it also bounds the venue's own fixed windows
+(Upbit's per-second groups, Binance's per-minute weight). On top of the log, a group can be
+*blocked* until a moment: a 429/418 ``Retry-After``, Upbit's ``Remaining-Req: ...; sec=0``, or
+Binance's ``X-MBX-USED-WEIGHT-1M`` reaching the limit.
+
+The Redis backend runs one Lua script per acquisition (atomic on the server, clocked by Redis'
+``TIME``), so the stream, every worker and a backfill share one budget. Keys live under
+``tradesite:ratelimit:<venue>:<group>`` (a sorted set) and ``...:block`` (a string with a TTL).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from .base import RateGroup
+
+KEY_PREFIX = "tradesite:ratelimit:"
+
+
+class RateLimiter:
+    """Interface: ``acquire`` blocks until the group has room; ``block`` pauses a group."""
+
+    def __init__(self, venue: str, groups: Mapping[str, RateGroup], *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.venue = venue
+        self.groups = dict(groups)
+        self._sleep = sleep
+
+    def _group(self, group: str) -> RateGroup:
+        try:
+            return self.groups[group]
+        except KeyError:
+            raise ValueError(f"{self.venue}: unknown rate-limit group {group!r}; "
+                             f"known: {', '.join(sorted(self.groups))}") from None
+
+    def try_acquire(self, group: str, weight: int = 1) -> float:
+        """Take ``weight`` now and return 0.0, or take nothing and return seconds to wait."""
+        raise NotImplementedError
+
+    def acquire(self, group: str, weight: int = 1, *, timeout_s: float | None = None) -> float:
+        """Wait until ``weight`` fits in ``group``; returns the seconds waited.
+
+        ``timeout_s``: give up with ``TimeoutError`` once waiting longer would exceed it.
+        """
+        spec = self._group(group)
+        if weight > spec.capacity:
+            raise ValueError(f"{self.venue}/{group}: weight {weight} exceeds the whole "
+                             f"budget of {spec.capacity} per {spec.window_s}s")
+        waited = 0.0
+        while True:
+            wait = self.try_acquire(group, weight)
+            if wait <= 0:
+                return waited
+            if timeout_s is not None and waited + wait > timeout_s:
+                raise TimeoutError(f"{self.venue}/{group}: no room within {timeout_s}s")
+            self._sleep(wait)
+            waited += wait
+
+    def block(self, group: str, seconds: float) -> None:
+        """Grant nothing in ``group`` for ``seconds`` (extends, never shortens, a block)."""
+        raise NotImplementedError
+
+    def blocked_for(self, group: str) -> float:
+        """Seconds left on the group's block (0.0 when not blocked)."""
+        raise NotImplementedError
+
+    # venue header feedback ----------------------------------------------------------------
+    def observe_remaining(self, group: str, remaining_this_second: int) -> None:
+        """Upbit ``Remaining-Req: ...; sec=N``: at 0, wait for the venue's next second."""
+        if remaining_this_second <= 0 and group in self.groups:
+            self.block(group, 1.0)
+
+    def observe_used_weight(self, group: str, used: int, *, now_s: float | None = None) -> None:
+        """Binance ``X-MBX-USED-WEIGHT-1M``: at the limit, wait for the next UTC minute."""
+        spec = self.groups.get(group)
+        if spec is not None and used >= spec.capacity:
+            now = time.time() if now_s is None else now_s
+            self.block(group, 60.0 - now % 60.0 + 0.05)
+
+
+class InProcessRateLimiter(RateLimiter):
+    """Thread-safe limiter for one process (tests, a single runner)."""
+
+    def __init__(self, venue: str, groups: Mapping[str, RateGroup], *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(venue, groups, sleep=sleep)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._log: dict[str, collections.deque[tuple[float, int]]] = collections.defaultdict(
+            collections.deque)
+        self._blocked_until: dict[str, float] = {}
+
+    def try_acquire(self, group: str, weight: int = 1) -> float:
+        spec = self._group(group)
+        with self._lock:
+            now = self._clock()
+            blocked = self._blocked_until.get(group, 0.0) - now
+            if blocked > 0:
+                return blocked
+            log = self._log[group]
+            while log and log[0][0] <= now - spec.window_s:
+                log.popleft()
+            used = sum(w for _, w in log)
+            if used + weight <= spec.capacity:
+                log.append((now, weight))
+                return 0.0
+            need, freed = used + weight - spec.capacity, 0
+            for ts, w in log:
+                freed += w
+                if freed >= need:
+                    return max(ts + spec.window_s - now, 1e-3)
+            return spec.window_s
+
+    def block(self, group: str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + max(0.0, seconds)
+            self._blocked_until[group] = max(self._blocked_until.get(group, 0.0), until)
+
+    def blocked_for(self, group: str) -> float:
+        with self._lock:
+            return max(0.0, self._blocked_until.get(group, 0.0) - self._clock())
+
+
+_ACQUIRE_LUA = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local capacity = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local weight = tonumber(ARGV[3])
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > 0 then return blocked end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local used = 0
+for i = 1, #entries, 2 do
+  used = used + tonumber(string.match(entries[i], ':(%d+)$'))
+end
+if used + weight <= capacity then
+  redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. weight)
+  redis.call('PEXPIRE', KEYS[1], window + 1000)
+  return 0
+end
+local need = used + weight - capacity
+local freed = 0
+for i = 1, #entries, 2 do
+  freed = freed + tonumber(string.match(entries[i], ':(%d+)$'))
+  if freed >= need then
+    return math.max(tonumber(entries[i + 1]) + window - now + 1, 1)
+  end
+end
+return window
+"""
+
+_BLOCK_LUA = """
+local ms = tonumber(ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < ms then redis.call('SET', KEYS[1], '1', 'PX', ms) end
+return 1
+"""
+
+
+class RedisRateLimiter(RateLimiter):
+    """Limiter shared by every process using the same Redis (``redis.Redis`` client given)."""
+
+    def __init__(self, venue: str, groups: Mapping[str, RateGroup], client, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(venue, groups, sleep=sleep)
+        self.client = client
+        self._acquire = client.register_script(_ACQUIRE_LUA)
+        self._block = client.register_script(_BLOCK_LUA)
+
+    def _keys(self, group: str) -> list[str]:
+        base = f"{KEY_PREFIX}{self.venue}:{group}"
+        return [base, base + ":block"]
+
+    def try_acquire(self, group: str, weight: int = 1) -> float:
+        spec = self._group(group)
+        wait_ms = self._acquire(
+            keys=self._keys(group),
+            args=[spec.capacity, math.ceil(spec.window_s * 1000), int(weight),
+                  uuid.uuid4().hex],
+        )
+        return int(wait_ms) / 1000.0
+
+    def block(self, group: str, seconds: float) -> None:
+        ms = math.ceil(max(0.0, seconds) * 1000)
+        if ms > 0:
+            self._block(keys=[self._keys(group)[1]], args=[ms])
+
+    def blocked_for(self, group: str) -> float:
+        left = self.client.pttl(self._keys(group)[1])
+        return max(0, int(left)) / 1000.0
+
+
+def parse_remaining_req(value: str | None) -> tuple[str, int] | None:
+    """``"group=order; min=480; sec=7"`` -> ``("order", 7)``; None when absent or garbled."""
+    if not value:
+        return None
+    fields = {}
+    for part in value.split(";"):
+        name, _, val = part.strip().partition("=")
+        fields[name.strip()] = val.strip()
+    try:
+        return fields["group"], int(fields["sec"])
+    except (KeyError, ValueError):
+        return None
+
+
+def parse_retry_after(value: str | None, default: float) -> float:
+    """``Retry-After`` in seconds (a number); ``default`` when absent or not a number."""
+    try:
+        return max(0.0, float(value)) if value not in (None, "") else default
+    except ValueError:
+        return default

@@ -1,0 +1,237 @@
+"""One WebSocket loop for every venue: connect, subscribe, keep alive, decode text or binary
+frames, parse, skip bad messages (logged and counted), reconnect on close and before a venue's
+connection lifetime runs out.
+
+A parser takes the decoded text and returns a list of items to yield (empty for control frames
+such as Upbit's ``{"status":"UP"}``); any exception it raises marks the message malformed.
+A parser may raise ``StreamRestart`` to ask for a planned reconnect (Binance ``serverShutdown``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from .errors import AuthenticationError, ExchangeError, StreamRestart
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class StreamStats:
+    """Counters a caller (or a heartbeat) can read while the stream runs."""
+
+    messages: int = 0
+    items: int = 0
+    malformed: int = 0
+    connects: int = 0
+    planned_reconnects: int = 0
+    last_message_ms: int = 0
+    last_error: str = ""
+
+
+@dataclasses.dataclass
+class StreamSpec:
+    """How to open one venue connection.
+
+    ``url``/``headers``/``subscribe`` may be callables so each reconnect gets fresh values
+    (a new JWT, a new listenKey). ``text_ping``: text to send every ``text_ping_s`` seconds
+    (Upbit ``PING``). ``max_lifetime_s``: reconnect before the venue's limit (Binance 24 h);
+    ``overlap_s``: keep reading the old connection that long after the new one is subscribed.
+    """
+
+    venue: str
+    url: str | Callable[[], Awaitable[str]]
+    parse: Callable[[str], list[Any]]
+    subscribe: list[str] | Callable[[Any], Awaitable[None]] = dataclasses.field(
+        default_factory=list)
+    headers: dict[str, str] | Callable[[], dict[str, str]] | None = None
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
+    text_ping: str | None = None
+    text_ping_s: float = 60.0
+    max_lifetime_s: float | None = None
+    overlap_s: float = 0.0
+    idle_timeout_s: float | None = None
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    max_size: int = 2 ** 22
+    limiter: Any = None  # a RateLimiter; connects count against ``connect_group``
+    connect_group: str = "ws-connect"
+
+
+async def _resolve(value):
+    if callable(value):
+        value = value()
+    if asyncio.iscoroutine(value):
+        value = await value
+    return value
+
+
+async def _open(spec: StreamSpec, stats: StreamStats):
+    if spec.limiter is not None and spec.connect_group in spec.limiter.groups:
+        while (wait := await asyncio.to_thread(spec.limiter.try_acquire,
+                                               spec.connect_group)) > 0:
+            await asyncio.sleep(wait)
+    url = await _resolve(spec.url)
+    headers = await _resolve(spec.headers) if spec.headers is not None else None
+    conn = await connect(url, additional_headers=headers, proxy=None,
+                         ping_interval=spec.ping_interval_s, ping_timeout=spec.ping_timeout_s,
+                         open_timeout=10, close_timeout=2, max_size=spec.max_size)
+    try:
+        if callable(spec.subscribe):
+            await spec.subscribe(conn)
+        else:
+            for message in spec.subscribe:
+                await conn.send(message)
+    except BaseException:
+        await conn.close()
+        raise
+    stats.connects += 1
+    return conn
+
+
+async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> AsyncIterator[Any]:
+    """Yield parsed items forever, reconnecting as needed; stop by closing the generator.
+
+    At ``max_lifetime_s`` the next connection is opened *before* the old one is closed and the
+    old one is read for ``overlap_s`` more seconds, so nothing is missed across a planned
+    reconnect (callers drop the repeats, e.g. by trade id).
+    """
+    stats = stats if stats is not None else StreamStats()
+    delay = spec.reconnect_min_s
+    conn = None
+    try:
+        while True:
+            try:
+                if conn is None:
+                    conn = await _open(spec, stats)
+                    delay = spec.reconnect_min_s
+                state: dict[str, bool] = {}
+                async for item in _read(conn, spec, stats, state):
+                    yield item
+                stats.planned_reconnects += 1
+                log.info("%s: planned reconnect", spec.venue)
+                if state.get("expired") and spec.overlap_s > 0:
+                    old, conn = conn, None
+                    try:
+                        conn = await _open(spec, stats)
+                    except BaseException:
+                        await old.close()
+                        raise
+                    async for item in _drain(old, spec, stats):
+                        yield item
+                else:
+                    await conn.close()
+                    conn = None
+                continue
+            except (AuthenticationError, GeneratorExit, asyncio.CancelledError):
+                raise
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                stats.last_error = f"handshake HTTP {status}"
+                if status in (401, 403):
+                    raise AuthenticationError(
+                        f"{spec.venue}: WebSocket refused with HTTP {status}",
+                        venue=spec.venue, status=status) from exc
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError,
+                    ExchangeError) as exc:
+                stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: stream dropped (%s); reconnecting in %.1fs", spec.venue,
+                            stats.last_error, delay)
+            if conn is not None:
+                await conn.close()
+                conn = None
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, spec.reconnect_max_s)
+    finally:
+        if conn is not None:
+            await conn.close()
+
+
+def _parse(raw: Any, spec: StreamSpec, stats: StreamStats) -> list[Any]:
+    """Decode and parse one frame; a bad one is logged, counted and yields nothing."""
+    stats.messages += 1
+    stats.last_message_ms = int(time.time() * 1000)
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+        return spec.parse(text)
+    except (StreamRestart, AuthenticationError):
+        raise
+    except Exception as exc:
+        stats.malformed += 1
+        preview = raw[:200] if isinstance(raw, str | bytes) else repr(raw)[:200]
+        log.warning("%s: skipped malformed message (%s: %s): %r", spec.venue,
+                    type(exc).__name__, exc, preview)
+        return []
+
+
+async def _drain(old, spec: StreamSpec, stats: StreamStats) -> AsyncIterator[Any]:
+    """Read the retiring connection for ``overlap_s`` seconds, then close it."""
+    deadline = time.monotonic() + spec.overlap_s
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                raw = await asyncio.wait_for(old.recv(), left)
+            except (TimeoutError, ConnectionClosed):
+                break
+            try:
+                items = _parse(raw, spec, stats)
+            except StreamRestart:
+                break
+            for item in items:
+                stats.items += 1
+                yield item
+    finally:
+        await old.close()
+
+
+async def _read(conn, spec: StreamSpec, stats: StreamStats,
+                state: dict[str, bool]) -> AsyncIterator[Any]:
+    """Yield items until the lifetime runs out (``state["expired"]``, connection left open)
+    or a parser asks for a restart (connection closed)."""
+    opened = time.monotonic()
+    next_text_ping = opened + spec.text_ping_s
+    while True:
+        timeout = spec.idle_timeout_s
+        if spec.max_lifetime_s is not None:
+            left = spec.max_lifetime_s - (time.monotonic() - opened)
+            if left <= 0:
+                state["expired"] = True
+                return
+            timeout = left if timeout is None else min(timeout, left)
+        if spec.text_ping is not None:
+            left = max(0.0, next_text_ping - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        try:
+            raw = await asyncio.wait_for(conn.recv(), timeout) if timeout is not None \
+                else await conn.recv()
+        except TimeoutError:
+            now = time.monotonic()
+            if spec.text_ping is not None and now >= next_text_ping:
+                await conn.send(spec.text_ping)
+                next_text_ping = now + spec.text_ping_s
+                continue
+            if spec.max_lifetime_s is not None and now - opened >= spec.max_lifetime_s:
+                continue  # handled at the top of the loop
+            raise TimeoutError(f"{spec.venue}: no message for {spec.idle_timeout_s}s") from None
+        try:
+            items = _parse(raw, spec, stats)
+        except StreamRestart as restart:
+            log.info("%s: reconnecting on request (%s)", spec.venue, restart)
+            for item in restart.items:
+                stats.items += 1
+                yield item
+            await conn.close()
+            return
+        for item in items:
+            stats.items += 1
+            yield item

@@ -1,0 +1,469 @@
+"""The Binance USDⓈ-M futures protocol: ``/fapi/...`` REST, ``/market/ws|stream`` market streams
+(the 2026 URL split) and the listenKey user stream on ``/private/ws?listenKey=...&events=...``.
+
+One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and MARKET with
+``reduceOnly``; leverage and margin type per symbol; ORDER_TRADE_UPDATE, ACCOUNT_UPDATE and
+ACCOUNT_CONFIG_UPDATE on the user stream.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from aiohttp import web
+
+from markets.simulator.accounts import ZERO, FeeModel, Order, OrderError, SpotEngine, dec
+from markets.simulator.binance_common import INTERVALS, BinanceBase, berror, missing
+from markets.simulator.futures_user import FuturesUserStream
+from markets.simulator.market import tick_of
+from markets.simulator.positions import FuturesAccount, FuturesEngine
+from markets.simulator.streams import Connection
+from markets.simulator.venue import fixed
+
+STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
+CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+MIN_NOTIONAL = Decimal(5)
+LISTEN_KEY_MS = 60 * 60_000
+RATE_LIMITS = [
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+    {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+]
+
+
+class FuturesVenue(FuturesUserStream, BinanceBase):
+    name = "futures"
+    weight_limit = 2400
+    kline_limit = 1500
+    kline_push_s = 0.25
+    ping_s = 180.0
+    price_places = None
+    qty_places = None
+    intervals = {k: v for k, v in INTERVALS.items() if k != "1s"}
+
+    def __init__(self, ctx, markets, accounts, *, spread_bps: float = 2.0) -> None:
+        accounts = [
+            FuturesAccount(a.key, a.secret, {k: v[0] for k, v in a.balances.items()})
+            for a in accounts
+        ]
+        super().__init__(ctx, markets, accounts, spread_bps=spread_bps)
+        ids = SpotEngine(
+            markets,
+            FeeModel(ZERO, ZERO, False),
+            spread_bps=spread_bps,
+            seed=ctx.seed + 1,
+            clock_ms=ctx.clock_ms,
+        )
+        self.engine = FuturesEngine(
+            markets, spread_bps=spread_bps, clock_ms=ctx.clock_ms, spot_engine=ids
+        )
+        self.listen_keys: dict[str, tuple[str, int]] = {}  # listenKey -> (api key, expires ms)
+        self.user_conns: set[Connection] = set()
+        for account in accounts:
+            account.listeners.append(
+                lambda kind, event, a=account: self._on_account(a, kind, event)
+            )
+
+    def routes(self, app: web.Application) -> None:
+        e, get, add = self.endpoint, app.router.add_get, app.router.add_route
+        get("/fapi/v1/ping", e(1, self.ping))
+        get("/fapi/v1/time", e(1, self.server_time))
+        get("/fapi/v1/exchangeInfo", e(1, self.exchange_info))
+        get("/fapi/v1/klines", e(5, self.klines))
+        get("/fapi/v1/ticker/price", e(1, self.ticker_price))
+        add("POST", "/fapi/v1/leverage", e(1, self.leverage, signed=True))
+        add("POST", "/fapi/v1/marginType", e(1, self.margin_type, signed=True))
+        get("/fapi/v1/positionSide/dual", e(30, self.get_dual, signed=True))
+        add("POST", "/fapi/v1/positionSide/dual", e(1, self.set_dual, signed=True))
+        add("POST", "/fapi/v1/order", e(0, self.new_order, signed=True, is_order=True))
+        get("/fapi/v1/order", e(1, self.query_order, signed=True))
+        add("DELETE", "/fapi/v1/order", e(1, self.cancel_order, signed=True))
+        get("/fapi/v1/openOrders", e(1, self.open_orders, signed=True))
+        get("/fapi/v1/userTrades", e(5, self.user_trades, signed=True))
+        for version in ("v2", "v3"):
+            get(f"/fapi/{version}/positionRisk", e(5, self.position_risk, signed=True))
+            get(f"/fapi/{version}/balance", e(5, self.balance, signed=True))
+        for method in ("POST", "PUT", "DELETE"):
+            add(method, "/fapi/v1/listenKey", e(1, self._listen_key_handler(method), key_only=True))
+        get("/market/ws", self.raw_ws)
+        get("/market/ws/{streams:.*}", self.raw_ws)
+        get("/market/stream", self.combined_ws)
+        get("/private/ws", self.user_ws)
+
+    # ---- market data --------------------------------------------------------------------------
+
+    def exchange_info(self, params, account) -> web.Response:
+        symbols = []
+        for market in self.markets.values():
+            spec = market.spec
+            tick, step = (
+                self.px(market, tick_of(spec, market.last_price)),
+                self.qx(market, spec.step),
+            )
+            symbols.append(
+                {
+                    "symbol": spec.symbol,
+                    "pair": spec.symbol,
+                    "contractType": "PERPETUAL",
+                    "deliveryDate": 4133404800000,
+                    "onboardDate": 1569398400000,
+                    "status": "TRADING",
+                    "baseAsset": spec.base,
+                    "quoteAsset": spec.quote,
+                    "marginAsset": spec.quote,
+                    "pricePrecision": len(tick.split(".")[1]) if "." in tick else 0,
+                    "quantityPrecision": len(step.split(".")[1]) if "." in step else 0,
+                    "baseAssetPrecision": 8,
+                    "quotePrecision": 8,
+                    "underlyingType": "COIN",
+                    "triggerProtect": "0.0500",
+                    "liquidationFee": "0.012500",
+                    "marketTakeBound": "0.05",
+                    "orderTypes": ["LIMIT", "MARKET"],
+                    "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": tick,
+                            "maxPrice": "4529764",
+                            "tickSize": tick,
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": step,
+                            "maxQty": "1000",
+                            "stepSize": step,
+                        },
+                        {
+                            "filterType": "MARKET_LOT_SIZE",
+                            "minQty": step,
+                            "maxQty": "120",
+                            "stepSize": step,
+                        },
+                        {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                        {"filterType": "MIN_NOTIONAL", "notional": str(MIN_NOTIONAL)},
+                        {
+                            "filterType": "PERCENT_PRICE",
+                            "multiplierUp": "1.0500",
+                            "multiplierDown": "0.9500",
+                            "multiplierDecimal": "4",
+                        },
+                    ],
+                }
+            )
+        return web.json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": self.now(),
+                "rateLimits": RATE_LIMITS,
+                "exchangeFilters": [],
+                "assets": [{"asset": "USDT", "marginAvailable": True}],
+                "symbols": symbols,
+            }
+        )
+
+    def ticker_price(self, params, account) -> web.Response:
+        rows = [
+            {"symbol": m.symbol, "price": self.px(m, m.last_price), "time": self.now()}
+            for m in self.markets.values()
+            if params.get("symbol") in (None, m.symbol)
+        ]
+        if params.get("symbol") and not rows:
+            return berror(400, -1121, "Invalid symbol.")
+        return web.json_response(rows[0] if params.get("symbol") else rows)
+
+    # ---- account settings ---------------------------------------------------------------------
+
+    def leverage(self, params, account: FuturesAccount) -> web.Response:
+        market, err = self.symbol_market(params)
+        if err:
+            return err
+        try:
+            value = int(params.get("leverage", ""))
+        except ValueError:
+            return missing("leverage")
+        if not 1 <= value <= 125:
+            return berror(400, -4028, f"Leverage {value} is not valid")
+        pos = account.position(market.symbol)
+        pos.leverage = value
+        self._send_user(
+            account,
+            {
+                "e": "ACCOUNT_CONFIG_UPDATE",
+                "E": self.now(),
+                "T": self.now(),
+                "ac": {"s": market.symbol, "l": value},
+            },
+        )
+        return web.json_response(
+            {"leverage": value, "maxNotionalValue": "1000000", "symbol": market.symbol}
+        )
+
+    def margin_type(self, params, account: FuturesAccount) -> web.Response:
+        market, err = self.symbol_market(params)
+        if err:
+            return err
+        wanted = {"ISOLATED": "isolated", "CROSSED": "cross"}.get(params.get("marginType", ""))
+        if wanted is None:
+            return berror(
+                400,
+                -1116 if params.get("marginType") else -1102,
+                "Invalid marginType."
+                if params.get("marginType")
+                else "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed.",
+            )
+        pos = account.position(market.symbol)
+        if pos.margin_type == wanted:
+            return berror(400, -4046, "No need to change margin type.")
+        if account.open_orders(market.symbol):
+            return berror(400, -4047, "Margin type cannot be changed if there exists open orders.")
+        if pos.amount:
+            return berror(400, -4048, "Margin type cannot be changed if there exists position.")
+        pos.margin_type = wanted
+        return web.json_response({"code": 200, "msg": "success"})
+
+    def get_dual(self, params, account) -> web.Response:
+        return web.json_response({"dualSidePosition": False})
+
+    def set_dual(self, params, account) -> web.Response:
+        if params.get("dualSidePosition") == "false":
+            return berror(400, -4059, "No need to change position side.")
+        return berror(400, -1000, "Hedge mode is not simulated; use one-way mode.")
+
+    # ---- orders -------------------------------------------------------------------------------
+
+    def new_order(self, params, account: FuturesAccount) -> web.Response:
+        market, err = self.symbol_market(params)
+        if err:
+            return err
+        for name in ("side", "type", "quantity"):
+            if not params.get(name):
+                return missing(name)
+        side, kind = params["side"], params["type"]
+        if side not in ("BUY", "SELL"):
+            return berror(400, -1117, "Invalid side.")
+        if kind not in ("LIMIT", "MARKET"):
+            return berror(400, -1116, "Invalid orderType.")
+        if params.get("positionSide", "BOTH") != "BOTH":
+            return berror(400, -4061, "Order's position side does not match user's setting.")
+        try:
+            qty = dec(params["quantity"])
+            price = dec(params["price"]) if params.get("price") else None
+        except InvalidOperation:
+            return berror(400, -1100, "Illegal characters found in a parameter.")
+        tif = params.get("timeInForce")
+        if kind == "LIMIT":
+            if price is None:
+                return missing("price")
+            if tif not in ("GTC", "IOC", "FOK", "GTX"):
+                return (
+                    missing("timeInForce")
+                    if not tif
+                    else berror(400, -1115, "Invalid timeInForce.")
+                )
+        reduce_only = params.get("reduceOnly", "false").lower() == "true"
+        spec = market.spec
+        if price is not None and (price <= 0 or price % dec(tick_of(spec, market.last_price))):
+            return berror(400, -4014, "Price not increased by tick size.")
+        if qty <= 0 or qty % dec(spec.step):
+            return berror(400, -4023, "Quantity not increased by step size.")
+        bid, ask = self.engine.quote_prices(market.symbol)
+        if not reduce_only and qty * (price or (ask if side == "BUY" else bid)) < MIN_NOTIONAL:
+            return berror(
+                400,
+                -4164,
+                "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+            )
+        client_id = (
+            params.get("newClientOrderId") or f"sim{self.engine.ids.rng.getrandbits(64):016x}"
+        )
+        if not CLIENT_ID.match(client_id):
+            return berror(400, -4015, "Client order id length should not be more than 36 chars")
+        if any(o.client_id == client_id for o in account.open_orders()):
+            # -4116 DUPLICATED_CLIENT_ORDER_ID, from the futures error-code table
+            return berror(400, -4116, "clientOrderId is duplicated")
+        oid, uid = self.engine.ids.new_ids()
+        order = Order(
+            oid,
+            uid,
+            market.symbol,
+            side.lower(),
+            kind.lower(),
+            price,
+            qty,
+            None,
+            client_id,
+            self.now(),
+            time_in_force={"IOC": "ioc", "FOK": "fok", "GTX": "post_only"}.get(tif or ""),
+            extra={"type": kind, "tif": tif or "GTC", "reduce_only": reduce_only},
+        )
+        try:
+            self.engine.place(account, order)
+        except OrderError as exc:
+            if exc.kind == "reduce_only":
+                return berror(400, -2022, "ReduceOnly Order is rejected.")
+            return berror(400, -2019, "Margin is insufficient.")
+        return web.json_response(self._order_json(order))
+
+    def _order_json(self, order: Order) -> dict:
+        market = self.markets[order.symbol]
+        executed = order.executed_qty
+        avg = order.executed_quote / executed if executed else ZERO
+        return {
+            "orderId": order.id,
+            "symbol": order.symbol,
+            "status": STATUS[order.status],
+            "clientOrderId": order.client_id,
+            "price": self.px(market, order.price or 0),
+            "avgPrice": self.px(market, avg),
+            "origQty": self.qx(market, order.qty),
+            "executedQty": self.qx(market, executed),
+            "cumQty": self.qx(market, executed),
+            "cumQuote": fixed(order.executed_quote, 5),
+            "timeInForce": order.extra["tif"],
+            "type": order.extra["type"],
+            "reduceOnly": order.extra["reduce_only"],
+            "closePosition": False,
+            "side": order.side.upper(),
+            "positionSide": "BOTH",
+            "stopPrice": self.px(market, 0),
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": order.extra["type"],
+            "priceMatch": "NONE",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "goodTillDate": 0,
+            "updateTime": order.updated_ms,
+        }
+
+    def _find(self, params, account) -> Order | None:
+        if params.get("orderId"):
+            return next(
+                (
+                    o
+                    for o in account.orders.values()
+                    if str(o.id) == params["orderId"] and o.symbol == params.get("symbol")
+                ),
+                None,
+            )
+        matches = [
+            o
+            for o in account.orders.values()
+            if o.client_id == params.get("origClientOrderId") and o.symbol == params.get("symbol")
+        ]
+        return max(matches, key=lambda o: o.id) if matches else None
+
+    def query_order(self, params, account) -> web.Response:
+        _, err = self.symbol_market(params)
+        if err:
+            return err
+        order = self._find(params, account)
+        if order is None:
+            return berror(400, -2013, "Order does not exist.")
+        return web.json_response(self._order_json(order) | {"time": order.created_ms})
+
+    def cancel_order(self, params, account) -> web.Response:
+        _, err = self.symbol_market(params)
+        if err:
+            return err
+        order = self._find(params, account)
+        if order is None or not order.is_open:
+            return berror(400, -2011, "Unknown order sent.")
+        self.engine.cancel(account, order)
+        return web.json_response(self._order_json(order))
+
+    def open_orders(self, params, account) -> web.Response:
+        return web.json_response(
+            [
+                self._order_json(o) | {"time": o.created_ms}
+                for o in account.open_orders(params.get("symbol"))
+            ]
+        )
+
+    def user_trades(self, params, account) -> web.Response:
+        market, err = self.symbol_market(params)
+        if err:
+            return err
+        rows = []
+        for order in account.orders.values():
+            if order.symbol != market.symbol or (
+                params.get("orderId") and str(order.id) != params["orderId"]
+            ):
+                continue
+            for f in order.fills:
+                rows.append(
+                    {
+                        "buyer": order.side == "buy",
+                        "commission": fixed(f.fee, 8),
+                        "commissionAsset": f.fee_asset,
+                        "id": f.trade_id,
+                        "maker": f.is_maker,
+                        "orderId": order.id,
+                        "price": self.px(market, f.price),
+                        "qty": self.qx(market, f.qty),
+                        "quoteQty": fixed(f.quote, 5),
+                        "realizedPnl": fixed(order.extra.get("realized", ZERO), 8),
+                        "side": order.side.upper(),
+                        "positionSide": "BOTH",
+                        "symbol": order.symbol,
+                        "time": f.ts_ms,
+                    }
+                )
+        rows.sort(key=lambda r: r["id"])
+        return web.json_response(rows[-min(int(params.get("limit", "500")), 1000) :])
+
+    def _position_row(self, account: FuturesAccount, symbol: str) -> dict:
+        market = self.markets[symbol]
+        pos = account.position(symbol)
+        mark = self.engine.mark(symbol)
+        margin = pos.margin()
+        return {
+            "symbol": symbol,
+            "positionAmt": self.qx(market, pos.amount),
+            "entryPrice": self.px(market, pos.entry),
+            "breakEvenPrice": self.px(market, pos.entry),
+            "markPrice": fixed(mark, 8),
+            "unRealizedProfit": fixed(self.engine.unrealized(pos), 8),
+            "liquidationPrice": "0",
+            "leverage": str(pos.leverage),
+            "maxNotionalValue": "1000000",
+            "marginType": pos.margin_type,
+            "isolatedMargin": fixed(margin if pos.margin_type == "isolated" else 0, 8),
+            "isAutoAddMargin": "false",
+            "positionSide": "BOTH",
+            "notional": fixed(pos.amount * mark, 8),
+            "isolatedWallet": fixed(margin if pos.margin_type == "isolated" else 0, 8),
+            "updateTime": pos.update_ms,
+        }
+
+    def position_risk(self, params, account: FuturesAccount) -> web.Response:
+        symbols = [params["symbol"]] if params.get("symbol") else list(self.markets)
+        if any(s not in self.markets for s in symbols):
+            return berror(400, -1121, "Invalid symbol.")
+        return web.json_response([self._position_row(account, s) for s in symbols])
+
+    def balance(self, params, account: FuturesAccount) -> web.Response:
+        wallet = account.free("USDT")
+        upnl = sum((self.engine.unrealized(p) for p in account.positions.values()), ZERO)
+        available = self.engine.available(account)
+        return web.json_response(
+            [
+                {
+                    "accountAlias": "SgsR",
+                    "asset": "USDT",
+                    "balance": fixed(wallet, 8),
+                    "crossWalletBalance": fixed(wallet, 8),
+                    "crossUnPnl": fixed(upnl, 8),
+                    "availableBalance": fixed(available, 8),
+                    "maxWithdrawAmount": fixed(max(available, ZERO), 8),
+                    "marginAvailable": True,
+                    "updateTime": self.now(),
+                }
+            ]
+        )
+
+    def on_trades(self, symbol: str, trades: dict) -> None:
+        self.engine.on_trades(symbol, trades["price"], list(self.accounts.values()))
+        self.push_trades(symbol, trades)
+        self._expire_listen_keys()

@@ -1,0 +1,193 @@
+"""USDⓈ-M futures accounts: one-way positions with leverage, margin type, reduce-only, fees.
+
+The wallet is the account's USDT ``free`` balance. Margin of a position is ``|amount| * entry /
+leverage``; a resting order that would grow the position reserves ``qty * price / leverage``.
+Available balance = wallet + unrealized PnL of cross positions - position margins - order
+margins. Fills follow :mod:`accounts` (market at last +- half spread, limits when touched).
+Not simulated: hedge mode, liquidation, funding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+
+from markets.simulator.accounts import ZERO, Account, Fill, Order, OrderError, dec, quantize_to
+from markets.simulator.market import tick_of
+
+
+@dataclasses.dataclass
+class Position:
+    symbol: str
+    amount: Decimal = ZERO  # signed base quantity; negative = short
+    entry: Decimal = ZERO
+    leverage: int = 20
+    margin_type: str = "cross"  # cross | isolated
+    realized: Decimal = ZERO
+    update_ms: int = 0
+
+    def margin(self) -> Decimal:
+        return abs(self.amount) * self.entry / self.leverage
+
+
+class FuturesAccount(Account):
+    def __init__(self, key: str, secret: str, balances: dict) -> None:
+        super().__init__(key, secret, balances)
+        self.positions: dict[str, Position] = {}
+
+    def position(self, symbol: str) -> Position:
+        return self.positions.setdefault(symbol, Position(symbol))
+
+
+class FuturesEngine:
+    def __init__(
+        self,
+        markets: dict,
+        *,
+        maker: str = "0.0002",
+        taker: str = "0.0005",
+        spread_bps: float = 2.0,
+        clock_ms,
+        asset: str = "USDT",
+        spot_engine,
+    ) -> None:
+        self.markets, self.clock_ms, self.asset = markets, clock_ms, asset
+        self.maker, self.taker = dec(maker), dec(taker)
+        self.half_spread = Decimal(str(spread_bps)) / Decimal(20000)
+        self.ids = spot_engine  # shares the id/uuid generators
+
+    def quote_prices(self, symbol: str) -> tuple[Decimal, Decimal]:
+        market = self.markets[symbol]
+        last = dec(market.last_price)
+        tick = dec(tick_of(market.spec, market.last_price))
+        bid = quantize_to(last * (1 - self.half_spread), tick, ROUND_DOWN)
+        ask = quantize_to(last * (1 + self.half_spread), tick, ROUND_UP)
+        return bid, max(ask, bid + tick)
+
+    def mark(self, symbol: str) -> Decimal:
+        return dec(self.markets[symbol].last_price)
+
+    def unrealized(self, pos: Position) -> Decimal:
+        return (self.mark(pos.symbol) - pos.entry) * pos.amount if pos.amount else ZERO
+
+    def order_margin(self, account: FuturesAccount) -> Decimal:
+        return sum((o.extra.get("margin", ZERO) for o in account.open_orders()), ZERO)
+
+    def available(self, account: FuturesAccount) -> Decimal:
+        wallet = account.free(self.asset)
+        upnl = sum(
+            (self.unrealized(p) for p in account.positions.values() if p.margin_type == "cross"),
+            ZERO,
+        )
+        used = sum((p.margin() for p in account.positions.values()), ZERO)
+        return wallet + min(upnl, ZERO) - used - self.order_margin(account)
+
+    def _growth(self, pos: Position, side: str, qty: Decimal) -> Decimal:
+        """The part of ``qty`` that opens or grows exposure (the rest closes the position)."""
+        signed = qty if side == "buy" else -qty
+        if pos.amount == 0 or (pos.amount > 0) == (signed > 0):
+            return qty
+        return max(ZERO, qty - abs(pos.amount))
+
+    def place(self, account: FuturesAccount, order: Order) -> Order:
+        pos = account.position(order.symbol)
+        bid, ask = self.quote_prices(order.symbol)
+        reduce_only = order.extra.get("reduce_only", False)
+        if reduce_only:
+            closing = (pos.amount > 0 and order.side == "sell") or (
+                pos.amount < 0 and order.side == "buy"
+            )
+            if not closing:
+                raise OrderError("reduce_only", "ReduceOnly Order is rejected.")
+        price = order.price if order.type == "limit" else (ask if order.side == "buy" else bid)
+        growth = ZERO if reduce_only else self._growth(pos, order.side, order.qty)
+        need = growth * price / pos.leverage + order.qty * price * self.taker
+        if need > self.available(account):
+            raise OrderError("margin", "Margin is insufficient.")
+        order.extra["margin"] = growth * price / pos.leverage if order.type == "limit" else ZERO
+        account.orders[order.id] = order
+        order.updated_ms = order.created_ms
+        account.emit("order", order=order, fill=None)
+        marketable = (order.side == "buy" and price >= ask) or (
+            order.side == "sell" and price <= bid
+        )
+        if order.type == "market" or marketable:
+            if order.type == "limit" and order.time_in_force == "post_only":
+                self._finish(account, order, "expired")
+            else:
+                self._fill(account, order, ask if order.side == "buy" else bid, maker=False)
+        elif order.time_in_force in ("ioc", "fok"):
+            self._finish(account, order, "expired")
+        return order
+
+    def cancel(self, account: FuturesAccount, order: Order) -> Order:
+        if not order.is_open:
+            raise OrderError("not_open", "Order is not open.")
+        self._finish(account, order, "canceled")
+        return order
+
+    def on_trades(self, symbol: str, prices, accounts: list[FuturesAccount]) -> None:
+        if len(prices) == 0:
+            return
+        low, high = dec(float(min(prices))), dec(float(max(prices)))
+        for account in accounts:
+            for order in account.open_orders(symbol):
+                if order.type == "limit" and (
+                    (order.side == "buy" and low <= order.price)
+                    or (order.side == "sell" and high >= order.price)
+                ):
+                    self._fill(account, order, order.price, maker=True)
+
+    def _fill(self, account: FuturesAccount, order: Order, price: Decimal, *, maker: bool) -> None:
+        pos = account.position(order.symbol)
+        qty = order.qty
+        if order.extra.get("reduce_only"):
+            qty = min(qty, abs(pos.amount))
+            if qty <= 0:
+                self._finish(account, order, "expired")
+                return
+        signed = qty if order.side == "buy" else -qty
+        realized = ZERO
+        if pos.amount == 0 or (pos.amount > 0) == (signed > 0):
+            total = pos.amount + signed
+            pos.entry = (pos.entry * abs(pos.amount) + price * qty) / abs(total)
+            pos.amount = total
+        else:
+            closed = min(qty, abs(pos.amount))
+            realized = (price - pos.entry) * closed * (1 if pos.amount > 0 else -1)
+            pos.amount += signed
+            if pos.amount == 0:
+                pos.entry = ZERO
+            elif (pos.amount > 0) == (signed > 0):  # flipped: the rest opens at this price
+                pos.entry = price
+        fee = price * qty * (self.maker if maker else self.taker)
+        pos.realized += realized
+        now = self.clock_ms()
+        pos.update_ms = now
+        account.move(self.asset, realized - fee)
+        fill = Fill(
+            self.ids.next_trade_id,
+            self.ids.new_uuid(),
+            price,
+            qty,
+            price * qty,
+            fee,
+            self.asset,
+            maker,
+            now,
+        )
+        fill_realized = realized
+        self.ids.next_trade_id += 1
+        order.fills.append(fill)
+        order.extra["realized"] = order.extra.get("realized", ZERO) + fill_realized
+        self._finish(account, order, "filled", fill=fill)
+
+    def _finish(
+        self, account: FuturesAccount, order: Order, status: str, *, fill: Fill | None = None
+    ) -> None:
+        order.status = status
+        order.extra["margin"] = ZERO
+        order.updated_ms = self.clock_ms()
+        account.emit("order", order=order, fill=fill)
+        if fill is not None:
+            account.emit("position", symbol=order.symbol, fill=fill)

@@ -1,0 +1,468 @@
+"""The Upbit protocol (REST ``/v1/...``); Bithumb's v1 market data follows the same shapes.
+
+Quotation numbers are JSON numbers, exchange (private) amounts are strings; candles are newest
+first and only exist for intervals with trades; the forming candle is the newest row. Every
+response carries ``Remaining-Req``; over budget is a plain-text 429. WebSockets: upbit_ws.py.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+
+from aiohttp import web
+
+from markets.simulator.accounts import Account, FeeModel, Order, OrderError, SpotEngine, dec
+from markets.simulator.auth import AuthError, JwtVerifier, upbit_query_string
+from markets.simulator.faults import Budget, delay_order_response
+from markets.simulator.market import Frame, krw_tick
+from markets.simulator.upbit_format import (
+    candle_rows,
+    order_json,
+    orderbook_json,
+    ticker_json,
+    trade_rows,
+)
+from markets.simulator.venue import Venue, fmt, parse_time
+
+MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
+# group -> (calls per second, the fixed "min" value shown in the header)
+GROUPS = {
+    "market": (10, 600),
+    "candles": (10, 600),
+    "crix-trades": (10, 600),
+    "ticker": (10, 600),
+    "orderbook": (10, 600),
+    "default": (30, 1800),
+    "order": (8, 480),
+}
+MIN_TOTAL = Decimal(5000)
+MAX_TOTAL = Decimal(1_000_000_000)
+
+
+def error(status: int, name: str | int, message: str) -> web.Response:
+    return web.json_response({"error": {"name": name, "message": message}}, status=status)
+
+
+def bad_param() -> web.Response:
+    return error(400, 400, "Invalid parameter. Check the given value!")
+
+
+class UpbitVenue(Venue):
+    name = "upbit"
+
+    def __init__(
+        self,
+        ctx,
+        markets,
+        accounts: list[Account],
+        *,
+        fee: str = "0.0005",
+        spread_bps: float = 4.0,
+        require_timestamp: bool = False,
+    ) -> None:
+        super().__init__(ctx, markets, accounts)
+        self.engine = SpotEngine(
+            markets,
+            FeeModel(dec(fee), dec(fee), in_quote=True),
+            spread_bps=spread_bps,
+            seed=ctx.seed,
+            clock_ms=ctx.clock_ms,
+        )
+        self.jwt = JwtVerifier(
+            {a.key: a.secret for a in accounts},
+            clock_ms=ctx.clock_ms,
+            require_timestamp=require_timestamp,
+        )
+        self.budget = Budget({g: (n, 1.0) for g, (n, _) in GROUPS.items()})
+        self.identifiers: dict[str, set[str]] = {a.key: set() for a in accounts}
+        self.fee = dec(fee)
+        from markets.simulator.upbit_ws import UpbitStreams
+
+        self.streams = UpbitStreams(self)
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def server_error(self) -> web.Response:
+        return error(500, "server_error", "Simulated internal server error.")
+
+    def routes(self, app: web.Application) -> None:
+        get, add = app.router.add_get, app.router.add_route
+        get("/v1/market/all", self._public("market", self.market_all))
+        for unit in MINUTE_UNITS:
+            get(
+                f"/v1/candles/minutes/{unit}",
+                self._public("candles", self.candles, Frame("m", unit)),
+            )
+        for path, frame in (
+            ("seconds", Frame("s")),
+            ("days", Frame("d")),
+            ("weeks", Frame("w")),
+            ("months", Frame("M")),
+            ("years", Frame("y")),
+        ):
+            get(f"/v1/candles/{path}", self._public("candles", self.candles, frame))
+        get("/v1/ticker", self._public("ticker", self.ticker))
+        get("/v1/ticker/all", self._public("ticker", self.ticker_all))
+        get("/v1/trades/ticks", self._public("crix-trades", self.trades_ticks))
+        get("/v1/orderbook", self._public("orderbook", self.orderbook))
+        get("/v1/orderbook/instruments", self._public("orderbook", self.instruments))
+        get("/v1/accounts", self._private("default", self.balances))
+        get("/v1/orders/chance", self._private("default", self.chance))
+        add("POST", "/v1/orders", self._private("order", self.create_order))
+        get("/v1/order", self._private("default", self.get_order))
+        add("DELETE", "/v1/order", self._private("default", self.cancel_order))
+        get("/v1/orders/open", self._private("default", self.open_orders))
+        get("/v1/orders/closed", self._private("default", self.closed_orders))
+        get("/websocket/v1", self.streams.public)
+        get("/websocket/v1/private", self.streams.private)
+
+    def _limited(self, group: str, who: str):
+        faults = self.ctx.faults
+        if not faults.rate_limits:
+            return None, f"group={group}; min={GROUPS[group][1]}; sec={GROUPS[group][0] - 1}"
+        ok, used, limit, _ = self.budget.spend(group, 1, faults.rate_limit_budget, who)
+        header = f"group={group}; min={GROUPS[group][1]}; sec={max(0, limit - used)}"
+        if not ok:
+            resp = web.Response(status=429, text="Too many API requests.")
+            resp.headers["Remaining-Req"] = header
+            return resp, header
+        return None, header
+
+    def _public(self, group: str, handler, *args):
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            limited, header = self._limited(group, request.remote or "")
+            if limited is not None:
+                return limited
+            resp = handler(request, *args)
+            resp.headers["Remaining-Req"] = header
+            resp.headers["Limit-By-Ip"] = "Yes"
+            return resp
+
+        return wrapped
+
+    def _private(self, group: str, handler):
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                params, pairs = await self._params(request)
+                key = self.jwt.verify(
+                    request.headers.get("Authorization"), upbit_query_string(pairs)
+                )
+            except AuthError as exc:
+                return error(exc.status, exc.name, exc.message)
+            except ValueError as exc:
+                return error(400, "validation_error", str(exc))
+            limited, header = self._limited(group, key)
+            if limited is not None:
+                return limited
+            resp = handler(self.accounts[key], params)
+            if group == "order" and resp.status == 201:
+                await delay_order_response(self.ctx.faults)
+            resp.headers["Remaining-Req"] = header
+            return resp
+
+        return wrapped
+
+    async def _params(self, request: web.Request):
+        """(params, pairs in the order sent) from the query or the JSON body; ``k[]`` -> list."""
+        pairs: list[tuple[str, str]] = list(request.rel_url.query.items())
+        if request.method == "POST" and request.can_read_body:
+            try:
+                body = json.loads(await request.text() or "{}")
+            except json.JSONDecodeError:
+                raise ValueError("The request body must be JSON.") from None
+            if not isinstance(body, dict):
+                raise ValueError("The request body must be a JSON object.")
+            for key, value in body.items():
+                values = value if isinstance(value, list) else [value]
+                name = f"{key}[]" if isinstance(value, list) and not key.endswith("[]") else key
+                pairs.extend((name, str(v)) for v in values)
+        params: dict = {}
+        for key, value in pairs:
+            if key.endswith("[]"):
+                params.setdefault(key[:-2], []).append(value)
+            else:
+                params[key] = value
+        return params, pairs
+
+    def _market(self, code: str | None):
+        return self.markets.get(code or "")
+
+    # ---- quotation --------------------------------------------------------------------------
+
+    def market_all(self, request: web.Request) -> web.Response:
+        details = "true" in (request.query.get("is_details"), request.query.get("isDetails"))
+        rows = []
+        for code, market in self.markets.items():
+            row = {
+                "market": code,
+                "korean_name": market.spec.base,
+                "english_name": market.spec.base,
+            }
+            if details:
+                row["market_event"] = {
+                    "warning": False,
+                    "caution": dict.fromkeys(
+                        (
+                            "PRICE_FLUCTUATIONS",
+                            "TRADING_VOLUME_SOARING",
+                            "DEPOSIT_AMOUNT_SOARING",
+                            "GLOBAL_PRICE_DIFFERENCES",
+                            "CONCENTRATION_OF_SMALL_ACCOUNTS",
+                        ),
+                        False,
+                    ),
+                }
+            rows.append(row)
+        return web.json_response(rows)
+
+    def candles(self, request: web.Request, frame: Frame) -> web.Response:
+        market = self._market(request.query.get("market"))
+        if market is None:
+            return error(404, 404, "Code not found")
+        try:
+            count = int(request.query.get("count", "1"))
+            end = parse_time(request.query["to"]) if "to" in request.query else None
+        except (ValueError, KeyError):
+            return bad_param()
+        if not 1 <= count <= 200:
+            return bad_param()
+        span = frame.width_ms
+        start = None if span is None or end is None else end - (count + 1) * span - span
+        arrays = market.candles(frame, end_ms=end, start_ms=start)
+        if start is not None and len(arrays) < count + 1:
+            arrays = market.candles(frame, end_ms=end)
+        return web.json_response(candle_rows(market.symbol, frame, arrays, count))
+
+    def ticker(self, request: web.Request) -> web.Response:
+        codes = [c for c in request.query.get("markets", "").split(",") if c]
+        if not codes:
+            return error(
+                400, 400, "Missing request parameter error. Check the required parameters!"
+            )
+        if any(c not in self.markets for c in codes):
+            return error(404, 404, "Code not found")
+        return web.json_response([ticker_json(self.markets[c], self.now()) for c in codes])
+
+    def ticker_all(self, request: web.Request) -> web.Response:
+        quotes = set(request.query.get("quote_currencies", "").split(",")) - {""}
+        rows = [
+            ticker_json(m, self.now())
+            for m in self.markets.values()
+            if not quotes or m.spec.quote in quotes
+        ]
+        return web.json_response(rows)
+
+    def trades_ticks(self, request: web.Request) -> web.Response:
+        market = self._market(request.query.get("market"))
+        if market is None:
+            return error(404, 404, "Code not found")
+        try:
+            count = int(request.query.get("count", "1"))
+            cursor = int(request.query["cursor"]) if request.query.get("cursor") else None
+        except ValueError:
+            return bad_param()
+        if not 1 <= count <= 500:
+            return bad_param()
+        return web.json_response(trade_rows(market, count, cursor))
+
+    def orderbook(self, request: web.Request) -> web.Response:
+        codes = [c for c in request.query.get("markets", "").split(",") if c]
+        if not codes or any(c not in self.markets for c in codes):
+            return error(404, 404, "Code not found")
+        try:
+            depth = int(request.query.get("count", "30"))
+        except ValueError:
+            return bad_param()
+        depth = min(max(depth, 1), 30)
+        return web.json_response([orderbook_json(self, self.markets[c], depth) for c in codes])
+
+    def instruments(self, request: web.Request) -> web.Response:
+        codes = [c for c in request.query.get("markets", "").split(",") if c]
+        if any(c not in self.markets for c in codes):
+            return error(404, 404, "Code not found")
+        return web.json_response(
+            [
+                {
+                    "market": c,
+                    "quote_currency": self.markets[c].spec.quote,
+                    "tick_size": fmt(dec(krw_tick(self.markets[c].last_price))),
+                    "supported_levels": [0],
+                }
+                for c in codes
+            ]
+        )
+
+    # ---- exchange ---------------------------------------------------------------------------
+
+    def _account_row(self, account: Account, currency: str) -> dict:
+        return {
+            "currency": currency,
+            "balance": fmt(account.free(currency)),
+            "locked": fmt(account.locked(currency)),
+            "avg_buy_price": "0",
+            "avg_buy_price_modified": False,
+            "unit_currency": "KRW",
+        }
+
+    def balances(self, account: Account, params: dict) -> web.Response:
+        return web.json_response([self._account_row(account, c) for c in account.balances])
+
+    def chance(self, account: Account, params: dict) -> web.Response:
+        market = self._market(params.get("market"))
+        if market is None:
+            return error(404, "market_does_not_exist", "Market does not exist.")
+        spec, fee = market.spec, fmt(self.fee)
+        return web.json_response(
+            {
+                "bid_fee": fee,
+                "ask_fee": fee,
+                "maker_bid_fee": fee,
+                "maker_ask_fee": fee,
+                "market": {
+                    "id": spec.symbol,
+                    "name": f"{spec.base}/{spec.quote}",
+                    "order_types": ["limit"],
+                    "order_sides": ["ask", "bid"],
+                    "bid_types": ["limit", "price"],
+                    "ask_types": ["limit", "market"],
+                    "bid": {"currency": spec.quote, "min_total": fmt(MIN_TOTAL)},
+                    "ask": {"currency": spec.base, "min_total": fmt(MIN_TOTAL)},
+                    "max_total": fmt(MAX_TOTAL),
+                    "state": "active",
+                },
+                "bid_account": self._account_row(account, spec.quote),
+                "ask_account": self._account_row(account, spec.base),
+            }
+        )
+
+    def create_order(self, account: Account, params: dict) -> web.Response:
+        market = self._market(params.get("market"))
+        side, ord_type = params.get("side"), params.get("ord_type")
+        if market is None:
+            return error(400, "validation_error", "market does not have a valid value")
+        if side not in ("bid", "ask") or ord_type not in ("limit", "price", "market"):
+            return error(400, "validation_error", "side or ord_type does not have a valid value")
+        sfx = "bid" if side == "bid" else "ask"
+        try:
+            price = dec(params["price"]) if params.get("price") not in (None, "", "None") else None
+            volume = (
+                dec(params["volume"]) if params.get("volume") not in (None, "", "None") else None
+            )
+        except InvalidOperation:
+            return error(400, "validation_error", "price or volume does not have a valid value")
+        if ord_type == "limit" and (price is None or volume is None):
+            return error(400, "validation_error", "limit orders need price and volume")
+        if ord_type == "price" and (side != "bid" or price is None or volume is not None):
+            return error(
+                400, f"create_{sfx}_error", "ord_type=price is a bid with price (total) only"
+            )
+        if ord_type == "market" and (side != "ask" or volume is None or price is not None):
+            return error(400, f"create_{sfx}_error", "ord_type=market is an ask with volume only")
+        if (price is not None and price <= 0) or (volume is not None and volume <= 0):
+            return error(400, "validation_error", "price and volume must be positive")
+        if ord_type == "limit" and price % dec(krw_tick(float(price))) != 0:
+            return error(
+                400,
+                f"invalid_price_{sfx}",
+                "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
+            )
+        bid, _ = self.engine.quote_prices(market.symbol)
+        total = (
+            price * volume
+            if ord_type == "limit"
+            else price
+            if ord_type == "price"
+            else volume * bid
+        )
+        if total < MIN_TOTAL:
+            return error(400, f"under_min_total_{sfx}", "최소주문금액 이상으로 주문해주세요.")
+        if total > MAX_TOTAL:
+            return error(400, f"over_max_total_{sfx}", "최대주문금액 이하로 주문해주세요.")
+        identifier = params.get("identifier")
+        used = self.identifiers.setdefault(account.key, set())
+        if identifier is not None and identifier in used:
+            # Upbit's exact error name for a reused identifier is unconfirmed in the references.
+            return error(400, "duplicate_identifier", "identifier는 중복될 수 없습니다.")
+        oid, uid = self.engine.new_ids()
+        order = Order(
+            oid,
+            uid,
+            market.symbol,
+            "buy" if side == "bid" else "sell",
+            "limit" if ord_type == "limit" else "market",
+            price if ord_type == "limit" else None,
+            volume,
+            price if ord_type == "price" else None,
+            identifier,
+            self.now(),
+            time_in_force=params.get("time_in_force"),
+            extra={"ord_type": ord_type, "quote_cancels": True, "input_price": price},
+        )
+        if identifier is not None:
+            used.add(identifier)  # unique forever, even when the order is then refused
+        try:
+            self.engine.place(account, order)
+        except OrderError:
+            return error(400, f"insufficient_funds_{sfx}", "주문가능한 금액이 부족합니다.")
+        snapshot = order_json(order, self.fee, created=True)
+        return web.json_response(snapshot, status=201)
+
+    def _find(self, account: Account, params: dict) -> Order | None:
+        if params.get("uuid"):
+            return next((o for o in account.orders.values() if o.uuid == params["uuid"]), None)
+        if params.get("identifier"):
+            return next(
+                (o for o in account.orders.values() if o.client_id == params["identifier"]), None
+            )
+        return None
+
+    def get_order(self, account: Account, params: dict) -> web.Response:
+        order = self._find(account, params)
+        if order is None:
+            return error(404, "order_not_found", "주문을 찾지 못했습니다.")
+        return web.json_response(order_json(order, self.fee, with_trades=True))
+
+    def cancel_order(self, account: Account, params: dict) -> web.Response:
+        order = self._find(account, params)
+        if order is None:
+            return error(404, "order_not_found", "주문을 찾지 못했습니다.")
+        snapshot = order_json(order, self.fee)
+        try:
+            self.engine.cancel(account, order)
+        except OrderError:
+            return error(400, "validation_error", "이미 체결되었거나 취소된 주문입니다.")
+        return web.json_response(snapshot)
+
+    def _list(self, account: Account, params: dict, states: set[str], default: set[str], cap: int):
+        wanted = set(
+            params.get("states") or ([params["state"]] if params.get("state") else default)
+        )
+        if not wanted <= states:
+            return bad_param()
+        try:
+            limit = int(params.get("limit", "100"))
+            page = int(params.get("page", "1"))
+        except ValueError:
+            return bad_param()
+        if not 1 <= limit <= cap or page < 1:
+            return bad_param()
+        orders = sorted(
+            (o for o in account.orders.values() if params.get("market") in (None, o.symbol)),
+            key=lambda o: (o.created_ms, o.id),
+            reverse=params.get("order_by", "desc") == "desc",
+        )
+        rows = [r for r in (order_json(o, self.fee) for o in orders) if r["state"] in wanted]
+        return web.json_response(rows[(page - 1) * limit : page * limit])
+
+    def open_orders(self, account: Account, params: dict) -> web.Response:
+        return self._list(account, params, {"wait", "watch"}, {"wait", "watch"}, 100)
+
+    def closed_orders(self, account: Account, params: dict) -> web.Response:
+        return self._list(account, params, {"done", "cancel"}, {"done", "cancel"}, 1000)
+
+    # ---- feed -------------------------------------------------------------------------------
+
+    def on_trades(self, symbol: str, trades: dict) -> None:
+        self.engine.on_trades(symbol, trades["price"], list(self.accounts.values()))
+        self.streams.on_trades(symbol, trades)
