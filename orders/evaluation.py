@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -23,6 +21,8 @@ from markets import wire
 from markets.candles import load_candles
 from markets.models import Candle, Symbol
 from markets.timeframes import timeframe_ms
+from orders import services
+from orders.push import push_to_user
 from strategies.base import ACTION_NAMES, HOLD, Candles
 from strategies.models import Signal, StrategyConfig
 
@@ -37,6 +37,8 @@ class EvaluationReport:
     skipped_missing_bar: int = 0
     errors: int = 0
     created: list[Signal] = dataclasses.field(default_factory=list)
+    #: Outcomes of acting on the signals: {"ordered": n, "rejected": n, "ignored": n}.
+    executions: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def signal_payload(signal: Signal) -> dict:
@@ -52,21 +54,8 @@ def signal_payload(signal: Signal) -> dict:
         "price": str(signal.price),
         "score": signal.score,
         "reason": signal.reason,
+        "execution": (signal.reason or {}).get("execution"),
     }
-
-
-def push_to_user(user_id: int, kind: str, payload: dict) -> None:
-    """Send a private event to ``user.<id>``; a channel-layer failure is logged, never raised
-    into the trading path (the row is stored either way and the page reloads it)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(
-            wire.user_group(user_id), wire.private_message(kind, payload)
-        )
-    except Exception:
-        log.warning("could not push %s to user %s", kind, user_id, exc_info=True)
 
 
 def peer_closes(symbol: Symbol, timeframe: str, names, candles: Candles) -> dict[str, np.ndarray]:
@@ -102,10 +91,12 @@ def _signals(config: StrategyConfig, candles: Candles):
 
 
 def evaluate_bar(
-    venue: str, symbol_code: str, timeframe: str, bar_time_ms: int
+    venue: str, symbol_code: str, timeframe: str, bar_time_ms: int, *, execute: bool = True
 ) -> EvaluationReport:
     """Evaluate every active config on ``venue:symbol_code`` and ``timeframe`` on the closed bar
-    that opened at ``bar_time_ms``. One config's error is logged and counted, never fatal."""
+    that opened at ``bar_time_ms``, and hand each new signal to execution
+    (``orders.services.execute_signal``) at the bar's close: price = the close, time = the
+    close time. One config's error is logged and counted, never fatal."""
     report = EvaluationReport()
     symbol = (
         Symbol.objects.select_related("exchange")
@@ -152,13 +143,24 @@ def evaluate_bar(
         if created:
             report.signals_created += 1
             report.created.append(signal)
+        else:
+            report.signals_existing += 1
+        if execute and "execution" not in (signal.reason or {}):
+            # A new signal, or one stored by a run that stopped before acting on it.
+            try:
+                outcome = services.execute_signal(signal, at_ms=end_ms)
+            except Exception:
+                report.errors += 1
+                log.exception("execute: signal %s of config %s failed", signal.pk, config.pk)
+            else:
+                report.executions[outcome.status] = report.executions.get(outcome.status, 0) + 1
+                signal.reason = {**(signal.reason or {}), "execution": outcome.as_dict()}
+        if created:
             transaction.on_commit(
                 lambda s=signal: push_to_user(
                     s.config.owner_id, wire.SIGNAL_CREATED, signal_payload(s)
                 )
             )
-        else:
-            report.signals_existing += 1
     return report
 
 
