@@ -160,7 +160,7 @@ def order_payload(order: Order) -> dict:
         "signal": order.signal_id,
         "symbol": _symbol_name(order.symbol),
         "side": order.side,
-        "type": order.type,
+        "order_type": order.type,
         "price": _text(order.price),
         "quantity": _text(order.quantity),
         "reduce_only": order.reduce_only,
