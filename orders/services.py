@@ -55,6 +55,9 @@ from strategies.models import Signal, StrategyConfig
 log = logging.getLogger(__name__)
 ZERO = Decimal("0")
 PLACES = Decimal("0.000000000001")
+#: Reservations are rounded up to 1e-8: with SQLite's REAL columns (15 significant digits)
+#: a 12-place amount on a large balance would not round-trip.
+RESERVE_PLACES = Decimal("0.00000001")
 
 
 def dec(value) -> Decimal:
@@ -412,7 +415,7 @@ def _entry_order(
     reserve = ZERO
     if not broker.live:
         reserve = (qty * dec(worst) * (1 / Decimal(leverage) + Decimal(repr(costs.fee_rate))))
-        reserve = min(reserve.quantize(PLACES, ROUND_CEILING), available)
+        reserve = min(reserve.quantize(RESERVE_PLACES, ROUND_CEILING), available)
     return qty, limit, reserve
 
 
@@ -457,6 +460,10 @@ def _release(order: Order) -> None:
     raw = dict(order.raw or {})
     reserved = Decimal(raw.get("reserved", "0"))
     if reserved and not raw.get("released"):
+        # SQLite stores decimals as REAL (15 significant digits): never release more than
+        # is locked.
+        locked = _balance(order.account, raw["reserved_asset"]).locked
+        reserved = min(reserved, locked)
         _move(order.account, raw["reserved_asset"], reserved, -reserved)
         raw["released"] = True
         order.raw = raw
@@ -713,7 +720,11 @@ def execute_signal(
         stored = (signal.reason or {}).get("execution")
         if stored:
             return Execution(stored["status"], stored.get("reason", ""), stored.get("orders", []))
-        if account.halted:
+        if account.owner_id != config.owner_id:
+            result = Execution(
+                "rejected", "the config's account belongs to another user; pick one of yours"
+            )
+        elif account.halted:
             result = Execution("rejected", risk.halted_reason(True, account.halted_reason))
         elif not config.is_active:
             result = Execution("rejected", "strategy config is inactive; switch it on to trade")
@@ -722,6 +733,15 @@ def execute_signal(
         _mark(signal, result or Execution("started"))
     if result is not None:
         return result
+    try:
+        return _execute(signal, config, account, last_price, at_ms, broker)
+    except Exception as exc:
+        # Marked, never retried blindly: a person (or reconciliation) looks at it.
+        _mark(signal, Execution("error", f"execution failed: {exc}"[:500]))
+        raise
+
+
+def _execute(signal, config, account, last_price, at_ms, broker) -> Execution:
     try:
         broker = broker or broker_for(account)
         if broker.live:
@@ -948,10 +968,14 @@ def place_manual_order(
         reserve, reserve_asset = ZERO, ""
         if not reason and not broker.live:
             fee_rate = Decimal(repr(broker.costs.fee_rate))
-            worst = reference * (1 + Decimal(repr(broker.costs.slippage_bps)) / 10_000)
+            worst = price if price is not None else (
+                last_price * (1 + Decimal(repr(broker.costs.slippage_bps)) / 10_000)
+            )
             if symbol.market_type == Symbol.MarketType.PERPETUAL or side == Side.BUY:
                 reserve_asset = symbol.quote
-                reserve = (quantity * worst * (1 + fee_rate)).quantize(PLACES, ROUND_CEILING)
+                reserve = (quantity * worst * (1 + fee_rate)).quantize(
+                    RESERVE_PLACES, ROUND_CEILING
+                )
             else:
                 reserve_asset, reserve = symbol.base, quantity
             reason = risk.balance_reason(
