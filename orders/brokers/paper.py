@@ -6,6 +6,7 @@ when a later price reaches it. Pure: no database, no network."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from markets.exchanges.base import (
@@ -31,6 +32,14 @@ class PaperBroker(Broker):
 
     def __init__(self, costs: Costs | None = None) -> None:
         self.costs = costs or Costs()
+        #: This broker's answers by client order id (the Order rows are the lasting record;
+        #: this lets one process look up what it placed, as a venue would).
+        self.book: dict[str, OrderInfo] = {}
+
+    def _keep(self, info: OrderInfo) -> OrderInfo:
+        if info.client_order_id:
+            self.book[info.client_order_id] = info
+        return info
 
     # -- the fill model ----------------------------------------------------------------
     def fill_price(self, side: str, last_price: Decimal, limit: Decimal | None) -> Decimal:
@@ -69,14 +78,16 @@ class PaperBroker(Broker):
         if request.type == "market" or self.crosses(request.side, request.price, last_price):
             limit = request.price if request.type == "limit" else None
             price = self.fill_price(request.side, last_price, limit)
-            return self._filled(request, price, self.costs.fee_rate, ts_ms, maker=False)
-        return OrderInfo(
+            return self._keep(
+                self._filled(request, price, self.costs.fee_rate, ts_ms, maker=False)
+            )
+        return self._keep(OrderInfo(
             exchange_order_id=f"paper-{request.client_order_id}",
             client_order_id=request.client_order_id, symbol=request.symbol, side=request.side,
             type=request.type, status=OPEN, price=request.price, quantity=request.quantity,
             filled_quantity=Decimal(0), average_price=None, fee=Decimal(0), fills=[],
             raw={"paper": True}, reduce_only=request.reduce_only, created_ms=ts_ms,
-        )
+        ))
 
     def match(self, order: OrderInfo, *, price: Decimal, ts_ms: int) -> OrderInfo | None:
         if order.type != "limit" or order.is_final or order.price is None:
@@ -88,10 +99,18 @@ class PaperBroker(Broker):
             price=order.price, client_order_id=order.client_order_id or "",
             reduce_only=order.reduce_only,
         )
-        return self._filled(request, order.price, self.costs.maker_fee_rate, ts_ms, maker=True,
-                            exchange_order_id=order.exchange_order_id)
+        return self._keep(self._filled(
+            request, order.price, self.costs.maker_fee_rate, ts_ms, maker=True,
+            exchange_order_id=order.exchange_order_id,
+        ))
 
     def cancel(self, symbol: str, client_order_id: str, exchange_order_id: str = "") -> OrderInfo:
+        known = self.book.get(client_order_id)
+        if known is not None and known.is_final:
+            return known
+        if known is not None:
+            return self._keep(dataclasses.replace(known, status=CANCELLED))
+        # Placed by another process: the Order row is the record; cancelling is a state change.
         return OrderInfo(
             exchange_order_id=exchange_order_id or f"paper-{client_order_id}",
             client_order_id=client_order_id, symbol=symbol, side="buy", type="limit",
@@ -100,4 +119,9 @@ class PaperBroker(Broker):
         )
 
     def fetch(self, symbol: str, client_order_id: str, exchange_order_id: str = "") -> OrderInfo:
-        raise LookupError("paper orders live only in the database; read the Order row")
+        try:
+            return self.book[client_order_id]
+        except KeyError:
+            raise LookupError(
+                f"paper order {client_order_id} was not placed by this process; read its Order row"
+            ) from None
