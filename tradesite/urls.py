@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from orders import api
 from tradesite import health
 
 admin.site.site_header = "tradesite"
@@ -11,6 +12,16 @@ admin.site.index_title = "Trading administration"
 urlpatterns = [
     path("health", health.health, name="health"),
     path("admin/", admin.site.urls),
+    path("api/balances", api.balances, name="api-balances"),
+    path("api/positions", api.positions, name="api-positions"),
+    path("api/orders", api.orders, name="api-orders"),
+    path("api/orders/<int:pk>/cancel", api.cancel_order, name="api-order-cancel"),
+    path("api/signals", api.signals, name="api-signals"),
+    path("api/configs", api.configs, name="api-configs"),
+    path("api/configs/<int:pk>/activate", api.activate_config, name="api-config-activate"),
+    path("api/configs/<int:pk>/deactivate", api.deactivate_config, name="api-config-deactivate"),
+    path("api/kill-switch", api.kill_switch, name="api-kill-switch"),
+    path("api/candles", api.candles, name="api-candles"),
     # The dashboard takes "/" when the trading issue lands; until then the admin is the product.
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
 ]
