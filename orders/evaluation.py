@@ -148,7 +148,7 @@ def evaluate_bar(
         if execute and "execution" not in (signal.reason or {}):
             # A new signal, or one stored by a run that stopped before acting on it.
             try:
-                outcome = services.execute_signal(signal, at_ms=end_ms)
+                outcome = services.execute_signal(signal, config=config, at_ms=end_ms)
             except Exception:
                 report.errors += 1
                 log.exception("execute: signal %s of config %s failed", signal.pk, config.pk)

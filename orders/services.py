@@ -387,7 +387,7 @@ def _entry_order(
         price=fill_estimate,
         leverage=float(leverage),
         atr=_atr(config, params, at_ms),
-        trade_returns=_trade_returns(config),
+        trade_returns=_trade_returns(config) if isinstance(params, sizing.Kelly) else (),
     ) * size_mult
     available = free_balance(account, account.quote_asset)
     room = pm.affordable_quantity(float(available), worst, float(leverage), costs.fee_rate)
@@ -518,9 +518,10 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
             .select_related("symbol__exchange", "config", "account")
             .get(pk=order.pk)
         )
-        known = set(order.fills.values_list("trade_id", flat=True))
+        existing = list(order.fills.all())
+        known = {f.trade_id for f in existing}
         fills = list(info.fills)
-        filled_before = sum((f.quantity for f in order.fills.all()), ZERO)
+        filled_before = sum((f.quantity for f in existing), ZERO)
         if not fills and info.filled_quantity and info.filled_quantity > filled_before:
             # A venue answer without trade details: one fill for the newly filled amount.
             fills = [
@@ -542,17 +543,16 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
                 is_maker=bool(item.is_maker),
                 ts=ms_to_dt(item.ts_ms),
             )
+            existing.append(fill)
             _apply_fill(account, order, fill, paper=paper, close_reason=close_reason)
             _push_later(account.owner_id, wire.FILL_CREATED, fill_payload(fill))
         order.status = info.status if info.status in Order.Status.values else order.status
         if info.status == "new":
             order.status = Order.Status.OPEN
         order.exchange_order_id = info.exchange_order_id or order.exchange_order_id
-        order.filled_quantity = min(
-            sum((f.quantity for f in order.fills.all()), ZERO), order.quantity
-        )
+        order.filled_quantity = min(sum((f.quantity for f in existing), ZERO), order.quantity)
         order.average_price = info.average_price or order.average_price
-        order.fee = sum((f.fee for f in order.fills.all()), ZERO)
+        order.fee = sum((f.fee for f in existing), ZERO)
         order.fee_asset = account.quote_asset
         raw = dict(order.raw or {})
         raw["venue"] = info.raw if isinstance(info.raw, dict) else {}
@@ -702,103 +702,141 @@ def halt_account(account: Account, reason: str) -> None:
 def execute_signal(
     signal: Signal,
     *,
+    config: StrategyConfig | None = None,
     at_ms: int | None = None,
     last_price: Decimal | None = None,
     broker: Broker | None = None,
 ) -> Execution:
     """Act on a stored signal once: close, reverse, enter or add as the backtester would, at
     ``last_price`` (default: the signal's close) and time ``at_ms`` (default: now). A signal
-    already acted on returns its stored outcome, so evaluating a bar twice orders once."""
+    already acted on returns its stored outcome, so evaluating a bar twice orders once.
+
+    A plain entry or add is decided and saved in one transaction with the account, the signal
+    and the position locked: the signal's outcome and its Order are written together."""
     at_ms = now_ms() if at_ms is None else at_ms
-    config = StrategyConfig.objects.select_related("account__exchange", "symbol__exchange").get(
-        pk=signal.config_id
-    )
+    if config is None or config.pk != signal.config_id:
+        config = StrategyConfig.objects.select_related(
+            "account__exchange", "symbol__exchange"
+        ).get(pk=signal.config_id)
     last_price = signal.price if last_price is None else last_price
-    with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=config.account_id)
-        signal = Signal.objects.select_for_update().get(pk=signal.pk)
-        stored = (signal.reason or {}).get("execution")
-        if stored:
-            return Execution(stored["status"], stored.get("reason", ""), stored.get("orders", []))
-        if account.owner_id != config.owner_id:
-            result = Execution(
-                "rejected", "the config's account belongs to another user; pick one of yours"
-            )
-        elif account.halted:
-            result = Execution("rejected", risk.halted_reason(True, account.halted_reason))
-        elif not config.is_active:
-            result = Execution("rejected", "strategy config is inactive; switch it on to trade")
-        else:
-            result = None
-        _mark(signal, result or Execution("started"))
-    if result is not None:
-        return result
+    unavailable = ""
     try:
-        return _execute(signal, config, account, last_price, at_ms, broker)
+        broker = broker or broker_for(config.account)
+        if broker.live:
+            sync_balances(config.account, broker.balances())
+    except (BrokerUnavailable, ExchangeError) as exc:
+        unavailable = str(exc)
+    try:
+        with transaction.atomic():
+            account = Account.objects.select_for_update().get(pk=config.account_id)
+            config.account = account
+            signal = Signal.objects.select_for_update().get(pk=signal.pk)
+            stored = (signal.reason or {}).get("execution")
+            if stored:
+                return Execution(
+                    stored["status"], stored.get("reason", ""), stored.get("orders", [])
+                )
+            result = _signal_gate(account, config, unavailable)
+            if result is not None:
+                _mark(signal, result)
+                return result
+            position = _open_position(account.pk, config.symbol_id, lock=True)
+            plan = risk.plan_action(
+                signal.action,
+                _side_int(position),
+                can_short=config.symbol.market_type == Symbol.MarketType.PERPETUAL,
+            )
+            if plan.ignored:
+                result = Execution("ignored", plan.ignored)
+                _mark(signal, result)
+                return result
+            entry = None
+            if not plan.close:
+                entry, result = _entry_in_transaction(
+                    account, config, signal, plan, position, last_price, at_ms, broker, []
+                )
+                if entry is None:
+                    _mark(signal, result)
+                    return result
+            _mark(signal, Execution("ordered", "", [entry.pk]) if entry else Execution("started"))
+        if entry is not None:
+            entry = send_order(entry, broker, last_price=last_price, ts_ms=at_ms)
+            if entry.reject_reason:
+                result = Execution("ordered", entry.reject_reason, [entry.pk])
+                _mark(signal, result)
+                return result
+            return Execution("ordered", "", [entry.pk])
+        return _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
     except Exception as exc:
         # Marked, never retried blindly: a person (or reconciliation) looks at it.
         _mark(signal, Execution("error", f"execution failed: {exc}"[:500]))
         raise
 
 
-def _execute(signal, config, account, last_price, at_ms, broker) -> Execution:
-    try:
-        broker = broker or broker_for(account)
-        if broker.live:
-            sync_balances(account, broker.balances())
-    except (BrokerUnavailable, ExchangeError) as exc:
-        result = Execution("rejected", str(exc))
-        _mark(signal, result)
-        return result
-    position = _open_position(account.pk, config.symbol_id, lock=False)
-    plan = risk.plan_action(
-        signal.action,
-        _side_int(position),
-        can_short=config.symbol.market_type == Symbol.MarketType.PERPETUAL,
-    )
-    if plan.ignored:
-        result = Execution("ignored", plan.ignored)
-        _mark(signal, result)
-        return result
-    orders: list[int] = []
-    if plan.close:
-        closed = close_position(
-            position, plan.close, last_price=last_price, ts_ms=at_ms, broker=broker,
-            signal=signal, use_limit=True,
+def _signal_gate(account, config, unavailable: str) -> Execution | None:
+    """Gates for any order from a signal (exits too): ownership, halt, active, broker."""
+    if account.owner_id != config.owner_id:
+        return Execution(
+            "rejected", "the config's account belongs to another user; pick one of yours"
         )
-        if closed is not None:
-            orders.append(closed.pk)
-            if closed.status != Order.Status.FILLED:
-                result = Execution("ordered", "the close did not fill yet; no new entry", orders)
-                _mark(signal, result)
-                return result
+    if account.halted:
+        return Execution("rejected", risk.halted_reason(True, account.halted_reason))
+    if not config.is_active:
+        return Execution("rejected", "strategy config is inactive; switch it on to trade")
+    if unavailable:
+        return Execution("rejected", unavailable)
+    return None
+
+
+def _entry_in_transaction(account, config, signal, plan, position, last_price, at_ms, broker,
+                          orders):
+    """Inside the caller's transaction: ``(order, None)`` saved, or ``(None, outcome)``."""
+    size = (signal.reason or {}).get("size", 1.0)
+    size = 0.0 if size is None else float(size)
+    if not size > 0:
+        return None, Execution("ignored" if not orders else "ordered", "signal size is 0", orders)
+    try:
+        with transaction.atomic():
+            qty, price, reserve = _entry_order(
+                account, config, position, plan.open_side, last_price, size, at_ms,
+                broker.costs, broker,
+            )
+            side = Side.BUY if plan.open_side == pm.LONG else Side.SELL
+            order = _new_order(
+                account, config.symbol, side=side, quantity=qty, price=price,
+                reason=("add" if plan.add else "entry"), config=config, signal=signal,
+                reserve=reserve, reserve_asset=config.symbol.quote,
+            )
+    except Rejected as exc:
+        return None, Execution("rejected" if not orders else "ordered", str(exc), orders)
+    return order, None
+
+
+def _close_then_enter(signal, config, plan, position, last_price, at_ms, broker) -> Execution:
+    """A signal exit or a reversal: close first (its fill frees the funds), then enter."""
+    orders: list[int] = []
+    closed = close_position(
+        position, plan.close, last_price=last_price, ts_ms=at_ms, broker=broker,
+        signal=signal, use_limit=True,
+    )
+    if closed is not None:
+        orders.append(closed.pk)
+        if closed.status != Order.Status.FILLED:
+            result = Execution("ordered", "the close did not fill yet; no new entry", orders)
+            _mark(signal, result)
+            return result
     result = Execution("ordered", "", orders)
     if plan.open_side:
-        size = (signal.reason or {}).get("size", 1.0)
-        size = 0.0 if size is None else float(size)
-        if not size > 0:
-            result = Execution("ignored" if not orders else "ordered", "signal size is 0", orders)
-            _mark(signal, result)
-            return result
-        try:
-            with transaction.atomic():
-                account = Account.objects.select_for_update().get(pk=account.pk)
-                config.account = account
-                position = _open_position(account.pk, config.symbol_id, lock=True)
-                qty, price, reserve = _entry_order(
-                    account, config, position, plan.open_side, last_price, size, at_ms,
-                    broker.costs, broker,
-                )
-                side = Side.BUY if plan.open_side == pm.LONG else Side.SELL
-                order = _new_order(
-                    account, config.symbol, side=side, quantity=qty, price=price,
-                    reason=("add" if plan.add else "entry"), config=config, signal=signal,
-                    reserve=reserve, reserve_asset=config.symbol.quote,
-                )
-        except Rejected as exc:
-            result = Execution("rejected" if not orders else "ordered", str(exc), orders)
-            _mark(signal, result)
-            return result
+        with transaction.atomic():
+            account = Account.objects.select_for_update().get(pk=config.account_id)
+            config.account = account
+            position = _open_position(account.pk, config.symbol_id, lock=True)
+            order, outcome = _entry_in_transaction(
+                account, config, signal, plan, position, last_price, at_ms, broker, orders
+            )
+        if order is None:
+            _mark(signal, outcome)
+            return outcome
         order = send_order(order, broker, last_price=last_price, ts_ms=at_ms)
         orders.append(order.pk)
         result = Execution("ordered", order.reject_reason, orders)
