@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.urls import path
-from django.views.generic import RedirectView
 
-from orders import api
+from orders import api, views
 from tradesite import health
 
 admin.site.site_header = "tradesite"
@@ -22,6 +21,7 @@ urlpatterns = [
     path("api/configs/<int:pk>/deactivate", api.deactivate_config, name="api-config-deactivate"),
     path("api/kill-switch", api.kill_switch, name="api-kill-switch"),
     path("api/candles", api.candles, name="api-candles"),
-    # The dashboard takes "/" when the trading issue lands; until then the admin is the product.
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
+    path("", views.dashboard, name="home"),
+    path("dashboard/configs/<int:pk>/toggle", views.toggle_config, name="dashboard-toggle-config"),
+    path("dashboard/kill-switch", views.kill_switch, name="dashboard-kill-switch"),
 ]
