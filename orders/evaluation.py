@@ -22,7 +22,7 @@ from markets.candles import load_candles
 from markets.models import Candle, Symbol
 from markets.timeframes import timeframe_ms
 from orders import services
-from orders.push import push_to_user
+from orders.push import batched, push_later
 from strategies.base import ACTION_NAMES, HOLD, Candles
 from strategies.models import Signal, StrategyConfig
 
@@ -90,6 +90,7 @@ def _signals(config: StrategyConfig, candles: Candles):
     return window, strategy.signals(window)
 
 
+@batched
 def evaluate_bar(
     venue: str, symbol_code: str, timeframe: str, bar_time_ms: int, *, execute: bool = True
 ) -> EvaluationReport:
@@ -156,11 +157,7 @@ def evaluate_bar(
                 report.executions[outcome.status] = report.executions.get(outcome.status, 0) + 1
                 signal.reason = {**(signal.reason or {}), "execution": outcome.as_dict()}
         if created:
-            transaction.on_commit(
-                lambda s=signal: push_to_user(
-                    s.config.owner_id, wire.SIGNAL_CREATED, signal_payload(s)
-                )
-            )
+            push_later(signal.config.owner_id, wire.SIGNAL_CREATED, signal_payload(signal))
     return report
 
 

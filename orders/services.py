@@ -47,7 +47,7 @@ from orders import risk
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.brokers.base import Costs, default_costs
 from orders.models import EquitySnapshot, Fill, Order, Position, Side
-from orders.push import push_to_user
+from orders.push import batched, push_later
 from strategies import position as pm
 from strategies import sizing
 from strategies.models import Signal, StrategyConfig
@@ -216,7 +216,7 @@ def position_payload(position: Position) -> dict:
 
 
 def _push_later(user_id: int, kind: str, payload: dict) -> None:
-    transaction.on_commit(lambda: push_to_user(user_id, kind, payload))
+    push_later(user_id, kind, payload)
 
 
 # ------------------------------------------------------------------------ balances
@@ -228,8 +228,9 @@ def _balance(account: Account, asset: str) -> Balance:
 
 
 def _move(account: Account, asset: str, d_free: Decimal = ZERO, d_locked: Decimal = ZERO):
-    """Change a paper balance; the database refuses a negative one (check constraint), and
-    this refuses it first with a clear message."""
+    """Change a paper balance (callers hold the account's row lock). Computed in Decimal here,
+    not as an SQL expression: SQLite would do the arithmetic in floating point. The database
+    also refuses a negative balance (check constraint); this refuses it first, by name."""
     balance = _balance(account, asset)
     free, locked = balance.free + d_free, balance.locked + d_locked
     if free < 0 or locked < 0:
@@ -469,6 +470,7 @@ def _release(order: Order) -> None:
         order.raw = raw
 
 
+@batched
 def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int) -> Order:
     """Send a saved ``new`` order through ``broker`` and apply the answer. A venue rejection
     becomes status ``rejected``; an unknown outcome stays ``submitted`` (never re-sent: the
@@ -508,6 +510,7 @@ def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int)
     return apply_order_info(order, info)
 
 
+@batched
 def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -> Order:
     """Apply a broker's answer to ``order``: new fills (unique per trade id, so a replay is
     harmless), the position, paper balances, status. One transaction, rows locked."""
@@ -699,6 +702,7 @@ def halt_account(account: Account, reason: str) -> None:
     )
 
 
+@batched
 def execute_signal(
     signal: Signal,
     *,
@@ -851,6 +855,7 @@ def _mark(signal: Signal, result: Execution) -> None:
     Signal.objects.filter(pk=signal.pk).update(reason=reason)
 
 
+@batched
 def close_position(
     position: Position,
     reason: str,
@@ -941,6 +946,7 @@ def track_best_price(position: Position, price: float) -> None:
     position.best_price = value
 
 
+@batched
 def match_resting_orders(symbol: Symbol, price: Decimal, ts_ms: int) -> int:
     """Fill paper limit orders on ``symbol`` that ``price`` crossed. Returns how many filled."""
     filled = 0
@@ -969,6 +975,7 @@ def _order_info(order: Order) -> OrderInfo:
 # ------------------------------------------------------------------------ manual orders
 
 
+@batched
 def place_manual_order(
     account: Account,
     symbol: Symbol,
@@ -1036,6 +1043,7 @@ def place_manual_order(
     return send_order(order, broker, last_price=last_price, ts_ms=ts_ms)
 
 
+@batched
 def cancel_order(order: Order, reason: str = "cancelled by user", broker: Broker | None = None):
     """Cancel an open order: at the venue first for live accounts, then here."""
     if order.status not in Order.OPEN_STATUSES:
@@ -1088,6 +1096,7 @@ class StopResult:
         return text
 
 
+@batched
 def stop_trading(
     *,
     user=None,
