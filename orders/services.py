@@ -474,10 +474,12 @@ def _release(order: Order) -> None:
 def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int) -> Order:
     """Send a saved ``new`` order through ``broker`` and apply the answer. A venue rejection
     becomes status ``rejected``; an unknown outcome stays ``submitted`` (never re-sent: the
-    adapter already looked it up by client order id); bad keys halt the account."""
-    Order.objects.filter(pk=order.pk, status=Order.Status.NEW).update(
-        status=Order.Status.SUBMITTED
-    )
+    adapter already looked it up by client order id); bad keys halt the account. A live order
+    is marked ``submitted`` before it leaves (a paper order never leaves the process)."""
+    if broker.live:
+        Order.objects.filter(pk=order.pk, status=Order.Status.NEW).update(
+            status=Order.Status.SUBMITTED
+        )
     symbol = order.symbol
     request = OrderRequest(
         symbol=symbol.code,
@@ -909,9 +911,10 @@ def close_position(
             raw={"paper": True, "liquidation": True}, reduce_only=True,
         )
         return apply_order_info(order, info, close_reason=reason)
-    Order.objects.filter(pk=order.pk, status=Order.Status.NEW).update(
-        status=Order.Status.SUBMITTED
-    )
+    if broker.live:
+        Order.objects.filter(pk=order.pk, status=Order.Status.NEW).update(
+            status=Order.Status.SUBMITTED
+        )
     try:
         info = broker.place(
             OrderRequest(
