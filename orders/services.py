@@ -732,6 +732,14 @@ def execute_signal(
             sync_balances(config.account, broker.balances())
     except (BrokerUnavailable, ExchangeError) as exc:
         unavailable = str(exc)
+    if not unavailable and broker.live:
+        # A late evaluate (a worker backlog) must not send a live order at a stale price.
+        max_age_s = float(getattr(settings, "TRADING_MAX_SIGNAL_AGE_S", 120))
+        age_s = (now_ms() - at_ms) / 1000
+        if age_s > max_age_s:
+            unavailable = (
+                f"signal is {age_s:.0f} s old (more than {max_age_s:.0f} s); not sent live"
+            )
     try:
         with transaction.atomic():
             account = Account.objects.select_for_update().get(pk=config.account_id)

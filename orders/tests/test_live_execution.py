@@ -94,3 +94,25 @@ def test_a_live_market_order_is_filled_and_recorded(live, simulator):
     position = order.account.positions.get(closed_at__isnull=True)
     assert position.quantity == Decimal("0.002")
     assert Order.objects.filter(account=account).count() == 1
+
+
+def test_a_stale_signal_is_not_sent_live(live):
+    from datetime import UTC, datetime
+
+    from strategies.models import Signal, StrategyConfig
+
+    account, symbol = live
+    config = StrategyConfig.objects.create(
+        owner=account.owner, name="live-rsi", strategy="rsi", symbol=symbol, timeframe="1m",
+        account=account, is_active=True,
+    )
+    bar_ms = int(time.time() * 1000) - 10 * 60_000
+    signal = Signal.objects.create(
+        config=config, symbol=symbol, timeframe="1m", action="enter_long",
+        bar_time=datetime.fromtimestamp(bar_ms / 1000, tz=UTC), price=Decimal("100000"),
+    )
+    outcome = services.execute_signal(signal, at_ms=bar_ms + 60_000)
+    assert outcome.status == "rejected"
+    assert outcome.reason.startswith("signal is ")
+    assert outcome.reason.endswith("s old (more than 120 s); not sent live")
+    assert not Order.objects.exists()
