@@ -377,6 +377,11 @@ def _entry_order(
     why = risk.entry_reason(facts)
     if why:
         raise Rejected(why)
+    if symbol.quote != account.quote_asset:
+        raise Rejected(
+            f"{symbol} is quoted in {symbol.quote} but account {account.label} measures equity "
+            f"in {account.quote_asset}; use an account whose quote asset is {symbol.quote}"
+        )
     leverage = config.leverage if symbol.market_type == Symbol.MarketType.PERPETUAL else 1
     limit = limit_price(symbol, side, last_price, costs)
     fill_estimate = pm.slipped_price(float(last_price), side_int, costs.slippage_bps)
@@ -390,7 +395,7 @@ def _entry_order(
         atr=_atr(config, params, at_ms),
         trade_returns=_trade_returns(config) if isinstance(params, sizing.Kelly) else (),
     ) * size_mult
-    available = free_balance(account, account.quote_asset)
+    available = free_balance(account, symbol.quote)
     room = pm.affordable_quantity(float(available), worst, float(leverage), costs.fee_rate)
     info = symbol_info(symbol)
     want_qty = rounding.round_quantity(dec(max(wanted, 0.0)), info)
