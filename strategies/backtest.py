@@ -16,8 +16,9 @@ Sizing
     Without a sizing method the whole equity is committed (``fraction`` 1.0), no leverage. The
     quantity from :func:`strategies.sizing.quantity` (equity marked at the fill price) is scaled
     by the signal's ``size`` (1.0 = one unit; pyramiding strategies send 0.5, 1.5, ...) and then
-    capped so that margin plus the entry fee fit in the equity not yet used as margin. Sizes are
-    not rounded to a venue's step (brokers do that with Decimal).
+    capped so that margin plus the entry fee fit in the equity not yet used as margin. A size of
+    0 or NaN places no order. Sizes are not rounded to a venue's step (brokers do that with
+    Decimal), and there is no minimum order value.
 Positions
     One position at a time per run, long or short. ``ENTER_*`` while flat opens; ``ENTER_*`` of
     the other side closes (reason ``reverse``) and opens at the same open; ``ENTER_*`` of the same
@@ -63,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from markets.timeframes import timeframe_ms
 from strategies import indicators, position, sizing
 from strategies._jit import njit
 from strategies.base import (
@@ -142,7 +144,12 @@ class BacktestConfig:
 
 @dataclasses.dataclass(slots=True)
 class Trade:
-    """One round trip (entries and adds merged), JSON-ready through ``dataclasses.asdict``."""
+    """One round trip (entries and adds merged), JSON-ready through ``dataclasses.asdict``.
+
+    Times are the open times (ms UTC) of the candles in which the entry and the exit filled;
+    ``entry_price`` is the average entry, ``size`` the total quantity (base currency), ``fees``
+    all fees paid in quote currency, ``pnl`` net of fees, ``entries`` 1 + the number of adds.
+    """
 
     entry_time_ms: int
     exit_time_ms: int
@@ -476,8 +483,6 @@ def _simulate(
 
 def _bar_ms(candles: Candles, timeframe: str | None) -> int:
     if timeframe is not None:
-        from markets.timeframes import timeframe_ms
-
         return timeframe_ms(timeframe)
     if len(candles) < 2:
         return 60_000

@@ -94,35 +94,31 @@ def _wilder_kernel(x, period, first):
 
 
 @njit
-def _window_sum(x, end, period):
-    """Sum of ``x[end - period + 1 : end + 1]`` in a fixed order (four running partial sums).
+def _window_sums(x, period):
+    """Sum of each ``period``-window ending at ``i`` (NaN before), in a fixed order.
 
-    Every window is summed from scratch, so a window's value never depends on where the series
-    starts: the newest value computed on a tail equals the full series' to the last bit.
+    Every window is summed from scratch (eight partial sums, which the compiler vectorizes), so
+    a window's value never depends on where the series starts: the newest value computed on a
+    tail equals the full series' to the last bit. O(n * period), fast for the usual periods.
     """
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    j = end - period + 1
-    while j + 3 <= end:
-        s0 += x[j]
-        s1 += x[j + 1]
-        s2 += x[j + 2]
-        s3 += x[j + 3]
-        j += 4
-    while j <= end:
-        s0 += x[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-@njit
-def _sma_kernel(x, period):
     n = x.shape[0]
     out = np.full(n, np.nan)
+    acc = np.zeros(8)
     for i in range(period - 1, n):
-        out[i] = _window_sum(x, i, period) / period
+        for k in range(8):
+            acc[k] = 0.0
+        j = i - period + 1
+        while j + 7 <= i:
+            for k in range(8):
+                acc[k] += x[j + k]
+            j += 8
+        rest = 0.0
+        while j <= i:
+            rest += x[j]
+            j += 1
+        low = (acc[0] + acc[1]) + (acc[2] + acc[3])
+        high = (acc[4] + acc[5]) + (acc[6] + acc[7])
+        out[i] = (low + high) + rest
     return out
 
 
@@ -131,8 +127,9 @@ def _rolling_std_kernel(x, period):
     """Population standard deviation over ``period`` values, two passes per window (exact)."""
     n = x.shape[0]
     out = np.full(n, np.nan)
+    means = _window_sums(x, period) / period
     for i in range(period - 1, n):
-        mean = _window_sum(x, i, period) / period
+        mean = means[i]
         d0 = 0.0
         d1 = 0.0
         j = i - period + 1
@@ -188,7 +185,7 @@ def sma(values, period: int) -> np.ndarray:
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] < period:
         return out
-    return _sma_kernel(x, period)
+    return _window_sums(x, period) / period
 
 
 def ema(values, period: int) -> np.ndarray:

@@ -140,7 +140,8 @@ def quantity(
     if not (price > 0 and math.isfinite(price)) or not (equity > 0 and math.isfinite(equity)):
         return 0.0
     if isinstance(params, FixedQuote):
-        return min(params.amount, equity) * leverage / price
+        qty = min(params.amount, equity) * leverage / price
+        return qty if math.isfinite(qty) else 0.0
     if isinstance(params, AtrUnit):
         if atr is None or not (atr > 0 and math.isfinite(atr)):
             return 0.0
@@ -150,4 +151,5 @@ def quantity(
     fraction = margin_fraction(params, trade_returns)
     if fraction is None:
         raise ParamError(f"unsupported sizing parameters {params!r}")
-    return equity * fraction * leverage / price
+    qty = equity * fraction * leverage / price
+    return qty if math.isfinite(qty) else 0.0  # a denormal price would overflow to inf

@@ -9,6 +9,7 @@ codes: ``KRW-BTC`` (Upbit, Bithumb), ``BTCUSDT`` (Binance).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
@@ -85,6 +86,21 @@ class CandleRow:
     close: float
     volume: float
     quote_volume: float | None = None
+
+
+def ohlcv_problem(open_: float, high: float, low: float, close: float,
+                  volume: float) -> str | None:
+    """Why an OHLCV row cannot be a real candle (NaN, infinite, non-positive price, negative
+    volume, high below low), or None. Parsers drop such rows instead of storing them. (Open and
+    close outside high/low is not rejected: Binance's own documented examples do that.)"""
+    values = (open_, high, low, close, volume)
+    if not all(math.isfinite(v) for v in values):
+        return "non-finite value"
+    if min(open_, high, low, close) <= 0 or volume < 0:
+        return "non-positive price or negative volume"
+    if high < low:
+        return "high below low"
+    return None
 
 
 @dataclasses.dataclass(slots=True)
@@ -245,10 +261,16 @@ class ExchangeAdapter:
 
     Construction never touches the network. Public methods raise ``errors.ExchangeError``
     subclasses; a method a venue does not have raises ``NotImplementedError`` with a reason.
+    ``stream_stats`` / ``user_stream_stats`` (``ws.StreamStats``) count messages, malformed
+    ones skipped, connects and planned reconnects while a stream runs.
     """
 
     key: str = ""
     capabilities: Capabilities
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        """The symbol's trading rules (loads ``list_symbols`` once, then cached)."""
+        raise NotImplementedError
 
     # market data -----------------------------------------------------------------------
     def list_symbols(self) -> list[SymbolInfo]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from .base import (
     OrderRequest,
     PositionInfo,
     RateGroup,
+    StreamNotice,
     UserEvent,
 )
 from .binance_base import BinanceAdapter
@@ -86,7 +88,11 @@ class BinanceFuturesAdapter(BinanceAdapter):
             params.append(("reduceOnly", "true"))
         params.append(("newOrderRespType", "RESULT"))
         raw = self._signed("POST", "/fapi/v1/order", params, weight=0, orders=1, is_order=True)
-        return bp.parse_order(raw, fills=[])
+        order = bp.parse_order(raw, fills=[])
+        if order.filled_quantity > 0:  # RESULT carries no fills: read them (fees included)
+            order = bp.parse_order(raw, fills=self._fills(order.symbol,
+                                                          order.exchange_order_id))
+        return order
 
     def positions(self) -> list[PositionInfo]:
         """Open positions (non-zero ``positionAmt``) from ``/fapi/v2/positionRisk``."""
@@ -127,7 +133,8 @@ class BinanceFuturesAdapter(BinanceAdapter):
     async def user_stream(self) -> AsyncIterator[UserEvent]:
         """ORDER_TRADE_UPDATE / ACCOUNT_UPDATE on ``/private/ws``; a new listenKey per
         connection, kept alive every ``keepalive_s``; ``listenKeyExpired`` yields a notice
-        and reconnects with a fresh key."""
+        and reconnects with a fresh key. Each (re)connection first yields
+        ``StreamNotice(kind="connected")``: re-sync orders and positions from REST then."""
         self._key_header()
 
         async def url() -> str:
@@ -145,7 +152,9 @@ class BinanceFuturesAdapter(BinanceAdapter):
         spec = StreamSpec(venue=self.key, limiter=self.limiter, url=url,
                           parse=bp.parse_ws_futures_user,
                           ping_interval_s=self.ws_ping_interval_s, ping_timeout_s=60.0,
-                          max_lifetime_s=self.ws_max_lifetime_s)
+                          max_lifetime_s=self.ws_max_lifetime_s,
+                          on_connect=lambda: [StreamNotice(self.key, "connected",
+                                                           int(time.time() * 1000))])
         task = asyncio.create_task(keepalive())
         try:
             async for event in run_stream(spec, self.user_stream_stats):

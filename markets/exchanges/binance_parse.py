@@ -6,6 +6,7 @@ Binance sends prices and quantities as strings: floats for market data, ``Decima
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -29,9 +30,12 @@ from .base import (
     StreamNotice,
     SymbolInfo,
     Trade,
+    ohlcv_problem,
 )
 from .errors import AuthenticationError, StreamRestart
-from .kr_parse import dec
+from .kr_parse import as_object, dec
+
+log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 
@@ -45,48 +49,58 @@ INTERVAL_TO_TIMEFRAME = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m"
 
 
 def parse_klines(rows: list[list[Any]]) -> list[CandleRow]:
-    """REST klines (12-element arrays, oldest first) -> CandleRows."""
-    return [CandleRow(open_time_ms=int(r[0]), open=float(r[1]), high=float(r[2]),
-                      low=float(r[3]), close=float(r[4]), volume=float(r[5]),
-                      quote_volume=float(r[7])) for r in rows]
+    """REST klines (12-element arrays, oldest first) -> CandleRows; insane rows (NaN, high
+    below low ...) are logged and dropped, never returned."""
+    out = []
+    for r in rows:
+        candle = CandleRow(open_time_ms=int(r[0]), open=float(r[1]), high=float(r[2]),
+                           low=float(r[3]), close=float(r[4]), volume=float(r[5]),
+                           quote_volume=float(r[7]))
+        problem = ohlcv_problem(candle.open, candle.high, candle.low, candle.close,
+                                candle.volume)
+        if problem:
+            log.warning("dropped kline at %s: %s", r[0], problem)
+            continue
+        out.append(candle)
+    return out
 
 
 def parse_trade(msg: dict[str, Any]) -> Trade:
     """``trade`` or ``aggTrade`` event -> Trade; ``m`` (buyer is maker) means a taker sell."""
-    kind = msg["e"]
-    if kind == "trade":
-        trade_id = msg["t"]
-    elif kind == "aggTrade":
-        trade_id = msg["a"]
-    else:
-        raise ValueError(f"not a trade event: {kind!r}")
+    trade_id = msg["t"] if "t" in msg else msg["a"]
+    if msg["e"] not in ("trade", "aggTrade"):
+        raise ValueError(f"not a trade event: {msg['e']!r}")
     price, qty = float(msg["p"]), float(msg["q"])
     if not (price > 0 and qty > 0):
         raise ValueError(f"bad trade price/quantity {price!r}/{qty!r}")
-    return Trade(symbol=msg["s"], trade_id=str(trade_id), ts_ms=int(msg["T"]), price=price,
-                 quantity=qty, side="sell" if msg["m"] else "buy")
+    # Positional on purpose: this runs per message and keywords cost twice as much.
+    return Trade(msg["s"], str(trade_id), int(msg["T"]), price, qty,
+                 "sell" if msg["m"] else "buy")
 
 
 def parse_kline_event(msg: dict[str, Any]) -> Kline:
+    """``kline`` event -> Kline; an insane one raises ValueError (a bad message)."""
     k = msg["k"]
+    problem = ohlcv_problem(float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]),
+                            float(k["v"]))
+    if problem:
+        raise ValueError(f"kline {k.get('s')} {k.get('t')}: {problem}")
     return Kline(symbol=k["s"], timeframe=INTERVAL_TO_TIMEFRAME.get(k["i"], k["i"]),
                  open_time_ms=int(k["t"]), open=float(k["o"]), high=float(k["h"]),
                  low=float(k["l"]), close=float(k["c"]), volume=float(k["v"]),
                  quote_volume=float(k["q"]), closed=bool(k["x"]), event_ms=int(msg["E"]))
 
 
-def parse_ws_market(text: str) -> list[Trade | Kline]:
+def parse_ws_market(frame: Any) -> list[Trade | Kline]:
     """A market-stream frame (raw or ``{"stream","data"}`` combined) -> trades/klines.
 
     Subscribe replies yield nothing; ``serverShutdown`` asks for a reconnect.
     """
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
-    if "data" in msg and "stream" in msg:
+    msg = frame if type(frame) is dict else as_object(frame)
+    if "stream" in msg and "data" in msg:
         msg = msg["data"]
     kind = msg.get("e")
-    if kind in ("trade", "aggTrade"):
+    if kind == "trade" or kind == "aggTrade":
         return [parse_trade(msg)]
     if kind == "kline":
         return [parse_kline_event(msg)]
@@ -284,12 +298,10 @@ def parse_account_update(ev: dict[str, Any]) -> list[BalanceUpdate | PositionUpd
 _AUTH_CODES = {-1022, -2014, -2015, -2028}
 
 
-def parse_ws_spot_user(text: str) -> list[Any]:
+def parse_ws_spot_user(frame: Any) -> list[Any]:
     """Spot WebSocket-API frame -> user events. ``{"subscriptionId","event"}`` envelopes carry
     events; a subscribe reply yields a ``subscribed`` notice (re-sync from REST)."""
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    msg = as_object(frame)
     if "event" in msg:
         ev = msg["event"]
         kind = ev.get("e")
@@ -315,11 +327,9 @@ def parse_ws_spot_user(text: str) -> list[Any]:
     raise ValueError("frame is neither an event nor a response")
 
 
-def parse_ws_futures_user(text: str) -> list[Any]:
+def parse_ws_futures_user(frame: Any) -> list[Any]:
     """Futures private-stream frame -> user events; ``listenKeyExpired`` -> notice."""
-    msg = json.loads(text)
-    if not isinstance(msg, dict):
-        raise ValueError(f"expected an object, got {type(msg).__name__}")
+    msg = as_object(frame)
     if "data" in msg and "stream" in msg:
         msg = msg["data"]
     kind = msg.get("e")

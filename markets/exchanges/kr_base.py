@@ -22,6 +22,7 @@ from .base import (
     ExchangeAdapter,
     OrderInfo,
     OrderRequest,
+    StreamNotice,
     SymbolInfo,
     Trade,
     UserEvent,
@@ -181,7 +182,7 @@ class KoreanAdapter(ExchangeAdapter):
                 await conn.send(message)
 
         spec = StreamSpec(venue=self.key, limiter=self.limiter, url=self._ws_public_url(),
-                          parse=lambda text: kr_parse.parse_ws_public(text, self.key),
+                          parse=lambda msg: kr_parse.parse_ws_public(msg, self.key),
                           subscribe=send_subscribe, ping_interval_s=self.ws_ping_interval_s,
                           text_ping="PING", text_ping_s=self.ws_text_ping_s,
                           idle_timeout_s=150.0)
@@ -248,8 +249,14 @@ class KoreanAdapter(ExchangeAdapter):
         return kr_parse.parse_order(self._private("GET", "/v1/order", params=params,
                                                   is_order=True))
 
+    def _connected_notice(self) -> list[StreamNotice]:
+        return [StreamNotice(self.key, "connected", _now_ms())]
+
     async def user_stream(self) -> AsyncIterator[UserEvent]:
-        """``myOrder`` and ``myAsset`` on the private WebSocket (JWT header per connect)."""
+        """``myOrder`` and ``myAsset`` on the private WebSocket (JWT header per connect).
+
+        Each (re)connection first yields ``StreamNotice(kind="connected")``: events may have
+        been missed, so re-sync open orders and balances from REST then."""
         def headers() -> dict[str, str]:
             return self._auth_headers(None)
 
@@ -259,12 +266,16 @@ class KoreanAdapter(ExchangeAdapter):
 
         spec = StreamSpec(venue=self.key, limiter=self.limiter,
                           url=self.ws_url + self.WS_PRIVATE_PATH,
-                          parse=lambda text: kr_parse.parse_ws_private(text, self.key),
+                          parse=lambda msg: kr_parse.parse_ws_private(msg, self.key),
                           subscribe=send_subscribe, headers=headers,
                           ping_interval_s=self.ws_ping_interval_s, text_ping="PING",
-                          text_ping_s=self.ws_text_ping_s)
+                          text_ping_s=self.ws_text_ping_s, on_connect=self._connected_notice)
         async for event in run_stream(spec, self.user_stream_stats):
             yield event
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def kr_parse_pairs(params: Any) -> list[tuple[str, str]] | None:

@@ -2,8 +2,10 @@
 frames, parse, skip bad messages (logged and counted), reconnect on close and before a venue's
 connection lifetime runs out.
 
-A parser takes the decoded text and returns a list of items to yield (empty for control frames
-such as Upbit's ``{"status":"UP"}``); any exception it raises marks the message malformed.
+Frames (text or binary) are decoded here with ``decode_frame`` (orjson when installed, else the
+standard json module); a parser takes the decoded object and returns a list of items to yield
+(empty for control frames such as Upbit's ``{"status":"UP"}``); any exception in decoding or
+parsing marks the message malformed.
 A parser may raise ``StreamRestart`` to ask for a planned reconnect (Binance ``serverShutdown``).
 """
 
@@ -22,7 +24,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from .errors import AuthenticationError, ExchangeError, StreamRestart
 
+try:  # optional accelerator: about twice as fast as json.loads on trade frames
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - the standard library is the fallback
+    from json import loads as _loads
+
 log = logging.getLogger(__name__)
+
+
+def decode_frame(raw: str | bytes) -> Any:
+    """A WebSocket frame's JSON (text or UTF-8 binary frame) as Python objects."""
+    return _loads(raw)
 
 
 @dataclasses.dataclass
@@ -50,7 +62,7 @@ class StreamSpec:
 
     venue: str
     url: str | Callable[[], Awaitable[str]]
-    parse: Callable[[str], list[Any]]
+    parse: Callable[[Any], list[Any]]
     subscribe: list[str] | Callable[[Any], Awaitable[None]] = dataclasses.field(
         default_factory=list)
     headers: dict[str, str] | Callable[[], dict[str, str]] | None = None
@@ -64,6 +76,7 @@ class StreamSpec:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     max_size: int = 2 ** 22
+    on_connect: Callable[[], list[Any]] | None = None  # items yielded after each subscribe
     limiter: Any = None  # a RateLimiter; connects count against ``connect_group``
     connect_group: str = "ws-connect"
 
@@ -108,25 +121,26 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
     """
     stats = stats if stats is not None else StreamStats()
     delay = spec.reconnect_min_s
-    conn = None
+    conn = retiring = None
     try:
         while True:
             try:
                 if conn is None:
                     conn = await _open(spec, stats)
                     delay = spec.reconnect_min_s
+                    for item in spec.on_connect() if spec.on_connect else ():
+                        yield item
                 state: dict[str, bool] = {}
                 async for item in _read(conn, spec, stats, state):
                     yield item
                 stats.planned_reconnects += 1
                 log.info("%s: planned reconnect", spec.venue)
                 if state.get("expired") and spec.overlap_s > 0:
-                    old, conn = conn, None
-                    try:
-                        conn = await _open(spec, stats)
-                    except BaseException:
-                        await old.close()
-                        raise
+                    retiring, conn = conn, None
+                    conn = await _open(spec, stats)
+                    for item in spec.on_connect() if spec.on_connect else ():
+                        yield item
+                    old, retiring = retiring, None
                     async for item in _drain(old, spec, stats):
                         yield item
                 else:
@@ -147,14 +161,16 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
                 stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("%s: stream dropped (%s); reconnecting in %.1fs", spec.venue,
                             stats.last_error, delay)
-            if conn is not None:
-                await conn.close()
-                conn = None
+            for dropped in (conn, retiring):
+                if dropped is not None:
+                    await dropped.close()
+            conn = retiring = None
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, spec.reconnect_max_s)
     finally:
-        if conn is not None:
-            await conn.close()
+        for leftover in (conn, retiring):
+            if leftover is not None:
+                await leftover.close()
 
 
 def _parse(raw: Any, spec: StreamSpec, stats: StreamStats) -> list[Any]:
@@ -162,8 +178,7 @@ def _parse(raw: Any, spec: StreamSpec, stats: StreamStats) -> list[Any]:
     stats.messages += 1
     stats.last_message_ms = int(time.time() * 1000)
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-        return spec.parse(text)
+        return spec.parse(_loads(raw))
     except (StreamRestart, AuthenticationError):
         raise
     except Exception as exc:

@@ -1,0 +1,12 @@
+"""Local exchange simulator: Upbit (and Bithumb v1 market data), Binance spot and Binance
+USDⓈ-M futures protocols over real HTTP and WebSocket on 127.0.0.1.
+
+Entry points: :class:`Simulator` (``async with Simulator(SimConfig()) as sim``),
+:func:`start_in_thread` for sync code, ``python -m markets.simulator`` and
+``manage.py simexchange``. No Django imports here.
+"""
+
+from markets.simulator.faults import Faults
+from markets.simulator.server import SimConfig, Simulator, SimulatorThread, start_in_thread
+
+__all__ = ["Faults", "SimConfig", "Simulator", "SimulatorThread", "start_in_thread"]

@@ -96,6 +96,7 @@ class BinanceBase(Venue):
     price_places: int | None = 8
     qty_places: int | None = 8
     intervals = INTERVALS
+    order_windows = (("10S", 10), ("1D", 86_400))
 
     def __init__(self, ctx, markets, accounts, *, spread_bps: float = 4.0) -> None:
         super().__init__(ctx, markets, accounts)
@@ -103,6 +104,7 @@ class BinanceBase(Venue):
         self.budget = Budget({"weight": (self.weight_limit, 60.0)})
         self.stream_conns: set[Connection] = set()
         self._last_push = 0.0
+        self._order_stamps: dict[str, list[float]] = {}
 
     def server_error(self) -> web.Response:
         return berror(
@@ -156,10 +158,22 @@ class BinanceBase(Venue):
                 resp = berror(exc.status, exc.name, exc.message)
             resp.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
             if is_order and resp.status == 200:
+                for header, count in self.order_counts(key):
+                    resp.headers[header] = str(count)
                 await delay_order_response(faults)
             return resp
 
         return wrapped
+
+    def order_counts(self, key: str) -> list[tuple[str, int]]:
+        """``X-MBX-ORDER-COUNT-*`` values after one more order by ``key`` (wall-clock windows)."""
+        now = time.monotonic()
+        stamps = [t for t in self._order_stamps.get(key, []) if now - t < 86_400] + [now]
+        self._order_stamps[key] = stamps
+        return [
+            (f"X-MBX-ORDER-COUNT-{name}", sum(1 for t in stamps if now - t < width))
+            for name, width in self.order_windows
+        ]
 
     def symbol_market(self, params: dict):
         """(market, None) or (None, error response)."""
@@ -194,7 +208,19 @@ class BinanceBase(Venue):
         start = int(params["startTime"]) if params.get("startTime") else None
         end = int(params["endTime"]) if params.get("endTime") else None
         now_open = int(frame.start(np.array([self.now()]))[0])
-        arrays = market.candles(frame, end_ms=None if end is None else end + 1)
+        lo = hi = None
+        width = frame.width_ms  # bound the work to the window (plus a margin for gap filling)
+        if width is not None and start is not None:
+            lo, hi = start - 60 * width, start + (limit + 1) * width
+        elif width is not None:
+            lo = (
+                min(end, now_open) - (limit + 60) * width
+                if end is not None
+                else (now_open - (limit + 60) * width)
+            )
+        if end is not None:
+            hi = end + 1 if hi is None else min(hi, end + 1)
+        arrays = market.candles(frame, end_ms=hi, start_ms=lo)
         arrays = fill_gaps(arrays, frame, now_open if end is None or end >= now_open else None)
         keep = np.ones(len(arrays), dtype=bool)
         if start is not None:

@@ -37,6 +37,7 @@ class FuturesVenue(FuturesUserStream, BinanceBase):
     weight_limit = 2400
     kline_limit = 1500
     kline_push_s = 0.25
+    order_windows = (("10S", 10), ("1M", 60))
     ping_s = 180.0
     price_places = None
     qty_places = None

@@ -296,7 +296,12 @@ def history_trades(spec: SymbolSpec, rng: np.random.Generator, start_ms: int, mi
 
 
 class SyntheticFeed:
-    """Live trades: Poisson arrivals (``rate`` per second) and GARCH(1,1) returns."""
+    """Live trades: Poisson arrivals (``rate`` per second) and GARCH(1,1) returns.
+
+    Arrivals, returns, sizes and sides draw from four separate streams and the log price is
+    accumulated one trade at a time, so the trades do not depend on how often ``until`` is
+    called (the simulator's tick), only on the seed.
+    """
 
     def __init__(
         self,
@@ -307,17 +312,27 @@ class SyntheticFeed:
         rate: float,
         garch: Garch,
     ) -> None:
-        self.spec, self.rng, self.rate = spec, rng, max(rate, 1e-6)
+        self.spec, self.rate = spec, max(rate, 1e-6)
+        streams = np.random.SeedSequence(int(rng.integers(2**63))).spawn(4)
+        self.gaps, self.shocks, self.sizes, self.sides = (np.random.default_rng(s) for s in streams)
         per_trade_var = spec.vol_1m**2 / (60 * self.rate)
         garch.omega = per_trade_var * (1 - garch.alpha - garch.beta)
         garch.var = garch.var / (60 * self.rate)
         self.garch = garch
-        self.price = price
+        self.log_price = math.log(price)
         self.next_ts = start_ms + self._gap()
         self.digits = _step_decimals(spec.step)
 
+    @property
+    def price(self) -> float:
+        return math.exp(self.log_price)
+
+    @price.setter
+    def price(self, value: float) -> None:
+        self.log_price = math.log(value)
+
     def _gap(self) -> int:
-        return max(1, int(self.rng.exponential(1000.0 / self.rate)))
+        return max(1, int(self.gaps.exponential(1000.0 / self.rate)))
 
     def until(self, ts_ms: int):
         times = []
@@ -327,16 +342,17 @@ class SyntheticFeed:
         n = len(times)
         if not n:
             return None
-        rets = self.garch.returns(self.rng.standard_normal(n))
-        raw = self.price * np.exp(np.cumsum(rets))
-        self.price = float(raw[-1])
-        prices = np.array([round_price(self.spec, p) for p in raw.tolist()])
+        rets = self.garch.returns(self.shocks.standard_normal(n))
+        logs = np.cumsum(np.concatenate(([self.log_price], rets)))[1:]
+        self.log_price = float(logs[-1])
+        prices = np.array([round_price(self.spec, p) for p in np.exp(logs).tolist()])
         mean_qty = self.spec.volume_1m / (60 * self.rate)
-        qty = np.maximum(np.round(self.rng.exponential(mean_qty, n), self.digits), self.spec.step)
-        return np.array(times, dtype=np.int64), prices, qty, self.rng.random(n) < 0.5
+        qty = np.round(self.sizes.exponential(mean_qty, n), self.digits)
+        qty = np.maximum(qty, self.spec.step)
+        return np.array(times, dtype=np.int64), prices, qty, self.sides.random(n) < 0.5
 
 
-def csv_trades(path: str, spec: SymbolSpec):
+def csv_trades(path: str, spec: SymbolSpec | None = None):
     """Trades from a candle CSV (open_time ms, open, high, low, close, volume; header optional)."""
     rows = []
     with open(path, newline="") as fh:
@@ -412,8 +428,13 @@ class Market:
         self, frame: Frame, end_ms: int | None = None, start_ms: int | None = None
     ) -> CandleArrays:
         """Non-empty candles whose open time is in [start_ms, end_ms) (bounds optional)."""
-        trades = self.trades()
-        buckets = frame.start(trades["ts"])
-        lo = 0 if start_ms is None else int(np.searchsorted(buckets, start_ms, side="left"))
-        hi = len(buckets) if end_ms is None else int(np.searchsorted(buckets, end_ms, side="left"))
-        return aggregate({k: v[lo:hi] for k, v in trades.items()}, frame)
+        ts = self.log.ts[: self.visible]
+
+        def cut(bound: int) -> int:  # trades before the first candle boundary >= bound
+            first = int(frame.start(np.array([bound], dtype=np.int64))[0])
+            boundary = bound if first == bound else frame.next_open(first)
+            return int(np.searchsorted(ts, boundary, side="left"))
+
+        lo = 0 if start_ms is None else cut(start_ms)
+        hi = self.visible if end_ms is None else cut(end_ms)
+        return aggregate(self.log.view(lo, max(lo, hi)), frame)

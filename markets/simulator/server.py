@@ -132,11 +132,15 @@ class Simulator:
         self._ticker: asyncio.Task | None = None
 
     def _default_anchor(self) -> int:
+        """Wall clock; with a replay, the first CSV candle plus ``history_days`` (at most the
+        last CSV trade), so the rest of the CSV plays out at ``speed``."""
         now = int(time.time() * 1000)
         if not self.config.replay:
             return now
-        firsts = [int(csv_trades(path, None)[0][0]) for path in self.config.replay.values()]
-        return min(now, max(firsts) + int(self.config.history_days * DAY_MS))
+        spans = [csv_trades(path, None)[0][[0, -1]] for path in self.config.replay.values()]
+        first = max(int(span[0]) for span in spans)
+        last = min(int(span[1]) for span in spans)
+        return min(first + int(self.config.history_days * DAY_MS), last)
 
     def clock_ms(self) -> int:
         """The simulated clock (ms UTC)."""
@@ -145,6 +149,7 @@ class Simulator:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> Simulator:
+        self._t0 = time.monotonic()  # the clock starts running now, not while history was built
         ports = {
             "upbit": self.config.upbit_port,
             "binance": self.config.binance_port,

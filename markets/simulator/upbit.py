@@ -199,7 +199,9 @@ class UpbitVenue(Venue):
                 "korean_name": market.spec.base,
                 "english_name": market.spec.base,
             }
-            if details:
+            if request.query.get("isDetails") == "true":  # Bithumb's spelling and field
+                row["market_warning"] = "NONE"
+            elif details:
                 row["market_event"] = {
                     "warning": False,
                     "caution": dict.fromkeys(
@@ -227,8 +229,9 @@ class UpbitVenue(Venue):
             return bad_param()
         if not 1 <= count <= 200:
             return bad_param()
-        span = frame.width_ms
-        start = None if span is None or end is None else end - (count + 1) * span - span
+        span = frame.width_ms  # bound the work to the window when the grid is fixed
+        ref = end if end is not None else self.now() + (span or 0)
+        start = None if span is None else ref - (count + 2) * span
         arrays = market.candles(frame, end_ms=end, start_ms=start)
         if start is not None and len(arrays) < count + 1:
             arrays = market.candles(frame, end_ms=end)

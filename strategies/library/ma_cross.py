@@ -66,12 +66,16 @@ class MaCross(Strategy):
         fast = self._average(close, p.short)
         mid = self._average(close, p.mid)
         slow = self._average(close, p.long)
-        rising = (fast > ind.shift(fast)) & (mid > ind.shift(mid)) & (slow > ind.shift(slow))
-        falling = (fast < ind.shift(fast)) & (mid < ind.shift(mid)) & (slow < ind.shift(slow))
+        n = len(candles)
+        rising = np.zeros(n, dtype=bool)
+        falling = np.zeros(n, dtype=bool)
+        if n > 1:
+            rising[1:] = (fast[1:] > fast[:-1]) & (mid[1:] > mid[:-1]) & (slow[1:] > slow[:-1])
+            falling[1:] = (fast[1:] < fast[:-1]) & (mid[1:] < mid[:-1]) & (slow[1:] < slow[:-1])
         up = ind.crossed_above(fast, mid)
         down = ind.crossed_below(fast, mid)
         allowed = ind.volatility_rising(close, p.vol_window) if p.vol_filter else True
-        actions = np.zeros(len(candles), dtype=np.int8)
+        actions = np.zeros(n, dtype=np.int8)
         actions[up] = EXIT_SHORT
         actions[down] = EXIT_LONG
         actions[up & rising & allowed] = ENTER_LONG

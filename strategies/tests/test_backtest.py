@@ -361,3 +361,31 @@ def test_kelly_sizing_uses_the_fallback_until_enough_trades(seed):
     sixth = result.trades[5]
     equity_before = 10_000.0 + sum(t.pnl for t in result.trades[:5])
     assert sixth.size * sixth.entry_price == pytest.approx(equity_before * fraction)
+
+
+def test_short_stop_and_target_mirror_the_long_ones():
+    stopped = backtest(
+        [FLAT, (100, 101, 99, 100), (101, 106, 100, 104)], [ENTER_SHORT, HOLD, HOLD],
+        stop_loss_pct=5, take_profit_pct=10,
+    )
+    assert (stopped.trades[0].reason, stopped.trades[0].exit_price) == (
+        "stop_loss", pytest.approx(105.0))
+    assert stopped.trades[0].pnl == pytest.approx(-50)
+    target = backtest(
+        [FLAT, (100, 101, 99, 100), (95, 96, 88, 89)], [ENTER_SHORT, HOLD, HOLD],
+        stop_loss_pct=5, take_profit_pct=10,
+    )
+    assert (target.trades[0].reason, target.trades[0].exit_price) == (
+        "take_profit", pytest.approx(90.0))
+    assert target.trades[0].pnl == pytest.approx(100)
+
+
+def test_an_ambiguous_bar_without_its_minutes_falls_back_to_stop_first():
+    step = 5 * MINUTE_MS
+    rows = [FLAT, (100, 100.5, 99.5, 100), (100, 111, 94, 100)]
+    other_bar = bars([(100, 111, 99, 110)], start_ms=DAY0_MS)  # minutes of another bar only
+    result = backtest(rows, [ENTER_LONG, HOLD, HOLD], step_ms=step, minute_candles=other_bar,
+                      stop_loss_pct=5, take_profit_pct=10)
+    assert result.trades[0].reason == "stop_loss"
+    assert result.stats["ambiguous_bars"] == 1
+    assert result.stats["ambiguous_bars_replayed"] == 0

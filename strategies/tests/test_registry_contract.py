@@ -22,6 +22,10 @@ SERIES = {
     "1m_trend": random_walk(4000, seed=2, vol=0.002, drift=0.0005),
     "1h_walk": random_walk(1500, seed=3, step_ms=3_600_000, vol=0.01),
     "1d_walk": random_walk(400, seed=4, step_ms=86_400_000, vol=0.03),
+    # Illiquid 1m candles repeat the same close for many bars: ties must not flip decisions.
+    "1m_flat_runs": from_returns(
+        np.random.default_rng(5).choice([0.0, 0.0, 0.0, 0.01, -0.01, 0.002, -0.003], 3000)
+    ),
 }
 
 

@@ -234,3 +234,82 @@ def test_binance_futures_leverage_margin_type_and_positions(server):
 def test_spot_adapters_have_no_positions():
     with pytest.raises(NotImplementedError, match="spot only"):
         get_adapter("upbit").positions()
+
+
+def test_bithumb_cancel_uses_v2_then_reads_the_order_back(server):
+    @server.route("DELETE", "/v2/order")
+    def cancel(req):
+        _kr_claims(req, req.raw_query)
+        assert req.arg("order_id") == "C0101000000001799625"
+        return Reply(200, load("bithumb_v2_order_cancel"))
+
+    @server.route("GET", "/v1/order")
+    def get(req):
+        _kr_claims(req, req.raw_query)
+        row = dict(load("bithumb_orders_list")[0], state="cancel")
+        return Reply(200, row)
+
+    adapter = get_adapter("bithumb", rest_url=server.url, api_key="ak", api_secret="secret")
+    order = adapter.cancel_order("KRW-BTC", exchange_order_id="C0101000000001799625")
+    assert order.status == CANCELLED and order.exchange_order_id == "C0101000000001799625"
+
+
+def test_binance_futures_balances_split_available_from_wallet(server):
+    @server.route("GET", "/fapi/v3/balance")
+    def balance(req):
+        _binance_verify(req)
+        return Reply(200, [{"accountAlias": "SgsR", "asset": "USDT", "balance": "122.5",
+                            "crossWalletBalance": "122.5", "crossUnPnl": "0",
+                            "availableBalance": "100.25", "maxWithdrawAmount": "100.25",
+                            "marginAvailable": True, "updateTime": 1617939110373}])
+
+    @server.route("GET", "/fapi/v1/openOrders")
+    def open_(req):
+        _binance_verify(req)
+        assert req.arg("symbol") == "BTCUSDT"
+        return Reply(200, [load("binance_futures_create_order_response")])
+
+    adapter = get_adapter("binance_futures", rest_url=server.url, api_key="ak",
+                          api_secret="secret")
+    (usdt,) = adapter.balances()
+    assert usdt.free == Decimal("100.25") and usdt.locked == Decimal("22.25")
+    (order,) = adapter.open_orders("BTCUSDT")
+    assert order.status == OPEN and order.client_order_id == "x-xcKtGhcu04075babaeb34c55af79ba"
+
+
+def test_binance_futures_filled_market_order_comes_back_with_its_fills(server):
+    @server.route("GET", "/fapi/v1/exchangeInfo")
+    def info(req):
+        return Reply(200, {"symbols": [{
+            "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
+            "contractType": "PERPETUAL", "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": "0.1", "tickSize": "0.1"},
+                {"filterType": "LOT_SIZE", "minQty": "0.001", "stepSize": "0.001"},
+                {"filterType": "MIN_NOTIONAL", "notional": "5"}]}]})
+
+    @server.route("POST", "/fapi/v1/order")
+    def place(req):
+        _binance_verify(req)
+        assert req.arg("type") == "MARKET" and req.arg("newOrderRespType") == "RESULT"
+        return Reply(200, dict(load("binance_futures_create_order_response"), status="FILLED",
+                               type="MARKET", side="BUY", executedQty="0.200",
+                               avgPrice="110001.00", cumQuote="22000.2"))
+
+    @server.route("GET", "/fapi/v1/userTrades")
+    def trades(req):
+        _binance_verify(req)
+        assert req.arg("orderId") == "4087922044"
+        return Reply(200, [{"symbol": "BTCUSDT", "id": 698759, "orderId": 4087922044,
+                            "side": "BUY", "price": "110001.00", "qty": "0.200",
+                            "realizedPnl": "0", "quoteQty": "22000.2", "commission": "8.80008",
+                            "commissionAsset": "USDT", "time": 1739781831932,
+                            "positionSide": "BOTH", "buyer": True, "maker": False}])
+
+    adapter = get_adapter("binance_futures", rest_url=server.url, api_key="ak",
+                          api_secret="secret")
+    order = adapter.place_order(OrderRequest("BTCUSDT", "buy", "market", Decimal("0.2"), None,
+                                             "fut-m-1"))
+    assert order.status == FILLED and order.average_price == Decimal("110001.00")
+    (fill,) = order.fills
+    assert fill.fee == Decimal("8.80008") and fill.is_maker is False
+    assert order.fee == Decimal("8.80008")

@@ -172,3 +172,14 @@ def test_listen_key_expired_yields_a_notice_and_restarts():
         bp.parse_ws_futures_user(json.dumps(expired))
     assert restart.value.items[0].kind == "listen_key_expired"
     assert restart.value.items[0].ts_ms == 1785449618659
+
+
+def test_nan_or_inverted_klines_are_dropped_from_rest_and_rejected_on_the_stream():
+    good = load("binance_spot_klines")[0]
+    nan = [good[0] + 60_000, "NaN", *good[2:]]
+    inverted = [good[0] + 120_000, "1", "0.5", "2", "1", *good[5:]]
+    assert [c.open_time_ms for c in bp.parse_klines([good, nan, inverted])] == [good[0]]
+    event = load("binance_kline_ws")
+    event["k"]["c"] = "nan"
+    with pytest.raises(ValueError, match="non-finite"):
+        bp.parse_ws_market(json.dumps(event))

@@ -153,3 +153,9 @@ def test_nan_trade_price_is_rejected():
     msg = dict(load("upbit_ws_trade"), trade_price=float("nan"))
     with pytest.raises(ValueError):
         kr_parse.parse_trade(msg)
+
+
+def test_insane_rest_candles_are_dropped():
+    rows = _body("upbit_candles_minutes")
+    broken = dict(rows[0], candle_date_time_utc="2026-03-11T14:39:00", low_price=2e9)
+    assert [c.open_time_ms for c in kr_parse.parse_candles([*rows, broken])] == [1773240000000]

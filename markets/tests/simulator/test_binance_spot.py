@@ -331,3 +331,59 @@ async def test_unknown_stream_is_refused(sim, http):
         async with http.ws_connect(f"{sim.binance_ws_url}/ws/nope@trade"):
             pass
     await asyncio.sleep(0)
+
+
+async def test_successful_orders_report_the_order_counts(frozen_sim, http):
+    for expected in (1, 2):
+        query = binance_query(
+            {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.0100"},
+            BINANCE_SECRET,
+            timestamp_ms=frozen_sim.clock_ms(),
+        )
+        async with http.post(f"{frozen_sim.binance_url}/api/v3/order?{query}", headers=HEAD) as r:
+            assert r.status == 200
+            assert r.headers["X-MBX-ORDER-COUNT-10S"] == str(expected)
+            assert r.headers["X-MBX-ORDER-COUNT-1D"] == str(expected)
+
+
+async def test_a_csv_replays_at_the_speed_factor(tmp_path):
+    base = 1_773_100_800_000
+    rows = [f"{base + m * 60_000},{100 + m},{101 + m},{99 + m},{100.5 + m},2" for m in range(60)]
+    path = tmp_path / "replay.csv"
+    path.write_text("open_time,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    cfg = config(
+        now_ms=None,
+        history_days=10 / 1440,
+        speed=600.0,
+        tick_s=0.05,
+        replay={"BTCUSDT": str(path)},
+        venues=("binance",),
+    )
+    async with Simulator(cfg) as sim:
+        market = sim.market("binance", "BTCUSDT")
+        start_clock = sim.clock_ms()
+        assert 0 <= start_clock - (base + 10 * 60_000) < 10_000  # a few wall ms at 600x
+        before = market.visible
+        await asyncio.sleep(0.6)  # about 6 simulated minutes
+        after = market.visible
+    assert before == 10 * 4 + 1 and 4 * 4 <= after - before <= 4 * 12
+
+
+async def test_a_closed_kline_on_the_stream_equals_the_rest_kline(http):
+    async with Simulator(config(speed=120.0, trade_rate=20.0)) as sim:
+        sim.venues["binance"].kline_push_s = 0.2
+        async with http.ws_connect(f"{sim.binance_ws_url}/ws/ethusdt@kline_1m") as ws:
+            deadline = time.monotonic() + 8
+            closed = None
+            while closed is None and time.monotonic() < deadline:
+                k = json.loads((await ws.receive(timeout=5)).data)["k"]
+                closed = k if k["x"] else None
+        assert closed is not None
+        async with http.get(
+            sim.binance_url + "/api/v3/klines",
+            params={"symbol": "ETHUSDT", "interval": "1m", "startTime": closed["t"], "limit": 1},
+        ) as r:
+            row = (await r.json())[0]
+    assert row[0] == closed["t"] and row[6] == closed["T"]
+    assert row[1:6] == [closed["o"], closed["h"], closed["l"], closed["c"], closed["v"]]
+    assert row[8] == closed["n"]

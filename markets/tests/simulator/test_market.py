@@ -148,3 +148,23 @@ def test_csv_replay_turns_each_candle_into_four_trades(tmp_path):
     assert list(candles.open) == [100, 105] and list(candles.high) == [110, 106]
     assert list(candles.low) == [90, 104] and list(candles.close) == [105, 104.5]
     assert list(candles.volume) == [8, 4]
+
+
+def test_an_unaligned_start_drops_the_candle_it_falls_in():
+    market = make(days=0.2)
+    frame = Frame("m", 5)
+    everything = market.candles(frame)
+    cut = int(everything.open_time[3])
+    shifted = market.candles(frame, start_ms=cut + 1)
+    assert shifted.open_time[0] == everything.open_time[4]
+    assert shifted.open[0] == everything.open[4] and shifted.count[0] == everything.count[4]
+
+
+def test_live_trades_do_not_depend_on_how_often_the_clock_ticks():
+    once, often = make(3), make(3)
+    once.advance(NOW + 120_000)
+    for step in range(1, 241):
+        often.advance(NOW + step * 500)
+    a, b = once.trades(), often.trades()
+    assert np.array_equal(a["ts"], b["ts"]) and np.array_equal(a["price"], b["price"])
+    assert np.array_equal(a["qty"], b["qty"]) and np.array_equal(a["buyer_maker"], b["buyer_maker"])

@@ -326,3 +326,8 @@ async def test_a_bithumb_style_timestamp_claim_is_checked(frozen_sim, http):
             frozen_sim.upbit_url + "/v1/accounts", headers={"Authorization": f"Bearer {token}"}
         ) as resp:
             assert resp.status == expected
+
+
+async def test_bithumb_spelling_of_is_details_gets_market_warning(frozen_sim, http):
+    _, _, rows = await get(http, frozen_sim, "/v1/market/all", isDetails="true")
+    assert rows[0]["market_warning"] == "NONE" and "market_event" not in rows[0]
