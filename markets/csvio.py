@@ -119,6 +119,8 @@ def _lines(source: str | bytes | IO | Iterable[str]) -> Iterable[str]:
         source = source.decode("utf-8-sig")
     if isinstance(source, str):
         return io.StringIO(source, newline="")
+    if isinstance(source, (io.RawIOBase, io.BufferedIOBase)):  # a file opened in binary mode
+        return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
     return source
 
 
@@ -164,7 +166,8 @@ def _header(fields: list[str]) -> tuple[dict[str, int], str | None]:
 def parse_candles_csv(
     lines_or_file: str | bytes | IO | Iterable[str], timeframe: str
 ) -> tuple[list[CandleRow], list[CsvError]]:
-    """Parse and check candles of ``timeframe`` from CSV text, lines or an open text file.
+    """Parse and check candles of ``timeframe`` from CSV text (str or UTF-8 bytes), an
+    iterable of lines, or an open file (text, or binary read as UTF-8).
 
     Returns ``(rows, errors)``: ``rows`` holds every valid candle in file order, ``errors`` one
     :class:`CsvError` per rejected line (with its line number). A row is rejected when a number
@@ -291,6 +294,8 @@ def write_candles_csv(
     ``"iso"`` (``2024-01-01T00:00:00Z``) or ``"ms"`` (epoch milliseconds). Floats are written
     with ``repr``, so :func:`parse_candles_csv` reads back the same values bit for bit. The
     quote_volume column is written when any row has one (empty cells for the others).
+    (The parser takes epoch-ms values before 1973-03-03 for epoch seconds and refuses them;
+    no market data is that old, and ``"iso"`` has no such limit.)
     """
     if time_format not in ("iso", "ms"):
         raise ValueError(f"time_format must be 'iso' or 'ms', got {time_format!r}")

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from markets.series import Candles
 from strategies.params import Params
 
 # Per-bar actions, stored as int8. The names are a trader's vocabulary.
@@ -38,54 +39,6 @@ ACTION_NAMES: dict[int, str] = {
     ADD_SHORT: "add_short",
 }
 ACTION_CODES: dict[str, int] = {name: code for code, name in ACTION_NAMES.items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class Candles:
-    """Closed candles of one symbol and timeframe, oldest first, as parallel numpy arrays.
-
-    ``open_time_ms`` is int64 ms UTC; prices and volume are float64.
-    """
-
-    open_time_ms: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = len(self.open_time_ms)
-        for f in dataclasses.fields(self):
-            arr = getattr(self, f.name)
-            if len(arr) != n:
-                raise ValueError(
-                    f"Candles.{f.name} has {len(arr)} values but open_time_ms has {n}; "
-                    "every column must have one value per candle"
-                )
-
-    def __len__(self) -> int:
-        return len(self.open_time_ms)
-
-    def tail(self, n: int) -> Candles:
-        """The newest ``n`` candles (all of them when there are fewer)."""
-        return self[max(len(self) - n, 0) :]
-
-    def __getitem__(self, index: slice) -> Candles:
-        if not isinstance(index, slice):
-            raise TypeError("Candles can be sliced, not indexed; use candles.close[i]")
-        return Candles(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
-
-    @classmethod
-    def from_arrays(cls, open_time_ms, open, high, low, close, volume) -> Candles:  # noqa: A002
-        return cls(
-            open_time_ms=np.asarray(open_time_ms, dtype=np.int64),
-            open=np.asarray(open, dtype=np.float64),
-            high=np.asarray(high, dtype=np.float64),
-            low=np.asarray(low, dtype=np.float64),
-            close=np.asarray(close, dtype=np.float64),
-            volume=np.asarray(volume, dtype=np.float64),
-        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -260,3 +260,12 @@ def test_add_trade_accepts_plain_values_and_add_many_returns_all_closed_bars():
         [trade(T0 + MIN, 11.0, symbol="X"), trade(T0 + 2 * MIN, 12.0, symbol="X")]
     )
     assert [b.open_time_ms for b in closed] == [T0, T0 + MIN]
+
+
+def test_accepts_the_exchange_adapters_trade_objects():
+    from markets.exchanges.base import Trade as ExchangeTrade
+
+    agg = BarAggregator(timeframes=["1m"])
+    agg.add(ExchangeTrade("KRW-BTC", "1", T0 + 5, 10.0, 0.5, "buy"))
+    closed = agg.add_many([ExchangeTrade("KRW-BTC", "2", T0 + MIN, 11.0, 0.25, "sell")])
+    assert closed == [Bar("KRW-BTC", "1m", T0, 10.0, 10.0, 10.0, 10.0, 0.5, 5.0, 1)]

@@ -254,3 +254,42 @@ def test_upsert_then_load_gives_back_the_same_bits(symbol, rows, chunk_size):
     for i, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
         assert bits(getattr(got, name).tolist()) == bits([r[i] for r in rows]), name
     assert [r[6] for r in stored(symbol)] == [r.quote_volume for r in rows]
+
+
+def test_binary_copy_payload_round_trips_through_its_parser():
+    from markets.candles import _PG_IN, _pg_copy_in, _pg_copy_out
+
+    cols = {
+        "open_time_ms": np.array([T0, T0 + MIN], dtype=np.int64),
+        "open": np.array([1.5, 0.1]), "high": np.array([2.0, 0.3]),
+        "low": np.array([1.0, 0.1]), "close": np.array([1.75, 0.2]),
+        "volume": np.array([3.0, 0.0]), "quote_volume": np.array([4.5, np.nan]),
+    }
+    payload = _pg_copy_in(cols, 0, 2)
+    assert payload.startswith(b"PGCOPY\n\xff\r\n\x00") and payload.endswith(b"\xff\xff")
+    assert len(payload) == 19 + 2 * (2 + 7 * 12) + 2
+    rows = _pg_copy_out(payload, _PG_IN)
+    assert rows["count"].tolist() == [7, 7]
+    assert rows["open_time_ms"].tolist() == [T0, T0 + MIN]
+    for name in ("open", "high", "low", "close", "volume", "quote_volume"):
+        assert bits(rows[name].tolist()) == bits(cols[name].tolist()), name
+    with pytest.raises(RuntimeError, match="unexpected COPY BINARY payload"):
+        _pg_copy_out(payload[:-2], _PG_IN)
+
+
+def test_closed_bars_from_the_aggregator_store_and_load_unchanged(symbol):
+    from markets.aggregator import BarAggregator
+
+    agg = BarAggregator(timeframes=["1m", "1h"])
+    closed = []
+    for i in range(200):  # 200 trades over about 3.3 hours
+        ts = T0 + i * 59_000
+        closed += agg.add_trade("KRW-BTC", str(i), ts, 100.0 + (i % 7) * 0.5, 0.25)
+    by_tf = {tf: [b for b in closed if b.timeframe == tf] for tf in ("1m", "1h")}
+    for tf, bars in by_tf.items():
+        assert upsert_candles(symbol.id, tf, bars) == (len(bars), 0)
+        got = load_candles(symbol.id, tf)
+        assert got.open_time_ms.tolist() == [b.open_time_ms for b in bars]
+        assert got.close.tolist() == [b.close for b in bars]
+        assert got.volume.tolist() == [b.volume for b in bars]
+    assert [b.open_time_ms for b in by_tf["1h"]] == [T0, T0 + 60 * MIN, T0 + 120 * MIN]

@@ -65,6 +65,7 @@ def test_accepts_open_file_list_of_lines_and_bytes_with_bom():
     assert parse(io.StringIO(text)) == (expected, [])
     assert parse(text.splitlines(keepends=True)) == (expected, [])
     assert parse(("\ufeff" + text).encode()) == (expected, [])
+    assert parse(io.BytesIO(("\ufeff" + text).encode())) == (expected, [])
 
 
 @pytest.mark.parametrize(
