@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class MarketsConfig(AppConfig):
     name = "markets"
     verbose_name = "Markets"
+
+    def ready(self) -> None:
+        from markets import signals  # noqa: F401  (connects the symbol-set change stamp)

@@ -72,19 +72,48 @@ def check_workers(now: float) -> dict:
     return result
 
 
+def required_stream_venues() -> list[str]:
+    """Slugs of active venues with at least one active symbol: each needs a live stream."""
+    from markets.models import Exchange
+
+    return list(
+        Exchange.objects.filter(is_active=True, symbols__is_active=True)
+        .distinct()
+        .order_by("slug")
+        .values_list("slug", flat=True)
+    )
+
+
 def check_stream(now: float) -> dict:
+    """Every active venue with active symbols needs a fresh stream heartbeat whose state is
+    not ``down`` (``streaming``, or ``polling`` over REST while its WebSocket reconnects)."""
     venues = {}
     for venue, fields in heartbeat.read("stream").items():
         age = heartbeat.age_seconds(fields, now)
         venues[venue] = {
-            "ok": age is not None and age < STREAM_STALE_SECONDS,
+            "ok": age is not None
+            and age < STREAM_STALE_SECONDS
+            and fields.get("state", "streaming") != "down",
             "last_message_seconds_ago": None if age is None else round(age, 1),
             **{k: v for k, v in fields.items() if k != "ts_ms"},
         }
-    required = getattr(settings, "HEALTH_REQUIRE_STREAM", False)
-    if not venues:
-        return {"ok": not required, "venues": {}, "status": "not running"}
-    return {"ok": all(v["ok"] for v in venues.values()), "venues": venues}
+    required = required_stream_venues()
+    missing = [slug for slug in required if slug not in venues]
+    problems = []
+    if missing:
+        problems.append(f"no stream heartbeat for active venue(s): {', '.join(missing)}; "
+                        "is `manage.py stream` running?")
+    bad = [slug for slug in required if slug in venues and not venues[slug]["ok"]]
+    if bad:
+        problems.append(f"stream stale or down for: {', '.join(bad)}")
+    if not venues and not required:
+        ok = not getattr(settings, "HEALTH_REQUIRE_STREAM", False)
+        return {"ok": ok, "venues": {}, "required": [], "status": "not running"}
+    result = {"ok": not problems and all(v["ok"] for v in venues.values()), "venues": venues,
+              "required": required}
+    if problems:
+        result["error"] = "; ".join(problems)
+    return result
 
 
 @never_cache

@@ -69,3 +69,33 @@ def test_unreachable_redis_answers_503(client, redis_url):
     body = response.json()
     assert body["checks"]["database"]["ok"] and not body["checks"]["redis"]["ok"]
     assert body["checks"]["beat"]["error"].startswith("unknown")
+
+
+def test_every_active_venue_with_active_symbols_needs_a_fresh_stream_heartbeat(
+        client, clean_redis, symbol):
+    from markets.models import Exchange, Symbol
+
+    all_alive()
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert "no stream heartbeat for active venue(s): sim" in (
+        response.json()["checks"]["stream"]["error"])
+
+    heartbeat.beat("stream", "sim", state="streaming", last_message_ms=int(time.time() * 1000))
+    assert client.get("/health").status_code == 200
+
+    heartbeat.beat("stream", "sim", state="down")
+    body = client.get("/health").json()
+    assert body["checks"]["stream"]["ok"] is False and "down" in body["checks"]["stream"]["error"]
+
+    heartbeat.beat("stream", "sim", state="polling")  # REST fallback while reconnecting
+    assert client.get("/health").status_code == 200
+
+    # An inactive venue, or an active one without active symbols, needs no stream.
+    off = Exchange.objects.create(slug="upbit", name="Upbit", adapter="upbit",
+                                  rest_url="https://api.upbit.com", ws_url="wss://api.upbit.com",
+                                  is_active=False)
+    Symbol.objects.create(exchange=off, code="KRW-BTC", base="BTC", quote="KRW")
+    Exchange.objects.create(slug="bithumb", name="Bithumb", adapter="bithumb",
+                            rest_url="https://api.bithumb.com", ws_url="wss://ws-api.bithumb.com")
+    assert client.get("/health").status_code == 200

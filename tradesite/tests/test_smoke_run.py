@@ -64,6 +64,21 @@ def test_run_script_starts_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
                 f"/health never answered 200: {body}\n" + (tmp_path / "run.log").read_text()[-3000:]
             )
         assert body["checks"]["workers"]["ok"] and body["checks"]["beat"]["ok"]
+        assert body["checks"]["stream"]["ok"] and "sim" in body["checks"]["stream"]["venues"]
+        # The sim venue's 1m candles land in the database (stream catch-up and live bars).
+        landed = 0
+        for _ in range(6):
+            export = subprocess.run(
+                [".venv/bin/python", "manage.py", "export_candles", "--venue", "sim",
+                 "--symbol", "KRW-BTC", "--timeframe", "1m"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            )
+            assert export.returncode == 0, export.stderr
+            landed = len(export.stdout.splitlines()) - 1
+            if landed > 10:
+                break
+            time.sleep(5)
+        assert landed > 10, (tmp_path / "run.log").read_text()[-3000:]
         login = requests.get(base + "/admin/login/", timeout=5)
         assert login.status_code == 200 and 'name="username"' in login.text
         assert (tmp_path / "var" / "demo-credentials.txt").exists()

@@ -1,0 +1,371 @@
+"""Backfill stored candles from a venue's REST API: resumable, idempotent, gap-aware.
+
+:func:`backfill` fetches, for each symbol and timeframe, only the candles missing from
+``[start, end)``: before the first stored candle, inside the stored range (gaps) and after the
+last. It pages through the adapter in chunks of one request (``max_candles_per_request``
+candles), oldest first, under the venue's shared Redis rate limiter, and upserts each chunk in
+its own transaction, so Ctrl-C keeps every chunk already written.
+
+Empty intervals: Upbit-protocol venues (Upbit, Bithumb, the simulator) have no candle for a
+minute without trades, so a missing candle may be legitimately missing. Every range fetched is
+remembered as *checked* in Redis (``tradesite:backfill:checked:<venue>:<symbol>:<tf>``, merged
+intervals); a later run subtracts the checked ranges, so an empty gap is fetched once, not on
+every run. Only closed time is ever marked checked. Losing Redis costs one refetch of the
+empty gaps, never a wrong candle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+
+from markets import heartbeat
+from markets.candles import find_gaps, upsert_candles
+from markets.exchanges import ADAPTERS, get_adapter
+from markets.exchanges.base import ExchangeAdapter
+from markets.exchanges.ratelimit import RedisRateLimiter
+from markets.models import Exchange, Symbol
+from markets.timeframes import TIMEFRAMES, floor_ms, timeframe_ms
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+DEFAULT_DAYS = 300
+#: A candle counts as closed this long after its end (the venue's REST may lag its trades).
+CLOSED_GRACE_MS = 2_000
+
+
+def default_days() -> int:
+    """Days a symbol without candles is backfilled (setting ``BACKFILL_DEFAULT_DAYS``)."""
+    return int(getattr(settings, "BACKFILL_DEFAULT_DAYS", DEFAULT_DAYS))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# -- adapters ---------------------------------------------------------------------------------
+
+
+def venue_limiter(exchange: Exchange) -> RedisRateLimiter:
+    """The venue's rate limiter, shared through Redis by every process (keyed by the venue's
+    slug, so the simulator never spends a real venue's budget)."""
+    groups = ADAPTERS[exchange.adapter].capabilities.rate_groups
+    return RedisRateLimiter(exchange.slug, groups, heartbeat.client())
+
+
+def adapter_for(exchange: Exchange, **options) -> ExchangeAdapter:
+    """A public-data adapter for ``exchange`` under its shared limiter (no credentials)."""
+    options.setdefault("limiter", venue_limiter(exchange))
+    return get_adapter(
+        exchange.adapter, rest_url=exchange.rest_url, ws_url=exchange.ws_url, **options
+    )
+
+
+class RequestCounter:
+    """Counts HTTP responses an adapter receives (a ``requests`` response hook)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, response, *args, **kwargs):
+        self.count += 1
+        return response
+
+    def attach(self, adapter: ExchangeAdapter) -> RequestCounter:
+        session = getattr(getattr(adapter, "http", None), "session", None)
+        if session is not None and self not in session.hooks["response"]:
+            session.hooks["response"].append(self)
+        return self
+
+
+# -- checked ranges ---------------------------------------------------------------------------
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for a, b in sorted((int(a), int(b)) for a, b in ranges if b > a):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def subtract(ranges: Iterable[tuple[int, int]], minus: Iterable[tuple[int, int]]
+             ) -> list[tuple[int, int]]:
+    """``ranges`` without the parts covered by ``minus`` (half-open ms intervals)."""
+    cut = _merge(minus)
+    out = []
+    for a, b in ranges:
+        for c, d in cut:
+            if d <= a or c >= b:
+                continue
+            if c > a:
+                out.append((a, c))
+            a = max(a, d)
+            if a >= b:
+                break
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+class CheckedRanges:
+    """Time ranges already fetched from the venue for one symbol and timeframe (in Redis)."""
+
+    def __init__(self, venue: str, symbol: str, timeframe: str, client=None) -> None:
+        self.key = f"{settings.REDIS_KEY_PREFIX}backfill:checked:{venue}:{symbol}:{timeframe}"
+        self.client = client or heartbeat.client()
+
+    def get(self) -> list[tuple[int, int]]:
+        raw = self.client.get(self.key)
+        if not raw:
+            return []
+        try:
+            return [(int(a), int(b)) for a, b in json.loads(raw)]
+        except (ValueError, TypeError):
+            log.warning("ignoring unreadable checked ranges in %s", self.key)
+            return []
+
+    def add(self, start_ms: int, end_ms: int) -> None:
+        if end_ms <= start_ms:
+            return
+        merged = _merge([*self.get(), (start_ms, end_ms)])
+        self.client.set(self.key, json.dumps(merged))
+
+    def clear(self) -> None:
+        self.client.delete(self.key)
+
+
+# -- fetching ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class BackfillReport:
+    """What a backfill (or a collection run) did. Mutated as it goes, so an interrupted run
+    still reports what it wrote."""
+
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    gaps_found: int = 0
+    gaps_filled: int = 0
+    gaps_empty: int = 0
+    requests: int = 0
+    chunks: int = 0
+    elapsed_s: float = 0.0
+    series: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"fetched {self.fetched} candles, inserted {self.inserted}, updated {self.updated}; "
+            f"gaps found {self.gaps_found}, filled {self.gaps_filled}, "
+            f"empty at the venue {self.gaps_empty}; {self.requests} requests in "
+            f"{self.elapsed_s:.1f}s over {self.series} symbol/timeframe pair(s)"
+        )
+
+
+def chunks(start_ms: int, end_ms: int, step: int, per_request: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut into pieces one request can serve, oldest first."""
+    width = step * per_request
+    out = []
+    a = start_ms
+    while a < end_ms:
+        b = min(a + width, end_ms)
+        out.append((a, b))
+        a = b
+    return out
+
+
+def fetch_range(
+    adapter: ExchangeAdapter,
+    symbol: Symbol,
+    timeframe: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    report: BackfillReport,
+    clock_ms: Callable[[], int] = now_ms,
+    checked: CheckedRanges | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> int:
+    """Fetch ``[start_ms, end_ms)`` of closed candles chunk by chunk, upserting each chunk in its
+    own transaction; returns the number of candles fetched. Marks each chunk checked."""
+    step = timeframe_ms(timeframe)
+    start_ms = -(-start_ms // step) * step
+    closed_end = floor_ms(clock_ms() - CLOSED_GRACE_MS, timeframe)
+    end_ms = min(end_ms, closed_end)
+    per_request = adapter.capabilities.max_candles_per_request
+    total = 0
+    for a, b in chunks(start_ms, end_ms, step, per_request):
+        rows = adapter.fetch_candles(symbol.code, timeframe, a, b)
+        rows = [r for r in rows if a <= r.open_time_ms < b]
+        if rows:
+            inserted, updated = upsert_candles(symbol.id, timeframe, rows)
+            report.inserted += inserted
+            report.updated += updated
+        report.fetched += len(rows)
+        report.chunks += 1
+        total += len(rows)
+        if checked is not None:
+            checked.add(a, b)
+        if on_chunk is not None:
+            on_chunk((b - a) // step)
+    return total
+
+
+def plan(
+    symbol: Symbol,
+    timeframe: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    checked: CheckedRanges | None,
+    clock_ms: Callable[[], int] = now_ms,
+) -> tuple[list[tuple[int, int]], int]:
+    """Ranges to fetch (missing and not yet checked) and how many of them are inner gaps."""
+    end_ms = min(end_ms, floor_ms(clock_ms() - CLOSED_GRACE_MS, timeframe))
+    if end_ms <= start_ms:
+        return [], 0
+    missing = find_gaps(symbol.id, timeframe, start_ms, end_ms)
+    if checked is not None:
+        missing = subtract(missing, checked.get())
+    step = timeframe_ms(timeframe)
+    first = -(-start_ms // step) * step
+    last = -(-end_ms // step) * step
+    inner = sum(1 for a, b in missing if a > first and b < last)
+    return missing, inner
+
+
+def resolve_symbols(venue: str | None, codes: Iterable[str] = (), all_active: bool = False
+                    ) -> list[Symbol]:
+    """Symbols named on a command line, with a clear error for an unknown venue or code."""
+    if all_active:
+        qs = Symbol.objects.active().select_related("exchange")
+        if venue:
+            qs = qs.filter(exchange__slug=venue)
+        return list(qs)
+    if not venue:
+        raise ValueError("name the venue (--venue SLUG) or use --all-active")
+    exchange = Exchange.objects.filter(slug=venue).first()
+    if exchange is None:
+        known = ", ".join(Exchange.objects.values_list("slug", flat=True)) or "none"
+        raise ValueError(f"unknown venue {venue!r}; known venues: {known}")
+    codes = [c.strip() for c in codes if c.strip()]
+    if not codes:
+        raise ValueError("name at least one symbol (--symbol KRW-BTC[,KRW-ETH])")
+    found = {s.code: s for s in Symbol.objects.filter(exchange=exchange, code__in=codes)
+             .select_related("exchange")}
+    missing = [c for c in codes if c not in found]
+    if missing:
+        raise ValueError(f"unknown symbol(s) at {venue}: {', '.join(missing)}")
+    return [found[c] for c in codes]
+
+
+def parse_timeframes(text: str | Iterable[str] | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = text.split(",") if isinstance(text, str) else list(text)
+    items = [t.strip() for t in items if t.strip()]
+    bad = [t for t in items if t not in TIMEFRAMES]
+    if bad:
+        raise ValueError(f"unknown timeframe(s) {', '.join(bad)}; use {', '.join(TIMEFRAMES)}")
+    return items
+
+
+def backfill(
+    symbols: Iterable[Symbol],
+    timeframes: Iterable[str] | None = None,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    days: float | None = None,
+    clock_ms: Callable[[], int] | None = None,
+    adapter_factory: Callable[[Exchange], ExchangeAdapter] | None = None,
+    progress: bool | None = None,
+    report: BackfillReport | None = None,
+    out=None,
+) -> BackfillReport:
+    """Fill ``[start, end)`` for each symbol and timeframe with what the venue has and the
+    database lacks. ``timeframes`` defaults to each symbol's own list. Without ``start_ms`` and
+    ``days`` the range is the last :func:`default_days` days. ``end_ms`` defaults to now
+    (only closed candles are fetched). ``progress`` shows a tqdm bar (default: when ``out``
+    is a terminal). Returns (and fills as it goes) a :class:`BackfillReport`."""
+    report = report if report is not None else BackfillReport()
+    clock_ms = clock_ms or now_ms
+    adapter_factory = adapter_factory or adapter_for
+    started = time.monotonic()
+    out = out if out is not None else sys.stderr
+    now = clock_ms()
+    end = now if end_ms is None else end_ms
+    if start_ms is None:
+        span_days = default_days() if days is None else days
+        start = end - int(span_days * DAY_MS)
+    else:
+        start = start_ms
+    if start >= end:
+        raise ValueError("the start must be before the end")
+    symbols = list(symbols)
+    wanted = list(timeframes) if timeframes is not None else None
+
+    work = []
+    for symbol in symbols:
+        for tf in (wanted or symbol.timeframes):
+            checked = CheckedRanges(symbol.exchange.slug, symbol.code, tf)
+            ranges, inner = plan(symbol, tf, start, end, checked=checked, clock_ms=clock_ms)
+            report.gaps_found += inner
+            report.series += 1
+            work.append((symbol, tf, ranges, inner, checked))
+
+    total_slots = sum((b - a) // timeframe_ms(tf) for _, tf, ranges, _, _ in work
+                      for a, b in ranges)
+    show = progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())
+    bar = None
+    if show and total_slots:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_slots, unit="candle", file=out, dynamic_ncols=True)
+    adapters: dict[int, tuple[ExchangeAdapter, RequestCounter]] = {}
+    try:
+        for symbol, tf, ranges, _inner, checked in work:
+            if not ranges:
+                continue
+            exchange = symbol.exchange
+            if exchange.id not in adapters:
+                adapter = adapter_factory(exchange)
+                adapters[exchange.id] = (adapter, RequestCounter().attach(adapter))
+            adapter, _ = adapters[exchange.id]
+            if tf not in adapter.capabilities.timeframes:
+                why = adapter.capabilities.unsupported_timeframes.get(tf, "not offered")
+                report.errors.append(f"{exchange.slug}:{symbol.code} {tf}: {why}")
+                continue
+            step = timeframe_ms(tf)
+            last = -(-min(end, floor_ms(now - CLOSED_GRACE_MS, tf)) // step) * step
+            first = -(-start // step) * step
+            if bar is not None:
+                bar.set_description(f"{exchange.slug}:{symbol.code} {tf}")
+            for a, b in ranges:
+                got = fetch_range(adapter, symbol, tf, a, b, report=report, clock_ms=clock_ms,
+                                  checked=checked,
+                                  on_chunk=bar.update if bar is not None else None)
+                if a > first and b < last:
+                    if got:
+                        report.gaps_filled += 1
+                    else:
+                        report.gaps_empty += 1
+    finally:
+        if bar is not None:
+            bar.close()
+        for adapter, counter in adapters.values():
+            report.requests += counter.count
+            adapter.close()
+        report.elapsed_s = time.monotonic() - started
+    return report

@@ -1,0 +1,203 @@
+"""Runs a :class:`VenueStream` per active venue and reloads when the symbol set changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+from markets import heartbeat
+from markets.stream.venue import LogThrottle, StreamConfig, SymbolSpec, VenueSpec, VenueStream
+from markets.timeframes import TIMEFRAMES
+
+log = logging.getLogger("markets.stream")
+
+
+def load_venues(only: set[str] | None = None) -> dict[str, VenueSpec]:
+    """Active venues with their active symbols (read from the database)."""
+    from markets.models import Symbol
+
+    venues: dict[str, dict[str, Any]] = {}
+    qs = Symbol.objects.active().select_related("exchange").order_by("exchange__slug", "code")
+    for s in qs:
+        ex = s.exchange
+        if only and ex.slug not in only:
+            continue
+        entry = venues.setdefault(ex.slug, {"ex": ex, "symbols": []})
+        tfs = tuple(tf for tf in TIMEFRAMES if tf in (s.timeframes or []))
+        entry["symbols"].append(SymbolSpec(s.code, s.id, tfs or ("1m",)))
+    return {
+        slug: VenueSpec(slug, e["ex"].adapter, e["ex"].rest_url, e["ex"].ws_url,
+                        tuple(e["symbols"]))
+        for slug, e in venues.items()
+    }
+
+
+def default_publish() -> Callable[[str, dict], Any]:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+
+    async def publish(group: str, message: dict) -> None:
+        if layer is not None:
+            await layer.group_send(group, message)
+
+    return publish
+
+
+def default_send_task(name: str, kwargs: dict) -> None:
+    """Send a task by name through the project's Celery app (the current app once the
+    project package is imported; markets does not import it, by the layering rule)."""
+    from celery import current_app
+
+    current_app.send_task(name, kwargs=kwargs)
+
+
+def stream_beat(slug: str, stopped: bool = False, ttl: int = 60, **fields) -> None:
+    if stopped:
+        heartbeat.client().delete(heartbeat.key("stream", slug))
+    else:
+        heartbeat.beat("stream", slug, ttl=ttl, **fields)
+
+
+class WsLogFilter(logging.Filter):
+    """Keeps a venue that is offline from flooding the log: the adapter's "stream dropped"
+    line is let through the first time and then at most once per ``every_s`` per venue."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.throttle = LogThrottle(every_s, logging.getLogger("markets.exchanges.ws"))
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "stream dropped" not in str(record.msg):
+            return True
+        import time
+
+        venue = str(record.args[0]) if record.args else ""
+        now = time.monotonic()
+        if now - self._last.get(venue, -1e9) < self.throttle.every_s:
+            return False
+        self._last[venue] = now
+        return True
+
+
+class StreamRunner:
+    """All venues in one process. ``factory(spec) -> VenueStream`` is injectable for tests."""
+
+    def __init__(self, *, only: set[str] | None = None, config: StreamConfig | None = None,
+                 factory: Callable[[VenueSpec], VenueStream] | None = None,
+                 reload_every_s: float = 2.0) -> None:
+        self.only = only
+        self.config = config or StreamConfig()
+        self.factory = factory or self._make
+        self.reload_every_s = reload_every_s
+        self.running: dict[str, tuple[VenueSpec, VenueStream, asyncio.Task]] = {}
+        self._stop = asyncio.Event()
+        self._publish = None
+
+    def _make(self, spec: VenueSpec) -> VenueStream:
+        from markets.backfill import venue_limiter
+        from markets.collect import report_gap
+        from markets.exchanges import get_adapter
+
+        class _Ex:  # what venue_limiter needs
+            slug, adapter = spec.slug, spec.adapter
+
+        limiter = venue_limiter(_Ex)
+        if self._publish is None:
+            self._publish = default_publish()
+
+        options = {}
+        if spec.adapter in ("upbit", "bithumb"):
+            # A text PING well inside the watchdog's silence window keeps a quiet but healthy
+            # connection from looking dead (the venue answers {"status":"UP"}).
+            options["ws_text_ping_s"] = max(1.0, self.config.silence_s / 3)
+
+        def adapter():
+            return get_adapter(spec.adapter, rest_url=spec.rest_url, ws_url=spec.ws_url,
+                               limiter=limiter, **options)
+
+        return VenueStream(
+            spec, rest_adapter=adapter(), stream_adapter_factory=adapter,
+            publish=self._publish, send_task=default_send_task,
+            evaluate_task=settings.TRADESITE_TASKS["evaluate"], config=self.config,
+            beat=lambda slug, **f: stream_beat(slug, ttl=self.config.heartbeat_ttl_s, **f),
+            report_gap=report_gap,
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _load(self) -> dict[str, VenueSpec]:
+        return await asyncio.to_thread(_load_in_thread, self.only)
+
+    async def _stamp(self) -> str | None:
+        from markets.signals import changed_stamp
+
+        return await asyncio.to_thread(changed_stamp)
+
+    async def _apply(self, specs: dict[str, VenueSpec]) -> None:
+        for slug in list(self.running):
+            if specs.get(slug) != self.running[slug][0]:
+                await self._stop_venue(slug)
+        for slug, spec in specs.items():
+            if slug not in self.running:
+                stream = self.factory(spec)
+                task = asyncio.ensure_future(stream.run())
+                self.running[slug] = (spec, stream, task)
+                log.info("stream: %s with %d symbol(s)", slug, len(spec.symbols))
+
+    async def _stop_venue(self, slug: str) -> None:
+        _, stream, task = self.running.pop(slug)
+        stream.stop()
+        with contextlib.suppress(Exception):
+            await task
+        log.info("stream: %s stopped", slug)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.stop)
+        stamp = await self._safe_stamp()
+        await self._apply(await self._load())
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.reload_every_s)
+                if self._stop.is_set():
+                    break
+                force = False
+                for slug, (_, _, task) in list(self.running.items()):
+                    if task.done():  # a venue stream died: start it again
+                        self.running.pop(slug)
+                        exc = task.exception() if not task.cancelled() else None
+                        log.error("stream: %s stopped unexpectedly (%s); restarting", slug, exc)
+                        force = True
+                new = await self._safe_stamp()
+                if new != stamp or force:
+                    stamp = new
+                    await self._apply(await self._load())
+        finally:
+            for slug in list(self.running):
+                await self._stop_venue(slug)
+
+    async def _safe_stamp(self) -> str | None:
+        try:
+            return await self._stamp()
+        except Exception as exc:
+            log.warning("stream: cannot read the symbol-set stamp: %s", exc)
+            return None
+
+
+def _load_in_thread(only):
+    from django.db import close_old_connections
+
+    close_old_connections()
+    return load_venues(only)
