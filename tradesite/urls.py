@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import path
 
-from orders import api, views
+from orders import api
+from orders import views as dashboard
 from tradesite import health
 
 admin.site.site_header = "tradesite"
@@ -21,7 +22,11 @@ urlpatterns = [
     path("api/configs/<int:pk>/deactivate", api.deactivate_config, name="api-config-deactivate"),
     path("api/kill-switch", api.kill_switch, name="api-kill-switch"),
     path("api/candles", api.candles, name="api-candles"),
-    path("", views.dashboard, name="home"),
-    path("dashboard/configs/<int:pk>/toggle", views.toggle_config, name="dashboard-toggle-config"),
-    path("dashboard/kill-switch", views.kill_switch, name="dashboard-kill-switch"),
+    path("", dashboard.dashboard, name="home"),
+    path(
+        "dashboard/configs/<int:pk>/toggle",
+        dashboard.toggle_config,
+        name="dashboard-toggle-config",
+    ),
+    path("dashboard/kill-switch", dashboard.kill_switch, name="dashboard-kill-switch"),
 ]
