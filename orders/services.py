@@ -988,6 +988,42 @@ def _order_info(order: Order) -> OrderInfo:
     )
 
 
+@batched
+def reconcile_live_orders(account_ids=None, broker_factory=None) -> int:
+    """Ask the venue about every live order still ``submitted`` (outcome unknown), ``open`` or
+    ``partially_filled``, by client order id, and apply the answer (fills, position, status).
+    This is how a placement that timed out is settled without ever re-sending it. Returns the
+    number of orders whose state changed."""
+    from markets.exchanges.errors import OrderNotFound
+
+    broker_factory = broker_factory or broker_for
+    orders = Order.objects.filter(
+        account__mode=Account.Mode.LIVE,
+        status__in=[Order.Status.SUBMITTED, Order.Status.OPEN, Order.Status.PARTIALLY_FILLED],
+    ).select_related("account__exchange", "symbol__exchange")
+    if account_ids is not None:
+        orders = orders.filter(account_id__in=list(account_ids))
+    changed = 0
+    brokers: dict[int, Broker] = {}
+    for order in orders:
+        try:
+            broker = brokers.get(order.account_id) or broker_factory(order.account)
+            brokers[order.account_id] = broker
+            info = broker.fetch(order.symbol.code, order.client_order_id, order.exchange_order_id)
+        except OrderNotFound:
+            if order.status == Order.Status.SUBMITTED:
+                _reject_order(order, "the venue has no such order: it never arrived")
+                changed += 1
+            continue
+        except (BrokerUnavailable, ExchangeError) as exc:
+            log.warning("reconcile %s: %s", order.client_order_id, exc)
+            continue
+        before = (order.status, order.filled_quantity)
+        order = apply_order_info(order, info)
+        changed += int((order.status, order.filled_quantity) != before)
+    return changed
+
+
 # ------------------------------------------------------------------------ manual orders
 
 

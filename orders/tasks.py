@@ -57,10 +57,15 @@ def exit_guard(
 
 @shared_task(name="orders.tasks.run_trading")
 def run_trading() -> int:
-    """Beat, every minute: the exit guard's fallback on the newest stored prices, then catch up
+    """Beat, every minute: settle live orders with the venue (by client order id), the exit
+    guard's fallback on the newest stored prices, then catch up
     on the newest stored bar of every traded symbol/timeframe (a bar whose evaluate message
     was lost is evaluated here; a repeat stores and orders nothing new). Returns the number of
     signals created."""
+    try:
+        services.reconcile_live_orders()
+    except Exception:
+        log.exception("run_trading: reconciling live orders failed")
     guard = exits.guard_all_from_candles()
     created = 0
     for venue, symbol, timeframe, bar_time_ms in evaluation.latest_closed_bars():

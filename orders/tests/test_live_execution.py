@@ -116,3 +116,35 @@ def test_a_stale_signal_is_not_sent_live(live):
     assert outcome.reason.startswith("signal is ")
     assert outcome.reason.endswith("s old (more than 120 s); not sent live")
     assert not Order.objects.exists()
+
+
+def test_an_order_whose_answer_was_lost_is_settled_by_reconciliation(live, simulator):
+    """The venue took the order but the answer never arrived: the row stays submitted until
+    reconciliation looks it up by client order id; nothing is sent twice."""
+    from markets.exchanges.base import OrderRequest
+
+    account, symbol = live
+    order = Order.objects.create(
+        account=account, symbol=symbol, side="buy", type="market", quantity=Decimal("0.003"),
+        client_order_id=services.new_client_order_id(), status="submitted", reason="manual",
+    )
+    adapter = get_adapter("binance_spot", rest_url=simulator.binance_url, api_key=KEY,
+                          api_secret=SECRET)
+    adapter.place_order(OrderRequest(
+        symbol="BTCUSDT", side="buy", type="market", quantity=Decimal("0.003"), price=None,
+        client_order_id=order.client_order_id,
+    ))
+    lost = Order.objects.create(
+        account=account, symbol=symbol, side="buy", type="market", quantity=Decimal("0.001"),
+        client_order_id=services.new_client_order_id(), status="submitted", reason="manual",
+    )
+
+    assert services.reconcile_live_orders() == 2
+
+    order.refresh_from_db()
+    assert order.status == "filled" and order.filled_quantity == Decimal("0.003")
+    assert account.positions.get(closed_at__isnull=True).quantity == Decimal("0.003")
+    lost.refresh_from_db()
+    assert lost.status == "rejected" and "never arrived" in lost.reject_reason
+    assert services.reconcile_live_orders() == 0
+    adapter.close()
