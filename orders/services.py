@@ -47,7 +47,7 @@ from orders import risk
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.brokers.base import Costs, default_costs
 from orders.models import EquitySnapshot, Fill, Order, Position, Side
-from orders.push import batched, push_later
+from orders.push import batched, push_later, push_to_user
 from strategies import position as pm
 from strategies import sizing
 from strategies.models import Signal, StrategyConfig
@@ -703,10 +703,24 @@ def _reduce(account, position, order, qty, price, fee, ts, *, paper, perpetual, 
     _push_later(account.owner_id, wire.POSITION_UPDATED, position_payload(position))
 
 
+def account_payload(account: Account) -> dict:
+    return {
+        "id": account.pk,
+        "label": account.label,
+        "mode": account.mode,
+        "halted": account.halted,
+        "halted_reason": account.halted_reason,
+    }
+
+
 def halt_account(account: Account, reason: str) -> None:
-    Account.objects.filter(pk=account.pk, halted=False).update(
+    """Halt one account (bad API keys, kill switch) and tell its owner (``account.updated``)."""
+    changed = Account.objects.filter(pk=account.pk, halted=False).update(
         halted=True, halted_at=timezone.now(), halted_reason=reason[:255]
     )
+    if changed:
+        account = Account.objects.get(pk=account.pk)
+        push_to_user(account.owner_id, wire.ACCOUNT_UPDATED, account_payload(account))
 
 
 @batched
@@ -1182,9 +1196,14 @@ def stop_trading(
     with transaction.atomic():
         account_ids = list(accounts.select_for_update().values_list("pk", flat=True))
         result.configs_deactivated = configs.filter(is_active=True).update(is_active=False)
-        result.accounts_halted = Account.objects.filter(pk__in=account_ids, halted=False).update(
+        newly_halted = list(
+            Account.objects.filter(pk__in=account_ids, halted=False).values_list("pk", flat=True)
+        )
+        result.accounts_halted = Account.objects.filter(pk__in=newly_halted).update(
             halted=True, halted_at=now, halted_reason=reason[:255]
         )
+        for account in Account.objects.filter(pk__in=newly_halted):
+            _push_later(account.owner_id, wire.ACCOUNT_UPDATED, account_payload(account))
     open_orders = Order.objects.filter(
         account_id__in=account_ids, status__in=Order.OPEN_STATUSES
     ).select_related("account__exchange", "symbol__exchange")

@@ -81,3 +81,17 @@ def test_stop_trading_command_closes_positions_on_request(symbol, paper, trading
 def test_stop_trading_without_close_positions_leaves_them_open(symbol, paper, trading):
     services.stop_trading(user=paper.owner)
     assert Position.objects.filter(account=paper, closed_at__isnull=True).count() == 1
+
+
+@pytest.mark.redis
+def test_the_owner_is_told_the_account_is_halted(symbol, paper, trading, listen):
+    inbox = listen(paper.owner_id)
+    services.stop_trading(user=paper.owner, reason="panic", close_positions=True)
+    messages = inbox.drain()
+    halted = [m for m in messages if m["type"] == "account.updated"]
+    assert halted == [{
+        "type": "account.updated", "id": paper.pk, "label": "alice-paper", "mode": "paper",
+        "halted": True, "halted_reason": "panic",
+    }]
+    kinds = {m["type"] for m in messages}
+    assert {"order.updated", "position.updated", "fill.created"} <= kinds
