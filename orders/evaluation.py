@@ -97,7 +97,9 @@ def evaluate_bar(
     """Evaluate every active config on ``venue:symbol_code`` and ``timeframe`` on the closed bar
     that opened at ``bar_time_ms``, and hand each new signal to execution
     (``orders.services.execute_signal``) at the bar's close: price = the close, time = the
-    close time. One config's error is logged and counted, never fatal."""
+    close time. Every config's entry is decided and saved first, then all are sent, so the
+    last config's order is not waiting for the others' fills. One config's error is logged and
+    counted, never fatal."""
     report = EvaluationReport()
     symbol = (
         Symbol.objects.select_related("exchange")
@@ -128,6 +130,7 @@ def evaluate_bar(
         report.skipped_missing_bar = len(configs)
         log.info("evaluate: bar %s %s %s not stored yet", symbol, timeframe, bar_time_ms)
         return report
+    pending = []
     for config in configs:
         try:
             window, signals = _signals(config, candles)
@@ -149,15 +152,26 @@ def evaluate_bar(
         if execute and "execution" not in (signal.reason or {}):
             # A new signal, or one stored by a run that stopped before acting on it.
             try:
-                outcome = services.execute_signal(signal, config=config, at_ms=end_ms)
+                outcome = services.execute_signal(
+                    signal, config=config, at_ms=end_ms, defer_send=True
+                )
             except Exception:
                 report.errors += 1
                 log.exception("execute: signal %s of config %s failed", signal.pk, config.pk)
             else:
                 report.executions[outcome.status] = report.executions.get(outcome.status, 0) + 1
                 signal.reason = {**(signal.reason or {}), "execution": outcome.as_dict()}
+                if outcome.pending:
+                    pending.append(outcome.pending)
         if created:
             push_later(signal.config.owner_id, wire.SIGNAL_CREATED, signal_payload(signal))
+    # Every config's order for this bar is saved; now send them (paper fills, live venues).
+    for item in pending:
+        try:
+            services.finish_execution(*item)
+        except Exception:
+            report.errors += 1
+            log.exception("execute: sending order %s failed", item[1].client_order_id)
     return report
 
 

@@ -291,6 +291,8 @@ class Execution:
     status: str
     reason: str = ""
     orders: list[int] = dataclasses.field(default_factory=list)
+    #: With ``defer_send``: the saved entry still to hand to :func:`finish_execution`.
+    pending: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return {"status": self.status, "reason": self.reason, "orders": list(self.orders)}
@@ -731,10 +733,15 @@ def execute_signal(
     at_ms: int | None = None,
     last_price: Decimal | None = None,
     broker: Broker | None = None,
+    defer_send: bool = False,
 ) -> Execution:
     """Act on a stored signal once: close, reverse, enter or add as the backtester would, at
     ``last_price`` (default: the signal's close) and time ``at_ms`` (default: now). A signal
     already acted on returns its stored outcome, so evaluating a bar twice orders once.
+
+    ``defer_send=True`` saves a plain entry or add without sending it: the result's
+    ``pending`` goes to :func:`finish_execution` (evaluation saves every config's order for a
+    bar first, then sends them). Closes and reversals are always carried out at once.
 
     A plain entry or add is decided and saved in one transaction with the account, the signal
     and the position locked: the signal's outcome and its Order are written together."""
@@ -793,17 +800,31 @@ def execute_signal(
                     return result
             _mark(signal, Execution("ordered", "", [entry.pk]) if entry else Execution("started"))
         if entry is not None:
-            entry = send_order(entry, broker, last_price=last_price, ts_ms=at_ms)
-            if entry.reject_reason:
-                result = Execution("ordered", entry.reject_reason, [entry.pk])
-                _mark(signal, result)
-                return result
-            return Execution("ordered", "", [entry.pk])
+            if defer_send:
+                return Execution(
+                    "ordered", "", [entry.pk], pending=(signal, entry, broker, last_price, at_ms)
+                )
+            return finish_execution(signal, entry, broker, last_price, at_ms)
         return _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
     except Exception as exc:
         # Marked, never retried blindly: a person (or reconciliation) looks at it.
         _mark(signal, Execution("error", f"execution failed: {exc}"[:500]))
         raise
+
+
+@batched
+def finish_execution(signal, entry: Order, broker: Broker, last_price: Decimal, at_ms: int):
+    """Send a saved entry and record a venue rejection on its signal."""
+    try:
+        entry = send_order(entry, broker, last_price=last_price, ts_ms=at_ms)
+    except Exception as exc:
+        _mark(signal, Execution("error", f"execution failed: {exc}"[:500], [entry.pk]))
+        raise
+    if entry.reject_reason:
+        result = Execution("ordered", entry.reject_reason, [entry.pk])
+        _mark(signal, result)
+        return result
+    return Execution("ordered", "", [entry.pk])
 
 
 def _signal_gate(account, config, unavailable: str) -> Execution | None:
