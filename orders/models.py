@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
@@ -237,3 +238,43 @@ class EquitySnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.ts:%Y-%m-%d %H:%M} {self.equity}"
+
+
+class ApiToken(models.Model):
+    """A user's key for the JSON API. Only a SHA-256 hash is stored: the token is shown once,
+    when it is made (``manage.py api_token``), and cannot be read back."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=64, help_text="What the token is for.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=8, editable=False, help_text="First characters, to tell tokens apart."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["owner_id", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="api_token_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}...)"
+
+    @staticmethod
+    def hash(key: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, owner, name: str) -> tuple[ApiToken, str]:
+        """A new token for ``owner``: ``(row, key)``; the key is not stored."""
+        import secrets
+
+        key = secrets.token_urlsafe(32)
+        row = cls.objects.create(owner=owner, name=name, key_hash=cls.hash(key), prefix=key[:8])
+        return row, key

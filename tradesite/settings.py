@@ -162,6 +162,7 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 #: Task names the stream sends by name (markets never imports orders; tradesite wires them).
 TRADESITE_TASKS = {
     "evaluate": "orders.tasks.evaluate",
+    "exit_guard": "orders.tasks.exit_guard",
 }
 
 LOGGING = {

@@ -25,6 +25,7 @@ from django.urls import reverse
 from markets import api
 from markets.models import Symbol
 from markets.timeframes import TIMEFRAMES
+from orders import api as orders_api
 from orders.models import Fill, Order, Position
 from strategies import indicators as ind
 from strategies.base import Candles
@@ -144,15 +145,18 @@ def _json(payload, status: int = 200) -> HttpResponse:
 
 
 def api_candles(request: HttpRequest) -> HttpResponse:
-    """``GET /api/candles?venue&symbol&timeframe[&before|&after][&limit][&indicators]``.
+    """``GET /api/candles?venue&symbol&timeframe[&before|&after][&limit][&indicators]``, for the
+    pages (session) and scripts (``Authorization: Bearer <API token>``).
 
     Columnar JSON ``{venue, symbol, timeframe, candles: {t, o, h, l, c, v}[, indicators]}``,
     oldest first, at most 5,000 candles; ``indicators`` is ``all`` or a comma list of
     ``bb, sma7, sma20, sma60, sma120, macd, rsi``. 401 when not logged in, 400 for a malformed
     query, 404 for an unknown symbol, each with ``{"error": message}``.
     """
-    if not request.user.is_authenticated:
-        return _json({"error": "log in to read candles"}, status=401)
+    try:
+        orders_api.authenticate(request)
+    except orders_api.ApiError as exc:
+        return _json({"error": str(exc)}, status=exc.status)
     try:
         query = api.parse_candle_query(request.GET)
         names = _indicator_names(request.GET.get("indicators"))

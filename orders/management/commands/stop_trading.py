@@ -6,8 +6,9 @@ from orders.services import stop_trading
 
 class Command(BaseCommand):
     help = (
-        "Kill switch: deactivate all or selected strategy configs, halt their accounts and cancel "
-        "their open orders. Accounts stay halted until resumed in the admin."
+        "Kill switch: deactivate all or selected strategy configs, halt their accounts, cancel "
+        "their open orders (live ones at the venue) and, with --close-positions, close their "
+        "positions. Accounts stay halted until resumed in the admin."
     )
 
     def add_arguments(self, parser):
@@ -21,6 +22,11 @@ class Command(BaseCommand):
             help="strategy config ids to stop (default: all)",
         )
         parser.add_argument("--reason", default="stop_trading command")
+        parser.add_argument(
+            "--close-positions",
+            action="store_true",
+            help="also close the open positions at the last price (market, reduce-only)",
+        )
 
     def handle(self, *args, **options):
         user = None
@@ -29,5 +35,10 @@ class Command(BaseCommand):
                 user = get_user_model().objects.get(username=options["user"])
             except get_user_model().DoesNotExist:
                 raise CommandError(f"no user named {options['user']!r}") from None
-        result = stop_trading(user=user, config_ids=options["configs"], reason=options["reason"])
+        result = stop_trading(
+            user=user,
+            config_ids=options["configs"],
+            reason=options["reason"],
+            close_positions=options["close_positions"],
+        )
         self.stdout.write(self.style.WARNING(result.summary()))

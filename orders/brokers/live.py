@@ -1,0 +1,82 @@
+"""Live execution through the venue's exchange adapter (``markets.exchanges``).
+
+Only for an account in live mode, with keys, and ``settings.TRADING_LIVE`` on. Safety against
+doubles lives in the adapters: ``place_order`` looks an order up by its client order id after a
+timeout or 5xx and raises ``OrderStatusUnknown`` rather than re-send; this broker never retries
+a placement itself. Futures leverage and isolated margin are set before the first entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from markets.exchanges import get_adapter
+from markets.exchanges.base import ExchangeAdapter, OrderInfo, OrderRequest
+from orders.brokers.base import Broker, Costs, default_costs
+
+log = logging.getLogger(__name__)
+
+
+def live_allowed(account) -> str | None:
+    """Why ``account`` may not trade live, or None."""
+    from django.conf import settings
+
+    if not getattr(settings, "TRADING_LIVE", False):
+        return "live trading is off on this server (set TRADING_LIVE=1 to allow it)"
+    if account.mode != account.Mode.LIVE:
+        return "the account is in paper mode"
+    if not account.has_keys:
+        return "the live account has no API key and secret"
+    return None
+
+
+class LiveBroker(Broker):
+    live = True
+
+    def __init__(self, adapter: ExchangeAdapter, costs: Costs | None = None,
+                 margin_type: str = "ISOLATED") -> None:
+        self.adapter = adapter
+        self.costs = costs or Costs()
+        self.margin_type = margin_type
+        self._prepared: set[tuple[str, int]] = set()
+
+    @classmethod
+    def for_account(cls, account) -> LiveBroker:
+        exchange = account.exchange
+        adapter = get_adapter(
+            exchange.adapter, rest_url=exchange.rest_url, ws_url=exchange.ws_url,
+            api_key=account.api_key, api_secret=account.api_secret,
+        )
+        return cls(adapter, default_costs())
+
+    def place(self, request: OrderRequest, *, last_price: Decimal, ts_ms: int) -> OrderInfo:
+        return self.adapter.place_order(request)
+
+    def cancel(self, symbol: str, client_order_id: str, exchange_order_id: str = "") -> OrderInfo:
+        return self.adapter.cancel_order(
+            symbol, client_order_id=None if exchange_order_id else client_order_id,
+            exchange_order_id=exchange_order_id or None,
+        )
+
+    def fetch(self, symbol: str, client_order_id: str, exchange_order_id: str = "") -> OrderInfo:
+        return self.adapter.fetch_order(
+            symbol, client_order_id=None if exchange_order_id else client_order_id,
+            exchange_order_id=exchange_order_id or None,
+        )
+
+    def prepare_futures(self, symbol: str, leverage: int) -> None:
+        if not self.adapter.capabilities.supports_leverage:
+            return
+        if (symbol, leverage) in self._prepared:
+            return
+        # The adapter treats "no need to change margin type" as success; other errors raise.
+        self.adapter.set_margin_type(symbol, self.margin_type)
+        self.adapter.set_leverage(symbol, int(leverage))
+        self._prepared.add((symbol, leverage))
+
+    def balances(self):
+        return self.adapter.balances()
+
+    def close(self) -> None:
+        self.adapter.close()

@@ -1,0 +1,97 @@
+"""The kill switch: configs off, accounts halted until a person resumes them, open orders
+cancelled (reservations returned), and with --close-positions the positions closed."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from markets.models import Account, Balance
+from orders import services, tasks
+from orders.models import Order, Position
+from orders.tests.conftest import MINUTE, T0, store
+from strategies.models import Signal, StrategyConfig
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PRICE = 50_000_000.0
+
+
+@pytest.fixture
+def trading(symbol, paper, make_config):
+    """Alice with an open long (from a signal) and a resting limit buy far under the market."""
+    config = make_config(paper)
+    store(symbol, [PRICE] * 4)
+    tasks.evaluate("sim", "KRW-BTC", "1m", T0 + 3 * MINUTE)
+    Balance.objects.filter(account=paper, asset="KRW").update(free=Decimal("100000"))
+    resting = services.place_manual_order(
+        paper, symbol, side="buy", quantity=Decimal("0.001"), price=Decimal("40000000"),
+        last_price=Decimal(str(PRICE)), ts_ms=T0 + 5 * MINUTE,
+    )
+    assert resting.status == "open"
+    return config, resting
+
+
+def test_kill_switch_cancels_orders_closes_positions_and_halts(symbol, paper, trading):
+    config, resting = trading
+    krw = Balance.objects.get(account=paper, asset="KRW")
+    assert krw.locked > 0  # the resting buy holds its funds
+
+    result = services.stop_trading(user=paper.owner, reason="panic", close_positions=True)
+
+    assert result.configs_deactivated == 1 and result.accounts_halted == 1
+    assert result.orders_cancelled == 1 and result.positions_closed == 1
+    resting.refresh_from_db()
+    assert resting.status == "cancelled" and resting.reject_reason == "cancelled: panic"
+    assert Balance.objects.get(account=paper, asset="KRW").locked == 0
+    position = Position.objects.get(account=paper)
+    assert position.close_reason == "kill_switch" and position.closed_at is not None
+    assert Order.objects.get(reason="kill_switch").status == "filled"
+    assert Balance.objects.get(account=paper, asset="BTC").free == 0
+    account = Account.objects.get(pk=paper.pk)
+    assert account.halted and account.halted_reason == "panic"
+    assert not StrategyConfig.objects.get(pk=config.pk).is_active
+
+
+def test_account_stays_halted_until_a_person_resumes_it(symbol, paper, trading):
+    config, _ = trading
+    services.stop_trading(user=paper.owner, reason="panic")
+    StrategyConfig.objects.filter(pk=config.pk).update(is_active=True, params={"enter": 6})
+    store(symbol, [PRICE] * 3, start=T0 + 4 * MINUTE)
+    tasks.evaluate("sim", "KRW-BTC", "1m", T0 + 6 * MINUTE)
+    outcome = Signal.objects.get(action="enter_long", config=config, reason__has_key="execution",
+                                 bar_time__gt=Signal.objects.order_by("bar_time").first().bar_time)
+    assert outcome.reason["execution"]["status"] == "rejected"
+    assert "account is halted (panic)" in outcome.reason["execution"]["reason"]
+    manual = services.place_manual_order(
+        paper, symbol, side="buy", quantity=Decimal("0.001"), last_price=Decimal(str(PRICE))
+    )
+    assert manual.status == "rejected" and manual.reject_reason.startswith("account is halted")
+
+    services.resume_account(paper)
+    assert not Account.objects.get(pk=paper.pk).halted
+
+
+def test_stop_trading_command_closes_positions_on_request(symbol, paper, trading, capsys):
+    call_command("stop_trading", "--user", paper.owner.username, "--close-positions")
+    out = capsys.readouterr().out
+    assert "halted 1 account(s)" in out and "closed 1 position(s)" in out
+    assert not Position.objects.filter(closed_at__isnull=True).exists()
+
+
+def test_stop_trading_without_close_positions_leaves_them_open(symbol, paper, trading):
+    services.stop_trading(user=paper.owner)
+    assert Position.objects.filter(account=paper, closed_at__isnull=True).count() == 1
+
+
+@pytest.mark.redis
+def test_the_owner_is_told_the_account_is_halted(symbol, paper, trading, listen):
+    inbox = listen(paper.owner_id)
+    services.stop_trading(user=paper.owner, reason="panic", close_positions=True)
+    messages = inbox.drain()
+    halted = [m for m in messages if m["type"] == "account.updated"]
+    assert halted == [{
+        "type": "account.updated", "id": paper.pk, "label": "alice-paper", "mode": "paper",
+        "halted": True, "halted_reason": "panic",
+    }]
+    kinds = {m["type"] for m in messages}
+    assert {"order.updated", "position.updated", "fill.created"} <= kinds

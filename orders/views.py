@@ -1,0 +1,133 @@
+"""The trader's dashboard at ``/``: thin views over the owned querysets and ``services``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from markets.models import Account
+from orders import risk, services
+from orders.equity import last_prices, value_account
+from orders.models import EquitySnapshot, Order, Position
+from strategies.models import Signal, StrategyConfig
+
+RECENT = 20
+
+
+def _today(account: Account, equity: Decimal) -> dict:
+    """Today's PnL (trading day of settings.TIME_ZONE) against the day's first snapshot."""
+    now_ms = services.now_ms()
+    start, end = risk.day_bounds_ms(now_ms, settings.TIME_ZONE)
+    first = (
+        EquitySnapshot.objects.filter(
+            account=account, ts__gte=services.ms_to_dt(start), ts__lt=services.ms_to_dt(end)
+        )
+        .order_by("ts")
+        .first()
+    )
+    if first is None or not first.equity:
+        return {"pnl": None, "pct": None, "start": None}
+    pnl = equity - first.equity
+    return {"pnl": pnl, "pct": pnl / first.equity * 100, "start": first.equity}
+
+
+@login_required
+def dashboard(request):
+    user = request.user
+    accounts = []
+    for account in Account.objects.owned_by(user).select_related("exchange"):
+        valuation = value_account(account)
+        configs = account.strategy_configs.filter(is_active=True)
+        accounts.append(
+            {
+                "account": account,
+                "equity": valuation.equity,
+                "balances": list(account.balances.all()),
+                "today": _today(account, valuation.equity),
+                "targets": sorted(
+                    {c.daily_target_pct for c in configs if c.daily_target_pct is not None}
+                ),
+                "limits": sorted(
+                    {c.daily_max_loss_pct for c in configs if c.daily_max_loss_pct is not None}
+                ),
+            }
+        )
+    positions = list(
+        Position.objects.owned_by(user)
+        .filter(closed_at__isnull=True)
+        .select_related("symbol__exchange", "account", "config")
+    )
+    prices = last_prices({p.symbol_id for p in positions})
+    rows = []
+    for position in positions:
+        price = prices.get(position.symbol_id)
+        direction = 1 if position.side == Position.PositionSide.LONG else -1
+        rows.append(
+            {
+                "position": position,
+                "price": price,
+                "pnl": None
+                if price is None
+                else (price - position.entry_price) * position.quantity * direction,
+            }
+        )
+    signals = Signal.objects.select_related("config", "symbol__exchange").order_by(
+        "-bar_time", "-id"
+    )
+    if not user.is_superuser:
+        signals = signals.filter(config__owner=user)
+    context = {
+        "accounts": accounts,
+        "positions": rows,
+        "signals": [
+            {"signal": s, "execution": (s.reason or {}).get("execution") or {}}
+            for s in signals[:RECENT]
+        ],
+        "orders": Order.objects.owned_by(user).select_related("symbol__exchange", "account")[
+            :RECENT
+        ],
+        "configs": StrategyConfig.objects.owned_by(user).select_related(
+            "symbol__exchange", "account"
+        ),
+        "now": timezone.localtime(),
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, "orders/dashboard.html", context)
+
+
+@login_required
+@require_POST
+def toggle_config(request, pk):
+    config = get_object_or_404(StrategyConfig.objects.owned_by(request.user), pk=pk)
+    active = not config.is_active
+    if active and config.account.owner_id != config.owner_id:
+        messages.error(request, "This config's account is not yours; pick one of your accounts.")
+        return redirect("home")
+    StrategyConfig.objects.filter(pk=config.pk).update(is_active=active)
+    state = "on" if active else "off"
+    messages.success(request, f"{config.name} switched {state}.")
+    if active and config.account.halted:
+        messages.warning(
+            request,
+            f"Account {config.account.label} is halted ({config.account.halted_reason}); the "
+            "config trades once the account is resumed in the admin.",
+        )
+    return redirect("home")
+
+
+@login_required
+@require_POST
+def kill_switch(request):
+    result = services.stop_trading(
+        user=request.user,
+        reason="kill switch (dashboard)",
+        close_positions=request.POST.get("close_positions") == "1",
+    )
+    messages.warning(request, f"Kill switch: {result.summary()}.")
+    return redirect("home")
