@@ -25,6 +25,7 @@ from orders import services
 from orders.push import batched, push_later
 from strategies.base import ACTION_NAMES, HOLD, Candles
 from strategies.models import Signal, StrategyConfig
+from strategies.services import peer_closes
 
 log = logging.getLogger(__name__)
 
@@ -58,34 +59,14 @@ def signal_payload(signal: Signal) -> dict:
     }
 
 
-def peer_closes(symbol: Symbol, timeframe: str, names, candles: Candles) -> dict[str, np.ndarray]:
-    """Closes of peer symbols on the same venue aligned to ``candles.open_time_ms``: the close of
-    the peer's candle with the same open time, forward-filled over a missing candle, NaN before
-    the peer's first candle (the contract of ``dual_momentum``)."""
-    out = {}
-    if not len(candles):
-        return out
-    peers = Symbol.objects.filter(exchange_id=symbol.exchange_id, code__in=list(names))
-    start = int(candles.open_time_ms[0])
-    end = int(candles.open_time_ms[-1]) + timeframe_ms(timeframe)
-    for peer in peers:
-        other = load_candles(peer.pk, timeframe, start_ms=start, end_ms=end)
-        aligned = np.full(len(candles), np.nan)
-        if len(other):
-            index = np.searchsorted(other.open_time_ms, candles.open_time_ms, side="right") - 1
-            valid = index >= 0
-            aligned[valid] = other.close[index[valid]]
-        out[peer.code] = aligned
-    return out
-
-
 def _signals(config: StrategyConfig, candles: Candles):
     strategy = config.build_strategy()
     window = candles.tail(strategy.lookback())
     peers = getattr(strategy.params, "symbols", ())
     if config.strategy == "dual_momentum" and peers:
         return window, strategy.signals(
-            window, peer_closes=peer_closes(config.symbol, config.timeframe, peers, window)
+            window,
+            peer_closes=peer_closes(config.symbol, config.timeframe, peers, window.open_time_ms),
         )
     return window, strategy.signals(window)
 

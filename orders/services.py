@@ -212,6 +212,7 @@ def position_payload(position: Position) -> dict:
         "opened_at": int(position.opened_at.timestamp() * 1000),
         "closed_at": int(position.closed_at.timestamp() * 1000) if position.closed_at else None,
         "close_reason": position.close_reason,
+        "open": position.closed_at is None,
     }
 
 

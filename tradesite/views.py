@@ -13,7 +13,6 @@ plus ``type``): publishers use them with ``markets.wire.private_message``.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -26,7 +25,8 @@ from markets import api
 from markets.models import Symbol
 from markets.timeframes import TIMEFRAMES
 from orders import api as orders_api
-from orders.models import Fill, Order, Position
+from orders import evaluation, services
+from orders.models import Fill, Position
 from strategies import indicators as ind
 from strategies.base import Candles
 from strategies.models import Signal, StrategyConfig
@@ -36,10 +36,6 @@ from strategies.models import Signal, StrategyConfig
 WARMUP = 300
 MARKERS_LIMIT = 1_000
 PAGE_CANDLES = 1_000
-
-
-def _ms(value: dt.datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
 
 
 def _num(value) -> float | None:
@@ -171,68 +167,11 @@ def api_candles(request: HttpRequest) -> HttpResponse:
 # -- the user's rows, as the chart draws them -------------------------------------------------
 
 
-def _symbol_key(symbol: Symbol) -> str:
-    return f"{symbol.exchange.slug}:{symbol.code}"
-
-
-def signal_payload(signal: Signal) -> dict:
-    return {
-        "id": signal.pk,
-        "symbol": _symbol_key(signal.symbol),
-        "config": signal.config.name,
-        "timeframe": signal.timeframe,
-        "bar_time": _ms(signal.bar_time),
-        "action": signal.action,
-        "price": str(signal.price),
-        "score": signal.score,
-        "reason": signal.reason,
-    }
-
-
-def order_payload(order: Order) -> dict:
-    return {
-        "id": order.pk,
-        "symbol": _symbol_key(order.symbol),
-        "side": order.side,
-        "order_type": order.type,
-        "price": None if order.price is None else str(order.price),
-        "quantity": str(order.quantity),
-        "filled_quantity": str(order.filled_quantity),
-        "average_price": None if order.average_price is None else str(order.average_price),
-        "status": order.status,
-        "reason": order.reason,
-        "created_at": _ms(order.created_at),
-    }
-
-
-def fill_payload(fill: Fill) -> dict:
-    return {
-        "id": fill.pk,
-        "symbol": _symbol_key(fill.order.symbol),
-        "order": fill.order_id,
-        "side": fill.order.side,
-        "price": str(fill.price),
-        "quantity": str(fill.quantity),
-        "ts": _ms(fill.ts),
-    }
-
-
-def position_payload(position: Position) -> dict:
-    return {
-        "id": position.pk,
-        "symbol": _symbol_key(position.symbol),
-        "account": position.account_id,
-        "side": position.side,
-        "quantity": str(position.quantity),
-        "entry_price": str(position.entry_price),
-        "stop_price": None if position.stop_price is None else str(position.stop_price),
-        "target_price": None if position.target_price is None else str(position.target_price),
-        "liquidation_price": (
-            None if position.liquidation_price is None else str(position.liquidation_price)
-        ),
-        "leverage": position.leverage,
-        "open": position.closed_at is None,
-    }
+# The chart draws the same payloads the trader pushes live (one shape per object).
+signal_payload = evaluation.signal_payload
+order_payload = services.order_payload
+fill_payload = services.fill_payload
+position_payload = services.position_payload
 
 
 def user_rows(user, symbol: Symbol) -> dict:

@@ -95,7 +95,7 @@ function markers() {
   for (const s of state.signals.values()) {
     const [kind, label] = ACTION[s.action] || ["buy", s.action];
     const reason = s.reason && Object.keys(s.reason).length ? JSON.stringify(s.reason) : "";
-    out.push({ t: s.bar_time, kind, label, hover: `${s.config}: ${s.action} @ ${s.price}${reason ? `\n${reason}` : ""}` });
+    out.push({ t: s.bar_time, kind, label, hover: `${s.config_name}: ${s.action} @ ${s.price}${reason ? `\n${reason}` : ""}` });
   }
   for (const f of state.fills.values()) {
     out.push({ t: f.ts, kind: f.side === "buy" ? "buy" : "sell", shape: "circle", label: `${f.side} ${f.quantity}`, hover: `fill ${f.side} ${f.quantity} @ ${f.price}` });
