@@ -65,7 +65,9 @@ def database_config(url: str, *, base_dir: Path) -> dict:
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
             ),
         }
-        config["TEST"] = {"NAME": str(path.with_name("test_" + path.name))}
+        # A file (not :memory:) so test servers in subprocesses share it, and one per process
+        # so two test runs in one checkout never write into each other's database.
+        config["TEST"] = {"NAME": str(path.with_name(f"test_{os.getpid()}_{path.name}"))}
     else:
         if not config.get("NAME"):
             raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no database; {hint}")

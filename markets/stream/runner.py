@@ -127,6 +127,7 @@ class StreamRunner:
             spec, rest_adapter=adapter(), stream_adapter_factory=adapter,
             publish=self._publish, send_task=default_send_task,
             evaluate_task=settings.TRADESITE_TASKS["evaluate"], config=self.config,
+            exit_guard_task=settings.TRADESITE_TASKS.get("exit_guard"),
             beat=lambda slug, **f: stream_beat(slug, ttl=self.config.heartbeat_ttl_s, **f),
             report_gap=report_gap,
         )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -147,6 +148,7 @@ class VenueStream:
         last_stored: Callable[[int, str], int | None] | None = None,
         beat: Callable[..., None] | None = None,
         report_gap: Callable[..., None] | None = None,
+        exit_guard_task: str | None = None,
     ) -> None:
         self.venue = venue
         self.slug = venue.slug
@@ -156,6 +158,10 @@ class VenueStream:
         self.publish_fn = publish
         self.send_task_fn = send_task
         self.evaluate_task = evaluate_task
+        #: Sent by name with each throttled price update (once a second per symbol at most):
+        #: ``{venue, symbol, price, ts_ms, high, low}``, high/low of the trades since the last one.
+        self.exit_guard_task = exit_guard_task
+        self.extremes: dict[str, tuple[float, float]] = {}
         if store is None or last_stored is None:
             from markets.candles import last_open_time_ms, upsert_candles
 
@@ -311,7 +317,11 @@ class VenueStream:
             if closed:
                 self._closed(closed)
             self.touched.add(trade.symbol)
+            if not (trade.price > 0 and math.isfinite(trade.price)):
+                continue  # counted and skipped by the aggregator; never a ticker or a stop
             self.ticks[trade.symbol] = (trade.price, trade.ts_ms)
+            high, low = self.extremes.get(trade.symbol, (trade.price, trade.price))
+            self.extremes[trade.symbol] = (max(high, trade.price), min(low, trade.price))
 
     def _check_connection(self, conn: Connection, ts_ms: int | None = None) -> None:
         """Notice drops and reconnects of the adapter's self-healing stream."""
@@ -423,6 +433,19 @@ class VenueStream:
                 del self.ticks[code]
                 await self._publish(wire.MARKETS_GROUP,
                                     wire.ticker_message(self.slug, code, price, ts))
+                high, low = self.extremes.pop(code, (price, price))
+                if self.exit_guard_task:
+                    await self._send(self.exit_guard_task, {
+                        "venue": self.slug, "symbol": code, "price": price, "ts_ms": ts,
+                        "high": high, "low": low,
+                    })
+
+    async def _send(self, task: str, kwargs: dict) -> None:
+        try:
+            await self._in(self.io, self.send_task_fn, task, kwargs)
+        except Exception as exc:
+            self.throttle.warning(f"task:{self.slug}", "%s: cannot send %s: %s", self.slug,
+                                  task, exc)
 
     async def _publish(self, group: str, message: dict) -> None:
         try:

@@ -39,7 +39,8 @@ class Recorder:
                 if m["type"] == "bar.update" and m["closed"] and m["timeframe"] == timeframe]
 
 
-def make_stream(venue_spec, rec, clock, *, config=None, store=None, last_stored=None):
+def make_stream(venue_spec, rec, clock, *, config=None, store=None, last_stored=None,
+                exit_guard_task=None):
     def adapter():
         return get_adapter("upbit", rest_url=venue_spec.rest_url, ws_url=venue_spec.ws_url,
                            clock=lambda: clock() / 1000.0)
@@ -50,7 +51,7 @@ def make_stream(venue_spec, rec, clock, *, config=None, store=None, last_stored=
     return VenueStream(venue_spec, rest_adapter=adapter(), stream_adapter_factory=adapter,
                        publish=rec.publish, send_task=rec.send_task, evaluate_task=EVALUATE,
                        clock_ms=clock, config=config or StreamConfig(grace_ms=500),
-                       **kwargs)
+                       exit_guard_task=exit_guard_task, **kwargs)
 
 
 async def wait_until(predicate, timeout_s):
@@ -215,7 +216,8 @@ async def test_forming_bars_are_pushed_at_most_four_times_a_second_per_group():
         rec = Recorder()
         stream = make_stream(spec, rec, lambda: clock["now"],
                              store=lambda *a: (0, 0), last_stored=lambda *a: None,
-                             config=StreamConfig(grace_ms=500, fill_retry_s=60))
+                             config=StreamConfig(grace_ms=500, fill_retry_s=60),
+                             exit_guard_task="orders.tasks.exit_guard")
         runner = asyncio.ensure_future(stream.run())
         assert await wait_until(sent_all.is_set, 10)
         await asyncio.sleep(0.3)
@@ -229,6 +231,13 @@ async def test_forming_bars_are_pushed_at_most_four_times_a_second_per_group():
         assert max(per_second) <= 4
     tickers = [t for t, g, m in rec.messages if g == "markets"]
     assert tickers and all(b - a >= 0.9 for a, b in itertools.pairwise(tickers))
+    # The exit guard rides on the ticker: the same throttle, with the trades' high and low since
+    # the previous one, so a stop touched between two updates is not missed.
+    guards = [kw for name, kw in rec.tasks if name == "orders.tasks.exit_guard"]
+    assert len(guards) == len(tickers)
+    assert all(g["low"] <= g["price"] <= g["high"] and g["symbol"] == "KRW-BTC" for g in guards)
+    assert guards[0]["low"] == 100.0 and guards[-1]["high"] <= 299.0
+    assert sum(1 for g in guards if g["high"] > g["low"]) >= 1
 
 
 def test_upsert_signature_matches_what_the_stream_calls():
