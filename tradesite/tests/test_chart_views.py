@@ -222,7 +222,7 @@ def test_chart_page_embeds_candles_overlays_and_only_the_users_own_rows(
     assert data["signals"][0]["reason"] == {"close_below_lower": True}
     assert data["signals"][0]["symbol"] == "sim:KRW-BTC"
     assert [f["price"] for f in data["fills"]] == ["101.6"]
-    assert data["positions"][0]["stop_price"] == "99.000000000000"
+    assert data["positions"][0]["stop_price"] == "99"
     assert data["ws"] == "/ws/chart/sim/KRW-BTC/"
     assert {"venue": "sim", "symbol": "KRW-BTC"}.items() <= data["markets"][0].items()
 
