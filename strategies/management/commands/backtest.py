@@ -31,6 +31,14 @@ def _moment(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _iso(ms: int | None) -> str | None:
+    """ms UTC -> ISO-8601 with a Z, as the trades of ``--json`` show their times."""
+    if ms is None:
+        return None
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _json_object(text: str | None, option: str) -> dict | None:
     if text is None:
         return None
@@ -111,8 +119,16 @@ class Command(BaseCommand):
         except (ParamError, services.NoCandles) as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
+            trades = [
+                {
+                    "entry_time": _iso(t.get("entry_time_ms")),
+                    "exit_time": _iso(t.get("exit_time_ms")),
+                    **t,
+                }
+                for t in run.trades
+            ]
             self.stdout.write(json.dumps(
-                {"id": run.pk, "stats": run.stats, "trades": run.trades}, default=str
+                {"id": run.pk, "stats": run.stats, "trades": trades}, default=str
             ))
             return
         stats = run.stats
