@@ -224,7 +224,9 @@ def _push_later(user_id: int, kind: str, payload: dict) -> None:
 
 
 def _balance(account: Account, asset: str) -> Balance:
-    balance, _ = Balance.objects.select_for_update().get_or_create(account=account, asset=asset)
+    balance, _ = Balance.objects.select_for_update(of=("self",)).get_or_create(
+        account=account, asset=asset
+    )
     return balance
 
 
@@ -306,7 +308,7 @@ class Rejected(Exception):
 def _open_position(account_id: int, symbol_id: int, *, lock: bool) -> Position | None:
     qs = Position.objects.filter(account_id=account_id, symbol_id=symbol_id, closed_at__isnull=True)
     if lock:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(of=("self",))
     return qs.first()
 
 
@@ -454,7 +456,7 @@ def _new_order(
 
 def _reject_order(order: Order, reason: str) -> None:
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order.pk)
+        order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
         if order.status not in Order.OPEN_STATUSES:
             return
         _release(order)
@@ -525,9 +527,9 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
     """Apply a broker's answer to ``order``: new fills (unique per trade id, so a replay is
     harmless), the position, paper balances, status. One transaction, rows locked."""
     with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=order.account_id)
+        account = Account.objects.select_for_update(of=("self",)).get(pk=order.account_id)
         order = (
-            Order.objects.select_for_update()
+            Order.objects.select_for_update(of=("self",))
             .select_related("symbol__exchange", "config", "account")
             .get(pk=order.pk)
         )
@@ -769,9 +771,9 @@ def execute_signal(
             )
     try:
         with transaction.atomic():
-            account = Account.objects.select_for_update().get(pk=config.account_id)
+            account = Account.objects.select_for_update(of=("self",)).get(pk=config.account_id)
             config.account = account
-            signal = Signal.objects.select_for_update().get(pk=signal.pk)
+            signal = Signal.objects.select_for_update(of=("self",)).get(pk=signal.pk)
             stored = (signal.reason or {}).get("execution")
             if stored:
                 return Execution(
@@ -883,7 +885,7 @@ def _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
     result = Execution("ordered", "", orders)
     if plan.open_side:
         with transaction.atomic():
-            account = Account.objects.select_for_update().get(pk=config.account_id)
+            account = Account.objects.select_for_update(of=("self",)).get(pk=config.account_id)
             config.account = account
             position = _open_position(account.pk, config.symbol_id, lock=True)
             order, outcome = _entry_in_transaction(
@@ -924,9 +926,9 @@ def close_position(
     Returns the order, or None when the position is already closed or has a close in flight."""
     ts_ms = now_ms() if ts_ms is None else ts_ms
     with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=position.account_id)
+        account = Account.objects.select_for_update(of=("self",)).get(pk=position.account_id)
         position = (
-            Position.objects.select_for_update()
+            Position.objects.select_for_update(of=("self",))
             .select_related("symbol__exchange", "config")
             .filter(pk=position.pk, closed_at__isnull=True)
             .first()
@@ -1092,7 +1094,7 @@ def place_manual_order(
     reference = price if price is not None else last_price
     reason = None
     with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=account.pk)
+        account = Account.objects.select_for_update(of=("self",)).get(pk=account.pk)
         reason = risk.halted_reason(account.halted, account.halted_reason)
         reason = reason or risk.min_order_reason(
             quantity, reference, min_qty=symbol.min_qty, min_notional=symbol.min_notional,
@@ -1145,7 +1147,9 @@ def cancel_order(order: Order, reason: str = "cancelled by user", broker: Broker
             Order.objects.filter(pk=order.pk).update(reject_reason=reason[:2000])
         return Order.objects.get(pk=order.pk)
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("account").get(pk=order.pk)
+        order = (
+            Order.objects.select_for_update(of=("self",)).select_related("account").get(pk=order.pk)
+        )
         if order.status in Order.OPEN_STATUSES:
             _release(order)
             order.status = Order.Status.CANCELLED
@@ -1216,7 +1220,7 @@ def stop_trading(
         accounts = accounts.filter(pk__in=configs.values("account_id"))
     result = StopResult()
     with transaction.atomic():
-        account_ids = list(accounts.select_for_update().values_list("pk", flat=True))
+        account_ids = list(accounts.select_for_update(of=("self",)).values_list("pk", flat=True))
         result.configs_deactivated = configs.filter(is_active=True).update(is_active=False)
         newly_halted = list(
             Account.objects.filter(pk__in=account_ids, halted=False).values_list("pk", flat=True)
