@@ -199,8 +199,8 @@ def apply_run(request, run_id: int):
 MAX_CHART_CANDLES = 20_000
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 STAT_ROWS = [
-    ("total_return", "Total return", "pct"),
-    ("cagr", "CAGR", "pct"),
+    ("total_return", "Total return", "ret"),
+    ("cagr", "CAGR", "ret"),
     ("max_drawdown", "Max drawdown", "pct"),
     ("sharpe", "Sharpe", "num"),
     ("sortino", "Sortino", "num"),
@@ -216,11 +216,14 @@ STAT_ROWS = [
 
 
 def _fmt(value, kind: str) -> str:
-    """A stat for the tables: percentages with two decimals, "—" when undefined."""
+    """A stat for the tables: returns signed, other fractions as plain percentages (two
+    decimals), "—" when undefined."""
     if value is None:
         return "—"
-    if kind == "pct":
+    if kind == "ret":
         return f"{value * 100:+.2f}%"
+    if kind == "pct":
+        return f"{value * 100:.2f}%"
     if kind == "int":
         return f"{int(value):,}"
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.2f}"
@@ -228,6 +231,19 @@ def _fmt(value, kind: str) -> str:
 
 def _backtests(request):
     return BacktestRun.objects.filter(owner=request.user).select_related("symbol__exchange")
+
+
+def _queue_backtest(run: BacktestRun) -> None:
+    """Send the run to the optimizer queue; if the broker is down the run fails visibly rather
+    than waiting forever."""
+    try:
+        tasks.run_backtest_run.apply_async(args=[run.pk], queue="optimizer")
+    except Exception as exc:  # kombu raises several connection error types
+        BacktestRun.objects.filter(pk=run.pk).update(
+            status=BacktestRun.Status.FAILED,
+            error=f"the task queue could not be reached ({type(exc).__name__}); "
+                  "start the backtest again later",
+        )
 
 
 @login_required
@@ -238,14 +254,13 @@ def backtest_list(request):
         if form.is_valid():
             with transaction.atomic():
                 run = form.create_run(request.user)
-                transaction.on_commit(lambda: tasks.run_backtest_run.apply_async(
-                    args=[run.pk], queue="optimizer"))
+                transaction.on_commit(lambda: _queue_backtest(run))
             return redirect("strategies:backtest_detail", run_id=run.pk)
     else:
         form = BacktestForm()
     runs = list(_backtests(request)[:200])
     for run in runs:
-        run.total_return_text = _fmt((run.stats or {}).get("total_return"), "pct")
+        run.total_return_text = _fmt((run.stats or {}).get("total_return"), "ret")
     return render(request, "strategies/backtests.html", _context(
         request, title="Backtests", form=form, runs=runs,
     ))
@@ -281,8 +296,8 @@ def _monthly_rows(monthly: dict[str, float]) -> list[dict]:
                 total *= 1.0 + value
         rows.append({
             "year": year,
-            "months": [{"value": v, "text": _fmt(v, "pct")} for v in by_year[year]],
-            "total": _fmt(total - 1.0, "pct"),
+            "months": [{"value": v, "text": _fmt(v, "ret")} for v in by_year[year]],
+            "total": _fmt(total - 1.0, "ret"),
         })
     return rows
 

@@ -164,6 +164,7 @@ def test_the_task_fills_the_run_and_the_page_shows_its_results(make_trader, symb
     response = client.get(reverse("strategies:backtest_detail", args=[run.pk]))
     html = response.content.decode()
     assert 'id="stats"' in html and 'data-stat="sharpe"' in html
+    assert "2023-11-20 00:00 to 2024-01-10 00:00 UTC" in html  # UTC, whatever TIME_ZONE says
     assert f"{run.stats['total_return'] * 100:+.2f}%" in html
     assert '<tr data-year="2023">' in html and '<tr data-year="2024">' in html
     assert html.count("<tr><td>") >= len(run.trades)  # the trades table
@@ -173,6 +174,9 @@ def test_the_task_fills_the_run_and_the_page_shows_its_results(make_trader, symb
     assert len(chart["markers"]) == 2 * len(run.trades)
     assert chart["markers"][0]["t"] == run.trades[0]["entry_time_ms"]
     assert chart["equity"] == run.equity
+    listing = client.get(reverse("strategies:backtest_list")).content.decode()
+    assert "2023-11-20 to 2024-01-10" in listing
+    assert f"<td>{run.stats['total_return'] * 100:+.2f}%</td>" in listing
     # Finished runs are not started again.
     assert tasks.run_backtest_run(run.pk) == "done"
 
@@ -184,3 +188,19 @@ def test_a_range_without_candles_fails_with_a_message_for_the_trader(make_trader
     assert run.status == BacktestRun.Status.FAILED and run.finished_at is not None
     assert run.error.startswith("no 1h candles for KRW-BTC on sim between 2023-11-20 00:00")
     assert "import or backfill them first" in run.error
+    page = client_for(run.owner).get(reverse("strategies:backtest_detail", args=[run.pk]))
+    assert 'class="errornote" id="error" >no 1h candles' in page.content.decode()
+
+
+def test_a_run_the_queue_cannot_take_fails_visibly(make_trader, symbol, monkeypatch,
+                                                   django_capture_on_commit_callbacks):
+    def refuse(args, queue):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.run_backtest_run, "apply_async", refuse)
+    client = client_for(make_trader("alice"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("strategies:backtest_list"), form_data(symbol))
+    run = BacktestRun.objects.get()
+    assert response.status_code == 302 and run.status == BacktestRun.Status.FAILED
+    assert "task queue could not be reached" in run.error
