@@ -30,13 +30,15 @@ def screen_symbols() -> int:
     return screening.screen_all()
 
 
-@shared_task(name="strategies.tasks.run_backtest_run")
+@shared_task(name="strategies.tasks.run_backtest_run", acks_late=True)
 def run_backtest_run(run_id: int) -> str:
     """Run a backtest created by the backtest page (status pending) and fill its results.
 
     A request the run cannot satisfy (bad parameters, no stored candles) is stored on the run
     as ``failed`` with the message for the trader; so is any other error (the page shows it).
-    Runs no longer pending (already started, finished or failed) are left alone."""
+    A run left ``running`` by a worker that died (the message is redelivered: acks late) is
+    run again from the start (a backtest is deterministic); finished or failed runs are left
+    alone."""
     import decimal
 
     from strategies.models import BacktestRun
@@ -44,7 +46,7 @@ def run_backtest_run(run_id: int) -> str:
     from strategies.services import run_backtest
 
     updated = BacktestRun.objects.filter(
-        pk=run_id, status=BacktestRun.Status.PENDING
+        pk=run_id, status__in=[BacktestRun.Status.PENDING, BacktestRun.Status.RUNNING]
     ).update(status=BacktestRun.Status.RUNNING)
     if not updated:
         return BacktestRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""

@@ -181,6 +181,14 @@ def test_the_task_fills_the_run_and_the_page_shows_its_results(make_trader, symb
     assert tasks.run_backtest_run(run.pk) == "done"
 
 
+def test_a_run_orphaned_by_a_dead_worker_is_run_again_when_redelivered(make_trader, symbol,
+                                                                       stored):
+    run = pending_run(make_trader("alice"), symbol, status=BacktestRun.Status.RUNNING)
+    assert tasks.run_backtest_run(run.pk) == "done"
+    run.refresh_from_db()
+    assert run.stats["trade_count"] == len(run.trades)
+
+
 def test_a_range_without_candles_fails_with_a_message_for_the_trader(make_trader, symbol):
     run = pending_run(make_trader("alice"), symbol)
     assert tasks.run_backtest_run(run.pk) == "failed"
@@ -204,3 +212,21 @@ def test_a_run_the_queue_cannot_take_fails_visibly(make_trader, symbol, monkeypa
     run = BacktestRun.objects.get()
     assert response.status_code == 302 and run.status == BacktestRun.Status.FAILED
     assert "task queue could not be reached" in run.error
+
+
+def test_an_internal_error_is_stored_on_the_run_and_raised_for_the_worker_log(
+    make_trader, symbol, stored, monkeypatch
+):
+    from strategies import backtest
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("overflow in equity")
+
+    monkeypatch.setattr(backtest, "simulate", broken)
+    run = pending_run(make_trader("alice"), symbol)
+    with pytest.raises(FloatingPointError):
+        tasks.run_backtest_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == BacktestRun.Status.FAILED and run.finished_at is not None
+    assert run.error == ("the backtest stopped with an internal error (FloatingPointError: "
+                         "overflow in equity); nothing was traded")
