@@ -39,11 +39,9 @@ def run_backtest_run(run_id: int) -> str:
     A run left ``running`` by a worker that died (the message is redelivered: acks late) is
     run again from the start (a backtest is deterministic); finished or failed runs are left
     alone."""
-    import decimal
-
     from strategies.models import BacktestRun
     from strategies.params import ParamError
-    from strategies.services import run_backtest
+    from strategies.services import NoCandles, run_backtest
 
     updated = BacktestRun.objects.filter(
         pk=run_id, status__in=[BacktestRun.Status.PENDING, BacktestRun.Status.RUNNING]
@@ -58,8 +56,7 @@ def run_backtest_run(run_id: int) -> str:
             slippage_bps=run.slippage_bps, cash=run.cash,
             risk=(run.settings or {}).get("risk") or None, run=run,
         )
-    except (ParamError, ValueError, decimal.InvalidOperation) as exc:
-        # ParamError and NoCandles are ValueErrors: the request, not the code, is at fault.
+    except (ParamError, NoCandles) as exc:  # the request, not the code, is at fault
         _fail(run_id, str(exc))
     except Exception as exc:  # stored for the trader; the worker log keeps the traceback
         _fail(run_id, f"the backtest stopped with an internal error ({type(exc).__name__}: "
