@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from strategies import optimization, screening
+from strategies.models import BacktestRun
+from strategies.params import ParamError
+from strategies.services import NoCandles, run_backtest
 
 
 @shared_task(name="strategies.tasks.optimize_scheduled")
@@ -39,10 +43,6 @@ def run_backtest_run(run_id: int) -> str:
     A run left ``running`` by a worker that died (the message is redelivered: acks late) is
     run again from the start (a backtest is deterministic); finished or failed runs are left
     alone."""
-    from strategies.models import BacktestRun
-    from strategies.params import ParamError
-    from strategies.services import NoCandles, run_backtest
-
     updated = BacktestRun.objects.filter(
         pk=run_id, status__in=[BacktestRun.Status.PENDING, BacktestRun.Status.RUNNING]
     ).update(status=BacktestRun.Status.RUNNING)
@@ -66,10 +66,6 @@ def run_backtest_run(run_id: int) -> str:
 
 
 def _fail(run_id: int, message: str) -> None:
-    from django.utils import timezone
-
-    from strategies.models import BacktestRun
-
     BacktestRun.objects.filter(pk=run_id).update(
         status=BacktestRun.Status.FAILED, error=message[:2000], finished_at=timezone.now()
     )
