@@ -110,6 +110,7 @@ def run_backtest(
     replay_minutes: bool = True,
     owner=None,
     config=None,
+    run: BacktestRun | None = None,
 ) -> BacktestRun:
     """Run ``strategy`` over stored candles and store the result as a ``BacktestRun``.
 
@@ -118,6 +119,9 @@ def run_backtest(
     stored 1m candles resolve bars that touch both stop and target. Raises ``ParamError`` for
     bad parameters and :class:`NoCandles` when the range holds no candles; a failure inside
     the run is stored on the run (status ``failed``) and raised.
+
+    ``run``: an existing (pending) run to fill instead of creating one; its owner and config
+    are kept. Only its status, progress, results and settings are written here.
     """
     if end <= start:
         raise ParamError(f"end ({end:%Y-%m-%d %H:%M}) must be after start ({start:%Y-%m-%d %H:%M})")
@@ -150,12 +154,19 @@ def run_backtest(
         "allow_short": config_obj.allow_short,
         "warmup_candles": first,
     }
-    run = BacktestRun.objects.create(
-        owner=owner, config=config, strategy=strategy, params=instance.params.to_dict(),
-        symbol=symbol, timeframe=timeframe, start=start, end=end, fee_bps=Decimal(str(fee_bps)),
+    fields = dict(
+        strategy=strategy, params=instance.params.to_dict(), symbol=symbol, timeframe=timeframe,
+        start=start, end=end, fee_bps=Decimal(str(fee_bps)),
         slippage_bps=Decimal(str(slippage_bps)), cash=Decimal(str(cash)), settings=settings_json,
         status=BacktestRun.Status.RUNNING,
     )
+    if run is None:
+        run = BacktestRun.objects.create(owner=owner, config=config, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(run, name, value)
+        run.error = ""
+        run.save()
     try:
         extra = {}
         codes = getattr(instance.params, "symbols", ())

@@ -15,4 +15,7 @@ urlpatterns = [
     path("optimizer/runs/start/", views.start_run, name="start_run"),
     path("optimizer/runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("optimizer/runs/<int:run_id>/apply/", views.apply_run, name="apply_run"),
+    path("backtests/", views.backtest_list, name="backtest_list"),
+    path("backtests/<int:run_id>/", views.backtest_detail, name="backtest_detail"),
+    path("backtests/<int:run_id>.json", views.backtest_status, name="backtest_status"),
 ]

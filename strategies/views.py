@@ -3,17 +3,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import F
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from markets import candles as stored
 from markets.models import Exchange, Symbol
 from strategies import optimization, screening, tasks
-from strategies.models import OptimizationRun, StrategyConfig, SymbolScreen
+from strategies.forms import BacktestForm
+from strategies.models import BacktestRun, OptimizationRun, StrategyConfig, SymbolScreen
 from strategies.optimizer import METHODS, OBJECTIVES
 
 SCREEN_COLUMNS = {
@@ -184,3 +191,180 @@ def apply_run(request, run_id: int):
     else:
         messages.success(request, f"{run.config}: applied as version {version.number}.")
     return redirect("strategies:run_detail", run_id=run.pk)
+
+
+# ---------------------------------------------------------------------------- backtests
+
+#: The detail page embeds at most this many candles (the newest of the range).
+MAX_CHART_CANDLES = 20_000
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+STAT_ROWS = [
+    ("total_return", "Total return", "ret"),
+    ("cagr", "CAGR", "ret"),
+    ("max_drawdown", "Max drawdown", "pct"),
+    ("sharpe", "Sharpe", "num"),
+    ("sortino", "Sortino", "num"),
+    ("win_rate", "Win rate", "pct"),
+    ("profit_factor", "Profit factor", "num"),
+    ("exposure", "Exposure", "pct"),
+    ("trade_count", "Trades", "int"),
+    ("average_trade", "Average trade (quote)", "num"),
+    ("total_fees", "Fees (quote)", "num"),
+    ("ambiguous_bars", "Ambiguous bars", "int"),
+    ("final_equity", "Final equity", "num"),
+]
+
+
+def _fmt(value, kind: str) -> str:
+    """A stat for the tables: returns signed, other fractions as plain percentages (two
+    decimals), "—" when undefined."""
+    if value is None:
+        return "—"
+    if kind == "ret":
+        return f"{value * 100:+.2f}%"
+    if kind == "pct":
+        return f"{value * 100:.2f}%"
+    if kind == "int":
+        return f"{int(value):,}"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.2f}"
+
+
+def _backtests(request):
+    return BacktestRun.objects.filter(owner=request.user).select_related("symbol__exchange")
+
+
+def _queue_backtest(run: BacktestRun) -> None:
+    """Send the run to the optimizer queue; if the broker is down the run fails visibly rather
+    than waiting forever."""
+    try:
+        tasks.run_backtest_run.apply_async(args=[run.pk], queue="optimizer")
+    except Exception as exc:  # kombu raises several connection error types
+        BacktestRun.objects.filter(pk=run.pk).update(
+            status=BacktestRun.Status.FAILED,
+            error=f"the task queue could not be reached ({type(exc).__name__}); "
+                  "start the backtest again later",
+        )
+
+
+@login_required
+def backtest_list(request):
+    """The user's backtests and the form to start one (POST: create, queue, go to its page)."""
+    if request.method == "POST":
+        form = BacktestForm(request.POST)
+        if form.is_valid():
+            with transaction.atomic():
+                run = form.create_run(request.user)
+                transaction.on_commit(lambda: _queue_backtest(run))
+            return redirect("strategies:backtest_detail", run_id=run.pk)
+    else:
+        form = BacktestForm()
+    runs = list(_backtests(request)[:200])
+    for run in runs:
+        run.total_return_text = _fmt((run.stats or {}).get("total_return"), "ret")
+    return render(request, "strategies/backtests.html", _context(
+        request, title="Backtests", form=form, runs=runs,
+    ))
+
+
+def _status(run: BacktestRun) -> dict:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "progress": run.progress,
+        "error": run.error,
+        "finished": run.status in (BacktestRun.Status.DONE, BacktestRun.Status.FAILED),
+        "total_return": (run.stats or {}).get("total_return"),
+    }
+
+
+@login_required
+def backtest_status(request, run_id: int):
+    """``/strategies/backtests/<id>.json``: what the detail page polls while the run works."""
+    return JsonResponse(_status(get_object_or_404(_backtests(request), pk=run_id)))
+
+
+def _monthly_rows(monthly: dict[str, float]) -> list[dict]:
+    by_year: dict[int, list] = {}
+    for key, value in monthly.items():
+        year, month = int(key[:4]), int(key[5:7])
+        by_year.setdefault(year, [None] * 12)[month - 1] = value
+    rows = []
+    for year in sorted(by_year):
+        total = 1.0
+        for value in by_year[year]:
+            if value is not None:
+                total *= 1.0 + value
+        rows.append({
+            "year": year,
+            "months": [{"value": v, "text": _fmt(v, "ret")} for v in by_year[year]],
+            "total": _fmt(total - 1.0, "ret"),
+        })
+    return rows
+
+
+def _chart_data(run: BacktestRun) -> dict:
+    start_ms = int(run.start.timestamp() * 1000)
+    end_ms = int(run.end.timestamp() * 1000)
+    candles = stored.load_candles(run.symbol_id, run.timeframe, start_ms, end_ms)
+    truncated = len(candles) > MAX_CHART_CANDLES
+    if truncated:
+        candles = candles.tail(MAX_CHART_CANDLES)
+    markers = []
+    for trade in run.trades:
+        long = trade["side"] == "long"
+        markers.append({
+            "t": trade["entry_time_ms"], "kind": "buy" if long else "sell",
+            "label": "L" if long else "S",
+            "hover": f"enter {trade['side']} {trade['size']:.8g} @ {trade['entry_price']:.8g}",
+        })
+        markers.append({
+            "t": trade["exit_time_ms"], "kind": "sell" if long else "buy",
+            "label": "x",
+            "hover": (f"exit {trade['side']} @ {trade['exit_price']:.8g} ({trade['reason']}),"
+                      f" pnl {trade['pnl']:.8g}"),
+        })
+    return {
+        "timeframe": run.timeframe,
+        "candles": {
+            "t": candles.open_time_ms.tolist(), "o": candles.open.tolist(),
+            "h": candles.high.tolist(), "l": candles.low.tolist(), "c": candles.close.tolist(),
+            "v": candles.volume.tolist(),
+        },
+        "truncated": truncated,
+        "markers": markers,
+        "equity": run.equity,
+    }
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _trade_rows(trades: list[dict]) -> list[dict]:
+    return [{
+        **t, "entry": _when(t["entry_time_ms"]), "exit": _when(t["exit_time_ms"]),
+        "entry_price_text": f"{t['entry_price']:,.8g}",
+        "exit_price_text": f"{t['exit_price']:,.8g}",
+        "size_text": f"{t['size']:.8g}", "fees_text": f"{t['fees']:,.2f}",
+        "pnl_text": f"{t['pnl']:+,.2f}",
+    } for t in trades]
+
+
+@login_required
+def backtest_detail(request, run_id: int):
+    run = get_object_or_404(_backtests(request), pk=run_id)
+    done = run.status == BacktestRun.Status.DONE
+    stats = run.stats or {}
+    return render(request, "strategies/backtest_detail.html", _context(
+        request,
+        title=f"Backtest {run.pk}",
+        run=run,
+        done=done,
+        risk=(run.settings or {}).get("risk") or {},
+        status=_status(run),
+        stat_rows=[(key, label, _fmt(stats.get(key), kind)) for key, label, kind in STAT_ROWS],
+        months=MONTHS,
+        monthly=_monthly_rows(stats.get("monthly_returns") or {}),
+        chart=_chart_data(run) if done else None,
+        trades=_trade_rows(run.trades) if done else [],
+    ))

@@ -251,3 +251,33 @@ export class PriceChart {
     });
   }
 }
+
+// A single line in its own chart (the backtest's equity curve). points: [[ms, value], ...]
+// oldest first; points sharing a second keep the last value (the library needs unique times).
+export class LineChart {
+  constructor(element, { color = COLORS.sma20, height } = {}) {
+    this.el = element;
+    this.chart = LWC.createChart(element, {
+      autoSize: true,
+      height: height || undefined,
+      layout: { background: { color: COLORS.bg }, textColor: COLORS.text },
+      grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
+      timeScale: { timeVisible: true, secondsVisible: false },
+    });
+    this.series = this.chart.addSeries(LWC.LineSeries, { color, lineWidth: 2, priceLineVisible: false });
+    this.points = [];
+  }
+
+  setData(points) {
+    const out = [];
+    for (const [ms, value] of points) {
+      if (value === null || value === undefined || !Number.isFinite(value)) continue;
+      const time = sec(ms);
+      if (out.length && out[out.length - 1].time === time) out[out.length - 1].value = value;
+      else out.push({ time, value });
+    }
+    this.points = out;
+    this.series.setData(out);
+    this.chart.timeScale().fitContent();
+  }
+}
