@@ -59,8 +59,7 @@ def signal_payload(signal: Signal) -> dict:
     }
 
 
-def _signals(config: StrategyConfig, candles: Candles):
-    strategy = config.build_strategy()
+def _signals(config: StrategyConfig, strategy, candles: Candles):
     window = candles.tail(strategy.lookback())
     peers = getattr(strategy.params, "symbols", ())
     if config.strategy == "dual_momentum" and peers:
@@ -98,23 +97,29 @@ def evaluate_bar(
     report.configs = len(configs)
     if not configs:
         return report
-    lookbacks = []
+    strategies = {}  # built once per bar: params validated, lookback known
     for config in configs:
         try:
-            lookbacks.append(config.build_strategy().lookback())
+            strategies[config.pk] = config.build_strategy()
         except Exception:
-            lookbacks.append(1)
+            report.errors += 1
+            log.exception("evaluate: config %s (%s) has unusable parameters", config.pk, config)
+    if not strategies:
+        return report
     end_ms = bar_time_ms + timeframe_ms(timeframe)
     # One query for the longest window; each config takes its own tail.
-    candles = load_candles(symbol.pk, timeframe, end_ms=end_ms, limit=max(lookbacks))
+    longest = max(strategy.lookback() for strategy in strategies.values())
+    candles = load_candles(symbol.pk, timeframe, end_ms=end_ms, limit=longest)
     if not len(candles) or int(candles.open_time_ms[-1]) != bar_time_ms:
         report.skipped_missing_bar = len(configs)
         log.info("evaluate: bar %s %s %s not stored yet", symbol, timeframe, bar_time_ms)
         return report
     pending = []
     for config in configs:
+        if config.pk not in strategies:
+            continue
         try:
-            window, signals = _signals(config, candles)
+            window, signals = _signals(config, strategies[config.pk], candles)
             action = int(signals.actions[-1])
             if action == HOLD:
                 continue

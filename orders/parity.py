@@ -144,6 +144,7 @@ def replay(
         clone = StrategyConfig.objects.select_related("symbol__exchange", "account").get(
             pk=clone.pk
         )
+        strategy = clone.build_strategy()
         n = len(candles)
         for i in range(n):
             t = int(candles.open_time_ms[i])
@@ -154,7 +155,7 @@ def replay(
                 )
             if i == n - 1:
                 break
-            window, signals = evaluation._signals(clone, candles[: i + 1])
+            window, signals = evaluation._signals(clone, strategy, candles[: i + 1])
             action = int(signals.actions[-1])
             if action == HOLD:
                 continue
