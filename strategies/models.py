@@ -183,11 +183,6 @@ class StrategyConfig(models.Model):
     def sizing(self):
         return sizing.validate(self.sizing_method, self.sizing_params)
 
-    @staticmethod
-    def pct_fraction(value: Decimal | None) -> float | None:
-        """A percent field as a fraction (2.5 -> 0.025), or None when unset."""
-        return None if value is None else float(value) / 100.0
-
 
 class Signal(models.Model):
     """A strategy's decision on a closed bar. Stored once per config, bar and action."""
