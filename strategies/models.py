@@ -245,6 +245,9 @@ class BacktestRun(models.Model):
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     progress = models.FloatField(default=0.0, help_text="0..1")
+    stage = models.CharField(
+        max_length=40, blank=True, default="", help_text="What the run is doing now."
+    )
     stats = models.JSONField(default=dict, blank=True)
     trades = models.JSONField(default=list, blank=True)
     equity = models.JSONField(default=list, blank=True, help_text="[[time ms, equity], ...]")

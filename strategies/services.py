@@ -92,6 +92,15 @@ def _sample_equity(times: np.ndarray, equity: np.ndarray) -> list[list[float]]:
     return [[t, e] for t, e in zip(times[keep].tolist(), equity[keep].tolist())]
 
 
+def _report(run: BacktestRun | None, fraction: float, stage: str) -> None:
+    """Tell the page polling ``run`` how far it is: the share of the work done and the stage
+    now under way (written at once, outside any transaction, so the poll sees it)."""
+    if run is None or run.pk is None:
+        return
+    BacktestRun.objects.filter(pk=run.pk).update(progress=fraction, stage=stage)
+    run.progress, run.stage = fraction, stage
+
+
 def run_backtest(
     *,
     strategy: str,
@@ -139,6 +148,7 @@ def run_backtest(
         allow_short=symbol.market_type == Symbol.MarketType.PERPETUAL, timeframe=timeframe,
     )
     lookback = instance.lookback()
+    _report(run, 0.0, "loading candles")
     candles = load_candles(symbol, timeframe, start, end, before=lookback)
     start_ms = _ms(start)
     first = int(np.searchsorted(candles.open_time_ms, start_ms, side="left"))
@@ -167,6 +177,8 @@ def run_backtest(
             setattr(run, name, value)
         run.error = ""
         run.save()
+    # Loading is the slow part of a long range (a year of 1m candles); the rest follows it.
+    _report(run, 0.3, "computing signals")
     try:
         extra = {}
         codes = getattr(instance.params, "symbols", ())
@@ -183,9 +195,12 @@ def run_backtest(
         if replay_minutes and timeframe != "1m" and (
             risk_params.stop_loss_pct or risk_params.trailing_stop_pct or risk_params.leverage > 1
         ) and risk_params.take_profit_pct:
+            _report(run, 0.5, "loading 1m candles for bars that touch stop and target")
             minutes = load_candles(symbol, "1m", start, end)
             settings_json["minute_candles"] = len(minutes)
+        _report(run, 0.7 if minutes is not None else 0.5, "simulating")
         result = backtest.simulate(trading, sliced, config_obj, minute_candles=minutes)
+        _report(run, 0.9, "saving results")
     except Exception as exc:
         run.status = BacktestRun.Status.FAILED
         run.error = f"{type(exc).__name__}: {exc}"
@@ -201,6 +216,7 @@ def run_backtest(
         run.settings = settings_json
         run.status = BacktestRun.Status.DONE
         run.progress = 1.0
+        run.stage = ""
         run.finished_at = timezone.now()
         run.save()
     return run

@@ -271,6 +271,7 @@ def _status(run: BacktestRun) -> dict:
         "id": run.pk,
         "status": run.status,
         "progress": run.progress,
+        "stage": run.stage,
         "error": run.error,
         "finished": run.status in (BacktestRun.Status.DONE, BacktestRun.Status.FAILED),
         "total_return": (run.stats or {}).get("total_return"),

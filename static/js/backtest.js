@@ -28,6 +28,8 @@ async function poll() {
       $("status").textContent = body.status[0].toUpperCase() + body.status.slice(1);
       const bar = $("progress");
       if (bar) bar.value = body.progress;
+      const stage = $("stage");
+      if (stage) stage.textContent = body.stage || "";
       if (body.finished) { window.location.reload(); return; }
     } catch (err) {
       const box = $("error");

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import include, path, reverse
 
 from markets.candles import upsert_candles
-from strategies import tasks
+from strategies import services, tasks
 from strategies.models import BacktestRun
 from strategies.tests.conftest import DAY0_MS, random_walk
 
@@ -139,11 +139,37 @@ def test_status_json_reports_a_pending_run(make_trader, symbol):
     alice = make_trader("alice")
     run = pending_run(alice, symbol)
     body = client_for(alice).get(reverse("strategies:backtest_status", args=[run.pk])).json()
-    assert body == {"id": run.pk, "status": "pending", "progress": 0.0, "error": "",
-                    "finished": False, "total_return": None}
+    assert body == {"id": run.pk, "status": "pending", "progress": 0.0, "stage": "",
+                    "error": "", "finished": False, "total_return": None}
     page = client_for(alice).get(reverse("strategies:backtest_detail", args=[run.pk]))
     html = page.content.decode()
     assert 'id="progress"' in html and 'id="stats"' not in html
+
+
+def test_a_running_backtest_reports_each_stage_where_the_page_polls_it(
+    make_trader, symbol, stored, monkeypatch
+):
+    alice = make_trader("alice")
+    run = pending_run(alice, symbol)
+    client = client_for(alice)
+    seen = []
+    report = services._report
+
+    def spy(target, fraction, stage):
+        report(target, fraction, stage)
+        body = client.get(reverse("strategies:backtest_status", args=[run.pk])).json()
+        seen.append((body["progress"], body["stage"], body["status"]))
+
+    monkeypatch.setattr(services, "_report", spy)
+    assert tasks.run_backtest_run(run.pk) == "done"
+    stages = [stage for _, stage, _ in seen]
+    assert stages[0] == "loading candles" and stages[-1] == "saving results"
+    assert "computing signals" in stages and "simulating" in stages
+    fractions = [fraction for fraction, _, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] < 1.0
+    assert {status for _, _, status in seen} == {"running"}
+    run.refresh_from_db()
+    assert (run.progress, run.stage) == (1.0, "")
 
 
 def test_the_task_fills_the_run_and_the_page_shows_its_results(make_trader, symbol, stored):
