@@ -38,6 +38,10 @@ contention from other work, 100 frames per message):
   outboxes filled -> the last client's ASGI ``send`` returned  14-25 / 28-50;
   the last ``send`` -> the last client has it                   3-7 / 8-17 (the odd 240);
   server GC pauses during the 10 s                              12 pauses, 8-13 ms in all.
+Garbage collection: young-generation pauses are small (load b: ~85 in 10 s, ~100 ms in all,
+none over 10 ms), but a full collection with 1,000 clients connected takes 0.3-0.7 s; three
+happen while the clients connect. ``gc.freeze()`` after start-up made it worse (a full
+collection then fell inside the load), so the server runs with the default GC.
 So the fan-out itself dominates: about 130 us of daphne CPU per frame per client (cProfile:
 autobahn's ``sendMessage`` with its eagerly formatted debug-log arguments ~40 % of the Python
 part, Twisted's write + the epoll add/remove + the loopback ``send`` syscall on the next loop
@@ -489,7 +493,10 @@ def _stages(raw: dict, trace: dict) -> dict:
         [t - published[k] for k, ts in delivered.items() for t in ts])
     start = min(published.values())
     end = max((t for ts in delivered.values() for t in ts), default=start)
-    pauses = [ms for t, ms in trace["gc"] if start <= t <= end]
+    pauses = [ms for t, ms, _gen in trace["gc"] if start <= t <= end]
+    gen2 = [ms for _t, ms, gen in trace["gc"] if gen == 2]
+    out["server full (gen 2) GC pauses, whole run: count, max ms"] = (
+        len(gen2), round(max(gen2, default=0.0), 1))
     out["server GC pauses while loaded: count, total, max ms"] = (
         len(pauses), round(sum(pauses), 1), round(max(pauses, default=0.0), 1))
     lags = [ms for t, ms in trace["lags"] if start <= t <= end]
@@ -509,7 +516,9 @@ def trace(loads: str = "a") -> None:
                 raw: dict = {}
                 with _daphne("bench.chart_trace:application",
                              {**env, "BENCH_CHARTS_TRACE": out.name,
-                              "BENCH_CHARTS_PROFILE": os.environ.get("BENCH_CHARTS_PROFILE", "")}
+                              "BENCH_CHARTS_PROFILE": os.environ.get("BENCH_CHARTS_PROFILE", ""),
+                              "BENCH_CHARTS_GC_FREEZE": os.environ.get("BENCH_CHARTS_GC_FREEZE",
+                                                                       "")}
                              ) as (port, pid):
                     result = asyncio.run(_load(port, pid, session_id, clients, charts, raw))
                 data = json.loads(Path(out.name).read_text())

@@ -11,7 +11,10 @@ carries no tracing. It wraps, from the outside:
 
 keyed by ``(symbol, v)``: the bench's bars carry their sequence number in ``v``. It also samples
 the event loop's lag (how late a 5 ms timer fires) and times garbage-collector pauses. Times are
-``time.time()`` (one machine: the same clock as the bench's publisher and clients). The file is
+``time.time()`` (one machine: the same clock as the bench's publisher and clients).
+``BENCH_CHARTS_PROFILE=<file>`` also writes a cProfile of the server, and
+``BENCH_CHARTS_GC_FREEZE=1`` calls ``gc.freeze()`` when the first client connects (an
+experiment: it made full collections land inside the load). The file is
 written at exit (daphne stops on SIGTERM and runs ``atexit``) and on ``SIGUSR1``.
 """
 
@@ -41,7 +44,7 @@ hub_in: list = []  # (time, symbol, v)
 hub_done: list = []  # (time, symbol, v)
 sent: list = []  # (time, symbol, v)
 lags: list = []  # (time, ms late)
-gc_pauses: list = []  # (time, ms)
+gc_pauses: list = []  # (time, ms, generation)
 _text_key: dict[int, tuple] = {}
 _keep: list = []
 _current: list = [None]
@@ -133,7 +136,8 @@ def _gc(phase, info):
     if phase == "start":
         _gc_started[0] = time.perf_counter()
     else:
-        gc_pauses.append((time.time(), (time.perf_counter() - _gc_started[0]) * 1000.0))
+        gc_pauses.append((time.time(), (time.perf_counter() - _gc_started[0]) * 1000.0,
+                          info["generation"]))
 
 
 gc.callbacks.append(_gc)
@@ -171,6 +175,8 @@ signal.signal(signal.SIGUSR1, _dump)
 async def application(scope, receive, send):
     if not _sampler:
         _sampler.append(asyncio.get_running_loop().create_task(_lag_sampler()))
+        if os.environ.get("BENCH_CHARTS_GC_FREEZE"):
+            gc.freeze()
         if PROFILE:
             import cProfile
 
