@@ -4,7 +4,8 @@ Fan-out. Each server process (event loop) has one :class:`Hub`: one channel-laye
 joins a market group (``bars.<venue>.<symbol>.<timeframe>``, ``markets``) when the first local
 client wants it and leaves it with the last. A message read from the layer is encoded to JSON
 once and handed to every local client's :class:`Outbox`. So Redis carries one copy per process
-instead of one per client, and a message is encoded once per process, not per client.
+instead of one per client, and a message is encoded once per process, not per client. On
+the Redis layer the hub pops its channel a batch per round trip (:class:`LayerReader`).
 
 Delivery. An outbox holds the messages that must all arrive, in order (closed bars, private
 events), and at most one forming bar (or ticker) per key. A newer forming bar replaces a pending
@@ -250,8 +251,14 @@ class RedisLayerReader(LayerReader):
                 return []
             popped = [(found[1], found[2])]
         messages = []
-        for content, _score in popped:
-            message = self.layer.deserialize(content)
+        for content, _score in popped:  # popped already: one bad entry must not lose the rest
+            try:
+                message = self.layer.deserialize(content)
+                if not isinstance(message, dict):
+                    raise TypeError(f"a layer message is a dict, not {type(message).__name__}")
+            except Exception:
+                log.warning("chart hub: skipped an undecodable layer message", exc_info=True)
+                continue
             message.pop("__asgi_channel__", None)
             messages.append(message)
         return messages

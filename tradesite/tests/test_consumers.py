@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -256,6 +257,20 @@ async def test_the_hub_reads_everything_waiting_in_one_batch_in_publish_order(re
         assert not waiting.done()
         await layer.group_send(group, bar(T0 + 20 * 60_000, 120.0, closed=True))
         assert [m["bar"]["c"] for m in await asyncio.wait_for(waiting, 3)] == [120.0]
+    finally:
+        await layer.group_discard(group, reader.channel)
+
+
+async def test_an_undecodable_entry_is_skipped_and_the_rest_of_the_batch_delivered(redis_url):
+    layer = get_channel_layer()
+    reader = await LayerReader.open(layer)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    await layer.group_add(group, reader.channel)
+    try:
+        await layer.group_send(group, bar(T0, 100.0, closed=True))
+        await layer.connection(reader.index).zadd(reader.key, {b"\xc1 not msgpack": time.time()})
+        await layer.group_send(group, bar(T0 + 60_000, 101.0, closed=True))
+        assert [m["bar"]["c"] for m in await reader.receive_many()] == [100.0, 101.0]
     finally:
         await layer.group_discard(group, reader.channel)
 
