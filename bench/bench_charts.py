@@ -38,21 +38,13 @@ contention from other work, 100 frames per message):
   outboxes filled -> the last client's ASGI ``send`` returned  14-25 / 28-50;
   the last ``send`` -> the last client has it                   3-7 / 8-17 (the odd 240);
   server GC pauses during the 10 s                              12 pauses, 8-13 ms in all.
-Garbage collection: young-generation pauses are small (load b: ~85 in 10 s, ~100 ms in all,
-none over 10 ms), but a full collection with 1,000 clients connected takes 0.3-0.7 s; three
-happen while the clients connect. ``gc.freeze()`` after start-up made it worse (a full
-collection then fell inside the load), so the server runs with the default GC.
-So the fan-out itself dominates: about 130 us of daphne CPU per frame per client (cProfile:
-autobahn's ``sendMessage`` with its eagerly formatted debug-log arguments ~40 % of the Python
-part, Twisted's write + the epoll add/remove + the loopback ``send`` syscall on the next loop
-turn, channels' session ``send`` wrapper ~10 %). One JSON encoding per message, not per
-client, is already the case; coalescing never triggers at 4/s unless the server falls behind.
-In load (b) the old hub read its channel with channels_redis' ``receive()``: four sequential
-round trips per message behind a lock shared with the 1,000 consumers, under 200 messages/s,
-so the backlog grew in Redis (p99 2.5-3.6 s, all of it before the hub; nothing coalesced). The
-hub now pops its channel a batch per round trip (``tradesite.consumers.RedisLayerReader``); at
-4,000 deliveries/s the daphne process is then CPU-bound in the per-frame cost above, and the
-outboxes coalesce forming bars when it falls behind (closed bars are never dropped).
+Garbage collection: young-generation pauses are small (load b: 50-90 in 10 s, 0.1-0.25 s in
+all, none over 25 ms), but a full collection with 1,000 clients connected took 0.3-1.1 s here
+(225-300k tracked objects, freeing almost nothing: far slower per object than on an idle
+machine, so contention is part of it). Two or three happen while the clients connect; in one
+traced run of four the last fell inside the load and made its p99 1.4 s. ``gc.freeze()`` after
+start-up did not help (a full collection then fell inside the load), so the server runs with
+the default GC; the trace prints every full collection with whether it fell in the load.
 
 Goals (issue 6): (a) p99 < 50 ms, nothing lost; (b) p99 < 250 ms, no closed bar lost;
 ``/api/candles`` for 5,000 candles within 100 ms on SQLite.
@@ -493,10 +485,9 @@ def _stages(raw: dict, trace: dict) -> dict:
         [t - published[k] for k, ts in delivered.items() for t in ts])
     start = min(published.values())
     end = max((t for ts in delivered.values() for t in ts), default=start)
-    pauses = [ms for t, ms, _gen in trace["gc"] if start <= t <= end]
-    gen2 = [ms for _t, ms, gen in trace["gc"] if gen == 2]
-    out["server full (gen 2) GC pauses, whole run: count, max ms"] = (
-        len(gen2), round(max(gen2, default=0.0), 1))
+    pauses = [ms for t, ms, _gen, _n in trace["gc"] if start <= t <= end]
+    out["server full (gen 2) GC pauses, whole run: (ms, objects freed, in load)"] = [
+        (round(ms), n, start <= t <= end) for t, ms, gen, n in trace["gc"] if gen == 2]
     out["server GC pauses while loaded: count, total, max ms"] = (
         len(pauses), round(sum(pauses), 1), round(max(pauses, default=0.0), 1))
     lags = [ms for t, ms in trace["lags"] if start <= t <= end]
@@ -518,13 +509,16 @@ def trace(loads: str = "a") -> None:
                              {**env, "BENCH_CHARTS_TRACE": out.name,
                               "BENCH_CHARTS_PROFILE": os.environ.get("BENCH_CHARTS_PROFILE", ""),
                               "BENCH_CHARTS_GC_FREEZE": os.environ.get("BENCH_CHARTS_GC_FREEZE",
-                                                                       "")}
+                                                                       ""),
+                              "BENCH_CHARTS_HEAP": os.environ.get("BENCH_CHARTS_HEAP", "")}
                              ) as (port, pid):
                     result = asyncio.run(_load(port, pid, session_id, clients, charts, raw))
                 data = json.loads(Path(out.name).read_text())
             print(f"load {load}: {result}")
             for name, value in _stages(raw, data).items():
                 print(f"  {name:55s} {value}")
+            for _t, count, top in data.get("heap", []):
+                print(f"  after a full GC: {count} tracked objects; most: {top}")
 
 
 def run() -> list[dict]:

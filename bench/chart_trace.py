@@ -14,8 +14,9 @@ the event loop's lag (how late a 5 ms timer fires) and times garbage-collector p
 ``time.time()`` (one machine: the same clock as the bench's publisher and clients).
 ``BENCH_CHARTS_PROFILE=<file>`` also writes a cProfile of the server, and
 ``BENCH_CHARTS_GC_FREEZE=1`` calls ``gc.freeze()`` when the first client connects (an
-experiment: it made full collections land inside the load). The file is
-written at exit (daphne stops on SIGTERM and runs ``atexit``) and on ``SIGUSR1``.
+experiment: it made full collections land inside the load); ``BENCH_CHARTS_HEAP=1`` counts the
+tracked objects by type after each full collection (slow: only to see what the heap holds).
+The file is written at exit (daphne stops on SIGTERM and runs ``atexit``) and on ``SIGUSR1``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ hub_in: list = []  # (time, symbol, v)
 hub_done: list = []  # (time, symbol, v)
 sent: list = []  # (time, symbol, v)
 lags: list = []  # (time, ms late)
-gc_pauses: list = []  # (time, ms, generation)
+gc_pauses: list = []  # (time, ms, generation, objects collected)
 _text_key: dict[int, tuple] = {}
 _keep: list = []
 _current: list = [None]
@@ -132,12 +133,22 @@ consumers.Outbox.__init__ = _outbox_init
 _gc_started = [0.0]
 
 
+heap: list = []  # (time, tracked objects, top types) after full collections
+
+
 def _gc(phase, info):
     if phase == "start":
         _gc_started[0] = time.perf_counter()
-    else:
-        gc_pauses.append((time.time(), (time.perf_counter() - _gc_started[0]) * 1000.0,
-                          info["generation"]))
+        return
+    gc_pauses.append((time.time(), (time.perf_counter() - _gc_started[0]) * 1000.0,
+                      info["generation"], info["collected"]))
+    if info["generation"] == 2 and os.environ.get("BENCH_CHARTS_HEAP"):
+        import collections
+
+        objects = gc.get_objects()
+        top = collections.Counter(type(o).__qualname__ for o in objects).most_common(12)
+        heap.append((time.time(), len(objects), top))
+        del objects
 
 
 gc.callbacks.append(_gc)
@@ -165,7 +176,7 @@ def _dump(*_args):
         return
     with open(OUT, "w") as fh:
         json.dump({"redis_out": redis_out, "hub_in": hub_in, "hub_done": hub_done, "sent": sent,
-                   "lags": lags, "gc": gc_pauses}, fh)
+                   "lags": lags, "gc": gc_pauses, "heap": heap}, fh)
 
 
 atexit.register(_dump)
