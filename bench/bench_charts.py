@@ -2,7 +2,9 @@
 candles API.
 
 ``run()`` returns rows ``{name, value, unit, baseline, baseline_value, ratio}`` (ratio = value /
-baseline_value; lower is better for times). ``python bench/bench_charts.py`` prints them.
+baseline_value; lower is better for times). ``python bench/bench_charts.py`` prints them;
+``python bench/bench_charts.py trace [a|b|ab]`` runs the hub server traced stage by stage
+(``bench.chart_trace``) and prints where each message's time goes.
 
 Fan-out loads (each ``LOAD_S`` seconds of publishing, then a drain):
   (a) 100 clients on one chart, 4 forming-bar updates/s;
@@ -10,15 +12,39 @@ Fan-out loads (each ``LOAD_S`` seconds of publishing, then a drain):
 Each chart's stream is bars of 2 s: 7 forming updates, then the closed bar (8 messages at 4/s).
 The publisher calls ``channel_layer.group_send(bars_group, bar_message)`` like the stream does;
 clients are aiohttp WebSockets logged in by session cookie; latency = client receive time -
-publish time (one clock: same process). Counted per client: ``lost`` = a forming update of a bar
-that never reached the client in any later state either, or a closed bar that never arrived;
-``superseded`` = a forming update replaced by a newer state of the same bar before delivery.
+time just before ``group_send`` (``time.time()``, one machine). Counted per client: ``lost`` =
+a forming update of a bar that never reached the client in any later state either, or a closed
+bar that never arrived; ``superseded`` = a forming update replaced by a newer state of the same
+bar before delivery.
 
 Servers: ``tradesite.asgi`` (the chart consumer behind the per-process hub) against the
 baseline, a plain channels_redis group fan-out (every client's channel joins the group; the
 consumer sends each message as it comes), measured in the same run on the same machine; both
-in one daphne process. The bench process (publisher + all clients), daphne and Redis share the
-machine's cores, so figures include the clients' own CPU cost.
+in one daphne process.
+
+What the figures include. The bench process (publisher + all clients), daphne and Redis share
+the machine's two cores, so the figures include the clients' own CPU (``bench_cpu_us_per_
+delivery``) and whatever else runs. Rows that say how far to trust a run: ``client_loop_lag_
+p99`` (how late the bench's own loop ran a 5 ms timer: the clients' receive times are late by
+about that much), ``publish_call_p99`` (the ``group_send`` call itself, part of every latency)
+and ``cpu_contention_pct`` (Linux PSI: share of the run during which some task waited for a
+CPU; above ~30 % the tails are the scheduler's, not the code's).
+
+Where the time goes (``trace``; medians / p99 in ms, load (a) on a machine with 50-65 % CPU
+contention from other work, 100 frames per message):
+  publish: the ``group_send`` call (four Redis round trips from the publisher) 2-4 / 8-22;
+  publish -> the hub has the message                          2-3 / 9-18;
+  hub: decode, one JSON encoding, fill 100 outboxes           0.3 / 0.5-1;
+  outboxes filled -> the last client's ASGI ``send`` returned  14-25 / 28-50;
+  the last ``send`` -> the last client has it                   3-7 / 8-17 (the odd 240);
+  server GC pauses during the 10 s                              12 pauses, 8-13 ms in all.
+Garbage collection: young-generation pauses are small (load b: 50-90 in 10 s, 0.1-0.25 s in
+all, none over 25 ms), but a full collection with 1,000 clients connected took 0.3-1.1 s here
+(225-300k tracked objects, freeing almost nothing: far slower per object than on an idle
+machine, so contention is part of it). Two or three happen while the clients connect; in one
+traced run of four the last fell inside the load and made its p99 1.4 s. ``gc.freeze()`` after
+start-up did not help (a full collection then fell inside the load), so the server runs with
+the default GC; the trace prints every full collection with whether it fell in the load.
 
 Goals (issue 6): (a) p99 < 50 ms, nothing lost; (b) p99 < 250 ms, no closed bar lost;
 ``/api/candles`` for 5,000 candles within 100 ms on SQLite.
@@ -152,6 +178,16 @@ def _environment():
         yield env, client.cookies["sessionid"].value, client
 
 
+def _cpu_waiting_us() -> int | None:
+    """Microseconds so far during which some runnable task waited for a CPU (Linux PSI
+    ``/proc/pressure/cpu``, "some" total); None where the kernel does not report it."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(line.rsplit("total=", 1)[1])
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -190,7 +226,8 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[k]
 
 
-async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: int) -> dict:
+async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: int,
+                raw: dict | None = None) -> dict:
     import aiohttp
     from channels.layers import get_channel_layer
 
@@ -230,14 +267,25 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
-                now = time.perf_counter()
+                now = time.time()
                 data = json.loads(msg.data)
                 if data.get("type") == "bar":
                     sink.append((now, int(data["v"])))
 
         readers = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(sockets)]
+        lags: list[float] = []
+
+        async def lag_sampler():
+            while True:
+                due = time.perf_counter() + 0.005
+                await asyncio.sleep(0.005)
+                lags.append((time.perf_counter() - due) * 1000.0)
+
+        sampler = asyncio.create_task(lag_sampler())
         server_cpu, own_cpu = _cpu_s(pid), time.process_time()
+        waiting, load_started = _cpu_waiting_us(), time.time()
         published: dict[tuple[int, int], float] = {}  # (chart, seq) -> publish time
+        sent_at: dict[tuple[int, int], float] = {}  # (chart, seq) -> group_send returned
         seq = 0
         interval = 1.0 / RATE_HZ
         next_tick = time.perf_counter()
@@ -249,9 +297,10 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
             for c, code in enumerate(charts):
                 bar = {"t": t, "o": 100.0, "h": 101.0 + step, "l": 99.0, "c": 100.0 + step,
                        "v": float(seq)}
-                published[(c, seq)] = time.perf_counter()
+                published[(c, seq)] = time.time()
                 await layer.group_send(wire.bars_group("sim", code, "1m"),
                                        wire.bar_message("sim", code, "1m", bar, closed))
+                sent_at[(c, seq)] = time.time()
             seq += 1
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
@@ -260,11 +309,14 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
         drain_end = time.perf_counter() + MAX_DRAIN_S
         while time.perf_counter() < drain_end:
             last = max((r[-1][0] for r in received if r), default=0.0)
-            if time.perf_counter() - last > DRAIN_S:
+            if time.time() - last > DRAIN_S:
                 break
             await asyncio.sleep(0.25)
         publish_s = LOAD_S
         server_cpu, own_cpu = _cpu_s(pid) - server_cpu, time.process_time() - own_cpu
+        if waiting is not None:  # share of the run during which something waited for a CPU
+            waiting = (_cpu_waiting_us() - waiting) / 1e6 / (time.time() - load_started)
+        sampler.cancel()
         for ws in sockets:
             await ws.close()
         for task in readers:
@@ -287,6 +339,9 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
                 superseded += 1
             else:
                 lost_forming += 1
+    if raw is not None:
+        raw.update(charts=charts, published=published, sent_at=sent_at, received=received,
+                   n_charts=n_charts)
     return {
         "p50": _percentile(latencies, 50),
         "p99": _percentile(latencies, 99),
@@ -299,6 +354,12 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
         # CPU spent while publishing and draining, per delivered message (both processes).
         "server_cpu_us_per_delivery": server_cpu / max(len(latencies), 1) * 1e6,
         "bench_cpu_us_per_delivery": own_cpu / max(len(latencies), 1) * 1e6,
+        # How late the bench's own event loop ran a 5 ms timer: the clients' receive times
+        # are late by about this much when the bench process is the bottleneck.
+        "client_loop_lag_p99": _percentile(lags, 99),
+        "cpu_contention_pct": None if waiting is None else round(waiting * 100, 1),
+        "publish_call_p99": _percentile(
+            [(sent_at[k] - published[k]) * 1000.0 for k in sent_at], 99),
     }
 
 
@@ -319,7 +380,9 @@ def _fanout_rows(env: dict, session_id: str) -> list[dict]:
                           ("lost_closed", "closed bars"), ("superseded", "messages"),
                           ("deliveries_per_s", "msg/s"),
                           ("server_cpu_us_per_delivery", "us CPU"),
-                          ("bench_cpu_us_per_delivery", "us CPU")):
+                          ("bench_cpu_us_per_delivery", "us CPU"),
+                          ("client_loop_lag_p99", "ms"), ("publish_call_p99", "ms"),
+                          ("cpu_contention_pct", "% of time")):
             base = plain[key]
             rows.append({
                 "name": f"({load}) {desc}: {key}",
@@ -327,7 +390,7 @@ def _fanout_rows(env: dict, session_id: str) -> list[dict]:
                 "unit": unit,
                 "baseline": "plain channels_redis group fan-out",
                 "baseline_value": base,
-                "ratio": (hub[key] / base) if base else None,
+                "ratio": (hub[key] / base) if base and hub[key] is not None else None,
             })
     return rows
 
@@ -383,6 +446,81 @@ def _api_rows(client) -> list[dict]:
     ]
 
 
+def _stages(raw: dict, trace: dict) -> dict:
+    """Per-stage latency percentiles (ms) from the bench's and the traced server's times."""
+    charts = raw["charts"]
+    index = {code: c for c, code in enumerate(charts)}
+
+    def by_key(rows):
+        return {(index[sym], v): t for t, sym, v in rows}
+
+    published, sent_at = raw["published"], raw["sent_at"]
+    redis_out, hub_in, hub_done = (by_key(trace[k]) for k in ("redis_out", "hub_in", "hub_done"))
+    sends: dict = {}
+    for t, sym, v in trace["sent"]:
+        sends.setdefault((index[sym], v), []).append(t)
+    delivered: dict = {}
+    for i, rows in enumerate(raw["received"]):
+        for t, v in rows:
+            delivered.setdefault((i % raw["n_charts"], v), []).append(t)
+    out: dict = {}
+
+    def add(name, values):
+        values = [v * 1000.0 for v in values]
+        out[name] = (round(_percentile(values, 50), 1), round(_percentile(values, 99), 1))
+
+    add("publish: group_send call", [sent_at[k] - published[k] for k in sent_at])
+    add("publish -> leaves Redis (BZPOPMIN returned)",
+        [redis_out[k] - published[k] for k in redis_out])
+    add("leaves Redis -> hub.dispatch",
+        [hub_in[k] - redis_out[k] for k in hub_in if k in redis_out])
+    add("hub.dispatch (encode + fill outboxes)", [hub_done[k] - hub_in[k] for k in hub_done])
+    add("outboxes filled -> ASGI send done (each client)",
+        [t - hub_done[k] for k, ts in sends.items() for t in ts if k in hub_done])
+    add("outboxes filled -> last client's send done",
+        [max(ts) - hub_done[k] for k, ts in sends.items() if k in hub_done])
+    add("last send done -> last client received",
+        [max(delivered[k]) - max(ts) for k, ts in sends.items() if k in delivered])
+    add("publish -> client received (end to end)",
+        [t - published[k] for k, ts in delivered.items() for t in ts])
+    start = min(published.values())
+    end = max((t for ts in delivered.values() for t in ts), default=start)
+    pauses = [ms for t, ms, _gen, _n in trace["gc"] if start <= t <= end]
+    out["server full (gen 2) GC pauses, whole run: (ms, objects freed, in load)"] = [
+        (round(ms), n, start <= t <= end) for t, ms, gen, n in trace["gc"] if gen == 2]
+    out["server GC pauses while loaded: count, total, max ms"] = (
+        len(pauses), round(sum(pauses), 1), round(max(pauses, default=0.0), 1))
+    lags = [ms for t, ms in trace["lags"] if start <= t <= end]
+    out["server loop lag while loaded (5 ms timer) p50/p99"] = (
+        round(_percentile(lags, 50), 1), round(_percentile(lags, 99), 1))
+    return out
+
+
+def trace(loads: str = "a") -> None:
+    """``python bench/bench_charts.py trace [a|b|ab]``: the hub server traced stage by stage
+    (``bench.chart_trace``); prints where each message's time goes."""
+    with _environment() as (env, session_id, _client):
+        for load, clients, charts in (("a", 100, 1), ("b", 1000, 50)):
+            if load not in loads:
+                continue
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                raw: dict = {}
+                with _daphne("bench.chart_trace:application",
+                             {**env, "BENCH_CHARTS_TRACE": out.name,
+                              "BENCH_CHARTS_PROFILE": os.environ.get("BENCH_CHARTS_PROFILE", ""),
+                              "BENCH_CHARTS_GC_FREEZE": os.environ.get("BENCH_CHARTS_GC_FREEZE",
+                                                                       ""),
+                              "BENCH_CHARTS_HEAP": os.environ.get("BENCH_CHARTS_HEAP", "")}
+                             ) as (port, pid):
+                    result = asyncio.run(_load(port, pid, session_id, clients, charts, raw))
+                data = json.loads(Path(out.name).read_text())
+            print(f"load {load}: {result}")
+            for name, value in _stages(raw, data).items():
+                print(f"  {name:55s} {value}")
+            for _t, count, top in data.get("heap", []):
+                print(f"  after a full GC: {count} tracked objects; most: {top}")
+
+
 def run() -> list[dict]:
     with _environment() as (env, session_id, client):
         rows = _api_rows(client)
@@ -391,5 +529,8 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["trace"]:
+        trace(*sys.argv[2:3])
+        sys.exit(0)
     for row in run():
         print(row)

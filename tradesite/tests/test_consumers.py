@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -15,7 +16,13 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from markets import wire
-from tradesite.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, Outbox
+from tradesite.consumers import (
+    CLOSE_NOT_FOUND,
+    CLOSE_UNAUTHENTICATED,
+    LayerReader,
+    Outbox,
+    RedisLayerReader,
+)
 from tradesite.routing import websocket_urlpatterns
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -218,12 +225,65 @@ async def test_the_full_asgi_app_authenticates_by_session_cookie(symbol, trader,
     comm = WebsocketCommunicator(application, "/ws/chart/sim/KRW-BTC/1m/", headers=headers)
     assert (await comm.connect(timeout=5))[0]
     assert json.loads(await comm.receive_from(timeout=5))["type"] == "hello"
+    # Through the full stack the fan-out sends with the server's own send (RAW_SEND).
+    await publish(wire.bars_group("sim", "KRW-BTC", "1m"), bar(T0, 104.0, closed=True))
+    assert (await next_json(comm))["c"] == 104.0
     await comm.disconnect()
     anonymous = WebsocketCommunicator(application, "/ws/chart/sim/KRW-BTC/1m/",
                                       headers=headers[:2])
     await anonymous.connect(timeout=5)
     await anonymous.receive_from(timeout=5)
     assert (await anonymous.receive_output(timeout=5))["code"] == CLOSE_UNAUTHENTICATED
+
+
+# -- the hub's reader ------------------------------------------------------------------------------
+
+
+async def test_the_hub_reads_everything_waiting_in_one_batch_in_publish_order(redis_url):
+    layer = get_channel_layer()
+    reader = await LayerReader.open(layer)
+    assert isinstance(reader, RedisLayerReader)
+    assert "!" not in reader.channel  # its own sorted set, not the process-local one
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    await layer.group_add(group, reader.channel)
+    try:
+        for i in range(20):
+            await layer.group_send(group, bar(T0 + i * 60_000, 100.0 + i, closed=True))
+        batch = await reader.receive_many()
+        assert [m["bar"]["t"] for m in batch] == [T0 + i * 60_000 for i in range(20)]
+        assert batch[0] == bar(T0, 100.0, closed=True)  # the layer's routing key is removed
+        waiting = asyncio.ensure_future(reader.receive_many())  # nothing left: it blocks
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await layer.group_send(group, bar(T0 + 20 * 60_000, 120.0, closed=True))
+        assert [m["bar"]["c"] for m in await asyncio.wait_for(waiting, 3)] == [120.0]
+    finally:
+        await layer.group_discard(group, reader.channel)
+
+
+async def test_an_undecodable_entry_is_skipped_and_the_rest_of_the_batch_delivered(redis_url):
+    layer = get_channel_layer()
+    reader = await LayerReader.open(layer)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    await layer.group_add(group, reader.channel)
+    try:
+        await layer.group_send(group, bar(T0, 100.0, closed=True))
+        await layer.connection(reader.index).zadd(reader.key, {b"\xc1 not msgpack": time.time()})
+        await layer.group_send(group, bar(T0 + 60_000, 101.0, closed=True))
+        assert [m["bar"]["c"] for m in await reader.receive_many()] == [100.0, 101.0]
+    finally:
+        await layer.group_discard(group, reader.channel)
+
+
+async def test_a_layer_other_than_core_redis_is_read_with_its_own_receive():
+    from channels.layers import InMemoryChannelLayer
+
+    layer = InMemoryChannelLayer()
+    reader = await LayerReader.open(layer)
+    assert type(reader) is LayerReader
+    await layer.group_add("markets", reader.channel)
+    await layer.group_send("markets", wire.ticker_message("sim", "KRW-BTC", 1.0, T0))
+    assert await reader.receive_many() == [wire.ticker_message("sim", "KRW-BTC", 1.0, T0)]
 
 
 # -- the outbox on its own: a slow client gets the latest state, never a backlog --------------
