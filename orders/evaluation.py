@@ -151,13 +151,14 @@ def evaluate_bar(
                           bar_time_ms)
             outcomes = []
         for (signal, _config), outcome in zip(todo, outcomes, strict=False):
-            signal.reason = {**(signal.reason or {}), "execution": outcome.as_dict()}
+            if outcome.status != "queued":  # what is stored on the signal (pushed with it)
+                signal.reason = {**(signal.reason or {}), "execution": outcome.as_dict()}
             if outcome.status == "error":
                 report.errors += 1  # logged by the service, recorded on the signal
-                continue
-            report.executions[outcome.status] = report.executions.get(outcome.status, 0) + 1
-            if outcome.pending:
-                pending.append((signal, outcome.pending))
+            elif outcome.pending:
+                pending.append((signal, outcome.pending))  # counted with its final outcome
+            else:
+                report.executions[outcome.status] = report.executions.get(outcome.status, 0) + 1
     for signal, _config, created in stored:
         if created:
             push_later(signal.config.owner_id, wire.SIGNAL_CREATED, signal_payload(signal))
@@ -165,10 +166,12 @@ def evaluate_bar(
     # venues) and carry out reversals.
     for signal, send in pending:
         try:
-            send()
+            outcome = send()
         except Exception:
             report.errors += 1
             log.exception("execute: sending the order of signal %s failed", signal.pk)
+        else:
+            report.executions[outcome.status] = report.executions.get(outcome.status, 0) + 1
     return report
 
 

@@ -1017,9 +1017,12 @@ def execute_signals(items, *, at_ms: int | None = None) -> list[Execution]:
     the same account sees the first one's order and reserve; then the orders, the reserves
     and every signal's outcome are written in bulk. A config whose decision raises is
     recorded as ``error`` on its signal and the others go on; a rejection is recorded with
-    its reason. Nothing is sent inside the transaction: an item's ``pending()`` sends its
-    saved order after the commit (a reversal closes and enters there, as it needs the
-    close's fill). A signal already acted on returns its stored outcome. If the batch's
+    its reason. Nothing is sent inside the transaction: call each item's ``pending()``, in
+    order, after the commit: it sends the saved order and returns the final Execution. A
+    reversal closes and enters there (the entry needs the close's fill), and a signal on an
+    account and symbol that an earlier signal of the batch closes is ``queued``: it goes
+    through :func:`execute_signal` after that close, so it sees the position as one-by-one
+    execution would. A signal already acted on returns its stored outcome. If the batch's
     writes fail, nothing of it is kept and each signal goes through :func:`execute_signal`
     on its own."""
     at_ms = now_ms() if at_ms is None else at_ms
@@ -1110,6 +1113,10 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
 
     # 1. What each signal means: its stored outcome, a gate, an ignored plan, or an order.
     planned = []
+    after: dict[int, Callable] = {}
+    #: (account, symbol) pairs with a close or reversal in this batch: a later signal on the
+    #: same pair must see the position that close leaves, so it runs on its own after it.
+    serial: set[tuple[int, int]] = set()
     for i, (signal, config) in enumerate(items):
         if signal.pk not in stored:
             results[i] = Execution("error", "the signal was deleted")
@@ -1121,6 +1128,12 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             continue
         book = books[config.account_id]
         config.account = book.account
+        if (book.account.pk, config.symbol_id) in serial:
+            results[i] = Execution("queued", "after an earlier close on the same position")
+            after[i] = functools.partial(
+                execute_signal, signal, config=config, at_ms=at_ms, broker=book.broker
+            )
+            continue
         gate = _signal_gate(book.account, config, book.unavailable)
         if gate is not None:
             mark(i, signal, gate)
@@ -1134,6 +1147,8 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
         if plan.ignored:
             mark(i, signal, Execution("ignored", plan.ignored))
             continue
+        if plan.close:
+            serial.add((book.account.pk, config.symbol_id))
         planned.append((i, signal, config, book, position, plan))
     # 2. The facts, for all accounts at once.
     entering = {
@@ -1167,7 +1182,6 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
     # 3. Each signal's decision, in Python; its order built, not saved yet.
     atr_cache: dict = {}
     new_orders: list[tuple[int, Order]] = []
-    after: dict[int, Callable] = {}
     for i, signal, config, book, position, plan in planned:
         last_price = signal.price
         try:
