@@ -1665,7 +1665,10 @@ def stop_trading(
         accounts = accounts.filter(pk__in=configs.values("account_id"))
     result = StopResult()
     with transaction.atomic():
-        account_ids = list(accounts.select_for_update(of=("self",)).values_list("pk", flat=True))
+        # Locked in primary-key order, as execute_signals locks a bar's accounts (no deadlock).
+        account_ids = list(
+            accounts.select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True)
+        )
         result.configs_deactivated = configs.filter(is_active=True).update(is_active=False)
         newly_halted = list(
             Account.objects.filter(pk__in=account_ids, halted=False).values_list("pk", flat=True)
