@@ -230,12 +230,13 @@ def _store_signals(symbol, timeframe, decided, report) -> list[tuple[Signal, Str
     """Store a bar's signals: one read of those already stored, one bulk insert of the
     others (conflicts ignored: a concurrent run of the same bar may have stored them), one
     read back. Returns ``(signal, config, created)`` per stored signal; counts them in
-    ``report``. Should the bulk insert fail, each signal is stored on its own (one failure
-    is logged and counted, the others are kept)."""
+    ``report``. Two runs of one bar at the same moment may both count (and push) a signal
+    as created; it is stored once and acted on once (``execute_signals`` re-reads it under
+    its row lock). Should the bulk insert fail, each signal is stored on its own (one
+    failure is logged and counted, the others are kept)."""
     rows = [(config, _signal_row(config, symbol, timeframe, *rest)) for config, *rest in decided]
     bar_time = rows[0][1].bar_time
     ids = [config.pk for config, _ in rows]
-
     try:
         found = {
             (s.config_id, s.action): s
