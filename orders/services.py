@@ -952,12 +952,13 @@ def _brokers(configs, at_ms: int) -> dict[int, tuple[Broker | None, str]]:
     account's balances are fetched from its venue here (network), as in execute_signal."""
     out: dict[int, tuple[Broker | None, str]] = {}
     max_age_s = float(getattr(settings, "TRADING_MAX_SIGNAL_AGE_S", 120))
+    costs = default_costs()  # read from settings once per bar, not once per account
     for config in configs:
         if config.account_id in out:
             continue
         broker, unavailable = None, ""
         try:
-            broker = broker_for(config.account)
+            broker = broker_for(config.account, costs)
             if broker.live:
                 sync_balances(config.account, broker.balances())
         except (BrokerUnavailable, ExchangeError) as exc:
