@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db.models import OuterRef, Subquery
 
-from markets.models import Account, Candle, Symbol
+from markets.models import Account, Balance, Candle, Symbol
 from orders.models import Position
 
 ZERO = Decimal("0")
@@ -43,40 +43,67 @@ def value_account(account: Account) -> Valuation:
     """Equity in ``account.quote_asset``: quote balance + other assets at their last close on the
     same venue + unrealized PnL of open perpetual positions. Assets without a price are listed in
     ``unpriced_assets`` and count as zero (reported, not guessed)."""
-    balances = list(account.balances.all())
-    cash = sum((b.total for b in balances if b.asset == account.quote_asset), ZERO)
-    others = [b for b in balances if b.asset != account.quote_asset and b.total > 0]
-    symbols = {
-        s.base: s
-        for s in Symbol.objects.filter(
-            exchange_id=account.exchange_id,
-            quote=account.quote_asset,
-            market_type=Symbol.MarketType.SPOT,
-            base__in=[b.asset for b in others],
-        )
+    return value_accounts([account], {account.pk: list(account.balances.all())})[account.pk]
+
+
+def value_accounts(accounts, balances: dict[int, list] | None = None) -> dict[int, Valuation]:
+    """:func:`value_account` for many accounts in four queries in all (balances, spot symbols,
+    open perpetual positions, last prices), not four per account. ``balances`` maps an account
+    id to its Balance rows when the caller already holds them (e.g. locked); by account id."""
+    accounts = list(accounts)
+    ids = [a.pk for a in accounts]
+    if balances is None:
+        balances = {pk: [] for pk in ids}
+        for row in Balance.objects.filter(account_id__in=ids):
+            balances[row.account_id].append(row)
+    others = {
+        a.pk: [
+            b for b in balances.get(a.pk, ()) if b.asset != a.quote_asset and b.total > 0
+        ]
+        for a in accounts
     }
-    positions = list(
-        Position.objects.filter(
-            account=account,
-            closed_at__isnull=True,
-            symbol__market_type=Symbol.MarketType.PERPETUAL,
+    wanted = {(a.exchange_id, a.quote_asset, b.asset) for a in accounts for b in others[a.pk]}
+    symbols: dict[tuple, Symbol] = {}
+    if wanted:
+        rows = Symbol.objects.filter(
+            exchange_id__in={w[0] for w in wanted},
+            quote__in={w[1] for w in wanted},
+            market_type=Symbol.MarketType.SPOT,
+            base__in={w[2] for w in wanted},
         )
+        symbols = {(s.exchange_id, s.quote, s.base): s for s in rows}
+    positions: dict[int, list[Position]] = {pk: [] for pk in ids}
+    for position in Position.objects.filter(
+        account_id__in=ids,
+        closed_at__isnull=True,
+        symbol__market_type=Symbol.MarketType.PERPETUAL,
+    ).select_related("symbol"):
+        positions[position.account_id].append(position)
+    prices = last_prices(
+        {s.pk for s in symbols.values()}
+        | {p.symbol_id for rows in positions.values() for p in rows}
     )
-    prices = last_prices([s.pk for s in symbols.values()] + [p.symbol_id for p in positions])
-    equity = cash
-    unpriced = []
-    for balance in others:
-        symbol = symbols.get(balance.asset)
-        price = prices.get(symbol.pk) if symbol else None
-        if price is None:
-            unpriced.append(balance.asset)
-            continue
-        equity += balance.total * price
-    for position in positions:
-        price = prices.get(position.symbol_id)
-        if price is None:
-            unpriced.append(position.symbol.code)
-            continue
-        direction = 1 if position.side == Position.PositionSide.LONG else -1
-        equity += (price - position.entry_price) * position.quantity * direction
-    return Valuation(equity=equity, cash=cash, unpriced_assets=tuple(unpriced))
+    out = {}
+    for account in accounts:
+        cash = sum(
+            (b.total for b in balances.get(account.pk, ()) if b.asset == account.quote_asset),
+            ZERO,
+        )
+        equity = cash
+        unpriced = []
+        for balance in others[account.pk]:
+            symbol = symbols.get((account.exchange_id, account.quote_asset, balance.asset))
+            price = prices.get(symbol.pk) if symbol else None
+            if price is None:
+                unpriced.append(balance.asset)
+                continue
+            equity += balance.total * price
+        for position in positions[account.pk]:
+            price = prices.get(position.symbol_id)
+            if price is None:
+                unpriced.append(position.symbol.code)
+                continue
+            direction = 1 if position.side == Position.PositionSide.LONG else -1
+            equity += (price - position.entry_price) * position.quantity * direction
+        out[account.pk] = Valuation(equity=equity, cash=cash, unpriced_assets=tuple(unpriced))
+    return out

@@ -21,14 +21,17 @@ gate) is an Order row with status ``rejected`` and ``reject_reason``, pushed as
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from markets import wire
@@ -294,8 +297,12 @@ class Execution:
     status: str
     reason: str = ""
     orders: list[int] = dataclasses.field(default_factory=list)
-    #: With ``defer_send``: the saved entry still to hand to :func:`finish_execution`.
-    pending: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: With ``defer_send`` / :func:`execute_signals`: what is left to do after the commit
+    #: (send the saved order, or a reversal's close then entry); call it with no arguments.
+    #: It returns the final Execution and records it on the signal.
+    pending: Callable[[], Execution] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
     def as_dict(self) -> dict:
         return {"status": self.status, "reason": self.reason, "orders": list(self.orders)}
@@ -358,12 +365,47 @@ def _entry_order(
     broker: Broker,
 ) -> tuple[Decimal, Decimal | None, Decimal]:
     """Gates, sizing and rounding for an entry or add: ``(quantity, limit price, reserve)``;
-    ``Rejected`` with the reason otherwise. Runs under the account's row lock."""
+    ``Rejected`` with the reason otherwise. Runs under the account's row lock; reads the facts
+    one query at a time (:func:`execute_signals` reads them for a whole bar at once)."""
     from orders.equity import value_account
 
+    equity = value_account(account).equity
+    return _decide_entry(
+        account, config, side_int, last_price, size_mult, costs, broker.live,
+        equity=equity,
+        day_start=lambda: day_start_equity(account, at_ms, equity),
+        open_order=lambda: Order.objects.filter(
+            account=account, symbol=config.symbol, status__in=Order.OPEN_STATUSES,
+            reduce_only=False,
+        ).exists(),
+        available=lambda: free_balance(account, config.symbol.quote),
+        atr=lambda params: _atr(config, params, at_ms),
+    )
+
+
+def _decide_entry(
+    account: Account,
+    config: StrategyConfig,
+    side_int: int,
+    last_price: Decimal,
+    size_mult: float,
+    costs: Costs,
+    live: bool,
+    *,
+    equity: Decimal,
+    day_start,
+    open_order,
+    available,
+    atr,
+) -> tuple[Decimal, Decimal | None, Decimal]:
+    """The entry gates (``risk.entry_reason``), sizing (``strategies.sizing``) and the venue's
+    rounding, on facts the caller gathered under the account's row lock: ``equity`` (quote
+    currency), and callables for the rest, asked only when a gate needs them — ``day_start()``
+    the day's start equity, ``open_order()`` whether an entry order is open on the symbol,
+    ``available()`` the free quote balance, ``atr(params)`` the ATR for ATR sizing. Returns
+    ``(quantity, limit price or None, paper reserve)``; raises ``Rejected`` with the reason."""
     symbol = config.symbol
     side = Side.BUY if side_int == pm.LONG else Side.SELL
-    equity = value_account(account).equity
     facts = risk.EntryFacts(
         halted=account.halted,
         halted_reason=account.halted_reason,
@@ -371,13 +413,11 @@ def _entry_order(
         leverage=config.leverage,
         max_leverage=symbol.max_leverage,
         symbol=str(symbol),
-        day_start_equity=day_start_equity(account, at_ms, equity),
+        day_start_equity=day_start(),
         equity=equity,
         daily_target_pct=config.daily_target_pct,
         daily_max_loss_pct=config.daily_max_loss_pct,
-        open_order_for_symbol=Order.objects.filter(
-            account=account, symbol=symbol, status__in=Order.OPEN_STATUSES, reduce_only=False
-        ).exists(),
+        open_order_for_symbol=open_order(),
     )
     why = risk.entry_reason(facts)
     if why:
@@ -397,10 +437,10 @@ def _entry_order(
         equity=float(equity),
         price=fill_estimate,
         leverage=float(leverage),
-        atr=_atr(config, params, at_ms),
+        atr=atr(params),
         trade_returns=_trade_returns(config) if isinstance(params, sizing.Kelly) else (),
     ) * size_mult
-    available = free_balance(account, symbol.quote)
+    available = available()
     room = pm.affordable_quantity(float(available), worst, float(leverage), costs.fee_rate)
     info = symbol_info(symbol)
     want_qty = rounding.round_quantity(dec(max(wanted, 0.0)), info)
@@ -424,7 +464,7 @@ def _entry_order(
             or "insufficient balance"
         )
     reserve = ZERO
-    if not broker.live:
+    if not live:
         reserve = (qty * dec(worst) * (1 / Decimal(leverage) + Decimal(repr(costs.fee_rate))))
         reserve = min(reserve.quantize(RESERVE_PLACES, ROUND_CEILING), available)
     return qty, limit, reserve
@@ -435,7 +475,24 @@ def _new_order(
     reduce_only=False, reserve=ZERO, reserve_asset="",
 ) -> Order:
     """Save an order (status ``new``, fresh client order id) and reserve its paper funds."""
-    order = Order.objects.create(
+    order = _order_row(
+        account, symbol, side=side, quantity=quantity, price=price, reason=reason,
+        config=config, signal=signal, reduce_only=reduce_only, reserve=reserve,
+        reserve_asset=reserve_asset,
+    )
+    order.save(force_insert=True)
+    if reserve:
+        _move(account, reserve_asset, -reserve, reserve)
+    return order
+
+
+def _order_row(
+    account, symbol, *, side, quantity, price, reason, config=None, signal=None,
+    reduce_only=False, reserve=ZERO, reserve_asset="",
+) -> Order:
+    """An unsaved order, status ``new``, with a fresh client order id (and its paper reserve
+    noted in ``raw``; the caller moves the funds)."""
+    return Order(
         account=account,
         config=config,
         signal=signal,
@@ -449,9 +506,6 @@ def _new_order(
         reason=reason[:64],
         raw={"reserved": str(reserve), "reserved_asset": reserve_asset} if reserve else {},
     )
-    if reserve:
-        _move(account, reserve_asset, -reserve, reserve)
-    return order
 
 
 def _reject_order(order: Order, reason: str) -> None:
@@ -742,9 +796,10 @@ def execute_signal(
     ``last_price`` (default: the signal's close) and time ``at_ms`` (default: now). A signal
     already acted on returns its stored outcome, so evaluating a bar twice orders once.
 
-    ``defer_send=True`` saves a plain entry or add without sending it: the result's
-    ``pending`` goes to :func:`finish_execution` (evaluation saves every config's order for a
-    bar first, then sends them). Closes and reversals are always carried out at once.
+    ``defer_send=True`` saves a plain entry or add without sending it: call the result's
+    ``pending()`` to send it (:func:`finish_execution`). Closes and reversals are always
+    carried out at once. A bar's signals go through :func:`execute_signals` instead, which
+    saves all their orders in one transaction.
 
     A plain entry or add is decided and saved in one transaction with the account, the signal
     and the position locked: the signal's outcome and its Order are written together."""
@@ -805,7 +860,10 @@ def execute_signal(
         if entry is not None:
             if defer_send:
                 return Execution(
-                    "ordered", "", [entry.pk], pending=(signal, entry, broker, last_price, at_ms)
+                    "ordered", "", [entry.pk],
+                    pending=functools.partial(
+                        finish_execution, signal, entry, broker, last_price, at_ms
+                    ),
                 )
             return finish_execution(signal, entry, broker, last_price, at_ms)
         return _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
@@ -828,6 +886,394 @@ def finish_execution(signal, entry: Order, broker: Broker, last_price: Decimal, 
         _mark(signal, result)
         return result
     return Execution("ordered", "", [entry.pk])
+
+
+@batched
+def finish_close(signal, close: Order, broker: Broker, last_price: Decimal, at_ms: int):
+    """Send a saved signal close (reduce-only) and record on the signal what became of it: a
+    fill leaves the stored ``ordered``; a rejection or a close still open is written."""
+    try:
+        close = send_order(close, broker, last_price=last_price, ts_ms=at_ms)
+    except Exception as exc:
+        _mark(signal, Execution("error", f"execution failed: {exc}"[:500], [close.pk]))
+        raise
+    if close.status == Order.Status.FILLED:
+        return Execution("ordered", "", [close.pk])
+    result = Execution(
+        "ordered", close.reject_reason or "the close did not fill yet; no new entry", [close.pk]
+    )
+    _mark(signal, result)
+    return result
+
+
+@batched
+def finish_reversal(signal, config, plan, position, last_price: Decimal, at_ms: int, broker):
+    """A reversal decided by :func:`execute_signals`: close, then enter once the close filled
+    (the close's fill frees the funds, so the entry cannot be decided with the bar's batch)."""
+    try:
+        return _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
+    except Exception as exc:
+        _mark(signal, Execution("error", f"execution failed: {exc}"[:500]))
+        raise
+
+
+@dataclasses.dataclass
+class _Book:
+    """One account's state while a bar's batch is decided: read once under the account's row
+    lock, then kept current in memory as each of the bar's orders is decided."""
+
+    account: Account
+    broker: Broker | None
+    unavailable: str
+    balances: dict[str, Balance] = dataclasses.field(default_factory=dict)
+    equity: Decimal = ZERO
+    day_start: Decimal | None = None
+    #: Symbol ids with an entry (not reduce-only) / a reduce-only order open.
+    open_entry: set[int] = dataclasses.field(default_factory=set)
+    open_close: set[int] = dataclasses.field(default_factory=set)
+    changed: dict[str, Balance] = dataclasses.field(default_factory=dict)
+
+    def free(self, asset: str) -> Decimal:
+        row = self.balances.get(asset)
+        return row.free if row is not None else ZERO
+
+    def reserve(self, asset: str, amount: Decimal) -> None:
+        """``_move(asset, -amount, +amount)`` in memory; written with the batch."""
+        row = self.balances[asset]
+        free, locked = row.free - amount, row.locked + amount
+        if free < 0:
+            raise ValueError(f"paper balance of {asset} would go negative (free {free})")
+        row.free, row.locked = free, locked
+        self.changed[asset] = row
+
+
+def _brokers(configs, at_ms: int) -> dict[int, tuple[Broker | None, str]]:
+    """``{account id: (broker, why it cannot trade or "")}``, before any transaction: a live
+    account's balances are fetched from its venue here (network), as in execute_signal."""
+    out: dict[int, tuple[Broker | None, str]] = {}
+    max_age_s = float(getattr(settings, "TRADING_MAX_SIGNAL_AGE_S", 120))
+    costs = default_costs()  # read from settings once per bar, not once per account
+    for config in configs:
+        if config.account_id in out:
+            continue
+        broker, unavailable = None, ""
+        try:
+            broker = broker_for(config.account, costs)
+            if broker.live:
+                sync_balances(config.account, broker.balances())
+        except (BrokerUnavailable, ExchangeError) as exc:
+            unavailable = str(exc)
+        if not unavailable and broker.live:
+            age_s = (now_ms() - at_ms) / 1000
+            if age_s > max_age_s:
+                unavailable = (
+                    f"signal is {age_s:.0f} s old (more than {max_age_s:.0f} s); not sent live"
+                )
+        out[config.account_id] = (broker, unavailable)
+    return out
+
+
+def _day_starts(books: list[_Book], at_ms: int) -> None:
+    """:func:`day_start_equity` for every book in two queries: the day's first snapshot per
+    account (one query), and one bulk insert of a snapshot for the accounts without one (the
+    day's reference is then the equity now, as in ``day_start_equity``)."""
+    start, end = risk.day_bounds_ms(at_ms, settings.TIME_ZONE)
+    first = EquitySnapshot.objects.filter(
+        account=OuterRef("pk"), ts__gte=ms_to_dt(start), ts__lt=ms_to_dt(end)
+    ).order_by("ts")
+    found = dict(
+        Account.objects.filter(pk__in=[b.account.pk for b in books])
+        .annotate(day_start=Subquery(first.values("equity")[:1]))
+        .values_list("pk", "day_start")
+    )
+    ts = ms_to_dt(at_ms).replace(microsecond=0)
+    missing = []
+    for book in books:
+        book.day_start = found.get(book.account.pk)
+        if book.day_start is None:
+            book.day_start = book.equity
+            missing.append(
+                EquitySnapshot(
+                    account=book.account, ts=ts, equity=book.equity,
+                    cash=book.free(book.account.quote_asset),
+                )
+            )
+    if missing:
+        # A snapshot stored at the same second meanwhile wins (equity of the same moment).
+        EquitySnapshot.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+@batched
+def execute_signals(items, *, at_ms: int | None = None) -> list[Execution]:
+    """Act on a bar's new signals at once: :func:`execute_signal`'s rules, with every order
+    of the bar saved in one transaction. ``items`` is a list of ``(signal, config)`` whose
+    configs have ``account`` and ``symbol__exchange`` loaded; each signal is acted on at its
+    close, time ``at_ms`` (default: now). Returns one Execution per item, in order.
+
+    In one transaction: the accounts, signals, open positions and (for entries) balances
+    are locked, each kind in one query in primary-key order (two workers never deadlock);
+    valuations, day-start equities and open orders are read for all accounts at once; each
+    signal's gates, plan and size are decided in Python (``orders.risk``,
+    ``strategies.sizing``), updating an in-memory book per account, so a second config on
+    the same account sees the first one's order and reserve; then the orders, the reserves
+    and every signal's outcome are written in bulk. A config whose decision raises is
+    recorded as ``error`` on its signal and the others go on; a rejection is recorded with
+    its reason. Nothing is sent inside the transaction: call each item's ``pending()``, in
+    order, after the commit: it sends the saved order and returns the final Execution. A
+    reversal closes and enters there (the entry needs the close's fill), and a signal on an
+    account and symbol that an earlier signal of the batch closes is ``queued``: it goes
+    through :func:`execute_signal` after that close, so it sees the position as one-by-one
+    execution would. A signal already acted on returns its stored outcome. If the batch's
+    writes fail, nothing of it is kept and each signal goes through :func:`execute_signal`
+    on its own."""
+    at_ms = now_ms() if at_ms is None else at_ms
+    items = [
+        (
+            signal,
+            config if config is not None and config.pk == signal.config_id
+            else StrategyConfig.objects.select_related(
+                "account__exchange", "symbol__exchange"
+            ).get(pk=signal.config_id),
+        )
+        for signal, config in items
+    ]
+    if not items:
+        return []
+    brokers = _brokers([config for _, config in items], at_ms)
+    try:
+        with transaction.atomic():
+            results = _decide_and_save(items, brokers, at_ms)
+    except DatabaseError:
+        log.exception("execute_signals: the batch failed; executing its signals one by one")
+        results = []
+        for signal, config in items:
+            try:
+                results.append(
+                    execute_signal(signal, config=config, at_ms=at_ms, defer_send=True)
+                )
+            except Exception as exc:
+                log.exception("execute: signal %s of config %s failed", signal.pk, config.pk)
+                results.append(Execution("error", f"execution failed: {exc}"[:500]))
+    return results
+
+
+def _update_rows(model, rows, fields: list[str]) -> None:
+    """``UPDATE`` each of ``rows`` (saved instances) with its values of ``fields``, in one
+    ``executemany``: ``bulk_update``'s ``CASE WHEN`` costs about a millisecond of query
+    building per row, which a bar of a hundred orders cannot afford. Values are prepared by
+    the fields themselves, as ``save()`` prepares them."""
+    from django.db import connection
+
+    quote = connection.ops.quote_name
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    sql = "UPDATE {} SET {} WHERE {} = %s".format(
+        quote(meta.db_table),
+        ", ".join(f"{quote(field.column)} = %s" for field in columns),
+        quote(meta.pk.column),
+    )
+    params = [
+        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in columns]
+        + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
+    """The transaction of :func:`execute_signals`."""
+    account_ids = sorted({config.account_id for _, config in items})
+    symbol_ids = sorted({config.symbol_id for _, config in items})
+    accounts = {
+        a.pk: a
+        for a in Account.objects.select_for_update(of=("self",))
+        .filter(pk__in=account_ids)
+        .order_by("pk")
+    }
+    stored = dict(  # {signal id: its reason}, re-read under the lock
+        Signal.objects.select_for_update(of=("self",))
+        .filter(pk__in=[signal.pk for signal, _ in items])
+        .order_by("pk")
+        .values_list("pk", "reason")
+    )
+    positions = {
+        (p.account_id, p.symbol_id): p
+        for p in Position.objects.select_for_update(of=("self",))
+        .filter(account_id__in=account_ids, symbol_id__in=symbol_ids, closed_at__isnull=True)
+        .order_by("pk")
+    }
+    books = {pk: _Book(account, *brokers[pk]) for pk, account in accounts.items()}
+    results: list[Execution | None] = [None] * len(items)
+    marks: dict[int, Signal] = {}
+
+    def mark(i, signal, result):
+        results[i] = result
+        signal.reason = {**(signal.reason or {}), "execution": result.as_dict()}
+        marks[signal.pk] = signal
+
+    # 1. What each signal means: its stored outcome, a gate, an ignored plan, or an order.
+    planned = []
+    after: dict[int, Callable] = {}
+    #: (account, symbol) pairs with a close or reversal in this batch: a later signal on the
+    #: same pair must see the position that close leaves, so it runs on its own after it.
+    serial: set[tuple[int, int]] = set()
+    for i, (signal, config) in enumerate(items):
+        if signal.pk not in stored:
+            results[i] = Execution("error", "the signal was deleted")
+            continue
+        signal.reason = stored[signal.pk]
+        done = (signal.reason or {}).get("execution")
+        if done:
+            results[i] = Execution(done["status"], done.get("reason", ""), done.get("orders", []))
+            continue
+        book = books[config.account_id]
+        config.account = book.account
+        if (book.account.pk, config.symbol_id) in serial:
+            results[i] = Execution("queued", "after an earlier close on the same position")
+            after[i] = functools.partial(
+                execute_signal, signal, config=config, at_ms=at_ms, broker=book.broker
+            )
+            continue
+        gate = _signal_gate(book.account, config, book.unavailable)
+        if gate is not None:
+            mark(i, signal, gate)
+            continue
+        position = positions.get((book.account.pk, config.symbol_id))
+        plan = risk.plan_action(
+            signal.action,
+            _side_int(position),
+            can_short=config.symbol.market_type == Symbol.MarketType.PERPETUAL,
+        )
+        if plan.ignored:
+            mark(i, signal, Execution("ignored", plan.ignored))
+            continue
+        if plan.close:
+            serial.add((book.account.pk, config.symbol_id))
+        planned.append((i, signal, config, book, position, plan))
+    # 2. The facts, for all accounts at once.
+    entering = {
+        book.account.pk: book
+        for _, _, _, book, _, plan in planned
+        if plan.open_side and not plan.close
+    }
+    if entering:
+        from orders.equity import value_accounts
+
+        for row in (
+            Balance.objects.select_for_update(of=("self",))
+            .filter(account_id__in=sorted(entering))
+            .order_by("pk")
+        ):
+            entering[row.account_id].balances[row.asset] = row
+        valuations = value_accounts(
+            [b.account for b in entering.values()],
+            {pk: list(b.balances.values()) for pk, b in entering.items()},
+        )
+        for pk, book in entering.items():
+            book.equity = valuations[pk].equity
+        _day_starts(list(entering.values()), at_ms)
+    if planned:
+        for account_id, symbol_id, reduce_only in Order.objects.filter(
+            account_id__in=account_ids, symbol_id__in=symbol_ids,
+            status__in=Order.OPEN_STATUSES,
+        ).values_list("account_id", "symbol_id", "reduce_only"):
+            book = books[account_id]
+            (book.open_close if reduce_only else book.open_entry).add(symbol_id)
+    # 3. Each signal's decision, in Python; its order built, not saved yet.
+    atr_cache: dict = {}
+    new_orders: list[tuple[int, Order]] = []
+    for i, signal, config, book, position, plan in planned:
+        last_price = signal.price
+        try:
+            if plan.close and plan.open_side:
+                mark(i, signal, Execution("started"))
+                after[i] = functools.partial(
+                    finish_reversal, signal, config, plan, position, last_price, at_ms,
+                    book.broker,
+                )
+                continue
+            if plan.close:
+                if position.quantity <= 0 or config.symbol_id in book.open_close:
+                    mark(i, signal, Execution("ordered", "", []))  # a close is in flight
+                    continue
+                side = Side.SELL if position.side == Position.PositionSide.LONG else Side.BUY
+                order = _order_row(
+                    book.account, config.symbol, side=side, quantity=position.quantity,
+                    price=limit_price(config.symbol, side, last_price, book.broker.costs),
+                    reason=plan.close, signal=signal, reduce_only=True,
+                    # The config that opened the position (as close_position records it).
+                    config=config if position.config_id == config.pk else position.config,
+                )
+                book.open_close.add(config.symbol_id)
+                new_orders.append((i, order))
+                after[i] = functools.partial(
+                    finish_close, signal, order, book.broker, last_price, at_ms
+                )
+                continue
+            size = (signal.reason or {}).get("size", 1.0)
+            size = 0.0 if size is None else float(size)
+            if not size > 0:
+                mark(i, signal, Execution("ignored", "signal size is 0"))
+                continue
+
+            def atr(params, config=config):
+                key = (config.symbol_id, config.timeframe, getattr(params, "atr_period", None))
+                if key not in atr_cache:
+                    atr_cache[key] = _atr(config, params, at_ms)
+                return atr_cache[key]
+
+            try:
+                qty, price, reserve = _decide_entry(
+                    book.account, config, plan.open_side, last_price, size,
+                    book.broker.costs, book.broker.live,
+                    equity=book.equity,
+                    day_start=lambda book=book: book.day_start,
+                    open_order=lambda book=book, config=config: (
+                        config.symbol_id in book.open_entry
+                    ),
+                    available=lambda book=book, config=config: book.free(config.symbol.quote),
+                    atr=atr,
+                )
+            except Rejected as exc:
+                mark(i, signal, Execution("rejected", str(exc)))
+                continue
+            quote = config.symbol.quote
+            order = _order_row(
+                book.account, config.symbol,
+                side=Side.BUY if plan.open_side == pm.LONG else Side.SELL,
+                quantity=qty, price=price, reason=("add" if plan.add else "entry"),
+                config=config, signal=signal, reserve=reserve, reserve_asset=quote,
+            )
+            if reserve:
+                book.reserve(quote, reserve)
+            book.open_entry.add(config.symbol_id)
+            new_orders.append((i, order))
+            after[i] = functools.partial(
+                finish_execution, signal, order, book.broker, last_price, at_ms
+            )
+        except Exception as exc:
+            log.exception("execute: signal %s of config %s failed", signal.pk, config.pk)
+            after.pop(i, None)
+            mark(i, signal, Execution("error", f"execution failed: {exc}"[:500]))
+    # 4. Writes: the orders, the reserves, every outcome.
+    if new_orders:
+        Order.objects.bulk_create([order for _, order in new_orders])
+        for i, order in new_orders:
+            if order.pk is None:  # every supported database returns the ids
+                raise DatabaseError("bulk insert of orders returned no ids")
+            mark(i, items[i][0], Execution("ordered", "", [order.pk]))
+    changed = [row for book in books.values() for row in book.changed.values()]
+    if changed:
+        now = timezone.now()
+        for row in changed:
+            row.updated_at = now
+        _update_rows(Balance, changed, ["free", "locked", "updated_at"])
+    if marks:
+        _update_rows(Signal, list(marks.values()), ["reason"])
+    for i, fn in after.items():
+        results[i].pending = fn
+    return results
 
 
 def _signal_gate(account, config, unavailable: str) -> Execution | None:
@@ -1220,7 +1666,10 @@ def stop_trading(
         accounts = accounts.filter(pk__in=configs.values("account_id"))
     result = StopResult()
     with transaction.atomic():
-        account_ids = list(accounts.select_for_update(of=("self",)).values_list("pk", flat=True))
+        # Locked in primary-key order, as execute_signals locks a bar's accounts (no deadlock).
+        account_ids = list(
+            accounts.select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True)
+        )
         result.configs_deactivated = configs.filter(is_active=True).update(is_active=False)
         newly_halted = list(
             Account.objects.filter(pk__in=account_ids, halted=False).values_list("pk", flat=True)
