@@ -21,6 +21,7 @@ gate) is an Order row with status ``rejected`` and ``reject_reason``, pushed as
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import uuid
@@ -43,7 +44,7 @@ from markets.exchanges.errors import (
     TemporaryExchangeError,
 )
 from markets.models import Account, Balance, Symbol
-from orders import risk
+from orders import protection, risk
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.brokers.base import Costs, default_costs
 from orders.models import EquitySnapshot, Fill, Order, Position, Side
@@ -574,6 +575,10 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
         order.raw = raw
         order.save()
         _push_later(account.owner_id, wire.ORDER_UPDATED, order_payload(order))
+    if protection.needs_protection(order, account):
+        # Venue stops for the position, once this fill is committed (nothing is sent inside
+        # a transaction). In memory: paper and spot orders pay nothing here.
+        transaction.on_commit(functools.partial(protection.after_fill, order.pk))
     return order
 
 
@@ -598,6 +603,11 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
     position = _open_position(account.pk, symbol.pk, lock=True)
     direction = pm.BUY if order.side == Side.BUY else pm.SELL
     qty, price, fee = fill.quantity, fill.price, fill.fee
+    if order.reduce_only and perpetual and (position is None or _side_int(position) == direction):
+        # A reduce-only fill with nothing here to reduce (the venue and this database
+        # disagree): never let it open or grow a position. Reconciliation halts the account.
+        log.warning("reduce-only fill %s of %s has no position to reduce", fill.trade_id, order)
+        return
     if position is not None and _side_int(position) != direction:
         reduce = min(qty, position.quantity)
         _reduce(account, position, order, reduce, price, fee * reduce / qty, fill.ts,
@@ -923,8 +933,14 @@ def close_position(
     trigger price or a signal's close). A reduce-only order (market, or a limit offset by
     the aggressiveness for signal exits). Protective closes run on halted accounts too.
     A paper liquidation loses the margin: recorded as a fill at the liquidation price, no fee.
-    Returns the order, or None when the position is already closed or has a close in flight."""
+    Returns the order, or None when the position is already closed or has a close in flight.
+
+    Venue stops of the position are cancelled first (``orders.protection.release``); when one
+    already executed, the venue closed the position (its fill is applied) and nothing is sent.
+    """
     ts_ms = now_ms() if ts_ms is None else ts_ms
+    if not protection.release(position, broker, reason):
+        return None
     with transaction.atomic():
         account = Account.objects.select_for_update(of=("self",)).get(pk=position.account_id)
         position = (
@@ -1038,6 +1054,7 @@ def reconcile_live_orders(account_ids=None, broker_factory=None) -> int:
     orders = Order.objects.filter(
         account__mode=Account.Mode.LIVE,
         status__in=[Order.Status.SUBMITTED, Order.Status.OPEN, Order.Status.PARTIALLY_FILLED],
+        trigger_price__isnull=True,  # venue stops: orders.protection.reconcile_stops
     ).select_related("account__exchange", "symbol__exchange")
     if account_ids is not None:
         orders = orders.filter(account_id__in=list(account_ids))
@@ -1139,6 +1156,8 @@ def cancel_order(order: Order, reason: str = "cancelled by user", broker: Broker
     if order.status not in Order.OPEN_STATUSES:
         return order
     account = order.account
+    if order.trigger_price is not None:
+        return protection.cancel_stop_order(order, reason, broker)
     if account.mode == Account.Mode.LIVE:
         broker = broker or broker_for(account)
         info = broker.cancel(order.symbol.code, order.client_order_id, order.exchange_order_id)
@@ -1230,8 +1249,10 @@ def stop_trading(
         )
         for account in Account.objects.filter(pk__in=newly_halted):
             _push_later(account.owner_id, wire.ACCOUNT_UPDATED, account_payload(account))
+    # Venue stops stay working (they only ever reduce a position); closing the position
+    # below cancels them first.
     open_orders = Order.objects.filter(
-        account_id__in=account_ids, status__in=Order.OPEN_STATUSES
+        account_id__in=account_ids, status__in=Order.OPEN_STATUSES, trigger_price__isnull=True
     ).select_related("account__exchange", "symbol__exchange")
     if config_ids:
         open_orders = open_orders.filter(config_id__in=configs.values("pk"))

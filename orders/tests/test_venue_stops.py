@@ -1,0 +1,277 @@
+"""Venue stops end to end on the exchange simulator (real sockets, real Redis for the pushes):
+a live USDⓈ-M futures entry leaves its stop-loss and take-profit with the venue as conditional
+reduce-only orders; the venue triggers and fills the stop on its own trades; reconciliation
+closes the position here with the venue's fill and cancels the take-profit. Racing closes
+(the exit guard, the kill switch) close a position exactly once."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from markets.exchanges import get_adapter
+from markets.exchanges.base import CANCELLED, STOP_FINISHED, STOP_OPEN
+from markets.models import Account, Exchange, Symbol
+from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
+from orders import exits, protection, services, tasks
+from orders.models import Fill, Order, Position
+from orders.tests.conftest import store
+from strategies.models import Signal, StrategyConfig
+
+pytestmark = pytest.mark.django_db(transaction=True)
+KEY, SECRET, _ = DEFAULT_ACCOUNTS["futures"][0]
+
+
+@pytest.fixture
+def simulator():
+    handle = start_in_thread(SimConfig(seed=21, history_days=0.02, venues=("futures",),
+                                       trade_rate=0.5))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def venue(simulator):
+    adapter = get_adapter("binance_futures", rest_url=simulator.futures_url, api_key=KEY,
+                          api_secret=SECRET)
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def futures(simulator, trader, settings):
+    settings.TRADING_LIVE = True
+    exchange = Exchange.objects.create(
+        slug="simfutures", name="Sim Binance futures", adapter="binance_futures",
+        rest_url=simulator.futures_url, ws_url="ws://127.0.0.1:1",
+    )
+    symbol = Symbol.objects.create(
+        exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
+        market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
+        step_size=Decimal("0.001"), min_qty=Decimal("0.001"), min_notional=Decimal("5"),
+        max_leverage=125,
+    )
+    account = Account.objects.create(
+        owner=trader, exchange=exchange, label="live futures", mode=Account.Mode.LIVE,
+        quote_asset="USDT", api_key=KEY, api_secret=SECRET,
+    )
+    config = StrategyConfig.objects.create(
+        owner=trader, name="live-fut", strategy="test_script", params={"enter": 3},
+        symbol=symbol, timeframe="1m", account=account, is_active=True, leverage=5,
+        stop_loss_pct=Decimal("2"), take_profit_pct=Decimal("3"),
+        sizing_method="fixed_quote", sizing_params={"amount": 200},
+    )
+    return account, symbol, config
+
+
+def last_price(simulator) -> Decimal:
+    return Decimal(repr(simulator.market("futures", "BTCUSDT").last_price))
+
+
+def enter_long(simulator, config) -> Position:
+    """A live entry signal executed now: the entry fills at the venue, then its stops are
+    placed there."""
+    price = last_price(simulator)
+    now_ms = int(time.time() * 1000)
+    signal = Signal.objects.create(
+        config=config, symbol=config.symbol, timeframe="1m", action="enter_long",
+        bar_time=datetime.fromtimestamp((now_ms - 60_000) / 1000, tz=UTC), price=price,
+    )
+    outcome = services.execute_signal(signal, at_ms=now_ms, last_price=price)
+    assert outcome.status == "ordered" and not outcome.reason, outcome
+    entry = Order.objects.get(pk=outcome.orders[0])
+    assert entry.status == "filled" and entry.reason == "entry"
+    return Position.objects.get(account=config.account, closed_at__isnull=True)
+
+
+def venue_stops(position):
+    stops = {o.reason: o for o in Order.objects.filter(position=position,
+                                                        trigger_price__isnull=False)}
+    assert set(stops) == {"stop_loss", "take_profit"}
+    return stops["stop_loss"], stops["take_profit"]
+
+
+def closing_fills(account):
+    return Fill.objects.filter(order__account=account, order__side="sell")
+
+
+def test_a_venue_stop_fill_closes_the_position_here_and_cancels_the_target(
+    futures, simulator, venue, listen
+):
+    account, symbol, config = futures
+    position = enter_long(simulator, config)
+    stop, target = venue_stops(position)
+
+    # Placed at the position's levels, rounded to the tick toward the entry, reduce-only.
+    assert stop.status == target.status == "open"
+    assert stop.side == target.side == "sell" and stop.reduce_only and target.reduce_only
+    assert stop.quantity == target.quantity == position.quantity == Decimal("0.010")
+    assert stop.trigger_price == services.round_price(symbol, position.stop_price, "sell")
+    assert target.trigger_price == services.round_price(symbol, position.target_price, "buy")
+    assert position.stop_price <= stop.trigger_price < position.entry_price
+    assert position.entry_price < target.trigger_price <= position.target_price
+    at_venue = venue.fetch_stop("BTCUSDT", stop.client_order_id)
+    assert at_venue.status == STOP_OPEN and at_venue.trigger_price == stop.trigger_price
+    assert venue.fetch_stop("BTCUSDT", target.client_order_id).status == STOP_OPEN
+
+    events = listen(account.owner_id)
+    simulator.print_trade("futures", "BTCUSDT", float(stop.trigger_price) - 3)
+    triggered = venue.fetch_stop("BTCUSDT", stop.client_order_id)
+    assert triggered.status == STOP_FINISHED and triggered.order_id
+    assert venue.positions() == []  # the venue closed it; this database does not know yet
+    assert Position.objects.get(pk=position.pk).closed_at is None
+
+    result = tasks.reconcile_all()
+
+    assert result["venue_stops"] == 2  # the stop filled, the target cancelled
+    venue_fill = venue.fetch_order("BTCUSDT", exchange_order_id=triggered.order_id)
+    position.refresh_from_db()
+    assert position.closed_at is not None and position.close_reason == "stop_loss"
+    assert position.quantity == 0
+    stop.refresh_from_db()
+    assert stop.status == "filled" and stop.filled_quantity == Decimal("0.010")
+    assert stop.exchange_order_id == triggered.order_id
+    assert stop.average_price == venue_fill.average_price < stop.trigger_price
+    (fill,) = stop.fills.all()
+    (venue_trade,) = venue_fill.fills
+    assert (fill.trade_id, fill.price, fill.quantity, fill.fee) == (
+        venue_trade.trade_id, venue_trade.price, venue_trade.quantity, venue_trade.fee)
+    expected_pnl = (fill.price - position.entry_price) * fill.quantity
+    entry_fee = Fill.objects.get(order__account=account, order__reason="entry").fee
+    assert position.realized_pnl == expected_pnl - fill.fee - entry_fee
+    target.refresh_from_db()
+    assert target.status == "cancelled" and "stop loss filled" in target.reject_reason
+    assert venue.fetch_stop("BTCUSDT", target.client_order_id).status == CANCELLED
+    assert closing_fills(account).count() == 1
+    assert stop.raw["stop"]["status"] == STOP_FINISHED
+
+    pushed = events.drain()
+    assert [m["trade_id"] for m in pushed if m["type"] == "fill.created"] == [fill.trade_id]
+    assert {(m["client_order_id"], m["status"]) for m in pushed if m["type"] == "order.updated"
+            } >= {(stop.client_order_id, "filled"), (target.client_order_id, "cancelled")}
+    assert any(m["type"] == "position.updated" and not m["open"] for m in pushed)
+
+    # Nothing left to do: a second run changes nothing and sends nothing.
+    assert tasks.reconcile_all()["venue_stops"] == 0
+    assert Order.objects.filter(account=account).count() == 3
+
+
+def test_the_exit_guard_racing_a_triggered_venue_stop_closes_once(futures, simulator, venue):
+    """The venue's stop triggered and filled; before reconciliation ran, the exit guard sees
+    the same trade. It must not sell too: it asks the venue to cancel the stop, learns it
+    filled, and applies that fill instead."""
+    account, symbol, config = futures
+    position = enter_long(simulator, config)
+    stop, target = venue_stops(position)
+    below = float(position.stop_price) - 5  # past both the venue's and the guard's level
+    simulator.print_trade("futures", "BTCUSDT", below)
+    assert venue.fetch_stop("BTCUSDT", stop.client_order_id).status == STOP_FINISHED
+
+    report = exits.guard_symbol(symbol, below, int(time.time() * 1000))
+
+    assert report.errors == 0
+    position.refresh_from_db()
+    assert position.closed_at is not None and position.close_reason == "stop_loss"
+    stop.refresh_from_db()
+    target.refresh_from_db()
+    assert stop.status == "filled" and target.status == "cancelled"
+    # Exactly one close, here and at the venue: the guard sent no order of its own.
+    assert list(Order.objects.filter(account=account).order_by("pk").values_list(
+        "reason", "status")) == [("entry", "filled"), ("stop_loss", "filled"),
+                                 ("take_profit", "cancelled")]
+    assert closing_fills(account).count() == 1
+    sells = [t for t in venue._signed("GET", "/fapi/v1/userTrades", [("symbol", "BTCUSDT")])
+             if t["side"] == "SELL"]
+    assert len(sells) == 1
+    assert venue.positions() == []
+    # The guard seeing more trades, and reconciliation, find nothing left to do.
+    exits.guard_symbol(symbol, below - 10, int(time.time() * 1000))
+    assert tasks.reconcile_all()["venue_stops"] == 0
+    assert closing_fills(account).count() == 1
+
+
+@pytest.mark.parametrize("who", ["exit_guard_trailing", "kill_switch"])
+def test_our_own_close_cancels_the_venue_stops_first(futures, simulator, venue, who):
+    """The guard's trailing stop (the guard's alone) or the kill switch with
+    --close-positions closes first: the venue stops are cancelled before our close is sent,
+    so a later fall through the old stop level sells nothing more."""
+    account, _, config = futures
+    position = enter_long(simulator, config)
+    stop, target = venue_stops(position)
+    if who == "kill_switch":
+        minute = int(time.time() * 1000) // 60_000 * 60_000
+        store(config.symbol, [float(last_price(simulator))], start=minute)  # its last price
+        result = services.stop_trading(user=account.owner, reason="panic",
+                                       close_positions=True)
+        assert result.positions_closed == 1 and not result.errors
+    else:
+        closed = services.close_position(position, "trailing_stop",
+                                         last_price=last_price(simulator))
+        assert closed is not None and closed.status == "filled"
+    position.refresh_from_db()
+    assert position.closed_at is not None
+    stop.refresh_from_db()
+    target.refresh_from_db()
+    assert stop.status == target.status == "cancelled"
+    for row in (stop, target):
+        assert venue.fetch_stop("BTCUSDT", row.client_order_id).status == CANCELLED
+    assert venue.positions() == []
+
+    simulator.print_trade("futures", "BTCUSDT", float(stop.trigger_price) - 5)
+
+    assert venue.positions() == []  # nothing triggered: no short opened, nothing sold twice
+    assert tasks.reconcile_all()["venue_stops"] == 0
+    assert closing_fills(account).count() == 1
+
+
+def test_the_kill_switch_without_closing_leaves_the_venue_stops_working(futures, simulator,
+                                                                         venue):
+    account, _, config = futures
+    position = enter_long(simulator, config)
+    stop, target = venue_stops(position)
+    result = services.stop_trading(user=account.owner, reason="pause")
+    assert result.orders_cancelled == 0 and not result.errors
+    stop.refresh_from_db()
+    assert stop.status == "open"
+    assert venue.fetch_stop("BTCUSDT", stop.client_order_id).status == STOP_OPEN
+    # A person cancels the take-profit by hand: at the venue first.
+    cancelled = services.cancel_order(target, "cancelled by user")
+    assert cancelled.status == "cancelled"
+    assert venue.fetch_stop("BTCUSDT", target.client_order_id).status == CANCELLED
+
+
+def test_a_lost_stop_is_replaced_by_reconciliation(futures, simulator, venue):
+    """A stop the venue never got (the process stopped after saving it) is marked and the
+    position protected again."""
+    _, _, config = futures
+    position = enter_long(simulator, config)
+    stop, _ = venue_stops(position)
+    venue.cancel_stop("BTCUSDT", stop.client_order_id)  # gone at the venue, open here
+    Order.objects.filter(pk=stop.pk).update(status="submitted")
+
+    tasks.reconcile_all()
+
+    stop.refresh_from_db()
+    assert stop.status in ("rejected", "cancelled")
+    fresh = Order.objects.get(position=position, reason="stop_loss", status="open")
+    assert fresh.trigger_price == stop.trigger_price and fresh.pk != stop.pk
+    assert venue.fetch_stop("BTCUSDT", fresh.client_order_id).status == STOP_OPEN
+
+
+def test_paper_and_spot_positions_get_no_venue_stops(symbol, paper, make_config):
+    from orders.brokers import PaperBroker
+
+    assert not PaperBroker().venue_stops
+    config = make_config(paper, stop_loss_pct=Decimal("2"))
+    signal = Signal.objects.create(
+        config=config, symbol=symbol, timeframe="1m", action="enter_long",
+        bar_time=datetime(2026, 1, 1, tzinfo=UTC), price=Decimal("100000000"),
+    )
+    services.execute_signal(signal, at_ms=1_767_225_660_000)
+    position = Position.objects.get(account=paper, closed_at__isnull=True)
+    assert position.stop_price is not None
+    assert protection.protect(position) == []
+    assert not Order.objects.filter(trigger_price__isnull=False).exists()
