@@ -7,10 +7,11 @@ order that nothing would ever settle, with its funds still reserved. ``settle_st
 (``settings.TRADING_PAPER_RECOVERY_GRACE_S``, default 60 s: far longer than a save-then-send
 takes, so an order a live process is still sending is not touched):
 
-* an order made from a **signal** is given to the paper broker exactly as it would have been:
-  at the signal's price (the bar close the decision used), at the time the order was saved,
-  with the same slippage and fee. A market order fills there; a limit order fills if that
-  price crosses it, else it rests and fills later like any resting paper limit.
+* an order made from a **signal** is given to the paper broker exactly as evaluation would
+  have given it: at the signal's price and time (its bar's close), with the same slippage and
+  fee, so the fill equals the one the crashed process would have stored. A market order
+  fills there; a limit order fills if that price crosses it, else it rests and fills later
+  like any resting paper limit.
 * any other order (manual, exit-guard or kill-switch close) was sent at a price that was not
   recorded (the ticket's or the trigger's last price). Inventing one would make paper trading
   look better or worse than it was, so it is **cancelled** with the reason recorded and its
@@ -35,6 +36,7 @@ from django.utils import timezone
 from markets import wire
 from markets.exchanges.base import OrderRequest
 from markets.models import Account, Symbol
+from markets.timeframes import timeframe_ms
 from orders.brokers import PaperBroker
 from orders.brokers.base import default_costs
 from orders.models import Order
@@ -108,8 +110,10 @@ def _settle_one(pk: int, report: RecoveryReport, services) -> None:
                                  services.order_payload(order))
             report.cancelled.append(pk)
             return
-        price = order.signal.price
-        ts_ms = int(order.created_at.timestamp() * 1000)
+        signal = order.signal
+        price = signal.price
+        # Evaluation acts on a signal at its bar's close, at the close's price.
+        ts_ms = int(signal.bar_time.timestamp() * 1000) + timeframe_ms(signal.timeframe)
         request = OrderRequest(
             symbol=order.symbol.code, side=order.side, type=order.type,
             quantity=order.quantity, price=order.price, client_order_id=order.client_order_id,
