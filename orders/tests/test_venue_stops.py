@@ -275,3 +275,49 @@ def test_paper_and_spot_positions_get_no_venue_stops(symbol, paper, make_config)
     assert position.stop_price is not None
     assert protection.protect(position) == []
     assert not Order.objects.filter(trigger_price__isnull=False).exists()
+
+
+def test_the_exit_guard_and_reconciliation_at_the_same_time_close_once(futures, simulator,
+                                                                        venue):
+    """The same race with real concurrency: the exit guard (stream task) and reconciliation
+    (beat task) act on the triggered stop in two threads at once."""
+    import threading
+
+    from django.db import connection
+
+    account, symbol, config = futures
+    position = enter_long(simulator, config)
+    below = float(position.stop_price) - 5
+    simulator.print_trade("futures", "BTCUSDT", below)
+    start = threading.Barrier(2)
+    failures = []
+
+    def run(work):
+        try:
+            start.wait(5)
+            work()
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: exits.guard_symbol(
+            symbol, below, int(time.time() * 1000)),)),
+        threading.Thread(target=run, args=(protection.reconcile_stops,)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert not failures
+    position.refresh_from_db()
+    assert position.closed_at is not None and position.close_reason == "stop_loss"
+    assert closing_fills(account).count() == 1
+    assert list(Order.objects.filter(account=account).order_by("pk").values_list(
+        "reason", "status")) == [("entry", "filled"), ("stop_loss", "filled"),
+                                 ("take_profit", "cancelled")]
+    sells = [t for t in venue._signed("GET", "/fapi/v1/userTrades", [("symbol", "BTCUSDT")])
+             if t["side"] == "SELL"]
+    assert len(sells) == 1 and venue.positions() == []
