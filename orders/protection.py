@@ -60,6 +60,10 @@ from orders.push import batched, push_later
 log = logging.getLogger(__name__)
 
 KINDS = (STOP_LOSS, TAKE_PROFIT)
+NEVER_ARRIVED = "the venue has no such stop: it never arrived"
+GONE = "the venue no longer has this stop"
+#: Reasons of stops the venue lost: reconciliation places them again.
+LOST = (NEVER_ARRIVED, GONE)
 _FINAL = {CANCELLED: Order.Status.CANCELLED, EXPIRED: Order.Status.EXPIRED,
           REJECTED: Order.Status.REJECTED}
 
@@ -213,8 +217,7 @@ def cancel_or_settle(order: Order, broker: Broker, reason: str) -> bool:
         except OrderNotFound:
             never = order.status in (Order.Status.NEW, Order.Status.SUBMITTED)
             _finish(order, Order.Status.REJECTED if never else Order.Status.CANCELLED,
-                    "the venue has no such stop: it never arrived" if never
-                    else "the venue no longer has this stop")
+                    NEVER_ARRIVED if never else GONE)
             return True
         except (ExchangeError, BrokerUnavailable) as exc:
             log.warning("venue stop %s: cancel refused and lookup failed: %s",
@@ -283,13 +286,15 @@ def protect(position: Position, broker: Broker | None = None) -> list[Order]:
             wanted.pop(order.reason)
         else:
             stale.append(order)
-    refused = set(
+    # A stop the venue refused, or that a person cancelled, is not placed again at the same
+    # level (one the venue lost is).
+    ended = set(
         Order.objects.filter(
-            position=position, trigger_price__isnull=False, status=Order.Status.REJECTED,
-            reject_reason__startswith="the venue refused",
-        ).values_list("reason", "trigger_price")
+            position=position, trigger_price__isnull=False,
+            status__in=(Order.Status.REJECTED, Order.Status.CANCELLED),
+        ).exclude(reject_reason__in=LOST).values_list("reason", "trigger_price")
     )
-    wanted = {k: v for k, v in wanted.items() if (k, v) not in refused}
+    wanted = {k: v for k, v in wanted.items() if (k, v) not in ended}
     if not wanted and not stale:
         return keep
     broker = broker or broker_for(position.account)
@@ -397,8 +402,7 @@ def reconcile_stops(account_ids=None, broker_factory=None) -> int:
                 except OrderNotFound:
                     never = order.status in (Order.Status.NEW, Order.Status.SUBMITTED)
                     _finish(order, Order.Status.REJECTED if never else Order.Status.CANCELLED,
-                            "the venue has no such stop: it never arrived" if never
-                            else "the venue no longer has this stop")
+                            NEVER_ARRIVED if never else GONE)
                 else:
                     settle(order, stop, broker)
         except (BrokerUnavailable, ExchangeError) as exc:

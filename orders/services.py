@@ -168,6 +168,7 @@ def order_payload(order: Order) -> dict:
         "price": _text(order.price),
         "quantity": _text(order.quantity),
         "reduce_only": order.reduce_only,
+        "trigger_price": _text(order.trigger_price),  # a venue stop (orders.protection)
         "client_order_id": order.client_order_id,
         "status": order.status,
         "filled_quantity": _text(order.filled_quantity),

@@ -241,24 +241,36 @@ def test_the_kill_switch_without_closing_leaves_the_venue_stops_working(futures,
     cancelled = services.cancel_order(target, "cancelled by user")
     assert cancelled.status == "cancelled"
     assert venue.fetch_stop("BTCUSDT", target.client_order_id).status == CANCELLED
+    # ... and reconciliation does not put it back.
+    tasks.reconcile_all()
+    assert not Order.objects.filter(position=position, reason="take_profit",
+                                    status="open").exists()
+    assert Order.objects.get(pk=stop.pk).status == "open"
 
 
 def test_a_lost_stop_is_replaced_by_reconciliation(futures, simulator, venue):
-    """A stop the venue never got (the process stopped after saving it) is marked and the
-    position protected again."""
+    """A stop saved here that never reached the venue (the process stopped before sending
+    it) is marked and the position protected again; one a person cancelled at the venue is
+    recorded as cancelled and not put back."""
     _, _, config = futures
     position = enter_long(simulator, config)
-    stop, _ = venue_stops(position)
-    venue.cancel_stop("BTCUSDT", stop.client_order_id)  # gone at the venue, open here
-    Order.objects.filter(pk=stop.pk).update(status="submitted")
+    stop, target = venue_stops(position)
+    venue.cancel_stop("BTCUSDT", stop.client_order_id)
+    lost_id = services.new_client_order_id()  # the venue never saw this one
+    Order.objects.filter(pk=stop.pk).update(status="submitted", client_order_id=lost_id)
+    venue.cancel_stop("BTCUSDT", target.client_order_id)  # a person, on the venue's site
 
     tasks.reconcile_all()
 
     stop.refresh_from_db()
-    assert stop.status in ("rejected", "cancelled")
+    assert stop.status == "rejected" and stop.reject_reason == protection.NEVER_ARRIVED
     fresh = Order.objects.get(position=position, reason="stop_loss", status="open")
     assert fresh.trigger_price == stop.trigger_price and fresh.pk != stop.pk
     assert venue.fetch_stop("BTCUSDT", fresh.client_order_id).status == STOP_OPEN
+    target.refresh_from_db()
+    assert target.status == "cancelled" and "cancelled" in target.reject_reason
+    assert not Order.objects.filter(position=position, reason="take_profit",
+                                    status="open").exists()
 
 
 def test_paper_and_spot_positions_get_no_venue_stops(symbol, paper, make_config):
