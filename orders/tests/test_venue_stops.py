@@ -71,19 +71,26 @@ def last_price(simulator) -> Decimal:
     return Decimal(repr(simulator.market("futures", "BTCUSDT").last_price))
 
 
-def enter_long(simulator, config) -> Position:
-    """A live entry signal executed now: the entry fills at the venue, then its stops are
-    placed there."""
+def act(simulator, config, action: str) -> list[Order]:
+    """A live signal executed now at the venue's last price; returns its orders."""
     price = last_price(simulator)
     now_ms = int(time.time() * 1000)
     signal = Signal.objects.create(
-        config=config, symbol=config.symbol, timeframe="1m", action="enter_long",
+        config=config, symbol=config.symbol, timeframe="1m", action=action,
         bar_time=datetime.fromtimestamp((now_ms - 60_000) / 1000, tz=UTC), price=price,
     )
     outcome = services.execute_signal(signal, at_ms=now_ms, last_price=price)
     assert outcome.status == "ordered" and not outcome.reason, outcome
-    entry = Order.objects.get(pk=outcome.orders[0])
-    assert entry.status == "filled" and entry.reason == "entry"
+    orders = [Order.objects.get(pk=pk) for pk in outcome.orders]
+    assert all(o.status == "filled" for o in orders)
+    return orders
+
+
+def enter_long(simulator, config) -> Position:
+    """A live entry signal executed now: the entry fills at the venue, then its stops are
+    placed there."""
+    (entry,) = act(simulator, config, "enter_long")
+    assert entry.reason == "entry"
     return Position.objects.get(account=config.account, closed_at__isnull=True)
 
 
@@ -271,6 +278,56 @@ def test_a_lost_stop_is_replaced_by_reconciliation(futures, simulator, venue):
     assert target.status == "cancelled" and "cancelled" in target.reject_reason
     assert not Order.objects.filter(position=position, reason="take_profit",
                                     status="open").exists()
+
+
+def test_an_add_replaces_the_stops_and_a_reversal_protects_the_short(futures, simulator,
+                                                                      venue):
+    account, symbol, config = futures
+    position = enter_long(simulator, config)
+    old_stop, old_target = venue_stops(position)
+
+    (add,) = act(simulator, config, "add_long")
+
+    assert add.reason == "add"
+    position.refresh_from_db()
+    assert position.quantity == Decimal("0.020")
+    for old in (old_stop, old_target):
+        old.refresh_from_db()
+        assert old.status == "cancelled" and "replaced" in old.reject_reason
+        assert venue.fetch_stop("BTCUSDT", old.client_order_id).status == CANCELLED
+    stop = Order.objects.get(position=position, reason="stop_loss", status="open")
+    target = Order.objects.get(position=position, reason="take_profit", status="open")
+    assert stop.quantity == target.quantity == Decimal("0.020")
+    assert stop.trigger_price == services.round_price(symbol, position.stop_price, "sell")
+    assert venue.fetch_stop("BTCUSDT", stop.client_order_id).quantity == Decimal("0.020")
+
+    close, entry = act(simulator, config, "enter_short")  # close the long, then go short
+
+    assert close.reason == "reverse" and entry.reason == "entry"
+    stop.refresh_from_db()
+    assert stop.status == "cancelled"
+    short = Position.objects.get(account=account, closed_at__isnull=True)
+    assert short.side == "short" and short.quantity == Decimal("0.010")
+    short_stop, short_target = venue_stops(short)
+    assert short_stop.side == short_target.side == "buy"
+    # Rounded toward the entry: the short's stop down, its target up.
+    assert short_stop.trigger_price == services.round_price(symbol, short.stop_price, "buy")
+    assert short_target.trigger_price == services.round_price(symbol, short.target_price,
+                                                              "sell")
+    assert short.entry_price < short_stop.trigger_price <= short.stop_price
+    assert short.target_price <= short_target.trigger_price < short.entry_price
+
+    simulator.print_trade("futures", "BTCUSDT", float(short_stop.trigger_price) + 3)
+    assert tasks.reconcile_all()["venue_stops"] == 2
+
+    short.refresh_from_db()
+    assert short.closed_at is not None and short.close_reason == "stop_loss"
+    short_stop.refresh_from_db()
+    assert short_stop.status == "filled" and short_stop.average_price > short_stop.trigger_price
+    assert Order.objects.get(pk=short_target.pk).status == "cancelled"
+    assert venue.positions() == []
+    assert not Order.objects.filter(account=account, trigger_price__isnull=False,
+                                    status__in=Order.OPEN_STATUSES).exists()
 
 
 def test_paper_and_spot_positions_get_no_venue_stops(symbol, paper, make_config):
