@@ -33,7 +33,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from markets import wire
 from markets.exchanges.base import OrderRequest
 from markets.models import Account, Symbol
 from markets.timeframes import timeframe_ms
@@ -102,12 +101,7 @@ def _settle_one(pk: int, report: RecoveryReport, services) -> None:
         if order is None:  # settled meanwhile
             return
         if order.signal is None:
-            services._release(order)
-            order.status = Order.Status.CANCELLED
-            order.reject_reason = INTERRUPTED
-            order.save(update_fields=["status", "reject_reason", "raw", "updated_at"])
-            services._push_later(order.account.owner_id, wire.ORDER_UPDATED,
-                                 services.order_payload(order))
+            services.cancel_order(order, INTERRUPTED)  # paper: releases the reserved funds
             report.cancelled.append(pk)
             return
         signal = order.signal
