@@ -276,6 +276,11 @@ def protect(position: Position, broker: Broker | None = None) -> list[Order]:
     )
     if position is None or not _wants_venue_stops(position.account, position.symbol):
         return []
+    if Order.objects.filter(
+        account_id=position.account_id, symbol_id=position.symbol_id, reduce_only=True,
+        trigger_price__isnull=True, status__in=Order.OPEN_STATUSES,
+    ).exists():
+        return []  # a close of ours is in flight: it released the stops on purpose
     wanted = wanted_levels(position)
     side = _closing_side(position)
     keep, stale = [], []

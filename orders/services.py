@@ -899,9 +899,16 @@ def _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
             account = Account.objects.select_for_update(of=("self",)).get(pk=config.account_id)
             config.account = account
             position = _open_position(account.pk, config.symbol_id, lock=True)
-            order, outcome = _entry_in_transaction(
-                account, config, signal, plan, position, last_price, at_ms, broker, orders
-            )
+            if position is not None and _side_int(position) != plan.open_side:
+                # The close did not go out (one in flight, or a venue stop's state unknown):
+                # never open the other side on top of a position still open.
+                order, outcome = None, Execution(
+                    "ordered", "the position could not be closed first; no new entry", orders
+                )
+            else:
+                order, outcome = _entry_in_transaction(
+                    account, config, signal, plan, position, last_price, at_ms, broker, orders
+                )
         if order is None:
             _mark(signal, outcome)
             return outcome

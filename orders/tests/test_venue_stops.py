@@ -330,6 +330,44 @@ def test_an_add_replaces_the_stops_and_a_reversal_protects_the_short(futures, si
                                     status__in=Order.OPEN_STATUSES).exists()
 
 
+def test_no_reversal_while_a_venue_stop_cannot_be_cancelled(futures, simulator, venue,
+                                                             monkeypatch):
+    """The venue does not answer the cancel of a stop: our close is not sent (the stop may
+    still fill), and the reversal's new entry is not sent on top of the open long either."""
+    from markets.exchanges.errors import TemporaryExchangeError
+    from orders.brokers import LiveBroker
+
+    account, _, config = futures
+    position = enter_long(simulator, config)
+    stop, target = venue_stops(position)
+
+    def no_answer(self, symbol, client_id):
+        raise TemporaryExchangeError("binance_futures: 503 Service Unavailable")
+
+    monkeypatch.setattr(LiveBroker, "cancel_stop", no_answer)
+    price = last_price(simulator)
+    now_ms = int(time.time() * 1000)
+    signal = Signal.objects.create(
+        config=config, symbol=config.symbol, timeframe="1m", action="enter_short",
+        bar_time=datetime.fromtimestamp((now_ms - 60_000) / 1000, tz=UTC), price=price,
+    )
+    outcome = services.execute_signal(signal, at_ms=now_ms, last_price=price)
+
+    assert outcome.reason == "the position could not be closed first; no new entry"
+    assert outcome.orders == []
+    assert Position.objects.get(pk=position.pk).closed_at is None
+    assert Order.objects.filter(account=account).count() == 3  # entry + the two stops
+    assert {o.status for o in (Order.objects.get(pk=stop.pk), Order.objects.get(pk=target.pk))
+            } == {"open"}
+    (at_venue,) = venue.positions()
+    assert at_venue.quantity == Decimal("0.010")
+    monkeypatch.undo()
+    # Once the venue answers again, the guard's close goes through.
+    assert services.close_position(position, "trailing_stop",
+                                   last_price=last_price(simulator)).status == "filled"
+    assert venue.positions() == []
+
+
 def test_paper_and_spot_positions_get_no_venue_stops(symbol, paper, make_config):
     from orders.brokers import PaperBroker
 
