@@ -235,31 +235,35 @@ def cancel_or_settle(order: Order, broker: Broker, reason: str) -> bool:
 # ------------------------------------------------------------------------ place
 
 
-def _place(position: Position, kind: str, trigger: Decimal, broker: Broker) -> Order:
+def _save_stop(position: Position, kind: str, trigger: Decimal) -> Order:
+    """The stop's row, saved ``submitted`` before anything is sent (caller's transaction)."""
     from orders.services import new_client_order_id
 
-    side = _closing_side(position)
-    with transaction.atomic():
-        order = Order.objects.create(
-            account=position.account, config=position.config, symbol=position.symbol,
-            side=side, type=Order.Type.MARKET, quantity=position.quantity, reduce_only=True,
-            trigger_price=trigger, position=position, client_order_id=new_client_order_id(),
-            reason=kind, status=Order.Status.SUBMITTED,
-        )
-        _push(order)
-    request = StopRequest(symbol=position.symbol.code, side=side, kind=kind,
-                          trigger_price=trigger, quantity=position.quantity,
+    order = Order.objects.create(
+        account=position.account, config=position.config, symbol=position.symbol,
+        side=_closing_side(position), type=Order.Type.MARKET, quantity=position.quantity,
+        reduce_only=True, trigger_price=trigger, position=position,
+        client_order_id=new_client_order_id(), reason=kind, status=Order.Status.SUBMITTED,
+    )
+    _push(order)
+    return order
+
+
+def _send_stop(order: Order, broker: Broker) -> Order:
+    request = StopRequest(symbol=order.symbol.code, side=order.side, kind=order.reason,
+                          trigger_price=order.trigger_price, quantity=order.quantity,
                           client_id=order.client_order_id)
     try:
         stop = broker.place_stop(request)
     except (OrderRejected, ValueError) as exc:
-        log.warning("venue refused the %s of position %s: %s", kind, position.pk, exc)
+        log.warning("venue refused the %s of position %s: %s", order.reason, order.position_id,
+                    exc)
         return _finish(order, Order.Status.REJECTED, f"the venue refused the stop: {exc}")
     except (ExchangeError, BrokerUnavailable) as exc:
         Order.objects.filter(pk=order.pk).update(
             reject_reason=f"outcome unknown, reconcile with the venue: {exc}"[:2000]
         )
-        log.warning("venue %s %s outcome unknown: %s", kind, order.client_order_id, exc)
+        log.warning("venue %s %s outcome unknown: %s", order.reason, order.client_order_id, exc)
         return Order.objects.get(pk=order.pk)
     return settle(order, stop, broker)
 
@@ -269,43 +273,50 @@ def protect(position: Position, broker: Broker | None = None) -> list[Order]:
     """Make the venue hold ``position``'s stop-loss and take-profit at its current levels and
     quantity: place what is missing, then cancel what no longer matches (an add changed the
     levels). Returns the position's working stops. Nothing for paper accounts, spot symbols
-    or venues that hold no stops."""
-    position = (
-        Position.objects.select_related("account__exchange", "symbol__exchange", "config")
-        .filter(pk=position.pk, closed_at__isnull=True).first()
-    )
-    if position is None or not _wants_venue_stops(position.account, position.symbol):
-        return []
-    if Order.objects.filter(
-        account_id=position.account_id, symbol_id=position.symbol_id, reduce_only=True,
-        trigger_price__isnull=True, status__in=Order.OPEN_STATUSES,
-    ).exists():
-        return []  # a close of ours is in flight: it released the stops on purpose
-    wanted = wanted_levels(position)
-    side = _closing_side(position)
-    keep, stale = [], []
-    for order in open_stops(position.pk):
-        if (wanted.get(order.reason) == order.trigger_price
-                and order.quantity == position.quantity and order.side == side):
-            keep.append(order)
-            wanted.pop(order.reason)
-        else:
-            stale.append(order)
-    # A stop the venue refused, or that a person cancelled, is not placed again at the same
-    # level (one the venue lost is).
-    ended = set(
-        Order.objects.filter(
-            position=position, trigger_price__isnull=False,
-            status__in=(Order.Status.REJECTED, Order.Status.CANCELLED),
-        ).exclude(reject_reason__in=LOST).values_list("reason", "trigger_price")
-    )
-    wanted = {k: v for k, v in wanted.items() if (k, v) not in ended}
-    if not wanted and not stale:
-        return keep
-    broker = broker or broker_for(position.account)
-    if not broker.venue_stops:
-        return []
-    placed = [_place(position, kind, trigger, broker) for kind, trigger in wanted.items()]
+    or venues that hold no stops.
+
+    What to place is decided and saved with the account and position rows locked, so two
+    processes applying the same entry fill (a send and the user stream, say) place one set."""
+    with transaction.atomic():
+        Account.objects.select_for_update(of=("self",)).get(pk=position.account_id)
+        position = (
+            Position.objects.select_for_update(of=("self",))
+            .select_related("account__exchange", "symbol__exchange", "config")
+            .filter(pk=position.pk, closed_at__isnull=True).first()
+        )
+        if position is None or not _wants_venue_stops(position.account, position.symbol):
+            return []
+        if Order.objects.filter(
+            account_id=position.account_id, symbol_id=position.symbol_id, reduce_only=True,
+            trigger_price__isnull=True, status__in=Order.OPEN_STATUSES,
+        ).exists():
+            return []  # a close of ours is in flight: it released the stops on purpose
+        wanted = wanted_levels(position)
+        side = _closing_side(position)
+        keep, stale = [], []
+        for order in open_stops(position.pk):
+            if (wanted.get(order.reason) == order.trigger_price
+                    and order.quantity == position.quantity and order.side == side):
+                keep.append(order)
+                wanted.pop(order.reason)
+            else:
+                stale.append(order)
+        # A stop the venue refused, or that a person cancelled, is not placed again at the
+        # same level (one the venue lost is).
+        ended = set(
+            Order.objects.filter(
+                position=position, trigger_price__isnull=False,
+                status__in=(Order.Status.REJECTED, Order.Status.CANCELLED),
+            ).exclude(reject_reason__in=LOST).values_list("reason", "trigger_price")
+        )
+        wanted = {k: v for k, v in wanted.items() if (k, v) not in ended}
+        if not wanted and not stale:
+            return keep
+        broker = broker or broker_for(position.account)
+        if not broker.venue_stops:
+            return []
+        saved = [_save_stop(position, kind, trigger) for kind, trigger in wanted.items()]
+    placed = [_send_stop(order, broker) for order in saved]
     for order in stale:
         cancel_or_settle(order, broker, "cancelled: replaced by a stop at the new level")
     if Position.objects.filter(pk=position.pk, closed_at__isnull=False).exists():

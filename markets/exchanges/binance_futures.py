@@ -254,10 +254,12 @@ class BinanceFuturesAdapter(BinanceAdapter):
                           on_connect=lambda: [StreamNotice(self.key, "connected",
                                                            int(time.time() * 1000))])
         task = asyncio.create_task(keepalive())
+        events = run_stream(spec, self.user_stream_stats)
         try:
-            async for event in run_stream(spec, self.user_stream_stats):
+            async for event in events:
                 yield event
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await events.aclose()  # the connection closes now, not when collected

@@ -428,3 +428,97 @@ def test_the_exit_guard_and_reconciliation_at_the_same_time_close_once(futures, 
     sells = [t for t in venue._signed("GET", "/fapi/v1/userTrades", [("symbol", "BTCUSDT")])
              if t["side"] == "SELL"]
     assert len(sells) == 1 and venue.positions() == []
+
+
+def test_the_user_stream_closes_the_position_without_waiting_for_reconciliation(
+    futures, simulator, venue
+):
+    """``manage.py userstreams``: the venue's ALGO_UPDATE names the stop that triggered; its
+    state and fill are read from REST and applied at once, no minute reconciliation needed."""
+    import asyncio
+    import contextlib
+    import threading
+
+    from django.db import connection
+
+    from orders import userstream
+
+    account, _, config = futures
+    Exchange.objects.filter(pk=account.exchange_id).update(ws_url=simulator.futures_ws_url)
+    assert userstream.live_account_ids() == [account.pk]
+    position = enter_long(simulator, config)
+    stop, target = venue_stops(position)
+    done = threading.Event()
+
+    def follow():
+        async def main():
+            task = asyncio.ensure_future(userstream.follow_account(account.pk))
+            while not done.is_set() and not task.done():
+                await asyncio.sleep(0.05)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        try:
+            asyncio.run(main())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        users = simulator.venues["futures"].user_conns
+        deadline = time.monotonic() + 10
+        while not simulator.call(lambda: len(users)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the connect-time resync runs first
+        simulator.print_trade("futures", "BTCUSDT", float(stop.trigger_price) - 3)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if Position.objects.get(pk=position.pk).closed_at is not None and \
+                    Order.objects.get(pk=target.pk).status == "cancelled":
+                break
+            time.sleep(0.05)
+    finally:
+        done.set()
+        thread.join(30)
+    assert not thread.is_alive(), "the user stream did not stop when cancelled"
+
+    position.refresh_from_db()
+    assert position.closed_at is not None and position.close_reason == "stop_loss"
+    stop.refresh_from_db()
+    assert stop.status == "filled" and stop.fills.count() == 1
+    assert Order.objects.get(pk=target.pk).status == "cancelled"
+    assert closing_fills(account).count() == 1
+    assert tasks.reconcile_all()["venue_stops"] == 0  # nothing left for the minute job
+
+
+def test_a_user_stream_order_event_applies_the_venue_answer_once(futures, simulator):
+    from markets.exchanges.base import OrderInfo, OrderUpdate
+    from orders import userstream
+    from orders.brokers import broker_for
+
+    account, symbol, _ = futures
+    price = last_price(simulator)
+    limit = services.round_price(symbol, price * Decimal("0.99"), "buy")
+    order = services.place_manual_order(account, symbol, side="buy", quantity=Decimal("0.002"),
+                                        price=limit, last_price=price)
+    assert order.status == "open"
+    simulator.print_trade("futures", "BTCUSDT", float(limit) - 1)  # the venue fills it
+    broker = broker_for(account)
+
+    def event(client_id):
+        info = OrderInfo(exchange_order_id="", client_order_id=client_id, symbol="BTCUSDT",
+                         side="buy", type="limit", status="filled", price=limit,
+                         quantity=Decimal("0.002"), filled_quantity=Decimal("0.002"),
+                         average_price=limit, fee=None)
+        return OrderUpdate(venue="binance_futures", order=info, fill=None, ts_ms=0)
+
+    assert userstream.apply_event(account, event("someone-else"), broker) == "ignored"
+    assert userstream.apply_event(account, event(order.client_order_id), broker) == "order"
+    order.refresh_from_db()
+    assert order.status == "filled" and order.fills.count() == 1
+    assert userstream.apply_event(account, event(order.client_order_id), broker) == "ignored"
+    assert order.fills.count() == 1
+    assert Position.objects.get(account=account, closed_at__isnull=True).quantity == \
+        Decimal("0.002")
