@@ -28,6 +28,17 @@ from orders.models import Order
 log = logging.getLogger(__name__)
 
 
+def _db(fn, *args):
+    """Run database work in a worker thread and close that thread's connection after: the
+    executor's threads come and go, their connections must not linger."""
+    from django.db import connection
+
+    try:
+        return fn(*args)
+    finally:
+        connection.close()
+
+
 def apply_event(account: Account, event, broker: Broker) -> str:
     """Apply one user-stream event of ``account``; returns what was done (for logs, tests):
     ``order``, ``stop``, ``resync``, or ``ignored``."""
@@ -74,13 +85,13 @@ async def follow_account(account_id: int, *, broker_factory=None) -> None:
 
     broker_factory = broker_factory or broker_for
     account = await asyncio.to_thread(
-        lambda: Account.objects.select_related("exchange").get(pk=account_id))
+        _db, lambda: Account.objects.select_related("exchange").get(pk=account_id))
     broker = await asyncio.to_thread(broker_factory, account)
     stream = broker.adapter.user_stream()
     try:
         async for event in stream:
             try:
-                what = await asyncio.to_thread(apply_event, account, event, broker)
+                what = await asyncio.to_thread(_db, apply_event, account, event, broker)
             except (ExchangeError, BrokerUnavailable) as exc:
                 log.warning("user stream %s: %s not applied: %s", account,
                             type(event).__name__, exc)
@@ -98,16 +109,36 @@ def live_account_ids() -> list[int]:
     return [a.pk for a in Account.objects.filter(mode=Account.Mode.LIVE) if a.has_keys]
 
 
-async def follow_all(account_ids: list[int], *, broker_factory=None) -> None:
-    """Follow every account in ``account_ids`` at once; one account's stream failing (bad
-    keys, say) is logged and does not stop the others."""
+async def follow_all(*, interval_s: float = 60.0, broker_factory=None, follow=None,
+                     rounds: int | None = None) -> None:
+    """Follow every live account with keys; every ``interval_s`` the list is read again:
+    accounts made live are followed, accounts no longer live are let go, and a stream that
+    ended (bad keys, say: logged) is started again. ``follow`` and ``rounds`` are for tests."""
+    follow = follow or (lambda pk: follow_account(pk, broker_factory=broker_factory))
+    running: dict[int, asyncio.Task] = {}
 
     async def one(pk: int) -> None:
         try:
-            await follow_account(pk, broker_factory=broker_factory)
+            await follow(pk)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("user stream of account %s stopped", pk)
+            log.exception("user stream of account %s stopped; retried in %.0f s", pk,
+                          interval_s)
 
-    await asyncio.gather(*(one(pk) for pk in account_ids))
+    try:
+        done_rounds = 0
+        while rounds is None or done_rounds < rounds:
+            wanted = set(await asyncio.to_thread(_db, live_account_ids))
+            for pk, task in list(running.items()):
+                if pk not in wanted or task.done():
+                    task.cancel()
+                    del running[pk]
+            for pk in sorted(wanted - running.keys()):
+                running[pk] = asyncio.ensure_future(one(pk))
+            done_rounds += 1
+            await asyncio.sleep(interval_s)
+    finally:
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)

@@ -522,3 +522,32 @@ def test_a_user_stream_order_event_applies_the_venue_answer_once(futures, simula
     assert order.fills.count() == 1
     assert Position.objects.get(account=account, closed_at__isnull=True).quantity == \
         Decimal("0.002")
+
+
+def test_userstreams_follows_the_live_accounts_as_they_come_and_go(futures):
+    import asyncio
+
+    from orders import userstream
+
+    account, _, _ = futures
+    started, stopped = [], []
+
+    async def follow(pk):
+        started.append(pk)
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            stopped.append(pk)
+
+    async def scenario():
+        runner = asyncio.ensure_future(userstream.follow_all(interval_s=0.05, follow=follow))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(userstream._db, lambda: Account.objects.filter(
+            pk=account.pk).update(mode=Account.Mode.PAPER))
+        await asyncio.sleep(0.2)
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+    asyncio.run(scenario())
+    assert started == [account.pk] and stopped == [account.pk]  # followed once, let go

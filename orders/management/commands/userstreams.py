@@ -1,7 +1,8 @@
 """``python manage.py userstreams``: follow every live account's user-data stream and apply
 fills and venue-stop triggers as they happen (``orders.userstream``). Needs TRADING_LIVE=1.
-Accounts made live after the start are picked up at the next start; the minute
-reconciliation covers every account meanwhile."""
+The list of live accounts is read again every minute (accounts made live are followed, a
+stream that stopped is restarted); the minute reconciliation covers every account anyway.
+Runs until stopped, so it can sit in the Procfile next to the worker."""
 
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         ids = userstream.live_account_ids()
-        if not ids:
-            self.stdout.write("no live account with keys: nothing to follow")
-            return
-        self.stdout.write(f"following the user streams of {len(ids)} live account(s)")
+        self.stdout.write(f"following the user streams of {len(ids)} live account(s); the "
+                          "list is read again every minute")
         try:
-            asyncio.run(userstream.follow_all(ids))
+            asyncio.run(userstream.follow_all())
         except KeyboardInterrupt:
             self.stdout.write("stopped")
