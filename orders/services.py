@@ -606,7 +606,8 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
     qty, price, fee = fill.quantity, fill.price, fill.fee
     if order.reduce_only and perpetual and (position is None or _side_int(position) == direction):
         # A reduce-only fill with nothing here to reduce (the venue and this database
-        # disagree): never let it open or grow a position. Reconciliation halts the account.
+        # disagree): never let it open or grow a position (for a venue stop,
+        # orders.protection.settle also halts the account).
         log.warning("reduce-only fill %s of %s has no position to reduce", fill.trade_id, order)
         return
     if position is not None and _side_int(position) != direction:
