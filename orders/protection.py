@@ -352,6 +352,8 @@ def release(position: Position, broker: Broker | None = None, reason: str = "") 
     working any more and none executed (send the close); False when one executed (the venue
     closed the position and its fill is applied) or a stop's state is unknown (send nothing;
     the stop still protects)."""
+    if broker is not None and not broker.live:
+        return True  # paper: no venue holds anything for it (and no query on this path)
     stops = list(open_stops(position.pk))
     if not stops:
         return True
