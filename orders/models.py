@@ -75,6 +75,16 @@ class Order(models.Model):
     price = models.DecimalField(**MONEY, null=True, blank=True, help_text="Limit price.")
     quantity = models.DecimalField(**MONEY, help_text="Base-currency quantity.")
     reduce_only = models.BooleanField(default=False)
+    trigger_price = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Venue stop: the venue holds this reduce-only order and sends it as a market "
+        "order when the last trade price reaches this price (reason stop_loss or take_profit).",
+    )
+    position = models.ForeignKey(
+        "Position", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="protective_orders",
+        help_text="Venue stop: the position it protects.",
+    )
     client_order_id = models.CharField(max_length=36, unique=True)
     exchange_order_id = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
@@ -109,6 +119,11 @@ class Order(models.Model):
             ),
             models.CheckConstraint(condition=Q(fee__gte=0), name="order_fee_non_negative"),
             models.CheckConstraint(condition=Q(side__in=["buy", "sell"]), name="order_side_known"),
+            models.CheckConstraint(
+                condition=Q(trigger_price__isnull=True)
+                | (Q(trigger_price__gt=0) & Q(reduce_only=True)),
+                name="order_venue_stop_reduce_only",
+            ),
         ]
         indexes = [
             models.Index(fields=["account", "status"]),
@@ -121,6 +136,11 @@ class Order(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_venue_stop(self) -> bool:
+        """A stop-loss/take-profit held by the venue (``orders.protection``)."""
+        return self.trigger_price is not None
 
 
 class Fill(models.Model):

@@ -46,7 +46,7 @@ from markets.exchanges.errors import (
     TemporaryExchangeError,
 )
 from markets.models import Account, Balance, Symbol
-from orders import risk
+from orders import protection, risk
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.brokers.base import Costs, default_costs
 from orders.models import EquitySnapshot, Fill, Order, Position, Side
@@ -170,6 +170,7 @@ def order_payload(order: Order) -> dict:
         "price": _text(order.price),
         "quantity": _text(order.quantity),
         "reduce_only": order.reduce_only,
+        "trigger_price": _text(order.trigger_price),  # a venue stop (orders.protection)
         "client_order_id": order.client_order_id,
         "status": order.status,
         "filled_quantity": _text(order.filled_quantity),
@@ -628,6 +629,10 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
         order.raw = raw
         order.save()
         _push_later(account.owner_id, wire.ORDER_UPDATED, order_payload(order))
+    if protection.needs_protection(order, account):
+        # Venue stops for the position, once this fill is committed (nothing is sent inside
+        # a transaction). In memory: paper and spot orders pay nothing here.
+        transaction.on_commit(functools.partial(protection.after_fill, order.pk))
     return order
 
 
@@ -652,6 +657,12 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
     position = _open_position(account.pk, symbol.pk, lock=True)
     direction = pm.BUY if order.side == Side.BUY else pm.SELL
     qty, price, fee = fill.quantity, fill.price, fill.fee
+    if order.reduce_only and perpetual and (position is None or _side_int(position) == direction):
+        # A reduce-only fill with nothing here to reduce (the venue and this database
+        # disagree): never let it open or grow a position (for a venue stop,
+        # orders.protection.settle also halts the account).
+        log.warning("reduce-only fill %s of %s has no position to reduce", fill.trade_id, order)
+        return
     if position is not None and _side_int(position) != direction:
         reduce = min(qty, position.quantity)
         _reduce(account, position, order, reduce, price, fee * reduce / qty, fill.ts,
@@ -1334,9 +1345,16 @@ def _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
             account = Account.objects.select_for_update(of=("self",)).get(pk=config.account_id)
             config.account = account
             position = _open_position(account.pk, config.symbol_id, lock=True)
-            order, outcome = _entry_in_transaction(
-                account, config, signal, plan, position, last_price, at_ms, broker, orders
-            )
+            if position is not None and _side_int(position) != plan.open_side:
+                # The close did not go out (one in flight, or a venue stop's state unknown):
+                # never open the other side on top of a position still open.
+                order, outcome = None, Execution(
+                    "ordered", "the position could not be closed first; no new entry", orders
+                )
+            else:
+                order, outcome = _entry_in_transaction(
+                    account, config, signal, plan, position, last_price, at_ms, broker, orders
+                )
         if order is None:
             _mark(signal, outcome)
             return outcome
@@ -1369,8 +1387,14 @@ def close_position(
     trigger price or a signal's close). A reduce-only order (market, or a limit offset by
     the aggressiveness for signal exits). Protective closes run on halted accounts too.
     A paper liquidation loses the margin: recorded as a fill at the liquidation price, no fee.
-    Returns the order, or None when the position is already closed or has a close in flight."""
+    Returns the order, or None when the position is already closed or has a close in flight.
+
+    Venue stops of the position are cancelled first (``orders.protection.release``); when one
+    already executed, the venue closed the position (its fill is applied) and nothing is sent.
+    """
     ts_ms = now_ms() if ts_ms is None else ts_ms
+    if not protection.release(position, broker, reason):
+        return None
     with transaction.atomic():
         account = Account.objects.select_for_update(of=("self",)).get(pk=position.account_id)
         position = (
@@ -1484,6 +1508,7 @@ def reconcile_live_orders(account_ids=None, broker_factory=None) -> int:
     orders = Order.objects.filter(
         account__mode=Account.Mode.LIVE,
         status__in=[Order.Status.SUBMITTED, Order.Status.OPEN, Order.Status.PARTIALLY_FILLED],
+        trigger_price__isnull=True,  # venue stops: orders.protection.reconcile_stops
     ).select_related("account__exchange", "symbol__exchange")
     if account_ids is not None:
         orders = orders.filter(account_id__in=list(account_ids))
@@ -1585,6 +1610,8 @@ def cancel_order(order: Order, reason: str = "cancelled by user", broker: Broker
     if order.status not in Order.OPEN_STATUSES:
         return order
     account = order.account
+    if order.trigger_price is not None:
+        return protection.cancel_stop_order(order, reason, broker)
     if account.mode == Account.Mode.LIVE:
         broker = broker or broker_for(account)
         info = broker.cancel(order.symbol.code, order.client_order_id, order.exchange_order_id)
@@ -1679,8 +1706,10 @@ def stop_trading(
         )
         for account in Account.objects.filter(pk__in=newly_halted):
             _push_later(account.owner_id, wire.ACCOUNT_UPDATED, account_payload(account))
+    # Venue stops stay working (they only ever reduce a position); closing the position
+    # below cancels them first.
     open_orders = Order.objects.filter(
-        account_id__in=account_ids, status__in=Order.OPEN_STATUSES
+        account_id__in=account_ids, status__in=Order.OPEN_STATUSES, trigger_price__isnull=True
     ).select_related("account__exchange", "symbol__exchange")
     if config_ids:
         open_orders = open_orders.filter(config_id__in=configs.values("pk"))

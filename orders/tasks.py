@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 
-from orders import evaluation, exits, services
+from orders import evaluation, exits, protection, recovery, services
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,54 @@ def exit_guard(
     }
 
 
+def reconcile_all() -> dict:
+    """Every reconciliation, each step on its own (one failing does not stop the others):
+    live orders by client order id, venue stops (a stop the venue executed closes its
+    position), then paper orders a stopped process left unsent (``orders.recovery``)."""
+    out = {"live_orders": 0, "venue_stops": 0, "paper_filled": 0, "paper_cancelled": 0}
+    try:
+        out["live_orders"] = services.reconcile_live_orders()
+    except Exception:
+        log.exception("reconciling live orders failed")
+    try:
+        out["venue_stops"] = protection.reconcile_stops()
+    except Exception:
+        log.exception("reconciling venue stops failed")
+    try:
+        report = recovery.settle_stale_paper_orders()
+        out["paper_filled"] = len(report.filled) + len(report.resting)
+        out["paper_cancelled"] = len(report.cancelled)
+    except Exception:
+        log.exception("recovering paper orders failed")
+    return out
+
+
+@shared_task(name="orders.tasks.reconcile")
+def reconcile() -> dict:
+    """Sent once when a worker starts (and callable by hand): :func:`reconcile_all`."""
+    return reconcile_all()
+
+
+@worker_ready.connect
+def reconcile_at_worker_start(sender=None, **kwargs) -> None:
+    """A worker that serves the trader queue starts: reconcile before trading resumes (a
+    crash may have left orders unsettled). Sent as a task, so start-up is not held up."""
+    try:
+        queues = {q.name for q in sender.app.amqp.queues.consume_from.values()}
+        if "trader" in queues:
+            sender.app.send_task("orders.tasks.reconcile", queue="trader")
+    except Exception:
+        log.exception("could not send the start-up reconciliation")
+
+
 @shared_task(name="orders.tasks.run_trading")
 def run_trading() -> int:
-    """Beat, every minute: settle live orders with the venue (by client order id), the exit
-    guard's fallback on the newest stored prices, then catch up
-    on the newest stored bar of every traded symbol/timeframe (a bar whose evaluate message
-    was lost is evaluated here; a repeat stores and orders nothing new). Returns the number of
-    signals created."""
-    try:
-        services.reconcile_live_orders()
-    except Exception:
-        log.exception("run_trading: reconciling live orders failed")
+    """Beat, every minute: reconcile (live orders by client order id, venue stops, paper
+    orders left unsent by a stopped process), the exit guard's fallback on the newest stored
+    prices, then catch up on the newest stored bar of every traded symbol/timeframe (a bar
+    whose evaluate message was lost is evaluated here; a repeat stores and orders nothing
+    new). Returns the number of signals created."""
+    reconcile_all()
     guard = exits.guard_all_from_candles()
     created = 0
     for venue, symbol, timeframe, bar_time_ms in evaluation.latest_closed_bars():

@@ -58,6 +58,9 @@ class Capabilities:
     ws_max_lifetime_s: float | None = None
     client_order_id_unique_forever: bool = False
     client_order_id_pattern: str = r"^[A-Za-z0-9_-]{1,36}$"
+    #: Conditional reduce-only stop-loss/take-profit orders held and triggered by the venue
+    #: (``place_stop``). False: the exit guard is the position's only protection.
+    supports_venue_stops: bool = False
     unsupported_timeframes: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -196,6 +199,51 @@ class OrderInfo:
         return self.status in FINAL_STATUSES
 
 
+#: A venue stop's kinds and normalised states. ``triggered``: the trigger price was reached
+#: and the market order is (being) placed; ``finished``: that order is done (filled or not:
+#: read it with ``fetch_order(exchange_order_id=StopInfo.order_id)``).
+STOP_LOSS, TAKE_PROFIT = "stop_loss", "take_profit"
+STOP_OPEN, STOP_TRIGGERED, STOP_FINISHED = "open", "triggered", "finished"
+STOP_FINAL_STATUSES = frozenset({STOP_FINISHED, CANCELLED, REJECTED, EXPIRED})
+
+
+@dataclasses.dataclass(frozen=True)
+class StopRequest:
+    """A conditional reduce-only market order the venue holds: when the last trade price
+    reaches ``trigger_price`` it sends a market order for ``quantity`` (reduce-only)."""
+
+    symbol: str
+    side: Side
+    kind: Literal["stop_loss", "take_profit"]
+    trigger_price: Decimal
+    quantity: Decimal
+    client_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StopInfo:
+    """A venue stop as the venue reports it. ``order_id`` is the market order it placed once
+    triggered ("" before)."""
+
+    stop_id: str
+    client_id: str
+    symbol: str
+    side: Side
+    kind: str
+    status: str
+    trigger_price: Decimal | None
+    quantity: Decimal | None
+    order_id: str = ""
+    filled_quantity: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    updated_ms: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in STOP_FINAL_STATUSES
+
+
 @dataclasses.dataclass(frozen=True)
 class PositionInfo:
     """A futures position. ``quantity`` is signed: negative = short (one-way mode)."""
@@ -253,7 +301,16 @@ class StreamNotice:
     detail: str = ""
 
 
-UserEvent = OrderUpdate | BalanceUpdate | PositionUpdate | StreamNotice
+@dataclasses.dataclass(frozen=True)
+class StopUpdate:
+    """A venue stop changed (placed, triggered, finished, cancelled)."""
+
+    venue: str
+    stop: StopInfo
+    ts_ms: int
+
+
+UserEvent = OrderUpdate | BalanceUpdate | PositionUpdate | StopUpdate | StreamNotice
 
 
 class ExchangeAdapter:
@@ -316,6 +373,21 @@ class ExchangeAdapter:
 
     def set_margin_type(self, symbol: str, margin_type: str) -> None:
         raise NotImplementedError(f"{self.key} is spot only: no margin type")
+
+    # venue stops (``capabilities.supports_venue_stops``) ---------------------------------
+    def place_stop(self, stop: StopRequest) -> StopInfo:
+        """Place a conditional reduce-only stop-loss or take-profit (market when triggered)."""
+        raise NotImplementedError(f"{self.key} does not hold stop orders for us; the exit "
+                                  "guard protects positions here")
+
+    def cancel_stop(self, symbol: str, client_id: str) -> StopInfo:
+        raise NotImplementedError(f"{self.key} does not hold stop orders")
+
+    def fetch_stop(self, symbol: str, client_id: str) -> StopInfo:
+        raise NotImplementedError(f"{self.key} does not hold stop orders")
+
+    def open_stops(self, symbol: str | None = None) -> list[StopInfo]:
+        raise NotImplementedError(f"{self.key} does not hold stop orders")
 
     def user_stream(self) -> AsyncIterator[UserEvent]:
         raise NotImplementedError

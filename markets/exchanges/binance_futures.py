@@ -3,7 +3,10 @@
 paths: ``/market/stream?streams=`` (trades, klines) and ``/private/ws?listenKey=...&events=``.
 
 Orders: ``reduceOnly`` as the string ``"true"``, one-way position mode (``positionSide``
-BOTH); conditional orders (stops) are not sent here (they moved to ``/fapi/v1/algoOrder``).
+BOTH). Conditional orders (stop-loss ``STOP_MARKET``, take-profit ``TAKE_PROFIT_MARKET``) go
+to ``/fapi/v1/algoOrder`` with ``algoType=CONDITIONAL``, ``triggerPrice``, ``clientAlgoId``
+and ``reduceOnly`` (``place_stop``/``cancel_stop``/``fetch_stop``/``open_stops``); their
+events arrive as ``ALGO_UPDATE``.
 The user stream still uses a REST listenKey (60 min, kept alive every ``keepalive_s``).
 """
 
@@ -12,23 +15,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 from . import binance_parse as bp
 from .base import (
+    CANCELLED,
     Balance,
     Capabilities,
     OrderInfo,
     OrderRequest,
     PositionInfo,
     RateGroup,
+    StopInfo,
+    StopRequest,
     StreamNotice,
     UserEvent,
 )
 from .binance_base import BinanceAdapter
-from .errors import ExchangeError
+from .errors import (
+    ExchangeError,
+    OrderNotFound,
+    OrderStatusUnknown,
+    RateLimited,
+    TemporaryExchangeError,
+)
+from .rest import RequestNotSent
+from .rounding import fmt, round_price, round_quantity
 from .ws import StreamSpec, run_stream
 
 log = logging.getLogger(__name__)
@@ -44,13 +60,15 @@ FUTURES_CAPABILITIES = Capabilities(
                  "ws-connect": RateGroup(300, 300.0)},
     supports_reduce_only=True,
     supports_leverage=True,
+    supports_venue_stops=True,
     has_server_time=True,
     ws_kline_stream=True,
     ws_max_lifetime_s=24 * 3600.0,
     client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
 )
 
-USER_EVENTS = "ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/listenKeyExpired"
+USER_EVENTS = "ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/ALGO_UPDATE/listenKeyExpired"
+ALGO_PATH = "/fapi/v1/algoOrder"
 
 
 class BinanceFuturesAdapter(BinanceAdapter):
@@ -120,6 +138,86 @@ class BinanceFuturesAdapter(BinanceAdapter):
             if exc.code != -4046:
                 raise
 
+    # conditional (algo) orders -----------------------------------------------------------
+    def stop_params(self, stop: StopRequest) -> list[tuple[str, Any]]:
+        """The ``POST /fapi/v1/algoOrder`` parameters of ``stop`` (before signing): a
+        reduce-only market order for ``quantity`` once the last trade price (CONTRACT_PRICE,
+        the price the exit guard watches) reaches ``triggerPrice``. The trigger price must
+        already be on the tick grid (the caller rounds it in the direction it wants); the
+        quantity is rounded down to the step."""
+        if stop.side not in ("buy", "sell"):
+            raise ValueError(f"side must be buy|sell, got {stop.side!r}")
+        if stop.kind not in bp.ALGO_TYPES:
+            raise ValueError(f"stop kind must be stop_loss|take_profit, got {stop.kind!r}")
+        if not re.fullmatch(self.capabilities.client_order_id_pattern, stop.client_id or ""):
+            raise ValueError(f"{self.key}: clientAlgoId {stop.client_id!r} must match "
+                             f"{self.capabilities.client_order_id_pattern}")
+        info = self.symbol_info(stop.symbol)
+        trigger = Decimal(stop.trigger_price)
+        if trigger <= 0 or round_price(trigger, info) != trigger:
+            raise ValueError(f"{self.key}: trigger price {trigger} of {stop.symbol} is not on "
+                             f"the tick grid {info.tick_size}")
+        quantity = round_quantity(Decimal(stop.quantity), info)
+        if quantity <= 0:
+            raise ValueError(f"{self.key}: stop quantity {stop.quantity} rounds to 0")
+        return [("algoType", "CONDITIONAL"), ("symbol", stop.symbol),
+                ("side", stop.side.upper()), ("type", bp.ALGO_TYPES[stop.kind]),
+                ("quantity", fmt(quantity)), ("triggerPrice", fmt(trigger)),
+                ("workingType", "CONTRACT_PRICE"), ("reduceOnly", "true"),
+                ("clientAlgoId", stop.client_id)]
+
+    def place_stop(self, stop: StopRequest) -> StopInfo:
+        """Place a venue stop; like ``place_order`` it never re-sends after a timeout or 5xx:
+        it looks the stop up by ``clientAlgoId`` and raises ``OrderStatusUnknown`` when that
+        does not settle it."""
+        params = self.stop_params(stop)
+        try:
+            raw = self._signed("POST", ALGO_PATH, params, weight=0, orders=1, is_order=True)
+            return bp.parse_algo_order(raw)
+        except (RequestNotSent, RateLimited):
+            raise
+        except TemporaryExchangeError as exc:
+            log.warning("%s: placing stop %s gave %s; looking it up", self.key,
+                        stop.client_id, exc)
+            for attempt in range(self.lookup_attempts):
+                if attempt:
+                    self._sleep(self.lookup_delay_s)
+                try:
+                    return self.fetch_stop(stop.symbol, stop.client_id)
+                except OrderNotFound:
+                    continue
+                except TemporaryExchangeError as lookup_exc:
+                    log.warning("%s: lookup of stop %s failed: %s", self.key, stop.client_id,
+                                lookup_exc)
+            raise OrderStatusUnknown(
+                f"{self.key}: stop {stop.client_id} outcome unknown after {exc}; not resent - "
+                "reconcile with fetch_stop", client_order_id=stop.client_id,
+                venue=self.key) from exc
+
+    def fetch_stop(self, symbol: str, client_id: str) -> StopInfo:
+        """``GET /fapi/v1/algoOrder?clientAlgoId=``: the stop and, once triggered, the id of
+        the market order it placed (``order_id``)."""
+        raw = self._signed("GET", ALGO_PATH, [("clientAlgoId", client_id)], weight=1)
+        return bp.parse_algo_order(raw)
+
+    def cancel_stop(self, symbol: str, client_id: str) -> StopInfo:
+        """``DELETE /fapi/v1/algoOrder?clientAlgoId=``. A stop that already triggered or is
+        gone raises ``OrderNotFound`` (read it with ``fetch_stop``). The answer names only the
+        stop (``algoId``, ``clientAlgoId``): ``side``/``kind`` of the result are not
+        meaningful."""
+        raw = self._signed("DELETE", ALGO_PATH, [("clientAlgoId", client_id)], weight=1,
+                           is_order=True)
+        return StopInfo(stop_id=str(raw.get("algoId") or ""),
+                        client_id=str(raw.get("clientAlgoId") or client_id), symbol=symbol,
+                        side="sell", kind="", status=CANCELLED, trigger_price=None,
+                        quantity=None, raw=raw)
+
+    def open_stops(self, symbol: str | None = None) -> list[StopInfo]:
+        rows = self._signed("GET", "/fapi/v1/openAlgoOrders",
+                            [("symbol", symbol)] if symbol else [],
+                            weight=self.OPEN_WEIGHTS[0 if symbol else 1])
+        return [bp.parse_algo_order(r) for r in rows]
+
     # listenKey ---------------------------------------------------------------------------
     def start_listen_key(self) -> str:
         raw = self.http.request("POST", "/fapi/v1/listenKey", group="weight",
@@ -156,10 +254,12 @@ class BinanceFuturesAdapter(BinanceAdapter):
                           on_connect=lambda: [StreamNotice(self.key, "connected",
                                                            int(time.time() * 1000))])
         task = asyncio.create_task(keepalive())
+        events = run_stream(spec, self.user_stream_stats)
         try:
-            async for event in run_stream(spec, self.user_stream_stats):
+            async for event in events:
                 yield event
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await events.aclose()  # the connection closes now, not when collected

@@ -18,6 +18,11 @@ from .base import (
     OPEN,
     PARTIALLY_FILLED,
     REJECTED,
+    STOP_FINISHED,
+    STOP_LOSS,
+    STOP_OPEN,
+    STOP_TRIGGERED,
+    TAKE_PROFIT,
     Balance,
     BalanceUpdate,
     CandleRow,
@@ -27,6 +32,8 @@ from .base import (
     OrderUpdate,
     PositionInfo,
     PositionUpdate,
+    StopInfo,
+    StopUpdate,
     StreamNotice,
     SymbolInfo,
     Trade,
@@ -190,6 +197,58 @@ def parse_order(obj: dict[str, Any], fills: list[FillInfo] | None = None) -> Ord
         created_ms=obj.get("time") or obj.get("transactTime") or obj.get("updateTime"))
 
 
+#: Futures algo (conditional) order states -> normalised stop states.
+ALGO_STATUS = {
+    "NEW": STOP_OPEN, "TRIGGERING": STOP_TRIGGERED, "TRIGGERED": STOP_TRIGGERED,
+    "FINISHED": STOP_FINISHED, "CANCELED": CANCELLED, "REJECTED": REJECTED, "EXPIRED": EXPIRED,
+}
+#: Wire order types of conditional market orders <-> stop kinds.
+ALGO_TYPES = {STOP_LOSS: "STOP_MARKET", TAKE_PROFIT: "TAKE_PROFIT_MARKET"}
+ALGO_KINDS = {v: k for k, v in ALGO_TYPES.items()} | {"STOP": STOP_LOSS,
+                                                       "TAKE_PROFIT": TAKE_PROFIT}
+
+
+def _algo_status(value: Any) -> str:
+    status = ALGO_STATUS.get(str(value or ""))
+    if status is None:
+        raise ValueError(f"unknown algo order status {value!r}")
+    return status
+
+
+def parse_algo_order(obj: dict[str, Any]) -> StopInfo:
+    """``POST``/``GET /fapi/v1/algoOrder`` and ``openAlgoOrders`` rows -> StopInfo.
+
+    A new order reports ``algoStatus`` NEW; a queried one also carries ``actualOrderId`` (""
+    until triggered), ``actualPrice`` (average fill price, "0" before) and ``actualQty``."""
+    otype = obj.get("orderType") or obj.get("type") or ""
+    actual_qty = dec(obj.get("actualQty")) or ZERO
+    return StopInfo(
+        stop_id=str(obj["algoId"]), client_id=str(obj.get("clientAlgoId") or ""),
+        symbol=obj["symbol"], side="buy" if obj.get("side") == "BUY" else "sell",
+        kind=ALGO_KINDS.get(otype, otype.lower()), status=_algo_status(obj.get("algoStatus")),
+        trigger_price=_positive(obj.get("triggerPrice")), quantity=_positive(obj.get("quantity")),
+        order_id=str(obj.get("actualOrderId") or ""), filled_quantity=actual_qty,
+        average_price=_positive(obj.get("actualPrice")), raw=obj,
+        updated_ms=obj.get("updateTime") or obj.get("createTime"))
+
+
+def parse_algo_update(ev: dict[str, Any]) -> StopUpdate:
+    """Futures ``ALGO_UPDATE``: ``o.caid`` client algo id, ``aid`` algo id, ``o`` order type,
+    ``X`` algo status, ``ai`` the triggered order's id ("" before), ``ap``/``aq`` its average
+    price and executed quantity. The trigger price key (``tp``) is [UNCONFIRMED]: read if
+    present."""
+    o = ev["o"]
+    otype = o.get("o", "")
+    stop = StopInfo(
+        stop_id=str(o["aid"]), client_id=str(o.get("caid") or ""), symbol=o["s"],
+        side="buy" if o.get("S") == "BUY" else "sell", kind=ALGO_KINDS.get(otype, otype.lower()),
+        status=_algo_status(o.get("X")), trigger_price=_positive(o.get("tp")),
+        quantity=_positive(o.get("q")), order_id=str(o.get("ai") or ""),
+        filled_quantity=dec(o.get("aq")) or ZERO, average_price=_positive(o.get("ap")), raw=ev,
+        updated_ms=int(ev.get("E") or ev.get("T") or 0))
+    return StopUpdate(venue="binance_futures", stop=stop, ts_ms=int(ev.get("E") or 0))
+
+
 def parse_my_trades(rows: list[dict[str, Any]]) -> list[FillInfo]:
     """Spot ``myTrades`` / futures ``userTrades`` rows -> fills."""
     return [FillInfo(trade_id=str(r["id"]), price=dec(r["price"]), quantity=dec(r["qty"]),
@@ -337,6 +396,8 @@ def parse_ws_futures_user(frame: Any) -> list[Any]:
         return [parse_order_trade_update(msg)]
     if kind == "ACCOUNT_UPDATE":
         return parse_account_update(msg)
+    if kind == "ALGO_UPDATE":
+        return [parse_algo_update(msg)]
     if kind == "listenKeyExpired":
         raise StreamRestart("listenKeyExpired", (StreamNotice(
             "binance_futures", "listen_key_expired", int(msg["E"])),))

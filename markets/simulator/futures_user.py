@@ -1,7 +1,7 @@
 """Binance USDⓈ-M futures user data: the listenKey lifecycle (60 min, extended by PUT, the
 active key returned again by POST, ``listenKeyExpired`` then -1125) and the stream on
-``/private/ws?listenKey=...&events=...`` with ORDER_TRADE_UPDATE, ACCOUNT_UPDATE and
-ACCOUNT_CONFIG_UPDATE.
+``/private/ws?listenKey=...&events=...`` with ORDER_TRADE_UPDATE, ACCOUNT_UPDATE,
+ACCOUNT_CONFIG_UPDATE and ALGO_UPDATE.
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ class FuturesUserStream:
                 conn.send(event)
 
     def _on_account(self, account: FuturesAccount, kind: str, event: dict) -> None:
-        if kind == "order":
+        if kind == "algo":
+            self._send_user(account, self._algo_update(event["algo"]))
+        elif kind == "order":
             self._send_user(account, self._order_update(event["order"], event["fill"]))
         elif kind == "position":
             symbol = event["symbol"]
@@ -117,6 +119,41 @@ class FuturesUserStream:
                     },
                 },
             )
+
+    def _algo_update(self, algo) -> dict:
+        """ALGO_UPDATE with the documented keys: ``caid`` client algo id, ``aid`` algo id,
+        ``at`` CONDITIONAL, ``o`` type, ``X`` algo status, ``ai`` the triggered order's id,
+        ``ap``/``aq`` its average price and executed quantity, ``tp`` the trigger price."""
+        market = self.markets[algo.symbol]
+        order = algo.order
+        executed = order.executed_qty if order else ZERO
+        avg = order.executed_quote / executed if executed else ZERO
+        return {
+            "e": "ALGO_UPDATE",
+            "T": algo.updated_ms,
+            "E": self.now(),
+            "o": {
+                "caid": algo.client_id,
+                "aid": algo.algo_id,
+                "at": "CONDITIONAL",
+                "o": algo.type,
+                "s": algo.symbol,
+                "S": algo.side.upper(),
+                "ps": "BOTH",
+                "f": "GTC",
+                "q": self.qx(market, algo.qty),
+                "X": algo.status,
+                "ai": str(order.id) if order else "",
+                "ap": self.px(market, avg),
+                "aq": self.qx(market, executed),
+                "act": "MARKET" if order else "",
+                "tp": self.px(market, algo.trigger),
+                "p": self.px(market, 0),
+                "wt": "CONTRACT_PRICE",
+                "R": algo.reduce_only,
+                "cp": algo.close_position,
+            },
+        }
 
     def _order_update(self, order: Order, fill) -> dict:
         market = self.markets[order.symbol]

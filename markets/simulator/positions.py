@@ -4,7 +4,11 @@ The wallet is the account's USDT ``free`` balance. Margin of a position is ``|am
 leverage``; a resting order that would grow the position reserves ``qty * price / leverage``.
 Available balance = wallet + unrealized PnL of cross positions - position margins - order
 margins. Fills follow :mod:`accounts` (market at last +- half spread, limits when touched).
-Not simulated: hedge mode, liquidation, funding.
+Conditional ("algo") orders: STOP_MARKET / TAKE_PROFIT_MARKET, reduce-only, triggered by this
+venue's own trades (CONTRACT_PRICE: the last trade price) and filled as a reduce-only market
+order at that moment; a trigger with nothing left to reduce is REJECTED.
+Not simulated: hedge mode, liquidation, funding, MARK_PRICE triggers, limit (STOP/TAKE_PROFIT)
+conditional orders, trailing stops.
 """
 
 from __future__ import annotations
@@ -14,6 +18,37 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from markets.simulator.accounts import ZERO, Account, Fill, Order, OrderError, dec, quantize_to
 from markets.simulator.market import tick_of
+
+
+@dataclasses.dataclass
+class AlgoOrder:
+    """A conditional order held until its trigger. ``status``: NEW, TRIGGERED, FINISHED,
+    CANCELED, REJECTED, EXPIRED (Binance's algo states). ``order`` is the market order placed
+    when it triggered."""
+
+    algo_id: int
+    client_id: str
+    symbol: str
+    side: str  # buy | sell
+    type: str  # STOP_MARKET | TAKE_PROFIT_MARKET
+    qty: Decimal
+    trigger: Decimal
+    reduce_only: bool
+    created_ms: int
+    close_position: bool = False  # close whatever the position is when triggered
+    status: str = "NEW"
+    updated_ms: int = 0
+    trigger_ms: int = 0
+    order: Order | None = None
+
+    def reached(self, low: Decimal, high: Decimal) -> bool:
+        """Whether trades between ``low`` and ``high`` reach the trigger: a stop sells on a
+        fall (buys on a rise), a take-profit sells on a rise (buys on a fall)."""
+        falls = (self.type == "STOP_MARKET") == (self.side == "sell")
+        return low <= self.trigger if falls else high >= self.trigger
+
+    def would_trigger_now(self, last: Decimal) -> bool:
+        return self.reached(last, last)
 
 
 @dataclasses.dataclass
@@ -34,6 +69,11 @@ class FuturesAccount(Account):
     def __init__(self, key: str, secret: str, balances: dict) -> None:
         super().__init__(key, secret, balances)
         self.positions: dict[str, Position] = {}
+        self.algo_orders: dict[int, AlgoOrder] = {}
+
+    def open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
+        return [a for a in self.algo_orders.values()
+                if a.status == "NEW" and (symbol is None or a.symbol == symbol)]
 
     def position(self, symbol: str) -> Position:
         return self.positions.setdefault(symbol, Position(symbol))
@@ -137,6 +177,59 @@ class FuturesEngine:
                     or (order.side == "sell" and high >= order.price)
                 ):
                     self._fill(account, order, order.price, maker=True)
+            for algo in account.open_algo_orders(symbol):
+                if algo.reached(low, high):
+                    self.trigger(account, algo)
+
+    # ---- conditional orders -------------------------------------------------------------------
+
+    def place_algo(self, account: FuturesAccount, algo: AlgoOrder) -> AlgoOrder:
+        """Hold ``algo``; ``OrderError("immediate")`` when the last price already reaches it."""
+        if algo.would_trigger_now(self.mark(algo.symbol)):
+            raise OrderError("immediate", "Order would immediately trigger.")
+        algo.updated_ms = algo.created_ms
+        account.algo_orders[algo.algo_id] = algo
+        account.emit("algo", algo=algo)
+        return algo
+
+    def cancel_algo(self, account: FuturesAccount, algo: AlgoOrder) -> AlgoOrder:
+        if algo.status != "NEW":
+            raise OrderError("not_open", "Order is not open.")
+        algo.status, algo.updated_ms = "CANCELED", self.clock_ms()
+        account.emit("algo", algo=algo)
+        return algo
+
+    def trigger(self, account: FuturesAccount, algo: AlgoOrder) -> None:
+        """The trigger was reached: place the reduce-only market order now and fill it."""
+        now = self.clock_ms()
+        algo.status, algo.trigger_ms, algo.updated_ms = "TRIGGERED", now, now
+        account.emit("algo", algo=algo)
+        pos = account.position(algo.symbol)
+        closing = (pos.amount > 0 and algo.side == "sell") or (
+            pos.amount < 0 and algo.side == "buy"
+        )
+        if algo.reduce_only and not closing:
+            algo.status, algo.updated_ms = "REJECTED", self.clock_ms()
+            account.emit("algo", algo=algo)
+            return
+        qty = abs(pos.amount) if algo.close_position else algo.qty
+        oid, uid = self.ids.new_ids()
+        order = Order(
+            oid, uid, algo.symbol, algo.side, "market", None, qty, None,
+            f"algo{algo.algo_id}", now,
+            extra={"type": "MARKET", "tif": "GTC", "reduce_only": algo.reduce_only,
+                   "orig_type": algo.type},
+        )
+        algo.order = order
+        try:
+            self.place(account, order)
+        except OrderError:
+            algo.status, algo.updated_ms = "REJECTED", self.clock_ms()
+            account.emit("algo", algo=algo)
+            return
+        algo.status = "FINISHED"
+        algo.updated_ms = self.clock_ms()
+        account.emit("algo", algo=algo)
 
     def _fill(self, account: FuturesAccount, order: Order, price: Decimal, *, maker: bool) -> None:
         pos = account.position(order.symbol)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-from markets.exchanges.base import OrderInfo, OrderRequest
+from markets.exchanges.base import OrderInfo, OrderRequest, StopInfo, StopRequest
 
 
 class BrokerUnavailable(Exception):
@@ -76,3 +76,16 @@ class Broker:
     def balances(self):
         """Venue balances (live) or None when the book is ours (paper)."""
         return None
+
+    #: Whether stop-loss/take-profit orders can be left with the venue (``place_stop``).
+    #: False (paper, spot venues, Upbit/Bithumb): the exit guard is the only protection.
+    venue_stops: bool = False
+
+    def place_stop(self, stop: StopRequest) -> StopInfo:
+        raise NotImplementedError("this broker leaves stops to the exit guard")
+
+    def cancel_stop(self, symbol: str, client_id: str) -> StopInfo:
+        raise NotImplementedError("this broker leaves stops to the exit guard")
+
+    def fetch_stop(self, symbol: str, client_id: str) -> StopInfo:
+        raise NotImplementedError("this broker leaves stops to the exit guard")

@@ -4,6 +4,9 @@ Only for an account in live mode, with keys, and ``settings.TRADING_LIVE`` on. S
 doubles lives in the adapters: ``place_order`` looks an order up by its client order id after a
 timeout or 5xx and raises ``OrderStatusUnknown`` rather than re-send; this broker never retries
 a placement itself. Futures leverage and isolated margin are set before the first entry.
+Where the venue holds conditional orders (``capabilities.supports_venue_stops``: Binance
+USDⓈ-M futures) the position's stop-loss and take-profit are left with it (``place_stop``;
+``orders.protection`` decides when).
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ import logging
 from decimal import Decimal
 
 from markets.exchanges import get_adapter
-from markets.exchanges.base import ExchangeAdapter, OrderInfo, OrderRequest
+from markets.exchanges.base import (
+    ExchangeAdapter,
+    OrderInfo,
+    OrderRequest,
+    StopInfo,
+    StopRequest,
+)
 from orders.brokers.base import Broker, Costs, default_costs
 
 log = logging.getLogger(__name__)
@@ -77,6 +86,19 @@ class LiveBroker(Broker):
 
     def balances(self):
         return self.adapter.balances()
+
+    @property
+    def venue_stops(self) -> bool:
+        return self.adapter.capabilities.supports_venue_stops
+
+    def place_stop(self, stop: StopRequest) -> StopInfo:
+        return self.adapter.place_stop(stop)
+
+    def cancel_stop(self, symbol: str, client_id: str) -> StopInfo:
+        return self.adapter.cancel_stop(symbol, client_id)
+
+    def fetch_stop(self, symbol: str, client_id: str) -> StopInfo:
+        return self.adapter.fetch_stop(symbol, client_id)
 
     def close(self) -> None:
         self.adapter.close()

@@ -1,0 +1,144 @@
+"""Live fills as they happen: each live account's user-data stream (Binance futures listenKey
+stream, Binance spot WebSocket API, Upbit/Bithumb private WebSocket) drives the same settle
+paths as the minute reconciliation, seconds instead of up to a minute later.
+
+An event is a hint, not the record: it names the order or stop that changed, and the venue's
+REST answer (order with its fills, stop with its market order) is what gets applied — the same
+``services.apply_order_info`` / ``protection.settle`` reconciliation uses, so an event seen
+twice, or seen after reconciliation already applied the change, adds nothing (fills are unique
+per trade id). Each (re)connection, and an expired listenKey, triggers a full reconciliation of
+the account, since events may have been missed meanwhile. The minute reconciliation keeps
+running: this only makes it faster.
+
+Run by ``python manage.py userstreams`` (one asyncio task per live account with keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from markets.exchanges.base import OrderUpdate, StopUpdate, StreamNotice
+from markets.exchanges.errors import ExchangeError, OrderNotFound
+from markets.models import Account
+from orders import protection, services
+from orders.brokers import Broker, BrokerUnavailable
+from orders.models import Order
+
+log = logging.getLogger(__name__)
+
+
+def _db(fn, *args):
+    """Run database work in a worker thread and close that thread's connection after: the
+    executor's threads come and go, their connections must not linger."""
+    from django.db import connection
+
+    try:
+        return fn(*args)
+    finally:
+        connection.close()
+
+
+def apply_event(account: Account, event, broker: Broker) -> str:
+    """Apply one user-stream event of ``account``; returns what was done (for logs, tests):
+    ``order``, ``stop``, ``resync``, or ``ignored``."""
+    if isinstance(event, StreamNotice):
+        services.reconcile_live_orders(account_ids=[account.pk],
+                                       broker_factory=lambda _account: broker)
+        protection.reconcile_stops(account_ids=[account.pk],
+                                   broker_factory=lambda _account: broker)
+        return "resync"
+    if isinstance(event, StopUpdate):
+        order = Order.objects.filter(
+            account=account, client_order_id=event.stop.client_id, trigger_price__isnull=False,
+            status__in=Order.OPEN_STATUSES,
+        ).select_related("account", "symbol__exchange").first()
+        if order is None:
+            return "ignored"
+        try:
+            stop = broker.fetch_stop(order.symbol.code, order.client_order_id)
+        except OrderNotFound:
+            return "ignored"  # reconciliation decides what a stop the venue lost means
+        protection.settle(order, stop, broker)
+        return "stop"
+    if isinstance(event, OrderUpdate):
+        client_id = event.order.client_order_id
+        order = Order.objects.filter(
+            account=account, client_order_id=client_id, trigger_price__isnull=True,
+            status__in=Order.OPEN_STATUSES,
+        ).select_related("account", "symbol__exchange").first() if client_id else None
+        if order is None:
+            # Not one of ours, or final already; a venue stop's market order is reported by
+            # its StopUpdate.
+            return "ignored"
+        info = broker.fetch(order.symbol.code, order.client_order_id, order.exchange_order_id)
+        services.apply_order_info(order, info)
+        return "order"
+    return "ignored"
+
+
+async def follow_account(account_id: int, *, broker_factory=None) -> None:
+    """Follow one account's user stream until cancelled (the adapter reconnects by itself).
+    Database work runs in a thread, one event at a time; an event that fails is logged and
+    skipped (reconciliation catches up), never ends the stream."""
+    from orders.brokers import broker_for
+
+    broker_factory = broker_factory or broker_for
+    account = await asyncio.to_thread(
+        _db, lambda: Account.objects.select_related("exchange").get(pk=account_id))
+    broker = await asyncio.to_thread(broker_factory, account)
+    stream = broker.adapter.user_stream()
+    try:
+        async for event in stream:
+            try:
+                what = await asyncio.to_thread(_db, apply_event, account, event, broker)
+            except (ExchangeError, BrokerUnavailable) as exc:
+                log.warning("user stream %s: %s not applied: %s", account,
+                            type(event).__name__, exc)
+            except Exception:
+                log.exception("user stream %s: applying %s failed", account, event)
+            else:
+                log.debug("user stream %s: %s -> %s", account, type(event).__name__, what)
+    finally:
+        await stream.aclose()
+        await asyncio.to_thread(broker.close)
+
+
+def live_account_ids() -> list[int]:
+    """Live accounts with keys (a live account without keys cannot open a user stream)."""
+    return [a.pk for a in Account.objects.filter(mode=Account.Mode.LIVE) if a.has_keys]
+
+
+async def follow_all(*, interval_s: float = 60.0, broker_factory=None, follow=None,
+                     rounds: int | None = None) -> None:
+    """Follow every live account with keys; every ``interval_s`` the list is read again:
+    accounts made live are followed, accounts no longer live are let go, and a stream that
+    ended (bad keys, say: logged) is started again. ``follow`` and ``rounds`` are for tests."""
+    follow = follow or (lambda pk: follow_account(pk, broker_factory=broker_factory))
+    running: dict[int, asyncio.Task] = {}
+
+    async def one(pk: int) -> None:
+        try:
+            await follow(pk)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("user stream of account %s stopped; retried in %.0f s", pk,
+                          interval_s)
+
+    try:
+        done_rounds = 0
+        while rounds is None or done_rounds < rounds:
+            wanted = set(await asyncio.to_thread(_db, live_account_ids))
+            for pk, task in list(running.items()):
+                if pk not in wanted or task.done():
+                    task.cancel()
+                    del running[pk]
+            for pk in sorted(wanted - running.keys()):
+                running[pk] = asyncio.ensure_future(one(pk))
+            done_rounds += 1
+            await asyncio.sleep(interval_s)
+    finally:
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
