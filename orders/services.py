@@ -902,7 +902,26 @@ def finish_execution(signal, entry: Order, broker: Broker, last_price: Decimal, 
 @batched
 def finish_close(signal, close: Order, broker: Broker, last_price: Decimal, at_ms: int):
     """Send a saved signal close (reduce-only) and record on the signal what became of it: a
-    fill leaves the stored ``ordered``; a rejection or a close still open is written."""
+    fill leaves the stored ``ordered``; a rejection or a close still open is written.
+
+    A live position's venue stops are cancelled first, as every close of ours does
+    (``orders.protection.release``); when one already executed or its state is unknown, the
+    close is withdrawn unsent, so the position is closed once."""
+    if broker.live:
+        position = Position.objects.filter(
+            account_id=close.account_id, symbol_id=close.symbol_id, closed_at__isnull=True
+        ).first()
+        if position is not None and not protection.release(position, broker, close.reason):
+            closed = not Position.objects.filter(pk=position.pk, closed_at__isnull=True).exists()
+            why = (
+                "not sent: a venue stop already closed the position" if closed else
+                "not sent: the position's venue stops could not be cancelled (they still "
+                "protect it); reconciliation and the exit guard try again"
+            )
+            close = _cancel_here(close, why)
+            result = Execution("ordered", why, [close.pk])
+            _mark(signal, result)
+            return result
     try:
         close = send_order(close, broker, last_price=last_price, ts_ms=at_ms)
     except Exception as exc:
@@ -1188,6 +1207,8 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
         for account_id, symbol_id, reduce_only in Order.objects.filter(
             account_id__in=account_ids, symbol_id__in=symbol_ids,
             status__in=Order.OPEN_STATUSES,
+            # A venue stop is not a close in flight: finish_close cancels it before sending.
+            trigger_price__isnull=True,
         ).values_list("account_id", "symbol_id", "reduce_only"):
             book = books[account_id]
             (book.open_close if reduce_only else book.open_entry).add(symbol_id)
@@ -1619,6 +1640,12 @@ def cancel_order(order: Order, reason: str = "cancelled by user", broker: Broker
         if order.status not in Order.OPEN_STATUSES:
             Order.objects.filter(pk=order.pk).update(reject_reason=reason[:2000])
         return Order.objects.get(pk=order.pk)
+    return _cancel_here(order, reason)
+
+
+def _cancel_here(order: Order, reason: str) -> Order:
+    """Cancel an order no venue holds (a paper order, or one never sent): its reserved funds
+    are released and the reason recorded, once, under the order's row lock."""
     with transaction.atomic():
         order = (
             Order.objects.select_for_update(of=("self",)).select_related("account").get(pk=order.pk)
@@ -1628,7 +1655,7 @@ def cancel_order(order: Order, reason: str = "cancelled by user", broker: Broker
             order.status = Order.Status.CANCELLED
             order.reject_reason = reason[:2000]
             order.save(update_fields=["status", "reject_reason", "raw", "updated_at"])
-            _push_later(account.owner_id, wire.ORDER_UPDATED, order_payload(order))
+            _push_later(order.account.owner_id, wire.ORDER_UPDATED, order_payload(order))
     return order
 
 

@@ -368,6 +368,61 @@ def test_no_reversal_while_a_venue_stop_cannot_be_cancelled(futures, simulator, 
     assert venue.positions() == []
 
 
+def exit_in_a_bar_batch(simulator, config) -> services.Execution:
+    """An exit_long signal acted on the way evaluation does it: saved with the bar's batch
+    (``execute_signals``), then sent after the commit."""
+    price = last_price(simulator)
+    now_ms = int(time.time() * 1000)
+    signal = Signal.objects.create(
+        config=config, symbol=config.symbol, timeframe="1m", action="exit_long",
+        bar_time=datetime.fromtimestamp((now_ms - 60_000) / 1000, tz=UTC), price=price,
+    )
+    (outcome,) = services.execute_signals([(signal, config)], at_ms=now_ms)
+    return outcome.pending() if outcome.pending else outcome
+
+
+def test_a_bar_batch_exit_cancels_the_venue_stops_before_its_close(futures, simulator, venue):
+    account, _, config = futures
+    position = enter_long(simulator, config)
+    stop, target = venue_stops(position)
+
+    outcome = exit_in_a_bar_batch(simulator, config)
+
+    assert outcome.status == "ordered" and not outcome.reason, outcome
+    position.refresh_from_db()
+    assert position.closed_at is not None and position.close_reason == "signal"
+    for row in (stop, target):
+        row.refresh_from_db()
+        assert row.status == "cancelled"
+        assert venue.fetch_stop("BTCUSDT", row.client_order_id).status == CANCELLED
+    simulator.print_trade("futures", "BTCUSDT", float(stop.trigger_price) - 5)
+    assert venue.positions() == []  # the old stop sold nothing: it was cancelled first
+    assert closing_fills(account).count() == 1
+
+
+def test_a_bar_batch_exit_after_the_venue_stop_filled_sends_nothing(futures, simulator, venue):
+    """The venue's stop filled before the bar's exit is sent: the saved close is withdrawn
+    unsent, the venue's fill closes the position, and exactly one sell exists anywhere."""
+    account, _, config = futures
+    position = enter_long(simulator, config)
+    stop, _ = venue_stops(position)
+    simulator.print_trade("futures", "BTCUSDT", float(position.stop_price) - 5)
+    assert venue.fetch_stop("BTCUSDT", stop.client_order_id).status == STOP_FINISHED
+
+    outcome = exit_in_a_bar_batch(simulator, config)
+
+    assert outcome.reason == "not sent: a venue stop already closed the position"
+    (close,) = [Order.objects.get(pk=pk) for pk in outcome.orders]
+    assert close.status == "cancelled" and close.reject_reason == outcome.reason
+    assert close.exchange_order_id == "" and close.fills.count() == 0
+    position.refresh_from_db()
+    assert position.closed_at is not None and position.close_reason == "stop_loss"
+    assert closing_fills(account).count() == 1
+    sells = [t for t in venue._signed("GET", "/fapi/v1/userTrades", [("symbol", "BTCUSDT")])
+             if t["side"] == "SELL"]
+    assert len(sells) == 1 and venue.positions() == []
+
+
 def test_paper_and_spot_positions_get_no_venue_stops(symbol, paper, make_config):
     from orders.brokers import PaperBroker
 
