@@ -105,7 +105,12 @@ async def follow_account(account_id: int, *, broker_factory=None) -> None:
 
 
 def live_account_ids() -> list[int]:
-    """Live accounts with keys (a live account without keys cannot open a user stream)."""
+    """Live accounts with keys (a live account without keys cannot open a user stream);
+    none while live trading is off on this server (``TRADING_LIVE``): nothing is followed."""
+    from django.conf import settings
+
+    if not getattr(settings, "TRADING_LIVE", False):
+        return []
     return [a.pk for a in Account.objects.filter(mode=Account.Mode.LIVE) if a.has_keys]
 
 

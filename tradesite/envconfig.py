@@ -103,6 +103,23 @@ def redis_url(url: str) -> str:
     return url
 
 
+def number(name: str, default: float, *, maximum: float | None = None) -> float:
+    """A non-negative number from the environment variable ``name`` (``default`` when unset).
+    A value that is not a number, negative, or above ``maximum`` stops the process at start."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of at least 0")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} is above its maximum {maximum:g}")
+    return value
+
+
 def persistent_secret(name: str, path: Path, make) -> str:
     """The environment's ``name`` if set, else a value generated once and kept at ``path``.
 

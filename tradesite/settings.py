@@ -32,6 +32,15 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=
 
 #: Live orders need this, an account in live mode and its keys. Paper trading is the default.
 TRADING_LIVE = env.bool("TRADING_LIVE", default=False)
+#: Paper costs and execution (README "Trading"); a bad value stops the process at start.
+TRADING_FEE_RATE = envconfig.number("TRADING_FEE_RATE", 0.0005, maximum=0.1)
+TRADING_MAKER_FEE_RATE = envconfig.number("TRADING_MAKER_FEE_RATE", 0.0002, maximum=0.1)
+TRADING_SLIPPAGE_BPS = envconfig.number("TRADING_SLIPPAGE_BPS", 5.0, maximum=1000)
+TRADING_LIMIT_AGGRESSIVENESS_PCT = envconfig.number(
+    "TRADING_LIMIT_AGGRESSIVENESS_PCT", 0.15, maximum=10
+)
+TRADING_MAX_SIGNAL_AGE_S = envconfig.number("TRADING_MAX_SIGNAL_AGE_S", 120.0)
+TRADING_PAPER_RECOVERY_GRACE_S = envconfig.number("TRADING_PAPER_RECOVERY_GRACE_S", 60.0)
 
 INSTALLED_APPS = [
     "daphne",

@@ -16,7 +16,7 @@ from markets.exchanges import get_adapter
 from markets.exchanges.base import CANCELLED, STOP_FINISHED, STOP_OPEN
 from markets.models import Account, Exchange, Symbol
 from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
-from orders import exits, protection, services, tasks
+from orders import exits, protection, services, tasks, userstream
 from orders.models import Fill, Order, Position
 from orders.tests.conftest import store
 from strategies.models import Signal, StrategyConfig
@@ -606,3 +606,10 @@ def test_userstreams_follows_the_live_accounts_as_they_come_and_go(futures):
 
     asyncio.run(scenario())
     assert started == [account.pk] and stopped == [account.pk]  # followed once, let go
+
+
+def test_no_user_stream_is_followed_while_live_trading_is_off(futures, settings):
+    account, _, _ = futures
+    assert userstream.live_account_ids() == [account.pk]
+    settings.TRADING_LIVE = False
+    assert userstream.live_account_ids() == []  # nothing contacts a venue

@@ -47,6 +47,23 @@ def test_malformed_url_fails_at_start_naming_the_variable(tmp_path, variable, va
     assert variable in result.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize("value, message", [
+    ("0.5%", "is not a number"), ("-1", "at least 0"), ("nan", "at least 0"),
+    ("0.2", "above its maximum"),
+])
+def test_a_bad_trading_cost_fails_at_start_naming_the_variable(monkeypatch, value, message):
+    monkeypatch.setenv("TRADING_FEE_RATE", value)
+    with pytest.raises(ImproperlyConfigured, match=f"TRADING_FEE_RATE=.*{message}"):
+        envconfig.number("TRADING_FEE_RATE", 0.0005, maximum=0.1)
+
+
+def test_trading_costs_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TRADING_SLIPPAGE_BPS", " 12.5 ")
+    assert envconfig.number("TRADING_SLIPPAGE_BPS", 5.0) == 12.5
+    monkeypatch.delenv("TRADING_SLIPPAGE_BPS")
+    assert envconfig.number("TRADING_SLIPPAGE_BPS", 5.0) == 5.0
+
+
 def test_defaults_start_and_generate_secrets_once(tmp_path):
     first = start_django(tmp_path)
     assert first.returncode == 0, first.stderr

@@ -17,7 +17,12 @@ class Command(BaseCommand):
     help = "Follow live accounts' user-data streams: fills and venue stops applied as they happen."
 
     def handle(self, *args, **options):
+        from django.conf import settings
+
         ids = userstream.live_account_ids()
+        if not getattr(settings, "TRADING_LIVE", False):
+            self.stdout.write("live trading is off on this server (TRADING_LIVE=0): no user "
+                              "stream is followed; the setting is read at start")
         self.stdout.write(f"following the user streams of {len(ids)} live account(s); the "
                           "list is read again every minute")
         try:
