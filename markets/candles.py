@@ -374,12 +374,27 @@ _SQLITE_ROWS = np.dtype([("open_time_ms", np.int64), *((c, np.float64) for c in 
 _SQLITE_TIMES = np.dtype([("open_time_ms", np.int64)])
 
 
+def _split(rows: np.ndarray, values: bool, descending: bool
+           ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """Fetched rows (a structured array) -> contiguous native columns, oldest first. One copy
+    per column, so the peak is about twice the candles' own size, not more."""
+    order = slice(None, None, -1) if descending else slice(None)
+    times = np.ascontiguousarray(rows["open_time_ms"][order], dtype=np.int64)
+    if not values:
+        return times, None
+    return times, {
+        name: np.ascontiguousarray(rows[name][order], dtype=np.float64)
+        for name in _COLUMNS[:5]
+    }
+
+
 def _fetch(
     connection, symbol_id, timeframe, start_ms, end_ms, *, values: bool,
     descending: bool = False, limit: int | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """One query: open times (int64 ms) and, with ``values``, an (n, 5) float64 array of
-    open, high, low, close, volume, in open-time order (``descending`` for newest first)."""
+) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """One query: open times (int64 ms) and, with ``values``, float64 columns open, high,
+    low, close, volume, oldest first (``descending``: the query reads newest first, e.g. for
+    a ``limit`` of the newest, and the result is turned back to oldest first)."""
     table, col = _table()
     qn = connection.ops.quote_name
     key_time = qn(col["open_time"])
@@ -423,26 +438,17 @@ def _fetch(
                                dtype=_SQLITE_ROWS if values else _SQLITE_TIMES)
         finally:
             cursor.close()
-        if not values:
-            return rows["open_time_ms"], None
-        table_values = np.empty((len(rows), 5), dtype=np.float64)
-        for i, name in enumerate(_COLUMNS[:5]):
-            table_values[:, i] = rows[name]
-        return rows["open_time_ms"], table_values
+        return _split(rows, values, descending)
     with connection.cursor() as cursor:
         if pg:
             blocks = []
             with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
                 while block := copy.read():
                     blocks.append(bytes(block))
-            rows = _pg_copy_out(b"".join(blocks), _PG_OUT if values else _PG_TIMES)
-            times = rows["open_time_ms"].astype(np.int64)
-            if not values:
-                return times, None
-            table_values = np.empty((len(rows), 5), dtype=np.float64)
-            for i, name in enumerate(_COLUMNS[:5]):
-                table_values[:, i] = rows[name]
-            return times, table_values
+            payload = b"".join(blocks)
+            del blocks
+            return _split(_pg_copy_out(payload, _PG_OUT if values else _PG_TIMES), values,
+                          descending)
 
 
 def load_candles(
@@ -469,16 +475,7 @@ def load_candles(
         connections[using], symbol_id, timeframe, start_ms, end_ms,
         values=True, descending=newest, limit=limit,
     )
-    if newest:
-        times, values = times[::-1], values[::-1]
-    return Candles(
-        open_time_ms=np.ascontiguousarray(times),
-        open=np.ascontiguousarray(values[:, 0]),
-        high=np.ascontiguousarray(values[:, 1]),
-        low=np.ascontiguousarray(values[:, 2]),
-        close=np.ascontiguousarray(values[:, 3]),
-        volume=np.ascontiguousarray(values[:, 4]),
-    )
+    return Candles(open_time_ms=times, **values)
 
 
 def last_open_time_ms(symbol_id: int, timeframe: str, *, using: str = "default") -> int | None:
