@@ -178,6 +178,9 @@ def upsert_candles(
         return 0, 0
     _check(cols, timeframe)
     cols = _dedupe_last(cols)
+    for name in _COLUMNS:
+        # -0.0 -> 0.0 (IEEE: -0.0 + 0.0 is 0.0), as the ORM's drivers store it; all else as is.
+        cols[name] = cols[name] + 0.0
     connection = connections[using]
     if connection.vendor == "postgresql":
         writer = _upsert_postgresql
@@ -289,16 +292,22 @@ def _pg_row_dtype(names: tuple[str, ...], first: str = ">i8") -> np.dtype:
     return np.dtype(fields)
 
 
-_PG_IN = _pg_row_dtype(("open_time_ms", *_COLUMNS))
+#: PostgreSQL's binary timestamptz: int64 microseconds since 2000-01-01 00:00 UTC.
+_PG_EPOCH_US = 946_684_800_000_000
+_PG_IN = _pg_row_dtype(("open_time", *_COLUMNS))
 _PG_OUT = _pg_row_dtype(("open_time_ms", *_COLUMNS[:5]))
 _PG_TIMES = _pg_row_dtype(("open_time_ms",))
 
 
 def _pg_copy_in(cols: dict[str, np.ndarray], start: int, stop: int) -> bytes:
-    """Rows ``start:stop`` as a binary COPY payload. A missing quote_volume travels as NaN."""
+    """Rows ``start:stop`` as a binary COPY payload: the open time as a binary timestamptz
+    (computed here, not per row in SQL), then the values. A missing quote_volume travels as
+    NaN."""
     rows = np.empty(stop - start, dtype=_PG_IN)
     rows["count"] = 1 + len(_COLUMNS)
-    for name in ("open_time_ms", *_COLUMNS):
+    rows["len_open_time"] = 8
+    rows["open_time"] = cols["open_time_ms"][start:stop] * 1000 - _PG_EPOCH_US
+    for name in _COLUMNS:
         rows[f"len_{name}"] = 8
         rows[name] = cols[name][start:stop]
     return _PG_HEADER + rows.tobytes() + _PG_TRAILER
@@ -318,41 +327,46 @@ def _pg_copy_out(data: bytes, dtype: np.dtype) -> np.ndarray:
 
 
 def _upsert_postgresql(connection, symbol_id, timeframe, cols, chunk_size) -> tuple[int, int]:
+    """Per chunk: a binary COPY into a temporary table, then one ``INSERT ... SELECT ... ON
+    CONFLICT DO UPDATE``. An existing candle whose stored values are already bit for bit the
+    given ones is left alone (no new row version, no index entries, no WAL); it still counts
+    as updated. Counts: rows the INSERT created (``xmax = 0``); every other row existed."""
     table, col = _table()
     qn = connection.ops.quote_name
     key = [qn(col["symbol"]), qn(col["timeframe"]), qn(col["open_time"])]
     values = [qn(col[c]) for c in _COLUMNS]
-    staging = "tradesite_candle_upsert"
+    staging = "tradesite_candle_staging"
     select_values = ", ".join(_COLUMNS[:5]) + ", NULLIF(quote_volume, 'NaN'::float8)"
+    # float8send compares bits: a -0.0 stored earlier is replaced by 0.0 (= calls them equal).
+    stored = ", ".join(f"float8send(stored.{v})" for v in values)
+    given = ", ".join(f"float8send(excluded.{v})" for v in values)
     upsert = (
-        f"WITH written AS (INSERT INTO {qn(table)} ({', '.join(key + values)}) "
-        f"SELECT %s, %s, timestamptz 'epoch' + open_time_ms * interval '1 millisecond', "
-        f"{select_values} FROM {staging} "
+        f"WITH written AS (INSERT INTO {qn(table)} AS stored ({', '.join(key + values)}) "
+        f"SELECT %s, %s, open_time, {select_values} FROM {staging} "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
         + ", ".join(f"{v} = excluded.{v}" for v in values)
+        + f" WHERE ({stored}) IS DISTINCT FROM ({given})"
         # xmax is 0 on a freshly inserted row version and set on an updated one.
         + " RETURNING (xmax = 0) AS inserted) "
-        "SELECT count(*) FILTER (WHERE inserted), count(*) FROM written"
+        "SELECT count(*) FROM written WHERE inserted"
     )
     n = len(cols["open_time_ms"])
-    inserted = total = 0
+    inserted = 0
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (open_time_ms bigint, "
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (open_time timestamptz, "
             "open float8, high float8, low float8, close float8, volume float8, "
             "quote_volume float8) ON COMMIT DELETE ROWS"
         )
         raw = cursor.cursor  # the psycopg cursor, for COPY
         for start in range(0, n, chunk_size):
-            cursor.execute(f"TRUNCATE {staging}")
+            cursor.execute(f"TRUNCATE {staging}")  # empty, unless an outer transaction
             payload = _pg_copy_in(cols, start, min(start + chunk_size, n))
             with raw.copy(f"COPY {staging} FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(payload)
             cursor.execute(upsert, [symbol_id, timeframe])
-            ins, tot = cursor.fetchone()
-            inserted += ins
-            total += tot
-    return inserted, total - inserted
+            inserted += cursor.fetchone()[0]
+    return inserted, n - inserted
 
 
 # -- reading ----------------------------------------------------------------------------------
