@@ -1,12 +1,14 @@
 """Stored candles in bulk: upsert, load into numpy, last open time, gaps.
 
-The hot paths skip the ORM's per-object work and talk to the database through Django's
-connection with vendor-specific SQL (SQLite: executemany ``INSERT ... ON CONFLICT DO UPDATE``;
-PostgreSQL: a binary ``COPY`` built by numpy into a temporary table, then one ``INSERT ...
-SELECT ... ON CONFLICT``). They store exactly what the ORM stores (checked against the ORM in
-the tests) and read with one query straight into numpy (PostgreSQL: a binary ``COPY ... TO
-STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
-missing quote volume is None on the way in and NULL in the table.
+The hot paths skip the ORM's per-object work and talk to the database inside Django's
+transaction with vendor-specific SQL (SQLite, on the raw sqlite3 connection: multi-row
+``INSERT ... VALUES ... ON CONFLICT DO UPDATE`` statements; PostgreSQL: a binary ``COPY`` built
+by numpy into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT`` that leaves
+bit-identical candles alone). They store exactly what the ORM stores (checked against the ORM
+in the tests) and read with one query straight into numpy (SQLite: the raw cursor consumed by
+``np.fromiter``; PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by numpy). Times in and
+out are int ms UTC; prices and volumes are floats; a missing quote volume is None on the way in
+and NULL in the table.
 """
 
 from __future__ import annotations
