@@ -12,6 +12,14 @@ same stops, same commission) on the same candles in the same run. It is slow, so
 gets the first ``BASELINE_BARS`` candles and its time is scaled linearly to the full year (its
 loop is per bar, so linear scaling is fair); ``--baseline-bars 525600`` runs it on all of them.
 
+Memory (issue 5: under 200 MB peak for the whole backtest process): a fresh child process
+loads the year from a scratch SQLite database with ``markets.candles.load_candles`` and runs
+every strategy's backtest on it; its peak RSS (``ru_maxrss``) is the figure. The baseline is a
+child that only imports the same modules (Python, numpy, numba, Django set up), so the
+difference is what the candles and the backtests cost. Peak RSS is ``VmHWM`` of the child's
+own image (``ru_maxrss`` would inherit the parent's peak through fork and exec). The scratch
+database is written by a third child beforehand, so writing it counts against neither.
+
 Run: ``python -m bench.bench_backtest [--baseline-bars N]`` (prints a table).
 """
 
@@ -20,7 +28,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +46,7 @@ from strategies.position import RiskParams
 BARS = 525_600
 REPEATS = 7
 BASELINE_BARS = 100_000
+MEMORY_GOAL_MB = 200
 RISK = RiskParams(fee_rate=0.0005, slippage_bps=2.0, stop_loss_pct=2.0, take_profit_pct=4.0)
 
 
@@ -135,6 +151,102 @@ def _baseline(candles: Candles, bars: int) -> dict[str, float] | None:
     return seconds
 
 
+# -- peak memory of a whole backtest process ----------------------------------------------------
+
+
+def _peak_rss_kb() -> int:
+    """This process image's peak RSS in KiB: ``VmHWM`` (Linux, reset by exec). Not
+    ``ru_maxrss``, which Linux carries over from the parent through fork and exec, so a child
+    of a large bench process would report the parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _memory_child(mode: str, path: str) -> dict:
+    """In a fresh interpreter: ``write`` the synthetic year into a scratch SQLite file at
+    ``path``; ``imports`` only import and set up what ``backtest`` uses; ``backtest`` load the
+    year from ``path`` and run every strategy. Returns the peak RSS and what was done."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    from bench.bench_marketdata import _scratch_database, _scratch_symbol
+    from markets.candles import load_candles, upsert_candles
+
+    out: dict = {"mode": mode}
+    settings = {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+    if mode == "write":
+        _scratch_database("memory", settings)
+        symbol_id = _scratch_symbol("memory")
+        year = synthetic_year()
+        rows = list(zip(year.open_time_ms.tolist(), year.open.tolist(), year.high.tolist(),
+                        year.low.tolist(), year.close.tolist(), year.volume.tolist()))
+        out["counts"] = upsert_candles(symbol_id, "1m", rows, using="memory")
+        out["symbol_id"] = symbol_id
+    elif mode == "backtest":
+        base = dict(connections.settings["default"])
+        base.update(settings)
+        connections.settings["memory"] = base
+        symbol_id = int(os.environ["BENCH_MEMORY_SYMBOL"])
+        candles = load_candles(symbol_id, "1m", using="memory")
+        out["bars"] = len(candles)
+        out["rss_after_load_kb"] = _peak_rss_kb()
+        out["trades"] = {}
+        for name in registry.names():
+            result = backtest.run(registry.build(name), candles, _config(name))
+            out["trades"][name] = result.stats["trade_count"]
+    elif mode != "imports":
+        raise ValueError(f"unknown memory child mode {mode!r}")
+    out["peak_rss_kb"] = _peak_rss_kb()
+    return out
+
+
+def _spawn_memory_child(mode: str, path: str, env: dict | None = None) -> dict:
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_backtest", "--memory-child", mode, path],
+        cwd=root, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_row() -> dict:
+    """Peak RSS of a fresh process that loads a year of 1m candles from SQLite and backtests
+    every strategy on it, against a fresh process that only imports the same modules."""
+    with tempfile.TemporaryDirectory(prefix="bench-backtest-memory-") as tmp:
+        path = str(Path(tmp) / "year.sqlite3")
+        written = _spawn_memory_child("write", path)
+        if written["counts"] != [BARS, 0]:
+            raise AssertionError(f"scratch year not written: {written}")
+        measured = _spawn_memory_child(
+            "backtest", path, {"BENCH_MEMORY_SYMBOL": str(written["symbol_id"])})
+        imports = _spawn_memory_child("imports", path)
+    if measured["bars"] != BARS:
+        raise AssertionError(f"loaded {measured['bars']} bars, expected {BARS}")
+    peak_mb = measured["peak_rss_kb"] / 1024
+    base_mb = imports["peak_rss_kb"] / 1024
+    return {
+        "name": f"peak RSS: load {BARS:,} 1m candles from SQLite + backtest all "
+                f"{len(measured['trades'])} strategies (goal < {MEMORY_GOAL_MB} MB; peak "
+                f"{measured['rss_after_load_kb'] / 1024:.0f} MB once loaded)",
+        "value": round(peak_mb, 1),
+        "unit": "MB",
+        "baseline": "fresh process importing the same modules, nothing loaded",
+        "baseline_value": round(base_mb, 1),
+        "ratio": round(peak_mb / base_mb, 2),
+        "meets_goal": peak_mb < MEMORY_GOAL_MB,
+    }
+
+
 def run(baseline_bars: int = BASELINE_BARS) -> list[dict]:
     candles = synthetic_year()
     baseline = _baseline(candles, min(baseline_bars, len(candles)))
@@ -158,14 +270,23 @@ def run(baseline_bars: int = BASELINE_BARS) -> list[dict]:
             "first_run_s": round(first, 3),
             "trades": result.stats["trade_count"],
         })
+    rows.append(memory_row())
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline-bars", type=int, default=BASELINE_BARS)
+    parser.add_argument("--memory-child", nargs=2, metavar=("MODE", "PATH"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        print(json.dumps(_memory_child(*args.memory_child)))
+        return
     rows = run(args.baseline_bars)
+    memory = rows.pop()
+    print(f"{memory['name']}: {memory['value']} MB (baseline {memory['baseline_value']} MB: "
+          f"{memory['baseline']})")
     header = f"{'strategy':<58} {'best s':>8} {'cpu s':>7} {'bars/s':>12} {'1st s':>7} "
     header += f"{'trades':>7} "
     header += f"{'baseline s':>11} {'ratio':>7}"

@@ -1,18 +1,20 @@
 """Stored candles in bulk: upsert, load into numpy, last open time, gaps.
 
-The hot paths skip the ORM's per-object work and talk to the database through Django's
-connection with vendor-specific SQL (SQLite: executemany ``INSERT ... ON CONFLICT DO UPDATE``;
-PostgreSQL: a binary ``COPY`` built by numpy into a temporary table, then one ``INSERT ...
-SELECT ... ON CONFLICT``). They store exactly what the ORM stores (checked against the ORM in
-the tests) and read with one query straight into numpy (PostgreSQL: a binary ``COPY ... TO
-STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
-missing quote volume is None on the way in and NULL in the table.
+The hot paths skip the ORM's per-object work and talk to the database inside Django's
+transaction with vendor-specific SQL (SQLite, on the raw sqlite3 connection: multi-row
+``INSERT ... VALUES ... ON CONFLICT DO UPDATE`` statements; PostgreSQL: a binary ``COPY`` built
+by numpy into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT`` that leaves
+bit-identical candles alone). They store exactly what the ORM stores (checked against the ORM
+in the tests) and read with one query straight into numpy (SQLite: the raw cursor consumed by
+``np.fromiter``; PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by numpy). Times in and
+out are int ms UTC; prices and volumes are floats; a missing quote volume is None on the way in
+and NULL in the table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
+import sqlite3
 from collections.abc import Iterable
 from itertools import chain
 
@@ -32,8 +34,10 @@ __all__ = [
     "upsert_candles",
 ]
 
-#: Rows per statement by database vendor (a COPY pays per statement, executemany per row).
-CHUNK = {"sqlite": 5_000, "postgresql": 50_000}
+#: Rows per statement by database vendor. SQLite: rows of one multi-row ``INSERT ... VALUES``
+#: (a statement's fixed costs, e.g. the CHECK constraint ``timeframe IN (...)`` list, are paid
+#: per execution, so one row per execution costs about twice as much per row).
+CHUNK = {"sqlite": 2_000, "postgresql": 50_000}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
 
@@ -58,6 +62,9 @@ def _columns(rows: Iterable) -> dict[str, np.ndarray]:
     """Rows -> numpy columns. Rows are ``CandleRow``/``Bar``-like (attributes ``open_time_ms``,
     ``open``, ...) or plain sequences ``(open_time_ms, open, high, low, close, volume[, q])``."""
     rows = rows if isinstance(rows, list) else list(rows)
+    fast = _columns_of_uniform_tuples(rows)
+    if fast is not None:
+        return fast
     if not all(isinstance(r, (tuple, list)) for r in rows):
         rows = [
             r if isinstance(r, (tuple, list)) else (
@@ -76,6 +83,31 @@ def _columns(rows: Iterable) -> dict[str, np.ndarray]:
     cols = {"open_time_ms": times}
     for i, name in enumerate(_COLUMNS):
         cols[name] = values[:, i]
+    return cols
+
+
+def _columns_of_uniform_tuples(rows: list) -> dict[str, np.ndarray] | None:
+    """The common case in one pass: every row a tuple (``CandleRow``) of 6 or 7 numbers, no
+    None, times exact as float64. None when that does not hold (the general path decides)."""
+    if not rows or not all(issubclass(t, tuple) for t in set(map(type, rows))):
+        return None
+    widths = set(map(len, rows))
+    if len(widths) != 1 or (width := widths.pop()) not in (6, 7):
+        return None
+    n = len(rows)
+    try:
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=n * width)
+    except (TypeError, ValueError):  # a None quote volume, or something not a number
+        return None
+    flat = flat.reshape(n, width)
+    times_f = flat[:, 0]
+    # Integral and below 2**53, so the float64 is the caller's int exactly.
+    if not (np.abs(times_f) < 2.0**53).all() or (times_f != np.trunc(times_f)).any():
+        return None
+    cols = {"open_time_ms": times_f.astype(np.int64)}
+    for i, name in enumerate(_COLUMNS[:5]):
+        cols[name] = flat[:, 1 + i]
+    cols["quote_volume"] = flat[:, 6] if width == 7 else np.full(n, np.nan)
     return cols
 
 
@@ -148,6 +180,9 @@ def upsert_candles(
         return 0, 0
     _check(cols, timeframe)
     cols = _dedupe_last(cols)
+    for name in _COLUMNS:
+        # -0.0 -> 0.0 (IEEE: -0.0 + 0.0 is 0.0), as the ORM's drivers store it; all else as is.
+        cols[name] = cols[name] + 0.0
     connection = connections[using]
     if connection.vendor == "postgresql":
         writer = _upsert_postgresql
@@ -172,7 +207,11 @@ def _table() -> tuple[str, dict[str, str]]:
 def _sqlite_times(connection, times_ms: np.ndarray) -> list[str]:
     """Open times as the text Django's SQLite backend stores for an aware datetime."""
     seconds = times_ms.astype("datetime64[ms]").astype("datetime64[s]")
-    text = np.char.replace(np.datetime_as_string(seconds), "T", " ").tolist()
+    text = np.datetime_as_string(seconds)  # 'YYYY-MM-DDTHH:MM:SS' (4-byte characters)
+    chars = text.view(np.uint32).reshape(len(text), text.dtype.itemsize // 4)
+    if chars.shape[1] > 10 and (chars[:, 10] == ord("T")).all():
+        chars[:, 10] = ord(" ")  # the ISO 'T' -> the space Django stores
+    text = text.tolist()
     # Whole seconds only reach here (times are aligned to minutes), so the format is fixed;
     # still, prove it against Django's own adapter and fall back to it if it ever differs.
     adapt = connection.ops.adapt_datetimefield_value
@@ -183,38 +222,61 @@ def _sqlite_times(connection, times_ms: np.ndarray) -> list[str]:
 
 
 def _upsert_sqlite(connection, symbol_id, timeframe, cols, chunk_size) -> tuple[int, int]:
+    """Multi-row ``INSERT ... VALUES (..), (..) ON CONFLICT DO UPDATE`` statements of
+    ``chunk_size`` rows through the raw sqlite3 connection (inside Django's transaction).
+    Counts: the candles stored in the input's time span before and after (the transaction
+    holds SQLite's write lock, so only these rows can have been added)."""
     table, col = _table()
     qn = connection.ops.quote_name
     key = [qn(col["symbol"]), qn(col["timeframe"]), qn(col["open_time"])]
     values = [qn(col[c]) for c in _COLUMNS]
-    insert = (
-        f"INSERT INTO {qn(table)} ({', '.join(key + values)}) "
-        f"VALUES ({', '.join(['%s'] * (3 + len(values)))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-        + ", ".join(f"{v} = excluded.{v}" for v in values)
-    )
-    existing_sql = (
-        # CAST: the raw stored text, not the datetime Django's converter would make of it.
-        f"SELECT CAST({key[2]} AS TEXT) FROM {qn(table)} WHERE {key[0]} = %s AND {key[1]} = %s "
-        f"AND {key[2]} BETWEEN %s AND %s"
-    )
+    width = 1 + len(values)  # open_time and the values; symbol and timeframe are ?1 and ?2
+    raw = connection.connection  # the sqlite3 connection: no per-call query rewriting
+    limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    chunk_size = max(1, min(chunk_size, (limit - 2) // width))
+
+    def insert_sql(rows: int) -> str:
+        groups = ", ".join(
+            "(?1, ?2, " + ", ".join(f"?{3 + width * r + i}" for i in range(width)) + ")"
+            for r in range(rows)
+        )
+        return (
+            f"INSERT INTO {qn(table)} ({', '.join(key + values)}) VALUES {groups} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+            + ", ".join(f"{v} = excluded.{v}" for v in values)
+        )
+
+    n = len(cols["open_time_ms"])
     times = _sqlite_times(connection, cols["open_time_ms"])
+    table_rows = np.empty((n, width), dtype=object)
+    table_rows[:, 0] = times
+    for i, name in enumerate(_COLUMNS[:5]):
+        table_rows[:, 1 + i] = cols[name]
     q = cols["quote_volume"]
-    quote = [None if math.isnan(x) else x for x in q.tolist()] if np.isnan(q).any() else q.tolist()
-    params = list(zip(
-        [symbol_id] * len(times), [timeframe] * len(times), times,
-        cols["open"].tolist(), cols["high"].tolist(), cols["low"].tolist(),
-        cols["close"].tolist(), cols["volume"].tolist(), quote,
-    ))
-    updated = 0
-    with connection.cursor() as cursor:
-        for start in range(0, len(params), chunk_size):
-            chunk_times = times[start:start + chunk_size]
-            cursor.execute(existing_sql, [symbol_id, timeframe, chunk_times[0], chunk_times[-1]])
-            # Stored times in the chunk's span may include some the chunk does not touch.
-            updated += len({row[0] for row in cursor.fetchall()}.intersection(chunk_times))
-            cursor.executemany(insert, params[start:start + chunk_size])
-    return len(params) - updated, updated
+    table_rows[:, width - 1] = q
+    if (missing := np.isnan(q)).any():
+        table_rows[missing, width - 1] = None
+    count_sql = (
+        f"SELECT count(*) FROM {qn(table)} WHERE {key[0]} = ? AND {key[1]} = ? "
+        f"AND {key[2]} BETWEEN ? AND ?"
+    )
+    span = (symbol_id, timeframe, times[0], times[-1])
+    cursor = raw.cursor()
+    try:
+        before = cursor.execute(count_sql, span).fetchone()[0]
+        whole = n - n % chunk_size
+        if whole:
+            cursor.executemany(insert_sql(chunk_size), (
+                [symbol_id, timeframe, *table_rows[start:start + chunk_size].ravel().tolist()]
+                for start in range(0, whole, chunk_size)
+            ))
+        if whole < n:
+            cursor.execute(insert_sql(n - whole),
+                           [symbol_id, timeframe, *table_rows[whole:].ravel().tolist()])
+        inserted = cursor.execute(count_sql, span).fetchone()[0] - before
+    finally:
+        cursor.close()
+    return inserted, n - inserted
 
 
 # PostgreSQL's binary COPY format: a fixed header, then per row a big-endian int16 field count
@@ -232,16 +294,22 @@ def _pg_row_dtype(names: tuple[str, ...], first: str = ">i8") -> np.dtype:
     return np.dtype(fields)
 
 
-_PG_IN = _pg_row_dtype(("open_time_ms", *_COLUMNS))
+#: PostgreSQL's binary timestamptz: int64 microseconds since 2000-01-01 00:00 UTC.
+_PG_EPOCH_US = 946_684_800_000_000
+_PG_IN = _pg_row_dtype(("open_time", *_COLUMNS))
 _PG_OUT = _pg_row_dtype(("open_time_ms", *_COLUMNS[:5]))
 _PG_TIMES = _pg_row_dtype(("open_time_ms",))
 
 
 def _pg_copy_in(cols: dict[str, np.ndarray], start: int, stop: int) -> bytes:
-    """Rows ``start:stop`` as a binary COPY payload. A missing quote_volume travels as NaN."""
+    """Rows ``start:stop`` as a binary COPY payload: the open time as a binary timestamptz
+    (computed here, not per row in SQL), then the values. A missing quote_volume travels as
+    NaN."""
     rows = np.empty(stop - start, dtype=_PG_IN)
     rows["count"] = 1 + len(_COLUMNS)
-    for name in ("open_time_ms", *_COLUMNS):
+    rows["len_open_time"] = 8
+    rows["open_time"] = cols["open_time_ms"][start:stop] * 1000 - _PG_EPOCH_US
+    for name in _COLUMNS:
         rows[f"len_{name}"] = 8
         rows[name] = cols[name][start:stop]
     return _PG_HEADER + rows.tobytes() + _PG_TRAILER
@@ -261,41 +329,46 @@ def _pg_copy_out(data: bytes, dtype: np.dtype) -> np.ndarray:
 
 
 def _upsert_postgresql(connection, symbol_id, timeframe, cols, chunk_size) -> tuple[int, int]:
+    """Per chunk: a binary COPY into a temporary table, then one ``INSERT ... SELECT ... ON
+    CONFLICT DO UPDATE``. An existing candle whose stored values are already bit for bit the
+    given ones is left alone (no new row version, no index entries, no WAL); it still counts
+    as updated. Counts: rows the INSERT created (``xmax = 0``); every other row existed."""
     table, col = _table()
     qn = connection.ops.quote_name
     key = [qn(col["symbol"]), qn(col["timeframe"]), qn(col["open_time"])]
     values = [qn(col[c]) for c in _COLUMNS]
-    staging = "tradesite_candle_upsert"
+    staging = "tradesite_candle_staging"
     select_values = ", ".join(_COLUMNS[:5]) + ", NULLIF(quote_volume, 'NaN'::float8)"
+    # float8send compares bits: a -0.0 stored earlier is replaced by 0.0 (= calls them equal).
+    stored = ", ".join(f"float8send(stored.{v})" for v in values)
+    given = ", ".join(f"float8send(excluded.{v})" for v in values)
     upsert = (
-        f"WITH written AS (INSERT INTO {qn(table)} ({', '.join(key + values)}) "
-        f"SELECT %s, %s, timestamptz 'epoch' + open_time_ms * interval '1 millisecond', "
-        f"{select_values} FROM {staging} "
+        f"WITH written AS (INSERT INTO {qn(table)} AS stored ({', '.join(key + values)}) "
+        f"SELECT %s, %s, open_time, {select_values} FROM {staging} "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
         + ", ".join(f"{v} = excluded.{v}" for v in values)
+        + f" WHERE ({stored}) IS DISTINCT FROM ({given})"
         # xmax is 0 on a freshly inserted row version and set on an updated one.
         + " RETURNING (xmax = 0) AS inserted) "
-        "SELECT count(*) FILTER (WHERE inserted), count(*) FROM written"
+        "SELECT count(*) FROM written WHERE inserted"
     )
     n = len(cols["open_time_ms"])
-    inserted = total = 0
+    inserted = 0
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (open_time_ms bigint, "
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (open_time timestamptz, "
             "open float8, high float8, low float8, close float8, volume float8, "
             "quote_volume float8) ON COMMIT DELETE ROWS"
         )
         raw = cursor.cursor  # the psycopg cursor, for COPY
         for start in range(0, n, chunk_size):
-            cursor.execute(f"TRUNCATE {staging}")
+            cursor.execute(f"TRUNCATE {staging}")  # empty, unless an outer transaction
             payload = _pg_copy_in(cols, start, min(start + chunk_size, n))
             with raw.copy(f"COPY {staging} FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(payload)
             cursor.execute(upsert, [symbol_id, timeframe])
-            ins, tot = cursor.fetchone()
-            inserted += ins
-            total += tot
-    return inserted, total - inserted
+            inserted += cursor.fetchone()[0]
+    return inserted, n - inserted
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -306,17 +379,38 @@ def _time_sql(connection, column: str) -> str:
     if connection.vendor == "postgresql":
         return f"(EXTRACT(EPOCH FROM {column}) * 1000)::bigint"
     if connection.vendor == "sqlite":
-        # Stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' UTC; candles have whole seconds.
-        return f"CAST(strftime('%%s', {column}) AS INTEGER) * 1000"
+        # Stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' UTC; candles have whole seconds. Run on the
+        # raw sqlite3 cursor, so '%s' is not a placeholder.
+        return f"CAST(strftime('%s', {column}) AS INTEGER) * 1000"
     raise NotImplementedError(f"no bulk reader for {connection.vendor}")
+
+
+#: One fetched SQLite row as numpy reads it from the cursor's tuples.
+_SQLITE_ROWS = np.dtype([("open_time_ms", np.int64), *((c, np.float64) for c in _COLUMNS[:5])])
+_SQLITE_TIMES = np.dtype([("open_time_ms", np.int64)])
+
+
+def _split(rows: np.ndarray, values: bool, descending: bool
+           ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """Fetched rows (a structured array) -> contiguous native columns, oldest first. One copy
+    per column, so the peak is about twice the candles' own size, not more."""
+    order = slice(None, None, -1) if descending else slice(None)
+    times = np.ascontiguousarray(rows["open_time_ms"][order], dtype=np.int64)
+    if not values:
+        return times, None
+    return times, {
+        name: np.ascontiguousarray(rows[name][order], dtype=np.float64)
+        for name in _COLUMNS[:5]
+    }
 
 
 def _fetch(
     connection, symbol_id, timeframe, start_ms, end_ms, *, values: bool,
     descending: bool = False, limit: int | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """One query: open times (int64 ms) and, with ``values``, an (n, 5) float64 array of
-    open, high, low, close, volume, in open-time order (``descending`` for newest first)."""
+) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """One query: open times (int64 ms) and, with ``values``, float64 columns open, high,
+    low, close, volume, oldest first (``descending``: the query reads newest first, e.g. for
+    a ``limit`` of the newest, and the result is turned back to oldest first)."""
     table, col = _table()
     qn = connection.ops.quote_name
     key_time = qn(col["open_time"])
@@ -337,9 +431,9 @@ def _fetch(
 
         def bound(ms):
             params.append(adapt(_ms_to_datetime(ms)))
-            return "%s"
+            return "?"
         params = [symbol_id, timeframe]
-        where = f"{qn(col['symbol'])} = %s AND {qn(col['timeframe'])} = %s"
+        where = f"{qn(col['symbol'])} = ? AND {qn(col['timeframe'])} = ?"
     if start_ms is not None:
         where += f" AND {key_time} >= {bound(start_ms)}"
     if end_ms is not None:
@@ -350,28 +444,27 @@ def _fetch(
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    width = len(select)
+    if not pg:
+        # The raw sqlite3 cursor, consumed straight into numpy: no list of row tuples (one
+        # year of 1m candles would be ~150 MB of them) and no Django query rewriting.
+        connection.ensure_connection()
+        cursor = connection.connection.cursor()
+        try:
+            rows = np.fromiter(cursor.execute(sql, params),
+                               dtype=_SQLITE_ROWS if values else _SQLITE_TIMES)
+        finally:
+            cursor.close()
+        return _split(rows, values, descending)
     with connection.cursor() as cursor:
         if pg:
             blocks = []
             with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
                 while block := copy.read():
                     blocks.append(bytes(block))
-            rows = _pg_copy_out(b"".join(blocks), _PG_OUT if values else _PG_TIMES)
-            times = rows["open_time_ms"].astype(np.int64)
-            if not values:
-                return times, None
-            table_values = np.empty((len(rows), 5), dtype=np.float64)
-            for i, name in enumerate(_COLUMNS[:5]):
-                table_values[:, i] = rows[name]
-            return times, table_values
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    # One flat pass over the row tuples; ms times below 2**53 are exact as float64.
-    flat = np.fromiter(
-        chain.from_iterable(fetched), dtype=np.float64, count=len(fetched) * width
-    ).reshape(len(fetched), width)
-    return flat[:, 0].astype(np.int64), (flat[:, 1:] if values else None)
+            payload = b"".join(blocks)
+            del blocks
+            return _split(_pg_copy_out(payload, _PG_OUT if values else _PG_TIMES), values,
+                          descending)
 
 
 def load_candles(
@@ -398,16 +491,7 @@ def load_candles(
         connections[using], symbol_id, timeframe, start_ms, end_ms,
         values=True, descending=newest, limit=limit,
     )
-    if newest:
-        times, values = times[::-1], values[::-1]
-    return Candles(
-        open_time_ms=np.ascontiguousarray(times),
-        open=np.ascontiguousarray(values[:, 0]),
-        high=np.ascontiguousarray(values[:, 1]),
-        low=np.ascontiguousarray(values[:, 2]),
-        close=np.ascontiguousarray(values[:, 3]),
-        volume=np.ascontiguousarray(values[:, 4]),
-    )
+    return Candles(open_time_ms=times, **values)
 
 
 def last_open_time_ms(symbol_id: int, timeframe: str, *, using: str = "default") -> int | None:

@@ -7,6 +7,14 @@ bounds every interval of ``window_s`` seconds, so it also bounds the venue's own
 *blocked* until a moment: a 429/418 ``Retry-After``, Upbit's ``Remaining-Req: ...; sec=0``, or
 Binance's ``X-MBX-USED-WEIGHT-1M`` reaching the limit.
 
+Upbit's ``sec=0`` blocks only until the venue's current second can have ended: the venue counts
+in fixed one-second windows whose start we never see, but every response it counted in a window
+arrived back after that window began. So while ``sec`` falls by exactly one per response (our
+own requests, one window), the earliest of those responses bounds the window's start, and the
+block lasts until one window length after it. Anything else (a rise: a new window; a skip:
+someone else spent from it; an out-of-order reply) starts over from the response at hand,
+which degrades to a whole window's block, never to a shorter one than is safe.
+
 The Redis backend runs one Lua script per acquisition (atomic on the server, clocked by Redis'
 ``TIME``), so the stream, every worker and a backfill share one budget. Keys live under
 ``tradesite:ratelimit:<venue>:<group>`` (a sorted set) and ``...:block`` (a string with a TTL).
@@ -34,6 +42,14 @@ class RateLimiter:
         self.venue = venue
         self.groups = dict(groups)
         self._sleep = sleep
+        # Upbit ``Remaining-Req`` bookkeeping per group: (when the earliest response known to be
+        # in the venue's current window arrived back, the ``sec`` it or a later one reported).
+        self._venue_window: dict[str, tuple[float, int]] = {}
+        self._venue_lock = threading.Lock()
+
+    def _monotonic(self) -> float:
+        """The clock header observations are timed with (seconds, monotonic)."""
+        return time.monotonic()
 
     def _group(self, group: str) -> RateGroup:
         try:
@@ -74,10 +90,30 @@ class RateLimiter:
         raise NotImplementedError
 
     # venue header feedback ----------------------------------------------------------------
-    def observe_remaining(self, group: str, remaining_this_second: int) -> None:
-        """Upbit ``Remaining-Req: ...; sec=N``: at 0, wait for the venue's next second."""
-        if remaining_this_second <= 0 and group in self.groups:
-            self.block(group, 1.0)
+    #: Added to a ``sec=0`` block: timer and clock granularity, never a reason for a 429.
+    VENUE_WINDOW_MARGIN_S = 0.005
+
+    def observe_remaining(self, group: str, remaining_this_second: int, *,
+                          now_s: float | None = None) -> None:
+        """Upbit ``Remaining-Req: ...; sec=N`` of a response that just arrived: at 0, grant
+        nothing in ``group`` until the venue's current second has surely ended (see the module
+        doc; at most one window length, the group's ``window_s``). ``now_s``: the arrival time
+        on :meth:`_monotonic`'s clock (tests)."""
+        spec = self.groups.get(group)
+        if spec is None:
+            return
+        now = self._monotonic() if now_s is None else now_s
+        with self._venue_lock:
+            seen = self._venue_window.get(group)
+            same_window = (
+                seen is not None
+                and remaining_this_second == seen[1] - 1
+                and 0.0 <= now - seen[0] < spec.window_s
+            )
+            first = seen[0] if same_window else now
+            self._venue_window[group] = (first, remaining_this_second)
+        if remaining_this_second <= 0:
+            self.block(group, first + spec.window_s - now + self.VENUE_WINDOW_MARGIN_S)
 
     def observe_used_weight(self, group: str, used: int, *, now_s: float | None = None) -> None:
         """Binance ``X-MBX-USED-WEIGHT-1M``: at the limit, wait for the next UTC minute."""
@@ -99,6 +135,9 @@ class InProcessRateLimiter(RateLimiter):
         self._log: dict[str, collections.deque[tuple[float, int]]] = collections.defaultdict(
             collections.deque)
         self._blocked_until: dict[str, float] = {}
+
+    def _monotonic(self) -> float:
+        return self._clock()
 
     def try_acquire(self, group: str, weight: int = 1) -> float:
         spec = self._group(group)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+import random
 import shutil
 import socket
 import subprocess
@@ -79,10 +81,89 @@ def test_upbit_remaining_zero_blocks_a_second_and_binance_weight_blocks_to_the_m
     limiter = _limiter({"order": RateGroup(8, 1.0), "weight": RateGroup(6000, 60.0)}, t)
     limiter.observe_remaining("order", 3)
     assert limiter.blocked_for("order") == 0.0
+    # 3 -> 0 skips two: someone else spent from the venue's second, so its start is unknown.
     limiter.observe_remaining(*parse_remaining_req("group=order; min=480; sec=0"))
-    assert limiter.blocked_for("order") == pytest.approx(1.0)
+    assert limiter.blocked_for("order") == pytest.approx(1.0 + limiter.VENUE_WINDOW_MARGIN_S)
     limiter.observe_used_weight("weight", 6000, now_s=120.0 + 45.0)
     assert limiter.blocked_for("weight") == pytest.approx(15.05)
+
+
+def test_upbit_remaining_zero_waits_only_for_the_rest_of_the_venue_second():
+    t = FakeTime()
+    limiter = _limiter({"candles": RateGroup(10, 1.0)}, t)
+    for sec in range(9, -1, -1):  # our ten requests, 60 ms apart, counted down by the venue
+        limiter.observe_remaining("candles", sec)
+        if sec:
+            assert limiter.blocked_for("candles") == 0.0
+            t.now += 0.06
+    # The venue's second began before the first of them (sec=9) arrived back, 0.54 s ago.
+    assert limiter.blocked_for("candles") == pytest.approx(
+        1.0 - 0.54 + limiter.VENUE_WINDOW_MARGIN_S)
+
+
+@pytest.mark.parametrize("sequence", [
+    [5, 6, 5, 4, 3, 2, 1, 0],  # a rise: a new venue second began at the 6
+    [9, 8, 6, 5, 4, 3, 2, 1, 0],  # a skip: another client spent from it after the 8
+])
+def test_upbit_remaining_chain_restarts_where_the_window_cannot_be_proven(sequence):
+    t = FakeTime()
+    limiter = _limiter({"candles": RateGroup(10, 1.0)}, t)
+    restart = max(i for i in range(1, len(sequence))
+                  if sequence[i] != sequence[i - 1] - 1)
+    for i, sec in enumerate(sequence):
+        limiter.observe_remaining("candles", sec)
+        if i < len(sequence) - 1:
+            t.now += 0.05
+    since_restart = 0.05 * (len(sequence) - 1 - restart)
+    assert limiter.blocked_for("candles") == pytest.approx(
+        1.0 - since_restart + limiter.VENUE_WINDOW_MARGIN_S)
+
+
+def test_upbit_remaining_chain_older_than_a_window_blocks_a_whole_window():
+    t = FakeTime()
+    limiter = _limiter({"candles": RateGroup(10, 1.0)}, t)
+    limiter.observe_remaining("candles", 1)
+    t.now += 1.2  # that reply's second has ended; this one's start is unknown
+    limiter.observe_remaining("candles", 0)
+    assert limiter.blocked_for("candles") == pytest.approx(1.0 + limiter.VENUE_WINDOW_MARGIN_S)
+
+
+def test_upbit_remaining_is_ignored_for_unknown_groups():
+    t = FakeTime()
+    limiter = _limiter({"candles": RateGroup(10, 1.0)}, t)
+    limiter.observe_remaining("nope", 0)
+    assert limiter.blocked_for("candles") == 0.0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_client_under_a_fixed_window_venue_never_overruns_it_and_keeps_up(seed):
+    """A venue like Upbit's: 10 per fixed one-second window, windows starting at an offset the
+    client never sees, random network delays each way and some work between requests. The
+    client (limiter + Remaining-Req feedback) must never be refused and must not idle: 200
+    requests take about 20 windows."""
+    rng = random.Random(seed)
+    t = FakeTime()
+    limiter = _limiter({"candles": RateGroup(10, 1.0)}, t)
+    offset = rng.random()
+    counts: dict[int, int] = {}
+    refused = 0
+    started = t.now
+    for _ in range(200):
+        limiter.acquire("candles")
+        arrival = t.now + rng.uniform(0.001, 0.03)
+        window = math.floor(arrival - offset)
+        if counts.get(window, 0) >= 10:
+            refused += 1
+            remaining = 0
+        else:
+            counts[window] = counts.get(window, 0) + 1
+            remaining = 10 - counts[window]
+        t.now = arrival + rng.uniform(0.001, 0.03)
+        limiter.observe_remaining("candles", remaining)
+        t.now += rng.uniform(0.0, 0.04)  # parse and store the reply
+    assert refused == 0
+    assert max(counts.values()) <= 10
+    assert t.now - started < 21.5  # the old whole-second block took about 1.1 s per 10
 
 
 def test_header_parsers_cope_with_garbage():

@@ -270,7 +270,9 @@ def test_binary_copy_payload_round_trips_through_its_parser():
     assert len(payload) == 19 + 2 * (2 + 7 * 12) + 2
     rows = _pg_copy_out(payload, _PG_IN)
     assert rows["count"].tolist() == [7, 7]
-    assert rows["open_time_ms"].tolist() == [T0, T0 + MIN]
+    # Binary timestamptz: microseconds since 2000-01-01 00:00 UTC.
+    assert rows["open_time"].tolist() == [
+        (T0 - 946_684_800_000) * 1000, (T0 + MIN - 946_684_800_000) * 1000]
     for name in ("open", "high", "low", "close", "volume", "quote_volume"):
         assert bits(rows[name].tolist()) == bits(cols[name].tolist()), name
     with pytest.raises(RuntimeError, match="unexpected COPY BINARY payload"):
@@ -293,3 +295,50 @@ def test_closed_bars_from_the_aggregator_store_and_load_unchanged(symbol):
         assert got.close.tolist() == [b.close for b in bars]
         assert got.volume.tolist() == [b.volume for b in bars]
     assert [b.open_time_ms for b in by_tf["1h"]] == [T0, T0 + 60 * MIN, T0 + 120 * MIN]
+
+
+def test_tuple_fast_path_reads_the_same_columns_as_the_general_path():
+    from markets.candles import _columns
+
+    rows = [CandleRow(T0 + i * MIN, 1.5 + i, 3.0 + i, 1.0, 2.0 + i, 0.25 * i, 7.0 * i)
+            for i in range(50)]
+    as_bars = [Bar("KRW-BTC", "1m", *r, 1) for r in rows]  # attribute objects: general path
+    fast, general = _columns(rows), _columns(as_bars)
+    assert fast.keys() == general.keys()
+    for name in fast:
+        assert fast[name].dtype == general[name].dtype
+        assert bits(fast[name].tolist()) == bits(general[name].tolist()), name
+    six = _columns([tuple(r[:6]) for r in rows])
+    assert np.isnan(six["quote_volume"]).all()
+    assert six["open_time_ms"].tolist() == [r.open_time_ms for r in rows]
+
+
+def test_load_candles_equals_what_the_orm_reads(symbol):
+    rows = [row(i, price=100.0 + i * 0.1, quote=None if i % 3 else 5.5) for i in range(0, 400, 3)]
+    upsert_candles(symbol.id, "1m", rows, chunk_size=17)
+    Candle.objects.create(symbol=symbol, timeframe="1m", open_time=dt.datetime(
+        2024, 1, 1, 0, 1, tzinfo=UTC), open=1.0, high=2.0, low=0.5, close=1.5, volume=3.0)
+    got = load_candles(symbol.id, "1m")
+    orm = stored(symbol)
+    assert got.open_time_ms.tolist() == [as_ms(r[0]) for r in orm]
+    for i, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+        assert bits(getattr(got, name).tolist()) == bits([r[i] for r in orm]), name
+    assert find_gaps(symbol.id, "1m", T0, T0 + 10 * MIN) == [
+        (T0 + 2 * MIN, T0 + 3 * MIN), (T0 + 4 * MIN, T0 + 6 * MIN), (T0 + 7 * MIN, T0 + 9 * MIN),
+    ]
+
+
+def test_unchanged_candles_count_as_updated_and_negative_zero_is_stored_as_the_orm_does(symbol):
+    rows = [CandleRow(T0 + i * MIN, 1.0, 2.0, 0.5, 1.5, 0.0, 0.0) for i in range(5)]
+    assert upsert_candles(symbol.id, "1m", rows) == (5, 0)
+    assert upsert_candles(symbol.id, "1m", rows) == (0, 5)  # the same values again
+    # A -0.0 is stored as the ORM stores it (as 0.0 on both databases), also over a 0.0.
+    negative = [r._replace(volume=-0.0, quote_volume=-0.0) for r in rows[:2]]
+    assert upsert_candles(symbol.id, "1m", [*negative, rows[4]], chunk_size=2) == (0, 3)
+    Candle.objects.create(symbol=symbol, timeframe="3m", open_time=dt.datetime(
+        2024, 1, 1, tzinfo=UTC), open=1.0, high=2.0, low=0.5, close=1.5, volume=-0.0,
+        quote_volume=-0.0)
+    orm_zero = stored(symbol, "3m")[0][5]
+    got = stored(symbol)
+    assert bits([r[5] for r in got]) == bits([orm_zero, orm_zero, 0.0, 0.0, 0.0])
+    assert bits([r[6] for r in got]) == bits([orm_zero, orm_zero, 0.0, 0.0, 0.0])
