@@ -149,7 +149,11 @@ class Symbol(models.Model):
 class Candle(models.Model):
     """A closed candle. The forming bar never lands here; it lives on the wire."""
 
-    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="candles")
+    # No index of its own: the unique (symbol, timeframe, open_time) index starts with it, and
+    # a second index would cost every candle written (the bulk upsert is the hot path).
+    symbol = models.ForeignKey(
+        Symbol, on_delete=models.CASCADE, related_name="candles", db_index=False
+    )
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
     open_time = models.DateTimeField(help_text="UTC open time of the candle.")
     open = models.FloatField()

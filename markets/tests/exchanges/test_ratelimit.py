@@ -183,6 +183,7 @@ def test_acquire_gives_up_after_its_timeout():
 # ------------------------------------------------------------------ Redis, two OS processes
 
 CAPACITY, WINDOW_S, RUN_S = 20, 1.0, 2.5
+SLACK_S = 0.15
 
 
 def _free_port() -> int:
@@ -263,8 +264,10 @@ def test_two_processes_sharing_the_redis_limiter_stay_inside_the_budget(redis_po
     per_process = _run_two(redis_port, shared=True)
     assert all(per_process), "both processes were granted requests"
     merged = [g for grants in per_process for g in grants]
-    # 30 ms of slack for the time between the grant in Redis and the client reading its clock.
-    assert _max_weight_in_window(merged, WINDOW_S - 0.03) <= CAPACITY
+    # Slack for the time between the grant in Redis and the client reading its clock: a busy
+    # 2-core CI machine can deschedule a process for tens of ms there. The control test below
+    # shows the same check still catches limiters that do not share (they grant ~2x).
+    assert _max_weight_in_window(merged, WINDOW_S - SLACK_S) <= CAPACITY
     total = sum(w for _, w in merged)
     assert total <= CAPACITY * (RUN_S / WINDOW_S + 1)
     assert total >= CAPACITY  # the shared budget was actually used, not just respected
@@ -275,4 +278,4 @@ def test_two_processes_with_private_limiters_overrun_the_budget():
     """The control: the same load without sharing exceeds the budget, so the check above
     would catch a limiter that does not coordinate."""
     merged = [g for grants in _run_two(None, shared=False) for g in grants]
-    assert _max_weight_in_window(merged, WINDOW_S - 0.03) > CAPACITY
+    assert _max_weight_in_window(merged, WINDOW_S - SLACK_S) > CAPACITY
