@@ -28,7 +28,12 @@ delivery``) and whatever else runs. Rows that say how far to trust a run: ``clie
 p99`` (how late the bench's own loop ran a 5 ms timer: the clients' receive times are late by
 about that much), ``publish_call_p99`` (the ``group_send`` call itself, part of every latency)
 and ``cpu_contention_pct`` (Linux PSI: share of the run during which some task waited for a
-CPU; above ~30 % the tails are the scheduler's, not the code's).
+CPU; above ~30 % the tails are the scheduler's, not the code's) and ``cpu_steal_pct``
+(``/proc/stat``: the share of this virtual machine's CPU time the hypervisor gave to someone
+else). On the 2-core VM this was written on, steal came in bursts: with nothing else running,
+four traced runs of load (a) in a row gave p99 52, 67, 1,676 and 1,748 ms, and in the slow ones
+the publisher's own ``group_send`` call (p99 0.7-1.1 s) and the server's event loop stalled at
+the same moments, about 9 % of the CPU time being stolen over a run.
 
 Where the time goes (``trace``; medians / p99 in ms, load (a) on a machine with 50-65 % CPU
 contention from other work, 100 frames per message):
@@ -188,6 +193,16 @@ def _cpu_waiting_us() -> int | None:
     return int(line.rsplit("total=", 1)[1])
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks so far across all CPUs (Linux ``/proc/stat``): steal is the
+    time a virtual machine's CPUs were runnable but the hypervisor ran someone else."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -284,6 +299,7 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
         sampler = asyncio.create_task(lag_sampler())
         server_cpu, own_cpu = _cpu_s(pid), time.process_time()
         waiting, load_started = _cpu_waiting_us(), time.time()
+        ticks = _cpu_ticks()
         published: dict[tuple[int, int], float] = {}  # (chart, seq) -> publish time
         sent_at: dict[tuple[int, int], float] = {}  # (chart, seq) -> group_send returned
         seq = 0
@@ -316,6 +332,9 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
         server_cpu, own_cpu = _cpu_s(pid) - server_cpu, time.process_time() - own_cpu
         if waiting is not None:  # share of the run during which something waited for a CPU
             waiting = (_cpu_waiting_us() - waiting) / 1e6 / (time.time() - load_started)
+        steal = None
+        if ticks is not None and (now := _cpu_ticks()) is not None and now[1] > ticks[1]:
+            steal = (now[0] - ticks[0]) / (now[1] - ticks[1])  # share of all CPU time
         sampler.cancel()
         for ws in sockets:
             await ws.close()
@@ -358,6 +377,8 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
         # are late by about this much when the bench process is the bottleneck.
         "client_loop_lag_p99": _percentile(lags, 99),
         "cpu_contention_pct": None if waiting is None else round(waiting * 100, 1),
+        # The hypervisor's share of this VM's CPU time during the load: stalls we cannot fix.
+        "cpu_steal_pct": None if steal is None else round(steal * 100, 1),
         "publish_call_p99": _percentile(
             [(sent_at[k] - published[k]) * 1000.0 for k in sent_at], 99),
     }
@@ -382,7 +403,7 @@ def _fanout_rows(env: dict, session_id: str) -> list[dict]:
                           ("server_cpu_us_per_delivery", "us CPU"),
                           ("bench_cpu_us_per_delivery", "us CPU"),
                           ("client_loop_lag_p99", "ms"), ("publish_call_p99", "ms"),
-                          ("cpu_contention_pct", "% of time")):
+                          ("cpu_contention_pct", "% of time"), ("cpu_steal_pct", "% of CPU")):
             base = plain[key]
             rows.append({
                 "name": f"({load}) {desc}: {key}",
