@@ -45,7 +45,13 @@ def main(argv: list[str]) -> int:
     here = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     if argv:
-        names = [n for n in names if n.removeprefix("bench_") in argv]
+        wanted = {a.removeprefix("bench_").removesuffix(".py") for a in argv}
+        unknown = wanted - {n.removeprefix("bench_") for n in names}
+        if unknown:
+            print(f"no benchmark module named {', '.join(sorted(unknown))}; there are: "
+                  + ", ".join(n.removeprefix("bench_") for n in names), file=sys.stderr)
+            return 2
+        names = [n for n in names if n.removeprefix("bench_") in wanted]
     rows, failures = [], []
     for name in names:
         started = time.perf_counter()

@@ -22,7 +22,7 @@ import numpy as np
 from django.db import connections, transaction
 from django.db.models import Max
 
-from markets.models import Candle
+from markets.models import Candle, Symbol
 from markets.series import Candles
 from markets.timeframes import timeframe_ms
 
@@ -195,7 +195,24 @@ def upsert_candles(
     if chunk_size is None:
         chunk_size = CHUNK[connection.vendor]
     with transaction.atomic(using=using):
+        _hold_symbol(connection, symbol_id)
         return writer(connection, symbol_id, timeframe, cols, chunk_size)
+
+
+def _hold_symbol(connection, symbol_id: int) -> None:
+    """The candle table's reference to its symbol, checked here once per call rather than by
+    the database once per row (``Candle.symbol`` has no database constraint; this function
+    is its only writer). PostgreSQL: the symbol row is key-share locked to the end of the
+    transaction, as the foreign-key trigger would lock it, so it cannot be deleted under the
+    upsert; SQLite: the transaction holds the database's write lock already."""
+    qn = connection.ops.quote_name
+    sql = f"SELECT 1 FROM {qn(Symbol._meta.db_table)} WHERE {qn(Symbol._meta.pk.column)} = %s"
+    if connection.vendor == "postgresql":
+        sql += " FOR KEY SHARE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [symbol_id])
+        if cursor.fetchone() is None:
+            raise InvalidCandles(f"nothing stored; there is no symbol with id {symbol_id}")
 
 
 def _table() -> tuple[str, dict[str, str]]:

@@ -150,9 +150,14 @@ class Candle(models.Model):
     """A closed candle. The forming bar never lands here; it lives on the wire."""
 
     # No index of its own: the unique (symbol, timeframe, open_time) index starts with it, and
-    # a second index would cost every candle written (the bulk upsert is the hot path).
+    # a second index would cost every candle written (the bulk upsert is the hot path). No
+    # database constraint either: the database would check the same symbol once per candle
+    # (525,600 times for a year of 1m); ``markets.candles.upsert_candles``, the only writer,
+    # checks it once per call and key-share locks the symbol row as the constraint would.
+    # Deleting a symbol deletes its candles (Django's cascade).
     symbol = models.ForeignKey(
-        Symbol, on_delete=models.CASCADE, related_name="candles", db_index=False
+        Symbol, on_delete=models.CASCADE, related_name="candles", db_index=False,
+        db_constraint=False,
     )
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
     open_time = models.DateTimeField(help_text="UTC open time of the candle.")

@@ -121,6 +121,22 @@ def test_each_kind_of_bad_candle_is_refused(symbol, bad, reason):
     assert stored(symbol) == []
 
 
+def test_candles_of_an_unknown_symbol_are_refused_and_nothing_is_stored(symbol):
+    with pytest.raises(InvalidCandles, match=f"no symbol with id {symbol.id + 999}"):
+        upsert_candles(symbol.id + 999, "1m", [row(0), row(1)])
+    assert Candle.objects.count() == 0
+
+
+def test_deleting_a_symbol_deletes_its_candles(symbol, exchange):
+    from markets.models import Symbol
+
+    other = Symbol.objects.create(exchange=exchange, code="KRW-KEEP", base="KEEP", quote="KRW")
+    upsert_candles(symbol.id, "1m", [row(0), row(1)])
+    upsert_candles(other.id, "1m", [row(0)])
+    symbol.delete()
+    assert list(Candle.objects.values_list("symbol_id", flat=True)) == [other.id]
+
+
 def test_upsert_accepts_aggregator_bars_and_plain_tuples(symbol):
     bar = Bar("KRW-BTC", "1m", T0, 1.0, 2.0, 0.5, 1.5, 3.0, 4.5, 7)
     assert upsert_candles(symbol.id, "1m", [bar, (T0 + MIN, 1.0, 1.0, 1.0, 1.0, 0.0)]) == (2, 0)
