@@ -195,7 +195,8 @@ async def _drain(old, spec: StreamSpec, stats: StreamStats) -> AsyncIterator[Any
     try:
         while (left := deadline - time.monotonic()) > 0:
             try:
-                raw = await asyncio.wait_for(old.recv(), left)
+                async with asyncio.timeout(left):
+                    raw = await old.recv()
             except (TimeoutError, ConnectionClosed):
                 break
             try:
@@ -227,8 +228,11 @@ async def _read(conn, spec: StreamSpec, stats: StreamStats,
             left = max(0.0, next_text_ping - time.monotonic())
             timeout = left if timeout is None else min(timeout, left)
         try:
-            raw = await asyncio.wait_for(conn.recv(), timeout) if timeout is not None \
-                else await conn.recv()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the message does (CPython gh-86296), and a cancelled stream then
+            # reads on forever instead of stopping.
+            async with asyncio.timeout(timeout):
+                raw = await conn.recv()
         except TimeoutError:
             now = time.monotonic()
             if spec.text_ping is not None and now >= next_text_ping:

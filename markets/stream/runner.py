@@ -171,7 +171,8 @@ class StreamRunner:
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.reload_every_s)
+                    async with asyncio.timeout(self.reload_every_s):  # not wait_for: gh-86296
+                        await self._stop.wait()
                 if self._stop.is_set():
                     break
                 force = False

@@ -219,7 +219,7 @@ def redis_port(tmp_path):
         proc.wait(timeout=10)
 
 
-def _worker(port: int | None, shared: bool, results, start_at: float) -> None:
+def _worker(port: int | None, shared: bool, results, ready, go, start_at) -> None:
     groups = {"g": RateGroup(CAPACITY, WINDOW_S)}
     if shared:
         import redis
@@ -228,6 +228,9 @@ def _worker(port: int | None, shared: bool, results, start_at: float) -> None:
     else:
         limiter = InProcessRateLimiter("testvenue", groups)
     grants = []
+    ready.put(True)
+    go.wait(60)  # both interpreters are up, however slowly a busy machine spawned them
+    start_at = start_at.value
     time.sleep(max(0.0, start_at - time.time()))
     weight = 1
     while time.time() < start_at + RUN_S:
@@ -239,12 +242,16 @@ def _worker(port: int | None, shared: bool, results, start_at: float) -> None:
 
 def _run_two(port: int | None, shared: bool) -> list[list[tuple[float, int]]]:
     ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    start_at = time.time() + 3.0  # time for both spawned interpreters to start
-    procs = [ctx.Process(target=_worker, args=(port, shared, results, start_at))
+    results, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    start_at = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_worker, args=(port, shared, results, ready, go, start_at))
              for _ in range(2)]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get(timeout=60)
+    start_at.value = time.time() + 0.2  # one start for both, after both are ready
+    go.set()
     out = [results.get(timeout=30) for _ in procs]
     for p in procs:
         p.join(timeout=10)
