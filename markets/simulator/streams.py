@@ -48,7 +48,8 @@ class Connection:
         while not self.ws.closed:
             timeout = None if next_tick is None else max(0.0, next_tick - loop.time())
             try:
-                payload, text = await asyncio.wait_for(self.queue.get(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: CPython gh-86296
+                    payload, text = await self.queue.get()
             except TimeoutError:
                 if periodic is not None:
                     periodic()
