@@ -23,8 +23,7 @@ import argparse
 import resource
 import time
 
-import numpy as np
-
+from bench.bench_backtest import synthetic_year
 from strategies import backtest, registry
 from strategies.base import Candles
 from strategies.optimizer import Job, Space, default_workers, optimize
@@ -38,15 +37,6 @@ GRID = {
 }
 
 
-def synthetic(n: int = BARS, seed: int = 42) -> Candles:
-    rng = np.random.default_rng(seed)
-    close = 30_000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, n)))
-    open_ = np.concatenate(([30_000.0], close[:-1]))
-    high = np.maximum(open_, close) * (1.0 + rng.uniform(0.0, 0.0006, n))
-    low = np.minimum(open_, close) * (1.0 - rng.uniform(0.0, 0.0006, n))
-    start = 1_672_531_200_000  # 2023-01-01 00:00 UTC
-    times = start + np.arange(n, dtype=np.int64) * 60_000
-    return Candles.from_arrays(times, open_, high, low, close, rng.uniform(1, 10, n))
 
 
 def job(candles: Candles) -> Job:
@@ -56,7 +46,7 @@ def job(candles: Candles) -> Job:
 
 
 def run(bars: int = BARS, workers: int | None = None) -> list[dict]:
-    candles = synthetic(bars)
+    candles = synthetic_year(bars)  # the same seeded walk as the backtest bench
     the_job = job(candles)
     workers = workers or default_workers()
     # Compile the numba kernels first so neither side pays for it.
