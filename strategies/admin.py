@@ -49,6 +49,18 @@ def _score(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+class ScoreColumns:
+    """The in-sample and out-of-sample score columns optimizer runs and versions share."""
+
+    @admin.display(description="in-sample")
+    def in_sample(self, obj):
+        return _score(obj.in_sample_score)
+
+    @admin.display(description="out-of-sample")
+    def out_of_sample(self, obj):
+        return _score(obj.out_of_sample_score)
+
+
 class OptimizationTrialInline(admin.TabularInline):
     model = OptimizationTrial
     fields = ["window", "number", "params", "score", "feasible", "reason"]
@@ -60,7 +72,7 @@ class OptimizationTrialInline(admin.TabularInline):
 
 
 @admin.register(OptimizationRun)
-class OptimizationRunAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OptimizationRunAdmin(ScoreColumns, OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     owner_path = "config__owner"
     list_display = [
         "created_at", "config", "kind", "method", "objective", "status", "progress_pct",
@@ -75,14 +87,6 @@ class OptimizationRunAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     @admin.display(description="progress")
     def progress_pct(self, obj):
         return f"{obj.progress * 100:.0f}%"
-
-    @admin.display(description="in-sample")
-    def in_sample(self, obj):
-        return _score(obj.in_sample_score)
-
-    @admin.display(description="out-of-sample")
-    def out_of_sample(self, obj):
-        return _score(obj.out_of_sample_score)
 
     @admin.display(description="current params out-of-sample")
     def current_out_of_sample(self, obj):
@@ -100,7 +104,7 @@ class OptimizationRunAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
 
 @admin.register(ParamVersion)
-class ParamVersionAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ParamVersionAdmin(ScoreColumns, OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     owner_path = "config__owner"
     list_display = [
         "config", "number", "source", "created_at", "applied_by", "run", "in_sample",
@@ -110,14 +114,6 @@ class ParamVersionAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["config", "applied_by", "run"]
     search_fields = ["config__name"]
     actions = ["restore"]
-
-    @admin.display(description="in-sample")
-    def in_sample(self, obj):
-        return _score(obj.in_sample_score)
-
-    @admin.display(description="out-of-sample")
-    def out_of_sample(self, obj):
-        return _score(obj.out_of_sample_score)
 
     @admin.action(description="Roll back: restore these exact parameters as a new version")
     def restore(self, request, queryset):
