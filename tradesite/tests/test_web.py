@@ -1,5 +1,7 @@
 """The web process as the Procfile starts it (``python -m tradesite.web``): WebSockets go
-through Channels' origin check and session auth, and frames are never compressed per client."""
+through Channels' origin check and session auth, and frames are never compressed per client;
+and the chart writer on uvicorn's real backpressure: a client that stops reading holds up no
+one else."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ import json
 
 import aiohttp
 import pytest
+import uvicorn
 from django.test import Client
 
+from tradesite.consumers import Outbox, frame
+from tradesite.devservices import free_port
 from tradesite.tests.test_browser_chart import web  # noqa: F401 - the fixture
-from tradesite.web import freeze_startup_heap
-
-pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+from tradesite.web import freeze_startup_heap, options
 
 
 async def first_frames(url: str, headers: dict, n: int) -> tuple[int, list]:
@@ -25,6 +28,8 @@ async def first_frames(url: str, headers: dict, n: int) -> tuple[int, list]:
         return ws.compress, [await ws.receive(timeout=10) for _ in range(n)]
 
 
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
 def test_a_browser_offering_deflate_gets_plain_frames_and_session_auth_works(
     web, symbol, make_trader  # noqa: F811 - the imported fixture
 ):
@@ -56,3 +61,47 @@ def test_freezing_the_startup_heap_leaves_it_out_of_later_collections():
         assert len(gc.get_objects()) < frozen  # a full collection now walks far fewer objects
     finally:
         gc.unfreeze()
+
+
+async def test_a_client_that_stops_reading_holds_up_no_one_on_uvicorn():
+    """Frames of 256 kB overflow the stalled client's socket buffers, so uvicorn's ``send``
+    for it waits (its transport paused writing); the other client still gets every frame at
+    once, and the stalled one gets all of its own, in order, when it reads again."""
+    outboxes: dict[str, Outbox] = {}
+
+    async def app(scope, receive, send):
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        outboxes[scope["path"]] = box = Outbox(send)
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        box.close()
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, **{**options("127.0.0.1", port),
+                                                   "loop": "none", "log_level": "warning"}))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as http:
+            stalled = await http.ws_connect(f"ws://127.0.0.1:{port}/stalled", max_msg_size=0)
+            reader = await http.ws_connect(f"ws://127.0.0.1:{port}/reader", max_msg_size=0)
+            while len(outboxes) < 2:
+                await asyncio.sleep(0.01)
+            n, big = 40, "x" * 256_000
+            for i in range(n):
+                for box in outboxes.values():
+                    box.put(frame(f"{i}:{big}"))
+            got = [(await reader.receive(timeout=10)).data.split(":")[0] for _ in range(n)]
+            assert got == [str(i) for i in range(n)]
+            assert outboxes["/stalled"].blocked is not None  # its send waits on the network
+            assert outboxes["/stalled"].sent < n
+            got = [(await stalled.receive(timeout=10)).data.split(":")[0] for _ in range(n)]
+            assert got == [str(i) for i in range(n)]
+            assert outboxes["/stalled"].sent == n and outboxes["/stalled"].blocked is None
+            await stalled.close()
+            await reader.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 15)
