@@ -5,9 +5,10 @@ the browser tests and ``bench_charts`` run the same server with the same options
 
 - **uvicorn** on **uvloop** with **httptools**, WebSockets by ``websockets``' sans-I/O protocol
   (``websockets-sansio``: a frame is encoded and written to the transport in the ``send`` call
-  itself). Measured in ``bench_charts`` against daphne (Twisted + Autobahn) on the same machine:
-  about a third of daphne's server CPU per delivered chart frame (30-40 us instead of 70-160) and
-  a p99 of 5-8 ms instead of 16-250 ms (see ``docs/architecture.md``).
+  itself). Measured in ``bench_charts`` against daphne (Twisted + Autobahn), same run, same
+  machine: a third to a half of daphne's server CPU per delivered chart frame (30-90 us against
+  70-160), and for 1,000 clients on 50 charts a p99 of 5-20 ms against 130-250 ms (see
+  ``docs/architecture.md``).
 - **No per-message deflate.** Browsers always offer it and uvicorn accepts it by default, which
   would compress every chart frame once per client (zlib state is per connection): the hub's
   frames are a few hundred bytes, encoded once for all clients, and cheap to send as they are.
