@@ -231,12 +231,19 @@ def _server(app: str, env: dict, server: str = "web"):
     from tradesite.devservices import free_port, wait_for_port
 
     port = free_port()
+    # The server's output goes to a file: a pipe nobody reads fills up (64 kB) and then blocks
+    # the server's event loop in its next log write (seen: daphne hung after a mass disconnect).
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        SERVERS[server](port, app), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        SERVERS[server](port, app), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port(port, timeout=60, proc=proc)
+        try:
+            wait_for_port(port, timeout=60, proc=proc)
+        except RuntimeError:
+            log.seek(0)
+            print(log.read()[-3000:].decode(errors="replace"), file=sys.stderr)
+            raise
         yield port, proc.pid
     finally:
         proc.terminate()
@@ -245,6 +252,7 @@ def _server(app: str, env: dict, server: str = "web"):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        log.close()
 
 
 # -- one load -----------------------------------------------------------------------------------

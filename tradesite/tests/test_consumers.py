@@ -23,6 +23,7 @@ from tradesite.consumers import (
     Outbox,
     RedisLayerReader,
     Writer,
+    hub,
     start_eagerly,
 )
 from tradesite.routing import websocket_urlpatterns
@@ -198,6 +199,35 @@ async def test_a_quiet_socket_stays_open_past_the_redis_socket_timeout(symbol, t
     await publish(wire.bars_group("sim", "KRW-BTC", "1m"), bar(T0, 105.0, closed=False))
     assert (await next_json(comm, timeout=5))["c"] == 105.0
     await comm.disconnect()
+
+
+async def test_a_disconnect_that_redis_refuses_still_releases_the_client(
+    symbol, trader, redis_url, monkeypatch, caplog
+):
+    """A thousand clients leaving at once ran channels_redis' pool out of connections: the
+    membership is left to expire, and the outbox and the hub's membership are still released
+    (the hub leaves the market group with its last client)."""
+    import redis.exceptions
+
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    the_hub = hub()
+    for _ in range(100):  # "hello" goes out before the consumer has joined its groups
+        if the_hub.members.get(group):
+            break
+        await asyncio.sleep(0.02)
+    (outbox,) = the_hub.members[group]
+    await publish(group, bar(T0, 101.0, closed=False))
+    assert (await next_json(comm))["c"] == 101.0
+    layer = get_channel_layer()
+
+    async def refused(group, channel):
+        raise redis.exceptions.MaxConnectionsError("Too many connections")
+
+    monkeypatch.setattr(layer, "group_discard", refused)
+    await comm.disconnect()
+    assert outbox.closed and group not in the_hub.members and the_hub.channel is None
+    assert "could not leave user." in caplog.text and "could not leave bars." in caplog.text
 
 
 async def test_markets_socket_forwards_tickers(symbol, trader, redis_url):
