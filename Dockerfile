@@ -19,4 +19,4 @@ RUN SECRET_KEY=build FIELD_ENCRYPTION_KEY=$(/app/.venv/bin/python -c "from crypt
 USER tradesite
 ENV PATH=/app/.venv/bin:$PATH
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "tradesite.asgi:application"]
+CMD ["python", "-m", "tradesite.web", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,5 +1,5 @@
-"""Live chart benchmarks: publish -> browser latency through a real daphne and Redis, and the
-candles API.
+"""Live chart benchmarks: publish -> browser latency through the real web server
+(``python -m tradesite.web``: uvicorn) and Redis, and the candles API.
 
 ``run()`` returns rows ``{name, value, unit, baseline, baseline_value, ratio}`` (ratio = value /
 baseline_value; lower is better for times). ``python bench/bench_charts.py`` prints them;
@@ -20,9 +20,10 @@ bar before delivery.
 Servers: ``tradesite.asgi`` (the chart consumer behind the per-process hub) against the
 baseline, a plain channels_redis group fan-out (every client's channel joins the group; the
 consumer sends each message as it comes), measured in the same run on the same machine; both
-in one daphne process.
+in one process of the production web server (``tradesite.web``). A third pair of loads runs the
+same hub on daphne, the server tradesite used before: the rows "server uvicorn vs daphne".
 
-What the figures include. The bench process (publisher + all clients), daphne and Redis share
+What the figures include. The bench process (publisher + all clients), the server and Redis share
 the machine's two cores, so the figures include the clients' own CPU (``bench_cpu_us_per_
 delivery``) and whatever else runs. Rows that say how far to trust a run: ``client_loop_lag_
 p99`` (how late the bench's own loop ran a 5 ms timer: the clients' receive times are late by
@@ -35,21 +36,27 @@ four traced runs of load (a) in a row gave p99 52, 67, 1,676 and 1,748 ms, and i
 the publisher's own ``group_send`` call (p99 0.7-1.1 s) and the server's event loop stalled at
 the same moments, about 9 % of the CPU time being stolen over a run.
 
-Where the time goes (``trace``; medians / p99 in ms, load (a) on a machine with 50-65 % CPU
-contention from other work, 100 frames per message):
-  publish: the ``group_send`` call (four Redis round trips from the publisher) 2-4 / 8-22;
-  publish -> the hub has the message                          2-3 / 9-18;
-  hub: decode, one JSON encoding, fill 100 outboxes           0.3 / 0.5-1;
-  outboxes filled -> the last client's ASGI ``send`` returned  14-25 / 28-50;
-  the last ``send`` -> the last client has it                   3-7 / 8-17 (the odd 240);
-  server GC pauses during the 10 s                              12 pauses, 8-13 ms in all.
-Garbage collection: young-generation pauses are small (load b: 50-90 in 10 s, 0.1-0.25 s in
-all, none over 25 ms), but a full collection with 1,000 clients connected took 0.3-1.1 s here
-(225-300k tracked objects, freeing almost nothing: far slower per object than on an idle
-machine, so contention is part of it). Two or three happen while the clients connect; in one
-traced run of four the last fell inside the load and made its p99 1.4 s. ``gc.freeze()`` after
-start-up did not help (a full collection then fell inside the load), so the server runs with
-the default GC; the trace prints every full collection with whether it fell in the load.
+Where the time goes (``trace``; medians / p99 in ms, load (a), 100 frames per message, a quiet
+machine: 0.6 % contention, no steal). On daphne (Twisted + Autobahn) the fan-out was the big
+stage: outboxes filled -> the last client's ``send`` returned 14-25 / 28-50, ~100 us of server
+CPU per frame. On uvicorn (uvloop, httptools, ``websockets`` sans-I/O; ``tradesite.web``):
+  publish: the ``group_send`` call (four Redis round trips from the publisher) 1.8 / 9.9;
+  publish -> the hub has the message (BZPOPMIN returned)      1.7 / 6.1;
+  hub: decode, one JSON encoding, fill 100 outboxes           0.3 / 0.4;
+  outboxes filled -> the last client's ASGI ``send`` returned  2.7 / 5.6;
+  the last ``send`` -> the last client has it                  0.7 / 3.4;
+  end to end                                                  4.4 / 10.8.
+The bench's own process costs more CPU per delivery (90-150 us: aiohttp frames, a JSON parse)
+than the server (30-40 us), so on two cores its loop lag (``client_loop_lag_p99``) is part of
+every figure; it stayed at 1-6 ms.
+Garbage collection: young-generation pauses are small (load b: ~70 in 10 s, ~25 ms in all, none
+over 2.5 ms). A full collection walks every tracked object: the start-up heap (~155k objects,
+110 ms alone) plus ~180 per connected client (the middleware and consumer coroutines, tasks,
+futures). ``tradesite.web`` freezes the start-up heap, so with 1,000 clients one takes
+~100-150 ms here instead of 0.3-1.1 s on daphne. Full collections run when the heap has grown
+by a quarter, i.e. while clients connect: the bench's 1,000 clients connect just before the
+load, so the last one often lands in it (load b's p99 is then ~140-220 ms; (a)'s heap is a
+tenth of that). The trace prints every full collection with whether it fell in the load.
 
 Goals (issue 6): (a) p99 < 50 ms, nothing lost; (b) p99 < 250 ms, no closed bar lost;
 ``/api/candles`` for 5,000 candles within 100 ms on SQLite.
@@ -64,6 +71,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -130,7 +138,7 @@ def _baseline_application():
 
 
 def __getattr__(name: str):
-    # daphne imports ``bench.bench_charts:baseline_application``; build it only then.
+    # The server imports ``bench.bench_charts:baseline_application``; build it only then.
     if name == "baseline_application":
         return _baseline_application()
     raise AttributeError(name)
@@ -142,7 +150,7 @@ def __getattr__(name: str):
 @contextlib.contextmanager
 def _environment():
     """A Redis (private unless REDIS_URL is set) and a migrated throwaway SQLite database with
-    a user, a session and 50 symbols; yields ``(env for daphne, session id)``."""
+    a user, a session and 50 symbols; yields ``(env for the server, session id)``."""
     from django.conf import settings
 
     if settings.configured:
@@ -209,17 +217,33 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: How each server is started. ``web`` is the production one (``python -m tradesite.web``:
+#: uvicorn, see there); ``daphne`` the server tradesite ran before, for the same-run comparison.
+SERVERS = {
+    "web": lambda port, app: [sys.executable, "-m", "tradesite.web", "--port", str(port), app],
+    "daphne": lambda port, app: [sys.executable, "-m", "daphne", "-b", "127.0.0.1",
+                                 "-p", str(port), app],
+}
+
+
 @contextlib.contextmanager
-def _daphne(app: str, env: dict):
+def _server(app: str, env: dict, server: str = "web"):
     from tradesite.devservices import free_port, wait_for_port
 
     port = free_port()
+    # The server's output goes to a file: a pipe nobody reads fills up (64 kB) and then blocks
+    # the server's event loop in its next log write (seen: daphne hung after a mass disconnect).
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        SERVERS[server](port, app), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port(port, timeout=60, proc=proc)
+        try:
+            wait_for_port(port, timeout=60, proc=proc)
+        except RuntimeError:
+            log.seek(0)
+            print(log.read()[-3000:].decode(errors="replace"), file=sys.stderr)
+            raise
         yield port, proc.pid
     finally:
         proc.terminate()
@@ -228,6 +252,7 @@ def _daphne(app: str, env: dict):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        log.close()
 
 
 # -- one load -----------------------------------------------------------------------------------
@@ -386,17 +411,18 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
 
 def _fanout_rows(env: dict, session_id: str) -> list[dict]:
     results = {}
-    for label, app in (("hub", "tradesite.asgi:application"),
-                       ("plain", "bench.bench_charts:baseline_application")):
+    for label, app, server in (("hub", "tradesite.asgi:application", "web"),
+                               ("plain", "bench.bench_charts:baseline_application", "web"),
+                               ("hub-daphne", "tradesite.asgi:application", "daphne")):
         for load, clients, charts in (("a", 100, 1), ("b", 1000, 50)):
-            with _daphne(app, env) as (port, pid):
+            with _server(app, env, server) as (port, pid):
                 results[(label, load)] = asyncio.run(
                     _load(port, pid, session_id, clients, charts))
             print(f"  {label} load {load}: {results[(label, load)]}", file=sys.stderr)
     rows = []
     for load, desc in (("a", "100 clients, 1 chart, 4 upd/s"),
                        ("b", "1000 clients, 50 charts, 4 upd/s each")):
-        hub, plain = results[("hub", load)], results[("plain", load)]
+        hub, plain, daphne = (results[(label, load)] for label in ("hub", "plain", "hub-daphne"))
         for key, unit in (("p50", "ms"), ("p99", "ms"), ("lost", "messages"),
                           ("lost_closed", "closed bars"), ("superseded", "messages"),
                           ("deliveries_per_s", "msg/s"),
@@ -412,6 +438,18 @@ def _fanout_rows(env: dict, session_id: str) -> list[dict]:
                 "baseline": "plain channels_redis group fan-out",
                 "baseline_value": base,
                 "ratio": (hub[key] / base) if base and hub[key] is not None else None,
+            })
+        for key, unit in (("p50", "ms"), ("p99", "ms"), ("lost_closed", "closed bars"),
+                          ("server_cpu_us_per_delivery", "us CPU"),
+                          ("cpu_steal_pct", "% of CPU")):
+            rows.append({
+                "name": f"({load}) {desc}: {key}, server uvicorn vs daphne",
+                "value": hub[key],
+                "unit": unit,
+                "baseline": "the same hub on daphne",
+                "baseline_value": daphne[key],
+                "ratio": (hub[key] / daphne[key]) if daphne[key] and hub[key] is not None
+                else None,
             })
     return rows
 
@@ -526,14 +564,18 @@ def trace(loads: str = "a") -> None:
                 continue
             with tempfile.NamedTemporaryFile(suffix=".json") as out:
                 raw: dict = {}
-                with _daphne("bench.chart_trace:application",
+                with _server("bench.chart_trace:application",
                              {**env, "BENCH_CHARTS_TRACE": out.name,
                               "BENCH_CHARTS_PROFILE": os.environ.get("BENCH_CHARTS_PROFILE", ""),
-                              "BENCH_CHARTS_GC_FREEZE": os.environ.get("BENCH_CHARTS_GC_FREEZE",
-                                                                       ""),
-                              "BENCH_CHARTS_HEAP": os.environ.get("BENCH_CHARTS_HEAP", "")}
-                             ) as (port, pid):
+                              "BENCH_CHARTS_HEAP": os.environ.get("BENCH_CHARTS_HEAP", "")},
+                             os.environ.get("BENCH_CHARTS_SERVER", "web")) as (port, pid):
                     result = asyncio.run(_load(port, pid, session_id, clients, charts, raw))
+                    # uvicorn ends on SIGTERM by re-raising it (no atexit): ask for the file.
+                    os.kill(pid, signal.SIGUSR1)
+                    deadline = time.monotonic() + 30
+                    while not Path(out.name).stat().st_size and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    time.sleep(0.5)  # let the server finish writing it
                 data = json.loads(Path(out.name).read_text())
             print(f"load {load}: {result}")
             for name, value in _stages(raw, data).items():

@@ -1,22 +1,25 @@
-"""Where the chart fan-out's time goes: a traced daphne application for ``bench_charts``.
+"""Where the chart fan-out's time goes: a traced ASGI application for ``bench_charts``.
 
-Only the bench imports this (``BENCH_CHARTS_TRACE=<file>`` in daphne's environment, app
+Only the bench imports this (``BENCH_CHARTS_TRACE=<file>`` in the server's environment, app
 ``bench.chart_trace:application``); nothing in ``tradesite`` knows about it, so the hot path
 carries no tracing. It wraps, from the outside:
 
 - the channel layer's ``receive_single`` or the hub's batched reader (the moment a bar
   message leaves Redis),
 - ``Hub.dispatch`` (the moment the hub gets it, and when it has filled every outbox),
-- each client's outbox ``send`` (the moment daphne accepted the frame: ASGI ``send`` returned),
+- each client's outbox ``send`` (the moment the server accepted the frame: ASGI ``send``
+  returned),
 
 keyed by ``(symbol, v)``: the bench's bars carry their sequence number in ``v``. It also samples
 the event loop's lag (how late a 5 ms timer fires) and times garbage-collector pauses. Times are
 ``time.time()`` (one machine: the same clock as the bench's publisher and clients).
-``BENCH_CHARTS_PROFILE=<file>`` also writes a cProfile of the server, and
-``BENCH_CHARTS_GC_FREEZE=1`` calls ``gc.freeze()`` when the first client connects (an
-experiment: it made full collections land inside the load); ``BENCH_CHARTS_HEAP=1`` counts the
-tracked objects by type after each full collection (slow: only to see what the heap holds).
-The file is written at exit (daphne stops on SIGTERM and runs ``atexit``) and on ``SIGUSR1``.
+``BENCH_CHARTS_PROFILE=<file>`` also writes a cProfile of the server; ``BENCH_CHARTS_HEAP=1``
+counts the tracked objects by type after each full collection (slow: only to see what the heap
+holds). ``tradesite.web`` loads this module as the app and then freezes the start-up heap as
+it does in production, so the collections seen here are the production server's.
+The file is written on ``SIGUSR1`` (the bench sends it after the load) and at a normal exit
+(daphne runs ``atexit`` on SIGTERM; uvicorn re-raises the SIGTERM once stopped, so no
+``atexit`` there).
 """
 
 from __future__ import annotations
@@ -186,8 +189,6 @@ signal.signal(signal.SIGUSR1, _dump)
 async def application(scope, receive, send):
     if not _sampler:
         _sampler.append(asyncio.get_running_loop().create_task(_lag_sampler()))
-        if os.environ.get("BENCH_CHARTS_GC_FREEZE"):
-            gc.freeze()
         if PROFILE:
             import cProfile
 

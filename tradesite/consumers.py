@@ -10,8 +10,9 @@ the Redis layer the hub pops its channel a batch per round trip (:class:`LayerRe
 Delivery. An outbox holds the messages that must all arrive, in order (closed bars, private
 events), and at most one forming bar (or ticker) per key. A newer forming bar replaces a pending
 one, and a closed bar drops a pending forming bar of the same or an older open time: a client
-whose writer falls behind gets the latest state, never a backlog of stale ticks. The writer is
-one task per client.
+that falls behind gets the latest state, never a backlog of stale ticks. One :class:`Writer`
+task per event loop sends every outbox's messages, inline while sends complete at once; a client
+whose send waits on the network gets a task of its own until it has caught up.
 
 Private events (``user.<id>``: signals, orders, fills, positions) go to the consumer's own
 channel and are filtered to the chart's symbol; a user's group holds only that user's sockets.
@@ -24,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import logging
 import time
+import types
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -88,6 +91,8 @@ class Outbox:
         self._closed: dict[str, int] = {}  # key -> newest closed open time
         self.scheduled = False
         self.closed = False
+        #: The task finishing a send that had to wait for the network (see :class:`Writer`).
+        self.blocked: asyncio.Task | None = None
         self.sent = 0
         self.superseded = 0
 
@@ -136,6 +141,8 @@ class Outbox:
         self.closed = True
         self._ordered.clear()
         self._latest.clear()
+        if self.blocked is not None:  # a send waiting on a client that is gone
+            self.blocked.cancel()
 
 
 class Writer:
@@ -144,8 +151,14 @@ class Writer:
 
     The yields keep the hub reading the channel layer while clients are written, so under
     overload the backlog stays in the outboxes, where forming bars coalesce, and not in Redis,
-    where a channel over capacity drops messages (closed bars included). ASGI sends do not wait
-    for the network (daphne buffers), so one writer does not stall on a slow client.
+    where a channel over capacity drops messages (closed bars included).
+
+    A send normally finishes without suspending (the server frames the message and hands it to
+    the transport at once), and the writer runs it inline (:func:`start_eagerly`): no task per
+    frame. A send that suspends waits on the network: uvicorn's waits while the client's
+    socket buffer is over its high-water mark. That send finishes in a task of its own and its
+    outbox is left out of the rounds until it has (its forming bars coalesce meanwhile); the
+    other clients are not held up by one slow reader.
     """
 
     BATCH = 32
@@ -177,21 +190,77 @@ class Writer:
                 if item is None:
                     outbox.scheduled = False
                     continue
+                sent += 1
                 try:
-                    await outbox._send(item)
-                    outbox.sent += 1
+                    blocked = start_eagerly(outbox._send(item))
                 except Exception:  # the socket went away; its consumer's disconnect cleans up
                     log.debug("chart: send failed; dropping the client's queue", exc_info=True)
                     outbox.close()
-                if outbox.pending() and not outbox.closed:
-                    self._ready.append(outbox)
+                    blocked = None
+                if blocked is not None:  # stays scheduled: puts do not queue it again
+                    outbox.blocked = blocked
+                    blocked.add_done_callback(functools.partial(self._unblocked, outbox))
                 else:
-                    outbox.scheduled = False
-                sent += 1
+                    if not outbox.closed:
+                        outbox.sent += 1
+                    if outbox.pending() and not outbox.closed:
+                        self._ready.append(outbox)
+                    else:
+                        outbox.scheduled = False
                 if sent % self.BATCH == 0:
                     await asyncio.sleep(0)
         finally:
             self._task = None  # idle: the next schedule() starts a new task
+
+    def _unblocked(self, outbox: Outbox, task: asyncio.Task) -> None:
+        """A send that had to wait finished: count it and put the outbox back in the rounds."""
+        outbox.blocked = None
+        if task.cancelled() or task.exception() is not None:
+            log.debug("chart: send failed; dropping the client's queue",
+                      exc_info=None if task.cancelled() else task.exception())
+            outbox.close()
+        elif not outbox.closed:
+            outbox.sent += 1
+        if outbox.pending() and not outbox.closed:
+            self.schedule(outbox)
+        else:
+            outbox.scheduled = False
+
+
+def start_eagerly(coro: Coroutine) -> asyncio.Task | None:
+    """Run ``coro`` at once up to its first suspension, as Python 3.12's eager tasks do.
+
+    Returns None when it finished without suspending (its exception, if any, is raised here),
+    else a task that runs the rest of it. The task is handed exactly what ``coro`` yielded
+    (the future it waits on), so it waits for the same thing ``await coro`` would have.
+    """
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(_resume(coro, waiting_on))
+
+
+@types.coroutine
+def _resume(coro: Coroutine, waiting_on):
+    """The rest of a coroutine that :func:`start_eagerly` began: ``yield from`` for one whose
+    first step has already run (results, exceptions and cancellation are passed through)."""
+    while True:
+        try:
+            yield waiting_on
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # a cancellation or an error thrown in by the task
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_on = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
 
 
 # -- reading the channel layer ---------------------------------------------------------------------
@@ -299,7 +368,7 @@ class Hub:
             members.discard(outbox)
             if not members:
                 del self.members[group]
-                await self.layer.group_discard(group, self.channel)
+                await _leave(self.layer, group, self.channel)
             if not self.members:  # the last client left: stop reading until the next one
                 for task in self._tasks:
                     task.cancel()
@@ -368,6 +437,18 @@ class Hub:
                 outbox.put_latest(key, int(message["ts"]), item)
         else:
             log.debug("chart hub: ignored message type %r", kind)
+
+
+async def _leave(layer, group: str, channel: str) -> None:
+    """``group_discard`` that cannot stop a disconnect half-way: when Redis refuses (a thousand
+    clients leaving at once ran channels_redis' pool out of connections) the membership is
+    left to expire (``group_expiry``) and the client's outbox and hub membership are still
+    released."""
+    try:
+        await layer.group_discard(group, channel)
+    except Exception as exc:  # any layer error: the membership expires
+        log.warning("chart: could not leave %s (%s: %s); it expires on its own", group,
+                    type(exc).__name__, exc)
 
 
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -466,7 +547,7 @@ class ChartConsumer(_HubConsumer):
 
     async def disconnect(self, code) -> None:
         if self.user_group is not None:
-            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+            await _leave(self.channel_layer, self.user_group, self.channel_name)
         await super().disconnect(code)
 
     async def private_event(self, event: dict) -> None:

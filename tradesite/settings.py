@@ -183,6 +183,8 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # The web server (tradesite.web): no line per WebSocket opened or closed.
+        "uvicorn.error": {"level": "WARNING"},
     },
 }
 

@@ -1,4 +1,4 @@
-"""The backtest pages in headless Chromium against a real daphne (see
+"""The backtest pages in headless Chromium against the real web server (see
 ``tradesite/tests/test_browser_chart.py``): submit the form, follow the progress, see the
 results with the chart, its trade markers, the stats and the monthly returns."""
 
@@ -10,7 +10,7 @@ from markets.candles import upsert_candles
 from strategies import tasks
 from strategies.models import BacktestRun
 from strategies.tests.conftest import random_walk
-from tradesite.tests.test_browser_chart import daphne, log_in, trader  # noqa: F401 - fixtures
+from tradesite.tests.test_browser_chart import log_in, trader, web  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -18,7 +18,7 @@ HOUR = 3_600_000
 
 
 def test_a_backtest_submitted_in_the_browser_shows_progress_then_its_results(
-    daphne, page, screenshot, symbol, trader  # noqa: F811 - the imported fixtures
+    web, page, screenshot, symbol, trader  # noqa: F811 - the imported fixtures
 ):
     candles = random_walk(1500, seed=5, step_ms=HOUR, vol=0.01)  # from 2023-11-14
     upsert_candles(symbol.pk, "1h", zip(
@@ -26,7 +26,7 @@ def test_a_backtest_submitted_in_the_browser_shows_progress_then_its_results(
         candles.low.tolist(), candles.close.tolist(), candles.volume.tolist(),
     ))
     page.set_viewport_size({"width": 1280, "height": 900})
-    log_in(page, daphne, "/strategies/backtests/")
+    log_in(page, web, "/strategies/backtests/")
 
     # A bad parameter first: the message sits on the field and nothing is created.
     page.select_option("#id_strategy", "ma_cross")
@@ -44,7 +44,7 @@ def test_a_backtest_submitted_in_the_browser_shows_progress_then_its_results(
 
     page.fill("#id_params", '{"short": 5, "mid": 12, "long": 30}')
     page.click("#run-backtest")
-    page.wait_for_url(daphne.url + "/strategies/backtests/*/")
+    page.wait_for_url(web.url + "/strategies/backtests/*/")
     run = BacktestRun.objects.get()
     assert run.owner == trader and run.status == BacktestRun.Status.PENDING
     page.wait_for_function("window.tradesiteBacktest && window.tradesiteBacktest.polls() >= 1")

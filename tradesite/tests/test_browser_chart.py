@@ -1,8 +1,9 @@
-"""The live chart and the markets overview in headless Chromium against a real daphne.
+"""The live chart and the markets overview in headless Chromium against the real web server.
 
-daphne runs in a subprocess on a free port against the test database (committed rows:
-``transaction=True``) and the test Redis, so the test can kill it and start it again on the same
-port, as a deploy or a crash would. Bars and events are published on the channel layer as the
+The server (``python -m tradesite.web``, as the Procfile runs it: uvicorn) runs in a subprocess
+on a free port against the test database (committed rows: ``transaction=True``) and the test
+Redis, so the test can kill it and start it again on the same port, as a deploy or a crash
+would. Bars and events are published on the channel layer as the
 stream and the trader do.
 """
 
@@ -50,14 +51,15 @@ def database_url() -> str:
     return f"postgresql://{auth}@{host}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
-class Daphne:
-    """daphne serving tradesite.asgi on 127.0.0.1:port; stop() and start() again at will."""
+class WebServer:
+    """``tradesite.web`` serving tradesite.asgi on 127.0.0.1:port; stop() and start() again at
+    will."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
-        self.log = open(ROOT / "test-artifacts" / f"daphne-{port}.log", "ab")  # noqa: SIM115
+        self.log = open(ROOT / "test-artifacts" / f"web-{port}.log", "ab")  # noqa: SIM115
 
     def start(self) -> None:
         env = {
@@ -67,22 +69,22 @@ class Daphne:
             "DJANGO_SETTINGS_MODULE": "tradesite.settings",
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "tradesite.asgi:application"],
+            [sys.executable, "-m", "tradesite.web", "--host", "127.0.0.1", "--port",
+             str(self.port)],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"daphne exited with {self.proc.returncode}; see {self.log.name}"
+                    f"the web server exited with {self.proc.returncode}; see {self.log.name}"
                 )
             try:
                 urllib.request.urlopen(self.url + "/admin/login/", timeout=1).read()
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("daphne did not answer within 30 s")
+        raise RuntimeError("the web server did not answer within 30 s")
 
     def kill(self) -> None:
         """A crash: SIGKILL, no goodbye to the clients."""
@@ -103,9 +105,9 @@ class Daphne:
 
 
 @pytest.fixture
-def daphne(redis_url, db):
+def web(redis_url, db):
     os.makedirs(ROOT / "test-artifacts", exist_ok=True)
-    server = Daphne(free_port())
+    server = WebServer(free_port())
     server.start()
     yield server
     server.stop()
@@ -148,13 +150,13 @@ def trader(make_trader):
     return user
 
 
-def log_in(page, daphne, path: str) -> None:
-    page.goto(daphne.url + path)
+def log_in(page, web, path: str) -> None:
+    page.goto(web.url + path)
     page.wait_for_selector("input[name=username]")
     page.fill("input[name=username]", "carol")
     page.fill("input[name=password]", PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_url(daphne.url + path + "*")
+    page.wait_for_url(web.url + path + "*")
 
 
 def chart_bars(page) -> list[dict]:
@@ -162,14 +164,14 @@ def chart_bars(page) -> list[dict]:
 
 
 def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
-    daphne, page, screenshot, symbol, trader, make_account
+    web, page, screenshot, symbol, trader, make_account
 ):
     now = int(time.time() * 1000)
     t0 = floor_ms(now, "1m") - 400 * MINUTE
     store(symbol, t0, 300)
     store(symbol, floor_ms(t0, "5m") - 100 * 5 * MINUTE, 100, tf="5m", step=5 * MINUTE)
     page.set_viewport_size({"width": 1280, "height": 800})
-    log_in(page, daphne, "/chart/sim/KRW-BTC/")
+    log_in(page, web, "/chart/sim/KRW-BTC/")
     page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
     assert page.locator("#chart canvas").count() > 0
     bars = chart_bars(page)
@@ -222,14 +224,14 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
 
     # The server crashes; the stream keeps storing closed candles meanwhile (and publishes
     # them to nobody). After the restart the chart reconnects and fetches them: no hole.
-    daphne.kill()
+    web.kill()
     page.wait_for_function("window.tradesiteChart.badge() === 'reconnecting'", timeout=10_000)
     screenshot("reconnecting")
     store(symbol, t0 + 300 * MINUTE, 4)
     publish(group, wire.bar_message(
         "sim", "KRW-BTC", "1m", {"t": t0 + 303 * MINUTE, "o": 1, "h": 1, "l": 1, "c": 1, "v": 1},
         closed=True))  # lost: nobody is subscribed
-    daphne.start()
+    web.start()
     page.wait_for_function(
         "window.tradesiteChart.badge() === 'live' && window.tradesiteChart.reconnects() >= 1"
         f" && window.tradesiteChart.bars().at(-1).t === {t0 + 303 * MINUTE}", timeout=20_000)
@@ -244,10 +246,10 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     screenshot("after-restart")
 
 
-def test_chart_is_usable_on_a_phone(daphne, page, screenshot, symbol, trader):
+def test_chart_is_usable_on_a_phone(web, page, screenshot, symbol, trader):
     store(symbol, floor_ms(int(time.time() * 1000), "1m") - 200 * MINUTE, 200)
     page.set_viewport_size({"width": 390, "height": 844})
-    log_in(page, daphne, "/chart/sim/KRW-BTC/")
+    log_in(page, web, "/chart/sim/KRW-BTC/")
     page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
@@ -257,12 +259,12 @@ def test_chart_is_usable_on_a_phone(daphne, page, screenshot, symbol, trader):
     screenshot("phone")
 
 
-def test_markets_overview_shows_prices_and_moves_with_tickers(daphne, page, screenshot, symbol,
+def test_markets_overview_shows_prices_and_moves_with_tickers(web, page, screenshot, symbol,
                                                               trader):
     now = floor_ms(int(time.time() * 1000), "1h")
     store(symbol, now - 30 * 3_600_000, 30, tf="1h", step=3_600_000)
     store(symbol, floor_ms(int(time.time() * 1000), "1m") - 5 * MINUTE, 5)
-    log_in(page, daphne, "/markets/")
+    log_in(page, web, "/markets/")
     page.wait_for_function("window.tradesiteMarkets && window.tradesiteMarkets.badge() === 'live'")
     row = page.locator("tr[data-key='sim:KRW-BTC']")
     assert row.locator(".last").inner_text() != "-"
@@ -274,16 +276,16 @@ def test_markets_overview_shows_prices_and_moves_with_tickers(daphne, page, scre
         "window.tradesiteMarkets.price('sim:KRW-BTC') === 123.25", timeout=1000)
     assert row.locator(".last").inner_text() == "123.25"
     row.locator("a").click()
-    page.wait_for_url(daphne.url + "/chart/sim/KRW-BTC/")
+    page.wait_for_url(web.url + "/chart/sim/KRW-BTC/")
     screenshot("linked-chart")
 
 
-def test_dragging_into_the_past_loads_older_candles_without_a_gap(daphne, page, screenshot,
+def test_dragging_into_the_past_loads_older_candles_without_a_gap(web, page, screenshot,
                                                                   symbol, trader):
     t0 = floor_ms(int(time.time() * 1000), "1m") - 1500 * MINUTE
     store(symbol, t0, 1500)
     page.set_viewport_size({"width": 1280, "height": 800})
-    log_in(page, daphne, "/chart/sim/KRW-BTC/")
+    log_in(page, web, "/chart/sim/KRW-BTC/")
     page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
     assert len(chart_bars(page)) == 1000
     box = page.locator("#chart").bounding_box()

@@ -22,6 +22,9 @@ from tradesite.consumers import (
     LayerReader,
     Outbox,
     RedisLayerReader,
+    Writer,
+    hub,
+    start_eagerly,
 )
 from tradesite.routing import websocket_urlpatterns
 
@@ -198,6 +201,35 @@ async def test_a_quiet_socket_stays_open_past_the_redis_socket_timeout(symbol, t
     await comm.disconnect()
 
 
+async def test_a_disconnect_that_redis_refuses_still_releases_the_client(
+    symbol, trader, redis_url, monkeypatch, caplog
+):
+    """A thousand clients leaving at once ran channels_redis' pool out of connections: the
+    membership is left to expire, and the outbox and the hub's membership are still released
+    (the hub leaves the market group with its last client)."""
+    import redis.exceptions
+
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    group = wire.bars_group("sim", "KRW-BTC", "1m")
+    the_hub = hub()
+    for _ in range(100):  # "hello" goes out before the consumer has joined its groups
+        if the_hub.members.get(group):
+            break
+        await asyncio.sleep(0.02)
+    (outbox,) = the_hub.members[group]
+    await publish(group, bar(T0, 101.0, closed=False))
+    assert (await next_json(comm))["c"] == 101.0
+    layer = get_channel_layer()
+
+    async def refused(group, channel):
+        raise redis.exceptions.MaxConnectionsError("Too many connections")
+
+    monkeypatch.setattr(layer, "group_discard", refused)
+    await comm.disconnect()
+    assert outbox.closed and group not in the_hub.members and the_hub.channel is None
+    assert "could not leave user." in caplog.text and "could not leave bars." in caplog.text
+
+
 async def test_markets_socket_forwards_tickers(symbol, trader, redis_url):
     comm = await connect("/ws/markets/", trader)
     await publish(wire.MARKETS_GROUP, wire.ticker_message("sim", "KRW-BTC", 101.5, T0))
@@ -319,3 +351,132 @@ async def test_slow_client_gets_every_closed_bar_in_order_and_only_the_latest_fo
     assert box.sent == 4
     assert box.superseded == 10 + 4 + 1
     box.close()
+
+
+# -- the writer: a send that waits on the network holds up only its own client ----------------
+
+
+async def settle(rounds: int = 50) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def test_a_client_whose_send_waits_does_not_hold_up_the_others_and_catches_up():
+    """uvicorn's ``send`` waits while a client's socket buffer is full; the other clients of
+    the process keep receiving, and the slow one then gets its closed bars in order and only
+    the latest forming bar."""
+    writer = Writer()
+    fast_got, slow_got = [], []
+    network = asyncio.Event()
+
+    async def fast_send(text: str) -> None:
+        fast_got.append(json.loads(text))
+
+    async def slow_send(text: str) -> None:
+        if not network.is_set():
+            await network.wait()
+        slow_got.append(json.loads(text))
+
+    fast, slow = Outbox(fast_send, writer), Outbox(slow_send, writer)
+    for i in range(3):
+        for box in (slow, fast):
+            box.put_latest("g", 1, json.dumps({"t": 1, "c": i}))
+        await settle()
+    for box in (slow, fast):
+        box.put_closed("g", 1, json.dumps({"t": 1, "closed": True}))
+        box.put_latest("g", 2, json.dumps({"t": 2, "c": 0}))
+    await settle()
+    assert fast_got == [{"t": 1, "c": 0}, {"t": 1, "c": 1}, {"t": 1, "c": 2},
+                        {"t": 1, "closed": True}, {"t": 2, "c": 0}]
+    assert slow_got == [] and slow.blocked is not None and slow.scheduled
+    network.set()
+    await settle()
+    # c=0 was in flight when the send waited; c=1 and c=2 were replaced by the closed bar.
+    assert slow_got == [{"t": 1, "c": 0}, {"t": 1, "closed": True}, {"t": 2, "c": 0}]
+    assert (slow.sent, slow.superseded, slow.blocked, slow.scheduled) == (3, 2, None, False)
+    assert fast.sent == 5 and writer._task is None
+
+
+async def test_a_send_that_fails_after_waiting_drops_only_that_clients_queue():
+    writer = Writer()
+    fast_got = []
+    network = asyncio.Event()
+
+    async def gone(text: str) -> None:
+        await network.wait()
+        raise ConnectionResetError("the client went away")
+
+    async def fast_send(text: str) -> None:
+        fast_got.append(text)
+
+    dead, fast = Outbox(gone, writer), Outbox(fast_send, writer)
+    for box in (dead, fast):
+        box.put("one")
+    await settle()
+    dead.put("two")
+    fast.put("two")
+    network.set()
+    await settle()
+    assert dead.closed and not dead.pending() and dead.sent == 0 and dead.blocked is None
+    assert fast_got == ["one", "two"]
+
+
+async def test_closing_an_outbox_cancels_its_waiting_send():
+    cancelled = asyncio.Event()
+
+    async def stuck(text: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    box = Outbox(stuck, Writer())
+    box.put("frame")
+    await settle()
+    assert box.blocked is not None
+    box.close()
+    await asyncio.wait_for(cancelled.wait(), 1)
+    await settle()
+    assert box.blocked is None and box.sent == 0 and not box.scheduled
+
+
+async def test_start_eagerly_runs_a_coroutine_inline_until_it_has_to_wait():
+    ran = []
+
+    async def at_once(x):
+        ran.append(x)
+        return x
+
+    assert start_eagerly(at_once(1)) is None and ran == [1]  # no loop turn needed
+
+    async def fails():
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        start_eagerly(fails())
+
+    gate = asyncio.Event()
+
+    async def waits():
+        ran.append("before")
+        await gate.wait()
+        await asyncio.sleep(0)
+        ran.append("after")
+        return "done"
+
+    task = start_eagerly(waits())
+    assert ran[-1] == "before" and isinstance(task, asyncio.Task) and not task.done()
+    gate.set()
+    assert await asyncio.wait_for(task, 1) == "done" and ran[-1] == "after"
+
+    async def waits_then_fails():
+        await gate.wait()
+        await asyncio.sleep(0)
+        raise KeyError("late")
+
+    gate.clear()
+    task = start_eagerly(waits_then_fails())
+    gate.set()
+    with pytest.raises(KeyError):
+        await asyncio.wait_for(task, 1)
