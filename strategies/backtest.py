@@ -231,7 +231,14 @@ def _close(
     return cash + pnl - fee_paid, fill, fee_paid, pnl
 
 
-@njit
+_SIMULATE_SIGNATURE = (
+    "Tuple((f8[:], i8, i8[:], i8[:], i8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i8[:], i8[:], i8,"
+    " i8, i8, i8))(i8[:], f8[:], f8[:], f8[:], f8[:], i8[:], f8[:], f8[:], f8, f8, f8, f8, f8, f8,"
+    " f8, f8, f8, f8, f8, b1, b1, i8, f8, f8, f8, i8, i8[:], f8[:], f8[:], f8[:], i8)"
+)
+
+
+@njit(aot=_SIMULATE_SIGNATURE)
 def _simulate(
     open_time, o, h, lo, c, actions, size, atr_values,
     cash0, fee_rate, slip_bps, leverage, mmr, sl_pct, tp_pct, trail_pct,
@@ -606,7 +613,7 @@ def _period_returns(
     return {names[j]: r for j, r in enumerate(returns)}
 
 
-@njit
+@njit(aot="Tuple((f8, f8, f8, f8, i8[:]))(f8[:], f8, i8[:], i8)")
 def _curve_stats(equity, initial, times, offset_ms):
     """One pass over the equity curve: per-bar return moments, max drawdown, day ends."""
     n = equity.shape[0]
