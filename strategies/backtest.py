@@ -202,11 +202,19 @@ class BacktestResult:
             ]
         return self._trades
 
+    def trade_dicts(self) -> list[dict[str, Any]]:
+        """The trades as JSON-ready dicts (``dataclasses.asdict`` of each :class:`Trade`), built
+        straight from the columns: no ``Trade`` objects kept, no deep copies."""
+        cols = [self.trade_columns[name].tolist() for name in _TRADE_COLUMNS]
+        cols[2] = ["long" if sd == LONG else "short" for sd in cols[2]]
+        cols[8] = [REASON_NAMES[r] for r in cols[8]]
+        return [dict(zip(_TRADE_COLUMNS, row)) for row in zip(*cols)]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; the equity curve as ``[[open_time_ms, equity], ...]``."""
         return {
             "stats": self.stats,
-            "trades": [dataclasses.asdict(t) for t in self.trades],
+            "trades": self.trade_dicts(),
             "equity_curve": [
                 [t, e] for t, e in zip(self.open_time_ms.tolist(), self.equity.tolist())
             ],
