@@ -13,12 +13,16 @@ gets the first ``BASELINE_BARS`` candles and its time is scaled linearly to the 
 loop is per bar, so linear scaling is fair); ``--baseline-bars 525600`` runs it on all of them.
 
 Memory (issue 5: under 200 MB peak for the whole backtest process): a fresh child process
-loads the year from a scratch SQLite database with ``markets.candles.load_candles`` and runs
-every strategy's backtest on it; its peak RSS (``ru_maxrss``) is the figure. The baseline is a
-child that only imports the same modules (Python, numpy, numba, Django set up), so the
-difference is what the candles and the backtests cost. Peak RSS is ``VmHWM`` of the child's
-own image (``ru_maxrss`` would inherit the parent's peak through fork and exec). The scratch
-database is written by a third child beforehand, so writing it counts against neither.
+whose database is a scratch SQLite file runs ``manage.py backtest`` (``call_command``) for
+every strategy over the whole year, one after the other: each loads the year with
+``markets.candles.load_candles``, computes the signals, simulates and stores a ``BacktestRun``
+with its trades, the real command's path. Its peak RSS is the figure; the row names the
+strategy during which it was reached and whether the kernels ran compiled ahead of time
+(``aot``, ``python -m strategies.aot``) or through numba's JIT. The baseline is a child that
+only sets Django up and imports the same modules, so the difference is what the candles, the
+backtests and the saves cost. Peak RSS is ``VmHWM`` of the child's own image (``ru_maxrss``
+would inherit the parent's peak through fork and exec). The scratch database is migrated and
+written by a third child beforehand, so writing it counts against neither.
 
 Run: ``python -m bench.bench_backtest [--baseline-bars N]`` (prints a table).
 """
