@@ -3,7 +3,6 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
-from markets import heartbeat
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
 from markets.models import Account, Balance, Candle, Exchange, Symbol
 
@@ -31,6 +30,8 @@ class ExchangeAdmin(SuperuserEditsMixin, admin.ModelAdmin):
 
     @admin.display(description="stream")
     def stream_status(self, obj):
+        from markets import heartbeat  # redis: only for this column, not at django.setup()
+
         try:
             fields = heartbeat.read("stream").get(obj.slug)
         except Exception:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import TYPE_CHECKING
 
-import redis
 from django.conf import settings
+
+if TYPE_CHECKING:
+    import redis
 
 
 @functools.cache
 def client() -> redis.Redis:
     """A process-wide Redis client for the app's own keys (short timeouts: health must answer)."""
+    import redis  # here, not at django.setup(): a backtest process never talks to Redis
+
     return redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
     )

@@ -1,7 +1,6 @@
 from django.contrib import admin, messages
 
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
-from strategies import optimization
 from strategies.models import (
     BacktestRun,
     OptimizationRun,
@@ -94,6 +93,9 @@ class OptimizationRunAdmin(ScoreColumns, OwnedAdminMixin, ReadOnlyAdminMixin, ad
 
     @admin.action(description="Apply the proposed parameters to the config")
     def apply_proposal(self, request, queryset):
+        # Imported in the actions, not at django.setup() (which imports every admin module).
+        from strategies import optimization
+
         for run in queryset.select_related("config"):
             try:
                 version = optimization.apply_run(run, by=request.user)
@@ -121,6 +123,8 @@ class ParamVersionAdmin(ScoreColumns, OwnedAdminMixin, ReadOnlyAdminMixin, admin
             self.message_user(request, "Select exactly one version to restore.", messages.ERROR)
             return
         version = queryset.select_related("config").get()
+        from strategies import optimization
+
         new = optimization.rollback(version.config, to=version, by=request.user)
         self.message_user(request, f"{version.config}: v{version.number} restored as v{new.number}")
 

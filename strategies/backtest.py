@@ -202,11 +202,19 @@ class BacktestResult:
             ]
         return self._trades
 
+    def trade_dicts(self) -> list[dict[str, Any]]:
+        """The trades as JSON-ready dicts (``dataclasses.asdict`` of each :class:`Trade`), built
+        straight from the columns: no ``Trade`` objects kept, no deep copies."""
+        cols = [self.trade_columns[name].tolist() for name in _TRADE_COLUMNS]
+        cols[2] = ["long" if sd == LONG else "short" for sd in cols[2]]
+        cols[8] = [REASON_NAMES[r] for r in cols[8]]
+        return [dict(zip(_TRADE_COLUMNS, row)) for row in zip(*cols)]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; the equity curve as ``[[open_time_ms, equity], ...]``."""
         return {
             "stats": self.stats,
-            "trades": [dataclasses.asdict(t) for t in self.trades],
+            "trades": self.trade_dicts(),
             "equity_curve": [
                 [t, e] for t, e in zip(self.open_time_ms.tolist(), self.equity.tolist())
             ],
@@ -231,7 +239,14 @@ def _close(
     return cash + pnl - fee_paid, fill, fee_paid, pnl
 
 
-@njit
+_SIMULATE_SIGNATURE = (
+    "Tuple((f8[:], i8, i8[:], i8[:], i8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i8[:], i8[:], i8,"
+    " i8, i8, i8))(i8[:], f8[:], f8[:], f8[:], f8[:], i8[:], f8[:], f8[:], f8, f8, f8, f8, f8, f8,"
+    " f8, f8, f8, f8, f8, b1, b1, i8, f8, f8, f8, i8, i8[:], f8[:], f8[:], f8[:], i8)"
+)
+
+
+@njit(aot=_SIMULATE_SIGNATURE)
 def _simulate(
     open_time, o, h, lo, c, actions, size, atr_values,
     cash0, fee_rate, slip_bps, leverage, mmr, sl_pct, tp_pct, trail_pct,
@@ -606,7 +621,7 @@ def _period_returns(
     return {names[j]: r for j, r in enumerate(returns)}
 
 
-@njit
+@njit(aot="Tuple((f8, f8, f8, f8, i8[:]))(f8[:], f8, i8[:], i8)")
 def _curve_stats(equity, initial, times, offset_ms):
     """One pass over the equity curve: per-bar return moments, max drawdown, day ends."""
     n = equity.shape[0]

@@ -53,7 +53,7 @@ def recursive_bars(alpha: float) -> int:
 # ---------------------------------------------------------------------------- kernels (numba)
 
 
-@njit
+@njit(aot="f8[:](f8[:], i8, f8)")
 def _ema_kernel(x, period, alpha):
     n = x.shape[0]
     out = np.full(n, np.nan)
@@ -74,7 +74,7 @@ def _ema_kernel(x, period, alpha):
     return out
 
 
-@njit
+@njit(aot="f8[:](f8[:], i8, i8)")
 def _wilder_kernel(x, period, first):
     """Wilder average of ``x`` seeded with the mean of ``x[first : first + period]``."""
     n = x.shape[0]
@@ -93,7 +93,7 @@ def _wilder_kernel(x, period, first):
     return out
 
 
-@njit
+@njit(aot="f8[:](f8[:], i8)")
 def _window_sums(x, period):
     """Sum of each ``period``-window ending at ``i`` (NaN before), in a fixed order.
 
@@ -122,7 +122,7 @@ def _window_sums(x, period):
     return out
 
 
-@njit
+@njit(aot="f8[:](f8[:], i8)")
 def _rolling_std_kernel(x, period):
     """Population standard deviation over ``period`` values, two passes per window (exact)."""
     n = x.shape[0]
@@ -146,7 +146,7 @@ def _rolling_std_kernel(x, period):
     return out
 
 
-@njit
+@njit(aot="f8[:](f8[:], i8, b1)")
 def _rolling_extreme_kernel(x, period, want_max):
     """Rolling max (or min) with a monotonic deque: O(n) whatever the period."""
     n = x.shape[0]

@@ -10,6 +10,7 @@ decision inside the range is the one live trading would take; trading (fills, eq
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime as dt
 from decimal import Decimal
@@ -207,16 +208,45 @@ def run_backtest(
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
         raise
-    data = result.to_dict()
+    # Not result.to_dict(): its per-bar equity curve alone is 525,600 [time, equity] lists
+    # (about 67 MB) for a year of 1m candles, and only a sample of it is stored.
+    stats = {**result.stats, "daily_returns": result.daily_returns,
+             "monthly_returns": result.monthly_returns}
+    trades = result.trade_dicts()
+    equity = _sample_equity(result.open_time_ms, result.equity)
+    # Saving encodes the trades to JSON, which the database driver copies twice more (tens of
+    # MB for tens of thousands of trades): the candles, signals and per-bar results go first.
+    del candles, trading, signals, sliced, extra, minutes, result
     with transaction.atomic():
-        run.stats = {**data["stats"], "daily_returns": data["daily_returns"],
-                     "monthly_returns": data["monthly_returns"]}
-        run.trades = data["trades"]
-        run.equity = _sample_equity(result.open_time_ms, result.equity)
+        run.stats = stats
+        run.trades = trades
+        run.equity = equity
         run.settings = settings_json
         run.status = BacktestRun.Status.DONE
         run.progress = 1.0
         run.stage = ""
         run.finished_at = timezone.now()
         run.save()
+    del trades
+    _return_freed_memory()
     return run
+
+
+def _return_freed_memory() -> None:
+    """Give the heap glibc kept from a run back to the system (``malloc_trim``).
+
+    glibc serves numpy's large temporaries from its heap once a few have been freed and keeps
+    what a run freed: a worker that runs backtest after backtest would otherwise stay near its
+    largest run (measured: 100 MB more after seven year-long runs). Not glibc: nothing to do.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None

@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from markets.admin_ownership import OwnedAdminMixin
-from orders.services import stop_trading
 from strategies import registry
 from strategies.models import StrategyConfig
 
@@ -123,6 +122,11 @@ class StrategyConfigAdmin(OwnedAdminMixin, admin.ModelAdmin):
         description="Stop trading (kill switch: deactivate, halt accounts, cancel orders)"
     )
     def stop_trading_action(self, request, queryset):
+        # Imported here: django.setup() imports every admin module, and orders.services
+        # brings the exchange adapters (requests, websockets) and the channel layer into
+        # every process, a backtest's included.
+        from orders.services import stop_trading
+
         user = None if request.user.is_superuser else request.user
         result = stop_trading(
             user=user,

@@ -5,6 +5,7 @@ Bad values fail here, at start, with a message that names the variable.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import environ
@@ -42,8 +43,13 @@ TRADING_LIMIT_AGGRESSIVENESS_PCT = envconfig.number(
 TRADING_MAX_SIGNAL_AGE_S = envconfig.number("TRADING_MAX_SIGNAL_AGE_S", 120.0)
 TRADING_PAPER_RECOVERY_GRACE_S = envconfig.number("TRADING_PAPER_RECOVERY_GRACE_S", 60.0)
 
+#: daphne's app only turns ``manage.py runserver`` into its ASGI server (WebSockets included);
+#: importing it installs Twisted's reactor, 27 MB in every process that sets Django up. So it is
+#: installed for ``runserver`` alone: the ``daphne`` server (the Procfile's web process) imports
+#: its own, and workers, commands and backtests never need it.
+RUNSERVER = sys.argv[1:2] == ["runserver"]
 INSTALLED_APPS = [
-    "daphne",
+    *(["daphne"] if RUNSERVER else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -72,34 +72,54 @@ class Ensemble(Strategy):
             bars = max(bars, 1440 + 1)
         return bars + 1
 
-    def votes(self, candles: Candles) -> np.ndarray:
-        """The six votes as a (6, n) array in the order of the weights (NaN in warm-up)."""
+    def vote(self, k: int, candles: Candles) -> np.ndarray:
+        """Vote ``k`` (in the order of the weights) per candle: -1, 0, +1, NaN in its warm-up.
+
+        One at a time, so a year of 1m candles never holds the six (or their temporaries) at
+        once: the signals of a year need 25 MB less than a (6, n) stack and its weighted copy.
+        """
         p = self.params
         close = candles.close
-        prev = ind.shift(close)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            change_pct = (close / prev - 1.0) * 100.0
-        scalp = np.sign(np.where(np.abs(change_pct) > p.scalp_pct, change_pct, 0.0))
-        scalp[np.isnan(change_pct)] = np.nan
-        high_before = ind.shift(ind.rolling_max(candles.high, p.window))
-        low_before = ind.shift(ind.rolling_min(candles.low, p.window))
-        breakout = np.where(close > high_before, 1.0, np.where(close < low_before, -1.0, 0.0))
-        breakout[np.isnan(high_before)] = np.nan
-        return np.vstack([
-            sign(close - prev),
-            sign(close - ind.shift(close, p.momentum_bars)),
-            sign(ind.sma(close, 5) - ind.sma(close, 20)),
-            scalp,
-            sign(close - previous_day_close(candles.open_time_ms, close, p.day_offset_hours)),
-            breakout,
-        ])
+        if k == 0:  # trend
+            return sign(close - ind.shift(close))
+        if k == 1:  # momentum
+            return sign(close - ind.shift(close, p.momentum_bars))
+        if k == 2:  # swing
+            return sign(ind.sma(close, 5) - ind.sma(close, 20))
+        if k == 3:  # scalping
+            with np.errstate(invalid="ignore", divide="ignore"):
+                change_pct = (close / ind.shift(close) - 1.0) * 100.0
+            scalp = np.sign(np.where(np.abs(change_pct) > p.scalp_pct, change_pct, 0.0))
+            scalp[np.isnan(change_pct)] = np.nan
+            return scalp
+        if k == 4:  # day
+            return sign(close - previous_day_close(candles.open_time_ms, close,
+                                                   p.day_offset_hours))
+        if k == 5:  # price action
+            high_before = ind.shift(ind.rolling_max(candles.high, p.window))
+            low_before = ind.shift(ind.rolling_min(candles.low, p.window))
+            breakout = np.where(close > high_before, 1.0,
+                                np.where(close < low_before, -1.0, 0.0))
+            breakout[np.isnan(high_before)] = np.nan
+            return breakout
+        raise IndexError(f"the ensemble has six votes (0..5); got {k}")
+
+    def votes(self, candles: Candles) -> np.ndarray:
+        """The six votes as a (6, n) array in the order of the weights (NaN in warm-up)."""
+        return np.vstack([self.vote(k, candles) for k in range(6)])
 
     def signals(self, candles: Candles) -> Signals:
         p = self.params
         w = p.weights()
-        votes = self.votes(candles)
-        used = w > 0
-        score = (w[used, None] * votes[used]).sum(axis=0) / w.sum()  # NaN if any used vote is
+        # The weighted sum of the used votes (NaN if any is), accumulated vote by vote in the
+        # weights' order from +0.0, as numpy sums a stack's rows: the same bits as that sum.
+        score = np.zeros(len(candles))
+        for k in np.flatnonzero(w > 0):
+            vote = self.vote(int(k), candles)
+            vote *= w[k]
+            score += vote
+            del vote
+        score /= w.sum()
         thr = p.threshold
         actions = np.zeros(len(candles), dtype=np.int8)
         up = np.zeros(len(candles), dtype=bool)

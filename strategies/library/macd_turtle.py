@@ -75,7 +75,8 @@ class MacdTurtleParams(Params):
             raise ParamError("trial_units + confirm_units must not exceed max_units")
 
 
-@njit
+@njit(aot="Tuple((i1[:], f8[:]))(f8[:], f8[:], b1[:], b1[:], f8[:], f8[:], f8, f8, f8, f8, i8, "
+          "b1)")
 def _turtle_kernel(close, base, macd_up, macd_down, trend, atr, trial, confirm, max_units,
                    add_atr, max_hold, shorts):
     n = close.shape[0]
