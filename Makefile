@@ -8,7 +8,7 @@ export XDG_RUNTIME_DIR ?= /tmp/tradesite-xdg-$(shell id -u)
 # Tests serve static files from their source folders, never from a stale collection.
 test test-sqlite test-postgres: export WHITENOISE_USE_FINDERS = 1
 
-.PHONY: run test test-sqlite test-postgres lint bench install install-dev ci-deps clean
+.PHONY: run test test-sqlite test-postgres lint bench install install-dev ci-deps clean kernels
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-install: $(VENV)/.run-installed node_modules/.installed
-install-dev: $(VENV)/.dev-installed node_modules/.installed
+## The strategy kernels compiled ahead of time (numba's pycc; needs a C compiler). Without them
+## every process still runs, on numba's JIT, about 115 MB larger; see strategies/aot.py.
+KERNEL_SOURCES := $(addprefix strategies/,_jit.py backtest.py indicators.py library/macd_turtle.py position.py sizing.py aot.py)
+KERNELS := strategies/_kernels$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+
+$(KERNELS): $(KERNEL_SOURCES) | $(VENV)/.run-installed
+	@$(PY) -m strategies.aot || echo "warning: strategy kernels not compiled ahead of time (is a C compiler installed?); numba's JIT runs them instead"
+
+kernels: $(KERNELS)
+
+install: $(VENV)/.run-installed node_modules/.installed $(KERNELS)
+install-dev: $(VENV)/.dev-installed node_modules/.installed $(KERNELS)
 
 ## The whole stack on embedded defaults: web, worker, beat and (unless REDIS_URL is set) Redis.
 run: install

@@ -45,8 +45,8 @@ TRADING_PAPER_RECOVERY_GRACE_S = envconfig.number("TRADING_PAPER_RECOVERY_GRACE_
 
 #: daphne's app only turns ``manage.py runserver`` into its ASGI server (WebSockets included);
 #: importing it installs Twisted's reactor, 27 MB in every process that sets Django up. So it is
-#: installed for ``runserver`` alone: the ``daphne`` server (the Procfile's web process) imports
-#: its own, and workers, commands and backtests never need it.
+#: installed for ``runserver`` alone: the web process is uvicorn (``python -m tradesite.web``),
+#: and workers, commands and backtests never need it.
 RUNSERVER = sys.argv[1:2] == ["runserver"]
 INSTALLED_APPS = [
     *(["daphne"] if RUNSERVER else []),
