@@ -358,3 +358,101 @@ def test_unchanged_candles_count_as_updated_and_negative_zero_is_stored_as_the_o
     got = stored(symbol)
     assert bits([r[5] for r in got]) == bits([orm_zero, orm_zero, 0.0, 0.0, 0.0])
     assert bits([r[6] for r in got]) == bits([orm_zero, orm_zero, 0.0, 0.0, 0.0])
+
+
+# -- PostgreSQL: new candles by COPY, existing ones by ON CONFLICT ---------------------------
+
+
+def postgresql_only():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL writer")
+
+
+def test_postgresql_mixed_input_counts_and_stores_as_the_orm_does(symbol):
+    postgresql_only()
+    upsert_candles(symbol.id, "1m", [row(i, quote=2.5) for i in range(0, 10, 2)])
+    # New and existing rows, with and without a quote volume, and a -0.0 among the new ones.
+    rows = [row(i, price=50.0 + i, quote=None if i % 3 else 1.0 + i) for i in range(12)]
+    rows[1] = rows[1]._replace(volume=-0.0)
+    assert upsert_candles(symbol.id, "1m", rows, chunk_size=2) == (7, 5)
+    got = stored(symbol)
+    assert [as_ms(r[0]) for r in got] == [r.open_time_ms for r in rows]
+    assert [r[1:] for r in got] == [tuple(r[1:]) for r in rows]
+    assert bits([r[5] for r in got])[1] == bits([0.0])[0]
+
+
+def test_postgresql_row_stored_behind_the_writers_back_fails_the_copy_and_stores_nothing(
+    symbol, monkeypatch
+):
+    """The COPY trusts the stored open times it read under the series lock; a row another
+    writer stored without that lock fails the call on the unique constraint, loudly, and
+    leaves nothing of it behind."""
+    postgresql_only()
+    from django.db import IntegrityError
+
+    import markets.candles as candles
+
+    upsert_candles(symbol.id, "1m", [row(1)])
+    real_fetch = candles._fetch
+
+    def blind_fetch(connection, symbol_id, timeframe, start_ms, end_ms, *, values, **kw):
+        times, cols = real_fetch(connection, symbol_id, timeframe, start_ms, end_ms,
+                                 values=values, **kw)
+        return times[:0], cols  # as if row 1 had been stored after the look-up
+
+    monkeypatch.setattr(candles, "_fetch", blind_fetch)
+    with pytest.raises(IntegrityError, match="candle_unique_open_time"):
+        upsert_candles(symbol.id, "1m", [row(0, price=9.0), row(1, price=9.0), row(2)])
+    monkeypatch.undo()
+    assert [(as_ms(r[0]), r[1]) for r in stored(symbol)] == [(T0 + MIN, 100.0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_concurrent_writers_of_one_series_take_turns_with_exact_counts(symbol):
+    """Writer A holds its transaction open after writing minutes 0..5; writer B, writing
+    minutes 3..8 meanwhile, waits for A's commit, then finds 3..5 stored (updated) and
+    inserts 6..8. Without the series lock B's COPY would fail on A's rows."""
+    postgresql_only()
+    import threading
+
+    from django.db import connections, transaction
+
+    a_written, a_may_commit, b_started = (threading.Event() for _ in range(3))
+    results, errors = {}, []
+
+    def writer_a():
+        try:
+            with transaction.atomic():
+                results["a"] = upsert_candles(symbol.id, "1m", [row(i) for i in range(6)])
+                a_written.set()
+                a_may_commit.wait(10)
+        except Exception as exc:  # reported by the main thread
+            errors.append(exc)
+            a_written.set()
+        finally:
+            connections.close_all()
+
+    def writer_b():
+        try:
+            a_written.wait(10)
+            b_started.set()
+            results["b"] = upsert_candles(symbol.id, "1m", [row(i, 7.0) for i in range(3, 9)])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer_a), threading.Thread(target=writer_b)]
+    for t in threads:
+        t.start()
+    b_started.wait(10)
+    threads[1].join(0.5)
+    assert threads[1].is_alive(), "B did not wait for A's series lock"
+    a_may_commit.set()
+    for t in threads:
+        t.join(20)
+    assert not errors, errors
+    assert results == {"a": (6, 0), "b": (3, 3)}
+    assert [r[1] for r in stored(symbol)] == [100.0] * 3 + [7.0] * 6
