@@ -456,3 +456,171 @@ def test_postgresql_concurrent_writers_of_one_series_take_turns_with_exact_count
     assert not errors, errors
     assert results == {"a": (6, 0), "b": (3, 3)}
     assert [r[1] for r in stored(symbol)] == [100.0] * 3 + [7.0] * 6
+
+
+# -- SQLite: large reads through ADBC (optional packages), the same answer as sqlite3 --------
+
+
+def sqlite_arrow_only():
+    from django.db import connection
+
+    import markets.candles as candles
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite reader")
+    if candles._arrow_modules() is None:
+        pytest.skip("adbc-driver-sqlite and nanoarrow are not installed")
+    return candles
+
+
+def read_both_ways(monkeypatch, read):
+    """``read()`` through ADBC (the threshold lowered to 0, and the ADBC answer checked to be
+    the one used) and through sqlite3 (the packages hidden)."""
+    import markets.candles as candles
+
+    used = []
+    real_fetch = candles._sqlite_arrow_fetch
+
+    def spy(*args):
+        result = real_fetch(*args)
+        used.append(result is not None)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(candles, "SQLITE_ARROW_MIN_ROWS", 0)
+        patch.setattr(candles, "_sqlite_arrow_fetch", spy)
+        fast = read()
+    with monkeypatch.context() as patch:
+        patch.setattr(candles, "_arrow_modules", lambda: None)
+        plain = read()
+    assert used == [True], "the ADBC reader was not used"
+    return fast, plain
+
+
+def assert_same_candles(fast, plain):
+    assert fast.open_time_ms.dtype == plain.open_time_ms.dtype == np.int64
+    assert fast.open_time_ms.tolist() == plain.open_time_ms.tolist()
+    for name in ("open", "high", "low", "close", "volume"):
+        a, b = getattr(fast, name), getattr(plain, name)
+        assert a.dtype == b.dtype == np.float64, name
+        # numpy's own memory, not a view into the driver's batches.
+        assert a.flags.c_contiguous and (a.flags.owndata or a.size == 0), name
+        assert bits(a.tolist()) == bits(b.tolist()), name
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"start_ms": T0 + 10 * MIN, "end_ms": T0 + 500 * MIN},
+        {"limit": 7},
+        {"end_ms": T0 + 300 * MIN, "limit": 50},
+        {"start_ms": T0 + 290 * MIN, "limit": 25},
+        {"start_ms": T0 + 10**9},
+        {"limit": 0},
+    ],
+    ids=["all", "range", "newest", "newest-before", "oldest-from", "none", "limit-0"],
+)
+def test_sqlite_adbc_reader_gives_what_the_sqlite3_reader_gives(symbol, exchange, monkeypatch,
+                                                                query):
+    sqlite_arrow_only()
+    from markets.models import Symbol
+
+    other = Symbol.objects.create(exchange=exchange, code="KRW-ETH", base="ETH", quote="KRW")
+    rows = [CandleRow(T0 + i * MIN, 0.1 * (i + 1), 0.30000000000000004 * (i + 1), 0.1 * i + 0.05,
+                      0.2 * (i + 1), 1e-12 * i, None if i % 2 else 2.5) for i in range(0, 900, 3)]
+    upsert_candles(symbol.id, "1m", rows)
+    upsert_candles(other.id, "1m", [row(i, price=9.0) for i in range(900)])
+    upsert_candles(symbol.id, "3m", [row(i, price=8.0, step=3 * MIN) for i in range(300)])
+    Candle.objects.create(symbol=symbol, timeframe="1m", open_time=dt.datetime(
+        2024, 1, 1, 0, 1, 0, 250_000, tzinfo=UTC), open=1.0, high=2.0, low=0.5, close=1.5,
+        volume=-0.0)  # the ORM's own row, with a fraction of a second both readers drop
+    fast, plain = read_both_ways(monkeypatch, lambda: load_candles(symbol.id, "1m", **query))
+    assert_same_candles(fast, plain)
+    if query == {}:
+        assert len(fast) == len(rows) + 1 and fast.open_time_ms[1] == T0 + MIN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sqlite_adbc_reader_finds_the_same_gaps(symbol, monkeypatch):
+    sqlite_arrow_only()
+    upsert_candles(symbol.id, "1m", [row(i) for i in (*range(0, 50), *range(60, 70), 90)])
+    fast, plain = read_both_ways(
+        monkeypatch, lambda: find_gaps(symbol.id, "1m", T0 - MIN, T0 + 100 * MIN))
+    assert fast == plain == [(T0 - MIN, T0), (T0 + 50 * MIN, T0 + 60 * MIN),
+                             (T0 + 70 * MIN, T0 + 90 * MIN), (T0 + 91 * MIN, T0 + 100 * MIN)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_inside_a_transaction_stay_on_djangos_connection_and_see_its_rows(
+    symbol, monkeypatch
+):
+    """ADBC is a second connection: it would not see candles written but not yet committed
+    by Django's connection, so inside a transaction the read goes through sqlite3."""
+    candles = sqlite_arrow_only()
+    from django.db import connection, transaction
+
+    monkeypatch.setattr(candles, "SQLITE_ARROW_MIN_ROWS", 0)
+    upsert_candles(symbol.id, "1m", [row(0)])
+    assert candles._sqlite_arrow_fits(connection, None, None, None, "1m")
+    with transaction.atomic():
+        upsert_candles(symbol.id, "1m", [row(1), row(2)])
+        assert not candles._sqlite_arrow_fits(connection, None, None, None, "1m")
+        assert len(load_candles(symbol.id, "1m")) == 3
+        # What a second connection sees meanwhile: only the committed candle.
+        assert candles._sqlite_arrow_fetch(
+            connection, f"SELECT unixepoch(open_time) * 1000 FROM markets_candle "
+            f"WHERE symbol_id = {symbol.id}", ("open_time_ms",),
+        )["open_time_ms"].tolist() == [T0]
+    assert len(load_candles(symbol.id, "1m")) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_small_reads_and_in_memory_databases_stay_on_sqlite3(symbol, monkeypatch):
+    candles = sqlite_arrow_only()
+    from django.db import connection
+
+    connection.ensure_connection()
+    fits = candles._sqlite_arrow_fits
+    least = candles.SQLITE_ARROW_MIN_ROWS
+    assert fits(connection, None, None, None, "1m")  # everything: may be a year
+    assert fits(connection, None, T0, least, "1m")
+    assert not fits(connection, None, T0, least - 1, "1m")  # a lookback
+    assert fits(connection, T0, T0 + least * MIN, None, "1m")
+    assert not fits(connection, T0, T0 + (least - 2) * MIN, None, "1m")
+    assert not fits(connection, T0, T0 + least * MIN, None, "1h")
+    monkeypatch.setitem(connection.settings_dict, "NAME", "file:candles.db?cache=shared")
+    assert not fits(connection, None, None, None, "1m")
+    monkeypatch.undo()
+    monkeypatch.setattr(connection, "is_in_memory_db", lambda: True)
+    assert not fits(connection, None, None, None, "1m")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sqlite_adbc_reader_hands_back_what_is_not_plain_numbers(symbol):
+    """A NULL or a value of another type is not guessed at: None, and sqlite3 reads instead."""
+    candles = sqlite_arrow_only()
+    from django.db import connection
+
+    fetch = candles._sqlite_arrow_fetch
+    names = ("open_time_ms", "open")
+    assert fetch(connection, "SELECT 1, 'text'", names) is None
+    assert fetch(connection, "SELECT 1, 2", names) is None  # an int where a float belongs
+    assert fetch(connection, "SELECT 1, NULL", names) is None
+    assert fetch(connection, "SELECT 1.5, 2.5", names) is None
+    got = fetch(connection, "SELECT 1, 2.5", names)
+    assert got["open_time_ms"].tolist() == [1] and got["open"].tolist() == [2.5]
+    assert fetch(connection, "SELECT no_such_column", ("open_time_ms",)) is None
+
+
+def test_sqlite_parameters_are_inlined_only_when_harmless():
+    from markets.candles import _sqlite_inline
+
+    assert _sqlite_inline("a = ? AND b = ? AND c < ?", [3, "1m", "2024-01-01 00:00:00"]) == (
+        "a = 3 AND b = '1m' AND c < '2024-01-01 00:00:00'")
+    for bad in ["x' OR '1'='1", 1.5, None, True]:
+        with pytest.raises(ValueError, match="cannot inline"):
+            _sqlite_inline("a = ?", [bad])
+    with pytest.raises(ValueError, match="do not match"):
+        _sqlite_inline("a = ? AND b = ?", [1])
