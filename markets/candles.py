@@ -3,13 +3,15 @@
 The hot paths skip the ORM's per-object work and talk to the database inside Django's
 transaction with vendor-specific SQL (SQLite, on the raw sqlite3 connection: multi-row
 ``INSERT ... VALUES ... ON CONFLICT DO UPDATE`` statements; PostgreSQL, under a lock per
-symbol and timeframe: new candles by one binary ``COPY`` built by numpy straight into the
-table, the already stored ones by a binary ``COPY`` into a temporary table and an ``INSERT ...
-SELECT ... ON CONFLICT`` that leaves bit-identical candles alone). They store exactly what the
+symbol and timeframe: candles into an empty span of time by one binary ``COPY`` built by numpy
+straight into the table, others by a binary ``COPY`` into a temporary table and an ``INSERT
+... SELECT ... ON CONFLICT`` that leaves bit-identical candles alone). They store exactly what the
 ORM stores (checked against the ORM in the tests) and read with one query straight into numpy
-(SQLite: the raw cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO
-STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
-missing quote volume is None on the way in and NULL in the table.
+(SQLite: the raw cursor consumed by ``np.fromiter``, or for large reads outside a
+transaction ADBC's Arrow stream when ``adbc-driver-sqlite`` and ``nanoarrow`` are installed;
+PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by numpy). Times in and out are int ms
+UTC; prices and volumes are floats; a missing quote volume is None on the way in and NULL in
+the table.
 """
 
 from __future__ import annotations
@@ -176,8 +178,8 @@ def upsert_candles(
     :class:`InvalidCandles` and nothing is written. An open time given twice is stored once
     (the last row wins) and counted once. An existing candle counts as updated even when its
     values are unchanged. Runs in one transaction, ``chunk_size`` rows per statement (default:
-    2,000 on SQLite; on PostgreSQL 50,000 of the already stored rows, each chunk one COPY and
-    one INSERT; the new rows are one COPY whatever their number).
+    2,000 on SQLite; on PostgreSQL 50,000, each chunk one COPY and one INSERT, unless no candle
+    is stored yet between the first and last open time given: then one COPY of all rows).
     """
     timeframe_ms(timeframe)
     if chunk_size is not None and chunk_size < 1:
@@ -411,17 +413,19 @@ def _pg_copy_candles(connection, cursor, symbol_id, timeframe, cols, quote: bool
 
 
 def _upsert_postgresql(connection, symbol_id, timeframe, cols, chunk_size) -> tuple[int, int]:
-    """New candles by a binary COPY into the candle table, existing ones through
-    :func:`_upsert_postgresql_existing`.
+    """Candles into a span of time holding none yet: one binary COPY into the candle table.
+    Otherwise :func:`_upsert_postgresql_existing` (``ON CONFLICT``) for every row.
 
     ``ON CONFLICT`` makes every row a speculative insertion (an index probe, a speculative
     heap tuple, a second WAL record to confirm it), about twice the cost of a plain insert of
     a new candle. So the candle writers of one symbol and timeframe take turns (a
-    transaction-level advisory lock), the open times already stored in the input's span are
-    read (one index range scan), and only the rows found there go through ``ON CONFLICT``;
-    the others cannot exist when the COPY runs. A writer that bypassed the lock and stored one
-    of them meanwhile makes the COPY fail on the unique constraint (nothing is written), never
-    a wrong count or a lost row."""
+    transaction-level advisory lock) and one index probe asks whether anything is stored
+    between the first and the last open time given; when nothing is, no row can conflict
+    and all of them go in by COPY (a backfill into an empty range, a first import). A writer
+    that bypassed the lock and stored one of them meanwhile makes the COPY fail on the
+    unique constraint (nothing is written), never a wrong count or a lost row."""
+    table, col = _table()
+    qn = connection.ops.quote_name
     times = cols["open_time_ms"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [
@@ -429,36 +433,30 @@ def _upsert_postgresql(connection, symbol_id, timeframe, cols, chunk_size) -> tu
             # The second key is an int4: ids past 2**31 wrap (a shared lock, still correct).
             (symbol_id + 2**31) % 2**32 - 2**31,
         ])
-        stored, _ = _fetch(connection, symbol_id, timeframe, int(times[0]), int(times[-1]) + 1,
-                           values=False)
-        idx = np.searchsorted(stored, times).clip(max=max(len(stored) - 1, 0))
-        exists = stored[idx] == times if len(stored) else np.zeros(len(times), dtype=bool)
-        new = ~exists
-        if new.all():
-            fresh, old = cols, None
-        else:
-            fresh = {k: a[new] for k, a in cols.items()}
-            old = {k: a[exists] for k, a in cols.items()} if exists.any() else None
-        missing = np.isnan(fresh["quote_volume"])
-        if not missing.any():
-            _pg_copy_candles(connection, cursor, symbol_id, timeframe, fresh, quote=True)
-        else:
-            for quote, pick in ((True, ~missing), (False, missing)):
-                _pg_copy_candles(connection, cursor, symbol_id, timeframe,
-                                 {k: a[pick] for k, a in fresh.items()}, quote=quote)
-    inserted = len(fresh["open_time_ms"])
-    if old is not None:
-        inserted += _upsert_postgresql_existing(connection, symbol_id, timeframe, old,
-                                                chunk_size)[0]
-    return inserted, len(times) - inserted
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {qn(table)} WHERE {qn(col['symbol'])} = %s AND "
+            f"{qn(col['timeframe'])} = %s AND {qn(col['open_time'])} BETWEEN %s AND %s)",
+            [symbol_id, timeframe, _ms_to_datetime(times[0]), _ms_to_datetime(times[-1])],
+        )
+        if not cursor.fetchone()[0]:
+            missing = np.isnan(cols["quote_volume"])
+            if not missing.any():
+                _pg_copy_candles(connection, cursor, symbol_id, timeframe, cols, quote=True)
+            else:  # rows without a quote volume leave the column to its NULL default
+                for quote, pick in ((True, ~missing), (False, missing)):
+                    _pg_copy_candles(connection, cursor, symbol_id, timeframe,
+                                     {k: a[pick] for k, a in cols.items()}, quote=quote)
+            return len(times), 0
+    return _upsert_postgresql_existing(connection, symbol_id, timeframe, cols, chunk_size)
 
 
 def _upsert_postgresql_existing(connection, symbol_id, timeframe, cols, chunk_size
                                 ) -> tuple[int, int]:
     """Per chunk: a binary COPY into a temporary table, then one ``INSERT ... SELECT ... ON
     CONFLICT DO UPDATE``. An existing candle whose stored values are already bit for bit the
-    given ones is left alone (no new row version, no index entries, no WAL); it still counts
-    as updated. Counts: rows the INSERT created (``xmax = 0``); every other row existed."""
+    given ones is left alone (no new row version, no index entries; ``ON CONFLICT`` still
+    locks it); it still counts as updated. Counts: rows the INSERT created (``xmax = 0``);
+    every other row existed."""
     table, col = _table()
     qn = connection.ops.quote_name
     key = [qn(col["symbol"]), qn(col["timeframe"]), qn(col["open_time"])]

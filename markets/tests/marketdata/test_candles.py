@@ -370,39 +370,37 @@ def postgresql_only():
         pytest.skip("PostgreSQL writer")
 
 
-def test_postgresql_mixed_input_counts_and_stores_as_the_orm_does(symbol):
+def test_postgresql_copy_into_an_empty_span_stores_as_the_orm_does(symbol):
+    """Nothing stored between the first and last open time: one COPY, with and without quote
+    volumes and a -0.0; then the same span again goes through ON CONFLICT."""
     postgresql_only()
-    upsert_candles(symbol.id, "1m", [row(i, quote=2.5) for i in range(0, 10, 2)])
-    # New and existing rows, with and without a quote volume, and a -0.0 among the new ones.
+    upsert_candles(symbol.id, "1m", [row(20, quote=2.5)])  # outside the span: still a COPY
     rows = [row(i, price=50.0 + i, quote=None if i % 3 else 1.0 + i) for i in range(12)]
-    rows[1] = rows[1]._replace(volume=-0.0)
-    assert upsert_candles(symbol.id, "1m", rows, chunk_size=2) == (7, 5)
-    got = stored(symbol)
+    rows[1] = rows[1]._replace(volume=-0.0, quote_volume=-0.0)
+    assert upsert_candles(symbol.id, "1m", rows) == (12, 0)
+    got = stored(symbol)[:12]
     assert [as_ms(r[0]) for r in got] == [r.open_time_ms for r in rows]
     assert [r[1:] for r in got] == [tuple(r[1:]) for r in rows]
-    assert bits([r[5] for r in got])[1] == bits([0.0])[0]
+    assert bits([got[1][5], got[1][6]]) == bits([0.0, 0.0])
+    again = [r._replace(close=r.close + 0.5, high=r.high + 1) for r in rows[::2]] + [row(13)]
+    assert upsert_candles(symbol.id, "1m", again, chunk_size=2) == (1, 6)
+    assert [r[4] for r in stored(symbol)[:12:2]] == [r.close for r in again[:6]]
 
 
 def test_postgresql_row_stored_behind_the_writers_back_fails_the_copy_and_stores_nothing(
     symbol, monkeypatch
 ):
-    """The COPY trusts the stored open times it read under the series lock; a row another
-    writer stored without that lock fails the call on the unique constraint, loudly, and
-    leaves nothing of it behind."""
+    """The COPY trusts the probe it made under the series lock; a row another writer stored
+    without that lock fails the call on the unique constraint, loudly, and leaves nothing of
+    it behind. (The probe is made blind here by shifting the times it is given.)"""
     postgresql_only()
     from django.db import IntegrityError
 
     import markets.candles as candles
 
     upsert_candles(symbol.id, "1m", [row(1)])
-    real_fetch = candles._fetch
-
-    def blind_fetch(connection, symbol_id, timeframe, start_ms, end_ms, *, values, **kw):
-        times, cols = real_fetch(connection, symbol_id, timeframe, start_ms, end_ms,
-                                 values=values, **kw)
-        return times[:0], cols  # as if row 1 had been stored after the look-up
-
-    monkeypatch.setattr(candles, "_fetch", blind_fetch)
+    real = candles._ms_to_datetime
+    monkeypatch.setattr(candles, "_ms_to_datetime", lambda ms: real(ms + 10**10))
     with pytest.raises(IntegrityError, match="candle_unique_open_time"):
         upsert_candles(symbol.id, "1m", [row(0, price=9.0), row(1, price=9.0), row(2)])
     monkeypatch.undo()
@@ -413,7 +411,8 @@ def test_postgresql_row_stored_behind_the_writers_back_fails_the_copy_and_stores
 def test_postgresql_concurrent_writers_of_one_series_take_turns_with_exact_counts(symbol):
     """Writer A holds its transaction open after writing minutes 0..5; writer B, writing
     minutes 3..8 meanwhile, waits for A's commit, then finds 3..5 stored (updated) and
-    inserts 6..8. Without the series lock B's COPY would fail on A's rows."""
+    inserts 6..8. Without the series lock B's probe would not see A's uncommitted rows and
+    its COPY would fail on them."""
     postgresql_only()
     import threading
 
