@@ -7,22 +7,15 @@ symbol and timeframe: candles into an empty span of time by one binary ``COPY`` 
 straight into the table, others by a binary ``COPY`` into a temporary table and an ``INSERT
 ... SELECT ... ON CONFLICT`` that leaves bit-identical candles alone). They store exactly what the
 ORM stores (checked against the ORM in the tests) and read with one query straight into numpy
-(SQLite: the raw cursor consumed by ``np.fromiter``, or for large reads outside a
-transaction ADBC's Arrow stream when ``adbc-driver-sqlite`` and ``nanoarrow`` are installed;
-PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by numpy). Times in and out are int ms
-UTC; prices and volumes are floats; a missing quote volume is None on the way in and NULL in
-the table.
+(SQLite: the raw cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO
+STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
+missing quote volume is None on the way in and NULL in the table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import logging
-import os
-import re
 import sqlite3
-import urllib.parse
 from collections.abc import Iterable
 from itertools import chain
 
@@ -532,124 +525,6 @@ def _split(rows, values: bool, descending: bool
     return times, {name: column(name, np.float64) for name in _COLUMNS[:5]}
 
 
-#: The SQLite reads that go through ADBC (``adbc-driver-sqlite`` + ``nanoarrow``, optional):
-#: those that may return at least this many rows. Below it, opening a second connection costs
-#: more than sqlite3's per-row Python objects.
-SQLITE_ARROW_MIN_ROWS = 20_000
-#: Rows per Arrow batch the ADBC SQLite driver builds (its default, 1,024, makes a year of 1m
-#: candles 513 batches of per-batch Python work).
-_SQLITE_ARROW_BATCH_ROWS = 65_536
-_ARROW_TYPES = {
-    "open_time_ms": ("int64", np.int64), **dict.fromkeys(_COLUMNS[:5], ("double", np.float64)),
-}
-_SQL_LITERAL = re.compile(r"[0-9A-Za-z :.+-]*")
-logger = logging.getLogger(__name__)
-
-
-@functools.cache
-def _arrow_modules():
-    """``(adbc_driver_manager, adbc_driver_sqlite, nanoarrow)``, or None when one is missing
-    (then every read goes through sqlite3). Imported at the first large read, not before."""
-    try:
-        import adbc_driver_manager
-        import adbc_driver_sqlite
-        import nanoarrow
-    except ImportError:
-        return None
-    return adbc_driver_manager, adbc_driver_sqlite, nanoarrow
-
-
-def _sqlite_arrow_fits(connection, start_ms, end_ms, limit, timeframe) -> bool:
-    """Whether a read may go through ADBC and return the same rows as Django's connection.
-
-    ADBC opens a second connection to the database file, which sees what is committed. Django's
-    connection sees the same exactly when it is in no transaction (autocommit, no atomic
-    block): then nothing of its own is uncommitted. Inside a transaction (a caller's atomic
-    block, a test's) the read stays on Django's connection, which sees its own uncommitted
-    rows. An in-memory database is not reachable from a second connection at all, and a
-    database named by a ``file:`` URI is left to sqlite3, which reads its parameters."""
-    if connection.in_atomic_block or connection.connection.in_transaction:
-        return False
-    name = os.fspath(connection.settings_dict["NAME"])
-    if connection.is_in_memory_db() or name.startswith("file:"):  # a URI: left to sqlite3
-        return False
-    most = limit
-    if start_ms is not None and end_ms is not None:
-        slots = max(0, end_ms - start_ms) // timeframe_ms(timeframe) + 1
-        most = slots if most is None else min(most, slots)
-    if most is not None and most < SQLITE_ARROW_MIN_ROWS:
-        return False
-    return _arrow_modules() is not None
-
-
-def _sqlite_inline(sql: str, params: list) -> str:
-    """``sql`` with its ``?`` placeholders replaced by the literals of ``params`` (ADBC binds
-    Arrow data only). Every parameter here is an int or this module's own text (a timeframe
-    name, a time Django formatted), checked again to hold nothing but digits, letters, and
-    ``-:. +``, so nothing can inject."""
-    parts = sql.split("?")
-    if len(parts) != len(params) + 1:
-        raise ValueError("placeholders and parameters do not match")
-    out = [parts[0]]
-    for value, part in zip(params, parts[1:]):
-        if isinstance(value, int) and not isinstance(value, bool):
-            out.append(str(int(value)))
-        elif isinstance(value, str) and _SQL_LITERAL.fullmatch(value):
-            out.append(f"'{value}'")
-        else:
-            raise ValueError(f"cannot inline the SQL parameter {value!r}")
-        out.append(part)
-    return "".join(out)
-
-
-def _sqlite_arrow_fetch(connection, sql: str, names: tuple[str, ...]
-                        ) -> dict[str, np.ndarray] | None:
-    """The rows of ``sql`` (columns ``names``: int64 open times, float64 values) read by ADBC
-    from the database file into numpy, through Arrow's C stream, with no Python object per
-    row. None when the answer is not what sqlite3 would give as numbers (a NULL, another
-    type) or the driver fails: the caller then reads through sqlite3, which gives the answer
-    or the error it always gave."""
-    modules = _arrow_modules()
-    if modules is None:
-        return None
-    manager, driver, nanoarrow = modules
-    path = os.path.abspath(os.fspath(connection.settings_dict["NAME"]))
-    uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
-    chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    batches = []  # the Arrow batches own the memory the chunks view, until the copy below
-    try:
-        with driver.connect(uri) as database, manager.AdbcConnection(database) as adbc, \
-                manager.AdbcStatement(adbc) as statement:
-            statement.set_options(
-                **{"adbc.sqlite.query.batch_rows": str(_SQLITE_ARROW_BATCH_ROWS)}
-            )
-            statement.set_sql_query(sql)
-            stream = nanoarrow.c_array_stream(statement.execute_query()[0])
-            try:
-                for batch in stream:
-                    if batch.length == 0:
-                        continue
-                    if batch.n_children != len(names):
-                        return None
-                    batches.append(batch)
-                    for i, name in enumerate(names):
-                        view = batch.child(i).view()
-                        storage, dtype = _ARROW_TYPES[name]
-                        if view.storage_type != storage or view.null_count != 0:
-                            return None
-                        data = np.frombuffer(view.buffer(1), dtype=dtype)
-                        chunks[name].append(data[view.offset:view.offset + view.length])
-                return {  # copies: numpy owns the result, the batches can go
-                    name: np.concatenate(parts) if parts else np.empty(0, _ARROW_TYPES[name][1])
-                    for name, parts in chunks.items()
-                }
-            finally:
-                stream.release()
-    except manager.Error as exc:
-        logger.warning("ADBC could not read candles (%s); reading through sqlite3", exc)
-        return None
-
-
 def _fetch(
     connection, symbol_id, timeframe, start_ms, end_ms, *, values: bool,
     descending: bool = False, limit: int | None = None,
@@ -692,11 +567,6 @@ def _fetch(
         sql += f" LIMIT {int(limit)}"
     if not pg:
         connection.ensure_connection()
-        if _sqlite_arrow_fits(connection, start_ms, end_ms, limit, timeframe):
-            names = ("open_time_ms", *_COLUMNS[:5]) if values else ("open_time_ms",)
-            columns = _sqlite_arrow_fetch(connection, _sqlite_inline(sql, params), names)
-            if columns is not None:
-                return _split(columns, values, descending)
         # The raw sqlite3 cursor, consumed straight into numpy: no list of row tuples (one
         # year of 1m candles would be ~150 MB of them) and no Django query rewriting.
         cursor = connection.connection.cursor()
