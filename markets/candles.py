@@ -2,13 +2,14 @@
 
 The hot paths skip the ORM's per-object work and talk to the database inside Django's
 transaction with vendor-specific SQL (SQLite, on the raw sqlite3 connection: multi-row
-``INSERT ... VALUES ... ON CONFLICT DO UPDATE`` statements; PostgreSQL: a binary ``COPY`` built
-by numpy into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT`` that leaves
-bit-identical candles alone). They store exactly what the ORM stores (checked against the ORM
-in the tests) and read with one query straight into numpy (SQLite: the raw cursor consumed by
-``np.fromiter``; PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by numpy). Times in and
-out are int ms UTC; prices and volumes are floats; a missing quote volume is None on the way in
-and NULL in the table.
+``INSERT ... VALUES ... ON CONFLICT DO UPDATE`` statements; PostgreSQL, under a lock per
+symbol and timeframe: candles into an empty span of time by one binary ``COPY`` built by numpy
+straight into the table, others by a binary ``COPY`` into a temporary table and an ``INSERT
+... SELECT ... ON CONFLICT`` that leaves bit-identical candles alone). They store exactly what the
+ORM stores (checked against the ORM in the tests) and read with one query straight into numpy
+(SQLite: the raw cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO
+STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
+missing quote volume is None on the way in and NULL in the table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.db.models import Max
 
 from markets.models import Candle, Symbol
 from markets.series import Candles
-from markets.timeframes import timeframe_ms
+from markets.timeframes import TIMEFRAMES, timeframe_ms
 
 __all__ = [
     "InvalidCandles",
@@ -170,7 +171,8 @@ def upsert_candles(
     :class:`InvalidCandles` and nothing is written. An open time given twice is stored once
     (the last row wins) and counted once. An existing candle counts as updated even when its
     values are unchanged. Runs in one transaction, ``chunk_size`` rows per statement (default:
-    5,000 on SQLite, 50,000 on PostgreSQL, where each chunk is one COPY and one INSERT).
+    2,000 on SQLite; on PostgreSQL 50,000, each chunk one COPY and one INSERT, unless no candle
+    is stored yet between the first and last open time given: then one COPY of all rows).
     """
     timeframe_ms(timeframe)
     if chunk_size is not None and chunk_size < 1:
@@ -345,11 +347,109 @@ def _pg_copy_out(data: bytes, dtype: np.dtype) -> np.ndarray:
     return rows
 
 
+#: Namespace of the candle writers' transaction-level advisory locks (the first int4 key is
+#: this plus the timeframe's index, the second the symbol id): "CN" in the high bytes.
+_PG_LOCK_NAMESPACE = 0x434E_0000
+
+
+def _pg_candle_dtype(connection, timeframe: str, quote: bool) -> tuple[np.dtype, list[str]]:
+    """One binary COPY row of the candle table itself: symbol, timeframe (text), open time,
+    the values, and ``quote`` whether the quote volume is one of them (rows without it leave
+    the column to its NULL default). Returns the row dtype and the column names in order."""
+    _, col = _table()
+    symbol_type = Candle._meta.get_field("symbol").db_type(connection)
+    width = {"bigint": ">i8", "integer": ">i4"}.get(symbol_type)
+    if width is None:  # a schema this writer was not built for: fail before writing anything
+        raise NotImplementedError(f"candle symbol column of type {symbol_type!r}")
+    names = _COLUMNS if quote else _COLUMNS[:5]
+    fields = [
+        ("count", ">i2"),
+        ("len_symbol", ">i4"), ("symbol", width),
+        ("len_timeframe", ">i4"), ("timeframe", f"S{len(timeframe.encode())}"),
+        ("len_open_time", ">i4"), ("open_time", ">i8"),
+    ]
+    for name in names:
+        fields += [(f"len_{name}", ">i4"), (name, ">f8")]
+    return np.dtype(fields), [col[c] for c in ("symbol", "timeframe", "open_time", *names)]
+
+
+def _pg_copy_candles(connection, cursor, symbol_id, timeframe, cols, quote: bool) -> None:
+    """Binary COPY of ``cols`` (sorted, checked, no open time already stored) straight into
+    the candle table: one statement, the server's batched heap inserts."""
+    n = len(cols["open_time_ms"])
+    if n == 0:
+        return
+    dtype, columns = _pg_candle_dtype(connection, timeframe, quote)
+    rows = np.empty(n, dtype=dtype)
+    rows["count"] = len(columns)
+    rows["len_symbol"] = dtype["symbol"].itemsize
+    rows["symbol"] = symbol_id
+    rows["len_timeframe"] = dtype["timeframe"].itemsize
+    rows["timeframe"] = timeframe.encode()
+    rows["len_open_time"] = 8
+    rows["open_time"] = cols["open_time_ms"] * 1000 - _PG_EPOCH_US
+    for name in _COLUMNS if quote else _COLUMNS[:5]:
+        rows[f"len_{name}"] = 8
+        rows[name] = cols[name]
+    qn = connection.ops.quote_name
+    sql = (f"COPY {qn(Candle._meta.db_table)} ({', '.join(qn(c) for c in columns)}) "
+           "FROM STDIN (FORMAT BINARY)")
+    body = memoryview(rows.view(np.uint8))
+    del rows
+    # Django's error classes (an IntegrityError on a duplicate), as for its own statements.
+    with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        copy.write(_PG_HEADER)
+        step = 1 << 20  # psycopg sends what it is given as one message; keep them moderate
+        for start in range(0, len(body), step):
+            copy.write(body[start:start + step])
+        copy.write(_PG_TRAILER)
+
+
 def _upsert_postgresql(connection, symbol_id, timeframe, cols, chunk_size) -> tuple[int, int]:
+    """Candles into a span of time holding none yet: one binary COPY into the candle table.
+    Otherwise :func:`_upsert_postgresql_existing` (``ON CONFLICT``) for every row.
+
+    ``ON CONFLICT`` makes every row a speculative insertion (an index probe, a speculative
+    heap tuple, a second WAL record to confirm it), about twice the cost of a plain insert of
+    a new candle. So the candle writers of one symbol and timeframe take turns (a
+    transaction-level advisory lock) and one index probe asks whether anything is stored
+    between the first and the last open time given; when nothing is, no row can conflict
+    and all of them go in by COPY (a backfill into an empty range, a first import). A writer
+    that bypassed the lock and stored one of them meanwhile makes the COPY fail on the
+    unique constraint (nothing is written), never a wrong count or a lost row."""
+    table, col = _table()
+    qn = connection.ops.quote_name
+    times = cols["open_time_ms"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [
+            _PG_LOCK_NAMESPACE + TIMEFRAMES.index(timeframe),
+            # The second key is an int4: ids past 2**31 wrap (a shared lock, still correct).
+            (symbol_id + 2**31) % 2**32 - 2**31,
+        ])
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {qn(table)} WHERE {qn(col['symbol'])} = %s AND "
+            f"{qn(col['timeframe'])} = %s AND {qn(col['open_time'])} BETWEEN %s AND %s)",
+            [symbol_id, timeframe, _ms_to_datetime(times[0]), _ms_to_datetime(times[-1])],
+        )
+        if not cursor.fetchone()[0]:
+            missing = np.isnan(cols["quote_volume"])
+            if not missing.any():
+                _pg_copy_candles(connection, cursor, symbol_id, timeframe, cols, quote=True)
+            else:  # rows without a quote volume leave the column to its NULL default
+                for quote, pick in ((True, ~missing), (False, missing)):
+                    _pg_copy_candles(connection, cursor, symbol_id, timeframe,
+                                     {k: a[pick] for k, a in cols.items()}, quote=quote)
+            return len(times), 0
+    return _upsert_postgresql_existing(connection, symbol_id, timeframe, cols, chunk_size)
+
+
+def _upsert_postgresql_existing(connection, symbol_id, timeframe, cols, chunk_size
+                                ) -> tuple[int, int]:
     """Per chunk: a binary COPY into a temporary table, then one ``INSERT ... SELECT ... ON
     CONFLICT DO UPDATE``. An existing candle whose stored values are already bit for bit the
-    given ones is left alone (no new row version, no index entries, no WAL); it still counts
-    as updated. Counts: rows the INSERT created (``xmax = 0``); every other row existed."""
+    given ones is left alone (no new row version, no index entries; ``ON CONFLICT`` still
+    locks it); it still counts as updated. Counts: rows the INSERT created (``xmax = 0``);
+    every other row existed."""
     table, col = _table()
     qn = connection.ops.quote_name
     key = [qn(col["symbol"]), qn(col["timeframe"]), qn(col["open_time"])]
@@ -396,8 +496,11 @@ def _time_sql(connection, column: str) -> str:
     if connection.vendor == "postgresql":
         return f"(EXTRACT(EPOCH FROM {column}) * 1000)::bigint"
     if connection.vendor == "sqlite":
-        # Stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' UTC; candles have whole seconds. Run on the
-        # raw sqlite3 cursor, so '%s' is not a placeholder.
+        # Stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' UTC; candles have whole seconds (both forms
+        # drop a fraction). unixepoch() (SQLite 3.38) costs less per row than strftime('%s'),
+        # which runs on the raw cursor, so '%s' is not a placeholder.
+        if sqlite3.sqlite_version_info >= (3, 38):
+            return f"unixepoch({column}) * 1000"
         return f"CAST(strftime('%s', {column}) AS INTEGER) * 1000"
     raise NotImplementedError(f"no bulk reader for {connection.vendor}")
 
@@ -407,18 +510,19 @@ _SQLITE_ROWS = np.dtype([("open_time_ms", np.int64), *((c, np.float64) for c in 
 _SQLITE_TIMES = np.dtype([("open_time_ms", np.int64)])
 
 
-def _split(rows: np.ndarray, values: bool, descending: bool
+def _split(rows, values: bool, descending: bool
            ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
-    """Fetched rows (a structured array) -> contiguous native columns, oldest first. One copy
-    per column, so the peak is about twice the candles' own size, not more."""
-    order = slice(None, None, -1) if descending else slice(None)
-    times = np.ascontiguousarray(rows["open_time_ms"][order], dtype=np.int64)
+    """Fetched rows (a structured array, or columns by name) -> contiguous native columns,
+    oldest first. At most one copy per column, so the peak is about twice the candles' own
+    size, not more."""
+
+    def column(name, dtype):  # a column already contiguous and native is taken as it is
+        return np.ascontiguousarray(rows[name][::-1] if descending else rows[name], dtype=dtype)
+
+    times = column("open_time_ms", np.int64)
     if not values:
         return times, None
-    return times, {
-        name: np.ascontiguousarray(rows[name][order], dtype=np.float64)
-        for name in _COLUMNS[:5]
-    }
+    return times, {name: column(name, np.float64) for name in _COLUMNS[:5]}
 
 
 def _fetch(
@@ -462,9 +566,9 @@ def _fetch(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     if not pg:
+        connection.ensure_connection()
         # The raw sqlite3 cursor, consumed straight into numpy: no list of row tuples (one
         # year of 1m candles would be ~150 MB of them) and no Django query rewriting.
-        connection.ensure_connection()
         cursor = connection.connection.cursor()
         try:
             rows = np.fromiter(cursor.execute(sql, params),

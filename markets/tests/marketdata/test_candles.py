@@ -358,3 +358,100 @@ def test_unchanged_candles_count_as_updated_and_negative_zero_is_stored_as_the_o
     got = stored(symbol)
     assert bits([r[5] for r in got]) == bits([orm_zero, orm_zero, 0.0, 0.0, 0.0])
     assert bits([r[6] for r in got]) == bits([orm_zero, orm_zero, 0.0, 0.0, 0.0])
+
+
+# -- PostgreSQL: new candles by COPY, existing ones by ON CONFLICT ---------------------------
+
+
+def postgresql_only():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL writer")
+
+
+def test_postgresql_copy_into_an_empty_span_stores_as_the_orm_does(symbol):
+    """Nothing stored between the first and last open time: one COPY, with and without quote
+    volumes and a -0.0; then the same span again goes through ON CONFLICT."""
+    postgresql_only()
+    upsert_candles(symbol.id, "1m", [row(20, quote=2.5)])  # outside the span: still a COPY
+    rows = [row(i, price=50.0 + i, quote=None if i % 3 else 1.0 + i) for i in range(12)]
+    rows[1] = rows[1]._replace(volume=-0.0, quote_volume=-0.0)
+    assert upsert_candles(symbol.id, "1m", rows) == (12, 0)
+    got = stored(symbol)[:12]
+    assert [as_ms(r[0]) for r in got] == [r.open_time_ms for r in rows]
+    assert [r[1:] for r in got] == [tuple(r[1:]) for r in rows]
+    assert bits([got[1][5], got[1][6]]) == bits([0.0, 0.0])
+    again = [r._replace(close=r.close + 0.5, high=r.high + 1) for r in rows[::2]] + [row(13)]
+    assert upsert_candles(symbol.id, "1m", again, chunk_size=2) == (1, 6)
+    assert [r[4] for r in stored(symbol)[:12:2]] == [r.close for r in again[:6]]
+
+
+def test_postgresql_row_stored_behind_the_writers_back_fails_the_copy_and_stores_nothing(
+    symbol, monkeypatch
+):
+    """The COPY trusts the probe it made under the series lock; a row another writer stored
+    without that lock fails the call on the unique constraint, loudly, and leaves nothing of
+    it behind. (The probe is made blind here by shifting the times it is given.)"""
+    postgresql_only()
+    from django.db import IntegrityError
+
+    import markets.candles as candles
+
+    upsert_candles(symbol.id, "1m", [row(1)])
+    real = candles._ms_to_datetime
+    monkeypatch.setattr(candles, "_ms_to_datetime", lambda ms: real(ms + 10**10))
+    with pytest.raises(IntegrityError, match="candle_unique_open_time"):
+        upsert_candles(symbol.id, "1m", [row(0, price=9.0), row(1, price=9.0), row(2)])
+    monkeypatch.undo()
+    assert [(as_ms(r[0]), r[1]) for r in stored(symbol)] == [(T0 + MIN, 100.0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_concurrent_writers_of_one_series_take_turns_with_exact_counts(symbol):
+    """Writer A holds its transaction open after writing minutes 0..5; writer B, writing
+    minutes 3..8 meanwhile, waits for A's commit, then finds 3..5 stored (updated) and
+    inserts 6..8. Without the series lock B's probe would not see A's uncommitted rows and
+    its COPY would fail on them."""
+    postgresql_only()
+    import threading
+
+    from django.db import connections, transaction
+
+    a_written, a_may_commit, b_started = (threading.Event() for _ in range(3))
+    results, errors = {}, []
+
+    def writer_a():
+        try:
+            with transaction.atomic():
+                results["a"] = upsert_candles(symbol.id, "1m", [row(i) for i in range(6)])
+                a_written.set()
+                a_may_commit.wait(10)
+        except Exception as exc:  # reported by the main thread
+            errors.append(exc)
+            a_written.set()
+        finally:
+            connections.close_all()
+
+    def writer_b():
+        try:
+            a_written.wait(10)
+            b_started.set()
+            results["b"] = upsert_candles(symbol.id, "1m", [row(i, 7.0) for i in range(3, 9)])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer_a), threading.Thread(target=writer_b)]
+    for t in threads:
+        t.start()
+    b_started.wait(10)
+    threads[1].join(0.5)
+    assert threads[1].is_alive(), "B did not wait for A's series lock"
+    a_may_commit.set()
+    for t in threads:
+        t.join(20)
+    assert not errors, errors
+    assert results == {"a": (6, 0), "b": (3, 3)}
+    assert [r[1] for r in stored(symbol)] == [100.0] * 3 + [7.0] * 6
