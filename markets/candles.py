@@ -7,8 +7,10 @@ symbol and timeframe: candles into an empty span of time by one binary ``COPY`` 
 straight into the table, others by a binary ``COPY`` into a temporary table and an ``INSERT
 ... SELECT ... ON CONFLICT`` that leaves bit-identical candles alone). They store exactly what the
 ORM stores (checked against the ORM in the tests) and read with one query straight into numpy
-(SQLite: the raw cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO
-STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
+(SQLite: the C reader of :mod:`markets.sqlite_columns` writing the columns into numpy arrays
+on its own read-only connection when that sees what Django's connection sees, else the raw
+cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by
+numpy). Times in and out are int ms UTC; prices and volumes are floats; a
 missing quote volume is None on the way in and NULL in the table.
 """
 
