@@ -7,14 +7,17 @@ symbol and timeframe: candles into an empty span of time by one binary ``COPY`` 
 straight into the table, others by a binary ``COPY`` into a temporary table and an ``INSERT
 ... SELECT ... ON CONFLICT`` that leaves bit-identical candles alone). They store exactly what the
 ORM stores (checked against the ORM in the tests) and read with one query straight into numpy
-(SQLite: the raw cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO
-STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
+(SQLite: the C reader of :mod:`markets.sqlite_columns` writing the columns into numpy arrays
+on its own read-only connection when that sees what Django's connection sees, else the raw
+cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by
+numpy). Times in and out are int ms UTC; prices and volumes are floats; a
 missing quote volume is None on the way in and NULL in the table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sqlite3
 from collections.abc import Iterable
 from itertools import chain
@@ -23,6 +26,7 @@ import numpy as np
 from django.db import connections, transaction
 from django.db.models import Max
 
+from markets import sqlite_columns
 from markets.models import Candle, Symbol
 from markets.series import Candles
 from markets.timeframes import TIMEFRAMES, timeframe_ms
@@ -40,6 +44,7 @@ __all__ = [
 #: per execution, so one row per execution costs about twice as much per row).
 CHUNK = {"sqlite": 2_000, "postgresql": 50_000}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+log = logging.getLogger(__name__)
 _COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
 
 
@@ -567,6 +572,12 @@ def _fetch(
         sql += f" LIMIT {int(limit)}"
     if not pg:
         connection.ensure_connection()
+        if _c_reader_fits(connection, limit):
+            try:
+                return _fetch_sqlite_c(connection, table, where, sql, params, values=values,
+                                       descending=descending, limit=limit)
+            except sqlite_columns.ReadError as exc:  # the sqlite3 module reads (or reports)
+                log.warning("candles read through sqlite3: the C reader failed: %s", exc)
         # The raw sqlite3 cursor, consumed straight into numpy: no list of row tuples (one
         # year of 1m candles would be ~150 MB of them) and no Django query rewriting.
         cursor = connection.connection.cursor()
@@ -586,6 +597,45 @@ def _fetch(
             del blocks
             return _split(_pg_copy_out(payload, _PG_OUT if values else _PG_TIMES), values,
                           descending)
+
+
+#: Reads of fewer rows than this (a ``limit``) keep to Django's connection: opening a second
+#: one costs more than it saves.
+C_READER_MIN_ROWS = 20_000
+
+
+def _c_reader_fits(connection, limit: int | None) -> bool:
+    """Whether the C reader (its own read-only connection) sees what Django's connection sees:
+    the module is built and shares Python's SQLite, the database is a file, and Django's
+    connection has no transaction open (whose uncommitted rows another connection cannot
+    see). And the read is large enough to be worth a second connection."""
+    if not sqlite_columns.AVAILABLE:
+        return False
+    if limit is not None and limit < C_READER_MIN_ROWS:
+        return False
+    if connection.is_in_memory_db():
+        return False
+    return (not connection.in_atomic_block and connection.get_autocommit()
+            and not connection.connection.in_transaction)
+
+
+def _fetch_sqlite_c(connection, table, where, sql, params, *, values: bool, descending: bool,
+                    limit: int | None) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """``_fetch``'s SQLite query through the C reader: the same SQL and parameters, columns
+    written straight into numpy arrays (oldest first already)."""
+    settings = connection.settings_dict
+    options = settings.get("OPTIONS", {})
+    symbol_id, *texts = params
+    times, columns = sqlite_columns.read_columns(
+        str(settings["NAME"]), uri=bool(options.get("uri")),
+        timeout_s=float(options.get("timeout", 5)),
+        count_sql=f"SELECT count(*) FROM {connection.ops.quote_name(table)} WHERE {where}",
+        sql=sql, symbol_id=int(symbol_id), texts=[str(t) for t in texts], limit=limit,
+        descending=descending, nvalues=5 if values else 0,
+    )
+    if not values:
+        return times, None
+    return times, dict(zip(_COLUMNS[:5], columns, strict=True))
 
 
 def load_candles(
