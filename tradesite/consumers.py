@@ -83,13 +83,16 @@ class Outbox:
     ``superseded``.
     """
 
-    def __init__(self, send: Callable[[Any], Awaitable[None]], writer: Writer | None = None):
+    def __init__(self, send: Callable[[Any], Awaitable[None]], writer: Writer | None = None,
+                 held: bool = False):
         self._send = send
         self._writer = writer or Writer.for_loop()
         self._ordered: collections.deque = collections.deque()
         self._latest: dict[str, tuple[int, Any]] = {}
         self._closed: dict[str, int] = {}  # key -> newest closed open time
-        self.scheduled = False
+        #: A held outbox queues but does not send until :meth:`release` (see the consumers'
+        #: ``start``: nothing goes out before the client's subscriptions are all in place).
+        self.scheduled = held
         self.closed = False
         #: The task finishing a send that had to wait for the network (see :class:`Writer`).
         self.blocked: asyncio.Task | None = None
@@ -124,6 +127,12 @@ class Outbox:
             del self._latest[key]
             self.superseded += 1
         self.put(item)
+
+    def release(self) -> None:
+        """Start sending what a held outbox queued."""
+        self.scheduled = False
+        if self.pending():
+            self._ready()
 
     def take(self):
         """The next message to send: ordered ones first, then the latest states."""
@@ -488,15 +497,24 @@ class _HubConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         return bool(user is not None and user.is_authenticated)
 
-    async def start(self, group: str) -> None:
-        """Accept, say hello (first frame), then join the hub's group."""
+    async def start(self, group: str, own_groups: tuple[str, ...] = ()) -> None:
+        """Accept, join the hub's ``group`` and this consumer's ``own_groups``, then say hello.
+
+        Hello is the first frame and goes out only once every subscription is in place, so a
+        client may take it as "subscribed": nothing published after it is missed (before, a
+        private event published right after hello could beat the user group's join and be
+        lost). Messages that arrive while the later groups are joined queue behind hello.
+        """
         await self.accept()
         # The server's own send when tradesite.asgi passes it: frames then skip the session
         # middleware's send wrapper (it acts on HTTP responses only) and the consumer's.
-        self.outbox = Outbox(self.scope.get(RAW_SEND) or self.base_send)
+        self.outbox = Outbox(self.scope.get(RAW_SEND) or self.base_send, held=True)
         self.outbox.put(frame(dumps({"type": "hello", "ts": now_ms(), "group": group})))
         self.group = group
         await hub().subscribe(group, self.outbox)
+        for own in own_groups:
+            await self.channel_layer.group_add(own, self.channel_name)
+        self.outbox.release()
 
     async def disconnect(self, code) -> None:
         if self.outbox is not None:
@@ -541,9 +559,8 @@ class ChartConsumer(_HubConsumer):
             await self.refuse(CLOSE_NOT_FOUND, f"no active symbol {code!r} on venue {venue!r}")
             return
         self.symbol_key = f"{venue}:{code}"
-        await self.start(group)
         self.user_group = wire.user_group(self.scope["user"].pk)
-        await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await self.start(group, own_groups=(self.user_group,))
 
     async def disconnect(self, code) -> None:
         if self.user_group is not None:

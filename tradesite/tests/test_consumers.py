@@ -167,6 +167,30 @@ async def test_closed_bars_and_private_events_arrive_once_in_order(symbol, trade
     await comm.disconnect()
 
 
+async def test_hello_means_subscribed_even_when_joining_groups_is_slow(
+        symbol, trader, redis_url, monkeypatch):
+    """A private event published the moment hello arrives is delivered: hello waits for the
+    user group's join, however long Redis takes (it was once sent before that join)."""
+    layer = get_channel_layer()
+    joined = []
+    real_group_add = type(layer).group_add
+
+    async def slow_group_add(self, group, channel):
+        await asyncio.sleep(0.3)
+        await real_group_add(self, group, channel)
+        joined.append(group)
+
+    monkeypatch.setattr(type(layer), "group_add", slow_group_add)
+    comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
+    assert wire.user_group(trader.pk) in joined
+    await publish(wire.user_group(trader.pk), wire.private_message(
+        wire.ORDER_UPDATED, {"id": 7, "symbol": "sim:KRW-BTC", "status": "filled"}))
+    await publish(wire.bars_group("sim", "KRW-BTC", "1m"), bar(T0, 101.0, closed=True))
+    received = [await next_json(comm), await next_json(comm)]
+    assert sorted(m["type"] for m in received) == ["bar", "order.updated"]
+    await comm.disconnect()
+
+
 async def test_a_malformed_bar_is_skipped_and_the_chart_stays_live(symbol, trader, redis_url):
     comm = await connect("/ws/chart/sim/KRW-BTC/1m/", trader)
     group = wire.bars_group("sim", "KRW-BTC", "1m")

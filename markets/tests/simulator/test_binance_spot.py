@@ -361,12 +361,23 @@ async def test_a_csv_replays_at_the_speed_factor(tmp_path):
     )
     async with Simulator(cfg) as sim:
         market = sim.market("binance", "BTCUSDT")
-        start_clock = sim.clock_ms()
+        start_clock, start_wall = sim.clock_ms(), time.monotonic()
         assert 0 <= start_clock - (base + 10 * 60_000) < 10_000  # a few wall ms at 600x
         before = market.visible
-        await asyncio.sleep(0.6)  # about 6 simulated minutes
-        after = market.visible
-    assert before == 10 * 4 + 1 and 4 * 4 <= after - before <= 4 * 12
+        # Wait for four more replayed minutes (4 trades each: open, high, low, close). The
+        # ticker may be starved on a loaded machine, so wait by what became visible, not by
+        # a fixed sleep; the speed is checked against the wall time it took.
+        deadline = start_wall + 10
+        while market.visible < before + 4 * 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        after, clock, wall = market.visible, sim.clock_ms(), time.monotonic() - start_wall
+        newest = int(market.trades(after - 1)["ts"][0])
+    assert before == 10 * 4 + 1
+    assert after >= before + 4 * 4, "the replay did not advance within 10 s"
+    # The clock runs at 600x wall time, and no trade shows before the clock has reached it.
+    assert abs((clock - start_clock) - wall * 1000 * 600) < 600 * 50
+    assert newest <= clock
+    assert wall >= 4 * 60 / 600 * 0.9  # four simulated minutes take at least 0.4 s of wall time
 
 
 async def test_a_closed_kline_on_the_stream_equals_the_rest_kline(http):
