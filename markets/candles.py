@@ -540,9 +540,7 @@ def _fetch(
     table, col = _table()
     qn = connection.ops.quote_name
     key_time = qn(col["open_time"])
-    select = [_time_sql(connection, key_time)]
-    if values:
-        select += [qn(col[c]) for c in _COLUMNS[:5]]
+    value_columns = [qn(col[c]) for c in _COLUMNS[:5]] if values else []
     pg = connection.vendor == "postgresql"
     # PostgreSQL: COPY ... TO STDOUT takes no parameters, so every value is inlined, and every
     # one is an int or a known timeframe name (checked by the caller), so nothing can inject.
@@ -564,17 +562,20 @@ def _fetch(
         where += f" AND {key_time} >= {bound(start_ms)}"
     if end_ms is not None:
         where += f" AND {key_time} < {bound(end_ms)}"
-    sql = (
-        f"SELECT {', '.join(select)} FROM {qn(table)} WHERE {where} "
-        f"ORDER BY {key_time} {'DESC' if descending else 'ASC'}"
-    )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
+
+    def query(time_column: str) -> str:
+        sql = (
+            f"SELECT {', '.join([time_column, *value_columns])} FROM {qn(table)} "
+            f"WHERE {where} ORDER BY {key_time} {'DESC' if descending else 'ASC'}"
+        )
+        return sql if limit is None else f"{sql} LIMIT {int(limit)}"
+
     if not pg:
         connection.ensure_connection()
         if _c_reader_fits(connection, limit):
-            try:
-                return _fetch_sqlite_c(connection, table, where, sql, params, values=values,
+            try:  # the C reader parses the stored time text itself (no unixepoch() per row)
+                return _fetch_sqlite_c(connection, table, key_time, value_columns, where,
+                                       query(key_time), params, values=values,
                                        descending=descending, limit=limit)
             except sqlite_columns.ReadError as exc:  # the sqlite3 module reads (or reports)
                 log.warning("candles read through sqlite3: the C reader failed: %s", exc)
@@ -582,7 +583,7 @@ def _fetch(
         # year of 1m candles would be ~150 MB of them) and no Django query rewriting.
         cursor = connection.connection.cursor()
         try:
-            rows = np.fromiter(cursor.execute(sql, params),
+            rows = np.fromiter(cursor.execute(query(_time_sql(connection, key_time)), params),
                                dtype=_SQLITE_ROWS if values else _SQLITE_TIMES)
         finally:
             cursor.close()
@@ -590,6 +591,7 @@ def _fetch(
     with connection.cursor() as cursor:
         if pg:
             blocks = []
+            sql = query(_time_sql(connection, key_time))
             with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
                 while block := copy.read():
                     blocks.append(bytes(block))
@@ -619,17 +621,30 @@ def _c_reader_fits(connection, limit: int | None) -> bool:
             and not connection.connection.in_transaction)
 
 
-def _fetch_sqlite_c(connection, table, where, sql, params, *, values: bool, descending: bool,
-                    limit: int | None) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
-    """``_fetch``'s SQLite query through the C reader: the same SQL and parameters, columns
-    written straight into numpy arrays (oldest first already)."""
+def _fetch_sqlite_c(connection, table, key_time, value_columns, where, sql, params, *,
+                    values: bool, descending: bool, limit: int | None
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """``_fetch``'s SQLite read through the C reader: the same rows (the open time as stored,
+    parsed by the reader), written straight into numpy arrays, oldest first. The arrays are
+    sized by the first and last stored open time (a count only when times are off the
+    timeframe's step); an ascending read without a limit goes through the reader's
+    ``tradesite_collect`` aggregate (see :func:`markets.sqlite_columns.read_columns`)."""
     settings = connection.settings_dict
     options = settings.get("OPTIONS", {})
-    symbol_id, *texts = params
+    symbol_id, timeframe, *_bounds = params
+    texts = params[1:]
     times, columns = sqlite_columns.read_columns(
         str(settings["NAME"]), uri=bool(options.get("uri")),
         timeout_s=float(options.get("timeout", 5)),
         count_sql=f"SELECT count(*) FROM {connection.ops.quote_name(table)} WHERE {where}",
+        # one statement each: SQLite answers a lone min() or max() from the index, both
+        # together by a scan
+        span_sql=tuple(f"SELECT {f}({key_time}) FROM {connection.ops.quote_name(table)} "
+                       f"WHERE {where}" for f in ("min", "max")),
+        step=timeframe_ms(timeframe),
+        collect_sql=None if descending or limit is not None else (
+            f"SELECT tradesite_collect({', '.join([key_time, *value_columns])}) FROM "
+            f"{connection.ops.quote_name(table)} WHERE {where}"),
         sql=sql, symbol_id=int(symbol_id), texts=[str(t) for t in texts], limit=limit,
         descending=descending, nvalues=5 if values else 0,
     )

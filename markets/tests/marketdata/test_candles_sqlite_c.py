@@ -4,7 +4,9 @@ Django's connection sees (a transaction, an in-memory database); the builder bui
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
+import logging
 import os
 import random
 import shutil
@@ -13,6 +15,8 @@ import sqlite3
 import numpy as np
 import pytest
 from django.db import connections, transaction
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from markets import candles as candles_module
 from markets import sqlite_columns
@@ -164,6 +168,163 @@ def test_c_reader_gives_the_sqlite3_modules_arrays_bit_for_bit(file_db, c_calls,
         monkeypatch.setattr(sqlite_columns, "AVAILABLE", False)
         assert gaps == find_gaps(file_db, "1m", times[0], times[-1], using=ALIAS)
         assert gaps  # the data has gaps
+
+
+@needs_module
+def test_plain_reads_go_through_the_collector_and_limited_ones_step(file_db, c_calls,
+                                                                   django_db_blocker):
+    """Ascending reads without a limit hand each row to the ``tradesite_collect`` aggregate;
+    reads with a limit (or newest first) step an ORDER BY statement."""
+    with django_db_blocker.unblock():
+        upsert_candles(file_db, "1m", random_rows(30_000, seed=8), using=ALIAS)
+        load_candles(file_db, "1m", using=ALIAS)
+        load_candles(file_db, "1m", start_ms=T0, end_ms=T0 + 100_000 * MIN, using=ALIAS)
+        load_candles(file_db, "1m", limit=25_000, using=ALIAS)
+        load_candles(file_db, "1m", start_ms=T0, limit=25_000, using=ALIAS)
+    assert [c["collect_sql"] is not None for c in c_calls] == [True, True, False, False]
+    assert all(c["span_sql"] and c["step"] == MIN for c in c_calls)
+
+
+def off_step_rows(symbol_id: int, times_ms: list[int]) -> None:
+    """Candles at open times ``upsert_candles`` refuses (off the timeframe's step), written the
+    way a hand edit or another tool would: through the ORM."""
+    from markets.models import Candle
+
+    Candle.objects.using(ALIAS).bulk_create(
+        Candle(symbol_id=symbol_id, timeframe="1m", open=1.0, high=2.0, low=0.5, close=1.5,
+               volume=3.0, open_time=dt.datetime.fromtimestamp(t / 1000, dt.UTC))
+        for t in times_ms
+    )
+
+
+@needs_module
+def test_open_times_off_the_step_are_counted_not_lost(file_db, monkeypatch, caplog,
+                                                      django_db_blocker):
+    """More rows than the span holds at one per minute: the reader counts and reads again
+    (no row lost, no fallback to the slow reader)."""
+    monkeypatch.setattr(candles_module, "C_READER_MIN_ROWS", 0)
+    rows = random_rows(2_000, seed=6)
+    with django_db_blocker.unblock():
+        upsert_candles(file_db, "1m", rows, using=ALIAS)
+        times = [r[0] for r in rows]
+        off_step_rows(file_db, [t + 30_000 for t in times[:700]] + [t + 1_500 for t in times[:5]])
+        for case in (dict(), dict(start_ms=times[0], end_ms=times[600]), dict(limit=2_500),
+                     dict(start_ms=times[0], limit=1_000)):
+            got = load_candles(file_db, "1m", using=ALIAS, **case)
+            monkeypatch.setattr(sqlite_columns, "AVAILABLE", False)
+            want = load_candles(file_db, "1m", using=ALIAS, **case)
+            monkeypatch.setattr(sqlite_columns, "AVAILABLE", True)
+            assert_same(got, want)
+        assert len(load_candles(file_db, "1m", using=ALIAS)) == 2_000 + 705
+    assert "C reader failed" not in caplog.text
+
+
+@needs_module
+def test_a_stray_open_time_decades_away_is_sized_by_a_count(file_db, monkeypatch,
+                                                            django_db_blocker):
+    """A span of 50 years of minutes would be 26M rows of arrays; a count sizes them."""
+    monkeypatch.setattr(candles_module, "C_READER_MIN_ROWS", 0)
+    rows = random_rows(300, seed=9)
+    stray = T0 - 50 * 365 * 1440 * MIN
+    allocated = []
+    real_empty = np.empty
+
+    def recording_empty(n, *args, **kwargs):
+        allocated.append(n)
+        return real_empty(n, *args, **kwargs)
+
+    with django_db_blocker.unblock():
+        upsert_candles(file_db, "1m", [CandleRow(stray, 1.0, 2.0, 0.5, 1.5, 3.0, None), *rows],
+                       using=ALIAS)
+        monkeypatch.setattr(sqlite_columns.np, "empty", recording_empty)
+        loaded = load_candles(file_db, "1m", using=ALIAS)
+    assert loaded.open_time_ms.tolist() == [stray, *(r[0] for r in rows)]
+    assert max(allocated) == 301
+
+
+@needs_module
+def test_sparse_series_arrays_are_trimmed_to_their_rows(file_db, monkeypatch,
+                                                       django_db_blocker):
+    """One candle an hour on a 1m series: the span would hold 60 times the rows; the arrays
+    handed out own just their rows."""
+    monkeypatch.setattr(candles_module, "C_READER_MIN_ROWS", 0)
+    rows = [CandleRow(T0 + i * 60 * MIN, 1.0, 2.0, 0.5, 1.5, 3.0, None) for i in range(500)]
+    with django_db_blocker.unblock():
+        upsert_candles(file_db, "1m", rows, using=ALIAS)
+        for case in (dict(), dict(limit=400), dict(start_ms=T0, limit=400)):
+            loaded = load_candles(file_db, "1m", using=ALIAS, **case)
+            for name in ("open_time_ms", "open", "volume"):
+                array = getattr(loaded, name)
+                owner = array if array.base is None else array.base
+                assert owner.nbytes <= 2 * array.nbytes, (case, name)
+
+
+def scratch_table(path, rows: list[tuple], index: bool) -> None:
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE c (s INTEGER, tf TEXT, t, v REAL)")
+    if index:
+        connection.execute("CREATE UNIQUE INDEX c_key ON c (s, tf, t)")
+    connection.executemany("INSERT INTO c VALUES (?, ?, ?, ?)", rows)
+    connection.commit()
+    connection.close()
+
+
+def read_scratch(path, *, collect: bool, time_sql: str = "t", nvalues: int = 1):
+    where = "s = ?1 AND tf = ?2"
+    values = ", v" if nvalues else ""
+    return sqlite_columns.read_columns(
+        str(path), uri=False, timeout_s=1, count_sql=f"SELECT count(*) FROM c WHERE {where}",
+        sql=f"SELECT {time_sql}{values} FROM c WHERE {where} ORDER BY t", symbol_id=1,
+        texts=["1m"], limit=None, descending=False, nvalues=nvalues,
+        collect_sql=f"SELECT tradesite_collect({time_sql}{values}) FROM c WHERE {where}"
+        if collect else None)
+
+
+@needs_module
+def test_rows_that_do_not_come_in_time_order_are_read_with_order_by(tmp_path, caplog):
+    """No index: the table is scanned in insertion order, here newest first. The collector
+    notices and the reader steps the ORDER BY statement instead."""
+    path = tmp_path / "unordered.sqlite3"
+    scratch_table(path, [(1, "1m", T0 + i * MIN, float(i)) for i in reversed(range(100))],
+                  index=False)
+    with caplog.at_level(logging.INFO, logger="markets.sqlite_columns"):
+        times, (values,) = read_scratch(path, collect=True)
+    assert times.tolist() == [T0 + i * MIN for i in range(100)]
+    assert values.tolist() == [float(i) for i in range(100)]
+    assert "not come in open-time order" in caplog.text
+
+
+#: Django's SQLite text for datetimes the model can hold (years 1-9999, microseconds).
+datetimes = st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23,
+                                                                              59, 59, 999999))
+
+
+@needs_module
+@settings(max_examples=60, deadline=None)
+@given(st.lists(datetimes, min_size=1, max_size=40, unique=True))
+def test_stored_time_text_is_read_as_sqlites_unixepoch_reads_it(tmp_path_factory, moments):
+    """The C parse of 'YYYY-MM-DD HH:MM:SS[.ffffff]' equals unixepoch() (fraction dropped),
+    over the whole range Django stores, both readers."""
+    path = tmp_path_factory.mktemp("times") / "times.sqlite3"
+    scratch_table(path, [(1, "1m", str(m), 0.5) for m in sorted(moments)], index=True)
+    want, _ = read_scratch(path, collect=False, time_sql="unixepoch(t) * 1000")
+    for collect in (True, False):
+        got, (values,) = read_scratch(path, collect=collect)
+        assert got.tolist() == want.tolist()
+        assert values.tolist() == [0.5] * len(moments)
+
+
+@needs_module
+@pytest.mark.parametrize("text", ["2024-01-01", "2024-01-01 00:00", "2024-13-01 00:00:00",
+                                  "2024-01-01 24:00:00", "2024-01-01 00:00:00+00:00",
+                                  "2024-01-01 00:00:00.", "2024/01/01 00:00:00", "garbage"])
+@pytest.mark.parametrize("collect", [True, False])
+def test_a_time_text_it_cannot_read_is_an_error_not_a_wrong_time(tmp_path, text, collect):
+    path = tmp_path / "bad.sqlite3"
+    scratch_table(path, [(1, "1m", "2024-01-01 00:00:00", 1.0), (1, "1m", text, 2.0)],
+                  index=True)
+    with pytest.raises(sqlite_columns.ReadError, match="open time is not an integer"):
+        read_scratch(path, collect=collect)
 
 
 @needs_module
