@@ -23,8 +23,14 @@ consumer sends each message as it comes), measured in the same run on the same m
 in one process of the production web server (``tradesite.web``). A third pair of loads runs the
 same hub on daphne, the server tradesite used before: the rows "server uvicorn vs daphne".
 
-What the figures include. The bench process (publisher + all clients), the server and Redis share
-the machine's two cores, so the figures include the clients' own CPU (``bench_cpu_us_per_
+Each load runs up to ``STEAL_RUNS`` times, stopping at a run with at most ``QUIET_STEAL_PCT`` of
+CPU steal, and the rows report the run with the least steal (row ``runs``: how many it took):
+steal stalls every process at once and its bursts, not the code, set the tails of a disturbed
+run. The publisher is a process of its own (``bench_charts.py publish``), as the stream process
+is in production.
+
+What the figures include. The bench process (all clients), the publisher, the server and Redis
+share the machine's two cores, so the figures include the clients' own CPU (``bench_cpu_us_per_
 delivery``) and whatever else runs. Rows that say how far to trust a run: ``client_loop_lag_
 p99`` (how late the bench's own loop ran a 5 ms timer: the clients' receive times are late by
 about that much), ``publish_call_p99`` (the ``group_send`` call itself, part of every latency)
@@ -91,6 +97,12 @@ RATE_HZ = 4.0
 BAR_MESSAGES = 8  # 7 forming + 1 closed per bar
 BAR_MS = 60_000  # the bars are labelled as 1m bars (any aligned time will do)
 T0 = 1_704_067_200_000
+#: Each load runs up to STEAL_RUNS times, until a run has at most QUIET_STEAL_PCT of CPU steal;
+#: the rows report the run with the least steal (and how many runs it took).
+STEAL_RUNS = 3
+QUIET_STEAL_PCT = 3.0
+#: The publisher process starts publishing this long after it is spawned (Django set-up).
+PUBLISHER_START_S = 4.0
 API_CANDLES = 5_000
 
 
@@ -267,13 +279,9 @@ def _percentile(values: list[float], pct: float) -> float:
 
 
 async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: int,
-                raw: dict | None = None) -> dict:
+                env: dict, raw: dict | None = None) -> dict:
     import aiohttp
-    from channels.layers import get_channel_layer
 
-    from markets import wire
-
-    layer = get_channel_layer()
     charts = [f"KRW-C{i:02d}" for i in range(n_charts)]
     headers = {"Origin": f"http://127.0.0.1:{port}", "Cookie": f"sessionid={session_id}"}
     received: list[list[tuple[float, int]]] = [[] for _ in range(n_clients)]
@@ -322,29 +330,24 @@ async def _load(port: int, pid: int, session_id: str, n_clients: int, n_charts: 
                 lags.append((time.perf_counter() - due) * 1000.0)
 
         sampler = asyncio.create_task(lag_sampler())
-        server_cpu, own_cpu = _cpu_s(pid), time.process_time()
-        waiting, load_started = _cpu_waiting_us(), time.time()
-        ticks = _cpu_ticks()
-        published: dict[tuple[int, int], float] = {}  # (chart, seq) -> publish time
-        sent_at: dict[tuple[int, int], float] = {}  # (chart, seq) -> group_send returned
-        seq = 0
-        interval = 1.0 / RATE_HZ
-        next_tick = time.perf_counter()
-        end = next_tick + LOAD_S
-        while next_tick < end:
-            bar_index, step = divmod(seq, BAR_MESSAGES)
-            closed = step == BAR_MESSAGES - 1
-            t = T0 + bar_index * BAR_MS
-            for c, code in enumerate(charts):
-                bar = {"t": t, "o": 100.0, "h": 101.0 + step, "l": 99.0, "c": 100.0 + step,
-                       "v": float(seq)}
-                published[(c, seq)] = time.time()
-                await layer.group_send(wire.bars_group("sim", code, "1m"),
-                                       wire.bar_message("sim", code, "1m", bar, closed))
-                sent_at[(c, seq)] = time.time()
-            seq += 1
-            next_tick += interval
-            await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+        # The publisher is a process of its own, as the stream process is in production: the
+        # clients' work in this process does not delay its group_send calls.
+        start_at = time.time() + PUBLISHER_START_S
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            publisher = await asyncio.create_subprocess_exec(
+                sys.executable, str(Path(__file__).resolve()), "publish",
+                json.dumps({"charts": charts, "start_at": start_at, "out": out.name}),
+                env=env, cwd=str(ROOT))
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            server_cpu, own_cpu = _cpu_s(pid), time.process_time()
+            waiting, load_started = _cpu_waiting_us(), time.time()
+            ticks = _cpu_ticks()
+            if await publisher.wait() != 0:
+                raise RuntimeError(f"the publisher process failed ({publisher.returncode})")
+            report = json.loads(Path(out.name).read_text())
+        seq = report["seq"]
+        published = {(c, q): t for c, q, t in report["published"]}  # -> publish time
+        sent_at = {(c, q): t for c, q, t in report["sent_at"]}  # -> group_send returned
         # Drain: wait until nothing has arrived for DRAIN_S (bounded), so "lost" means never
         # delivered, not merely late.
         drain_end = time.perf_counter() + MAX_DRAIN_S
@@ -415,10 +418,17 @@ def _fanout_rows(env: dict, session_id: str) -> list[dict]:
                                ("plain", "bench.bench_charts:baseline_application", "web"),
                                ("hub-daphne", "tradesite.asgi:application", "daphne")):
         for load, clients, charts in (("a", 100, 1), ("b", 1000, 50)):
-            with _server(app, env, server) as (port, pid):
-                results[(label, load)] = asyncio.run(
-                    _load(port, pid, session_id, clients, charts))
-            print(f"  {label} load {load}: {results[(label, load)]}", file=sys.stderr)
+            runs = []
+            while len(runs) < STEAL_RUNS:
+                with _server(app, env, server) as (port, pid):
+                    runs.append(asyncio.run(_load(port, pid, session_id, clients, charts, env)))
+                print(f"  {label} load {load}: {runs[-1]}", file=sys.stderr)
+                if (runs[-1]["cpu_steal_pct"] or 0.0) <= QUIET_STEAL_PCT:
+                    break
+            # The hypervisor's steal comes in bursts that stall every process at once (server,
+            # clients, publisher, Redis) and sets the tails; keep the run it disturbed least.
+            results[(label, load)] = min(runs, key=lambda r: r["cpu_steal_pct"] or 0.0)
+            results[(label, load)]["runs"] = len(runs)
     rows = []
     for load, desc in (("a", "100 clients, 1 chart, 4 upd/s"),
                        ("b", "1000 clients, 50 charts, 4 upd/s each")):
@@ -429,7 +439,8 @@ def _fanout_rows(env: dict, session_id: str) -> list[dict]:
                           ("server_cpu_us_per_delivery", "us CPU"),
                           ("bench_cpu_us_per_delivery", "us CPU"),
                           ("client_loop_lag_p99", "ms"), ("publish_call_p99", "ms"),
-                          ("cpu_contention_pct", "% of time"), ("cpu_steal_pct", "% of CPU")):
+                          ("cpu_contention_pct", "% of time"), ("cpu_steal_pct", "% of CPU"),
+                          ("runs", "runs")):
             base = plain[key]
             rows.append({
                 "name": f"({load}) {desc}: {key}",
@@ -555,6 +566,50 @@ def _stages(raw: dict, trace: dict) -> dict:
     return out
 
 
+async def _publish_loop(charts: list[str], start_at: float) -> dict:
+    from channels.layers import get_channel_layer
+
+    from markets import wire
+
+    layer = get_channel_layer()
+    await layer.group_send("bench-warm-up", {"type": "noop"})  # connect before the clock runs
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    published, sent_at = [], []
+    seq = 0
+    interval = 1.0 / RATE_HZ
+    next_tick = time.perf_counter()
+    end = next_tick + LOAD_S
+    while next_tick < end:
+        bar_index, step = divmod(seq, BAR_MESSAGES)
+        closed = step == BAR_MESSAGES - 1
+        t = T0 + bar_index * BAR_MS
+        for c, code in enumerate(charts):
+            bar = {"t": t, "o": 100.0, "h": 101.0 + step, "l": 99.0, "c": 100.0 + step,
+                   "v": float(seq)}
+            published.append((c, seq, time.time()))
+            await layer.group_send(wire.bars_group("sim", code, "1m"),
+                                   wire.bar_message("sim", code, "1m", bar, closed))
+            sent_at.append((c, seq, time.time()))
+        seq += 1
+        next_tick += interval
+        await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+    return {"seq": seq, "published": published, "sent_at": sent_at}
+
+
+def publish(spec: str) -> None:
+    """``bench_charts.py publish SPEC``: the publisher process of a load. From ``start_at``
+    (wall clock), ``RATE_HZ`` bar messages a second per chart for ``LOAD_S`` seconds through
+    ``channel_layer.group_send``, as the stream process publishes; writes when each was
+    published and when its ``group_send`` returned to ``out`` (JSON)."""
+    import django
+
+    args = json.loads(spec)
+    warnings.filterwarnings("ignore", "No directory at")
+    django.setup()  # the bench's environment: its Redis and settings
+    report = asyncio.run(_publish_loop(args["charts"], args["start_at"]))
+    Path(args["out"]).write_text(json.dumps(report))
+
+
 def trace(loads: str = "a") -> None:
     """``python bench/bench_charts.py trace [a|b|ab]``: the hub server traced stage by stage
     (``bench.chart_trace``); prints where each message's time goes."""
@@ -569,7 +624,8 @@ def trace(loads: str = "a") -> None:
                               "BENCH_CHARTS_PROFILE": os.environ.get("BENCH_CHARTS_PROFILE", ""),
                               "BENCH_CHARTS_HEAP": os.environ.get("BENCH_CHARTS_HEAP", "")},
                              os.environ.get("BENCH_CHARTS_SERVER", "web")) as (port, pid):
-                    result = asyncio.run(_load(port, pid, session_id, clients, charts, raw))
+                    result = asyncio.run(_load(port, pid, session_id, clients, charts, env,
+                                               raw))
                     # uvicorn ends on SIGTERM by re-raising it (no atexit): ask for the file.
                     os.kill(pid, signal.SIGUSR1)
                     deadline = time.monotonic() + 30
@@ -592,6 +648,9 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["publish"]:
+        publish(sys.argv[2])
+        sys.exit(0)
     if sys.argv[1:2] == ["trace"]:
         trace(*sys.argv[2:3])
         sys.exit(0)
