@@ -28,14 +28,16 @@ node_modules/.installed: package.json package-lock.json
 ## The strategy kernels compiled ahead of time (numba's pycc; needs a C compiler). Without them
 ## every process still runs, on numba's JIT, about 115 MB larger; see strategies/aot.py.
 KERNEL_SOURCES := $(addprefix strategies/,_jit.py backtest.py indicators.py library/macd_turtle.py position.py sizing.py aot.py)
-KERNELS := strategies/_kernels$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+## The file-name suffix of this Python's C extension modules (e.g. .cpython-311-x86_64-linux-gnu.so).
+EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+KERNELS := strategies/_kernels$(EXT_SUFFIX)
 
 $(KERNELS): $(KERNEL_SOURCES) | $(VENV)/.run-installed
 	@$(PY) -m strategies.aot || echo "warning: strategy kernels not compiled ahead of time (is a C compiler installed?); numba's JIT runs them instead"
 
 ## The SQLite candle reader (cffi; needs a C compiler and sqlite3.h). Without it candle loads
-## from SQLite go through the sqlite3 module, about 2.4x slower; see markets/sqlite_columns.py.
-SQLITE_READER := markets/_sqlite_columns$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+## from SQLite go through the sqlite3 module, about 6x slower; see markets/sqlite_columns.py.
+SQLITE_READER := markets/_sqlite_columns$(EXT_SUFFIX)
 
 $(SQLITE_READER): markets/sqlite_columns_build.py | $(VENV)/.run-installed
 	@$(PY) -m markets.sqlite_columns_build || echo "warning: SQLite candle reader not built (is a C compiler with sqlite3.h installed?); candle loads use the sqlite3 module instead"

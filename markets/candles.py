@@ -6,11 +6,11 @@ transaction with vendor-specific SQL (SQLite, on the raw sqlite3 connection: mul
 symbol and timeframe: candles into an empty span of time by one binary ``COPY`` built by numpy
 straight into the table, others by a binary ``COPY`` into a temporary table and an ``INSERT
 ... SELECT ... ON CONFLICT`` that leaves bit-identical candles alone). They store exactly what the
-ORM stores (checked against the ORM in the tests) and read with one query straight into numpy
-(SQLite: the C reader of :mod:`markets.sqlite_columns` writing the columns into numpy arrays
-on its own read-only connection when that sees what Django's connection sees, else the raw
-cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO STDOUT`` parsed by
-numpy). Times in and out are int ms UTC; prices and volumes are floats; a
+ORM stores (checked against the ORM in the tests) and read straight into numpy (SQLite: the C
+reader of :mod:`markets.sqlite_columns` writing the columns into numpy arrays in one read
+transaction on its own read-only connection when that sees what Django's connection sees, else
+one query on the raw cursor consumed by ``np.fromiter``; PostgreSQL: a binary ``COPY ... TO
+STDOUT`` parsed by numpy). Times in and out are int ms UTC; prices and volumes are floats; a
 missing quote volume is None on the way in and NULL in the table.
 """
 
@@ -575,8 +575,8 @@ def _fetch(
         if _c_reader_fits(connection, limit):
             try:  # the C reader parses the stored time text itself (no unixepoch() per row)
                 return _fetch_sqlite_c(connection, table, key_time, value_columns, where,
-                                       query(key_time), params, values=values,
-                                       descending=descending, limit=limit)
+                                       query(key_time), params, descending=descending,
+                                       limit=limit)
             except sqlite_columns.ReadError as exc:  # the sqlite3 module reads (or reports)
                 log.warning("candles read through sqlite3: the C reader failed: %s", exc)
         # The raw sqlite3 cursor, consumed straight into numpy: no list of row tuples (one
@@ -622,7 +622,7 @@ def _c_reader_fits(connection, limit: int | None) -> bool:
 
 
 def _fetch_sqlite_c(connection, table, key_time, value_columns, where, sql, params, *,
-                    values: bool, descending: bool, limit: int | None
+                    descending: bool, limit: int | None
                     ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
     """``_fetch``'s SQLite read through the C reader: the same rows (the open time as stored,
     parsed by the reader), written straight into numpy arrays, oldest first. The arrays are
@@ -632,23 +632,21 @@ def _fetch_sqlite_c(connection, table, key_time, value_columns, where, sql, para
     settings = connection.settings_dict
     options = settings.get("OPTIONS", {})
     symbol_id, timeframe, *_bounds = params
-    texts = params[1:]
+    source = f"FROM {connection.ops.quote_name(table)} WHERE {where}"
     times, columns = sqlite_columns.read_columns(
         str(settings["NAME"]), uri=bool(options.get("uri")),
         timeout_s=float(options.get("timeout", 5)),
-        count_sql=f"SELECT count(*) FROM {connection.ops.quote_name(table)} WHERE {where}",
+        count_sql=f"SELECT count(*) {source}",
         # one statement each: SQLite answers a lone min() or max() from the index, both
         # together by a scan
-        span_sql=tuple(f"SELECT {f}({key_time}) FROM {connection.ops.quote_name(table)} "
-                       f"WHERE {where}" for f in ("min", "max")),
+        span_sql=(f"SELECT min({key_time}) {source}", f"SELECT max({key_time}) {source}"),
         step=timeframe_ms(timeframe),
         collect_sql=None if descending or limit is not None else (
-            f"SELECT tradesite_collect({', '.join([key_time, *value_columns])}) FROM "
-            f"{connection.ops.quote_name(table)} WHERE {where}"),
-        sql=sql, symbol_id=int(symbol_id), texts=[str(t) for t in texts], limit=limit,
-        descending=descending, nvalues=5 if values else 0,
+            f"SELECT tradesite_collect({', '.join([key_time, *value_columns])}) {source}"),
+        sql=sql, symbol_id=int(symbol_id), texts=[str(t) for t in params[1:]], limit=limit,
+        descending=descending, nvalues=len(value_columns),
     )
-    if not values:
+    if not value_columns:
         return times, None
     return times, dict(zip(_COLUMNS[:5], columns, strict=True))
 
@@ -666,8 +664,8 @@ def load_candles(
 
     With ``limit`` and no ``start_ms`` these are the newest ``limit`` candles (before
     ``end_ms``), which is what a strategy's lookback needs; with ``start_ms`` as well, the
-    oldest ``limit`` from ``start_ms``. One query (SQLite: fetched rows; PostgreSQL: a binary
-    COPY parsed by numpy).
+    oldest ``limit`` from ``start_ms``. One snapshot of the table (SQLite: the C reader's read
+    transaction, or one query's fetched rows; PostgreSQL: one binary COPY parsed by numpy).
     """
     timeframe_ms(timeframe)
     if limit is not None and limit < 0:

@@ -302,9 +302,9 @@ int sqlc_time_of(sqlc_db *h, const char *sql, long long symbol_id, const char **
 }
 
 /* Rows into times[] and values[j][] (capacity each), from the end backwards when descending
-   (so the arrays come out oldest first). Returns the number of rows; -2 when there are more
-   rows than capacity (the caller counts and reads again); -1 (message in err) on an error or
-   a NULL or non-numeric value (which the caller's other reader reports). */
+   (so the arrays come out oldest first). Returns the number of rows; SQLC_FULL (-2) when
+   there are more rows than capacity (the caller counts and reads again); -1 (message in err)
+   on an error or a NULL or non-numeric value (which the caller's other reader reports). */
 long long sqlc_read(sqlc_db *h, const char *sql, long long symbol_id,
                     const char **texts, int ntexts, long long capacity, int descending,
                     long long *times, double **values, int nvalues, char *err, int errlen) {
@@ -316,7 +316,7 @@ long long sqlc_read(sqlc_db *h, const char *sql, long long symbol_id,
         if (n >= capacity) {
             snprintf(err, (size_t)errlen, "more rows than the capacity (%lld)", capacity);
             sqlite3_finalize(stmt);
-            return -2;
+            return SQLC_FULL;
         }
         at = descending ? capacity - 1 - n : n;
         if (!sqlc_time(stmt, 0, &times[at])) {

@@ -171,10 +171,11 @@ def test_c_reader_gives_the_sqlite3_modules_arrays_bit_for_bit(file_db, c_calls,
 
 
 @needs_module
-def test_plain_reads_go_through_the_collector_and_limited_ones_step(file_db, c_calls,
+def test_plain_reads_go_through_the_collector_and_limited_ones_step(file_db, c_calls, caplog,
                                                                    django_db_blocker):
     """Ascending reads without a limit hand each row to the ``tradesite_collect`` aggregate;
     reads with a limit (or newest first) step an ORDER BY statement."""
+    caplog.set_level(logging.INFO, logger="markets.sqlite_columns")
     with django_db_blocker.unblock():
         upsert_candles(file_db, "1m", random_rows(30_000, seed=8), using=ALIAS)
         load_candles(file_db, "1m", using=ALIAS)
@@ -183,6 +184,7 @@ def test_plain_reads_go_through_the_collector_and_limited_ones_step(file_db, c_c
         load_candles(file_db, "1m", start_ms=T0, limit=25_000, using=ALIAS)
     assert [c["collect_sql"] is not None for c in c_calls] == [True, True, False, False]
     assert all(c["span_sql"] and c["step"] == MIN for c in c_calls)
+    assert "not come in open-time order" not in caplog.text  # the collector read them
 
 
 def off_step_rows(symbol_id: int, times_ms: list[int]) -> None:
@@ -197,20 +199,44 @@ def off_step_rows(symbol_id: int, times_ms: list[int]) -> None:
     )
 
 
+class CountingLib:
+    """The C module's functions, counting the calls of ``sqlc_count`` (a count of the rows)."""
+
+    def __init__(self, lib):
+        self._lib = lib
+        self.counts = 0
+
+    def __getattr__(self, name):
+        return getattr(self._lib, name)
+
+    def sqlc_count(self, *args):
+        self.counts += 1
+        return self._lib.sqlc_count(*args)
+
+
 @needs_module
 def test_open_times_off_the_step_are_counted_not_lost(file_db, monkeypatch, caplog,
                                                       django_db_blocker):
     """More rows than the span holds at one per minute: the reader counts and reads again
     (no row lost, no fallback to the slow reader)."""
     monkeypatch.setattr(candles_module, "C_READER_MIN_ROWS", 0)
-    rows = random_rows(2_000, seed=6)
+    ffi, lib = sqlite_columns._MODULE
+    counting = CountingLib(lib)
+    monkeypatch.setattr(sqlite_columns, "_MODULE", (ffi, counting))
+    # Every minute of the span stored: the span holds exactly the on-step rows, no spare room.
+    rows = [row._replace(open_time_ms=T0 + i * MIN)
+            for i, row in enumerate(random_rows(2_000, seed=6))]
     with django_db_blocker.unblock():
         upsert_candles(file_db, "1m", rows, using=ALIAS)
         times = [r[0] for r in rows]
         off_step_rows(file_db, [t + 30_000 for t in times[:700]] + [t + 1_500 for t in times[:5]])
-        for case in (dict(), dict(start_ms=times[0], end_ms=times[600]), dict(limit=2_500),
-                     dict(start_ms=times[0], limit=1_000)):
+        # (case, whether the span is short): the oldest 1,000 fit in a span of 2,000.
+        for case, short in ((dict(), True), (dict(start_ms=times[0], end_ms=times[600]), True),
+                            (dict(limit=2_500), True), (dict(start_ms=times[0], limit=1_000),
+                                                        False)):
+            before = counting.counts
             got = load_candles(file_db, "1m", using=ALIAS, **case)
+            assert counting.counts - before == int(short), case
             monkeypatch.setattr(sqlite_columns, "AVAILABLE", False)
             want = load_candles(file_db, "1m", using=ALIAS, **case)
             monkeypatch.setattr(sqlite_columns, "AVAILABLE", True)
