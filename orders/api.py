@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from markets.models import Account, Symbol
-from orders import services
+from orders import killswitch, services
 from orders.brokers import BrokerUnavailable
 from orders.equity import last_prices, value_account
 from orders.models import ApiToken, Order, Position
@@ -307,25 +307,34 @@ def deactivate_config(request, user, pk):
 
 @endpoint("POST")
 def kill_switch(request, user):
+    """``{"all": true}`` stops everything of the caller's; ``{"configs": [ids]}`` stops only
+    those configs. Exactly one of the two; an empty or unknown selection changes nothing."""
     data = _body(request)
-    config_ids = data.get("configs")
-    if config_ids is not None:
-        if not isinstance(config_ids, list) or not all(isinstance(i, int) for i in config_ids):
+    for key in ("all", "close_positions"):
+        if key in data and not isinstance(data[key], bool):
+            raise ApiError(f"{key} must be true or false (a JSON boolean)")
+    if data.get("all") is True and "configs" in data:
+        raise ApiError("send either \"all\": true or \"configs\": [ids], not both")
+    if data.get("all") is True:
+        configs = killswitch.ALL
+    elif "configs" in data:
+        configs = data["configs"]
+        if not isinstance(configs, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in configs
+        ):
             raise ApiError("configs must be a list of config ids")
-        for pk in config_ids:
-            _owned(StrategyConfig.objects, user, pk, "config")
-    result = services.stop_trading(
-        user=user,
-        config_ids=config_ids,
-        reason=str(data.get("reason") or "kill switch (API)")[:200],
-        close_positions=bool(data.get("close_positions")),
-    )
-    return {
-        "summary": result.summary(),
-        "configs_deactivated": result.configs_deactivated,
-        "accounts_halted": result.accounts_halted,
-        "orders_cancelled": result.orders_cancelled,
-        "positions_closed": result.positions_closed,
-        "live_orders_open": result.live_orders_open,
-        "errors": result.errors,
-    }
+    else:
+        raise ApiError('say what to stop: {"all": true} or {"configs": [ids]}')
+    reason = data.get("reason", "kill switch (API)")
+    if not isinstance(reason, str):
+        raise ApiError("reason must be text")
+    try:
+        result = killswitch.stop_trading(
+            user=user,
+            configs=configs,
+            reason=(reason or "kill switch (API)")[:200],
+            close_positions=data.get("close_positions", False),
+        )
+    except killswitch.NothingSelected as exc:
+        raise ApiError(str(exc), 404 if configs else 400) from None
+    return result.as_dict()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from markets.models import Account
-from orders import risk, services
+from orders import killswitch, risk, services
 from orders.equity import last_prices, value_account
 from orders.models import EquitySnapshot, Order, Position
 from strategies.models import Signal, StrategyConfig
@@ -127,10 +127,35 @@ def toggle_config(request, pk):
 @login_required
 @require_POST
 def kill_switch(request):
-    result = services.stop_trading(
-        user=request.user,
-        reason="kill switch (dashboard)",
-        close_positions=request.POST.get("close_positions") == "1",
-    )
+    """Stop all of the user's trading (``scope=all``) or the configs named (``config`` ids).
+    Anything else, an empty selection included, changes nothing and says so."""
+    scope = request.POST.get("scope")
+    close = request.POST.get("close_positions", "")
+    if close not in ("", "1"):
+        messages.error(
+            request, "Kill switch: close_positions must be 1 or absent; nothing was stopped."
+        )
+        return redirect("home")
+    try:
+        if scope == "all":
+            configs = killswitch.ALL
+        elif scope == "selected":
+            configs = [int(pk) for pk in request.POST.getlist("config")]
+        else:
+            raise killswitch.NothingSelected(
+                "say what to stop (all, or the selected configs); nothing was stopped"
+            )
+        result = killswitch.stop_trading(
+            user=request.user,
+            configs=configs,
+            reason="kill switch (dashboard)",
+            close_positions=close == "1",
+        )
+    except ValueError as exc:  # NothingSelected, or a config id that is not a number
+        text = str(exc) if isinstance(exc, killswitch.NothingSelected) else (
+            "config ids must be numbers; nothing was stopped"
+        )
+        messages.error(request, f"Kill switch: {text}.")
+        return redirect("home")
     messages.warning(request, f"Kill switch: {result.summary()}.")
     return redirect("home")

@@ -119,18 +119,22 @@ class StrategyConfigAdmin(OwnedAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"Deactivated {count} config(s).")
 
     @admin.action(
-        description="Stop trading (kill switch: deactivate, halt accounts, cancel orders)"
+        description="Stop selected configs (deactivate, cancel their open orders)"
     )
     def stop_trading_action(self, request, queryset):
         # Imported here: django.setup() imports every admin module, and orders.services
         # brings the exchange adapters (requests, websockets) and the channel layer into
         # every process, a backtest's included.
-        from orders.services import stop_trading
+        from orders.killswitch import NothingSelected, stop_trading
 
         user = None if request.user.is_superuser else request.user
-        result = stop_trading(
-            user=user,
-            config_ids=list(queryset.values_list("pk", flat=True)),
-            reason=f"admin kill switch by {request.user}",
-        )
+        try:
+            result = stop_trading(
+                user=user,
+                configs=list(queryset.values_list("pk", flat=True)),
+                reason=f"admin: configs stopped by {request.user}",
+            )
+        except NothingSelected as exc:
+            self.message_user(request, str(exc).capitalize() + ".", messages.ERROR)
+            return
         self.message_user(request, result.summary().capitalize() + ".", messages.WARNING)

@@ -123,7 +123,9 @@ def test_configs_toggle_and_kill_switch_through_the_api(client, world):
     status, body = call(client, "post", f"/api/configs/{config.pk}/deactivate", alice)
     assert status == 200 and body["config"]["is_active"] is False
     call(client, "post", f"/api/configs/{config.pk}/activate", alice)
-    status, body = call(client, "post", "/api/kill-switch", alice, {"close_positions": True})
+    status, body = call(
+        client, "post", "/api/kill-switch", alice, {"all": True, "close_positions": True}
+    )
     assert status == 200 and body["accounts_halted"] == 1 and body["positions_closed"] == 1
     assert not Position.objects.filter(account=world["alice_account"], closed_at=None).exists()
     assert Position.objects.filter(account=world["bob_account"], closed_at=None).exists()

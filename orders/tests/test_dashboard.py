@@ -47,7 +47,9 @@ def test_toggle_and_kill_switch_from_the_dashboard(scene):
     response = client.post(f"/dashboard/configs/{config.pk}/toggle", follow=True)
     assert "script switched off" in response.content.decode()
     assert not StrategyConfig.objects.get(pk=config.pk).is_active
-    response = client.post("/dashboard/kill-switch", {"close_positions": "1"}, follow=True)
+    response = client.post(
+        "/dashboard/kill-switch", {"scope": "all", "close_positions": "1"}, follow=True
+    )
     assert "closed 1 position(s)" in response.content.decode()
     assert Account.objects.get(pk=scene["paper"].pk).halted
     assert not Position.objects.filter(closed_at__isnull=True).exists()

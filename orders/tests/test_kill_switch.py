@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from markets.models import Account, Balance
-from orders import services, tasks
+from orders import killswitch, services, tasks
 from orders.models import Order, Position
 from orders.tests.conftest import MINUTE, T0, store
 from strategies.models import Signal, StrategyConfig
@@ -36,7 +36,9 @@ def test_kill_switch_cancels_orders_closes_positions_and_halts(symbol, paper, tr
     krw = Balance.objects.get(account=paper, asset="KRW")
     assert krw.locked > 0  # the resting buy holds its funds
 
-    result = services.stop_trading(user=paper.owner, reason="panic", close_positions=True)
+    result = killswitch.stop_trading(
+        user=paper.owner, configs=killswitch.ALL, reason="panic", close_positions=True
+    )
 
     assert result.configs_deactivated == 1 and result.accounts_halted == 1
     assert result.orders_cancelled == 1 and result.positions_closed == 1
@@ -54,7 +56,7 @@ def test_kill_switch_cancels_orders_closes_positions_and_halts(symbol, paper, tr
 
 def test_account_stays_halted_until_a_person_resumes_it(symbol, paper, trading):
     config, _ = trading
-    services.stop_trading(user=paper.owner, reason="panic")
+    killswitch.stop_trading(user=paper.owner, configs=killswitch.ALL, reason="panic")
     StrategyConfig.objects.filter(pk=config.pk).update(is_active=True, params={"enter": 6})
     store(symbol, [PRICE] * 3, start=T0 + 4 * MINUTE)
     tasks.evaluate("sim", "KRW-BTC", "1m", T0 + 6 * MINUTE)
@@ -67,26 +69,28 @@ def test_account_stays_halted_until_a_person_resumes_it(symbol, paper, trading):
     )
     assert manual.status == "rejected" and manual.reject_reason.startswith("account is halted")
 
-    services.resume_account(paper)
+    killswitch.resume_account(paper)
     assert not Account.objects.get(pk=paper.pk).halted
 
 
 def test_stop_trading_command_closes_positions_on_request(symbol, paper, trading, capsys):
-    call_command("stop_trading", "--user", paper.owner.username, "--close-positions")
+    call_command("stop_trading", "--user", paper.owner.username, "--all", "--close-positions")
     out = capsys.readouterr().out
     assert "halted 1 account(s)" in out and "closed 1 position(s)" in out
     assert not Position.objects.filter(closed_at__isnull=True).exists()
 
 
 def test_stop_trading_without_close_positions_leaves_them_open(symbol, paper, trading):
-    services.stop_trading(user=paper.owner)
+    killswitch.stop_trading(user=paper.owner, configs=killswitch.ALL)
     assert Position.objects.filter(account=paper, closed_at__isnull=True).count() == 1
 
 
 @pytest.mark.redis
 def test_the_owner_is_told_the_account_is_halted(symbol, paper, trading, listen):
     inbox = listen(paper.owner_id)
-    services.stop_trading(user=paper.owner, reason="panic", close_positions=True)
+    killswitch.stop_trading(
+        user=paper.owner, configs=killswitch.ALL, reason="panic", close_positions=True
+    )
     messages = inbox.drain()
     halted = [m for m in messages if m["type"] == "account.updated"]
     assert halted == [{

@@ -9,7 +9,7 @@ import pytest
 from markets.exchanges import get_adapter
 from markets.models import Account, Exchange, Symbol
 from markets.simulator.server import SimConfig, start_in_thread
-from orders import services
+from orders import killswitch, services
 from orders.brokers import BrokerUnavailable, LiveBroker, broker_for
 from orders.models import Order
 
@@ -72,7 +72,7 @@ def test_kill_switch_cancels_live_orders_at_the_venue(live, simulator):
                           api_secret=SECRET)
     assert adapter.fetch_order("BTCUSDT", client_order_id=order.client_order_id).status == "open"
 
-    result = services.stop_trading(user=account.owner, reason="panic")
+    result = killswitch.stop_trading(user=account.owner, configs=killswitch.ALL, reason="panic")
 
     assert result.orders_cancelled == 1 and result.live_orders_open == 0
     at_venue = adapter.fetch_order("BTCUSDT", client_order_id=order.client_order_id)

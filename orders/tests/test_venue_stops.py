@@ -16,7 +16,7 @@ from markets.exchanges import get_adapter
 from markets.exchanges.base import CANCELLED, STOP_FINISHED, STOP_OPEN
 from markets.models import Account, Exchange, Symbol
 from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
-from orders import exits, protection, services, tasks, userstream
+from orders import exits, killswitch, protection, services, tasks, userstream
 from orders.models import Fill, Order, Position
 from orders.tests.conftest import store
 from strategies.models import Signal, StrategyConfig
@@ -211,7 +211,7 @@ def test_our_own_close_cancels_the_venue_stops_first(futures, simulator, venue, 
     if who == "kill_switch":
         minute = int(time.time() * 1000) // 60_000 * 60_000
         store(config.symbol, [float(last_price(simulator))], start=minute)  # its last price
-        result = services.stop_trading(user=account.owner, reason="panic",
+        result = killswitch.stop_trading(user=account.owner, configs=killswitch.ALL, reason="panic",
                                        close_positions=True)
         assert result.positions_closed == 1 and not result.errors
     else:
@@ -239,7 +239,7 @@ def test_the_kill_switch_without_closing_leaves_the_venue_stops_working(futures,
     account, _, config = futures
     position = enter_long(simulator, config)
     stop, target = venue_stops(position)
-    result = services.stop_trading(user=account.owner, reason="pause")
+    result = killswitch.stop_trading(user=account.owner, configs=killswitch.ALL, reason="pause")
     assert result.orders_cancelled == 0 and not result.errors
     stop.refresh_from_db()
     assert stop.status == "open"
