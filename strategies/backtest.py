@@ -675,7 +675,8 @@ def _result(
         mean, std, downside, max_dd, day_ends = _curve_stats(equity, initial, times, offset_ms)
         sharpe = mean / std * math.sqrt(bars_per_year) if std > 0 else 0.0
         sortino = mean / downside * math.sqrt(bars_per_year) if downside > 0 else 0.0
-        years = n * bar_ms / YEAR_MS
+        # The series' time span, not bars x bar length: venues skip intervals with no trades.
+        years = (int(times[-1]) - int(times[0]) + bar_ms) / YEAR_MS
         if final > 0 and years > 0:
             growth = math.log(final / initial) / years
             cagr = math.expm1(growth) if growth < 700 else math.inf  # inf is reported as None

@@ -272,6 +272,28 @@ def test_stats_and_result_are_json_ready():
     assert growth == pytest.approx(1 + data["stats"]["total_return"])
 
 
+def test_cagr_is_over_the_series_time_span_when_the_series_has_gaps():
+    """Three daily candles a year apart (Upbit skips intervals without trades): the equity
+    doubles over 731 days, so the CAGR is 2 ** (365 / 731) - 1, not a doubling in 3 days."""
+    day = 86_400_000
+    rows = [(100.0, 100.0, 100.0, 100.0), (100.0, 100.0, 100.0, 100.0), (200.0,) * 4]
+    candles = bars(rows, step_ms=365 * day)
+    config = BacktestConfig(initial_cash=1000.0, risk=RiskParams(fee_rate=0.0), timeframe="1d")
+    result = simulate(candles, Signals(actions=np.array([ENTER_LONG, HOLD, HOLD], np.int8)),
+                      config)
+    assert result.stats["final_equity"] == pytest.approx(2000.0)
+    assert result.stats["cagr"] == pytest.approx(2 ** (365 / 731) - 1)  # 0.413
+
+
+def test_cagr_of_a_contiguous_series_is_over_its_bars():
+    rows = [(100.0, 100.0, 100.0, 100.0)] * 364 + [(200.0,) * 4]
+    config = BacktestConfig(initial_cash=1000.0, risk=RiskParams(fee_rate=0.0), timeframe="1d")
+    actions = np.full(365, HOLD, np.int8)
+    actions[0] = ENTER_LONG
+    result = simulate(bars(rows, step_ms=86_400_000), Signals(actions=actions), config)
+    assert result.stats["cagr"] == pytest.approx(1.0)  # doubled in exactly 365 days
+
+
 def test_bad_config_is_a_clear_error():
     with pytest.raises(ParamError, match="intrabar"):
         BacktestConfig(intrabar="random")
