@@ -59,3 +59,11 @@ def test_another_users_config_cannot_be_toggled(scene):
     other = StrategyConfig.objects.get(name="bob-config")
     response = scene["client"].post(f"/dashboard/configs/{other.pk}/toggle")
     assert response.status_code == 404 and StrategyConfig.objects.get(pk=other.pk).is_active
+
+
+def test_signal_bar_times_are_labelled_with_the_zone_they_are_shown_in(scene, settings):
+    html = scene["client"].get("/").content.decode()
+    # The bar opened 2026-01-01 00:03 UTC, shown in TIME_ZONE (Asia/Seoul, UTC+9).
+    assert settings.TIME_ZONE == "Asia/Seoul"
+    assert "Bar (Asia/Seoul)" in html and "Bar (UTC)" not in html
+    assert "2026-01-01 09:03" in html

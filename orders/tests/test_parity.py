@@ -60,3 +60,30 @@ def test_parity_command_reports_success(symbol, paper, make_config, walk, capsys
         "--end", "2026-01-01T05:00",
     )
     assert "parity: same trades" in capsys.readouterr().out
+
+
+def test_parity_with_no_trades_on_either_side_says_nothing_was_compared(
+    symbol, paper, make_config, walk, capsys
+):
+    config = make_config(
+        paper, name="rsi", strategy="rsi", params={"period": 14, "oversold": 1, "overbought": 99}
+    )
+    call_command(
+        "parity", "--config", str(config.pk), "--start", "2026-01-01T00:00",
+        "--end", "2026-01-01T05:00",
+    )
+    out = capsys.readouterr().out
+    assert "backtest 0 trade(s), paper 0 trade(s)" in out
+    assert "same trades" not in out and "nothing was compared" in out
+
+
+@pytest.mark.parametrize("cash", ["abc", "NaN", "-5", "1e999999"])
+def test_parity_refuses_a_cash_that_is_not_an_amount(symbol, paper, make_config, cash):
+    from django.core.management import CommandError
+
+    config = make_config(paper)
+    with pytest.raises(CommandError, match="--cash must be"):
+        call_command(
+            "parity", "--config", str(config.pk), "--start", "2026-01-01T00:00",
+            "--end", "2026-01-01T05:00", "--cash", cash,
+        )

@@ -38,9 +38,14 @@ class Command(BaseCommand):
         start, end = _ms(options["start"]), _ms(options["end"])
         if end <= start:
             raise CommandError("--end must be after --start")
-        from decimal import Decimal
+        from decimal import Decimal, InvalidOperation
 
-        cash = Decimal(options["cash"]) if options["cash"] else None
+        try:
+            cash = Decimal(options["cash"]) if options["cash"] else None
+        except InvalidOperation:
+            raise CommandError(f"--cash must be a number; got {options['cash']!r}") from None
+        if cash is not None and not (cash.is_finite() and 0 < cash < Decimal("1e15")):
+            raise CommandError(f"--cash must be more than 0 and below 1e15; got {cash}")
         report = replay(config, start, end, initial_cash=cash)
         self.stdout.write(
             f"{report.bars} bars: backtest {len(report.backtest_trades)} trade(s), "
@@ -51,7 +56,12 @@ class Command(BaseCommand):
                 f"  {b['side']:5} entry {b['entry_time_ms']} {b['entry_price']:.8g} / "
                 f"{p['entry_price']:.8g}  exit {b['exit_time_ms']} {b['reason']} / {p['reason']}"
             )
-        if report.ok:
+        if report.ok and not report.backtest_trades:
+            self.stdout.write(self.style.WARNING(
+                f"parity: neither side traded in these {report.bars} bars, so nothing was "
+                "compared; widen the range or check the config's parameters"
+            ))
+        elif report.ok:
             self.stdout.write(self.style.SUCCESS("parity: same trades"))
         else:
             for problem in report.mismatches:
