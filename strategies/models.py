@@ -43,6 +43,16 @@ def strategy_choices():
     return registry.choices()
 
 
+#: The config's risk percentages: each blank (none) or more than 0.
+RISK_PCT_FIELDS = (
+    "stop_loss_pct",
+    "take_profit_pct",
+    "trailing_stop_pct",
+    "daily_target_pct",
+    "daily_max_loss_pct",
+)
+
+
 def _positive_pct(name: str) -> Q:
     return Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gt": 0})
 
@@ -126,13 +136,7 @@ class StrategyConfig(models.Model):
                 models.CheckConstraint(
                     condition=_positive_pct(field), name=f"config_{field}_positive"
                 )
-                for field in (
-                    "stop_loss_pct",
-                    "take_profit_pct",
-                    "trailing_stop_pct",
-                    "daily_target_pct",
-                    "daily_max_loss_pct",
-                )
+                for field in RISK_PCT_FIELDS
             ],
             models.CheckConstraint(
                 condition=Q(timeframe__in=Timeframe.values), name="config_timeframe_known"
@@ -163,6 +167,13 @@ class StrategyConfig(models.Model):
             self.sizing_params = sizing.validate(self.sizing_method, self.sizing_params).to_dict()
         except ParamError as exc:
             errors.setdefault("sizing_params", []).append(str(exc))
+        for field in RISK_PCT_FIELDS:
+            value = getattr(self, field)
+            if value is not None and value <= 0:
+                label = self._meta.get_field(field).verbose_name
+                errors.setdefault(field, []).append(
+                    f"{label.capitalize()} must be more than 0 %, or blank for none; got {value}."
+                )
         if self.account_id and self.symbol_id:
             if self.account.exchange_id != self.symbol.exchange_id:
                 errors.setdefault("account", []).append(

@@ -294,6 +294,17 @@ def test_params_are_stored_complete_with_defaults(two_traders):
     assert StrategyConfig.objects.get(name="new config").params == {"period": 21, "threshold": 0.5}
 
 
+@pytest.mark.parametrize("field", ["stop_loss_pct", "take_profit_pct", "daily_max_loss_pct"])
+def test_a_negative_risk_percentage_is_a_plain_message(two_traders, field):
+    data = config_form(two_traders["symbol"], two_traders["acc_a"], **{field: "-1"})
+    response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
+    errors = form_errors(response)
+    assert "must be more than 0 %, or blank for none; got -1" in errors
+    assert "Constraint" not in errors and not StrategyConfig.objects.filter(
+        name="new config"
+    ).exists()
+
+
 def test_bad_sizing_params_message(two_traders):
     data = config_form(two_traders["symbol"], two_traders["acc_a"], sizing_params='{"fraction": 2}')
     response = two_traders["client"].post("/admin/strategies/strategyconfig/add/", data)
