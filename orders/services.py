@@ -1557,6 +1557,24 @@ def reconcile_live_orders(account_ids=None, broker_factory=None) -> int:
 # ------------------------------------------------------------------------ manual orders
 
 
+#: The largest amount an order may carry: the Money columns hold 18 digits before the point,
+#: and SQLite keeps them as doubles, so a larger value would be stored but never read back.
+MAX_AMOUNT = Decimal("1e15")
+
+
+def _amount(value, name: str) -> Decimal:
+    """``value`` as a finite Decimal in (0, MAX_AMOUNT); ValueError naming ``name`` otherwise."""
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{name} must be a number; got {str(value)[:40]!r}") from None
+    if not number.is_finite() or number <= 0 or number >= MAX_AMOUNT:
+        raise ValueError(
+            f"{name} must be more than 0 and below {MAX_AMOUNT:,.0f}; got {number:.6g}"
+        )
+    return number
+
+
 @batched
 def place_manual_order(
     account: Account,
@@ -1574,15 +1592,19 @@ def place_manual_order(
     ts_ms = now_ms() if ts_ms is None else ts_ms
     if side not in Side.values:
         raise ValueError("side must be buy or sell")
+    quantity = _amount(quantity, "quantity")
+    price = None if price is None else _amount(price, "price")
     broker = broker or broker_for(account)
     info = symbol_info(symbol)
-    quantity = rounding.round_quantity(Decimal(quantity), info)
+    quantity = rounding.round_quantity(quantity, info)
     if quantity <= 0:
         raise ValueError(
             f"quantity rounds down to 0 with the step {symbol.step_size.normalize():f} of {symbol}"
         )
     if price is not None:
-        price = round_price(symbol, Decimal(price), side)
+        price = round_price(symbol, price, side)
+        if price <= 0:
+            raise ValueError(f"price rounds to 0 at the tick size of {symbol}")
     reference = price if price is not None else last_price
     reason = None
     with transaction.atomic():

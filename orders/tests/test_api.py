@@ -145,3 +145,26 @@ def test_candles_are_served_oldest_first_with_a_token(client, world):
 def test_tokens_are_stored_hashed(world):
     assert not ApiToken.objects.filter(key_hash=world["alice"]).exists()
     assert ApiToken.objects.filter(key_hash=ApiToken.hash(world["alice"])).exists()
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("price", 2**63, "price must be more than 0 and below 1,000,000,000,000,000"),
+        ("price", "1e308", "price must be more than 0 and below"),
+        ("quantity", "1e999999", "quantity must be more than 0 and below"),
+        ("quantity", "9" * 35, "quantity must be more than 0 and below"),
+        ("price", "1e-30", "price rounds to 0 at the tick size of sim:KRW-BTC"),
+    ],
+)
+def test_an_amount_no_column_can_hold_is_refused_and_nothing_is_stored(
+    client, world, field, value, message
+):
+    """Seen: a price of 2**63 was stored on SQLite as a double no query could read back, and
+    every order list failed from then on."""
+    body = {"account": world["alice_account"].pk, "symbol": "sim:KRW-BTC", "side": "buy",
+            "quantity": "0.001", "price": "40000000"} | {field: value}
+    count = Order.objects.count()
+    status, answer = call(client, "post", "/api/orders", world["alice"], body)
+    assert status == 400 and message in answer["error"]
+    assert Order.objects.count() == count and len(list(Order.objects.all())) == count
