@@ -200,7 +200,12 @@ class Candle(models.Model):
 
 class AccountQuerySet(models.QuerySet):
     def owned_by(self, user):
+        """What ``user`` may manage in the admin: a superuser every account."""
         return self if user.is_superuser else self.filter(owner=user)
+
+    def own(self, user):
+        """``user``'s own accounts, a superuser's too: what the trading pages and API show."""
+        return self.filter(owner=user)
 
 
 class Account(models.Model):

@@ -27,7 +27,12 @@ class OwnedQuerySet(models.QuerySet):
     owner_path = "account__owner"
 
     def owned_by(self, user):
+        """What ``user`` may manage in the admin: a superuser everything."""
         return self if user.is_superuser else self.filter(**{self.owner_path: user})
+
+    def own(self, user):
+        """``user``'s own rows, a superuser's too: what the trading pages and API show."""
+        return self.filter(**{self.owner_path: user})
 
 
 class FillQuerySet(OwnedQuerySet):

@@ -42,7 +42,7 @@ def dashboard(request):
     user = request.user
     accounts = []
     # Balances prefetched once: value_account() and the table below both read them.
-    for account in Account.objects.owned_by(user).select_related("exchange").prefetch_related(
+    for account in Account.objects.own(user).select_related("exchange").prefetch_related(
         "balances"
     ):
         valuation = value_account(account)
@@ -62,7 +62,7 @@ def dashboard(request):
             }
         )
     positions = list(
-        Position.objects.owned_by(user)
+        Position.objects.own(user)
         .filter(closed_at__isnull=True)
         .select_related("symbol__exchange", "account", "config")
     )
@@ -83,8 +83,7 @@ def dashboard(request):
     signals = Signal.objects.select_related("config", "symbol__exchange").order_by(
         "-bar_time", "-id"
     )
-    if not user.is_superuser:
-        signals = signals.filter(config__owner=user)
+    signals = signals.filter(config__owner=user)
     context = {
         "accounts": accounts,
         "positions": rows,
@@ -92,10 +91,10 @@ def dashboard(request):
             {"signal": s, "execution": (s.reason or {}).get("execution") or {}}
             for s in signals[:RECENT]
         ],
-        "orders": Order.objects.owned_by(user).select_related("symbol__exchange", "account")[
+        "orders": Order.objects.own(user).select_related("symbol__exchange", "account")[
             :RECENT
         ],
-        "configs": StrategyConfig.objects.owned_by(user).select_related(
+        "configs": StrategyConfig.objects.own(user).select_related(
             "symbol__exchange", "account"
         ),
         "now": timezone.localtime(),
@@ -107,7 +106,7 @@ def dashboard(request):
 @login_required
 @require_POST
 def toggle_config(request, pk):
-    config = get_object_or_404(StrategyConfig.objects.owned_by(request.user), pk=pk)
+    config = get_object_or_404(StrategyConfig.objects.own(request.user), pk=pk)
     active = not config.is_active
     if active and config.account.owner_id != config.owner_id:
         messages.error(request, "This config's account is not yours; pick one of your accounts.")

@@ -59,7 +59,12 @@ def _positive_pct(name: str) -> Q:
 
 class StrategyConfigQuerySet(models.QuerySet):
     def owned_by(self, user):
+        """What ``user`` may manage in the admin: a superuser every config."""
         return self if user.is_superuser else self.filter(owner=user)
+
+    def own(self, user):
+        """``user``'s own configs, a superuser's too: what the trading pages and API show."""
+        return self.filter(owner=user)
 
     def active(self):
         return self.filter(is_active=True)

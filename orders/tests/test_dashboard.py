@@ -67,3 +67,16 @@ def test_signal_bar_times_are_labelled_with_the_zone_they_are_shown_in(scene, se
     assert settings.TIME_ZONE == "Asia/Seoul"
     assert "Bar (Asia/Seoul)" in html and "Bar (UTC)" not in html
     assert "2026-01-01 09:03" in html
+
+
+def test_a_superusers_dashboard_shows_their_own_trading_only(scene, django_user_model):
+    """The admin is where a superuser sees every user's objects; the dashboard, like the chart
+    page and the API, is one trader's own desk."""
+    root = django_user_model.objects.create_superuser("root", password="pw-root")
+    client = scene["client"].__class__()
+    client.force_login(root)
+    html = client.get("/").content.decode()
+    assert "alice-paper" not in html and "bob-secret-account" not in html
+    assert "bob-config" not in html and "enter_long" not in html
+    other = StrategyConfig.objects.get(name="bob-config")
+    assert client.post(f"/dashboard/configs/{other.pk}/toggle").status_code == 404
