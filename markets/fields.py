@@ -50,7 +50,7 @@ def decrypt(value: str) -> str:
         raise CredentialsUnreadable(f"{UNREADABLE} (the stored value was not encrypted)")
     try:
         return fernet().decrypt(value[len(PREFIX) :].encode()).decode()
-    except InvalidToken:
+    except (InvalidToken, UnicodeDecodeError):
         raise CredentialsUnreadable(
             f"{UNREADABLE} (they cannot be decrypted with FIELD_ENCRYPTION_KEY: was the key "
             "changed? List the old key after the new one to rotate)"

@@ -4,6 +4,9 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core import serializers
 from django.db import connection
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from markets import fields
 from markets.fields import CredentialsUnreadable, Sealed
@@ -102,3 +105,34 @@ def test_serialized_rows_hold_tokens_and_load_back(make_trader, make_account):
 
 def test_encrypt_round_trip():
     assert fields.decrypt(fields.encrypt("секрет")) == "секрет"
+
+
+@hsettings(max_examples=200, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored=st.one_of(st.text(), st.text().map(lambda t: "fernet:" + t),
+                        st.binary().map(lambda b: "fernet:" + Fernet(Fernet.generate_key())
+                                        .encrypt(b).decode())))
+def test_any_stored_text_loads_and_is_either_readable_or_unreadable(stored):
+    """Whatever the column holds, loading never raises; revealing gives text or says why not."""
+    field = Account._meta.get_field("api_key")
+    value = field.from_db_value(stored, None, None)
+    if stored == "":
+        assert value == ""
+        return
+    assert isinstance(value, Sealed) and str(value) == "<encrypted>"
+    assert value.readable is False
+    with pytest.raises(CredentialsUnreadable, match="enter them again"):
+        value.reveal()
+    assert value.for_storage() == stored  # kept as it was, never lost
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(secret=st.text())
+def test_any_plain_text_round_trips(secret):
+    field = Account._meta.get_field("api_secret")
+    stored = field.get_prep_value(secret)
+    if secret == "":
+        assert stored == ""
+        return
+    assert stored.startswith("fernet:")
+    assert field.from_db_value(stored, None, None).reveal() == secret

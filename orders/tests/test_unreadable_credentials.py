@@ -214,6 +214,17 @@ def test_the_admin_can_halt_or_clear_an_account_with_unreadable_keys(world):
     assert Account.objects.get(pk=live.pk).credentials_state == "none"
 
 
+def test_the_account_admin_halt_action_works(world, admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    live = world["live"]
+    response = client.post("/admin/markets/account/", {
+        "action": "halt_accounts", "_selected_action": [live.pk],
+    }, follow=True)
+    assert response.status_code == 200 and "Halted 1 account(s)." in response.content.decode()
+    assert Account.objects.get(pk=live.pk).halted
+
+
 def test_the_config_admin_stop_action_works(world, admin_user):
     client = Client()
     client.force_login(admin_user)
