@@ -179,11 +179,19 @@ def stop_trading(
 def _cancel_without_keys(order: Order, reason: str, left: dict[int, list]) -> Order:
     """A live order of an account whose keys cannot be read: one never sent (``new``: no venue
     holds it, and ``send_order`` sends only an order it moves out of ``new`` itself) is
-    cancelled here; any other stays open, counted in ``left``, to be cancelled at the venue."""
-    if order.status == Order.Status.NEW:
-        return _cancel_here(order, f"cancelled: {reason}")
-    left.setdefault(order.account_id, [order.account.label, 0])[1] += 1
-    return order
+    cancelled here; any other stays open, counted in ``left``, to be cancelled at the venue.
+    Decided under the order's row lock: an order a sender claimed meanwhile counts as sent."""
+    with transaction.atomic():
+        status = Order.objects.select_for_update(of=("self",)).values_list(
+            "status", flat=True
+        ).get(pk=order.pk)
+        if status == Order.Status.NEW:
+            return _cancel_here(order, f"cancelled: {reason}")
+    if status in Order.OPEN_STATUSES:
+        left.setdefault(order.account_id, [order.account.label, 0])[1] += 1
+    return Order.objects.select_related("account__exchange", "symbol__exchange").get(
+        pk=order.pk
+    )
 
 
 def _close_positions(result, account_ids, config_ids, broker_factory, last_prices) -> None:
