@@ -4,6 +4,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
+from markets.fields import UNREADABLE
 from markets.models import Account, Balance, Candle, Exchange, Symbol
 
 
@@ -111,6 +112,12 @@ class AccountForm(forms.ModelForm):
         cleaned = super().clean()
         key, secret = cleaned.get("new_api_key"), cleaned.get("new_api_secret")
         if bool(key) != bool(secret) and not (self.instance.pk and self.instance.has_keys):
+            state = self.instance.credentials_state if self.instance.pk else None
+            if state == Account.CREDENTIALS_UNREADABLE:
+                raise forms.ValidationError(
+                    "The stored credentials are unreadable: enter both the API key and the "
+                    "API secret again."
+                )
             raise forms.ValidationError("Enter both the API key and the API secret.")
         if cleaned.get("clear_keys"):
             self.instance.api_key = self.instance.api_secret = ""
@@ -154,7 +161,10 @@ class AccountAdmin(OwnedAdminMixin, admin.ModelAdmin):
     def keys_status(self, obj):
         if obj is None or not obj.pk:
             return "none"
-        return format_html("<span>{}</span>", "stored (hidden)" if obj.has_keys else "none")
+        state = obj.credentials_state
+        if state == Account.CREDENTIALS_UNREADABLE:
+            return format_html('<strong class="errornote">{}</strong>', UNREADABLE)
+        return format_html("<span>{}</span>", "stored (hidden)" if state == "stored" else "none")
 
     def save_model(self, request, obj, form, change):
         if obj.halted and obj.halted_at is None:

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-from markets.fields import EncryptedTextField
+from markets.fields import EncryptedTextField, Sealed, plain
 from markets.timeframes import TIMEFRAMES
 
 MONEY = {"max_digits": 30, "decimal_places": 12}
@@ -246,12 +246,32 @@ class Account(models.Model):
     def __str__(self) -> str:
         return f"{self.label} ({self.exchange.slug}, {self.mode})"
 
+    #: ``credentials_state`` values.
+    CREDENTIALS_NONE, CREDENTIALS_STORED, CREDENTIALS_UNREADABLE = "none", "stored", "unreadable"
+
+    @property
+    def credentials_state(self) -> str:
+        """``"none"`` (no key and secret), ``"stored"`` (both, readable) or ``"unreadable"``
+        (stored, but FIELD_ENCRYPTION_KEY cannot decrypt them: they must be entered again)."""
+        values = [v for v in (self.api_key, self.api_secret) if v]
+        if any(isinstance(v, Sealed) and not v.readable for v in values):
+            return self.CREDENTIALS_UNREADABLE
+        return self.CREDENTIALS_STORED if len(values) == 2 else self.CREDENTIALS_NONE
+
     @property
     def has_keys(self) -> bool:
-        return bool(self.api_key and self.api_secret)
+        """A key and secret are stored and readable (a live adapter can be built)."""
+        return self.credentials_state == self.CREDENTIALS_STORED
+
+    def credentials(self) -> tuple[str, str]:
+        """``(api_key, api_secret)`` in plain text, for building this account's live adapter
+        only. Raises :class:`~markets.fields.CredentialsUnreadable`."""
+        return plain(self.api_key), plain(self.api_secret)
 
     def clean(self) -> None:
-        if self.mode == self.Mode.LIVE and not self.has_keys:
+        # Unreadable keys are stored keys: the account can still be saved (halted, switched to
+        # paper); it cannot trade live until they are entered again.
+        if self.mode == self.Mode.LIVE and self.credentials_state == self.CREDENTIALS_NONE:
             raise ValidationError("A live account needs an API key and secret.")
         if (
             self.owner_id

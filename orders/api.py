@@ -153,6 +153,7 @@ def balances(request, user):
                 "mode": account.mode,
                 "halted": account.halted,
                 "halted_reason": account.halted_reason,
+                "credentials": account.credentials_state,  # none | stored | unreadable
                 "quote_asset": account.quote_asset,
                 "equity": str(valuation.equity),
                 "unpriced_assets": list(valuation.unpriced_assets),

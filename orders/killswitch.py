@@ -22,11 +22,18 @@ from django.utils import timezone
 
 from markets import wire
 from markets.exchanges.errors import ExchangeError
+from markets.fields import UNREADABLE
 from markets.models import Account
 from orders.brokers import BrokerUnavailable, broker_for
 from orders.models import Order, Position
 from orders.push import batched
-from orders.services import _push_later, account_payload, cancel_order, close_position
+from orders.services import (
+    _cancel_here,
+    _push_later,
+    account_payload,
+    cancel_order,
+    close_position,
+)
 from strategies.models import StrategyConfig
 
 log = logging.getLogger(__name__)
@@ -143,22 +150,48 @@ def stop_trading(
     ).select_related("account__exchange", "symbol__exchange")
     if config_ids is not None:
         open_orders = open_orders.filter(config_id__in=config_ids)
+    left: dict[int, list] = {}  # account id -> [label, live orders left open at the venue]
     for order in list(open_orders):
+        account = order.account
         try:
-            broker = None
-            if order.account.mode == Account.Mode.LIVE:
-                broker = broker_factory(order.account)
-            order = cancel_order(order, f"cancelled: {reason}", broker=broker)
+            if account.mode != Account.Mode.LIVE:
+                order = cancel_order(order, f"cancelled: {reason}")
+            elif account.credentials_state == Account.CREDENTIALS_UNREADABLE:
+                order = _cancel_without_keys(order, reason, left)
+            else:
+                order = cancel_order(order, f"cancelled: {reason}", broker=broker_factory(account))
         except (BrokerUnavailable, ExchangeError) as exc:
             result.errors.append(f"order {order.client_order_id}: {exc}")
         if order.status in Order.OPEN_STATUSES:
             result.live_orders_open += 1
         else:
             result.orders_cancelled += 1
+    for label, count in left.values():
+        result.errors.append(
+            f"account {label}: {count} order(s) could not be cancelled at the venue: {UNREADABLE}"
+        )
     if close_positions:
         _close_positions(result, account_ids, config_ids, broker_factory, last_prices)
     log.warning("stop_trading (%s): %s", reason, result.summary())
     return result
+
+
+def _cancel_without_keys(order: Order, reason: str, left: dict[int, list]) -> Order:
+    """A live order of an account whose keys cannot be read: one never sent (``new``: no venue
+    holds it, and ``send_order`` sends only an order it moves out of ``new`` itself) is
+    cancelled here; any other stays open, counted in ``left``, to be cancelled at the venue.
+    Decided under the order's row lock: an order a sender claimed meanwhile counts as sent."""
+    with transaction.atomic():
+        status = Order.objects.select_for_update(of=("self",)).values_list(
+            "status", flat=True
+        ).get(pk=order.pk)
+        if status == Order.Status.NEW:
+            return _cancel_here(order, f"cancelled: {reason}")
+    if status in Order.OPEN_STATUSES:
+        left.setdefault(order.account_id, [order.account.label, 0])[1] += 1
+    return Order.objects.select_related("account__exchange", "symbol__exchange").get(
+        pk=order.pk
+    )
 
 
 def _close_positions(result, account_ids, config_ids, broker_factory, last_prices) -> None:

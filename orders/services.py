@@ -540,11 +540,16 @@ def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int)
     """Send a saved ``new`` order through ``broker`` and apply the answer. A venue rejection
     becomes status ``rejected``; an unknown outcome stays ``submitted`` (never re-sent: the
     adapter already looked it up by client order id); bad keys halt the account. A live order
-    is marked ``submitted`` before it leaves (a paper order never leaves the process)."""
+    is marked ``submitted`` before it leaves (a paper order never leaves the process), and
+    only if this call moved it out of ``new``: one cancelled meanwhile (the kill switch) or
+    already sent is not sent again."""
     if broker.live:
-        Order.objects.filter(pk=order.pk, status=Order.Status.NEW).update(
+        claimed = Order.objects.filter(pk=order.pk, status=Order.Status.NEW).update(
             status=Order.Status.SUBMITTED
         )
+        if not claimed:
+            log.warning("order %s is no longer new; not sent", order.client_order_id)
+            return Order.objects.get(pk=order.pk)
     symbol = order.symbol
     request = OrderRequest(
         symbol=symbol.code,

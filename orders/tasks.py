@@ -7,6 +7,8 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
+from markets.fields import UNREADABLE
+from markets.models import Account
 from orders import evaluation, exits, protection, recovery, services
 
 log = logging.getLogger(__name__)
@@ -59,14 +61,30 @@ def exit_guard(
 def reconcile_all() -> dict:
     """Every reconciliation, each step on its own (one failing does not stop the others):
     live orders by client order id, venue stops (a stop the venue executed closes its
-    position), then paper orders a stopped process left unsent (``orders.recovery``)."""
-    out = {"live_orders": 0, "venue_stops": 0, "paper_filled": 0, "paper_cancelled": 0}
+    position), then paper orders a stopped process left unsent (``orders.recovery``). Live
+    accounts whose stored keys cannot be decrypted are skipped with one log line and counted
+    (``live_accounts_skipped``): nothing can be asked of their venue until the keys are entered
+    again."""
+    out = {"live_orders": 0, "venue_stops": 0, "paper_filled": 0, "paper_cancelled": 0,
+           "live_accounts_skipped": 0}
+    account_ids = None  # every account
     try:
-        out["live_orders"] = services.reconcile_live_orders()
+        live = list(Account.objects.filter(mode=Account.Mode.LIVE))
+        unreadable = [a for a in live
+                      if a.credentials_state == Account.CREDENTIALS_UNREADABLE]
+        if unreadable:
+            account_ids = [a.pk for a in live if a not in unreadable]
+            out["live_accounts_skipped"] = len(unreadable)
+            log.warning("reconcile: %d live account(s) skipped, API %s: %s", len(unreadable),
+                        UNREADABLE, ", ".join(f"{a.label} (id {a.pk})" for a in unreadable))
+    except Exception:
+        log.exception("reading the live accounts failed")
+    try:
+        out["live_orders"] = services.reconcile_live_orders(account_ids=account_ids)
     except Exception:
         log.exception("reconciling live orders failed")
     try:
-        out["venue_stops"] = protection.reconcile_stops()
+        out["venue_stops"] = protection.reconcile_stops(account_ids=account_ids)
     except Exception:
         log.exception("reconciling venue stops failed")
     try:

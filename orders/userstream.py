@@ -10,7 +10,8 @@ per trade id). Each (re)connection, and an expired listenKey, triggers a full re
 the account, since events may have been missed meanwhile. The minute reconciliation keeps
 running: this only makes it faster.
 
-Run by ``python manage.py userstreams`` (one asyncio task per live account with keys).
+Run by ``python manage.py userstreams`` (one asyncio task per live account with keys; a live
+account whose stored keys cannot be decrypted is skipped, logged and counted, not followed).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 
 from markets.exchanges.base import OrderUpdate, StopUpdate, StreamNotice
 from markets.exchanges.errors import ExchangeError, OrderNotFound
+from markets.fields import UNREADABLE
 from markets.models import Account
 from orders import protection, services
 from orders.brokers import Broker, BrokerUnavailable
@@ -104,23 +106,38 @@ async def follow_account(account_id: int, *, broker_factory=None) -> None:
         await asyncio.to_thread(broker.close)
 
 
-def live_account_ids() -> list[int]:
-    """Live accounts with keys (a live account without keys cannot open a user stream);
-    none while live trading is off on this server (``TRADING_LIVE``): nothing is followed."""
+def live_accounts() -> tuple[list[int], list[int]]:
+    """``(followed, unreadable)``: the live accounts whose user stream can be followed (keys
+    stored and readable), and the live accounts skipped because their stored keys cannot be
+    decrypted (they must be entered again). Both empty while live trading is off on this server
+    (``TRADING_LIVE``): nothing is followed."""
     from django.conf import settings
 
     if not getattr(settings, "TRADING_LIVE", False):
-        return []
-    return [a.pk for a in Account.objects.filter(mode=Account.Mode.LIVE) if a.has_keys]
+        return [], []
+    followed, unreadable = [], []
+    for account in Account.objects.filter(mode=Account.Mode.LIVE):
+        state = account.credentials_state
+        if state == Account.CREDENTIALS_STORED:
+            followed.append(account.pk)
+        elif state == Account.CREDENTIALS_UNREADABLE:
+            unreadable.append(account.pk)
+    return followed, unreadable
+
+
+def live_account_ids() -> list[int]:
+    """The live accounts :func:`live_accounts` follows."""
+    return live_accounts()[0]
 
 
 async def follow_all(*, interval_s: float = 60.0, broker_factory=None, follow=None,
                      rounds: int | None = None) -> None:
-    """Follow every live account with keys; every ``interval_s`` the list is read again:
+    """Follow every live account with readable keys; every ``interval_s`` the list is read again:
     accounts made live are followed, accounts no longer live are let go, and a stream that
     ended (bad keys, say: logged) is started again. ``follow`` and ``rounds`` are for tests."""
     follow = follow or (lambda pk: follow_account(pk, broker_factory=broker_factory))
     running: dict[int, asyncio.Task] = {}
+    skipped: list[int] = []  # live accounts with unreadable keys, logged when the list changes
 
     async def one(pk: int) -> None:
         try:
@@ -134,7 +151,14 @@ async def follow_all(*, interval_s: float = 60.0, broker_factory=None, follow=No
     try:
         done_rounds = 0
         while rounds is None or done_rounds < rounds:
-            wanted = set(await asyncio.to_thread(_db, live_account_ids))
+            followed, unreadable = await asyncio.to_thread(_db, live_accounts)
+            if unreadable != skipped:
+                if unreadable:
+                    log.warning("user streams: %d live account(s) skipped, API %s: id(s) %s",
+                                len(unreadable), UNREADABLE,
+                                ", ".join(map(str, unreadable)))
+                skipped = unreadable
+            wanted = set(followed)
             for pk, task in list(running.items()):
                 if pk not in wanted or task.done():
                     task.cancel()

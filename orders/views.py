@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from markets.fields import UNREADABLE
 from markets.models import Account
 from orders import killswitch, risk, services
 from orders.equity import last_prices, value_account
@@ -50,6 +51,9 @@ def dashboard(request):
         accounts.append(
             {
                 "account": account,
+                "credentials_note": UNREADABLE
+                if account.credentials_state == Account.CREDENTIALS_UNREADABLE
+                else "",
                 "equity": valuation.equity,
                 "balances": list(account.balances.all()),
                 "today": _today(account, valuation.equity),

@@ -1,9 +1,9 @@
 """Live execution through the venue's exchange adapter (``markets.exchanges``).
 
-Only for an account in live mode, with keys, and ``settings.TRADING_LIVE`` on. Safety against
-doubles lives in the adapters: ``place_order`` looks an order up by its client order id after a
-timeout or 5xx and raises ``OrderStatusUnknown`` rather than re-send; this broker never retries
-a placement itself. Futures leverage and isolated margin are set before the first entry.
+Only for an account in live mode, with readable keys, and ``settings.TRADING_LIVE`` on. Safety
+against doubles lives in the adapters: ``place_order`` looks an order up by its client order id
+after a timeout or 5xx and raises ``OrderStatusUnknown`` rather than re-send; this broker never
+retries a placement itself. Futures leverage and isolated margin are set before the first entry.
 Where the venue holds conditional orders (``capabilities.supports_venue_stops``: Binance
 USDⓈ-M futures) the position's stop-loss and take-profit are left with it (``place_stop``;
 ``orders.protection`` decides when).
@@ -22,7 +22,8 @@ from markets.exchanges.base import (
     StopInfo,
     StopRequest,
 )
-from orders.brokers.base import Broker, Costs, default_costs
+from markets.fields import UNREADABLE, CredentialsUnreadable
+from orders.brokers.base import Broker, BrokerUnavailable, Costs, default_costs
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,10 @@ def live_allowed(account) -> str | None:
         return "live trading is off on this server (set TRADING_LIVE=1 to allow it)"
     if account.mode != account.Mode.LIVE:
         return "the account is in paper mode"
-    if not account.has_keys:
+    state = account.credentials_state
+    if state == account.CREDENTIALS_UNREADABLE:
+        return UNREADABLE
+    if state != account.CREDENTIALS_STORED:
         return "the live account has no API key and secret"
     return None
 
@@ -53,9 +57,13 @@ class LiveBroker(Broker):
     @classmethod
     def for_account(cls, account) -> LiveBroker:
         exchange = account.exchange
+        try:
+            api_key, api_secret = account.credentials()
+        except CredentialsUnreadable as exc:
+            raise BrokerUnavailable(str(exc)) from None
         adapter = get_adapter(
             exchange.adapter, rest_url=exchange.rest_url, ws_url=exchange.ws_url,
-            api_key=account.api_key, api_secret=account.api_secret,
+            api_key=api_key, api_secret=api_secret,
         )
         return cls(adapter, default_costs())
 

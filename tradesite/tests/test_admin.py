@@ -243,13 +243,13 @@ def test_account_keys_are_write_only_and_blank_keeps_them(two_traders):
     response = two_traders["client"].post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
     acc.refresh_from_db()
-    assert acc.api_key == "ALICE-KEY-123"
+    assert acc.credentials() == ("ALICE-KEY-123", "ALICE-SECRET-xyz")
     response = two_traders["client"].post(
         url, {**data, "new_api_key": "NEW-K", "new_api_secret": "NEW-S"}
     )
     assert response.status_code == 302
     acc.refresh_from_db()
-    assert (acc.api_key, acc.api_secret) == ("NEW-K", "NEW-S")
+    assert acc.credentials() == ("NEW-K", "NEW-S")
     page = two_traders["client"].get(url).content.decode()
     assert "NEW-K" not in page and "NEW-S" not in page and "stored (hidden)" in page
 

@@ -10,6 +10,7 @@ import asyncio
 
 from django.core.management.base import BaseCommand
 
+from markets.fields import UNREADABLE
 from orders import userstream
 
 
@@ -19,12 +20,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from django.conf import settings
 
-        ids = userstream.live_account_ids()
+        ids, unreadable = userstream.live_accounts()
         if not getattr(settings, "TRADING_LIVE", False):
             self.stdout.write("live trading is off on this server (TRADING_LIVE=0): no user "
                               "stream is followed; the setting is read at start")
         self.stdout.write(f"following the user streams of {len(ids)} live account(s); the "
                           "list is read again every minute")
+        if unreadable:
+            self.stdout.write(f"skipped {len(unreadable)} live account(s), API {UNREADABLE}: "
+                              f"id(s) {', '.join(map(str, unreadable))}")
         try:
             asyncio.run(userstream.follow_all())
         except KeyboardInterrupt:
