@@ -164,8 +164,10 @@ def test_pages_render_for_the_owner_and_the_superuser(world, symbol, admin_user)
         for page in pages:
             response = client.get(page)
             assert response.status_code == 200, page
-        for page in ("/", "/admin/markets/account/", f"/admin/markets/account/{live.pk}/change/"):
+        for page in ("/admin/markets/account/", f"/admin/markets/account/{live.pk}/change/"):
             assert UNREADABLE in client.get(page).content.decode(), page
+    # The dashboard is the owner's own desk (a superuser's shows only the superuser's accounts).
+    assert UNREADABLE in owner.get("/").content.decode()
 
 
 def test_the_api_balances_name_the_credentials_state(world, client):
