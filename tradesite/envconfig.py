@@ -103,9 +103,11 @@ def redis_url(url: str) -> str:
     return url
 
 
-def number(name: str, default: float, *, maximum: float | None = None) -> float:
-    """A non-negative number from the environment variable ``name`` (``default`` when unset).
-    A value that is not a number, negative, or above ``maximum`` stops the process at start."""
+def number(name: str, default: float, *, maximum: float | None = None,
+           minimum: float = 0) -> float:
+    """A number of at least ``minimum`` (0 unless said) from the environment variable ``name``
+    (``default`` when unset). A value that is not a number, below ``minimum`` or above
+    ``maximum`` stops the process at start."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -113,10 +115,24 @@ def number(name: str, default: float, *, maximum: float | None = None) -> float:
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of at least 0")
+    if not value >= minimum or value == float("inf"):
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of at least {minimum:g}")
     if maximum is not None and value > maximum:
         raise ImproperlyConfigured(f"{name}={raw!r} is above its maximum {maximum:g}")
+    return value
+
+
+def whole_number(name: str, default: int, *, minimum: int, maximum: int) -> int:
+    """An integer from ``minimum`` to ``maximum`` from the environment variable ``name``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be from {minimum} to {maximum}")
     return value
 
 
