@@ -83,3 +83,19 @@ def test_the_lockout_ends_after_the_cool_off(staff):
     past = AccessAttempt.objects.get().attempt_time - settings.AXES_COOLOFF_TIME
     AccessAttempt.objects.update(attempt_time=past)
     assert attempt(Client(), "right-password-1").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_lockout_holds_through_the_asgi_stack_the_web_process_runs():
+    """The web process is ASGI (uvicorn): axes' middleware runs in its async form there."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    await sync_to_async(get_user_model().objects.create_user)(
+        "erin", password="right-password-1", is_staff=True)
+    client = AsyncClient(REMOTE_ADDR="203.0.113.8")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        await client.post(LOGIN, {"username": "erin", "password": "wrong"})
+    refused = await client.post(LOGIN, {"username": "erin", "password": "right-password-1"})
+    assert refused.status_code == 429
+    assert "Too many failed logins" in refused.content.decode()
