@@ -7,6 +7,8 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from markets.models import Account
 from orders.models import Order
@@ -419,3 +421,33 @@ def test_every_admin_a_trader_sees_is_per_owner_or_guards_its_lookups(two_trader
         if not isinstance(m, OwnedAdminMixin | SharedAdminMixin)
     ]
     assert unguarded == []
+
+
+RELATIONS = ["strategy_configs", "orders", "positions", "signals", "accounts", "owner", "symbols",
+             "exchange", "symbol", "candles", "screen", "backtests", "account", "config", "id",
+             "username", "is_active", "code", "pk"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.lists(st.sampled_from(RELATIONS) | st.text(min_size=1, max_size=8), min_size=1,
+                  max_size=4),
+    lookup=st.sampled_from(["", "__exact", "__in", "__isnull", "__gte", "__icontains"]),
+    value=st.text(max_size=20),
+    model=st.sampled_from(["markets/symbol", "markets/exchange", "markets/candle",
+                           "strategies/symbolscreen", "orders/order", "markets/account"]),
+)
+def test_hostile_admin_filters_never_reach_other_users_rows_nor_fail(
+    two_traders, path, lookup, value, model
+):
+    """Whatever a trader puts in a list's query string: an answer (200, a redirect asking to
+    fix the filter, or 400), never a server error, and never another user's rows."""
+    from urllib.parse import urlencode
+
+    query = urlencode({"__".join(path) + lookup: value})
+    response = two_traders["client"].get(f"/admin/{model}/?{query}")
+    assert response.status_code in (200, 302, 400), query
+    if response.status_code == 200:
+        html = response.content.decode()
+        assert "bob paper" not in html and "bob-order-1" not in html and "bob cfg" not in html
