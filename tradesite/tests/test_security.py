@@ -147,3 +147,25 @@ def test_https_settings_follow_secure_cookies(tmp_path):
         env=django_env(tmp_path, SECURE_COOKIES="1", HSTS_SECONDS="600"),
     )
     assert result.stdout.split() == ["True", "600", "True", "True", "True"], result.stderr
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("LOGIN_FAILURE_LIMIT", "0", "must be from 1 to 1000"),
+    ("LOGIN_FAILURE_LIMIT", "five", "is not a whole number"),
+    ("LOGIN_COOLOFF_MINUTES", "0", "at least 1"),
+])
+def test_a_bad_throttling_setting_stops_the_process_naming_it(tmp_path, variable, value,
+                                                              message):
+    from tradesite.tests.test_settings import start_django
+
+    result = start_django(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last and variable in last and message in last
+
+
+def test_hsts_seconds_is_checked_when_served_over_https(tmp_path):
+    from tradesite.tests.test_settings import start_django
+
+    result = start_django(tmp_path, SECURE_COOKIES="1", HSTS_SECONDS="-5")
+    assert result.returncode != 0 and "HSTS_SECONDS" in result.stderr.splitlines()[-1]
