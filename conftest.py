@@ -138,6 +138,40 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 @pytest.fixture
+def csp_violations(page) -> list[str]:
+    """Content-Security-Policy violations the page reports (Chromium logs each as a console
+    error; the init script also reports ``securitypolicyviolation`` events, which carry the
+    directive and the blocked source)."""
+    found: list[str] = []
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => console.error("
+        "`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at "
+        "${e.sourceFile}:${e.lineNumber}`));"
+    )
+
+    def on_console(message) -> None:
+        text = message.text
+        if message.type == "error" and (
+            text.startswith("CSP violation") or "Content Security Policy" in text
+        ):
+            found.append(text)
+
+    page.on("console", on_console)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _browser_pages_keep_the_csp(request):
+    """Every browser test fails on a Content-Security-Policy violation of its pages."""
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    found = request.getfixturevalue("csp_violations")
+    yield
+    assert found == [], "the page broke the Content-Security-Policy:\n" + "\n".join(found)
+
+
+@pytest.fixture
 def screenshot(page, request):
     """Save a screenshot under test-artifacts/ (CI keeps them)."""
 

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
-from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
+from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin, SharedAdminMixin
 from markets.fields import UNREADABLE
 from markets.models import Account, Balance, Candle, Exchange, Symbol
 
@@ -24,7 +24,7 @@ class SuperuserEditsMixin:
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(SuperuserEditsMixin, admin.ModelAdmin):
+class ExchangeAdmin(SharedAdminMixin, SuperuserEditsMixin, admin.ModelAdmin):
     list_display = ["slug", "name", "adapter", "rest_url", "ws_url", "is_active", "stream_status"]
     list_filter = ["adapter", "is_active"]
     search_fields = ["slug", "name"]
@@ -45,7 +45,7 @@ class ExchangeAdmin(SuperuserEditsMixin, admin.ModelAdmin):
 
 
 @admin.register(Symbol)
-class SymbolAdmin(SuperuserEditsMixin, admin.ModelAdmin):
+class SymbolAdmin(SharedAdminMixin, SuperuserEditsMixin, admin.ModelAdmin):
     list_display = [
         "code",
         "exchange",
@@ -65,7 +65,7 @@ class SymbolAdmin(SuperuserEditsMixin, admin.ModelAdmin):
 
 
 @admin.register(Candle)
-class CandleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CandleAdmin(SharedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["symbol", "timeframe", "open_time", "open", "high", "low", "close", "volume"]
     list_filter = ["timeframe", "symbol__exchange"]
     list_select_related = ["symbol__exchange"]

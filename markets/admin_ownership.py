@@ -4,11 +4,20 @@ A staff user who is not a superuser sees and edits only rows they own: the chang
 change view (another user's id is "not found"), list_editable and actions (they work on the
 filtered queryset), and foreign-key choices (a crafted POST naming another user's account fails
 form validation). New rows get the requesting user as owner.
+
+Shared rows (venues, symbols, candles, screens) are the same for everyone, but a filter in the
+URL can reach through a relation into owned rows: ``/admin/markets/symbol/?strategy_configs=4``
+listed the symbol of another user's config 4, ``?orders=2`` the symbol of their order 2.
+:class:`SharedAdminMixin` refuses, for a non-superuser, any URL lookup that passes through a
+relation into a model they cannot list in full; Django answers such a lookup as any other
+disallowed one (400).
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models.constants import LOOKUP_SEP
 
 
 class OwnedAdminMixin:
@@ -70,6 +79,45 @@ class OwnedAdminMixin:
         if self.owner_path == "owner" and getattr(obj, "owner_id", None) is None:
             obj.owner = request.user
         super().save_model(request, obj, form, change)
+
+
+class SharedAdminMixin:
+    """For admins of rows every user shares: URL filters of non-superusers may cross relations
+    only into models that are public to them, i.e. registered on this admin site with an admin
+    that is not per-owner (:class:`OwnedAdminMixin`) and that they may view. Every other
+    relation (owned rows, users, unregistered models) is refused."""
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if (
+            request is not None
+            and not request.user.is_superuser
+            and self.private_model_reached(lookup, request) is not None
+        ):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def private_model_reached(self, lookup: str, request):
+        """The first model along ``lookup`` that is not public to the user, or None."""
+        model = self.model
+        for part in lookup.split(LOOKUP_SEP):
+            try:
+                field = model._meta.get_field(part)
+            except FieldDoesNotExist:
+                return None  # the rest are transforms and lookups (``__in``, ``__gte``...)
+            if not field.is_relation:
+                return None
+            model = field.related_model
+            if model is None or not self.is_public_model(model, request):
+                return model or field
+        return None
+
+    def is_public_model(self, model, request) -> bool:
+        model_admin = self.admin_site._registry.get(model)
+        return (
+            model_admin is not None
+            and not isinstance(model_admin, OwnedAdminMixin)
+            and model_admin.has_view_or_change_permission(request)
+        )
 
 
 class ReadOnlyAdminMixin:

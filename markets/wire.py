@@ -14,12 +14,16 @@ Private (one user):
     group ``user.<user id>``, messages ``signal.created``, ``order.updated``, ``fill.created``,
     ``position.updated``, ``account.updated``: ``{type, id, symbol: "<venue>:<code>", ...public
     fields}``. Never dropped.
+One login session:
+    group ``session.<hash of the session key>`` (the key itself never goes to Redis), message
+    ``session.ended`` ``{type}`` when that session logs out: its sockets close (code 4401).
 
 Pure: standard library only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 BAR_UPDATE = "bar.update"
@@ -30,6 +34,7 @@ FILL_CREATED = "fill.created"
 POSITION_UPDATED = "position.updated"
 ACCOUNT_UPDATED = "account.updated"
 PRIVATE_TYPES = (SIGNAL_CREATED, ORDER_UPDATED, FILL_CREATED, POSITION_UPDATED, ACCOUNT_UPDATED)
+SESSION_ENDED = "session.ended"
 
 MARKETS_GROUP = "markets"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,99}$")
@@ -58,6 +63,12 @@ def bars_group(venue: str, symbol: str, timeframe: str) -> str:
 
 def user_group(user_id: int) -> str:
     return _check(f"user.{int(user_id)}")
+
+
+def session_group(session_key: str) -> str:
+    """Group of the sockets opened by one login session (a hash: the key is a credential)."""
+    digest = hashlib.sha256(f"tradesite-session:{session_key}".encode()).hexdigest()[:40]
+    return _check(f"session.{digest}")
 
 
 def bar_message(venue: str, symbol: str, timeframe: str, bar: dict, closed: bool) -> dict:

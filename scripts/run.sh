@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export TRADESITE_VAR_DIR="${TRADESITE_VAR_DIR:-$PWD/var}"
 export TRADESITE_PORT="${TRADESITE_PORT:-8000}"
-mkdir -p "$TRADESITE_VAR_DIR"
+mkdir -p -m 700 "$TRADESITE_VAR_DIR"  # secrets, the database, demo logins: owner only
 procfile="$TRADESITE_VAR_DIR/Procfile.run"
 cp Procfile "$procfile"
 

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
+from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin, SharedAdminMixin
 from strategies.models import (
     BacktestRun,
     OptimizationRun,
@@ -130,7 +130,7 @@ class ParamVersionAdmin(ScoreColumns, OwnedAdminMixin, ReadOnlyAdminMixin, admin
 
 
 @admin.register(SymbolScreen)
-class SymbolScreenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SymbolScreenAdmin(SharedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "symbol", "rank", "score", "atr_pct", "range_24h_pct", "traded_value_24h",
         "momentum_pct", "computed_at",

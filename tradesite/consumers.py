@@ -18,7 +18,8 @@ Private events (``user.<id>``: signals, orders, fills, positions) go to the cons
 channel and are filtered to the chart's symbol; a user's group holds only that user's sockets.
 
 Close codes: 4401 not logged in, 4404 unknown venue, symbol or timeframe; each is preceded by
-an ``{"type": "error", "code", "message"}`` frame the page shows.
+an ``{"type": "error", "code", "message"}`` frame the page shows. A socket whose login session
+logs out is closed with 4401 at once (``session.ended`` on its session's group).
 """
 
 from __future__ import annotations
@@ -487,6 +488,8 @@ class _HubConsumer(AsyncWebsocketConsumer):
 
     group: str | None = None
     outbox: Outbox | None = None
+    #: Channel-layer groups of this consumer's own channel (the user's, the login session's).
+    own_groups: tuple[str, ...] = ()
 
     async def refuse(self, code: int, message: str) -> None:
         await self.accept()
@@ -512,11 +515,22 @@ class _HubConsumer(AsyncWebsocketConsumer):
         self.outbox.put(frame(dumps({"type": "hello", "ts": now_ms(), "group": group})))
         self.group = group
         await hub().subscribe(group, self.outbox)
-        for own in own_groups:
+        # The login session's group: its logout closes this socket (tradesite.sessions).
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        self.own_groups = (*own_groups, *([wire.session_group(session_key)] if session_key else []))
+        for own in self.own_groups:
             await self.channel_layer.group_add(own, self.channel_name)
         self.outbox.release()
 
+    async def session_ended(self, event: dict) -> None:
+        """The login session logged out: nothing more goes out; closed as never logged in."""
+        if self.outbox is not None:
+            self.outbox.close()
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
     async def disconnect(self, code) -> None:
+        for own in self.own_groups:
+            await _leave(self.channel_layer, own, self.channel_name)
         if self.outbox is not None:
             self.outbox.close()
             if self.group is not None:
@@ -561,11 +575,6 @@ class ChartConsumer(_HubConsumer):
         self.symbol_key = f"{venue}:{code}"
         self.user_group = wire.user_group(self.scope["user"].pk)
         await self.start(group, own_groups=(self.user_group,))
-
-    async def disconnect(self, code) -> None:
-        if self.user_group is not None:
-            await _leave(self.channel_layer, self.user_group, self.channel_name)
-        await super().disconnect(code)
 
     async def private_event(self, event: dict) -> None:
         if self.outbox is None or event.get("symbol") != self.symbol_key:

@@ -19,6 +19,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from markets.models import Account, Balance, Exchange, Symbol
 from strategies import registry
 from strategies.models import StrategyConfig
+from tradesite import envconfig
 
 D = Decimal
 TRADERS_GROUP = "Traders"
@@ -337,10 +338,11 @@ def bootstrap(write_credentials_to: Path | None = None) -> Report:
     _periodic_tasks(report)
 
     if report.credentials and write_credentials_to is not None:
-        write_credentials_to.parent.mkdir(parents=True, exist_ok=True)
+        envconfig.private_dir(write_credentials_to.parent)
         existing = write_credentials_to.read_text() if write_credentials_to.exists() else ""
         lines = "".join(f"{user} {password}\n" for user, password in report.credentials.items())
         fd = os.open(write_credentials_to, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file made earlier with a wider mode is narrowed too
         with os.fdopen(fd, "w") as handle:
             handle.write(existing + lines)
     return report

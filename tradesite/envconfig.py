@@ -8,6 +8,7 @@ secrets that are generated once into ``var/`` when they are not set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -56,7 +57,8 @@ def database_config(url: str, *, base_dir: Path) -> dict:
         path = Path(name)
         if not path.is_absolute():
             path = base_dir / path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)
         config["NAME"] = str(path)
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
@@ -103,9 +105,11 @@ def redis_url(url: str) -> str:
     return url
 
 
-def number(name: str, default: float, *, maximum: float | None = None) -> float:
-    """A non-negative number from the environment variable ``name`` (``default`` when unset).
-    A value that is not a number, negative, or above ``maximum`` stops the process at start."""
+def number(name: str, default: float, *, maximum: float | None = None,
+           minimum: float = 0) -> float:
+    """A number of at least ``minimum`` (0 unless said) from the environment variable ``name``
+    (``default`` when unset). A value that is not a number, below ``minimum`` or above
+    ``maximum`` stops the process at start."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -113,10 +117,24 @@ def number(name: str, default: float, *, maximum: float | None = None) -> float:
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of at least 0")
+    if not value >= minimum or value == float("inf"):
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of at least {minimum:g}")
     if maximum is not None and value > maximum:
         raise ImproperlyConfigured(f"{name}={raw!r} is above its maximum {maximum:g}")
+    return value
+
+
+def whole_number(name: str, default: int, *, minimum: int, maximum: int) -> int:
+    """An integer from ``minimum`` to ``maximum`` from the environment variable ``name``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be from {minimum} to {maximum}")
     return value
 
 
@@ -133,12 +151,40 @@ def persistent_secret(name: str, path: Path, make) -> str:
         value = path.read_text().strip()
         if value:
             return value
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     value = make()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) if missing; the folder itself owner-only (0700)."""
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            path.mkdir(mode=0o700)
+
+
+def private_file(path: Path) -> None:
+    """Make the SQLite database ``path`` owner-only (0600) before SQLite opens it: it holds
+    password hashes, sessions and encrypted API keys. SQLite gives its ``-wal`` and ``-shm``
+    files the database file's mode, so creating it here (an empty file is an empty database)
+    covers them; a database, WAL or SHM file left readable by others is narrowed to 0600."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:  # e.g. a read-only folder: SQLite reports it when it connects
+        return
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            info = name.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                name.chmod(0o600)
+        except FileNotFoundError:
+            continue
 
 
 def make_secret_key() -> str:

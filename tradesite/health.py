@@ -1,8 +1,11 @@
 """``GET /health``: is every part of the stack alive? 200 when all required parts are, else 503.
 
 Reads only cheap things: ``SELECT 1``, Redis ``PING`` and the heartbeats that beat, the workers
-and the stream write to Redis (``markets.heartbeat``). No login needed and no secrets shown, so a
-load balancer or uptime monitor can call it.
+and the stream write to Redis (``markets.heartbeat``). No login needed, so a load balancer or
+uptime monitor can call it; such a caller gets only ``{"ok": true|false}`` and the status code.
+The checks themselves (database vendor, worker host names and queues, venues, counters) go
+only to a staff user's session or a request with a valid API token
+(``Authorization: Bearer <token>``, ``manage.py api_token``).
 """
 
 from __future__ import annotations
@@ -132,4 +135,24 @@ def health(request):
         for name in ("beat", "workers", "stream"):
             checks[name] = {"ok": False, "error": "unknown: Redis is unreachable"}
     ok = all(check["ok"] for check in checks.values())
-    return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
+    body = {"ok": ok, "checks": checks} if may_see_details(request) else {"ok": ok}
+    return JsonResponse(body, status=200 if ok else 503)
+
+
+def may_see_details(request) -> bool:
+    """A staff session, or a valid API token of an active user."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return False
+    from orders.models import ApiToken
+
+    try:
+        return ApiToken.objects.filter(
+            key_hash=ApiToken.hash(key), owner__is_active=True
+        ).exists()
+    except Exception:  # the database is down: the checks above already say so
+        return False

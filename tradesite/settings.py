@@ -6,11 +6,12 @@ Bad values fail here, at start, with a message that names the variable.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 
-from tradesite import envconfig
+from tradesite import envconfig, security
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -29,7 +30,24 @@ FIELD_ENCRYPTION_KEYS = envconfig.fernet_keys(
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+#: Served over HTTPS (behind a TLS proxy): secure cookies, HSTS, and plain-HTTP requests
+#: redirected to HTTPS (``/health`` excepted, for local health checks).
+SECURE_COOKIES = env.bool("SECURE_COOKIES", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_SSL_REDIRECT = SECURE_COOKIES
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SECURE_HSTS_SECONDS = (
+    envconfig.whole_number("HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
+    if SECURE_COOKIES
+    else 0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+X_FRAME_OPTIONS = "DENY"
+
+#: Content-Security-Policy (django-csp): scripts and styles only from our static files. The one
+#: inline style allowed (by hash) is the attribution logo's that lightweight-charts adds
+#: (tradesite.security; a test checks the hash against the vendored file).
+CONTENT_SECURITY_POLICY = security.content_security_policy()
 
 #: Live orders need this, an account in live mode and its keys. Paper trading is the default.
 TRADING_LIVE = env.bool("TRADING_LIVE", default=False)
@@ -58,6 +76,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_celery_beat",
+    "axes",
+    "csp",
     "markets",
     "strategies",
     "orders",
@@ -66,6 +86,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns axes' lockout flag into the 429 answer (see "Login throttling" below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tradesite.urls"
@@ -107,6 +130,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# --- Login throttling (django-axes): every failed login counts, wherever it comes from ---------
+# Axes' backend refuses a locked-out username+address before the password is even checked, and
+# its signal handler counts every ``user_login_failed`` (the admin login, and any other caller of
+# ``django.contrib.auth.authenticate``). The address is the client's as the web server sees it:
+# uvicorn puts a trusted proxy's X-Forwarded-For there (TRUSTED_PROXY_IPS, tradesite.web).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+#: Failed logins of one username from one address before that pair is locked out.
+AXES_FAILURE_LIMIT = envconfig.whole_number("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+#: How long a lockout lasts; failures older than this no longer count.
+LOGIN_COOLOFF_MINUTES = envconfig.number(
+    "LOGIN_COOLOFF_MINUTES", 15.0, minimum=1, maximum=7 * 24 * 60
+)
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins for this username from your address: try again in "
+    f"{LOGIN_COOLOFF_MINUTES:g} minutes."
+)
+#: Log lines name the username and the client address (the password is never logged).
+AXES_SENSITIVE_PARAMETERS: list[str] = []
 
 LANGUAGE_CODE = "en-us"
 #: Display and "trading day" time zone. Storage is always UTC.

@@ -18,26 +18,50 @@ the browser tests and ``bench_charts`` run the same server with the same options
 - A stop (SIGTERM, Ctrl-C) closes the WebSockets (code 1012, the page reconnects) and waits at
   most ``GRACEFUL_S`` for requests in flight.
 
-``--proxy-headers`` trusts ``X-Forwarded-For``/``-Proto`` from any address (the Docker image,
-behind its reverse proxy); without it they are ignored. Host and port default to
-``TRADESITE_BIND`` (127.0.0.1) and ``TRADESITE_PORT`` (8000).
+``--proxy-headers`` trusts ``X-Forwarded-For``/``-Proto`` only from the addresses in
+``TRUSTED_PROXY_IPS`` (comma-separated addresses or networks, default ``127.0.0.1,::1``): the
+reverse proxy's. From anyone else they are ignored, so a client cannot make up its address
+(which login throttling keys on) or claim HTTPS. Without the flag they are always ignored.
+Host and port default to ``TRADESITE_BIND`` (127.0.0.1) and ``TRADESITE_PORT`` (8000).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import os
 import sys
 
 APPLICATION = "tradesite.asgi:application"
 GRACEFUL_S = 10
+DEFAULT_TRUSTED_PROXIES = "127.0.0.1,::1"
+
+
+def trusted_proxies(value: str) -> list[str]:
+    """``TRUSTED_PROXY_IPS`` checked: addresses or networks (``10.0.0.5``, ``172.16.0.0/12``).
+    A wildcard is refused: trusting everyone would let any client forge its address."""
+    entries = [part.strip() for part in value.split(",") if part.strip()]
+    if not entries:
+        raise ValueError("TRUSTED_PROXY_IPS is empty; name the reverse proxy's address")
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"TRUSTED_PROXY_IPS: {entry!r} is not an IP address or network (e.g. 10.0.0.5 or "
+                "172.16.0.0/12); a wildcard is not allowed"
+            ) from None
+    return entries
 
 
 def options(host: str, port: int, *, proxy_headers: bool = False,
-            log_level: str | None = None) -> dict:
-    """Keyword arguments for ``uvicorn.run`` (and ``uvicorn.Config``)."""
+            log_level: str | None = None, trusted: list[str] | None = None) -> dict:
+    """Keyword arguments for ``uvicorn.run`` (and ``uvicorn.Config``). With ``proxy_headers``,
+    forwarded headers are trusted from ``trusted`` (default: ``TRUSTED_PROXY_IPS``)."""
     level = (log_level or os.environ.get("LOG_LEVEL") or "info").lower()
+    if proxy_headers and trusted is None:
+        trusted = trusted_proxies(os.environ.get("TRUSTED_PROXY_IPS") or DEFAULT_TRUSTED_PROXIES)
     return {
         "host": host,
         "port": port,
@@ -49,7 +73,7 @@ def options(host: str, port: int, *, proxy_headers: bool = False,
         "access_log": False,
         "log_level": level,
         "proxy_headers": proxy_headers,
-        "forwarded_allow_ips": "*" if proxy_headers else None,
+        "forwarded_allow_ips": trusted if proxy_headers else [],
         "timeout_graceful_shutdown": GRACEFUL_S,
     }
 
@@ -62,13 +86,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("TRADESITE_BIND", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("TRADESITE_PORT", "8000")))
     parser.add_argument("--proxy-headers", action="store_true",
-                        help="trust X-Forwarded-For/-Proto (behind a reverse proxy)")
+                        help="trust X-Forwarded-For/-Proto from TRUSTED_PROXY_IPS "
+                        f"(default {DEFAULT_TRUSTED_PROXIES}): behind a reverse proxy")
     args = parser.parse_args(argv)
+    try:
+        server_options = options(args.host, args.port, proxy_headers=args.proxy_headers)
+    except ValueError as exc:
+        parser.error(str(exc))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
     import uvicorn
 
-    config = uvicorn.Config(args.app, **options(args.host, args.port,
-                                                proxy_headers=args.proxy_headers))
+    config = uvicorn.Config(args.app, **server_options)
     config.load()  # imports Django, the app and the protocols (exits with a message on error)
     freeze_startup_heap()
     server = uvicorn.Server(config)

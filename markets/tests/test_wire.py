@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from markets import wire
 
@@ -28,3 +30,17 @@ def test_messages_carry_their_type():
     assert wire.private_message("order.updated", {"id": 3})["type"] == "order.updated"
     with pytest.raises(ValueError):
         wire.private_message("order.deleted", {})
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_any_session_key_gives_a_valid_group_that_does_not_reveal_it(key, other):
+    """Session keys are credentials: the group (a Redis key) carries only a hash of one."""
+    from hypothesis import assume
+
+    group = wire.session_group(key)
+    assert group.startswith("session.") and len(group) < 100
+    assert wire._NAME.match(group)
+    if len(key) >= 8:
+        assert key not in group
+    assume(key != other)
+    assert wire.session_group(other) != group

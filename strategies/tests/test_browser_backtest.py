@@ -47,7 +47,7 @@ def test_a_backtest_submitted_in_the_browser_shows_progress_then_its_results(
     page.wait_for_url(web.url + "/strategies/backtests/*/")
     run = BacktestRun.objects.get()
     assert run.owner == trader and run.status == BacktestRun.Status.PENDING
-    page.wait_for_function("window.tradesiteBacktest && window.tradesiteBacktest.polls() >= 1")
+    page.wait_for_function("() => window.tradesiteBacktest?.polls() >= 1")
     assert page.inner_text("#status") == "Pending"
     screenshot("pending")
 
@@ -55,7 +55,7 @@ def test_a_backtest_submitted_in_the_browser_shows_progress_then_its_results(
     assert tasks.run_backtest_run(run.pk) == "done"
     run.refresh_from_db()
     page.wait_for_selector("#stats", timeout=10_000)
-    page.wait_for_function("window.tradesiteBacktest.markers().length > 0", timeout=10_000)
+    page.wait_for_function("() => window.tradesiteBacktest.markers().length > 0", timeout=10_000)
     assert page.inner_text("#status") == "Done"
     assert page.evaluate("window.tradesiteBacktest.bars()") == 51 * 24
     markers = page.evaluate("window.tradesiteBacktest.markers()")

@@ -7,6 +7,8 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from markets.models import Account
 from orders.models import Order
@@ -359,3 +361,104 @@ def test_periodic_task_admin_is_present(admin_client):
         admin_client.get(reverse("admin:django_celery_beat_periodictask_changelist")).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize(
+    "path, other",
+    [
+        ("/admin/markets/symbol/?strategy_configs={}", "cfg_b"),
+        ("/admin/markets/symbol/?orders={}", "order_b"),
+        ("/admin/markets/symbol/?orders__account__owner={}", "b"),
+        ("/admin/markets/symbol/?strategy_configs__owner__username=bob", None),
+        ("/admin/markets/symbol/?positions__isnull=False", None),
+        ("/admin/markets/exchange/?accounts={}", "acc_b"),
+        ("/admin/markets/exchange/?accounts__owner={}", "b"),
+        ("/admin/markets/exchange/?symbols__strategy_configs={}", "cfg_b"),
+        ("/admin/markets/candle/?symbol__orders={}", "order_b"),
+        ("/admin/strategies/symbolscreen/?symbol__signals__isnull=False", None),
+    ],
+)
+def test_shared_lists_cannot_be_filtered_into_other_users_rows(two_traders, path, other):
+    """The reproduction: a staff trader listed symbols through another user's config or order
+    (``?strategy_configs=4``) and venues through another user's account (``?accounts=2``)."""
+    url = path.format(two_traders[other].pk if other else "")
+    response = two_traders["client"].get(url)
+    assert response.status_code == 400, url
+    assert "bob" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/markets/symbol/?exchange__id__exact={exchange}",
+        "/admin/markets/symbol/?is_active__exact=1&quote=KRW",
+        "/admin/markets/candle/?symbol__exchange__id__exact={exchange}",
+        "/admin/markets/exchange/?is_active__exact=1",
+        "/admin/strategies/symbolscreen/?symbol__exchange__id__exact={exchange}",
+    ],
+)
+def test_shared_lists_keep_their_filters_on_shared_rows(two_traders, path):
+    url = path.format(exchange=two_traders["symbol"].exchange_id)
+    assert two_traders["client"].get(url).status_code == 200, url
+
+
+def test_a_superuser_may_still_filter_shared_rows_through_owned_ones(two_traders):
+    from django.contrib.auth import get_user_model
+
+    root = get_user_model().objects.create_superuser("root", password="pw-root")
+    client = Client()
+    client.force_login(root)
+    response = client.get(f"/admin/markets/symbol/?strategy_configs={two_traders['cfg_b'].pk}")
+    assert response.status_code == 200
+    assert [s.pk for s in response.context["cl"].result_list] == [two_traders["symbol"].pk]
+
+
+def test_every_admin_a_trader_sees_is_per_owner_or_guards_its_lookups(two_traders):
+    """A new shared admin must refuse lookups into owned rows too (SharedAdminMixin)."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from markets.admin_ownership import OwnedAdminMixin, SharedAdminMixin
+
+    request = RequestFactory().get("/admin/")
+    request.user = two_traders["a"]
+    visible = [
+        model_admin for model_admin in admin.site._registry.values()
+        if model_admin.has_view_or_change_permission(request)
+    ]
+    assert len(visible) >= 10
+    unguarded = [
+        type(m).__name__ for m in visible
+        if not isinstance(m, OwnedAdminMixin | SharedAdminMixin)
+    ]
+    assert unguarded == []
+
+
+RELATIONS = ["strategy_configs", "orders", "positions", "signals", "accounts", "owner", "symbols",
+             "exchange", "symbol", "candles", "screen", "backtests", "account", "config", "id",
+             "username", "is_active", "code", "pk"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.lists(st.sampled_from(RELATIONS) | st.text(min_size=1, max_size=8), min_size=1,
+                  max_size=4),
+    lookup=st.sampled_from(["", "__exact", "__in", "__isnull", "__gte", "__icontains"]),
+    value=st.text(max_size=20),
+    model=st.sampled_from(["markets/symbol", "markets/exchange", "markets/candle",
+                           "strategies/symbolscreen", "orders/order", "markets/account"]),
+)
+def test_hostile_admin_filters_never_reach_other_users_rows_nor_fail(
+    two_traders, path, lookup, value, model
+):
+    """Whatever a trader puts in a list's query string: an answer (200, a redirect asking to
+    fix the filter, or 400), never a server error, and never another user's rows."""
+    from urllib.parse import urlencode
+
+    query = urlencode({"__".join(path) + lookup: value})
+    response = two_traders["client"].get(f"/admin/{model}/?{query}")
+    assert response.status_code in (200, 302, 400), query
+    if response.status_code == 200:
+        html = response.content.decode()
+        assert "bob paper" not in html and "bob-order-1" not in html and "bob cfg" not in html

@@ -172,7 +172,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     store(symbol, floor_ms(t0, "5m") - 100 * 5 * MINUTE, 100, tf="5m", step=5 * MINUTE)
     page.set_viewport_size({"width": 1280, "height": 800})
     log_in(page, web, "/chart/sim/KRW-BTC/")
-    page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
+    page.wait_for_function("() => window.tradesiteChart?.badge() === 'live'")
     assert page.locator("#chart canvas").count() > 0
     bars = chart_bars(page)
     assert len(bars) == 300 and bars[-1]["t"] == t0 + 299 * MINUTE
@@ -186,7 +186,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
         "sim", "KRW-BTC", "1m", {"t": forming, "o": 100, "h": 131, "l": 99, "c": 130, "v": 3},
         closed=False))
     page.wait_for_function(
-        f"(() => {{ const b = window.tradesiteChart.bars().at(-1);"
+        f"() => (() => {{ const b = window.tradesiteChart.bars().at(-1);"
         f" return b.t === {forming} && b.c === 130; }})()", timeout=1000)
     latency = time.monotonic() - started
     assert latency < 1.0
@@ -203,7 +203,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
         reason={"rsi": 27.4})
     publish(wire.user_group(trader.pk),
             wire.private_message(wire.SIGNAL_CREATED, signal_payload(signal)))
-    page.wait_for_function("window.tradesiteChart.markers().length === 1", timeout=3000)
+    page.wait_for_function("() => window.tradesiteChart.markers().length === 1", timeout=3000)
     marker = page.evaluate("window.tradesiteChart.markers()[0]")
     assert marker["time"] == (t0 + 290 * MINUTE) // 1000
     assert marker["position"] == "belowBar"
@@ -212,20 +212,22 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     # Switching timeframe redraws with that timeframe's candles, and back.
     page.click("#timeframes button[data-tf='5m']")
     page.wait_for_function(
-        "window.tradesiteChart.timeframe() === '5m' && window.tradesiteChart.bars().length === 100"
+        "() => window.tradesiteChart.timeframe() === '5m'"
+        " && window.tradesiteChart.bars().length === 100"
         " && window.tradesiteChart.badge() === 'live'")
     assert "tf=5m" in page.url
     screenshot("five-minutes")
     page.click("#timeframes button[data-tf='1m']")
     page.wait_for_function(
-        "window.tradesiteChart.timeframe() === '1m' && window.tradesiteChart.bars().length === 300"
+        "() => window.tradesiteChart.timeframe() === '1m'"
+        " && window.tradesiteChart.bars().length === 300"
         " && window.tradesiteChart.badge() === 'live'")
-    page.wait_for_function("window.tradesiteChart.markers().length === 1")
+    page.wait_for_function("() => window.tradesiteChart.markers().length === 1")
 
     # The server crashes; the stream keeps storing closed candles meanwhile (and publishes
     # them to nobody). After the restart the chart reconnects and fetches them: no hole.
     web.kill()
-    page.wait_for_function("window.tradesiteChart.badge() === 'reconnecting'", timeout=10_000)
+    page.wait_for_function("() => window.tradesiteChart.badge() === 'reconnecting'", timeout=10_000)
     screenshot("reconnecting")
     store(symbol, t0 + 300 * MINUTE, 4)
     publish(group, wire.bar_message(
@@ -233,7 +235,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
         closed=True))  # lost: nobody is subscribed
     web.start()
     page.wait_for_function(
-        "window.tradesiteChart.badge() === 'live' && window.tradesiteChart.reconnects() >= 1"
+        "() => window.tradesiteChart.badge() === 'live' && window.tradesiteChart.reconnects() >= 1"
         f" && window.tradesiteChart.bars().at(-1).t === {t0 + 303 * MINUTE}", timeout=20_000)
     times = [b["t"] for b in chart_bars(page)]
     assert times == [t0 + i * MINUTE for i in range(304)]
@@ -242,7 +244,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
         "sim", "KRW-BTC", "1m", {"t": t0 + 304 * MINUTE, "o": 99, "h": 102, "l": 98, "c": 101,
                                  "v": 2}, closed=False))
     page.wait_for_function(
-        f"window.tradesiteChart.bars().at(-1).t === {t0 + 304 * MINUTE}", timeout=2000)
+        f"() => window.tradesiteChart.bars().at(-1).t === {t0 + 304 * MINUTE}", timeout=2000)
     screenshot("after-restart")
 
 
@@ -250,12 +252,12 @@ def test_chart_is_usable_on_a_phone(web, page, screenshot, symbol, trader):
     store(symbol, floor_ms(int(time.time() * 1000), "1m") - 200 * MINUTE, 200)
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page, web, "/chart/sim/KRW-BTC/")
-    page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
+    page.wait_for_function("() => window.tradesiteChart?.badge() === 'live'")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
     assert page.locator("#chart canvas").first.bounding_box()["height"] > 250
     page.check("#overlays input[data-indicator='rsi']")
-    page.wait_for_function("window.tradesiteChart.indicators().includes('rsi')")
+    page.wait_for_function("() => window.tradesiteChart.indicators().includes('rsi')")
     screenshot("phone")
 
 
@@ -265,7 +267,7 @@ def test_markets_overview_shows_prices_and_moves_with_tickers(web, page, screens
     store(symbol, now - 30 * 3_600_000, 30, tf="1h", step=3_600_000)
     store(symbol, floor_ms(int(time.time() * 1000), "1m") - 5 * MINUTE, 5)
     log_in(page, web, "/markets/")
-    page.wait_for_function("window.tradesiteMarkets && window.tradesiteMarkets.badge() === 'live'")
+    page.wait_for_function("() => window.tradesiteMarkets?.badge() === 'live'")
     row = page.locator("tr[data-key='sim:KRW-BTC']")
     assert row.locator(".last").inner_text() != "-"
     assert row.locator(".change").inner_text().endswith("%")
@@ -273,7 +275,7 @@ def test_markets_overview_shows_prices_and_moves_with_tickers(web, page, screens
     publish(wire.MARKETS_GROUP, wire.ticker_message("sim", "KRW-BTC", 123.25,
                                                     int(time.time() * 1000)))
     page.wait_for_function(
-        "window.tradesiteMarkets.price('sim:KRW-BTC') === 123.25", timeout=1000)
+        "() => window.tradesiteMarkets.price('sim:KRW-BTC') === 123.25", timeout=1000)
     assert row.locator(".last").inner_text() == "123.25"
     row.locator("a").click()
     page.wait_for_url(web.url + "/chart/sim/KRW-BTC/")
@@ -286,7 +288,7 @@ def test_dragging_into_the_past_loads_older_candles_without_a_gap(web, page, scr
     store(symbol, t0, 1500)
     page.set_viewport_size({"width": 1280, "height": 800})
     log_in(page, web, "/chart/sim/KRW-BTC/")
-    page.wait_for_function("window.tradesiteChart && window.tradesiteChart.badge() === 'live'")
+    page.wait_for_function("() => window.tradesiteChart?.badge() === 'live'")
     assert len(chart_bars(page)) == 1000
     box = page.locator("#chart").bounding_box()
     y = box["y"] + box["height"] / 2
@@ -297,6 +299,6 @@ def test_dragging_into_the_past_loads_older_candles_without_a_gap(web, page, scr
         page.mouse.up()
         if len(chart_bars(page)) == 1500:
             break
-    page.wait_for_function("window.tradesiteChart.bars().length === 1500", timeout=5000)
+    page.wait_for_function("() => window.tradesiteChart.bars().length === 1500", timeout=5000)
     assert [b["t"] for b in chart_bars(page)] == [t0 + i * MINUTE for i in range(1500)]
     screenshot("older")

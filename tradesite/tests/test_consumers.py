@@ -504,3 +504,68 @@ async def test_start_eagerly_runs_a_coroutine_inline_until_it_has_to_wait():
     gate.set()
     with pytest.raises(KeyError):
         await asyncio.wait_for(task, 1)
+
+
+async def session_socket(path: str, session_cookie: str) -> WebsocketCommunicator:
+    """A socket through the real ASGI stack: origin check, session cookie, auth."""
+    from tradesite.asgi import application
+
+    comm = WebsocketCommunicator(application, path, headers=[
+        (b"origin", b"http://localhost"), (b"cookie", f"sessionid={session_cookie}".encode()),
+    ])
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    assert (await next_json(comm))["type"] == "hello"
+    return comm
+
+
+async def test_logging_out_closes_that_sessions_sockets_and_no_private_event_follows(
+    symbol, trader, redis_url
+):
+    """The reproduction: after logging out, the open chart socket kept receiving the user's
+    signals and orders. Now the logout closes every socket of that session (4401); another
+    session of the same user (another browser) keeps its own."""
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    leaving, staying = Client(), Client()
+    await sync_to_async(leaving.force_login)(trader)
+    await sync_to_async(staying.force_login)(trader)
+    chart = await session_socket("/ws/chart/sim/KRW-BTC/1m/", leaving.cookies["sessionid"].value)
+    markets = await session_socket("/ws/markets/", leaving.cookies["sessionid"].value)
+    other = await session_socket("/ws/chart/sim/KRW-BTC/1m/", staying.cookies["sessionid"].value)
+
+    response = await sync_to_async(leaving.post)("/logout/")
+    assert response.status_code == 302
+    order = wire.private_message(
+        wire.ORDER_UPDATED, {"id": 1, "symbol": "sim:KRW-BTC", "status": "filled"})
+    await publish(wire.user_group(trader.pk), order)
+
+    for comm in (chart, markets):
+        assert await comm.receive_output(timeout=5) == {
+            "type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+        assert await comm.receive_nothing(timeout=0.3)
+    assert await next_json(other) == order
+    for comm in (chart, markets, other):
+        await comm.disconnect()
+
+
+async def test_a_logout_without_redis_still_logs_out(trader, settings):
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_timeout": 1}]},
+    }}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.pop("default", None)
+    client = Client()
+    await sync_to_async(client.force_login)(trader)
+    try:
+        response = await sync_to_async(client.post)("/logout/")
+    finally:
+        channel_layers.backends.pop("default", None)
+    assert response.status_code == 302
+    assert "_auth_user_id" not in await sync_to_async(lambda: client.session.keys())()

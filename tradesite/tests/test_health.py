@@ -1,14 +1,25 @@
-"""/health: database, Redis, beat, workers and stream; 200 only when all are fine."""
+"""/health: database, Redis, beat, workers and stream; 200 only when all are fine. Anonymous
+callers learn only ok / not ok; staff sessions and API tokens get the checks."""
 
 import time
 
 import pytest
-from django.test import override_settings
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
 
 from markets import heartbeat
 from tradesite.celery import QUEUES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
+
+
+@pytest.fixture
+def client(db):
+    """A staff session: the checks' details are part of the answer."""
+    staff = get_user_model().objects.create_user("ops", password="pw-ops", is_staff=True)
+    logged_in = Client()
+    logged_in.force_login(staff)
+    return logged_in
 
 
 def all_alive():
@@ -99,3 +110,38 @@ def test_every_active_venue_with_active_symbols_needs_a_fresh_stream_heartbeat(
     Exchange.objects.create(slug="bithumb", name="Bithumb", adapter="bithumb",
                             rest_url="https://api.bithumb.com", ws_url="wss://ws-api.bithumb.com")
     assert client.get("/health").status_code == 200
+
+
+def test_anonymous_callers_learn_only_ok_or_not(clean_redis, db):
+    anonymous = Client()
+    all_alive()
+    response = anonymous.get("/health")
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    heartbeat.client().delete(heartbeat.key("beat", "scheduler"))
+    response = anonymous.get("/health")
+    assert response.status_code == 503 and response.json() == {"ok": False}
+    for secret in ("sqlite", "postgresql", "w1@host", "queues", "beat"):
+        assert secret not in response.content.decode()
+
+
+def test_a_logged_in_non_staff_user_gets_no_details(clean_redis, db):
+    user = get_user_model().objects.create_user("nobody", password="pw")
+    session = Client()
+    session.force_login(user)
+    all_alive()
+    assert session.get("/health").json() == {"ok": True}
+
+
+def test_a_valid_api_token_gets_the_details(clean_redis, db):
+    from orders.models import ApiToken
+
+    owner = get_user_model().objects.create_user("script", password="pw")
+    _, key = ApiToken.issue(owner, "monitor")
+    all_alive()
+    body = Client().get("/health", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    assert body["checks"]["workers"]["workers"]["w1@host"]["queues"] == list(QUEUES)
+    for bad in (f"Bearer {key}x", "Bearer ", f"Basic {key}", key):
+        assert Client().get("/health", HTTP_AUTHORIZATION=bad).json() == {"ok": True}, bad
+    owner.is_active = False
+    owner.save()
+    assert Client().get("/health", HTTP_AUTHORIZATION=f"Bearer {key}").json() == {"ok": True}

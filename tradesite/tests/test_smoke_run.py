@@ -65,6 +65,15 @@ def test_run_script_starts_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
             pytest.fail(
                 f"/health never answered 200: {body}\n" + (tmp_path / "run.log").read_text()[-3000:]
             )
+        assert body == {"ok": True}  # anonymous callers learn nothing more
+        token = subprocess.run(
+            [".venv/bin/python", "manage.py", "api_token", "--user", "admin", "--name", "smoke"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert token.returncode == 0, token.stderr
+        key = token.stdout.strip().splitlines()[-1]
+        body = requests.get(base + "/health", headers={"Authorization": f"Bearer {key}"},
+                            timeout=5).json()
         assert body["checks"]["workers"]["ok"] and body["checks"]["beat"]["ok"]
         assert body["checks"]["stream"]["ok"] and "sim" in body["checks"]["stream"]["venues"]
         # The sim venue's 1m candles land in the database (stream catch-up and live bars).

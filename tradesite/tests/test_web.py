@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -17,7 +20,7 @@ from django.test import Client
 from tradesite.consumers import Outbox, frame
 from tradesite.devservices import free_port
 from tradesite.tests.test_browser_chart import web  # noqa: F401 - the fixture
-from tradesite.web import freeze_startup_heap, options
+from tradesite.web import freeze_startup_heap, options, trusted_proxies
 
 
 async def first_frames(url: str, headers: dict, n: int) -> tuple[int, list]:
@@ -105,3 +108,68 @@ async def test_a_client_that_stops_reading_holds_up_no_one_on_uvicorn():
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 15)
+
+
+@pytest.mark.parametrize("trusted, client_seen, scheme_seen", [
+    (["127.0.0.1"], "198.51.100.9", "https"),   # the proxy: its forwarded headers count
+    (["10.1.2.3"], "127.0.0.1", "http"),        # anyone else: ignored, not believed
+])
+async def test_forwarded_headers_count_only_from_the_trusted_proxy(trusted, client_seen,
+                                                                   scheme_seen):
+    async def app(scope, receive, send):
+        body = f"{scope['client'][0]} {scope['scheme']}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    port = free_port()
+    config = {**options("127.0.0.1", port, proxy_headers=True, trusted=trusted),
+              "loop": "none", "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(app, **config))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as http, http.get(
+            f"http://127.0.0.1:{port}/",
+            headers={"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"},
+        ) as response:
+            assert (await response.text()).split() == [client_seen, scheme_seen]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 15)
+
+
+def test_trusted_proxy_ips_are_checked(monkeypatch):
+    assert trusted_proxies(" 10.0.0.5, 172.16.0.0/12 ,::1") == ["10.0.0.5", "172.16.0.0/12",
+                                                                "::1"]
+    for bad in ("*", "", "proxy.local", "10.0.0.300"):
+        with pytest.raises(ValueError, match="TRUSTED_PROXY_IPS"):
+            trusted_proxies(bad)
+    monkeypatch.setenv("TRUSTED_PROXY_IPS", "10.0.0.5")
+    assert options("0.0.0.0", 8000, proxy_headers=True)["forwarded_allow_ips"] == ["10.0.0.5"]
+    monkeypatch.delenv("TRUSTED_PROXY_IPS")
+    assert options("0.0.0.0", 8000, proxy_headers=True)["forwarded_allow_ips"] == [
+        "127.0.0.1", "::1"]
+
+
+def test_a_bad_trusted_proxy_list_stops_the_web_process_naming_it():
+    result = subprocess.run(
+        [sys.executable, "-m", "tradesite.web", "--proxy-headers", "--port", "1"],
+        env={**os.environ, "TRUSTED_PROXY_IPS": "*"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "TRUSTED_PROXY_IPS" in result.stderr
+
+
+def test_compose_publishes_the_web_port_on_loopback_and_names_the_trusted_proxies():
+    import yaml
+
+    from tradesite.tests.test_settings import ROOT
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["web"]
+    assert service["ports"] == ["${WEB_BIND:-127.0.0.1}:${WEB_PORT:-8000}:8000"]
+    assert "--proxy-headers" in service["command"]
+    trusted = service["environment"]["TRUSTED_PROXY_IPS"]
+    assert trusted.startswith("${TRUSTED_PROXY_IPS:-")
+    assert trusted_proxies(trusted.removeprefix("${TRUSTED_PROXY_IPS:-").removesuffix("}"))
