@@ -120,6 +120,24 @@ def number(name: str, default: float, *, maximum: float | None = None) -> float:
     return value
 
 
+def integer(name: str, default: int, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number from the environment variable ``name`` (``default`` when unset). A value
+    that is not a whole number, below ``minimum`` or above ``maximum`` stops the process at
+    start, naming the variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw[:40]!r} is not a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} is above its maximum {maximum:,}")
+    return value
+
+
 def persistent_secret(name: str, path: Path, make) -> str:
     """The environment's ``name`` if set, else a value generated once and kept at ``path``.
 

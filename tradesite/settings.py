@@ -43,6 +43,14 @@ TRADING_LIMIT_AGGRESSIVENESS_PCT = envconfig.number(
 TRADING_MAX_SIGNAL_AGE_S = envconfig.number("TRADING_MAX_SIGNAL_AGE_S", 120.0)
 TRADING_PAPER_RECOVERY_GRACE_S = envconfig.number("TRADING_PAPER_RECOVERY_GRACE_S", 60.0)
 
+#: Bounds on the work a user can start (README "Limits"); a bad value stops the process at start.
+OPTIMIZER_MAX_TRIALS = envconfig.integer("OPTIMIZER_MAX_TRIALS", 1000, maximum=1_000_000)
+OPTIMIZER_MAX_FOLDS = envconfig.integer("OPTIMIZER_MAX_FOLDS", 10, maximum=1000)
+OPTIMIZER_MAX_DAYS = envconfig.integer("OPTIMIZER_MAX_DAYS", 730, maximum=36_500)
+OPTIMIZER_MAX_RUNS_PER_USER = envconfig.integer("OPTIMIZER_MAX_RUNS_PER_USER", 2, maximum=1000)
+BACKTEST_MAX_DAYS = envconfig.integer("BACKTEST_MAX_DAYS", 1096, maximum=36_500)
+BACKTEST_MAX_RUNS_PER_USER = envconfig.integer("BACKTEST_MAX_RUNS_PER_USER", 3, maximum=1000)
+
 #: daphne's app only turns ``manage.py runserver`` into its ASGI server (WebSockets included);
 #: importing it installs Twisted's reactor, 27 MB in every process that sets Django up. So it is
 #: installed for ``runserver`` alone: the web process is uvicorn (``python -m tradesite.web``),
