@@ -58,7 +58,7 @@ BACKTEST_MAX_RUNS_PER_USER = envconfig.integer("BACKTEST_MAX_RUNS_PER_USER", 3, 
 RUNSERVER = sys.argv[1:2] == ["runserver"]
 INSTALLED_APPS = [
     *(["daphne"] if RUNSERVER else []),
-    "django.contrib.admin",
+    "tradesite.admin_site.AdminConfig",  # django.contrib.admin, hostile input handled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
