@@ -9,19 +9,56 @@ with ``json.loads``: 50,000 ``[`` are a ``RecursionError``.
 :class:`HostileInputAdminMixin` fixes the three for any ``ModelAdmin``: the changelist compiles
 its query up front (a failure is a bad filter), action ids are checked against the primary key
 field (a bad one is a message naming it), and JSON model fields get
-:class:`markets.jsonlimits.BoundedJSONFormField`. ``tradesite.admin_site`` applies it to every
-registered ``ModelAdmin`` (third-party ones included), so no admin has to remember it.
+:class:`BoundedJSONFormField` (parsing through :func:`markets.jsonlimits.loads`).
+``tradesite.admin_site`` applies it to every registered ``ModelAdmin`` (third-party ones
+included), so no admin has to remember it.
 """
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import EmptyResultSet, FullResultSet, ValidationError
 from django.db import models
 
-from markets.jsonlimits import BoundedJSONFormField
+from markets.jsonlimits import JsonLimitError, loads
+
+
+class BoundedJSONFormField(forms.JSONField):
+    """``forms.JSONField`` parsing through :func:`loads` (size and depth bounded): what the
+    admin uses for every JSON model field."""
+
+    default_error_messages = {"invalid": "%(message)s"}
+
+    def to_python(self, value):
+        if self.disabled:
+            return value
+        if value in self.empty_values:
+            return None
+        if isinstance(value, (list, dict, int, float, forms.fields.JSONString)):
+            return value
+        try:
+            converted = loads(value, what="This field")
+        except JsonLimitError as exc:
+            raise ValidationError(
+                self.error_messages["invalid"], code="invalid",
+                params={"message": str(exc), "value": value},
+            ) from None
+        if isinstance(converted, str):
+            return forms.fields.JSONString(converted)
+        return converted
+
+    def bound_data(self, data, initial):
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return loads(data)
+        except JsonLimitError:
+            return forms.fields.InvalidJSONInput(data)
 
 
 def _compiles(queryset) -> None:

@@ -7,9 +7,9 @@ recursion), and only then parses, refusing non-finite numbers. Every refusal is 
 :class:`JsonLimitError` (a ``ValueError``) whose message a trader understands, prefixed with
 what was being read (``what``).
 
-:func:`loads` is pure (``markets`` is the bottom layer, so ``strategies``, ``orders`` and
-``tradesite`` can all use it); :class:`BoundedJSONFormField` is the Django form field that uses
-it (the admin's JSON fields go through it).
+Pure: standard library only (``markets`` is the bottom layer, so ``strategies``, ``orders``
+and ``tradesite`` can all use it). The Django form field that uses it is
+``markets.admin_safety.BoundedJSONFormField``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ import json
 import math
 import re
 from typing import Any
-
-from django import forms
-from django.core.exceptions import ValidationError
 
 #: Defaults: far above any parameter set, ranges, risk or API body this site takes.
 MAX_BYTES = 64 * 1024
@@ -111,38 +108,3 @@ def loads_object(text: str | bytes, *, what: str = "the JSON", example: str = '{
     if not isinstance(value, dict):
         raise JsonLimitError(f"{what} must be a JSON object, e.g. {example}")
     return value
-
-
-class BoundedJSONFormField(forms.JSONField):
-    """``forms.JSONField`` parsing through :func:`loads` (size and depth bounded): what the
-    admin uses for every JSON model field."""
-
-    default_error_messages = {"invalid": "%(message)s"}
-
-    def to_python(self, value):
-        if self.disabled:
-            return value
-        if value in self.empty_values:
-            return None
-        if isinstance(value, (list, dict, int, float, forms.fields.JSONString)):
-            return value
-        try:
-            converted = loads(value, what="This field")
-        except JsonLimitError as exc:
-            raise ValidationError(
-                self.error_messages["invalid"], code="invalid",
-                params={"message": str(exc), "value": value},
-            ) from None
-        if isinstance(converted, str):
-            return forms.fields.JSONString(converted)
-        return converted
-
-    def bound_data(self, data, initial):
-        if self.disabled:
-            return initial
-        if data is None:
-            return None
-        try:
-            return loads(data)
-        except JsonLimitError:
-            return forms.fields.InvalidJSONInput(data)

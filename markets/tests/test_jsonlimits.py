@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markets import jsonlimits
 from markets.jsonlimits import JsonLimitError, loads, loads_object, nesting_depth
 
 
@@ -71,8 +70,10 @@ def test_hostile_text_gives_a_value_or_a_json_limit_error(text):
 def test_the_form_field_turns_every_refusal_into_a_field_error():
     from django import forms
 
+    from markets.admin_safety import BoundedJSONFormField
+
     class Form(forms.Form):
-        params = jsonlimits.BoundedJSONFormField()
+        params = BoundedJSONFormField()
 
     form = Form({"params": "[" * 50_000})
     assert not form.is_valid()
