@@ -141,6 +141,11 @@ def create_run(
         bar_days = timeframe_ms(config.timeframe) / 86_400_000
         days = min(max(_setting("OPTIMIZER_DAYS", 30), math.ceil(MIN_BARS * bar_days)),
                    limits.setting("OPTIMIZER_MAX_DAYS"))
+    if seed < 0:
+        raise OptimizationError(f"seed must be a whole number of at least 0; got {seed}")
+    cores = optimizer.default_workers()
+    if workers is not None and not 1 <= workers <= cores:
+        raise OptimizationError(f"workers must be between 1 and {cores} (the cores); got {workers}")
     try:
         limits.check_optimizer(trials=trials, days=days, folds=folds)
         if trigger != OptimizationRun.Trigger.SCHEDULE:

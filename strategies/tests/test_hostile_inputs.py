@@ -120,6 +120,10 @@ def test_the_command_applies_the_same_limits(make_config):  # noqa: F811
         (["--folds", "100000"], "at most 10 walk-forward folds (OPTIMIZER_MAX_FOLDS)"),
         (["--folds", "0"], "folds must be at least 1"),
         (["--space", "[" * 50_000], "--space nests arrays or objects more than"),
+        (["--space", '{"short": {"min": "a", "max": 3}}'], "must be finite numbers"),
+        (["--seed", "-1"], "seed must be a whole number of at least 0"),
+        (["--workers", "100000"], "workers must be between 1 and"),
+        (["--workers", "0"], "workers must be between 1 and"),
     ]:
         with pytest.raises(CommandError, match=re.escape(message)):
             call_command("optimize", "--config", str(config.pk), *args)

@@ -91,3 +91,44 @@ async def test_hostile_frames_never_end_the_socket(symbol, trader, redis_url, fr
     while (message := await next_json(comm))["type"] != "pong":
         assert message["type"] == "rejected"
     await comm.disconnect()
+
+
+async def test_the_web_server_refuses_a_huge_frame_before_buffering_it():
+    """uvicorn as ``tradesite.web`` configures it: a client message above 64 KB ends that
+    socket with 1009 (message too big); a frame under it reaches the application."""
+    import asyncio
+
+    import aiohttp
+    import uvicorn
+
+    from tradesite.devservices import free_port
+    from tradesite.web import WS_MAX_FRAME, options
+
+    received = []
+
+    async def app(scope, receive, send):
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] != "websocket.disconnect":
+            received.append(len(message.get("text") or ""))
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, **{**options("127.0.0.1", port),
+                                                   "loop": "none", "log_level": "warning"}))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"ws://127.0.0.1:{port}/ws/x/")
+            await ws.send_str("y" * 1000)
+            while not received:
+                await asyncio.sleep(0.01)
+            await ws.send_str("x" * (WS_MAX_FRAME + 1))
+            closed = await ws.receive(timeout=10)
+            assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == 1009
+        assert received == [1000]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 15)
