@@ -27,6 +27,11 @@ MAX_DEPTH = 20
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
+# An escaped NUL (\u0000, not preceded by an escaping backslash): valid JSON, but neither
+# PostgreSQL's jsonb nor its text columns can store it.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+
+
 class JsonLimitError(ValueError):
     """The text is not JSON this site accepts; the message says why."""
 
@@ -89,6 +94,8 @@ def loads(
         raise JsonLimitError(
             f"{what} nests arrays or objects more than {max_depth} levels deep"
         )
+    if _NUL_ESCAPE.search(text):
+        raise JsonLimitError(f"{what} contains a NUL character (\\u0000), which cannot be stored")
     try:
         return json.loads(text, parse_constant=_constant, parse_float=_float)
     except JsonLimitError as exc:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -32,6 +33,7 @@ SCREEN_COLUMNS = {
     "value": "traded_value_24h",
     "momentum": "momentum_pct",
 }
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 TRIAL_COLUMNS = {"window": "window", "number": "number", "score": "score"}
 
 
@@ -62,6 +64,8 @@ def _runs(request):
 def screener(request):
     exchanges = Exchange.objects.filter(is_active=True).order_by("slug")
     slug = request.GET.get("exchange")
+    if slug and not SLUG.fullmatch(slug):  # never sent to the database (NUL, ...)
+        raise Http404("no such venue")
     exchange = exchanges.filter(slug=slug).first() if slug else exchanges.first()
     if slug and exchange is None:
         raise Http404(f"no active venue {slug[:40]!r}")

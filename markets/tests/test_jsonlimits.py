@@ -40,6 +40,9 @@ def test_size_nan_huge_numbers_and_bad_bytes_have_messages():
         loads(b"\xff\xfe[]")
     with pytest.raises(JsonLimitError, match=r"not valid JSON \(Expecting .* line 1, column 7"):
         loads('{"a": }')
+    with pytest.raises(JsonLimitError, match="contains a NUL character"):
+        loads('{"symbols": ["KRW-BTC\\u0000"]}')
+    assert loads('["\\\\u0000"]') == ["\\u0000"]  # an escaped backslash, then text
     with pytest.raises(JsonLimitError, match=r"must be a JSON object, e.g. \{\"period\": 14\}"):
         loads_object("[5]")
 
@@ -65,6 +68,7 @@ def test_hostile_text_gives_a_value_or_a_json_limit_error(text):
         assert str(exc)
         return
     assert json.loads(text) == value
+    assert "\x00" not in json.dumps(value, ensure_ascii=False)
 
 
 def test_the_form_field_turns_every_refusal_into_a_field_error():

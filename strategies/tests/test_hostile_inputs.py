@@ -166,8 +166,9 @@ def test_random_trials_are_drawn_lazily(make_config, monkeypatch):  # noqa: F811
 
 def test_screener_with_an_unknown_exchange_says_so(venue, make_trader):  # noqa: F811
     client = logged_in(make_trader("t"))
-    response = client.get(reverse("strategies:screener") + "?exchange=nope")
-    assert response.status_code == 404
+    for slug in ("nope", "%00", "a" * 500, "%F0%9F%92%A5"):
+        response = client.get(reverse("strategies:screener") + f"?exchange={slug}")
+        assert response.status_code == 404, slug
 
 
 def test_top_n_with_a_config_that_is_not_an_id_is_a_message(venue, make_trader):  # noqa: F811
