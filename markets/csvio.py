@@ -41,6 +41,12 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _INF = float("inf")
 # Epoch ms below this (1973-03-03) are almost surely epoch *seconds* typed into a ms column.
 _SECONDS_SUSPECT = 100_000_000_000
+#: The latest open time a datetime can hold with room for a candle: 9999-12-31T00:00:00Z.
+_MAX_MS = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
+#: A candle row is a few dozen characters; a longer line is refused before the CSV reader
+#: (whose own limit is 128 KB per field) holds it.
+MAX_LINE = 4096
+_NEWLINES = ("\n", b"\n")
 
 
 class CandleRow(NamedTuple):
@@ -81,8 +87,12 @@ def parse_open_time(text: str) -> int:
     text = text.strip()
     if not text:
         raise ValueError("open_time is empty")
-    if text.isdigit():
-        ms = int(text)
+    if text.isascii() and text.isdigit():
+        ms = int(text) if len(text) <= 17 else _MAX_MS + 1  # int() refuses 4,300+ digits
+        if ms > _MAX_MS:
+            shown = text if len(text) <= 24 else text[:20] + "..."
+            raise ValueError(f"open_time {shown} is after 9999-12-31; write epoch milliseconds "
+                             "such as 1704067200000")
         if ms < _SECONDS_SUSPECT:
             raise ValueError(
                 f"open_time {text} looks like epoch seconds; write epoch milliseconds "
@@ -100,10 +110,16 @@ def parse_open_time(text: str) -> int:
         raise ValueError(
             f"open_time {text!r} has no time zone; add Z for UTC or an offset such as +09:00"
         )
-    delta = when - _EPOCH
+    try:
+        delta = when - _EPOCH
+    except OverflowError:  # an offset that moves the time past year 9999
+        delta = dt.timedelta.max
     if delta.microseconds % 1000:
         raise ValueError(f"open_time {text!r} has a fraction of a millisecond")
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    if ms > _MAX_MS:
+        raise ValueError(f"open_time {text!r} is after 9999-12-31")
+    return ms
 
 
 def format_open_time(ms: int) -> str:
@@ -114,14 +130,55 @@ def format_open_time(ms: int) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _lines(source: str | bytes | IO | Iterable[str]) -> Iterable[str]:
-    if isinstance(source, bytes):
-        source = source.decode("utf-8-sig")
-    if isinstance(source, str):
-        return io.StringIO(source, newline="")
-    if isinstance(source, (io.RawIOBase, io.BufferedIOBase)):  # a file opened in binary mode
-        return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
-    return source
+class _Lines:
+    """The source's physical lines as text, one string per line, so the CSV reader's line
+    numbers stay the file's. A line that is not UTF-8 or longer than :data:`MAX_LINE` is handed
+    on as an empty line and its problem kept in ``problems`` (line number -> message): a binary
+    file or a huge field is a message per line, never an exception or a huge string."""
+
+    def __init__(self, source: str | bytes | IO | Iterable[str]) -> None:
+        self.problems: dict[int, str] = {}
+        self.number = 0
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
+        elif isinstance(source, str):
+            source = io.StringIO(source, newline="")
+        self._read = self._reader(source)
+
+    @staticmethod
+    def _reader(source):
+        readline = getattr(source, "readline", None)
+        if readline is None:  # an iterable of lines
+            for line in source:
+                yield line, False
+            return
+        while line := readline(MAX_LINE + 1):
+            long = len(line) > MAX_LINE and line[-1:] not in _NEWLINES
+            while long and (rest := readline(MAX_LINE)) and rest[-1:] not in _NEWLINES:
+                pass  # the rest of an overlong line, dropped a piece at a time
+            yield line, long
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line, long = next(self._read)
+        self.number += 1
+        if long or len(line) > MAX_LINE:
+            self.problems[self.number] = (
+                f"longer than {MAX_LINE:,} characters; a candle row is a few dozen"
+            )
+            return "\n"
+        if isinstance(line, bytes):
+            try:
+                return line.decode("utf-8-sig" if self.number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                self.problems[self.number] = (
+                    f"not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1});"
+                    " save the file as UTF-8 CSV"
+                )
+                return "\n"
+        return line
 
 
 def _number(name: str, text: str) -> float:
@@ -176,7 +233,8 @@ def parse_candles_csv(
     ``timeframe`` bar, or when its open time repeats an earlier line's. Blank lines are skipped.
     """
     step = timeframe_ms(timeframe)
-    reader = csv.reader(_lines(lines_or_file))
+    lines = _Lines(lines_or_file)
+    reader = csv.reader(lines)
     rows: list[CandleRow] = []
     errors: list[CsvError] = []
     try:
@@ -184,7 +242,13 @@ def parse_candles_csv(
         while not header:
             header = next(reader)
     except StopIteration:
+        if lines.problems:
+            return rows, [CsvError(n, m) for n, m in lines.problems.items()][:1]
         return rows, [CsvError(1, "the file is empty; it needs a header line and candles")]
+    except csv.Error as exc:
+        return rows, [CsvError(reader.line_num, f"not CSV: {exc}")]
+    if lines.problems:  # the header, or a line before it, is unreadable
+        return rows, [CsvError(n, m) for n, m in lines.problems.items()][:1]
     index, problem = _header(header)
     if problem:
         return rows, [CsvError(reader.line_num, problem)]
@@ -194,7 +258,14 @@ def parse_candles_csv(
     seen: dict[int, int] = {}
     checker = _RowChecker(index, width, step, timeframe)
     inf = _INF
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a NUL character, an unterminated huge quoted field
+            errors.append(CsvError(reader.line_num, f"not CSV: {exc}"))
+            continue
         # Fast path: plain well-formed rows. It only ever accepts; anything unusual (blank,
         # empty cells, NaN, bad times, inconsistent prices) goes to the checker, which decides
         # and explains.
@@ -216,7 +287,7 @@ def parse_candles_csv(
                     and lo <= c <= h
                     and 0.0 <= v < inf
                     and (q is None or 0.0 <= q < inf)
-                    and open_time >= _SECONDS_SUSPECT
+                    and _SECONDS_SUSPECT <= open_time <= _MAX_MS
                     and not open_time % step
                     and open_time not in seen
                 ):
@@ -233,6 +304,9 @@ def parse_candles_csv(
             continue
         seen[row.open_time_ms] = line
         rows.append(row)
+    if lines.problems:
+        errors.extend(CsvError(n, m) for n, m in lines.problems.items())
+        errors.sort(key=lambda e: e.line)
     return rows, errors
 
 

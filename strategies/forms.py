@@ -6,15 +6,16 @@ Parameters arrive as JSON and are validated by the strategy's own ``Params`` (th
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 
 from django import forms
 
+from markets import jsonlimits
 from markets.models import Symbol
 from markets.timeframes import TIMEFRAMES
-from strategies import registry
-from strategies.models import BacktestRun
+from strategies import limits, registry
+from strategies.models import BacktestRun, StrategyConfig
+from strategies.optimizer import METHODS, OBJECTIVES
 from strategies.params import ParamError
 
 RISK_FIELDS = ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
@@ -46,8 +47,9 @@ class BacktestForm(forms.Form):
     trailing_stop_pct = forms.FloatField(label="Trailing stop %", required=False, min_value=0,
                                          max_value=100)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, owner=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.owner = owner  # whose runs at once count (BACKTEST_MAX_RUNS_PER_USER)
         self.fields["strategy"].choices = registry.choices()
         self.fields["symbol"].queryset = (
             Symbol.objects.filter(is_active=True, exchange__is_active=True)
@@ -57,15 +59,9 @@ class BacktestForm(forms.Form):
     def clean_params(self) -> dict:
         text = (self.cleaned_data.get("params") or "").strip() or "{}"
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Parameters are not valid JSON ({exc.msg} at line {exc.lineno}, "
-                f"column {exc.colno})."
-            ) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Parameters must be a JSON object, e.g. {"short": 5}.')
-        return value
+            return jsonlimits.loads_object(text, what="Parameters", example='{"short": 5}')
+        except jsonlimits.JsonLimitError as exc:
+            raise forms.ValidationError(f"{exc}.") from None
 
     def clean(self):
         data = super().clean()
@@ -78,6 +74,19 @@ class BacktestForm(forms.Form):
         start, end = data.get("start"), data.get("end")
         if start and end and end <= start:
             self.add_error("end", "End must be after start.")
+        elif start and end:
+            try:
+                limits.check_backtest_span(_utc(start), _utc(end))
+            except limits.LimitExceeded as exc:
+                self.add_error("end", f"{str(exc)[0].upper()}{str(exc)[1:]}.")
+        if not self.errors and data.get("symbol"):
+            try:
+                limits.check_backtest_range(data["symbol"], data["timeframe"], _utc(start),
+                                            _utc(end))
+                if self.owner is not None:
+                    limits.check_backtest_runs(self.owner)
+            except limits.LimitExceeded as exc:
+                raise forms.ValidationError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
         return data
 
     def create_run(self, owner) -> BacktestRun:
@@ -91,6 +100,58 @@ class BacktestForm(forms.Form):
             slippage_bps=data["slippage_bps"], cash=data["cash"], settings={"risk": risk},
             status=BacktestRun.Status.PENDING,
         )
+
+
+class OptimizerStartForm(forms.Form):
+    """What the optimizer runs page may start: the user's own config, whole numbers, known
+    objective and method. The limits (trials, days, runs at once) are checked by
+    ``optimization.create_run``, the one place every entry point goes through."""
+
+    config = forms.ModelChoiceField(queryset=StrategyConfig.objects.none())
+    trials = forms.IntegerField(initial=100, required=False,
+                                error_messages={"invalid": "Enter a whole number."})
+    days = forms.IntegerField(initial=30, required=False,
+                              error_messages={"invalid": "Enter a whole number."})
+    objective = forms.ChoiceField(choices=[(o, o) for o in OBJECTIVES], initial="sharpe",
+                                  required=False)
+    method = forms.ChoiceField(choices=[(m, m) for m in METHODS], initial="auto",
+                               required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["config"].queryset = StrategyConfig.objects.owned_by(user)
+
+    def clean(self):
+        data = super().clean()
+        for name in ("trials", "days", "objective", "method"):  # left out: the default
+            if data.get(name) in (None, "") and name not in self.errors:
+                data[name] = self.fields[name].initial
+        return data
+
+    def messages(self) -> list[str]:
+        """Every error, each prefixed by its field's label."""
+        out = []
+        for name, errors in self.errors.items():
+            field = self.fields.get(name)
+            label = (field.label or name.replace("_", " ").capitalize()) if field else ""
+            out.extend(f"{label}: {e}" if label else str(e) for e in errors)
+        return out
+
+
+class TopSymbolsForm(forms.Form):
+    """The screener's "make the top N the peers of this config"."""
+
+    config = forms.ModelChoiceField(queryset=StrategyConfig.objects.none())
+    top_n = forms.IntegerField(label="Top N", min_value=1, max_value=100,
+                               error_messages={"invalid": "Enter a whole number."})
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["config"].queryset = StrategyConfig.objects.owned_by(user).select_related(
+            "symbol__exchange"
+        )
+
+    messages = OptimizerStartForm.messages
 
 
 def _utc(day: dt.date) -> dt.datetime:

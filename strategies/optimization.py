@@ -31,7 +31,7 @@ from django.utils import timezone
 from markets.candles import load_candles
 from markets.models import Balance, Symbol
 from markets.timeframes import timeframe_ms
-from strategies import backtest, optimizer, registry
+from strategies import backtest, limits, optimizer, registry
 from strategies.models import OptimizationRun, OptimizationTrial, ParamVersion, StrategyConfig
 from strategies.optimizer import Constraints, FloatRange, Job, Simplex, Space, TrialResult
 from strategies.params import ParamError
@@ -139,7 +139,19 @@ def create_run(
         )
     if days is None:
         bar_days = timeframe_ms(config.timeframe) / 86_400_000
-        days = max(_setting("OPTIMIZER_DAYS", 30), math.ceil(MIN_BARS * bar_days))
+        days = min(max(_setting("OPTIMIZER_DAYS", 30), math.ceil(MIN_BARS * bar_days)),
+                   limits.setting("OPTIMIZER_MAX_DAYS"))
+    if seed < 0:
+        raise OptimizationError(f"seed must be a whole number of at least 0; got {seed}")
+    cores = optimizer.default_workers()
+    if workers is not None and not 1 <= workers <= cores:
+        raise OptimizationError(f"workers must be between 1 and {cores} (the cores); got {workers}")
+    try:
+        limits.check_optimizer(trials=trials, days=days, folds=folds)
+        if trigger != OptimizationRun.Trigger.SCHEDULE:
+            limits.check_optimizer_runs(config.owner_id)
+    except limits.LimitExceeded as exc:
+        raise OptimizationError(str(exc)) from None
     end = end or timezone.now()
     try:
         Constraints(min_trades=min_trades, max_drawdown=max_drawdown)
@@ -168,8 +180,10 @@ def create_run(
             trigger=trigger,
             requested_by=requested_by,
         )
-        run_space(run)  # the ranges parse
-    except ParamError as exc:
+        space_used = run_space(run)  # the ranges parse
+        if run.method == "grid" or (run.method == "auto" and space_used.size() <= trials):
+            limits.check_grid(space_used.size())
+    except (ParamError, limits.LimitExceeded) as exc:
         raise OptimizationError(str(exc)) from None
     run.save()
     return run

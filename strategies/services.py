@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from markets import candles as stored
 from markets.models import Symbol
-from strategies import backtest, registry, sizing
+from strategies import backtest, limits, registry, sizing
 from strategies.base import Candles, Signals
 from strategies.models import BacktestRun
 from strategies.params import ParamError
@@ -135,6 +135,7 @@ def run_backtest(
     """
     if end <= start:
         raise ParamError(f"end ({end:%Y-%m-%d %H:%M}) must be after start ({start:%Y-%m-%d %H:%M})")
+    limits.check_backtest_span(start, end)  # before loading: the span bounds the memory
     instance = registry.build(strategy, params)
     risk_values = dict(risk or {})
     for key in ("fee_rate", "slippage_bps"):
@@ -154,9 +155,14 @@ def run_backtest(
     start_ms = _ms(start)
     first = int(np.searchsorted(candles.open_time_ms, start_ms, side="left"))
     if first >= len(candles):
+        oldest, newest = limits.stored_range(symbol, timeframe)
+        stored_text = "none are stored" if oldest is None else (
+            f"the stored ones cover {oldest:%Y-%m-%d %H:%M} to {newest:%Y-%m-%d %H:%M} UTC"
+        )
         raise NoCandles(
             f"no {timeframe} candles for {symbol.code} on {symbol.exchange.slug} between "
-            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC; import or backfill them first"
+            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC ({stored_text}); import or "
+            "backfill them first"
         )
     settings_json = {
         "risk": risk_params.to_dict(),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -11,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_POST
 from markets import candles as stored
 from markets.models import Exchange, Symbol
 from strategies import optimization, screening, tasks
-from strategies.forms import BacktestForm
+from strategies.forms import BacktestForm, OptimizerStartForm, TopSymbolsForm
 from strategies.models import BacktestRun, OptimizationRun, StrategyConfig, SymbolScreen
 from strategies.optimizer import METHODS, OBJECTIVES
 
@@ -32,6 +33,7 @@ SCREEN_COLUMNS = {
     "value": "traded_value_24h",
     "momentum": "momentum_pct",
 }
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 TRIAL_COLUMNS = {"window": "window", "number": "number", "score": "score"}
 
 
@@ -62,7 +64,11 @@ def _runs(request):
 def screener(request):
     exchanges = Exchange.objects.filter(is_active=True).order_by("slug")
     slug = request.GET.get("exchange")
+    if slug and not SLUG.fullmatch(slug):  # never sent to the database (NUL, ...)
+        raise Http404("no such venue")
     exchange = exchanges.filter(slug=slug).first() if slug else exchanges.first()
+    if slug and exchange is None:
+        raise Http404(f"no active venue {slug[:40]!r}")
     key, direction, order = _sorting(request, SCREEN_COLUMNS, "rank")
     rows = (
         SymbolScreen.objects.filter(symbol__exchange=exchange).select_related("symbol")
@@ -102,14 +108,14 @@ def activate_symbol(request, symbol_id: int):
 @staff_member_required
 @require_POST
 def set_top_symbols(request):
-    config = get_object_or_404(
-        StrategyConfig.objects.owned_by(request.user), pk=request.POST.get("config")
-    )
+    form = TopSymbolsForm(request.POST, user=request.user)
+    if not form.is_valid():
+        for text in form.messages():
+            messages.error(request, text)
+        return redirect("strategies:screener")
+    config, top_n = form.cleaned_data["config"], form.cleaned_data["top_n"]
     try:
-        top_n = int(request.POST.get("top_n", ""))
         version = screening.set_top_symbols(config, top_n, by=request.user)
-    except ValueError:
-        messages.error(request, "Top N must be a whole number.")
     except optimization.OptimizationError as exc:
         messages.error(request, str(exc))
     else:
@@ -136,23 +142,21 @@ def run_list(request):
 @require_POST
 def start_run(request):
     """Create a run and hand it to the optimizer queue: it goes on if the browser closes."""
-    config = get_object_or_404(
-        StrategyConfig.objects.owned_by(request.user), pk=request.POST.get("config")
-    )
+    form = OptimizerStartForm(request.POST, user=request.user)
+    if not form.is_valid():
+        for text in form.messages():
+            messages.error(request, text)
+        return redirect("strategies:run_list")
+    data = form.cleaned_data
     try:
-        trials = int(request.POST.get("trials", "100"))
-        days = int(request.POST.get("days", "30"))
         run = optimization.create_run(
-            config,
-            trials=trials,
-            days=days,
-            objective=request.POST.get("objective", "sharpe"),
-            method=request.POST.get("method", "auto"),
+            data["config"],
+            trials=data["trials"],
+            days=data["days"],
+            objective=data["objective"],
+            method=data["method"],
             requested_by=request.user,
         )
-    except ValueError:
-        messages.error(request, "Trials and days must be whole numbers.")
-        return redirect("strategies:run_list")
     except optimization.OptimizationError as exc:
         messages.error(request, str(exc))
         return redirect("strategies:run_list")
@@ -250,7 +254,7 @@ def _queue_backtest(run: BacktestRun) -> None:
 def backtest_list(request):
     """The user's backtests and the form to start one (POST: create, queue, go to its page)."""
     if request.method == "POST":
-        form = BacktestForm(request.POST)
+        form = BacktestForm(request.POST, owner=request.user)
         if form.is_valid():
             with transaction.atomic():
                 run = form.create_run(request.user)

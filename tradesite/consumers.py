@@ -40,13 +40,17 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from markets import wire
+from markets import jsonlimits, wire
+from markets.jsonlimits import JsonLimitError
 from markets.timeframes import TIMEFRAMES
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+#: A client frame (a ping is about 20 bytes) is parsed only within these bounds.
+CLIENT_FRAME_BYTES = 1024
+CLIENT_FRAME_DEPTH = 4
 #: channels_redis forgets a group membership after ``group_expiry`` (default 1 day): the hub
 #: renews its memberships well before that.
 GROUP_RENEW_S = 3600.0
@@ -483,6 +487,14 @@ def _symbol_exists(venue: str, code: str) -> bool:
     return Symbol.objects.active().filter(exchange__slug=venue, code=code).exists()
 
 
+class NoRouteConsumer(AsyncWebsocketConsumer):
+    """Every path no other route matches: the handshake is refused (HTTP 403 to the client,
+    close code 4404 in ASGI), quietly."""
+
+    async def connect(self) -> None:
+        await self.close(code=CLOSE_NOT_FOUND)
+
+
 class _HubConsumer(AsyncWebsocketConsumer):
     """Shared: authentication, an outbox, a hub subscription, ping/pong."""
 
@@ -490,6 +502,8 @@ class _HubConsumer(AsyncWebsocketConsumer):
     outbox: Outbox | None = None
     #: Channel-layer groups of this consumer's own channel (the user's, the login session's).
     own_groups: tuple[str, ...] = ()
+    #: Client frames refused (too large, too deep, not JSON text) on this socket.
+    rejected_frames = 0
 
     async def refuse(self, code: int, message: str) -> None:
         await self.accept()
@@ -537,10 +551,19 @@ class _HubConsumer(AsyncWebsocketConsumer):
                 await hub().unsubscribe(self.group, self.outbox)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        """The page pings to tell a quiet market from a dead connection."""
+        """The page pings to tell a quiet market from a dead connection. Anything else a client
+        sends is parsed within :data:`CLIENT_FRAME_BYTES` and :data:`CLIENT_FRAME_DEPTH`; a frame
+        outside them (or not JSON text) gets a ``rejected`` frame, is counted, and the socket
+        carries on."""
         try:
-            message = json.loads(text_data or "")
-        except ValueError:
+            if text_data is None:
+                raise JsonLimitError("send JSON text frames, not binary ones")
+            message = jsonlimits.loads(text_data, what="the frame", max_bytes=CLIENT_FRAME_BYTES,
+                                       max_depth=CLIENT_FRAME_DEPTH)
+        except JsonLimitError as exc:
+            self.rejected_frames += 1
+            if self.outbox is not None:
+                self.outbox.put(frame(dumps({"type": "rejected", "message": str(exc)[:200]})))
             return
         if isinstance(message, dict) and message.get("type") == "ping" and self.outbox:
             self.outbox.put(frame(dumps({"type": "pong", "ts": now_ms()})))

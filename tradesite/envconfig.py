@@ -124,17 +124,21 @@ def number(name: str, default: float, *, maximum: float | None = None,
     return value
 
 
-def whole_number(name: str, default: int, *, minimum: int, maximum: int) -> int:
-    """An integer from ``minimum`` to ``maximum`` from the environment variable ``name``."""
+def integer(name: str, default: int, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number from the environment variable ``name`` (``default`` when unset). A value
+    that is not a whole number, below ``minimum`` or above ``maximum`` stops the process at
+    start, naming the variable."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
-    if not minimum <= value <= maximum:
-        raise ImproperlyConfigured(f"{name}={raw!r} must be from {minimum} to {maximum}")
+        raise ImproperlyConfigured(f"{name}={raw[:40]!r} is not a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} is above its maximum {maximum:,}")
     return value
 
 

@@ -1,4 +1,7 @@
-"""WebSocket routes: the live chart and the markets overview (see tradesite.consumers)."""
+"""WebSocket routes: the live chart and the markets overview (see tradesite.consumers).
+
+The last route matches every other path and refuses the handshake (close 4404): without it
+Channels' router raises, and the server answers with a 500 and a traceback in the log."""
 
 from django.urls import re_path
 
@@ -10,4 +13,5 @@ websocket_urlpatterns: list = [
         consumers.ChartConsumer.as_asgi(),
     ),
     re_path(r"^ws/markets/$", consumers.MarketsConsumer.as_asgi()),
+    re_path(r"", consumers.NoRouteConsumer.as_asgi()),
 ]

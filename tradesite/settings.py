@@ -37,7 +37,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
 SECURE_SSL_REDIRECT = SECURE_COOKIES
 SECURE_REDIRECT_EXEMPT = [r"^health$"]
 SECURE_HSTS_SECONDS = (
-    envconfig.whole_number("HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
+    envconfig.integer("HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
     if SECURE_COOKIES
     else 0
 )
@@ -61,6 +61,14 @@ TRADING_LIMIT_AGGRESSIVENESS_PCT = envconfig.number(
 TRADING_MAX_SIGNAL_AGE_S = envconfig.number("TRADING_MAX_SIGNAL_AGE_S", 120.0)
 TRADING_PAPER_RECOVERY_GRACE_S = envconfig.number("TRADING_PAPER_RECOVERY_GRACE_S", 60.0)
 
+#: Bounds on the work a user can start (README "Limits"); a bad value stops the process at start.
+OPTIMIZER_MAX_TRIALS = envconfig.integer("OPTIMIZER_MAX_TRIALS", 1000, maximum=1_000_000)
+OPTIMIZER_MAX_FOLDS = envconfig.integer("OPTIMIZER_MAX_FOLDS", 10, maximum=1000)
+OPTIMIZER_MAX_DAYS = envconfig.integer("OPTIMIZER_MAX_DAYS", 730, maximum=36_500)
+OPTIMIZER_MAX_RUNS_PER_USER = envconfig.integer("OPTIMIZER_MAX_RUNS_PER_USER", 2, maximum=1000)
+BACKTEST_MAX_DAYS = envconfig.integer("BACKTEST_MAX_DAYS", 1096, maximum=36_500)
+BACKTEST_MAX_RUNS_PER_USER = envconfig.integer("BACKTEST_MAX_RUNS_PER_USER", 3, maximum=1000)
+
 #: daphne's app only turns ``manage.py runserver`` into its ASGI server (WebSockets included);
 #: importing it installs Twisted's reactor, 27 MB in every process that sets Django up. So it is
 #: installed for ``runserver`` alone: the web process is uvicorn (``python -m tradesite.web``),
@@ -68,7 +76,7 @@ TRADING_PAPER_RECOVERY_GRACE_S = envconfig.number("TRADING_PAPER_RECOVERY_GRACE_
 RUNSERVER = sys.argv[1:2] == ["runserver"]
 INSTALLED_APPS = [
     *(["daphne"] if RUNSERVER else []),
-    "django.contrib.admin",
+    "tradesite.admin_site.AdminConfig",  # django.contrib.admin, hostile input handled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -141,7 +149,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 #: Failed logins of one username from one address before that pair is locked out.
-AXES_FAILURE_LIMIT = envconfig.whole_number("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_FAILURE_LIMIT = envconfig.integer("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
 #: How long a lockout lasts; failures older than this no longer count.
 LOGIN_COOLOFF_MINUTES = envconfig.number(
     "LOGIN_COOLOFF_MINUTES", 15.0, minimum=1, maximum=7 * 24 * 60

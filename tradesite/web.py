@@ -55,6 +55,10 @@ def trusted_proxies(value: str) -> list[str]:
     return entries
 
 
+#: The largest WebSocket message a client may send (the consumers parse at most 1 KB of it).
+WS_MAX_FRAME = 64 * 1024
+
+
 def options(host: str, port: int, *, proxy_headers: bool = False,
             log_level: str | None = None, trusted: list[str] | None = None) -> dict:
     """Keyword arguments for ``uvicorn.run`` (and ``uvicorn.Config``). With ``proxy_headers``,
@@ -69,6 +73,9 @@ def options(host: str, port: int, *, proxy_headers: bool = False,
         "http": "httptools",
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,
+        # Clients only ping (tens of bytes); a larger frame is refused by the protocol (close
+        # 1009) before it is buffered, instead of uvicorn's default 16 MB.
+        "ws_max_size": WS_MAX_FRAME,
         "lifespan": "off",
         "access_log": False,
         "log_level": level,

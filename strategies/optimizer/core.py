@@ -34,6 +34,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import multiprocessing
@@ -381,21 +382,28 @@ def _report(on_batch, new: list[TrialResult], progress: float) -> None:
 
 
 def _run_fixed(job, method, windows, stored, pool, on_batch, batch_size) -> None:
+    """Grid or random trials, built a batch at a time: a run never holds more parameter sets
+    than one batch (and the grid, at most ``MAX_GRID`` points) however many trials it asks."""
     if method == "grid":
-        points = job.space.grid()
+        grid = job.space.grid()
+        count = len(grid)
+        point = grid.__getitem__
     else:
-        points = [job.space.sample(np.random.default_rng((job.seed, k)))
-                  for k in range(job.trials)]
-    tasks = [
-        (w.index, k, params)
+        count = job.trials
+
+        def point(k: int) -> dict[str, Any]:  # trial k's point: the same in every window
+            return job.space.sample(np.random.default_rng((job.seed, k)))
+
+    tasks = (
+        (w.index, k, point(k))
         for w in windows
-        for k, params in enumerate(points)
+        for k in range(count)
         if (w.index, k) not in stored
-    ]
-    total = len(points) * len(windows)
+    )
+    total = count * len(windows)
     step = max(batch_size, 1)
-    for i in range(0, len(tasks), step):
-        new = pool.map(tasks[i : i + step])
+    while batch := list(itertools.islice(tasks, step)):
+        new = pool.map(batch)
         for t in new:
             stored[(t.window, t.number)] = t
         _report(on_batch, new, len(stored) / total)

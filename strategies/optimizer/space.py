@@ -35,6 +35,9 @@ class Choice:
     def grid(self) -> list:
         return list(self.values)
 
+    def count(self) -> int:
+        return len(self.values)
+
     def sample(self, rng: np.random.Generator):
         return self.values[int(rng.integers(len(self.values)))]
 
@@ -47,6 +50,9 @@ class IntRange:
 
     def grid(self) -> list:
         return list(range(self.low, self.high + 1, self.step))
+
+    def count(self) -> int:
+        return (self.high - self.low) // self.step + 1
 
     def sample(self, rng: np.random.Generator):
         return self.low + self.step * int(rng.integers((self.high - self.low) // self.step + 1))
@@ -63,12 +69,18 @@ class FloatRange:
             raise ParamError(
                 f"a float range {self.low}..{self.high} needs a step to be gridded"
             )
-        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        return [round(self.low + i * self.step, 12) for i in range(count)]
+        return [round(self.low + i * self.step, 12) for i in range(self.count())]
+
+    def count(self) -> int:
+        if self.step is None:
+            raise ParamError(
+                f"a float range {self.low}..{self.high} needs a step to be gridded"
+            )
+        return math.floor((self.high - self.low) / self.step + 1e-9) + 1
 
     def sample(self, rng: np.random.Generator):
-        if self.step is not None:
-            return self.grid()[int(rng.integers(len(self.grid())))]
+        if self.step is not None:  # a grid point, drawn without building the grid
+            return round(self.low + int(rng.integers(self.count())) * self.step, 12)
         return float(self.low + (self.high - self.low) * rng.random())
 
 
@@ -90,6 +102,9 @@ class Simplex:
                 counts[i] += 1
             points.append(tuple(self.total * c / self.divisions for c in counts))
         return sorted(set(points), reverse=True)
+
+    def count(self) -> int:
+        return len(self.grid())
 
     def sample(self, rng: np.random.Generator) -> tuple[float, ...]:
         weights = rng.dirichlet(np.ones(len(self.names))) * self.total
@@ -140,7 +155,7 @@ class Space:
         total = 1.0
         for dim in self.dims.values():
             try:
-                total *= len(dim.grid())
+                total *= dim.count()  # counted, not built: a range may be huge
             except ParamError:
                 return math.inf
         return total
@@ -202,6 +217,11 @@ def _dimension(name: str, row: dict, spec: Any) -> Dimension:
                 f'{name}: a range is {{"min": low, "max": high, "step": optional}}; got {spec}'
             )
         low, high = spec["min"], spec["max"]
+        for value in (low, high, spec.get("step", 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value)
+            ):
+                raise ParamError(f"{name}: min, max and step must be finite numbers; got {spec}")
         if low > high:
             raise ParamError(f"{name}: min {low} is above max {high}")
         if kind == "int":

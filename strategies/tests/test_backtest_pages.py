@@ -102,7 +102,7 @@ def test_parameters_that_are_not_a_json_object_are_refused(make_trader, symbol, 
 
 
 def test_submitting_creates_a_pending_run_of_the_user_and_queues_it_after_commit(
-    make_trader, symbol, sent, django_capture_on_commit_callbacks
+    make_trader, symbol, stored, sent, django_capture_on_commit_callbacks
 ):
     alice, bob = make_trader("alice"), make_trader("bob")
     client = client_for(alice)
@@ -226,7 +226,7 @@ def test_a_range_without_candles_fails_with_a_message_for_the_trader(make_trader
     assert 'class="errornote" id="error" >no 1h candles' in page.content.decode()
 
 
-def test_a_run_the_queue_cannot_take_fails_visibly(make_trader, symbol, monkeypatch,
+def test_a_run_the_queue_cannot_take_fails_visibly(make_trader, symbol, stored, monkeypatch,
                                                    django_capture_on_commit_callbacks):
     def refuse(args, queue):
         raise ConnectionRefusedError("broker down")

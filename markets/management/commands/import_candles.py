@@ -34,10 +34,12 @@ class Command(BaseCommand):
             if o["file"] == "-":
                 import sys
 
-                result = import_csv(symbol, timeframe, sys.stdin,
+                result = import_csv(symbol, timeframe, sys.stdin.buffer,
                                     skip_invalid=o["skip_invalid"])
             else:
-                with open(o["file"], newline="", encoding="utf-8-sig") as handle:
+                # Binary: the parser decodes line by line, so a line that is not UTF-8 is a
+                # message naming it rather than an exception somewhere in the file.
+                with open(o["file"], "rb") as handle:
                     result = import_csv(symbol, timeframe, handle,
                                         skip_invalid=o["skip_invalid"])
         except OSError as exc:

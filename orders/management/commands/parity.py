@@ -1,21 +1,30 @@
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.parity import replay
+from strategies import limits
 from strategies.models import StrategyConfig
 
 
 def _ms(text: str) -> int:
-    if text.isdigit():
-        return int(text)
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{text!r} is not a date (2026-01-31, 2026-01-31T09:00) or ms") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        if text.isascii() and text.isdigit():
+            if len(text) > 17:  # past year 9999 whatever it says
+                raise ValueError(text)
+            ms = int(text)
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            ms = int(moment.timestamp() * 1000)
+        datetime.fromtimestamp(ms / 1000, UTC)  # a time a datetime can hold
+        return ms
+    except (ValueError, OverflowError, OSError):
+        raise CommandError(
+            f"{text[:40]!r} is not a date (2026-01-31, 2026-01-31T09:00) or ms"
+        ) from None
 
 
 class Command(BaseCommand):
@@ -38,14 +47,21 @@ class Command(BaseCommand):
         start, end = _ms(options["start"]), _ms(options["end"])
         if end <= start:
             raise CommandError("--end must be after --start")
-        from decimal import Decimal, InvalidOperation
-
+        try:  # a bar-by-bar replay costs more than a backtest: the same span limit
+            limits.check_backtest_span(datetime.fromtimestamp(start / 1000, UTC),
+                                       datetime.fromtimestamp(end / 1000, UTC))
+        except limits.LimitExceeded as exc:
+            raise CommandError(str(exc)) from None
         try:
             cash = Decimal(options["cash"]) if options["cash"] else None
         except InvalidOperation:
-            raise CommandError(f"--cash must be a number; got {options['cash']!r}") from None
-        if cash is not None and not (cash.is_finite() and 0 < cash < Decimal("1e15")):
-            raise CommandError(f"--cash must be more than 0 and below 1e15; got {cash}")
+            cash = None
+        if options["cash"] and (
+            cash is None or not cash.is_finite() or not 0 < cash < Decimal("1e15")
+        ):
+            raise CommandError(
+                f"--cash must be a positive number below 1e15, not {options['cash'][:40]!r}"
+            )
         report = replay(config, start, end, initial_cash=cash)
         self.stdout.write(
             f"{report.bars} bars: backtest {len(report.backtest_trades)} trade(s), "

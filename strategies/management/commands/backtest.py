@@ -16,19 +16,20 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
+from markets import jsonlimits
 from markets.models import Symbol
-from strategies import services
+from strategies import limits, services
 from strategies.params import ParamError
 
 
 def _moment(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
         raise CommandError(
             f"{text!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -43,14 +44,11 @@ def _json_object(text: str | None, option: str) -> dict | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        return jsonlimits.loads_object(text, what=option)
+    except jsonlimits.JsonLimitError as exc:
         raise CommandError(
             f"{option} must be a JSON object like '{{\"period\": 14}}': {exc}"
         ) from None
-    if not isinstance(value, dict):
-        raise CommandError(f"{option} must be a JSON object like '{{\"period\": 14}}'")
-    return value
 
 
 def _decimal(text: str, option: str) -> Decimal:
@@ -116,7 +114,7 @@ class Command(BaseCommand):
                 sizing_params=_json_object(options["sizing_params"], "--sizing-params"),
                 intrabar=options["intrabar"],
             )
-        except (ParamError, services.NoCandles) as exc:
+        except (ParamError, services.NoCandles, limits.LimitExceeded) as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
             trades = [

@@ -3,10 +3,9 @@ parameters with walk-forward validation in this process, showing progress."""
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
+from markets import jsonlimits
 from strategies import optimization
 from strategies.models import OptimizationRun, StrategyConfig
 from strategies.optimizer import METHODS, OBJECTIVES
@@ -50,9 +49,11 @@ class Command(BaseCommand):
             if config is None:
                 raise CommandError(f"no strategy config {opts['config']}")
             try:
-                space = json.loads(opts["space"]) if opts["space"] else None
-            except json.JSONDecodeError as exc:
-                raise CommandError(f"--space is not valid JSON: {exc}") from None
+                space = jsonlimits.loads_object(
+                    opts["space"], what="--space", example='{"short": {"min": 3, "max": 15}}'
+                ) if opts["space"] else None
+            except jsonlimits.JsonLimitError as exc:
+                raise CommandError(str(exc)) from None
             try:
                 run = optimization.create_run(
                     config,
