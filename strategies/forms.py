@@ -119,7 +119,7 @@ class OptimizerStartForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["config"].queryset = StrategyConfig.objects.owned_by(user)
+        self.fields["config"].queryset = StrategyConfig.objects.own(user)
 
     def clean(self):
         data = super().clean()
@@ -147,7 +147,7 @@ class TopSymbolsForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["config"].queryset = StrategyConfig.objects.owned_by(user).select_related(
+        self.fields["config"].queryset = StrategyConfig.objects.own(user).select_related(
             "symbol__exchange"
         )
 

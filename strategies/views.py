@@ -56,7 +56,7 @@ def _sorting(request, columns: dict[str, str], default: str, default_dir: str = 
 
 def _runs(request):
     return OptimizationRun.objects.filter(
-        config__in=StrategyConfig.objects.owned_by(request.user)
+        config__in=StrategyConfig.objects.own(request.user)
     ).select_related("config")
 
 
@@ -75,7 +75,7 @@ def screener(request):
         .order_by(order, "rank")
         if exchange else SymbolScreen.objects.none()
     )
-    configs = StrategyConfig.objects.owned_by(request.user).filter(
+    configs = StrategyConfig.objects.own(request.user).filter(
         strategy="dual_momentum", symbol__exchange=exchange
     )
     return render(request, "strategies/screener.html", _context(
@@ -132,7 +132,7 @@ def run_list(request):
         request,
         title="Optimizer runs",
         runs=_runs(request)[:200],
-        configs=StrategyConfig.objects.owned_by(request.user).order_by("name"),
+        configs=StrategyConfig.objects.own(request.user).order_by("name"),
         objectives=OBJECTIVES,
         methods=METHODS,
     ))
