@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_celery_beat",
+    # django-ninja: the JSON API's Swagger UI from its own static files (no CDN).
+    "ninja",
     "markets",
     "strategies",
     "orders",
@@ -74,6 +76,21 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# --- django-axes: failed logins and refused API tokens, counted per client address ----------
+# (issue 13, JSON API helper). orders.api_auth reports a refused token to user_login_failed and
+# answers 429 while axes holds the address locked out.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours: 15 minutes
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# --- end django-axes ----------------------------------------------------------------------
 
 ROOT_URLCONF = "tradesite.urls"
 TEMPLATES = [
