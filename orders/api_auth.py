@@ -65,6 +65,9 @@ def _refuse_token(request) -> HttpError:
 class TokenOrSession(HttpBearer):
     """``Authorization: Bearer <token>`` (also ``Token <token>``), else the session."""
 
+    #: The docs page (Swagger UI) sends the CSRF token with its requests when this is set.
+    csrf = True
+
     def __call__(self, request):
         header = request.headers.get("Authorization", "")
         if header:

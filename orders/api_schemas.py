@@ -61,7 +61,8 @@ def _money(value):
         raise ValueError("must be less than 10^18")
     if number < MIN_MONEY:
         raise ValueError("must be at least 0.000000000001 (12 decimal places)")
-    if len(number.normalize().as_tuple().digits) > MAX_DIGITS:
+    # Counted on the exact digits (normalize() would round them to the context's 28).
+    if len("".join(map(str, number.as_tuple().digits)).rstrip("0")) > MAX_DIGITS:
         raise ValueError(f"has more than {MAX_DIGITS} significant digits")
     return number
 

@@ -61,6 +61,9 @@ PLACES = Decimal("0.000000000001")
 #: Reservations are rounded up to 1e-8: with SQLite's REAL columns (15 significant digits)
 #: a 12-place amount on a large balance would not round-trip.
 RESERVE_PLACES = Decimal("0.00000001")
+#: A manual order's value (quantity x price) must stay below this: reserves are computed to
+#: 8 places in 28 significant digits, and no balance comes near it.
+MAX_ORDER_VALUE = Decimal(10) ** 15
 
 
 def dec(value) -> Decimal:
@@ -1583,7 +1586,14 @@ def place_manual_order(
         )
     if price is not None:
         price = round_price(symbol, Decimal(price), side)
+        if price <= 0:
+            raise ValueError(f"price rounds to 0 on the tick of {symbol}; give a higher price")
     reference = price if price is not None else last_price
+    if quantity * reference >= MAX_ORDER_VALUE:
+        raise ValueError(
+            f"quantity x price is {quantity * reference:.3E} {symbol.quote}, beyond any "
+            f"balance (the limit is {MAX_ORDER_VALUE:.0E}); check quantity and price"
+        )
     reason = None
     with transaction.atomic():
         account = Account.objects.select_for_update(of=("self",)).get(pk=account.pk)
