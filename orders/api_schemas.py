@@ -94,13 +94,14 @@ def _page(value):
     raise ValueError("must be a whole number")
 
 
-Id = Annotated[int, BeforeValidator(_id), Field(ge=1, le=MAX_ID)]
+# Field before the validator, so the OpenAPI description shows minimum/maximum.
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_id)]
 Money = Annotated[Decimal, BeforeValidator(_money)]
-Limit = Annotated[int, BeforeValidator(_page), Field(ge=1, le=MAX_PAGE)]
+Limit = Annotated[int, Field(ge=1, le=MAX_PAGE), BeforeValidator(_page)]
 
 
 def Text(max_length: int):
-    return Annotated[str, BeforeValidator(_text(max_length)), Field(max_length=max_length)]
+    return Annotated[str, Field(max_length=max_length), BeforeValidator(_text(max_length))]
 
 
 class OrderIn(Schema):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from typing import Literal
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
@@ -67,7 +68,43 @@ class BoundedJsonParser(Parser):
             raise HttpError(400, f"the request body is not valid JSON ({exc})") from None
 
 
-api = NinjaAPI(
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "what went wrong, naming the field"},
+        "detail": {
+            "type": "array",
+            "description": "validation failures, one per field",
+            "items": {"type": "object", "properties": {"field": {"type": "string"},
+                                                       "message": {"type": "string"}}},
+        },
+    },
+}
+ERRORS = {
+    "400": "malformed request (the error names the field)",
+    "401": "no session and no valid API token",
+    "403": "CSRF check failed (session callers' unsafe methods)",
+    "404": "no such object among yours",
+    "409": "conflicts with the object's state",
+    "429": "too many refused tokens from this address",
+}
+
+
+class TradesiteAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """ninja's description plus the ``{"error": ...}`` answers every operation may give."""
+        schema = super().get_openapi_schema(*args, **kwargs)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for code, text in ERRORS.items():
+                    operation["responses"].setdefault(code, {"description": text, **ref})
+        return schema
+
+
+api = TradesiteAPI(
     title="tradesite JSON API",
     version="1",
     description=(
@@ -155,13 +192,16 @@ candles_router = Router(tags=["market data"])
 class CandleParams(Schema):
     """Checked by ``markets.api.parse_candle_query`` (its messages name the parameter)."""
 
-    venue: str
-    symbol: str
-    timeframe: str = Field(description=", ".join(TIMEFRAMES))
-    limit: int = market_api.DEFAULT_LIMIT
-    before: int | None = None
-    after: int | None = None
-    indicators: str | None = None
+    venue: str = Field(max_length=64, description="venue slug, e.g. sim")
+    symbol: str = Field(max_length=64, description="symbol code, e.g. KRW-BTC")
+    timeframe: Literal[TIMEFRAMES]  # type: ignore[valid-type]
+    limit: int = Field(market_api.DEFAULT_LIMIT, ge=1, le=market_api.MAX_LIMIT)
+    before: int | None = Field(None, ge=market_api.MIN_TIME_MS, le=market_api.MAX_TIME_MS,
+                               description="ms since the epoch: candles opening before it")
+    after: int | None = Field(None, ge=market_api.MIN_TIME_MS, le=market_api.MAX_TIME_MS,
+                              description="ms since the epoch: candles opening at or after it")
+    indicators: str | None = Field(None, description="all, or a comma list of "
+                                   + ", ".join(views.INDICATORS))
 
     @model_validator(mode="before")
     @classmethod
