@@ -72,6 +72,10 @@ def parse_candle_query(params: Mapping) -> CandleQuery:
         value = params[name]
         if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
             raise BadCandleQuery(f"{name} must be text of at most 64 characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadCandleQuery(f"{name} must be plain text") from None
     timeframe = params["timeframe"]
     if timeframe not in TIMEFRAMES:
         raise BadCandleQuery(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")

@@ -73,11 +73,19 @@ def _text(max_length: int):
             raise ValueError(f"must be text, got {_shown(value)}")
         if len(value) > max_length:
             raise ValueError(f"must be at most {max_length} characters")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
+        if "\x00" in value or (not value.isprintable() and _unencodable(value)):
+            raise ValueError("must be plain text (no NUL, no lone surrogate)")
         return value
 
     return check
+
+
+def _unencodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _shown(value) -> str:

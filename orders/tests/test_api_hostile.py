@@ -60,6 +60,8 @@ def order_body(world, **fields) -> str:
         ({"account": 1.5}, "account"),
         ({"symbol": 5}, "symbol"),
         ({"symbol": ["sim:KRW-BTC"]}, "symbol"),
+        ({"symbol": "sim:KRW-BTC\x00"}, "symbol"),
+        ('"symbol": "sim:\\ud800"', "symbol"),
         ({"side": None}, "side"),
         ({"quantity": 1e308}, "quantity"),
         ({"quantity": "1e308"}, "quantity"),
