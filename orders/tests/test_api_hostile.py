@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from markets.models import Account
 from orders import tasks
 from orders.models import ApiToken, Order
 from orders.tests.conftest import MINUTE, T0, fund, store
@@ -265,3 +266,30 @@ def test_the_openapi_description_and_the_docs_page_work_offline(client, world):
         assert f"/static/{src}" in page and finders.find(src), src
     assert all('type="application/json"' in s.split(">")[0] or "src=" in s.split(">")[0]
                for s in scripts), "no inline script (CSP)"
+
+
+def test_the_readme_curl_examples_still_work(client, world):
+    """``curl -d`` sends ``application/x-www-form-urlencoded``: the body is read as JSON anyway,
+    as it always was."""
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {world['alice']}"}
+    form = "application/x-www-form-urlencoded"
+    fund(Account.objects.get(pk=world["account"]), "KRW", "1000000")
+    for url in ["/api/balances", "/api/positions?open=1", "/api/orders?status=open&limit=50",
+                "/api/signals?limit=20", "/api/configs",
+                "/api/candles?venue=sim&symbol=KRW-BTC&timeframe=1m&limit=500"]:
+        assert client.get(url, **headers).status_code == 200, url
+    body = ('{"account": ACCOUNT, "symbol": "sim:KRW-BTC", "side": "buy", "quantity": "0.001", '
+            '"price": "40000000"}').replace("ACCOUNT", str(world["account"]))
+    response = client.post("/api/orders", data=body, content_type=form, **headers)
+    assert response.status_code == 201, response.content
+    order = response.json()["order"]
+    assert order["status"] == "open" and order["price"] == "40000000"
+    response = client.post(f"/api/orders/{order['id']}/cancel", **headers)
+    assert response.status_code == 200 and response.json()["order"]["status"] == "cancelled"
+    config = client.get("/api/configs", **headers).json()["configs"][0]["id"]
+    assert client.post(f"/api/configs/{config}/activate", **headers).status_code == 200
+    body = '{"configs": [ID], "close_positions": true}'.replace("ID", str(config))
+    response = client.post("/api/kill-switch", data=body, content_type=form, **headers)
+    assert response.status_code == 200 and response.json()["configs_deactivated"] == 1
+    response = client.post("/api/kill-switch", data='{"all": true}', content_type=form, **headers)
+    assert response.status_code == 200 and response.json()["accounts_halted"] == 1
