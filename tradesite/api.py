@@ -233,5 +233,13 @@ def candles(request, q: Query[CandleParams]):
     return HttpResponse(market_api.encode(payload), content_type="application/json")
 
 
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any other path under ``/api/``: a JSON 404 that points at the description."""
+    return HttpResponse(
+        json.dumps({"error": "no such API endpoint; see /api/docs or /api/openapi.json"}),
+        status=404, content_type="application/json",
+    )
+
+
 api.add_router("/", orders_router)
 api.add_router("/", candles_router)

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from orders import views as dashboard
+from tradesite import api as api_views
 from tradesite import health, views
 from tradesite.api import api
 
@@ -19,6 +20,7 @@ urlpatterns = [
     # The JSON API (tradesite.api): the orders router, the candles (pages and scripts),
     # /api/openapi.json and /api/docs.
     path("api/", api.urls),
+    re_path(r"^api/", api_views.not_found),
     path("logout/", auth_views.LogoutView.as_view(next_page="admin:login"), name="logout"),
     path("", dashboard.dashboard, name="home"),
     path(

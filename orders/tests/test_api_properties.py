@@ -189,7 +189,7 @@ def check(client, world, request) -> None:
     if rejected_order:  # a gate refused it: the order is recorded, rejected, with the reason
         order = response.json()["order"]
         assert order["status"] == "rejected" and order["reject_reason"], where
-    elif status >= 400 and (status != 404 or is_json):
+    elif status >= 400:
         assert is_json and isinstance(response.json().get("error"), str), where
     owners = changed_owners(before, after)
     if status >= 400 and not rejected_order:
