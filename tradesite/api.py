@@ -12,6 +12,7 @@ router and serves the candles, which need ``strategies`` indicators).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from decimal import Decimal
@@ -231,6 +232,33 @@ def candles(request, q: Query[CandleParams]):
     names = [n for n in (q.indicators or "").split(",") if n]
     payload = views.candles_payload(symbol, query, names)
     return HttpResponse(market_api.encode(payload), content_type="application/json")
+
+
+def _json_405(view):
+    """ninja answers a wrong method with an empty 405; say which methods work, as JSON."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code != 405:
+            return response
+        allowed = response.get("Allow", "")
+        methods = " or ".join(m.strip() for m in allowed.split(",") if m.strip())
+        out = HttpResponse(json.dumps({"error": f"use {methods} here"}), status=405,
+                           content_type="application/json")
+        out["Allow"] = allowed
+        return out
+
+    return wrapper
+
+
+def urls():
+    """``api.urls`` with JSON 405 answers (for ``path("api/", ...)``)."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        if getattr(pattern, "callback", None) is not None and hasattr(pattern, "pattern"):
+            pattern.callback = _json_405(pattern.callback)
+    return patterns, app_name, namespace
 
 
 def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:

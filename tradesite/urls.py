@@ -5,7 +5,6 @@ from django.urls import include, path, re_path
 from orders import views as dashboard
 from tradesite import api as api_views
 from tradesite import health, views
-from tradesite.api import api
 
 admin.site.site_header = "tradesite"
 admin.site.site_title = "tradesite admin"
@@ -19,7 +18,7 @@ urlpatterns = [
     path("chart/<slug:venue>/<slug:symbol>/", views.chart, name="chart"),
     # The JSON API (tradesite.api): the orders router, the candles (pages and scripts),
     # /api/openapi.json and /api/docs.
-    path("api/", api.urls),
+    path("api/", api_views.urls()),
     re_path(r"^api/", api_views.not_found),
     path("logout/", auth_views.LogoutView.as_view(next_page="admin:login"), name="logout"),
     path("", dashboard.dashboard, name="home"),

@@ -253,6 +253,9 @@ def test_a_session_needs_the_csrf_token_for_actions(world, symbol):
 def test_an_unknown_api_path_is_a_json_404(client, world):
     response = client.get("/api/nothing/here", HTTP_AUTHORIZATION=f"Bearer {world['alice']}")
     assert response.status_code == 404 and "/api/docs" in response.json()["error"]
+    response = client.delete("/api/orders", HTTP_AUTHORIZATION=f"Bearer {world['alice']}")
+    assert response.status_code == 405 and response.json()["error"] in (
+        "use GET or POST here", "use POST or GET here")
 
 
 def test_the_openapi_description_and_the_docs_page_work_offline(client, world):
