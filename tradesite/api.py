@@ -111,7 +111,7 @@ api = TradesiteAPI(
     description=(
         "Every call sees and changes only the caller's own objects (superusers too). "
         "Send `Authorization: Bearer <token>` (`manage.py api_token`) or use the browser "
-        'session. Errors are `{"error": "..."}` with 400/401/403/404/409/422/429.'
+        'session. Errors are `{"error": "..."}` with 400/401/403/404/405/409/422/429.'
     ),
     urls_namespace="api",
     auth=TokenOrSession(),
