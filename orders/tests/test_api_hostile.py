@@ -19,6 +19,12 @@ from orders.tests.trading_state import snapshot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def short(value) -> str:
+    """Test ids of at most 40 characters (some parameters are 50,000 long)."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:30]}...({len(text)})"
+
+
 @pytest.fixture
 def world(symbol, paper, make_config, make_trader, make_account):
     """Alice (funded paper account, one config, one filled order); Bob likewise; a superuser
@@ -79,6 +85,7 @@ def order_body(world, **fields) -> str:
         ('"price": 1e999999', "price"),
         ('"price": ' + "9" * 40, "price"),
     ],
+    ids=short,
 )
 def test_a_malformed_order_field_is_a_400_naming_it_and_changes_nothing(
     client, world, raw, field
@@ -121,6 +128,7 @@ def test_a_price_that_rounds_to_nothing_on_the_tick_is_refused(client, world):
         ("[1]", "send a JSON object"),
         ('"text"', "send a JSON object"),
     ],
+    ids=short,
 )
 def test_hostile_bodies_are_a_400_before_anything_runs(client, world, raw, message):
     before = snapshot()
@@ -143,6 +151,7 @@ def test_hostile_bodies_are_a_400_before_anything_runs(client, world, raw, messa
         ("/api/orders/abc/cancel", "pk"),
         ("/api/configs/-1/activate", "pk"),
     ],
+    ids=short,
 )
 def test_malformed_query_and_path_values_are_a_400_naming_them(client, world, url, field):
     before = snapshot()
@@ -167,6 +176,7 @@ def test_malformed_query_and_path_values_are_a_400_naming_them(client, world, ur
         ("venue=sim%00", "venue must be text"),
         ("indicators=" + "x," * 5000, "unknown indicator(s)"),
     ],
+    ids=short,
 )
 def test_out_of_range_candle_times_are_a_400(client, world, params, message):
     url = f"/api/candles?venue=sim&symbol=KRW-BTC&timeframe=1m&{params}"
