@@ -20,6 +20,9 @@ from markets.models import Symbol
 from markets.timeframes import TIMEFRAMES, timeframe_ms
 
 MAX_LIMIT = 5_000
+#: Times a query may name: the epoch .. the last millisecond of year 9999 (Python's datetime).
+MIN_TIME_MS = 0
+MAX_TIME_MS = 253_402_300_799_999
 DEFAULT_LIMIT = 1_000
 SPARK_TIMEFRAME = "1h"
 SPARK_BARS = 24
@@ -52,10 +55,12 @@ def _int(params: Mapping, name: str) -> int | None:
     if raw in (None, ""):
         return None
     try:
+        if isinstance(raw, bool) or (isinstance(raw, str) and len(raw) > 30):
+            raise ValueError(raw)
         return int(raw)
     except (TypeError, ValueError):
         raise BadCandleQuery(f"{name} must be a whole number (ms since the epoch for times), "
-                             f"got {raw!r}") from None
+                             f"got {str(raw)[:40]!r}") from None
 
 
 def parse_candle_query(params: Mapping) -> CandleQuery:
@@ -63,6 +68,14 @@ def parse_candle_query(params: Mapping) -> CandleQuery:
     missing = [k for k in ("venue", "symbol", "timeframe") if not params.get(k)]
     if missing:
         raise BadCandleQuery(f"missing parameter(s): {', '.join(missing)}")
+    for name in ("venue", "symbol", "timeframe"):
+        value = params[name]
+        if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
+            raise BadCandleQuery(f"{name} must be text of at most 64 characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadCandleQuery(f"{name} must be plain text") from None
     timeframe = params["timeframe"]
     if timeframe not in TIMEFRAMES:
         raise BadCandleQuery(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
@@ -71,6 +84,12 @@ def parse_candle_query(params: Mapping) -> CandleQuery:
     if not 1 <= limit <= MAX_LIMIT:
         raise BadCandleQuery(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
     before, after = _int(params, "before"), _int(params, "after")
+    for name, value in (("before", before), ("after", after)):
+        if value is not None and not MIN_TIME_MS <= value <= MAX_TIME_MS:
+            raise BadCandleQuery(
+                f"{name} must be a time in ms since the epoch between {MIN_TIME_MS} and "
+                f"{MAX_TIME_MS} (year 9999), got {value}"
+            )
     if before is not None and after is not None:
         raise BadCandleQuery("give before (older candles) or after (newer candles), not both")
     return CandleQuery(params["venue"], params["symbol"], timeframe, limit, before, after)

@@ -1,149 +1,74 @@
-"""The JSON API: thin views over ``orders.services`` and the owned querysets.
+"""The JSON API's trading endpoints: thin views over ``orders.services`` and the caller's rows.
 
-Authentication: ``Authorization: Bearer <token>`` (an :class:`orders.models.ApiToken`, made
-with ``manage.py api_token``), or the browser's session (then unsafe methods need the CSRF
-token, as every Django form does). Every object is looked up among the caller's own: another
-user's id answers 404, exactly like an id that does not exist.
+A django-ninja ``Router``; ``tradesite.api`` mounts it under ``/api/`` with the candles endpoint,
+the body parser and the error shape. Authentication is ``orders.api_auth.TokenOrSession``.
+Every object is looked up among the caller's own — superusers included: the API is personal,
+like the chart — so another user's id answers 404, exactly like an id that does not exist.
 
-Errors are ``{"error": "<message a trader understands>"}`` with the HTTP status.
+Errors are ``{"error": "<message a trader understands>"}`` with the HTTP status (the schemas in
+``orders.api_schemas`` name the field of a malformed request).
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from decimal import Decimal, InvalidOperation
-
 from django.http import JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
-from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
+from ninja import Path, Query, Router
+from ninja.errors import HttpError
 
 from markets.models import Account, Symbol
 from orders import killswitch, services
+from orders.api_auth import TokenOrSession
+from orders.api_schemas import (
+    Id,
+    KillSwitchIn,
+    OrderIn,
+    OrdersQuery,
+    PositionsQuery,
+    SignalsQuery,
+)
 from orders.brokers import BrokerUnavailable
 from orders.equity import last_prices, value_account
-from orders.models import ApiToken, Order, Position
+from orders.models import Order, Position
 from strategies.models import Signal, StrategyConfig
 
-PAGE = 100
+router = Router(auth=TokenOrSession(), tags=["trading"])
+
+#: The caller's rows of each model, never anyone else's (``owned_by`` lets superusers see all,
+#: which the admin wants and the API must not).
+OWNER = {Account: "owner", StrategyConfig: "owner", Order: "account__owner",
+         Position: "account__owner", Signal: "config__owner"}
 
 
-class ApiError(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+def mine(queryset, user):
+    return queryset.filter(**{OWNER[queryset.model]: user})
 
 
-def authenticate(request):
-    """The requesting user from an API token (``Authorization: Bearer <token>``) or the
-    session; ApiError (401/403) otherwise. Used by every JSON endpoint, the candles one too."""
-    return _authenticate(request)
-
-
-def _authenticate(request):
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or not key.strip():
-            raise ApiError("use the header 'Authorization: Bearer <your API token>'", 401)
-        token = (
-            ApiToken.objects.select_related("owner")
-            .filter(key_hash=ApiToken.hash(key.strip()))
-            .first()
-        )
-        if token is None or not token.owner.is_active:
-            raise ApiError("this API token is not valid (revoked or mistyped)", 401)
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-        return token.owner
-    if request.user.is_authenticated:
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            reason = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
-            if reason is not None:
-                raise ApiError("CSRF check failed: reload the page and try again", 403)
-        return request.user
-    raise ApiError("log in, or send an API token: 'Authorization: Bearer <token>'", 401)
-
-
-def endpoint(*methods):
-    """JSON in and out, authentication, errors as ``{"error": ...}``."""
-
-    def wrap(view):
-        @csrf_exempt
-        @functools.wraps(view)
-        def inner(request, *args, **kwargs):
-            try:
-                if request.method not in methods:
-                    raise ApiError(f"use {' or '.join(methods)} here", 405)
-                user = _authenticate(request)
-                result = view(request, user, *args, **kwargs)
-            except ApiError as exc:
-                return JsonResponse({"error": str(exc)}, status=exc.status)
-            status = 200
-            if isinstance(result, tuple):
-                result, status = result
-            return JsonResponse(result, status=status, safe=False)
-
-        return inner
-
-    return wrap
-
-
-def _body(request) -> dict:
-    if not request.body:
-        return {}
-    try:
-        data = json.loads(request.body)
-    except ValueError:
-        raise ApiError("the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError("send a JSON object")
-    return data
-
-
-def _owned(queryset, user, pk, what: str):
-    obj = queryset.owned_by(user).filter(pk=pk).first()
+def _owned(queryset, user, pk: int, what: str):
+    obj = mine(queryset, user).filter(pk=pk).first()
     if obj is None:
-        raise ApiError(f"no {what} with id {pk}", 404)
+        raise HttpError(404, f"no {what} with id {pk}")
     return obj
 
 
-def _decimal(value, name: str) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise ApiError(f"{name} must be a number, got {value!r}") from None
-    if not number.is_finite() or number <= 0:
-        raise ApiError(f"{name} must be more than 0")
-    return number
-
-
 def _symbol(text: str) -> Symbol:
-    venue, _, code = (text or "").partition(":")
+    venue, _, code = text.partition(":")
     symbol = (
         Symbol.objects.select_related("exchange").filter(exchange__slug=venue, code=code).first()
         if venue and code
         else None
     )
     if symbol is None:
-        raise ApiError(f"unknown symbol {text!r}; write it as venue:code, e.g. upbit:KRW-BTC", 404)
+        raise HttpError(404, f"unknown symbol {text!r}; write it as venue:code, e.g. upbit:KRW-BTC")
     return symbol
-
-
-def _limit(request) -> int:
-    try:
-        return max(1, min(int(request.GET.get("limit", PAGE)), 1000))
-    except ValueError:
-        raise ApiError("limit must be a whole number") from None
 
 
 # ------------------------------------------------------------------------ reads
 
 
-@endpoint("GET")
-def balances(request, user):
+@router.get("/balances", url_name="balances", summary="Your accounts, balances and equity")
+def balances(request):
     out = []
-    for account in Account.objects.owned_by(user).select_related("exchange"):
+    for account in mine(Account.objects, request.auth).select_related("exchange"):
         valuation = value_account(account)
         out.append(
             {
@@ -166,12 +91,12 @@ def balances(request, user):
     return {"accounts": out}
 
 
-@endpoint("GET")
-def positions(request, user):
-    qs = Position.objects.owned_by(user).select_related("symbol__exchange")
-    if request.GET.get("open", "1") != "0":
+@router.get("/positions", url_name="positions", summary="Your positions (open ones by default)")
+def positions(request, q: Query[PositionsQuery]):
+    qs = mine(Position.objects, request.auth).select_related("symbol__exchange")
+    if q.open != "0":
         qs = qs.filter(closed_at__isnull=True)
-    rows = list(qs[: _limit(request)])
+    rows = list(qs[: q.limit])
     prices = last_prices({p.symbol_id for p in rows})
     out = []
     for position in rows:
@@ -188,62 +113,27 @@ def positions(request, user):
     return {"positions": out}
 
 
-@endpoint("GET", "POST")
-def orders(request, user):
-    if request.method == "POST":
-        return place_order(request, user)
-    qs = Order.objects.owned_by(user).select_related("symbol__exchange")
-    if request.GET.get("status"):
-        qs = qs.filter(status=request.GET["status"])
-    return {"orders": [services.order_payload(o) for o in qs[: _limit(request)]]}
+@router.get("/orders", url_name="orders", summary="Your orders, newest first")
+def orders(request, q: Query[OrdersQuery]):
+    qs = mine(Order.objects, request.auth).select_related("symbol__exchange")
+    if q.status:
+        qs = qs.filter(status=q.status)
+    return {"orders": [services.order_payload(o) for o in qs[: q.limit]]}
 
 
-def place_order(request, user):
-    data = _body(request)
-    account = _owned(Account.objects, user, data.get("account"), "account")
-    symbol = _symbol(data.get("symbol", ""))
-    if symbol.exchange_id != account.exchange_id:
-        raise ApiError(f"account {account.label} trades on {account.exchange}, not {symbol}")
-    side = data.get("side")
-    if side not in ("buy", "sell"):
-        raise ApiError("side must be 'buy' or 'sell'")
-    quantity = _decimal(data.get("quantity"), "quantity")
-    price = _decimal(data["price"], "price") if data.get("price") is not None else None
-    last = last_prices([symbol.pk]).get(symbol.pk)
-    if last is None:
-        raise ApiError(f"no price is known for {symbol} yet; wait for the first candle", 409)
-    try:
-        order = services.place_manual_order(
-            account, symbol, side=side, quantity=quantity, price=price, last_price=last
-        )
-    except (ValueError, BrokerUnavailable) as exc:
-        raise ApiError(str(exc)) from None
-    order = Order.objects.select_related("symbol__exchange").get(pk=order.pk)
-    return {"order": services.order_payload(order)}, 201 if order.status != "rejected" else 422
-
-
-@endpoint("POST")
-def cancel_order(request, user, pk):
-    order = _owned(Order.objects.select_related("account", "symbol__exchange"), user, pk, "order")
-    if not order.is_open:
-        raise ApiError(f"order {pk} is already {order.status}", 409)
-    try:
-        order = services.cancel_order(order)
-    except BrokerUnavailable as exc:
-        raise ApiError(str(exc)) from None
-    order = Order.objects.select_related("symbol__exchange").get(pk=order.pk)
-    return {"order": services.order_payload(order)}
-
-
-@endpoint("GET")
-def signals(request, user):
-    qs = Signal.objects.filter(config__owner=user) if not user.is_superuser else Signal.objects
-    qs = qs.select_related("config", "symbol__exchange").order_by("-bar_time", "-id")
-    if request.GET.get("config"):
-        qs = qs.filter(config_id=request.GET["config"])
+@router.get("/signals", url_name="signals", summary="Your configs' signals, newest first")
+def signals(request, q: Query[SignalsQuery]):
     from orders.evaluation import signal_payload
 
-    return {"signals": [signal_payload(s) for s in qs[: _limit(request)]]}
+    qs = mine(Signal.objects, request.auth).select_related("config", "symbol__exchange")
+    qs = qs.order_by("-bar_time", "-id")
+    if q.config is not None:
+        qs = qs.filter(config_id=q.config)
+    return {"signals": [signal_payload(s) for s in qs[: q.limit]]}
+
+
+def _pct(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def _config_payload(config: StrategyConfig) -> dict:
@@ -257,34 +147,67 @@ def _config_payload(config: StrategyConfig) -> dict:
         "account": config.account_id,
         "is_active": config.is_active,
         "leverage": config.leverage,
-        "stop_loss_pct": None if config.stop_loss_pct is None else str(config.stop_loss_pct),
-        "take_profit_pct": (
-            None if config.take_profit_pct is None else str(config.take_profit_pct)
-        ),
-        "trailing_stop_pct": (
-            None if config.trailing_stop_pct is None else str(config.trailing_stop_pct)
-        ),
-        "daily_target_pct": (
-            None if config.daily_target_pct is None else str(config.daily_target_pct)
-        ),
-        "daily_max_loss_pct": (
-            None if config.daily_max_loss_pct is None else str(config.daily_max_loss_pct)
-        ),
+        "stop_loss_pct": _pct(config.stop_loss_pct),
+        "take_profit_pct": _pct(config.take_profit_pct),
+        "trailing_stop_pct": _pct(config.trailing_stop_pct),
+        "daily_target_pct": _pct(config.daily_target_pct),
+        "daily_max_loss_pct": _pct(config.daily_max_loss_pct),
         "sizing_method": config.sizing_method,
         "sizing_params": config.sizing_params,
     }
 
 
-@endpoint("GET")
-def configs(request, user):
-    qs = StrategyConfig.objects.owned_by(user).select_related("symbol__exchange")
+@router.get("/configs", url_name="configs", summary="Your strategy configs")
+def configs(request):
+    qs = mine(StrategyConfig.objects, request.auth).select_related("symbol__exchange")
     return {"configs": [_config_payload(c) for c in qs]}
 
 
-def _switch(user, pk, active: bool):
+# ---------------------------------------------------------------------- actions
+
+
+@router.post("/orders", url_name="order-place", summary="Place a manual order",
+             response={201: dict, 422: dict})
+def place_order(request, payload: OrderIn):
+    """201 with the order; 422 with the order when a gate rejected it (``reject_reason``)."""
+    user = request.auth
+    account = _owned(Account.objects, user, payload.account, "account")
+    symbol = _symbol(payload.symbol)
+    if symbol.exchange_id != account.exchange_id:
+        raise HttpError(400, f"account {account.label} trades on {account.exchange}, not {symbol}")
+    last = last_prices([symbol.pk]).get(symbol.pk)
+    if last is None:
+        raise HttpError(409, f"no price is known for {symbol} yet; wait for the first candle")
+    try:
+        order = services.place_manual_order(
+            account, symbol, side=payload.side, quantity=payload.quantity, price=payload.price,
+            last_price=last,
+        )
+    except (ValueError, BrokerUnavailable) as exc:
+        raise HttpError(400, str(exc)) from None
+    order = Order.objects.select_related("symbol__exchange").get(pk=order.pk)
+    status = 201 if order.status != "rejected" else 422
+    return JsonResponse({"order": services.order_payload(order)}, status=status)
+
+
+@router.post("/orders/{pk}/cancel", url_name="order-cancel", summary="Cancel an open order")
+def cancel_order(request, pk: Path[Id]):
+    order = _owned(Order.objects.select_related("account", "symbol__exchange"), request.auth, pk,
+                   "order")
+    if not order.is_open:
+        raise HttpError(409, f"order {pk} is already {order.status}")
+    try:
+        order = services.cancel_order(order)
+    except BrokerUnavailable as exc:
+        raise HttpError(400, str(exc)) from None
+    order = Order.objects.select_related("symbol__exchange").get(pk=order.pk)
+    return {"order": services.order_payload(order)}
+
+
+def _switch(user, pk: int, active: bool) -> dict:
     config = _owned(StrategyConfig.objects.select_related("symbol__exchange"), user, pk, "config")
     if active and config.account.owner_id != config.owner_id:
-        raise ApiError("this config's account is not yours; pick one of your accounts", 409)
+        raise HttpError(409, "this config's account is not yours; pick one of your accounts")
     StrategyConfig.objects.filter(pk=config.pk).update(is_active=active)
     config.is_active = active
     payload = _config_payload(config)
@@ -296,46 +219,29 @@ def _switch(user, pk, active: bool):
     return {"config": payload}
 
 
-@endpoint("POST")
-def activate_config(request, user, pk):
-    return _switch(user, pk, True)
+@router.post("/configs/{pk}/activate", url_name="config-activate", summary="Switch a config on")
+def activate_config(request, pk: Path[Id]):
+    return _switch(request.auth, pk, True)
 
 
-@endpoint("POST")
-def deactivate_config(request, user, pk):
-    return _switch(user, pk, False)
+@router.post("/configs/{pk}/deactivate", url_name="config-deactivate",
+             summary="Switch a config off")
+def deactivate_config(request, pk: Path[Id]):
+    return _switch(request.auth, pk, False)
 
 
-@endpoint("POST")
-def kill_switch(request, user):
+@router.post("/kill-switch", url_name="kill-switch", summary="Stop trading: all, or some configs")
+def kill_switch(request, payload: KillSwitchIn):
     """``{"all": true}`` stops everything of the caller's; ``{"configs": [ids]}`` stops only
     those configs. Exactly one of the two; an empty or unknown selection changes nothing."""
-    data = _body(request)
-    for key in ("all", "close_positions"):
-        if key in data and not isinstance(data[key], bool):
-            raise ApiError(f"{key} must be true or false (a JSON boolean)")
-    if data.get("all") is True and "configs" in data:
-        raise ApiError("send either \"all\": true or \"configs\": [ids], not both")
-    if data.get("all") is True:
-        configs = killswitch.ALL
-    elif "configs" in data:
-        configs = data["configs"]
-        if not isinstance(configs, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) for i in configs
-        ):
-            raise ApiError("configs must be a list of config ids")
-    else:
-        raise ApiError('say what to stop: {"all": true} or {"configs": [ids]}')
-    reason = data.get("reason", "kill switch (API)")
-    if not isinstance(reason, str):
-        raise ApiError("reason must be text")
+    configs = killswitch.ALL if payload.all is True else payload.configs
     try:
         result = killswitch.stop_trading(
-            user=user,
+            user=request.auth,
             configs=configs,
-            reason=(reason or "kill switch (API)")[:200],
-            close_positions=data.get("close_positions", False),
+            reason=payload.reason or "kill switch (API)",
+            close_positions=payload.close_positions,
         )
     except killswitch.NothingSelected as exc:
-        raise ApiError(str(exc), 404 if configs else 400) from None
+        raise HttpError(404 if configs else 400, str(exc)) from None
     return result.as_dict()

@@ -61,6 +61,9 @@ PLACES = Decimal("0.000000000001")
 #: Reservations are rounded up to 1e-8: with SQLite's REAL columns (15 significant digits)
 #: a 12-place amount on a large balance would not round-trip.
 RESERVE_PLACES = Decimal("0.00000001")
+#: A manual order's value (quantity x price) must stay below this: reserves are computed to
+#: 8 places in 28 significant digits, and no balance comes near it.
+MAX_ORDER_VALUE = Decimal(10) ** 15
 
 
 def dec(value) -> Decimal:
@@ -1562,20 +1565,15 @@ def reconcile_live_orders(account_ids=None, broker_factory=None) -> int:
 # ------------------------------------------------------------------------ manual orders
 
 
-#: The largest amount an order may carry: the Money columns hold 18 digits before the point,
-#: and SQLite keeps them as doubles, so a larger value would be stored but never read back.
-MAX_AMOUNT = Decimal("1e15")
-
-
 def _amount(value, name: str) -> Decimal:
-    """``value`` as a finite Decimal in (0, MAX_AMOUNT); ValueError naming ``name`` otherwise."""
+    """``value`` as a finite Decimal in (0, MAX_ORDER_VALUE); ValueError naming ``name``."""
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
     except ArithmeticError:
         raise ValueError(f"{name} must be a number; got {str(value)[:40]!r}") from None
-    if not number.is_finite() or number <= 0 or number >= MAX_AMOUNT:
+    if not number.is_finite() or number <= 0 or number >= MAX_ORDER_VALUE:
         raise ValueError(
-            f"{name} must be more than 0 and below {MAX_AMOUNT:,.0f}; got {number:.6g}"
+            f"{name} must be more than 0 and below {MAX_ORDER_VALUE:,.0f}; got {number:.6g}"
         )
     return number
 
@@ -1609,8 +1607,13 @@ def place_manual_order(
     if price is not None:
         price = round_price(symbol, price, side)
         if price <= 0:
-            raise ValueError(f"price rounds to 0 at the tick size of {symbol}")
+            raise ValueError(f"price rounds to 0 on the tick of {symbol}; give a higher price")
     reference = price if price is not None else last_price
+    if quantity * reference >= MAX_ORDER_VALUE:
+        raise ValueError(
+            f"quantity x price is {quantity * reference:.3E} {symbol.quote}, beyond any "
+            f"balance (the limit is {MAX_ORDER_VALUE:.0E}); check quantity and price"
+        )
     reason = None
     with transaction.atomic():
         account = Account.objects.select_for_update(of=("self",)).get(pk=account.pk)

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "csp",
+    # django-ninja: the JSON API's Swagger UI from its own static files (no CDN).
+    "ninja",
     "markets",
     "strategies",
     "orders",

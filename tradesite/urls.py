@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
-from orders import api
 from orders import views as dashboard
+from tradesite import api as api_views
 from tradesite import health, views
 
 admin.site.site_header = "tradesite"
@@ -16,17 +16,10 @@ urlpatterns = [
     path("strategies/", include("strategies.urls")),
     path("markets/", views.markets, name="markets"),
     path("chart/<slug:venue>/<slug:symbol>/", views.chart, name="chart"),
-    # One candles endpoint for the pages (session) and scripts (API token).
-    path("api/candles", views.api_candles, name="api_candles"),
-    path("api/balances", api.balances, name="api-balances"),
-    path("api/positions", api.positions, name="api-positions"),
-    path("api/orders", api.orders, name="api-orders"),
-    path("api/orders/<int:pk>/cancel", api.cancel_order, name="api-order-cancel"),
-    path("api/signals", api.signals, name="api-signals"),
-    path("api/configs", api.configs, name="api-configs"),
-    path("api/configs/<int:pk>/activate", api.activate_config, name="api-config-activate"),
-    path("api/configs/<int:pk>/deactivate", api.deactivate_config, name="api-config-deactivate"),
-    path("api/kill-switch", api.kill_switch, name="api-kill-switch"),
+    # The JSON API (tradesite.api): the orders router, the candles (pages and scripts),
+    # /api/openapi.json and /api/docs.
+    path("api/", api_views.urls()),
+    re_path(r"^api/", api_views.not_found),
     path("logout/", auth_views.LogoutView.as_view(next_page="admin:login"), name="logout"),
     path("", dashboard.dashboard, name="home"),
     path(

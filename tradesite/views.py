@@ -1,10 +1,11 @@
-"""The live chart, the markets overview and the candles JSON API.
+"""The live chart, the markets overview and the candles payload of the JSON API.
 
 The chart's first paint needs one HTML request (it embeds the newest candles, their indicators,
 the user's markers and open positions) and one WebSocket. ``/api/candles`` serves older candles
-when the user scrolls left and the missed ones after a reconnect. Indicators are computed here,
-server-side, by ``strategies.indicators`` over the candles plus a warm-up window, so the first
-visible values are final.
+when the user scrolls left and the missed ones after a reconnect (``tradesite.api`` serves it
+with ``candles_payload``). Indicators are computed here, server-side, by
+``strategies.indicators`` over the candles plus a warm-up window, so the first visible values
+are final.
 
 The ``*_payload`` functions give the public fields of a Signal, Order, Fill or Position as the
 chart draws them, both in the page and on the wire (``user.<id>`` events carry the same dict
@@ -24,7 +25,6 @@ from django.urls import reverse
 from markets import api
 from markets.models import Symbol
 from markets.timeframes import TIMEFRAMES
-from orders import api as orders_api
 from orders import evaluation, services
 from orders.models import Fill, Position
 from strategies import indicators as ind
@@ -122,7 +122,9 @@ def candles_payload(symbol: Symbol, query: api.CandleQuery, names: list[str]) ->
     return payload
 
 
-def _indicator_names(raw: str | None) -> list[str]:
+def indicator_names(raw: str | None) -> list[str]:
+    """The indicators a comma list names (``all`` or ``1``: every one); BadCandleQuery for
+    an unknown name."""
     if not raw:
         return []
     if raw in ("1", "all"):
@@ -130,38 +132,9 @@ def _indicator_names(raw: str | None) -> list[str]:
     names = [n for n in raw.split(",") if n]
     unknown = [n for n in names if n not in INDICATORS]
     if unknown:
-        raise api.BadCandleQuery(
-            f"unknown indicator(s) {', '.join(unknown)}; use {', '.join(INDICATORS)}"
-        )
+        shown = ", ".join(repr(n)[1:-1][:20] for n in unknown[:5])
+        raise api.BadCandleQuery(f"unknown indicator(s) {shown}; use {', '.join(INDICATORS)}")
     return names
-
-
-def _json(payload, status: int = 200) -> HttpResponse:
-    return HttpResponse(api.encode(payload), status=status, content_type="application/json")
-
-
-def api_candles(request: HttpRequest) -> HttpResponse:
-    """``GET /api/candles?venue&symbol&timeframe[&before|&after][&limit][&indicators]``, for the
-    pages (session) and scripts (``Authorization: Bearer <API token>``).
-
-    Columnar JSON ``{venue, symbol, timeframe, candles: {t, o, h, l, c, v}[, indicators]}``,
-    oldest first, at most 5,000 candles; ``indicators`` is ``all`` or a comma list of
-    ``bb, sma7, sma20, sma60, sma120, macd, rsi``. 401 when not logged in, 400 for a malformed
-    query, 404 for an unknown symbol, each with ``{"error": message}``.
-    """
-    try:
-        orders_api.authenticate(request)
-    except orders_api.ApiError as exc:
-        return _json({"error": str(exc)}, status=exc.status)
-    try:
-        query = api.parse_candle_query(request.GET)
-        names = _indicator_names(request.GET.get("indicators"))
-        symbol = api.find_symbol(query.venue, query.symbol)
-    except api.BadCandleQuery as exc:
-        return _json({"error": str(exc)}, status=400)
-    except api.UnknownSymbol as exc:
-        return _json({"error": str(exc)}, status=404)
-    return _json(candles_payload(symbol, query, names))
 
 
 # -- the user's rows, as the chart draws them -------------------------------------------------
@@ -240,7 +213,7 @@ def chart(request: HttpRequest, venue: str, symbol: str) -> HttpResponse:
             {"name": c.name, "strategy": c.strategy, "timeframe": c.timeframe} for c in configs
         ],
         "ref_24h": ref,
-        "api": reverse("api_candles"),
+        "api": reverse("api:candles"),
         "ws": f"/ws/chart/{venue}/{symbol}/",
         "markets": _picker(),
         **user_rows(request.user, found),

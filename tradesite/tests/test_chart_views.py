@@ -49,7 +49,7 @@ def logged_in(client, trader):
 
 def get_candles(client, **params):
     params = {"venue": "sim", "symbol": "KRW-BTC", "timeframe": "1m", **params}
-    return client.get(reverse("api_candles"), params)
+    return client.get(reverse("api:candles"), params)
 
 
 def test_candles_api_needs_a_login(client, symbol):

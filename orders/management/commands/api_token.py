@@ -13,6 +13,12 @@ class Command(BaseCommand):
         parser.add_argument("--revoke", action="store_true", help="delete the named token instead")
 
     def handle(self, *args, **options):
+        name = options["name"]
+        limit = ApiToken._meta.get_field("name").max_length
+        if not name.strip() or len(name) > limit:
+            raise CommandError(
+                f"--name must be 1 to {limit} characters (not blank), got {len(name)} characters"
+            )
         try:
             user = get_user_model().objects.get(username=options["user"])
         except get_user_model().DoesNotExist:
