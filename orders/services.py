@@ -1565,16 +1565,19 @@ def reconcile_live_orders(account_ids=None, broker_factory=None) -> int:
 # ------------------------------------------------------------------------ manual orders
 
 
+#: The largest price or quantity a Money column reads back (18 digits before the point; SQLite
+#: keeps them as doubles, so a larger value would be stored but no query could load it).
+MAX_AMOUNT = Decimal(10) ** 17
+
+
 def _amount(value, name: str) -> Decimal:
-    """``value`` as a finite Decimal in (0, MAX_ORDER_VALUE); ValueError naming ``name``."""
+    """``value`` as a finite Decimal in (0, MAX_AMOUNT); ValueError naming ``name``."""
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
     except ArithmeticError:
         raise ValueError(f"{name} must be a number; got {str(value)[:40]!r}") from None
-    if not number.is_finite() or number <= 0 or number >= MAX_ORDER_VALUE:
-        raise ValueError(
-            f"{name} must be more than 0 and below {MAX_ORDER_VALUE:,.0f}; got {number:.6g}"
-        )
+    if not number.is_finite() or number <= 0 or number >= MAX_AMOUNT:
+        raise ValueError(f"{name} must be more than 0 and below 1E17; got {number:.6g}")
     return number
 
 
