@@ -181,7 +181,8 @@ def fetch_range(
         if should_stop is not None and should_stop():
             break
         if waiting is not None:
-            rows = waiting.call(adapter.fetch_candles, symbol.code, timeframe, a, b)
+            rows = waiting.call(adapter.fetch_candles, symbol.code, timeframe, a, b,
+                                venue=symbol.exchange.slug)
         else:
             rows = adapter.fetch_candles(symbol.code, timeframe, a, b)
         rows = [r for r in rows if a <= r.open_time_ms < b]

@@ -4,8 +4,9 @@ the gaps the stream reports, and CSV import/export.
 Collection: for every active symbol and timeframe, fetch only what is newer than the newest
 stored candle (a symbol with nothing stored gets its last ``COLLECT_INITIAL_CANDLES`` (200)
 candles; history is the backfill's job), plus the ranges the stream could not fill itself
-(Redis set ``tradesite:stream:gaps``), plus the unfinished ranges jobs left behind
-(:class:`~markets.models.PendingRange`, e.g. a backfill that was stopped; up to
+(recorded as :class:`~markets.models.PendingRange` rows; the Redis set
+``tradesite:stream:gaps`` when the database could not take them), plus the unfinished ranges
+other jobs left behind (e.g. a backfill that was stopped; up to
 ``COLLECT_PENDING_MAX_REQUESTS`` (100) requests of them per run, resumed on the next). A missed
 run catches up on the next. 429/418 answers are waited out for up to ``COLLECT_MAX_REFUSED_S``
 (45 s, under the minute between runs); a venue that cannot be reached or keeps refusing is
@@ -53,10 +54,22 @@ def gaps_key() -> str:
 
 def report_gap(venue: str, symbol: str, timeframe: str, start_ms: int, end_ms: int,
                client=None) -> None:
-    """Ask the next collection run to fetch ``[start_ms, end_ms)`` (the stream could not)."""
-    if end_ms > start_ms:
-        (client or heartbeat.client()).sadd(
-            gaps_key(), f"{venue}|{symbol}|{timeframe}|{int(start_ms)}|{int(end_ms)}")
+    """Ask the collector to fetch ``[start_ms, end_ms)`` (the stream could not): a
+    :class:`~markets.models.PendingRange` in the database, which outlives a Redis restart (the
+    private Redis keeps nothing); the Redis set only when the database cannot take it."""
+    if end_ms <= start_ms:
+        return
+    try:
+        found = Symbol.objects.filter(exchange__slug=venue, code=symbol).first()
+        if found is not None:
+            pending.open_range(found, timeframe, int(start_ms), int(end_ms),
+                               source=PendingRange.Source.STREAM, owned=False)
+            return
+    except Exception as exc:  # the database is down too: Redis is better than nothing
+        log.warning("cannot record the gap %s:%s %s in the database (%s); using Redis",
+                    venue, symbol, timeframe, exc)
+    (client or heartbeat.client()).sadd(
+        gaps_key(), f"{venue}|{symbol}|{timeframe}|{int(start_ms)}|{int(end_ms)}")
 
 
 def reported_gaps(client=None) -> dict[tuple[str, str, str], list[tuple[str, int, int]]]:
@@ -152,8 +165,10 @@ def fill_pending(rows: list[PendingRange], adapter: ExchangeAdapter, report: Col
             continue
         try:
             checked = CheckedRanges(symbol.exchange.slug, symbol.code, tf)
+            # A stream's gap is missing trades, not an empty venue: fetched even if checked.
             ranges, _ = plan(symbol, tf, pending.to_ms(row.start), pending.to_ms(row.end),
-                             checked=checked, clock_ms=clock_ms)
+                             checked=None if row.source == PendingRange.Source.STREAM
+                             else checked, clock_ms=clock_ms)
             for a, b in ranges:
                 fetch_range(adapter, symbol, tf, a, b, report=report, clock_ms=clock_ms,
                             checked=checked, waiting=waiting,
@@ -164,6 +179,8 @@ def fill_pending(rows: list[PendingRange], adapter: ExchangeAdapter, report: Col
             else:
                 pending.finish(row)
                 report.pending_filled += 1
+                if row.source == PendingRange.Source.STREAM:
+                    report.gaps_reported += 1
                 continue
             pending.release([row], "collect: request budget of this run spent; resumes next run")
         except BaseException as exc:

@@ -211,6 +211,7 @@ class PendingRange(models.Model):
 
     class Source(models.TextChoices):
         BACKFILL = "backfill", "backfill"
+        STREAM = "stream", "stream (not filled before it stopped)"
         COLLECT = "collect", "collection"
 
     symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="pending_ranges")

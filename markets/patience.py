@@ -49,17 +49,19 @@ class Patience:
         self._since: float | None = None  # first refusal of the current streak
         self._streak = 0
 
-    def call(self, fn: Callable[..., T], *args, **kwargs) -> T:
+    def call(self, fn: Callable[..., T], *args, venue: str | None = None, **kwargs) -> T:
+        """``fn(*args, **kwargs)``, again after each refusal; ``venue`` names it in messages
+        (default: the adapter's protocol name the error carries)."""
         while True:
             try:
                 result = fn(*args, **kwargs)
             except RateLimited as exc:
-                self._refused(exc)
+                self._refused(exc, venue or exc.venue or "the venue")
                 continue
             self._since, self._streak = None, 0
             return result
 
-    def _refused(self, exc: RateLimited) -> None:
+    def _refused(self, exc: RateLimited, venue: str) -> None:
         now = self._clock()
         if self._since is None:
             self._since = now
@@ -70,15 +72,15 @@ class Patience:
         if refused_for + wait > self.max_refused_s:
             limit = f" ({self.limit_name})" if self.limit_name else ""
             raise VenueRefusing(
-                f"{exc.venue or 'the venue'} kept refusing requests: {self._streak} answers "
-                f"429/418 in a row over {refused_for:.0f}s (last: {exc.status} asking for "
+                f"{venue} kept refusing requests: {self._streak} requests refused (429/418) "
+                f"in a row over {refused_for:.0f}s (last: {exc.status} asking for "
                 f"{exc.retry_after:.0f}s more); stopped waiting after {self.max_refused_s:.0f}s"
                 f"{limit}. The unfinished range is recorded; collect_candles fetches it once "
                 f"the venue answers again.",
-                venue=exc.venue, status=exc.status, code=exc.code,
+                venue=venue, status=exc.status, code=exc.code,
             ) from exc
         log.warning("%s refused a request (%s), waiting %.1fs as asked (%d in a row)",
-                    exc.venue or "venue", exc.status, wait, self._streak)
+                    venue, exc.status, wait, self._streak)
         if self.on_wait is not None:
             self.on_wait(wait)
         self._sleep(wait)

@@ -40,16 +40,17 @@ def _lease(extra_s: float = 0.0) -> dt.datetime:
 
 
 def open_range(symbol: Symbol, timeframe: str, start_ms: int, end_ms: int, *,
-               source: str = PendingRange.Source.BACKFILL) -> PendingRange:
-    """Record ``[start_ms, end_ms)`` as owned by the calling job. Unowned rows of the series
-    lying inside it are dropped: this job's row covers them."""
+               source: str = PendingRange.Source.BACKFILL, owned: bool = True) -> PendingRange:
+    """Record ``[start_ms, end_ms)`` as owned by the calling job (``owned=False``: for the
+    collector from now on). Unowned rows of the series lying inside it are dropped: this row
+    covers them."""
     PendingRange.objects.filter(
         symbol=symbol, timeframe=timeframe, lease_until__lt=timezone.now(),
         start__gte=to_dt(start_ms), end__lte=to_dt(end_ms),
     ).delete()
     return PendingRange.objects.create(
         symbol=symbol, timeframe=timeframe, start=to_dt(start_ms), end=to_dt(end_ms),
-        source=source, lease_until=_lease(),
+        source=source, lease_until=_lease() if owned else timezone.now(),
     )
 
 
@@ -86,7 +87,7 @@ def claim(row: PendingRange) -> bool:
     now = timezone.now()
     lease = _lease()
     taken = PendingRange.objects.filter(pk=row.pk, lease_until__lt=now).update(
-        lease_until=lease, source=PendingRange.Source.COLLECT)
+        lease_until=lease)
     if taken:
         row.lease_until = lease
     return bool(taken)

@@ -22,7 +22,7 @@ from markets.collect import collect
 from markets.exchanges.errors import RateLimited
 from markets.models import Candle, PendingRange
 from markets.patience import Patience, VenueRefusing
-from markets.pending import to_ms
+from markets.pending import to_dt, to_ms
 from markets.timeframes import floor_ms
 
 from .conftest import (
@@ -225,8 +225,9 @@ def test_an_interrupted_backfill_records_its_range_and_collect_fills_the_hole_be
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_killed_backfill_command_leaves_its_unfinished_range_and_collect_fills_it(
-        sim, clean_redis):
+        sim, clean_redis, how):
     sim.set_faults(rate_limit_budget=1)  # one request a second: the job runs for seconds
     _, (btc,) = make_sim_venue(sim, timeframes=["1m"])
     btc.is_active = False  # collection proper stays out of it: only the recorded range fills
@@ -244,8 +245,8 @@ def test_a_killed_backfill_command_leaves_its_unfinished_range_and_collect_fills
         wait_for(lambda: Candle.objects.filter(symbol=btc).count() >= 200 or job.poll() is not None,
                  what="the first chunk")
         assert job.poll() is None, job.stdout.read().decode()
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(10)
+        os.killpg(job.pid, how)
+        job.wait(30)
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
@@ -254,11 +255,19 @@ def test_a_killed_backfill_command_leaves_its_unfinished_range_and_collect_fills
     assert 200 <= stored < 1000
 
     (row,) = PendingRange.objects.all()
-    assert to_ms(row.end) == end and start < to_ms(row.start) < end
-    assert collect(clock_ms=sim_clock(sim),
-                   adapter_factory=sim_adapter_factory(sim)).pending_filled == 0  # still leased
-    PendingRange.objects.update(lease_until=row.created_at)  # as if BACKFILL_LEASE_S had passed
+    # Moved past what was stored, or not yet when the kill came between a chunk's commit and
+    # the row's update (it never claims less than is missing).
+    assert to_ms(row.end) == end and start <= to_ms(row.start) < end
+    assert find_gaps(btc.id, "1m", start, end)[-1][0] >= to_ms(row.start)
     sim.set_faults(rate_limit_budget=None)
+    if how == signal.SIGKILL:  # no last word: the row waits for its lease to run out
+        assert collect(clock_ms=sim_clock(sim),
+                       adapter_factory=sim_adapter_factory(sim)).pending_filled == 0
+        PendingRange.objects.update(lease_until=row.created_at)  # as if BACKFILL_LEASE_S passed
+    else:  # SIGTERM ends it like Ctrl-C: a clear line, no traceback, the row released at once
+        output = job.stdout.read().decode()
+        assert "interrupted" in output and "Traceback" not in output, output
+        assert "KeyboardInterrupt: SIGTERM" in row.note
 
     report = collect(clock_ms=sim_clock(sim), adapter_factory=sim_adapter_factory(sim))
 
@@ -266,3 +275,45 @@ def test_a_killed_backfill_command_leaves_its_unfinished_range_and_collect_fills
     assert find_gaps(btc.id, "1m", start, end) == []
     assert_same_candles(stored_candles(btc, "1m", start, end),
                         venue_candles(sim, "KRW-BTC", 1, start, end))
+
+
+@pytest.mark.django_db
+def test_a_venue_refusing_for_too_long_stops_the_command_with_a_clear_message(
+        sim, clean_redis, settings, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    settings.BACKFILL_MAX_REFUSED_S = 2.5
+    sim.set_faults(rate_limit_budget=0)  # every request refused
+    make_sim_venue(sim)
+    monkeypatch.setattr("markets.backfill.adapter_for", sim_adapter_factory(sim))
+    monkeypatch.setattr("markets.backfill.now_ms", sim_clock(sim))
+    end = floor_ms(sim_clock(sim)(), "1m")
+    with pytest.raises(CommandError) as stopped:
+        call_command("backfill", "--venue", "sim", "--symbol", "KRW-BTC", "--timeframe", "1m",
+                     "--start", str(end - 300 * MINUTE_MS), "--end", str(end), "--no-progress")
+    message = str(stopped.value)
+    assert "sim kept refusing requests" in message and "BACKFILL_MAX_REFUSED_S" in message
+    assert "unfinished range is recorded" in message
+    (row,) = PendingRange.objects.all()
+    assert to_ms(row.start) == end - 300 * MINUTE_MS and "VenueRefusing" in row.note
+
+
+@pytest.mark.django_db
+def test_a_gap_the_stream_reports_outlives_a_redis_restart_and_collect_fills_it(sim, clean_redis):
+    from markets.collect import report_gap
+
+    _, (btc,) = make_sim_venue(sim, timeframes=["1m"])
+    clock, factory = sim_clock(sim), sim_adapter_factory(sim)
+    collect(clock_ms=clock, adapter_factory=factory)
+    end = floor_ms(clock(), "1m") - 20 * MINUTE_MS
+    hole = (end - 30 * MINUTE_MS, end)
+    Candle.objects.filter(symbol=btc, open_time__gte=to_dt(hole[0]),
+                          open_time__lt=to_dt(hole[1])).delete()
+    report_gap("sim", "KRW-BTC", "1m", *hole)  # the stream stopped before it could fill it
+    clean_redis.flushdb()  # Redis restarted (the private one keeps nothing)
+
+    report = collect(clock_ms=clock, adapter_factory=factory)
+
+    assert report.gaps_reported == 1 and not PendingRange.objects.exists()
+    assert find_gaps(btc.id, "1m", *hole) == []
