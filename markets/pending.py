@@ -94,8 +94,9 @@ def claim(row: PendingRange) -> bool:
 
 
 def unowned(exchange_ids: Iterable[int] | None = None) -> list[PendingRange]:
-    """Rows no job owns, oldest lease first."""
-    qs = PendingRange.objects.filter(lease_until__lt=timezone.now()).select_related(
+    """Rows no job owns on active venues, oldest lease first."""
+    qs = PendingRange.objects.filter(lease_until__lt=timezone.now(),
+                                     symbol__exchange__is_active=True).select_related(
         "symbol__exchange")
     if exchange_ids is not None:
         qs = qs.filter(symbol__exchange_id__in=list(exchange_ids))
