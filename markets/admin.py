@@ -5,7 +5,7 @@ from django.utils.html import format_html
 
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin, SharedAdminMixin
 from markets.fields import UNREADABLE
-from markets.models import Account, Balance, Candle, Exchange, Symbol
+from markets.models import Account, Balance, Candle, Exchange, PendingRange, Symbol
 
 
 class SuperuserEditsMixin:
@@ -72,6 +72,15 @@ class CandleAdmin(SharedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["symbol__code"]
     ordering = ["-open_time"]
     show_full_result_count = False  # COUNT(*) over millions of candles is slow
+
+
+@admin.register(PendingRange)
+class PendingRangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Unfinished candle ranges stopped jobs left; collect_candles fills them."""
+
+    list_display = ["symbol", "timeframe", "start", "end", "source", "lease_until", "note"]
+    list_filter = ["timeframe", "source", "symbol__exchange"]
+    list_select_related = ["symbol__exchange"]
 
 
 class BalanceInline(admin.TabularInline):

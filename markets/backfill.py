@@ -12,12 +12,18 @@ remembered as *checked* in Redis (``tradesite:backfill:checked:<venue>:<symbol>:
 intervals); a later run subtracts the checked ranges, so an empty gap is fetched once, not on
 every run. Only closed time is ever marked checked. Losing Redis costs one refetch of the
 empty gaps, never a wrong candle.
+
+Refusals: a 429 or 418 is a reason to wait, never to stop (:mod:`markets.patience`: each wait
+as long as the venue's ``Retry-After``, through the shared limiter), until the venue has refused
+for ``BACKFILL_MAX_REFUSED_S`` (900 s) in a row. Unfinished work: before its first request a
+backfill records each series' range as a :class:`~markets.models.PendingRange` and shrinks it
+after every chunk stored, so whatever stops it leaves its unfinished range recorded, and
+``collect_candles`` fills it (:mod:`markets.pending`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -25,18 +31,22 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 
-from markets import heartbeat
+from markets import heartbeat, pending
 from markets.candles import find_gaps, upsert_candles
+from markets.checked import CheckedRanges, subtract
 from markets.exchanges import ADAPTERS, get_adapter
 from markets.exchanges.base import ExchangeAdapter
 from markets.exchanges.ratelimit import RedisRateLimiter
-from markets.models import Exchange, Symbol
+from markets.models import Exchange, PendingRange, Symbol
+from markets.patience import Patience
 from markets.timeframes import TIMEFRAMES, floor_ms, timeframe_ms
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 DEFAULT_DAYS = 300
+#: Seconds a backfill waits out a venue refusing every request (429/418) before it stops.
+DEFAULT_MAX_REFUSED_S = 900.0
 #: A candle counts as closed this long after its end (the venue's REST may lag its trades).
 CLOSED_GRACE_MS = 2_000
 
@@ -44,6 +54,12 @@ CLOSED_GRACE_MS = 2_000
 def default_days() -> int:
     """Days a symbol without candles is backfilled (setting ``BACKFILL_DEFAULT_DAYS``)."""
     return int(getattr(settings, "BACKFILL_DEFAULT_DAYS", DEFAULT_DAYS))
+
+
+def patience(setting: str = "BACKFILL_MAX_REFUSED_S", default: float = DEFAULT_MAX_REFUSED_S,
+             **kwargs) -> Patience:
+    """A :class:`Patience` bounded by ``setting`` (seconds of refusals in a row)."""
+    return Patience(float(getattr(settings, setting, default)), limit_name=setting, **kwargs)
 
 
 def now_ms() -> int:
@@ -85,65 +101,6 @@ class RequestCounter:
         return self
 
 
-# -- checked ranges ---------------------------------------------------------------------------
-
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for a, b in sorted((int(a), int(b)) for a, b in ranges if b > a):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
-
-
-def subtract(ranges: Iterable[tuple[int, int]], minus: Iterable[tuple[int, int]]
-             ) -> list[tuple[int, int]]:
-    """``ranges`` without the parts covered by ``minus`` (half-open ms intervals)."""
-    cut = _merge(minus)
-    out = []
-    for a, b in ranges:
-        for c, d in cut:
-            if d <= a or c >= b:
-                continue
-            if c > a:
-                out.append((a, c))
-            a = max(a, d)
-            if a >= b:
-                break
-        if a < b:
-            out.append((a, b))
-    return out
-
-
-class CheckedRanges:
-    """Time ranges already fetched from the venue for one symbol and timeframe (in Redis)."""
-
-    def __init__(self, venue: str, symbol: str, timeframe: str, client=None) -> None:
-        self.key = f"{settings.REDIS_KEY_PREFIX}backfill:checked:{venue}:{symbol}:{timeframe}"
-        self.client = client or heartbeat.client()
-
-    def get(self) -> list[tuple[int, int]]:
-        raw = self.client.get(self.key)
-        if not raw:
-            return []
-        try:
-            return [(int(a), int(b)) for a, b in json.loads(raw)]
-        except (ValueError, TypeError):
-            log.warning("ignoring unreadable checked ranges in %s", self.key)
-            return []
-
-    def add(self, start_ms: int, end_ms: int) -> None:
-        if end_ms <= start_ms:
-            return
-        merged = _merge([*self.get(), (start_ms, end_ms)])
-        self.client.set(self.key, json.dumps(merged))
-
-    def clear(self) -> None:
-        self.client.delete(self.key)
-
-
 # -- fetching ---------------------------------------------------------------------------------
 
 
@@ -162,15 +119,24 @@ class BackfillReport:
     chunks: int = 0
     elapsed_s: float = 0.0
     series: int = 0
+    refusals: int = 0  # 429/418 answers waited out
+    refused_wait_s: float = 0.0
+    pending_filled: int = 0  # recorded unfinished ranges completed
     errors: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
+        waited = (f"; waited {self.refused_wait_s:.1f}s on {self.refusals} refusal(s) (429/418)"
+                  if self.refusals else "")
         return (
             f"fetched {self.fetched} candles, inserted {self.inserted}, updated {self.updated}; "
             f"gaps found {self.gaps_found}, filled {self.gaps_filled}, "
             f"empty at the venue {self.gaps_empty}; {self.requests} requests in "
-            f"{self.elapsed_s:.1f}s over {self.series} symbol/timeframe pair(s)"
+            f"{self.elapsed_s:.1f}s over {self.series} symbol/timeframe pair(s){waited}"
         )
+
+    def add_patience(self, waiting: Patience) -> None:
+        self.refusals += waiting.refusals
+        self.refused_wait_s += waiting.waited_s
 
 
 def chunks(start_ms: int, end_ms: int, step: int, per_request: int) -> list[tuple[int, int]]:
@@ -196,9 +162,15 @@ def fetch_range(
     clock_ms: Callable[[], int] = now_ms,
     checked: CheckedRanges | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    waiting: Patience | None = None,
+    on_done: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> int:
     """Fetch ``[start_ms, end_ms)`` of closed candles chunk by chunk, upserting each chunk in its
-    own transaction; returns the number of candles fetched. Marks each chunk checked."""
+    own transaction; returns the number of candles fetched. Marks each chunk checked.
+
+    ``waiting`` waits out 429/418 (default: raise them). ``on_done(end_ms)`` runs after each
+    chunk is stored; ``should_stop()`` is asked before each request (a bounded run)."""
     step = timeframe_ms(timeframe)
     start_ms = -(-start_ms // step) * step
     closed_end = floor_ms(clock_ms() - CLOSED_GRACE_MS, timeframe)
@@ -206,7 +178,13 @@ def fetch_range(
     per_request = adapter.capabilities.max_candles_per_request
     total = 0
     for a, b in chunks(start_ms, end_ms, step, per_request):
-        rows = adapter.fetch_candles(symbol.code, timeframe, a, b)
+        if should_stop is not None and should_stop():
+            break
+        if waiting is not None:
+            rows = waiting.call(adapter.fetch_candles, symbol.code, timeframe, a, b,
+                                venue=symbol.exchange.slug)
+        else:
+            rows = adapter.fetch_candles(symbol.code, timeframe, a, b)
         rows = [r for r in rows if a <= r.open_time_ms < b]
         if rows:
             inserted, updated = upsert_candles(symbol.id, timeframe, rows)
@@ -219,6 +197,8 @@ def fetch_range(
             checked.add(a, b)
         if on_chunk is not None:
             on_chunk((b - a) // step)
+        if on_done is not None:
+            on_done(b)
     return total
 
 
@@ -293,12 +273,17 @@ def backfill(
     progress: bool | None = None,
     report: BackfillReport | None = None,
     out=None,
+    waiting: Patience | None = None,
 ) -> BackfillReport:
     """Fill ``[start, end)`` for each symbol and timeframe with what the venue has and the
     database lacks. ``timeframes`` defaults to each symbol's own list. Without ``start_ms`` and
     ``days`` the range is the last :func:`default_days` days. ``end_ms`` defaults to now
     (only closed candles are fetched). ``progress`` shows a tqdm bar (default: when ``out``
-    is a terminal). Returns (and fills as it goes) a :class:`BackfillReport`."""
+    is a terminal). Returns (and fills as it goes) a :class:`BackfillReport`.
+
+    Each series' range is recorded before the first request and shrunk as chunks are stored
+    (:mod:`markets.pending`); an exception or interrupt releases what is left to the collector,
+    with the reason. ``waiting``: how 429/418 are waited out (default :func:`patience`)."""
     report = report if report is not None else BackfillReport()
     clock_ms = clock_ms or now_ms
     adapter_factory = adapter_factory or adapter_for
@@ -324,6 +309,19 @@ def backfill(
             report.gaps_found += inner
             report.series += 1
             work.append((symbol, tf, ranges, inner, checked))
+    # Written ahead, before any request: a job killed at any point leaves its range here.
+    rows: dict[tuple[int, str], PendingRange] = {
+        (symbol.id, tf): pending.open_range(symbol, tf, ranges[0][0], ranges[-1][1])
+        for symbol, tf, ranges, _, _ in work if ranges
+    }
+    current: list[PendingRange] = []
+
+    def renew_current(wait_s: float) -> None:
+        for row in current:
+            pending.renew(row, wait_s)
+
+    if waiting is None:
+        waiting = patience(on_wait=renew_current)
 
     total_slots = sum((b - a) // timeframe_ms(tf) for _, tf, ranges, _, _ in work
                       for a, b in ranges)
@@ -338,6 +336,8 @@ def backfill(
         for symbol, tf, ranges, _inner, checked in work:
             if not ranges:
                 continue
+            row = rows[(symbol.id, tf)]
+            current[:] = [row]
             exchange = symbol.exchange
             if exchange.id not in adapters:
                 adapter = adapter_factory(exchange)
@@ -346,6 +346,7 @@ def backfill(
             if tf not in adapter.capabilities.timeframes:
                 why = adapter.capabilities.unsupported_timeframes.get(tf, "not offered")
                 report.errors.append(f"{exchange.slug}:{symbol.code} {tf}: {why}")
+                pending.finish(rows.pop((symbol.id, tf)))  # nobody can fill it
                 continue
             step = timeframe_ms(tf)
             last = -(-min(end, floor_ms(now - CLOSED_GRACE_MS, tf)) // step) * step
@@ -355,13 +356,22 @@ def backfill(
             for a, b in ranges:
                 got = fetch_range(adapter, symbol, tf, a, b, report=report, clock_ms=clock_ms,
                                   checked=checked,
-                                  on_chunk=bar.update if bar is not None else None)
+                                  on_chunk=bar.update if bar is not None else None,
+                                  waiting=waiting,
+                                  on_done=lambda done, row=row: pending.advance(row, done))
                 if a > first and b < last:
                     if got:
                         report.gaps_filled += 1
                     else:
                         report.gaps_empty += 1
+            pending.finish(rows.pop((symbol.id, tf)))
+    except BaseException as exc:
+        # Exception, Ctrl-C or SIGTERM (the command turns it into KeyboardInterrupt): what is
+        # left of each series goes to the collector now, with the reason.
+        pending.release(rows.values(), f"backfill stopped: {type(exc).__name__}: {exc}")
+        raise
     finally:
+        report.add_patience(waiting)
         if bar is not None:
             bar.close()
         for adapter, counter in adapters.values():

@@ -4,8 +4,13 @@ the gaps the stream reports, and CSV import/export.
 Collection: for every active symbol and timeframe, fetch only what is newer than the newest
 stored candle (a symbol with nothing stored gets its last ``COLLECT_INITIAL_CANDLES`` (200)
 candles; history is the backfill's job), plus the ranges the stream could not fill itself
-(Redis set ``tradesite:stream:gaps``). A missed run catches up on the next. A venue that cannot
-be reached is logged once per run and skipped.
+(recorded as :class:`~markets.models.PendingRange` rows; the Redis set
+``tradesite:stream:gaps`` when the database could not take them), plus the unfinished ranges
+other jobs left behind (e.g. a backfill that was stopped; up to
+``COLLECT_PENDING_MAX_REQUESTS`` (100) requests of them per run, resumed on the next). A missed
+run catches up on the next. 429/418 answers are waited out for up to ``COLLECT_MAX_REFUSED_S``
+(45 s, under the minute between runs); a venue that cannot be reached or keeps refusing is
+logged once per run and skipped.
 """
 
 from __future__ import annotations
@@ -18,18 +23,29 @@ from typing import IO
 
 from django.conf import settings
 
-from markets import heartbeat
-from markets.backfill import BackfillReport, RequestCounter, adapter_for, fetch_range, now_ms
+from markets import heartbeat, pending
+from markets.backfill import (
+    BackfillReport,
+    CheckedRanges,
+    RequestCounter,
+    adapter_for,
+    fetch_range,
+    now_ms,
+    patience,
+    plan,
+)
 from markets.candles import InvalidCandles, last_open_time_ms, upsert_candles
 from markets.csvio import CsvError, parse_candles_csv, write_candles_csv
 from markets.exchanges.base import ExchangeAdapter
 from markets.exchanges.errors import ExchangeError
-from markets.models import Candle, Exchange, Symbol
+from markets.models import Candle, Exchange, PendingRange, Symbol
 from markets.timeframes import floor_ms, timeframe_ms
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INITIAL_CANDLES = 200
+DEFAULT_MAX_REFUSED_S = 45.0
+DEFAULT_PENDING_MAX_REQUESTS = 100
 
 
 def gaps_key() -> str:
@@ -38,10 +54,22 @@ def gaps_key() -> str:
 
 def report_gap(venue: str, symbol: str, timeframe: str, start_ms: int, end_ms: int,
                client=None) -> None:
-    """Ask the next collection run to fetch ``[start_ms, end_ms)`` (the stream could not)."""
-    if end_ms > start_ms:
-        (client or heartbeat.client()).sadd(
-            gaps_key(), f"{venue}|{symbol}|{timeframe}|{int(start_ms)}|{int(end_ms)}")
+    """Ask the collector to fetch ``[start_ms, end_ms)`` (the stream could not): a
+    :class:`~markets.models.PendingRange` in the database, which outlives a Redis restart (the
+    private Redis keeps nothing); the Redis set only when the database cannot take it."""
+    if end_ms <= start_ms:
+        return
+    try:
+        found = Symbol.objects.filter(exchange__slug=venue, code=symbol).first()
+        if found is not None:
+            pending.open_range(found, timeframe, int(start_ms), int(end_ms),
+                               source=PendingRange.Source.STREAM, owned=False)
+            return
+    except Exception as exc:  # the database is down too: Redis is better than nothing
+        log.warning("cannot record the gap %s:%s %s in the database (%s); using Redis",
+                    venue, symbol, timeframe, exc)
+    (client or heartbeat.client()).sadd(
+        gaps_key(), f"{venue}|{symbol}|{timeframe}|{int(start_ms)}|{int(end_ms)}")
 
 
 def reported_gaps(client=None) -> dict[tuple[str, str, str], list[tuple[str, int, int]]]:
@@ -68,7 +96,8 @@ def collect(
     clock_ms: Callable[[], int] | None = None,
     adapter_factory: Callable[[Exchange], ExchangeAdapter] | None = None,
 ) -> CollectReport:
-    """One collection run over every active exchange with active symbols."""
+    """One collection run over every active exchange with active symbols, and every exchange
+    with unfinished ranges no job owns."""
     clock_ms = clock_ms or now_ms
     adapter_factory = adapter_factory or adapter_for
     report = CollectReport()
@@ -77,14 +106,20 @@ def collect(
     symbols = list(Symbol.objects.active().select_related("exchange").order_by(
         "exchange__slug", "code"))
     by_venue: dict[int, list[Symbol]] = {}
+    exchanges: dict[int, Exchange] = {}
     for s in symbols:
         by_venue.setdefault(s.exchange_id, []).append(s)
-    for venue_symbols in by_venue.values():
-        exchange = venue_symbols[0].exchange
+        exchanges[s.exchange_id] = s.exchange
+    rows_by_venue: dict[int, list[PendingRange]] = {}
+    for row in pending.unowned():
+        rows_by_venue.setdefault(row.symbol.exchange_id, []).append(row)
+        exchanges.setdefault(row.symbol.exchange_id, row.symbol.exchange)
+    for exchange_id, exchange in exchanges.items():
         adapter = adapter_factory(exchange)
         counter = RequestCounter().attach(adapter)
+        waiting = patience("COLLECT_MAX_REFUSED_S", DEFAULT_MAX_REFUSED_S)
         try:
-            for symbol in venue_symbols:
+            for symbol in by_venue.get(exchange_id, []):
                 for tf in symbol.timeframes:
                     if tf not in adapter.capabilities.timeframes:
                         continue
@@ -93,20 +128,64 @@ def collect(
                     last = last_open_time_ms(symbol.id, tf)
                     start = last + step if last is not None else end - initial * step
                     fetch_range(adapter, symbol, tf, start, end, report=report,
-                                clock_ms=clock_ms)
+                                clock_ms=clock_ms, waiting=waiting)
                     report.series += 1
                     for member, a, b in gaps.get((exchange.slug, symbol.code, tf), []):
-                        fetch_range(adapter, symbol, tf, a, b, report=report, clock_ms=clock_ms)
+                        fetch_range(adapter, symbol, tf, a, b, report=report, clock_ms=clock_ms,
+                                    waiting=waiting)
                         report.gaps_reported += 1
                         heartbeat.client().srem(gaps_key(), member)
+            fill_pending(rows_by_venue.get(exchange_id, []), adapter, report, counter,
+                         clock_ms=clock_ms, waiting=waiting)
         except ExchangeError as exc:
             # Logged once per run; the next run (a minute later) tries again from the store.
             log.warning("collect: %s unreachable, skipped this run: %s", exchange.slug, exc)
             report.venues_skipped.append(exchange.slug)
         finally:
+            report.add_patience(waiting)
             report.requests += counter.count
             adapter.close()
     return report
+
+
+def fill_pending(rows: list[PendingRange], adapter: ExchangeAdapter, report: CollectReport,
+                 counter: RequestCounter, *, clock_ms: Callable[[], int], waiting) -> None:
+    """Fetch what is still missing in each unowned row, oldest first, shrinking the row as
+    chunks are stored; stop after ``COLLECT_PENDING_MAX_REQUESTS`` requests this run."""
+    limit = counter.count + int(getattr(settings, "COLLECT_PENDING_MAX_REQUESTS",
+                                        DEFAULT_PENDING_MAX_REQUESTS))
+    for row in rows:
+        if counter.count >= limit:
+            return
+        if not pending.claim(row):
+            continue  # another collector took it
+        symbol, tf = row.symbol, row.timeframe
+        if tf not in adapter.capabilities.timeframes:
+            pending.finish(row)
+            continue
+        try:
+            checked = CheckedRanges(symbol.exchange.slug, symbol.code, tf)
+            # A stream's gap is missing trades, not an empty venue: fetched even if checked.
+            ranges, _ = plan(symbol, tf, pending.to_ms(row.start), pending.to_ms(row.end),
+                             checked=None if row.source == PendingRange.Source.STREAM
+                             else checked, clock_ms=clock_ms)
+            for a, b in ranges:
+                fetch_range(adapter, symbol, tf, a, b, report=report, clock_ms=clock_ms,
+                            checked=checked, waiting=waiting,
+                            on_done=lambda done, row=row: pending.advance(row, done),
+                            should_stop=lambda: counter.count >= limit)
+                if counter.count >= limit:
+                    break
+            else:
+                pending.finish(row)
+                report.pending_filled += 1
+                if row.source == PendingRange.Source.STREAM:
+                    report.gaps_reported += 1
+                continue
+            pending.release([row], "collect: request budget of this run spent; resumes next run")
+        except BaseException as exc:
+            pending.release([row], f"collect stopped: {type(exc).__name__}: {exc}")
+            raise
 
 
 # -- CSV import / export ----------------------------------------------------------------------

@@ -198,6 +198,45 @@ class Candle(models.Model):
         return f"{self.symbol_id} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
 
 
+class PendingRange(models.Model):
+    """Candles a job set out to store and has not stored yet: ``[start, end)`` of one series.
+
+    A backfill writes one row per series before its first request and moves ``start`` forward
+    after each chunk it stores, so whatever stops it (an exception, Ctrl-C, SIGTERM, SIGKILL)
+    leaves exactly its unfinished range here, including the part before the first stored
+    candle (``start`` is where the request began). ``collect_candles`` fills rows whose lease
+    ran out. In the database rather than Redis: the private Redis keeps nothing across a
+    restart, and a hole must not be forgotten because Redis was.
+    """
+
+    class Source(models.TextChoices):
+        BACKFILL = "backfill", "backfill"
+        STREAM = "stream", "stream (not filled before it stopped)"
+        COLLECT = "collect", "collection"
+
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="pending_ranges")
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    start = models.DateTimeField(help_text="UTC: the first open time not yet stored.")
+    end = models.DateTimeField(help_text="UTC: end of the range (exclusive).")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.BACKFILL)
+    lease_until = models.DateTimeField(
+        help_text="The job filling it owns it until then; afterwards the collector may fill it."
+    )
+    note = models.TextField(blank=True, help_text="Why the last job stopped, when it said.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["lease_until", "id"]
+        indexes = [models.Index(fields=["lease_until"], name="pendingrange_lease")]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="pendingrange_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol_id} {self.timeframe} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
+
+
 class AccountQuerySet(models.QuerySet):
     def owned_by(self, user):
         """What ``user`` may manage in the admin: a superuser every account."""

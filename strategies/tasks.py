@@ -22,7 +22,12 @@ def optimize_scheduled() -> list[int]:
     return [run.pk for run in runs]
 
 
-@shared_task(name="strategies.tasks.run_optimization", acks_late=True)
+# Acks late: a run whose worker died is sent again and resumes (tradesite.celery renews the
+# lease while it runs, so it is never sent twice while running). reject_on_worker_lost off: a
+# pool child that dies alone under an optimizer task most likely ran out of memory, and
+# requeueing would kill the next one too; the nightly job resends orphaned runs.
+@shared_task(name="strategies.tasks.run_optimization", acks_late=True,
+             reject_on_worker_lost=False)
 def run_optimization(run_id: int) -> str:
     """Run or resume one optimization (trials already stored are not redone)."""
     return optimization.execute_run(run_id).status
@@ -34,7 +39,8 @@ def screen_symbols() -> int:
     return screening.screen_all()
 
 
-@shared_task(name="strategies.tasks.run_backtest_run", acks_late=True)
+@shared_task(name="strategies.tasks.run_backtest_run", acks_late=True,
+             reject_on_worker_lost=False)
 def run_backtest_run(run_id: int) -> str:
     """Run a backtest created by the backtest page (status pending) and fill its results.
 

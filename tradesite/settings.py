@@ -227,6 +227,21 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# --- Task redelivery after a worker dies (issue 21; tradesite/celery.py LeaseRenewal) ----------
+# Acks late: a task is acknowledged when it ends, so one whose worker was killed stays in
+# Redis' unacked set and is put back on its queue once VISIBILITY_TIMEOUT_S has passed since
+# its lease was last renewed (every worker sweeps every 5 s, and at start). Running and waiting
+# tasks renew their lease every third of it, so a long optimizer run is never sent twice. A
+# pool child killed under a task rejects (requeues) it at once (optimizer tasks opt out).
+CELERY_VISIBILITY_TIMEOUT_S = envconfig.number("CELERY_VISIBILITY_TIMEOUT_S", 30.0, maximum=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS |= {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S,
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+    "unacked_mutex_expire": 30,
+}
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# --- end of task redelivery ------------------------------------------------------------------
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "tradesite.beat:HeartbeatScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -15,7 +15,7 @@ import numpy as np
 from aiohttp import web
 
 from markets.simulator.auth import AuthError, HmacVerifier
-from markets.simulator.faults import Budget, delay_order_response
+from markets.simulator.faults import Budget, delay_order_response, retry_after_value
 from markets.simulator.market import CandleArrays, Frame, tick_of
 from markets.simulator.streams import Connection, serve
 from markets.simulator.venue import Venue
@@ -128,9 +128,22 @@ class BinanceBase(Venue):
             faults = self.ctx.faults
             query = request.rel_url.raw_query_string
             body = await request.text() if request.can_read_body else ""
+            who = request.remote or ""
             if faults.rate_limits:
+                banned = self.bans.check(who, faults)
+                if banned:
+                    resp = berror(
+                        418,
+                        -1003,
+                        "Way too much request weight used; IP banned until "
+                        f"{int(time.time() + banned) * 1000}. Please use WebSocket Streams "
+                        "for live updates to avoid bans.",
+                    )
+                    if faults.retry_after:
+                        resp.headers["Retry-After"] = retry_after_value(banned)
+                    return resp
                 ok, used, limit, reset = self.budget.spend(
-                    "weight", weight, faults.rate_limit_budget, request.remote or ""
+                    "weight", weight, faults.rate_limit_budget, who
                 )
                 if not ok:
                     resp = berror(
@@ -140,8 +153,10 @@ class BinanceBase(Venue):
                         f"{limit} request weight per 1 MINUTE. Please use WebSocket "
                         "Streams for live updates to avoid polling the API.",
                     )
-                    resp.headers["Retry-After"] = str(max(1, math.ceil(reset)))
+                    if faults.retry_after:
+                        resp.headers["Retry-After"] = retry_after_value(reset)
                     resp.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+                    self.bans.refused(who, reset)
                     return resp
             else:
                 used = weight

@@ -52,6 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fault: override every request budget per window",
     )
     parser.add_argument(
+        "--no-retry-after", action="store_true", help="fault: no Retry-After on 429 and 418"
+    )
+    parser.add_argument(
+        "--ban-after",
+        type=int,
+        default=None,
+        help="fault: 418 ban after this many requests sent while told to wait (default: never)",
+    )
+    parser.add_argument(
+        "--ban-seconds", type=float, default=120.0, help="length of the first 418 ban (doubles)"
+    )
+    parser.add_argument(
         "--ws-drop-every",
         type=float,
         default=None,
@@ -78,6 +90,9 @@ def config_from(options: argparse.Namespace | dict) -> SimConfig:
         error_ratio=o["error_ratio"],
         rate_limits=not o["no_rate_limits"],
         rate_limit_budget=o["rate_limit_budget"],
+        retry_after=not o.get("no_retry_after", False),
+        ban_after=o.get("ban_after"),
+        ban_s=o.get("ban_seconds", 120.0),
         ws_drop_every_s=o["ws_drop_every"],
         order_delay_s=o["order_delay"],
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,11 @@ class Faults:
     rate_limit_budget: int | None = None  # override every budget (requests or weight per window)
     ws_drop_every_s: float | None = None  # close every WebSocket this long after it opened
     order_delay_s: float = 0.0  # order placement executes, then the response waits this long
+    retry_after: bool = True  # send Retry-After (seconds) on 429 and 418
+    # A client that sends this many requests while told to wait (before a 429's Retry-After)
+    # is banned with 418 for ``ban_s`` seconds, doubled for each further ban (None = never).
+    ban_after: int | None = None
+    ban_s: float = 120.0
 
     def update(self, **changes) -> None:
         for name, value in changes.items():
@@ -63,6 +69,44 @@ class Budget:
         return True, used, limit, reset
 
 
+class Bans:
+    """418 for a client that keeps sending while told to wait, as Binance and Upbit do ("IP
+    auto-banned after ignoring 429s"; the ban grows for repeat offenders)."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.clock = clock
+        self.retry_at: dict[str, float] = {}  # who -> when the last 429 said to come back
+        self.strikes: dict[str, int] = {}
+        self.banned_until: dict[str, float] = {}
+        self.bans: dict[str, int] = {}
+
+    def check(self, who: str, faults: Faults) -> float:
+        """Seconds left on ``who``'s ban (0.0: not banned); counts a request sent too early."""
+        now = self.clock()
+        left = self.banned_until.get(who, 0.0) - now
+        if left > 0:
+            return left
+        if faults.ban_after is None or now >= self.retry_at.get(who, 0.0):
+            return 0.0
+        self.strikes[who] = self.strikes.get(who, 0) + 1
+        if self.strikes[who] < faults.ban_after:
+            return 0.0
+        self.bans[who] = self.bans.get(who, 0) + 1
+        length = faults.ban_s * 2 ** (self.bans[who] - 1)
+        self.banned_until[who] = now + length
+        self.strikes[who] = 0
+        return length
+
+    def refused(self, who: str, wait_s: float) -> None:
+        """A 429 told ``who`` to wait ``wait_s`` seconds."""
+        self.retry_at[who] = max(self.retry_at.get(who, 0.0), self.clock() + wait_s)
+
+
+def retry_after_value(seconds: float) -> str:
+    """``Retry-After`` as the venues send it: whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -73,7 +117,8 @@ def fault_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
+        if (request.headers.get("Upgrade", "").lower() == "websocket"
+                or request.path.startswith("/_sim/")):
             return await handler(request)
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)

@@ -24,6 +24,7 @@ from aiohttp import web
 from markets.simulator.accounts import Account
 from markets.simulator.faults import Faults
 from markets.simulator.market import DAY_MS, Market, SymbolSpec, csv_trades, krw_tick
+from markets.simulator.stats import AnswerCounts
 from markets.simulator.venue import Context, Venue
 
 VENUES = ("upbit", "binance", "futures")
@@ -212,6 +213,11 @@ class Simulator:
     binance_ws_url = property(lambda self: self.url("binance", "ws"))
     futures_url = property(lambda self: self.url("futures"))
     futures_ws_url = property(lambda self: self.url("futures", "ws"))
+
+    @property
+    def answers(self) -> AnswerCounts:
+        """Counters of the REST answers given, by venue and status (also ``GET /_sim/stats``)."""
+        return self.ctx.answers
 
     @property
     def faults(self) -> Faults:

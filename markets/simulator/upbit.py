@@ -2,7 +2,8 @@
 
 Quotation numbers are JSON numbers, exchange (private) amounts are strings; candles are newest
 first and only exist for intervals with trades; the forming candle is the newest row. Every
-response carries ``Remaining-Req``; over budget is a plain-text 429. WebSockets: upbit_ws.py.
+response carries ``Remaining-Req``; over budget is a plain-text 429 (with ``Retry-After``), and
+requests sent while told to wait can earn a 418 ban (``Faults.ban_after``). WebSockets: upbit_ws.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from markets.simulator.accounts import Account, FeeModel, Order, OrderError, SpotEngine, dec
 from markets.simulator.auth import AuthError, JwtVerifier, upbit_query_string
-from markets.simulator.faults import Budget, delay_order_response
+from markets.simulator.faults import Budget, delay_order_response, retry_after_value
 from markets.simulator.market import Frame, krw_tick
 from markets.simulator.upbit_format import (
     candle_rows,
@@ -121,11 +122,24 @@ class UpbitVenue(Venue):
         faults = self.ctx.faults
         if not faults.rate_limits:
             return None, f"group={group}; min={GROUPS[group][1]}; sec={GROUPS[group][0] - 1}"
-        ok, used, limit, _ = self.budget.spend(group, 1, faults.rate_limit_budget, who)
+        banned = self.bans.check(who, faults)
+        if banned:
+            # Upbit: 418 after repeated 429s, "with the block duration" (field unconfirmed).
+            resp = error(418, "too_many_requests",
+                         f"Blocked for {retry_after_value(banned)} s after repeated 429s.")
+            if faults.retry_after:
+                resp.headers["Retry-After"] = retry_after_value(banned)
+            return resp, f"group={group}; min={GROUPS[group][1]}; sec=0"
+        ok, used, limit, reset = self.budget.spend(group, 1, faults.rate_limit_budget, who)
         header = f"group={group}; min={GROUPS[group][1]}; sec={max(0, limit - used)}"
         if not ok:
             resp = web.Response(status=429, text="Too many API requests.")
             resp.headers["Remaining-Req"] = header
+            # Upbit does not document Retry-After (shared/exchanges/upbit.md); the simulator
+            # sends the seconds to its window's end unless ``retry_after`` is off.
+            if faults.retry_after:
+                resp.headers["Retry-After"] = retry_after_value(reset)
+            self.bans.refused(who, reset)
             return resp, header
         return None, header
 

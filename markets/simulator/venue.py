@@ -11,8 +11,9 @@ from decimal import Decimal
 from aiohttp import web
 
 from markets.simulator.accounts import Account
-from markets.simulator.faults import Faults, SocketRegistry, fault_middleware
+from markets.simulator.faults import Bans, Faults, SocketRegistry, fault_middleware
 from markets.simulator.market import Market
+from markets.simulator.stats import AnswerCounts, add_stats_routes, counting_middleware
 
 KST = dt.timezone(dt.timedelta(hours=9))
 
@@ -24,6 +25,7 @@ class Context:
     clock_ms: Callable[[], int]
     seed: int
     faults: Faults
+    answers: AnswerCounts = dataclasses.field(default_factory=AnswerCounts)
 
 
 class Venue:
@@ -37,11 +39,16 @@ class Venue:
         self.accounts = {a.key: a for a in accounts}
         self.sockets = SocketRegistry(ctx.faults)
         self.rng = random.Random(f"{ctx.seed}:{self.name}:faults")
+        self.bans = Bans()
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[fault_middleware(self.ctx.faults, self.rng, self.server_error)]
+            middlewares=[
+                counting_middleware(self.ctx.answers, self.name),
+                fault_middleware(self.ctx.faults, self.rng, self.server_error),
+            ]
         )
+        add_stats_routes(app, self.ctx.answers)
         self.routes(app)
         return app
 

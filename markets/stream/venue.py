@@ -22,6 +22,8 @@ from markets.timeframes import TIMEFRAMES, floor_ms, timeframe_ms
 
 log = logging.getLogger("markets.stream")
 
+#: Closed bars remembered per series to push each once (a day of 1m bars, and then some).
+PUBLISHED_MEMORY = 2048
 #: Streams one connection may carry, where the venue limits it (Binance: 1024 spot, 200 futures).
 MAX_STREAMS_PER_CONNECTION = {"binance_spot": 1024, "binance_futures": 200}
 
@@ -100,6 +102,10 @@ class Interruption:
     end: int | None = None
     filled: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     next_try: float = 0.0
+    #: Per (code, timeframe), the first open time to push to charts; older REST candles are
+    #: stored only (default: the interruption's start). At start-up: the bar after the last
+    #: stored one, so bars that closed while the stream was down reach open charts.
+    publish_from: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
     def overlaps(self, code: str, start: int, end: int) -> bool:
         return code in self.codes and start < (self.end if self.end is not None else 2**62) \
@@ -181,6 +187,9 @@ class VenueStream:
         self.interruptions: list[Interruption] = []
         self.pending: list[Bar] = []
         self.evaluated: dict[tuple[str, str], int] = {}
+        #: Closed bars pushed, per (code, timeframe): open time -> the bar as pushed (the last
+        #: PUBLISHED_MEMORY of them), so overlapping fills push a bar once, a correction again.
+        self.published: dict[tuple[str, str], dict[int, tuple]] = {}
         self.touched: set[str] = set()
         self.ticks: dict[str, tuple[float, int]] = {}
         self.ticker_sent: dict[str, float] = {}
@@ -305,6 +314,8 @@ class VenueStream:
                 floor = closed_end - self.config.catchup_candles * step
                 start = floor if last is None else max(last + step, floor)
                 startup.filled[(spec.code, tf)] = min(start, floor_ms(startup.start, tf))
+                if last is not None:
+                    startup.publish_from[(spec.code, tf)] = start
 
     # -- trades -------------------------------------------------------------------------------
 
@@ -447,12 +458,14 @@ class VenueStream:
             self.throttle.warning(f"task:{self.slug}", "%s: cannot send %s: %s", self.slug,
                                   task, exc)
 
-    async def _publish(self, group: str, message: dict) -> None:
+    async def _publish(self, group: str, message: dict) -> bool:
         try:
             await self.publish_fn(group, message)
         except Exception as exc:
             self.throttle.warning(f"publish:{self.slug}", "%s: cannot publish to %s: %s",
                                   self.slug, group, exc)
+            return False
+        return True
 
     async def _writer_loop(self) -> None:
         while True:
@@ -488,10 +501,17 @@ class VenueStream:
             self.store_fn(self.specs[code].id, tf, rows)
 
     async def _emit_closed(self, code: str, tf: str, bar: dict, *, evaluate: bool) -> None:
-        await self._publish(wire.bars_group(self.slug, code, tf),
-                            wire.bar_message(self.slug, code, tf, bar, closed=True))
-        self.published_closed += 1
         key = (code, tf)
+        seen = self.published.setdefault(key, {})
+        as_pushed = tuple(sorted(bar.items()))
+        if seen.get(bar["t"]) != as_pushed:  # overlapping fills of one bar: pushed once
+            if await self._publish(wire.bars_group(self.slug, code, tf),
+                                   wire.bar_message(self.slug, code, tf, bar, closed=True)):
+                seen.pop(bar["t"], None)
+                seen[bar["t"]] = as_pushed
+                while len(seen) > PUBLISHED_MEMORY:
+                    del seen[next(iter(seen))]
+            self.published_closed += 1
         if evaluate and bar["t"] > self.evaluated.get(key, -1):
             self.evaluated[key] = bar["t"]
             kwargs = {"venue": self.slug, "symbol": code, "timeframe": tf,
@@ -531,7 +551,8 @@ class VenueStream:
                     if want > start:
                         try:
                             await self._fill(spec, tf, start, want, closed_end,
-                                             publish_from=floor_ms(gap.start, tf))
+                                             publish_from=gap.publish_from.get(
+                                                 (code, tf), floor_ms(gap.start, tf)))
                         except Exception as exc:
                             self.rest_failures += 1
                             gap.next_try = time.monotonic() + self.config.fill_retry_s

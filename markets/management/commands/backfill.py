@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 from django.core.management.base import BaseCommand, CommandError
 
 from markets import backfill as service
 from markets.csvio import parse_open_time
+from markets.exchanges.errors import ExchangeError
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM (a supervisor stopping the job) ends the run like Ctrl-C: chunks kept, the
+    unfinished range released to the collector with the reason."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Command(BaseCommand):
@@ -44,11 +67,19 @@ class Command(BaseCommand):
         report = service.BackfillReport()
         progress = False if o["no_progress"] else None
         try:
-            service.backfill(symbols, timeframes, start_ms=start, end_ms=end, days=o["days"],
-                             progress=progress, report=report, out=self.stdout._out)
+            with sigterm_interrupts():
+                service.backfill(symbols, timeframes, start_ms=start, end_ms=end,
+                                 days=o["days"], progress=progress, report=report,
+                                 out=self.stdout._out)
         except KeyboardInterrupt:
             self.stdout.write(self.style.WARNING(
-                "interrupted; every chunk written so far is kept (run again to continue)"))
+                "interrupted; every chunk written so far is kept and the rest is recorded: "
+                "collect_candles fills it, or run again to continue now"))
+        except ExchangeError as exc:
+            raise CommandError(
+                f"{exc}" if "recorded" in str(exc) else
+                f"{exc}. Every chunk written so far is kept and the rest is recorded: "
+                f"collect_candles fills it, or run again to continue") from exc
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         finally:

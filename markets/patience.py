@@ -1,0 +1,87 @@
+"""Waiting out a venue's refusals (429 and 418) instead of giving up on the first ones.
+
+The REST client already blocks the shared limiter for the venue's ``Retry-After`` (or Upbit's
+``Remaining-Req: sec=0``, or Binance's ``X-MBX-USED-WEIGHT-1M``) and waits out two 429s itself;
+a :class:`Patience` goes on waiting after that, each time for the ``Retry-After`` the venue
+gave, until the venue has refused for ``max_refused_s`` seconds in a row. Then it raises
+:class:`VenueRefusing`, whose message says how long and how often, and what happens next.
+
+Pure: no Django.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from markets.exchanges.errors import ExchangeError, RateLimited
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class VenueRefusing(ExchangeError):
+    """The venue kept answering 429/418 for longer than the caller waits."""
+
+
+class Patience:
+    """Calls a function again after each ``RateLimited``, waiting ``retry_after`` seconds, until
+    the venue has refused for ``max_refused_s`` seconds in a row (a success starts over).
+
+    ``limit_name`` names the setting that sets ``max_refused_s`` in the error message.
+    ``on_wait(seconds)`` runs before each wait (a job renews its lease there).
+    """
+
+    def __init__(self, max_refused_s: float, *, limit_name: str = "",
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_wait: Callable[[float], None] | None = None) -> None:
+        self.max_refused_s = float(max_refused_s)
+        self.limit_name = limit_name
+        self._sleep = sleep
+        self._clock = clock
+        self.on_wait = on_wait
+        self.refusals = 0  # every 429/418 seen
+        self.waited_s = 0.0  # seconds spent waiting them out
+        self._since: float | None = None  # first refusal of the current streak
+        self._streak = 0
+
+    def call(self, fn: Callable[..., T], *args, venue: str | None = None, **kwargs) -> T:
+        """``fn(*args, **kwargs)``, again after each refusal; ``venue`` names it in messages
+        (default: the adapter's protocol name the error carries)."""
+        while True:
+            try:
+                result = fn(*args, **kwargs)
+            except RateLimited as exc:
+                self._refused(exc, venue or exc.venue or "the venue")
+                continue
+            self._since, self._streak = None, 0
+            return result
+
+    def _refused(self, exc: RateLimited, venue: str) -> None:
+        now = self._clock()
+        if self._since is None:
+            self._since = now
+        self.refusals += 1
+        self._streak += 1
+        refused_for = now - self._since
+        wait = max(exc.retry_after, 0.05)
+        if refused_for + wait > self.max_refused_s:
+            limit = f" ({self.limit_name})" if self.limit_name else ""
+            raise VenueRefusing(
+                f"{venue} kept refusing requests: {self._streak} requests refused (429/418) "
+                f"in a row over {refused_for:.0f}s (last: {exc.status} asking for "
+                f"{exc.retry_after:.0f}s more); stopped waiting after {self.max_refused_s:.0f}s"
+                f"{limit}. The unfinished range is recorded; collect_candles fetches it once "
+                f"the venue answers again.",
+                venue=venue, status=exc.status, code=exc.code,
+            ) from exc
+        log.warning("%s refused a request (%s), waiting %.1fs as asked (%d in a row)",
+                    venue, exc.status, wait, self._streak)
+        if self.on_wait is not None:
+            self.on_wait(wait)
+        self._sleep(wait)
+        self.waited_s += wait
