@@ -150,7 +150,8 @@ def test_https_settings_follow_secure_cookies(tmp_path):
 
 
 @pytest.mark.parametrize("variable, value, message", [
-    ("LOGIN_FAILURE_LIMIT", "0", "must be from 1 to 1000"),
+    ("LOGIN_FAILURE_LIMIT", "0", "must be at least 1"),
+    ("LOGIN_FAILURE_LIMIT", "1001", "is above its maximum 1,000"),
     ("LOGIN_FAILURE_LIMIT", "five", "is not a whole number"),
     ("LOGIN_COOLOFF_MINUTES", "0", "at least 1"),
 ])
