@@ -87,7 +87,10 @@ class HostileInputAdminMixin:
 
         class CheckedChangeList(base):
             def get_queryset(self, request, exclude_parameters=None):
-                queryset = super().get_queryset(request, exclude_parameters)
+                try:  # the date hierarchy builds datetimes from the URL (year -10**20)
+                    queryset = super().get_queryset(request, exclude_parameters)
+                except (OverflowError, ValueError, ArithmeticError) as exc:
+                    raise IncorrectLookupParameters(exc) from exc
                 _compiles(queryset)
                 return queryset
 

@@ -24,10 +24,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from django.db import connection
 
 from markets import wire
 from markets.candles import upsert_candles
+from markets.tests.database import database_url
 from markets.timeframes import floor_ms
 from strategies.models import Signal, StrategyConfig
 from tradesite.devservices import free_port
@@ -38,17 +38,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(tran
 ROOT = Path(__file__).resolve().parents[2]
 MINUTE = 60_000
 PASSWORD = "chart-password-1"
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    host = s.get("HOST") or (s.get("OPTIONS") or {}).get("host") or ""
-    auth = f"{s.get('USER') or ''}:{s.get('PASSWORD') or ''}"
-    if host.startswith("/"):
-        return f"postgresql://{auth}@/{s['NAME']}?host={host}"
-    return f"postgresql://{auth}@{host}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
 class WebServer:

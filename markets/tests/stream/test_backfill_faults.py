@@ -23,6 +23,7 @@ from markets.exchanges.errors import RateLimited
 from markets.models import Candle, PendingRange
 from markets.patience import Patience, VenueRefusing
 from markets.pending import to_dt, to_ms
+from markets.tests.database import database_url
 from markets.timeframes import floor_ms
 
 from .conftest import (
@@ -234,7 +235,7 @@ def test_a_killed_backfill_command_leaves_its_unfinished_range_and_collect_fills
     btc.save()
     end = floor_ms(sim_clock(sim)(), "1m") - 60 * MINUTE_MS
     start = end - 1000 * MINUTE_MS  # 5 chunks
-    env = os.environ | {"DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+    env = os.environ | {"DATABASE_URL": database_url(),
                         "PYTHONUNBUFFERED": "1"}
     job = subprocess.Popen(
         [sys.executable, "manage.py", "backfill", "--venue", "sim", "--symbol", "KRW-BTC",
