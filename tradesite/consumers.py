@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import json
 import logging
@@ -36,6 +37,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import redis.exceptions
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -351,16 +353,37 @@ class RedisLayerReader(LayerReader):
 
 
 class Hub:
-    """One channel-layer subscription per market group for all clients of this event loop."""
+    """One channel-layer subscription per market group for all clients of this event loop.
+
+    Recovery (a Redis restart forgets every group membership): the hub notices a lost
+    connection from its reader's error, a consumer's (:meth:`lost`) or its watch, which checks
+    every :attr:`CHECK_S` that Redis still lists each membership it relies on (its market groups
+    and its clients' own ``user.<id>`` / ``session.<hash>`` groups). Then it rejoins them all,
+    retrying with a backoff while Redis is down, drops clients whose outbox is closed, and sends
+    every client a ``{"type": "resync"}`` frame: what was published while it was not subscribed
+    is lost, and the chart page refetches it from the database. ``state`` (``idle``,
+    ``subscribed``, ``recovering``) is what ``/health`` reports (:func:`hub_report`).
+    """
+
+    #: Seconds between membership checks (also the longest a recovery waits between tries).
+    CHECK_S = 5.0
 
     def __init__(self, layer) -> None:
         self.layer = layer
         self.channel: str | None = None
         self.reader: LayerReader | None = None
         self.members: dict[str, set[Outbox]] = {}
+        #: Each client's own channel and the groups it joined there (see ``_HubConsumer``).
+        self.own: dict[Outbox, tuple[str, tuple[str, ...]]] = {}
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        self._wake = asyncio.Event()
         self.received = 0
+        self.state = "idle"
+        self.lost_since: float | None = None  # monotonic seconds
+        self.checked_at: float | None = None  # monotonic seconds of the last good check
+        self.last_error = ""
+        self.recoveries = 0
 
     async def subscribe(self, group: str, outbox: Outbox) -> None:
         async with self._lock:
@@ -368,26 +391,51 @@ class Hub:
                 self.reader = await LayerReader.open(self.layer)
                 self.channel = self.reader.channel
                 loop = asyncio.get_running_loop()
-                self._tasks = [loop.create_task(self._read()), loop.create_task(self._renew())]
+                self.state, self.checked_at = "subscribed", time.monotonic()
+                self._tasks = [loop.create_task(self._read()), loop.create_task(self._watch())]
             members = self.members.setdefault(group, set())
             if not members:
                 await self.layer.group_add(group, self.channel)
             members.add(outbox)
 
+    def joined_own(self, outbox: Outbox, channel: str, groups: tuple[str, ...]) -> None:
+        """A client joined ``groups`` on its own ``channel``: rejoined with the hub's."""
+        if groups and not outbox.closed:
+            self.own[outbox] = (channel, groups)
+
     async def unsubscribe(self, group: str, outbox: Outbox) -> None:
+        """Forget ``outbox`` at once (no await before it: a cancelled disconnect cannot leave it
+        behind), then leave ``group`` if it has no client left."""
+        self.own.pop(outbox, None)
+        members = self.members.get(group)
+        if members is None:
+            return
+        members.discard(outbox)
+        if members:
+            return
+        del self.members[group]
         async with self._lock:
-            members = self.members.get(group)
-            if members is None:
-                return
-            members.discard(outbox)
-            if not members:
-                del self.members[group]
+            if group not in self.members and self.channel is not None:
                 await _leave(self.layer, group, self.channel)
             if not self.members:  # the last client left: stop reading until the next one
-                for task in self._tasks:
-                    task.cancel()
-                self._tasks = []
-                self.channel = self.reader = None
+                self._stop()
+
+    def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        self.channel = self.reader = None
+        self.own.clear()
+        self.state, self.lost_since, self.last_error = "idle", None, ""
+
+    def lost(self, reason: str) -> None:
+        """The connection to the layer failed (or a membership is gone): rejoin everything."""
+        if self.state == "subscribed":  # the first report wakes the watch; it then retries
+            log.warning("chart hub: lost the channel layer (%s); rejoining its groups", reason)
+            self.state, self.lost_since = "recovering", time.monotonic()
+            self._wake.set()
+        if self.state == "recovering":
+            self.last_error = reason
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -397,10 +445,11 @@ class Hub:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 log.warning("chart hub: channel layer receive failed; retrying", exc_info=True)
+                self.lost(f"receive: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, self.CHECK_S)
                 continue
             for message in messages:
                 self.received += 1
@@ -409,14 +458,103 @@ class Hub:
                 except Exception:  # one malformed message must not stop every chart
                     log.warning("chart hub: skipped malformed message %r", message, exc_info=True)
 
-    async def _renew(self) -> None:
+    async def _watch(self) -> None:
+        """Check the memberships every :attr:`CHECK_S`, renew them every :data:`GROUP_RENEW_S`,
+        and recover (rejoin, prune, resync) as soon as something is lost, retrying with a
+        backoff until Redis answers."""
+        backoff = 0.1
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(GROUP_RENEW_S)
-            for group in list(self.members):
-                try:
-                    await self.layer.group_add(group, self.channel)
-                except Exception:
-                    log.warning("chart hub: could not renew %s", group, exc_info=True)
+            wait = self.CHECK_S if self.state == "subscribed" else backoff
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            self._wake.clear()
+            try:
+                self._prune()
+                if self.state != "subscribed":
+                    await self._rejoin()
+                    self._recovered()
+                    backoff, renewed = 0.1, time.monotonic()
+                elif time.monotonic() - renewed >= GROUP_RENEW_S:
+                    await self._rejoin()
+                    renewed = time.monotonic()
+                else:
+                    missing = await self._missing()
+                    if missing:
+                        self.lost(f"Redis no longer lists {missing[0]} (restarted?)")
+                        continue
+                self.checked_at = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.lost(f"{type(exc).__name__}: {exc}")
+                backoff = min(backoff * 2, self.CHECK_S)
+
+    def _memberships(self) -> list[tuple[str, str]]:
+        """(group, channel) of every membership this hub and its clients rely on."""
+        pairs = [(group, self.channel) for group in self.members]
+        for channel, groups in list(self.own.values()):
+            pairs.extend((group, channel) for group in groups)
+        return pairs
+
+    async def _rejoin(self) -> None:
+        async with self._lock:
+            for group, channel in self._memberships():
+                await self.layer.group_add(group, channel)
+
+    async def _missing(self) -> list[str]:
+        """Memberships Redis no longer lists (core Redis layer only; others cannot lose them)."""
+        from channels_redis.core import RedisChannelLayer
+
+        if not isinstance(self.layer, RedisChannelLayer):
+            return []
+        by_index: dict[int, list[tuple[str, str]]] = {}
+        for group, channel in self._memberships():
+            by_index.setdefault(self.layer.consistent_hash(group), []).append((group, channel))
+        missing = []
+        for index, pairs in by_index.items():
+            pipe = self.layer.connection(index).pipeline(transaction=False)
+            for group, channel in pairs:
+                pipe.zscore(self.layer._group_key(group), channel)
+            scores = await pipe.execute()
+            missing.extend(f"{g} for {c}" for (g, c), score in zip(pairs, scores) if score is None)
+        return missing
+
+    def _prune(self) -> None:
+        """Drop clients whose outbox closed (their socket is gone) from every group."""
+        for group, members in list(self.members.items()):
+            gone = {outbox for outbox in members if outbox.closed}
+            if gone:
+                members.difference_update(gone)
+                for outbox in gone:
+                    self.own.pop(outbox, None)
+                if not members:  # its membership expires (``group_expiry``)
+                    del self.members[group]
+
+    def _recovered(self) -> None:
+        down = time.monotonic() - (self.lost_since or time.monotonic())
+        self.state, self.lost_since, self.last_error = "subscribed", None, ""
+        self.recoveries += 1
+        item = frame(dumps({"type": "resync", "ts": now_ms()}))
+        clients = {outbox for members in self.members.values() for outbox in members}
+        for outbox in clients:
+            outbox.put(item)
+        log.warning("chart hub: rejoined %d group(s) after %.1f s; %d client(s) told to resync",
+                    len(self.members), down, len(clients))
+
+    def report(self, now: float | None = None) -> dict:
+        now = time.monotonic() if now is None else now
+        return {
+            "state": self.state,
+            "groups": len(self.members),
+            "clients": len({o for members in self.members.values() for o in members}),
+            "recoveries": self.recoveries,
+            "recovering_seconds": None if self.lost_since is None
+            else round(now - self.lost_since, 1),
+            "last_check_seconds_ago": None if self.checked_at is None
+            else round(now - self.checked_at, 1),
+            **({"error": self.last_error} if self.last_error else {}),
+        }
 
     def dispatch(self, message: dict) -> None:
         kind = message.get("type")
@@ -468,8 +606,13 @@ async def _leave(layer, group: str, channel: str) -> None:
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def hub_report() -> list[dict]:
+    """The state of every hub of this process (``/health``)."""
+    return [found.report() for loop, found in list(_hubs.items()) if not loop.is_closed()]
+
+
 def hub() -> Hub:
-    """This event loop's hub (tests run one loop per test; daphne one per process)."""
+    """This event loop's hub (tests run one loop per test; uvicorn one per process)."""
     loop = asyncio.get_running_loop()
     found = _hubs.get(loop)
     if found is None:
@@ -504,6 +647,41 @@ class _HubConsumer(AsyncWebsocketConsumer):
     own_groups: tuple[str, ...] = ()
     #: Client frames refused (too large, too deep, not JSON text) on this socket.
     rejected_frames = 0
+    _released = False
+    _layer_receive: Callable[[], Awaitable[dict]] | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Whatever ends this consumer (a disconnect, an exception, a cancellation), its outbox
+        is closed and it leaves the hub: a dead socket never stays a member."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
+
+    # Channels sets ``channel_receive`` to the layer's receive of this consumer's channel; the
+    # consumer reads it through :meth:`_receive_resilient` instead.
+    @property
+    def channel_receive(self):
+        return self._receive_resilient
+
+    @channel_receive.setter
+    def channel_receive(self, value) -> None:
+        self._layer_receive = value
+
+    async def _receive_resilient(self) -> dict:
+        """The layer's receive, retried while Redis is down instead of ending the socket (which
+        channels does on any exception); the hub rejoins this channel's groups and tells the
+        page to resync once Redis answers again."""
+        backoff = 0.1
+        while True:
+            try:
+                return await self._layer_receive()
+            except (redis.exceptions.RedisError, OSError) as exc:  # the hub logs the loss once
+                log.debug("chart: own channel receive failed (%s: %s); retrying",
+                          type(exc).__name__, exc)
+                hub().lost(f"consumer receive: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, Hub.CHECK_S)
 
     async def refuse(self, code: int, message: str) -> None:
         await self.accept()
@@ -534,6 +712,7 @@ class _HubConsumer(AsyncWebsocketConsumer):
         self.own_groups = (*own_groups, *([wire.session_group(session_key)] if session_key else []))
         for own in self.own_groups:
             await self.channel_layer.group_add(own, self.channel_name)
+        hub().joined_own(self.outbox, self.channel_name, self.own_groups)
         self.outbox.release()
 
     async def session_ended(self, event: dict) -> None:
@@ -543,12 +722,19 @@ class _HubConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code) -> None:
-        for own in self.own_groups:
-            await _leave(self.channel_layer, own, self.channel_name)
+        await self._release()
+
+    async def _release(self) -> None:
+        """Close the outbox, leave the hub and this channel's own groups (once)."""
+        if self._released:
+            return
+        self._released = True
         if self.outbox is not None:
             self.outbox.close()
             if self.group is not None:
                 await hub().unsubscribe(self.group, self.outbox)
+        for own in self.own_groups:
+            await _leave(self.channel_layer, own, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """The page pings to tell a quiet market from a dead connection. Anything else a client
