@@ -20,9 +20,10 @@ from channels.testing import WebsocketCommunicator
 
 from markets import wire
 from tradesite import health
-from tradesite.consumers import ChartConsumer, Hub, hub
+from tradesite.consumers import CLOSE_UNAUTHENTICATED, ChartConsumer, Hub, hub
 from tradesite.devservices import free_port, redis_command, wait_for_port
 from tradesite.routing import websocket_urlpatterns
+from tradesite.tests.test_consumers import session_socket
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -176,6 +177,24 @@ async def test_memberships_that_redis_forgot_without_a_dropped_connection_are_re
                               "bar_time": T0, "price": "100", "reason": {}})
     await publish(wire.user_group(trader.pk), signal_message)
     assert await next_of(comm, wire.SIGNAL_CREATED) == signal_message
+    await comm.disconnect()
+
+
+async def test_a_logout_after_a_redis_restart_still_closes_that_sessions_socket(
+        symbol, trader, private_redis):
+    """The ``session.<hash>`` membership is rejoined too."""
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    browser = Client()
+    await sync_to_async(browser.force_login)(trader)
+    comm = await session_socket(PATH, browser.cookies["sessionid"].value)
+    await asyncio.to_thread(private_redis.kill)
+    await asyncio.to_thread(private_redis.start)
+    await next_of(comm, "resync", timeout=RECOVERY_S)
+    assert (await sync_to_async(browser.post)("/logout/")).status_code == 302
+    assert await comm.receive_output(timeout=5) == {"type": "websocket.close",
+                                                    "code": CLOSE_UNAUTHENTICATED}
     await comm.disconnect()
 
 
