@@ -199,8 +199,9 @@ class Hub:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                log.warning("chart hub: channel layer receive failed; retrying", exc_info=True)
+            except Exception as exc:  # the first failure of an outage is logged in full
+                (log.warning if self.state == "subscribed" else log.debug)(
+                    "chart hub: channel layer receive failed; retrying", exc_info=True)
                 self.lost(f"receive: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.CHECK_S)
@@ -290,7 +291,7 @@ class Hub:
         self.state, self.lost_since, self.last_error = "subscribed", None, ""
         self.recoveries += 1
         item = frame(dumps({"type": "resync", "ts": now_ms()}))
-        clients = {outbox for members in self.members.values() for outbox in members}
+        clients = set().union(*self.members.values())
         for outbox in clients:
             outbox.put(item)
         log.warning("chart hub: rejoined %d group(s) after %.1f s; %d client(s) told to resync",
@@ -301,7 +302,8 @@ class Hub:
         return {
             "state": self.state,
             "groups": len(self.members),
-            "clients": len({o for members in self.members.values() for o in members}),
+            # set.union in C: safe against the event loop's thread changing the groups meanwhile
+            "clients": len(set().union(*list(self.members.values()))),
             "recoveries": self.recoveries,
             "recovering_seconds": None if self.lost_since is None
             else round(now - self.lost_since, 1),
