@@ -40,6 +40,7 @@ django.setup()  # before the consumers are imported (STACK-NOTES)
 from channels_redis import core as _core  # noqa: E402
 
 from tradesite import consumers  # noqa: E402
+from tradesite import hub as hub_module  # noqa: E402
 from tradesite.asgi import application as _app  # noqa: E402
 
 OUT = os.environ.get("BENCH_CHARTS_TRACE", "")
@@ -105,7 +106,7 @@ def _dispatch(self, message):
 
 consumers.Hub.dispatch = _dispatch
 
-_orig_dumps = consumers.dumps
+_orig_dumps = hub_module.dumps
 
 
 def _dumps(payload):
@@ -116,7 +117,7 @@ def _dumps(payload):
     return text
 
 
-consumers.dumps = _dumps
+hub_module.dumps = _dumps  # what Hub.dispatch calls
 
 _orig_outbox_init = consumers.Outbox.__init__
 

@@ -1,11 +1,12 @@
 """``GET /health``: is every part of the stack alive? 200 when all required parts are, else 503.
 
-Reads only cheap things: ``SELECT 1``, Redis ``PING`` and the heartbeats that beat, the workers
-and the stream write to Redis (``markets.heartbeat``). No login needed, so a load balancer or
-uptime monitor can call it; such a caller gets only ``{"ok": true|false}`` and the status code.
-The checks themselves (database vendor, worker host names and queues, venues, counters) go
-only to a staff user's session or a request with a valid API token
-(``Authorization: Bearer <token>``, ``manage.py api_token``).
+Reads only cheap things: ``SELECT 1``, Redis ``PING``, the heartbeats that beat, the workers
+and the stream write to Redis (``markets.heartbeat``), and the state of this web process's chart
+hub (in memory: a hub that lost Redis and has not rejoined its groups makes it 503). No login
+needed, so a load balancer or uptime monitor can call it; such a caller gets only
+``{"ok": true|false}`` and the status code. The checks themselves (database vendor, worker host
+names and queues, venues, counters, the hub's state) go only to a staff user's session or a
+request with a valid API token (``Authorization: Bearer <token>``, ``manage.py api_token``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from tradesite.celery import QUEUES
 BEAT_STALE_SECONDS = 30
 WORKER_STALE_SECONDS = 45
 STREAM_STALE_SECONDS = 90
+#: A subscribed hub whose watch missed this many checks is reported.
+HUB_STALE_CHECKS = 3
 
 
 def _timed(check):
@@ -72,6 +75,29 @@ def check_workers(now: float) -> dict:
     result = {"ok": not missing, "workers": workers}
     if missing:
         result["error"] = f"no live worker serves queue(s): {', '.join(missing)}"
+    return result
+
+
+def check_chart_hub() -> dict:
+    """This web process's chart hub (``tradesite.consumers.Hub``): not ok while it is not
+    subscribed (it lost Redis and has not rejoined its groups yet) or its membership watch has
+    stopped running. Idle (no chart open) is fine. Each web process answers for its own hub."""
+    from tradesite.consumers import Hub, hub_report
+
+    hubs = hub_report()
+    problems = []
+    for found in hubs:
+        if found["state"] == "recovering":
+            problems.append(f"chart hub not subscribed for {found['recovering_seconds']} s "
+                            f"({found.get('error', 'rejoining')})")
+        elif found["state"] == "subscribed" and (found["last_check_seconds_ago"] or 0) > (
+                HUB_STALE_CHECKS * Hub.CHECK_S):
+            problems.append(f"chart hub has not checked its groups for "
+                            f"{found['last_check_seconds_ago']} s")
+    result = {"ok": not problems, "hubs": hubs,
+              "state": hubs[0]["state"] if len(hubs) == 1 else [h["state"] for h in hubs]}
+    if problems:
+        result["error"] = "; ".join(problems)
     return result
 
 
@@ -126,6 +152,7 @@ def health(request):
     checks = {
         "database": _timed(check_database),
         "redis": _timed(check_redis),
+        "chart_hub": _timed(check_chart_hub),
     }
     if checks["redis"]["ok"]:
         checks["beat"] = _timed(lambda: check_beat(now))

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tradesite import envconfig, security
 
@@ -198,8 +199,12 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults to a 5 s socket timeout, which ends idle consumers; see
-            # STACK-NOTES. None = wait for as long as the socket is open.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            # STACK-NOTES. None = wait for as long as the socket is open. After a Redis
+            # restart every pooled connection is dead: a command that finds its connection
+            # closed is sent once more on a new one (it never reached the new server), instead
+            # of failing the socket that sent it.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None,
+                       "retry_on_error": [RedisConnectionError]}],
             "prefix": "tradesite-asgi",
             "capacity": 1000,
             "expiry": 60,

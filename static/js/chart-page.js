@@ -1,12 +1,13 @@
 // The live chart page: first paint from the embedded JSON, live bars and the user's events over
-// one WebSocket, reconnect with backoff and refetch of missed candles, older candles on scroll.
+// one WebSocket, reconnect with backoff and refetch of missed candles (also on the server's
+// "resync" frame, after it lost Redis), older candles on scroll.
 import { PriceChart, TIMEFRAME_MS } from "./chart.js";
 
 const data = JSON.parse(document.getElementById("chart-data").textContent);
 const $ = (id) => document.getElementById(id);
 const state = {
   tf: data.timeframe, ws: null, wsSeq: 0, retry: 0, lastMessage: 0, connected: false,
-  loadingOlder: false, exhausted: false, reconnects: 0, badge: "connecting",
+  loadingOlder: false, exhausted: false, reconnects: 0, resyncs: 0, badge: "connecting",
   signals: new Map(), fills: new Map(), positions: new Map(),
   // Bars may close between rendering the page and opening the socket: fetch them on open.
   needsGapFill: true,
@@ -208,6 +209,10 @@ function handle(msg) {
       state.fills.set(msg.id, msg); drawMarkers(); break;
     case "position.updated":
       state.positions.set(msg.id, msg); drawPositions(); break;
+    case "resync": // the server lost Redis for a while: what it published then never came
+      state.resyncs += 1;
+      fillGap().catch((err) => showError(`could not fetch missed candles: ${err.message}`));
+      break;
     case "error":
       showError(msg.message); break;
     default: // hello, pong, order.updated, account.updated: nothing to draw
@@ -279,6 +284,7 @@ window.tradesiteChart = {
   timeframe: () => state.tf,
   badge: () => state.badge,
   reconnects: () => state.reconnects,
+  resyncs: () => state.resyncs,
   bars: () => chart.bars.map((b) => ({ ...b })),
   markers: () => chart.drawnMarkers(),
   indicators: () => [...chart.visible],
