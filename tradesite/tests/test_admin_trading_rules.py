@@ -141,3 +141,11 @@ def test_shorts_stay_on_by_default_on_a_perpetual(trader, make_account, exchange
 
     assert response.status_code == 302, errors(response)
     assert StrategyConfig.objects.get(owner=user).params["shorts"] is True
+
+
+def test_the_config_form_says_how_shorts_and_exits_are_set(trader):
+    _, client = trader
+    page = client.get("/admin/strategies/strategyconfig/add/").content.decode()
+    assert "On a spot symbol shorts are off" in page
+    assert "a spot symbol cannot be shorted" in page
+    assert "exit=middle {middle|opposite|none}" in page  # Bollinger's exit modes
