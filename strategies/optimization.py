@@ -333,6 +333,9 @@ def apply_params(
         validated = registry.validate_params(config.strategy, params)
     except ParamError as exc:
         raise OptimizationError(str(exc)) from None
+    if validated.get("shorts") is True and config.symbol.market_type == "spot":
+        raise OptimizationError(f"shorts: {config.symbol} is a spot symbol and a spot symbol "
+                                "cannot be shorted; these parameters cannot be applied")
     latest = current_version(config)
     if latest is None:
         latest = ParamVersion.objects.create(

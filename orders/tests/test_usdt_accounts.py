@@ -62,6 +62,9 @@ def test_an_admin_made_usdt_futures_account_gets_its_automated_entries_filled(
     account = Account.objects.get(owner=trader)
     assert account.quote_asset == "USDT"
     assert Balance.objects.get(account=account, asset="USDT").free == 10_000
+    # The API measures it in USDT too (it said 0.00, in KRW, before).
+    (row,) = client.get("/api/balances").json()["accounts"]
+    assert (row["quote_asset"], Decimal(row["equity"])) == ("USDT", 10_000)
 
     response = client.post("/admin/strategies/strategyconfig/add/", {
         "name": "futures script", "strategy": "test_script", "params": '{"enter": 3}',
