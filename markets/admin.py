@@ -90,6 +90,23 @@ class BalanceInline(admin.TabularInline):
     readonly_fields = ["updated_at"]
 
 
+def quote_asset_choices(current: str = "") -> list[tuple[str, str]]:
+    """Every quote asset of the active venues' active symbols, each labelled with the venues
+    that trade in it (the model's clean checks it against the chosen venue)."""
+    venues: dict[str, list[str]] = {}
+    rows = (
+        Symbol.objects.active().values_list("quote", "exchange__name").distinct()
+        .order_by("quote", "exchange__name")
+    )
+    for quote, venue in rows:
+        venues.setdefault(quote, []).append(venue)
+    if current and current not in venues:
+        venues[current] = ["no active venue"]
+    return [("", "— the venue's main quote —")] + [
+        (quote, f"{quote} ({', '.join(names)})") for quote, names in sorted(venues.items())
+    ]
+
+
 class AccountForm(forms.ModelForm):
     """API credentials are write-only: typed in, stored encrypted, never rendered back."""
 
@@ -113,9 +130,20 @@ class AccountForm(forms.ModelForm):
         help_text="Forget the key and secret (the account can then only paper trade).",
     )
 
+    quote_asset = forms.ChoiceField(
+        label="Quote asset",
+        required=False,
+        help_text="Currency the account measures equity in; every symbol it trades must be "
+        "quoted in it. Blank: the venue's main quote (KRW at Upbit and Bithumb, USDT at Binance).",
+    )
+
     class Meta:
         model = Account
         exclude = ["api_key", "api_secret"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["quote_asset"].choices = quote_asset_choices(self.instance.quote_asset)
 
     def clean(self):
         cleaned = super().clean()
@@ -140,7 +168,10 @@ class AccountForm(forms.ModelForm):
 @admin.register(Account)
 class AccountAdmin(OwnedAdminMixin, admin.ModelAdmin):
     form = AccountForm
-    list_display = ["label", "owner", "exchange", "mode", "keys_status", "halted", "halted_reason"]
+    list_display = [
+        "label", "owner", "exchange", "quote_asset", "mode", "keys_status", "halted",
+        "halted_reason",
+    ]
     list_filter = ["mode", "halted", "exchange", "owner"]
     list_select_related = ["exchange", "owner"]
     search_fields = ["label"]
@@ -148,7 +179,7 @@ class AccountAdmin(OwnedAdminMixin, admin.ModelAdmin):
     readonly_fields = ["keys_status", "halted_at", "created_at", "updated_at"]
     actions = ["halt_accounts", "resume_accounts"]
     fieldsets = [
-        (None, {"fields": ["owner", "label", "exchange", "mode"]}),
+        (None, {"fields": ["owner", "label", "exchange", "quote_asset", "mode"]}),
         (
             "API credentials (write-only, encrypted at rest)",
             {"fields": ["keys_status", "new_api_key", "new_api_secret", "clear_keys"]},

@@ -70,6 +70,38 @@ class Exchange(models.Model):
         if self.ws_url and not self.ws_url.startswith(("ws://", "wss://")):
             raise ValidationError({"ws_url": "A WebSocket URL starts with ws:// or wss://."})
 
+    def quote_assets(self) -> list[str]:
+        """The quote assets of this venue's active symbols, the main quote first."""
+        quotes = set(
+            self.symbols.filter(is_active=True).values_list("quote", flat=True).distinct()
+        )
+        main = MAIN_QUOTE.get(self.adapter)
+        return sorted(quotes, key=lambda q: (q != main, q))
+
+    def main_quote(self) -> str:
+        """What an account on this venue measures equity in unless told otherwise: the
+        adapter's usual quote (KRW at Upbit and Bithumb, USDT at Binance) when the venue trades
+        symbols in it or has none yet, else the quote of most of its active symbols."""
+        main = MAIN_QUOTE.get(self.adapter, "KRW")
+        quotes = self.quote_assets()
+        if not quotes or main in quotes:
+            return main
+        counts = models.Count("id")
+        top = (
+            self.symbols.filter(is_active=True).values("quote").annotate(n=counts)
+            .order_by("-n", "quote").first()
+        )
+        return top["quote"]
+
+
+#: The quote an adapter's venue trades most in: a new account's default quote asset.
+MAIN_QUOTE = {
+    Exchange.Adapter.UPBIT: "KRW",
+    Exchange.Adapter.BITHUMB: "KRW",
+    Exchange.Adapter.BINANCE_SPOT: "USDT",
+    Exchange.Adapter.BINANCE_FUTURES: "USDT",
+}
+
 
 class SymbolQuerySet(models.QuerySet):
     def active(self):
@@ -262,7 +294,9 @@ class Account(models.Model):
     label = models.CharField(max_length=64)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
     quote_asset = models.CharField(
-        max_length=16, default="KRW", help_text="Currency equity is measured in (KRW, USDT)."
+        max_length=16, blank=True, default="",
+        help_text="Currency equity is measured in, and the quote of every symbol this account "
+        "trades: one of the venue's quote assets (KRW, USDT). Blank: the venue's main quote.",
     )
     api_key = EncryptedTextField(blank=True, default="")
     api_secret = EncryptedTextField(blank=True, default="")
@@ -284,6 +318,11 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.exchange.slug}, {self.mode})"
+
+    def save(self, *args, **kwargs):
+        if not self.quote_asset and self.exchange_id:
+            self.quote_asset = self.exchange.main_quote()
+        super().save(*args, **kwargs)
 
     #: ``credentials_state`` values.
     CREDENTIALS_NONE, CREDENTIALS_STORED, CREDENTIALS_UNREADABLE = "none", "stored", "unreadable"
@@ -320,6 +359,28 @@ class Account(models.Model):
             .exists()
         ):
             raise ValidationError({"label": "You already have an account with this label."})
+        self._clean_quote_asset()
+
+    def _clean_quote_asset(self) -> None:
+        if not self.exchange_id:
+            return
+        self.quote_asset = (self.quote_asset or "").strip().upper() or self.exchange.main_quote()
+        quotes = self.exchange.quote_assets()
+        if quotes and self.quote_asset not in quotes:
+            raise ValidationError({"quote_asset": (
+                f"{self.exchange} trades symbols quoted in {', '.join(quotes)}; an account "
+                f"measuring equity in {self.quote_asset} could trade none of them."
+            )})
+        if self.pk:
+            clash = (
+                self.strategy_configs.exclude(symbol__quote=self.quote_asset)
+                .select_related("symbol").first()
+            )
+            if clash is not None:
+                raise ValidationError({"quote_asset": (
+                    f"Config {clash.name} trades {clash.symbol}, quoted in {clash.symbol.quote}; "
+                    f"this account cannot measure equity in {self.quote_asset} while it does."
+                )})
 
 
 class Balance(models.Model):

@@ -181,7 +181,7 @@ def place_order(request, payload: OrderIn):
     try:
         order = services.place_manual_order(
             account, symbol, side=payload.side, quantity=payload.quantity, price=payload.price,
-            last_price=last,
+            quote_amount=payload.quote_amount, last_price=last,
         )
     except (ValueError, BrokerUnavailable) as exc:
         raise HttpError(400, str(exc)) from None

@@ -113,13 +113,35 @@ def Text(max_length: int):
 
 
 class OrderIn(Schema):
-    """A manual order. Without ``price`` it is a market order."""
+    """A manual order. Without ``price`` it is a market order. A market buy is sized by exactly
+    one of ``quantity`` or ``quote_amount``; every other order by ``quantity``."""
 
     account: Id = Field(description="one of your account ids (GET /api/balances)")
     symbol: Text(64) = Field(description="venue:code, e.g. sim:KRW-BTC")
     side: Literal["buy", "sell"]
-    quantity: Money = Field(description='base-asset quantity, e.g. "0.001"')
+    quantity: Money | None = Field(
+        None, description='base-asset quantity, e.g. "0.001"; omit when giving quote_amount'
+    )
+    quote_amount: Money | None = Field(
+        None,
+        description='market buy only: quote currency to spend, e.g. "10000" (KRW). Paper '
+        "spends at most this, fees included; live, the venue's quote-amount market buy (Upbit "
+        "adds its fee on top, Binance spot takes it from the coin bought). Upbit takes a "
+        "market buy only this way, Binance futures never",
+    )
     price: Money | None = Field(None, description="limit price; omit for a market order")
+
+    @model_validator(mode="after")
+    def one_size(self):
+        if self.quote_amount is not None:
+            if self.quantity is not None:
+                raise ValueError('give either "quantity" or "quote_amount", not both')
+            if self.side != "buy" or self.price is not None:
+                raise ValueError('"quote_amount" sizes a market buy only (side "buy", no '
+                                 '"price"); give "quantity" for this order')
+        elif self.quantity is None:
+            raise ValueError('give "quantity" (or "quote_amount" for a market buy)')
+        return self
 
 
 class KillSwitchIn(Schema):

@@ -78,7 +78,15 @@ class Order(models.Model):
     side = models.CharField(max_length=4, choices=Side.choices)
     type = models.CharField(max_length=8, choices=Type.choices)
     price = models.DecimalField(**MONEY, null=True, blank=True, help_text="Limit price.")
-    quantity = models.DecimalField(**MONEY, help_text="Base-currency quantity.")
+    quantity = models.DecimalField(
+        **MONEY, help_text="Base-currency quantity. For a live market buy sized by quote_amount, "
+        "the estimate at the last price until the venue reports what it bought.",
+    )
+    quote_amount = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="A market buy sized by the quote currency to spend, fees included (Upbit "
+        "ord_type=price, Binance quoteOrderQty).",
+    )
     reduce_only = models.BooleanField(default=False)
     trigger_price = models.DecimalField(
         **MONEY, null=True, blank=True,
@@ -123,6 +131,11 @@ class Order(models.Model):
                 name="order_limit_has_price",
             ),
             models.CheckConstraint(condition=Q(fee__gte=0), name="order_fee_non_negative"),
+            models.CheckConstraint(
+                condition=Q(quote_amount__isnull=True)
+                | (Q(quote_amount__gt=0) & Q(type="market") & Q(side="buy")),
+                name="order_quote_amount_market_buy",
+            ),
             models.CheckConstraint(condition=Q(side__in=["buy", "sell"]), name="order_side_known"),
             models.CheckConstraint(
                 condition=Q(trigger_price__isnull=True)

@@ -27,7 +27,7 @@ import math
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -172,6 +172,7 @@ def order_payload(order: Order) -> dict:
         "order_type": order.type,
         "price": _text(order.price),
         "quantity": _text(order.quantity),
+        "quote_amount": _text(order.quote_amount),
         "reduce_only": order.reduce_only,
         "trigger_price": _text(order.trigger_price),  # a venue stop (orders.protection)
         "client_order_id": order.client_order_id,
@@ -554,11 +555,14 @@ def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int)
             log.warning("order %s is no longer new; not sent", order.client_order_id)
             return Order.objects.get(pk=order.pk)
     symbol = order.symbol
+    # A live buy by quote amount leaves the quantity to the venue; paper bought it already.
+    by_quote = order.quote_amount is not None and broker.live
     request = OrderRequest(
         symbol=symbol.code,
         side=order.side,
         type=order.type,
-        quantity=order.quantity,
+        quantity=None if by_quote else order.quantity,
+        quote_amount=order.quote_amount if by_quote else None,
         price=order.price,
         client_order_id=order.client_order_id,
         reduce_only=order.reduce_only and symbol.market_type == Symbol.MarketType.PERPETUAL,
@@ -628,7 +632,12 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
         if info.status == "new":
             order.status = Order.Status.OPEN
         order.exchange_order_id = info.exchange_order_id or order.exchange_order_id
-        order.filled_quantity = min(sum((f.quantity for f in existing), ZERO), order.quantity)
+        filled = sum((f.quantity for f in existing), ZERO)
+        if order.quote_amount is not None and filled > 0 and (
+            info.is_final or filled > order.quantity
+        ):
+            order.quantity = filled  # bought by quote amount: the venue's quantity, not ours
+        order.filled_quantity = min(filled, order.quantity)
         order.average_price = info.average_price or order.average_price
         order.fee = sum((f.fee for f in existing), ZERO)
         order.fee_asset = account.quote_asset
@@ -1581,28 +1590,93 @@ def _amount(value, name: str) -> Decimal:
     return number
 
 
+#: The models' 12 decimal places.
+QUANTITY_PLACES = Decimal("1e-12")
+
+
+def _quote_sized(symbol: Symbol, side: str, price, broker: Broker) -> None:
+    """ValueError unless a market buy by quote amount is what this order can be."""
+    if side != Side.BUY or price is not None:
+        raise ValueError(
+            "quote_amount sizes a market buy only; give quantity for a sell or a limit order"
+        )
+    if symbol.market_type != Symbol.MarketType.SPOT:
+        raise ValueError(f"{symbol} is a perpetual: size the order by quantity (contracts)")
+    if not broker.market_buy_by_quote:
+        raise ValueError(
+            f"{symbol.exchange} takes a market buy by quantity, not quote_amount; send quantity"
+        )
+
+
+def _quote_quantity(symbol, info, quote_amount: Decimal, last_price: Decimal, broker) -> Decimal:
+    """The quantity ``quote_amount`` buys: paper, at the fill price (last price + slippage) with
+    the fee inside the amount, on the step; live, the estimate at the last price (the venue
+    decides what it buys, and ``apply_order_info`` records that)."""
+    if broker.live:
+        return (quote_amount / last_price).quantize(QUANTITY_PLACES, ROUND_FLOOR)
+    fill_price = getattr(broker, "fill_price", None)
+    fill = fill_price(Side.BUY, last_price, None) if fill_price else (
+        last_price * (1 + Decimal(repr(broker.costs.slippage_bps)) / 10_000)
+    )
+    rate = Decimal(repr(broker.costs.fee_rate))
+    quantity = rounding.round_quantity(quote_amount / (fill * (1 + rate)), info)
+    quantity = quantity.quantize(QUANTITY_PLACES, ROUND_FLOOR)
+    # The fee is rounded to 12 places: never let that rounding spend past the amount.
+    while quantity > 0 and quantity * fill + (quantity * fill * rate).quantize(
+        QUANTITY_PLACES
+    ) > quote_amount:
+        quantity -= info.step_size or QUANTITY_PLACES
+    return quantity
+
+
 @batched
 def place_manual_order(
     account: Account,
     symbol: Symbol,
     *,
     side: str,
-    quantity: Decimal,
+    quantity: Decimal | None = None,
     price: Decimal | None = None,
     last_price: Decimal,
+    quote_amount: Decimal | None = None,
     ts_ms: int | None = None,
     broker: Broker | None = None,
 ) -> Order:
     """A person's order (API): same gates (halted, minimum, balance), same persistence. A gate
-    failure is stored as a rejected Order with the reason."""
+    failure is stored as a rejected Order with the reason. A market buy is sized by exactly one
+    of ``quantity`` (base asset) or ``quote_amount`` (quote currency to spend), as the venue
+    takes it (Upbit only by quote amount, Binance futures only by quantity). Paper spends at
+    most ``quote_amount`` fees included; live, the venue applies its own fee (Upbit on top)."""
     ts_ms = now_ms() if ts_ms is None else ts_ms
     if side not in Side.values:
         raise ValueError("side must be buy or sell")
-    quantity = _amount(quantity, "quantity")
+    if (quantity is None) == (quote_amount is None):
+        raise ValueError("give exactly one of quantity or quote_amount")
     price = None if price is None else _amount(price, "price")
     broker = broker or broker_for(account)
     info = symbol_info(symbol)
-    quantity = rounding.round_quantity(quantity, info)
+    if quote_amount is not None:
+        quote_amount = _amount(quote_amount, "quote_amount")
+        _quote_sized(symbol, side, price, broker)
+        if quote_amount >= MAX_ORDER_VALUE:
+            raise ValueError(
+                f"quote_amount is {quote_amount:.3E} {symbol.quote}, beyond any balance (the "
+                f"limit is {MAX_ORDER_VALUE:.0E})"
+            )
+        quantity = _quote_quantity(symbol, info, quote_amount, last_price, broker)
+        if quantity <= 0:
+            raise ValueError(
+                f"quote_amount {quote_amount.normalize():f} {symbol.quote} buys less than one "
+                f"step of {symbol} at {last_price.normalize():f}; spend more"
+            )
+    else:
+        quantity = _amount(quantity, "quantity")
+        if side == Side.BUY and price is None and not broker.market_buy_by_quantity:
+            raise ValueError(
+                f"{symbol.exchange} sizes a market buy by quote_amount ({symbol.quote} to "
+                "spend), not quantity; send quote_amount"
+            )
+        quantity = rounding.round_quantity(quantity, info)
     if quantity <= 0:
         raise ValueError(
             f"quantity rounds down to 0 with the step {symbol.step_size.normalize():f} of {symbol}"
@@ -1621,8 +1695,16 @@ def place_manual_order(
     with transaction.atomic():
         account = Account.objects.select_for_update(of=("self",)).get(pk=account.pk)
         reason = risk.halted_reason(account.halted, account.halted_reason)
+        if quote_amount is not None and symbol.min_notional and (
+            quote_amount < symbol.min_notional
+        ):
+            reason = reason or (
+                f"quote_amount {quote_amount.normalize():f} {symbol.quote} is below the venue "
+                f"minimum {symbol.min_notional.normalize():f} {symbol.quote} for {symbol}"
+            )
         reason = reason or risk.min_order_reason(
-            quantity, reference, min_qty=symbol.min_qty, min_notional=symbol.min_notional,
+            quantity, reference, min_qty=symbol.min_qty,
+            min_notional=None if quote_amount is not None else symbol.min_notional,
             quote=symbol.quote, symbol=str(symbol),
         )
         reserve, reserve_asset = ZERO, ""
@@ -1631,7 +1713,9 @@ def place_manual_order(
             worst = price if price is not None else (
                 last_price * (1 + Decimal(repr(broker.costs.slippage_bps)) / 10_000)
             )
-            if symbol.market_type == Symbol.MarketType.PERPETUAL or side == Side.BUY:
+            if quote_amount is not None:  # what the trader said to spend, fees included
+                reserve_asset, reserve = symbol.quote, quote_amount
+            elif symbol.market_type == Symbol.MarketType.PERPETUAL or side == Side.BUY:
                 reserve_asset = symbol.quote
                 reserve = (quantity * worst * (1 + fee_rate)).quantize(
                     RESERVE_PLACES, ROUND_CEILING
@@ -1645,16 +1729,20 @@ def place_manual_order(
             order = Order.objects.create(
                 account=account, symbol=symbol, side=side,
                 type=Order.Type.LIMIT if price is not None else Order.Type.MARKET,
-                price=price, quantity=quantity,
+                price=price, quantity=quantity, quote_amount=quote_amount,
                 client_order_id=new_client_order_id(), reason="manual",
                 status=Order.Status.REJECTED, reject_reason=reason,
             )
             _push_later(account.owner_id, wire.ORDER_UPDATED, order_payload(order))
             return order
-        order = _new_order(
+        order = _order_row(
             account, symbol, side=side, quantity=quantity, price=price, reason="manual",
             reserve=reserve, reserve_asset=reserve_asset,
         )
+        order.quote_amount = quote_amount
+        order.save(force_insert=True)
+        if reserve:
+            _move(account, reserve_asset, -reserve, reserve)
     return send_order(order, broker, last_price=last_price, ts_ms=ts_ms)
 
 

@@ -164,10 +164,17 @@ class StrategyConfig(models.Model):
             errors["name"] = ["You already have a strategy config with this name."]
         if self.strategy:
             try:
-                self.params = registry.validate_params(self.strategy, self.params or {})
+                self.params = registry.validate_params(self.strategy, self.effective_params())
             except ParamError as exc:
                 field = "strategy" if str(exc).startswith("unknown strategy") else "params"
                 errors.setdefault(field, []).append(str(exc))
+            else:
+                if self.params.get("shorts") is True and self._on_spot():
+                    errors.setdefault("params", []).append(
+                        f"shorts: {self.symbol} is a spot symbol and a spot symbol cannot be "
+                        "shorted; set \"shorts\": false (or leave it out) or pick a perpetual "
+                        "symbol."
+                    )
         try:
             self.sizing_params = sizing.validate(self.sizing_method, self.sizing_params).to_dict()
         except ParamError as exc:
@@ -185,6 +192,12 @@ class StrategyConfig(models.Model):
                     f"This account trades on {self.account.exchange}, but the symbol is on "
                     f"{self.symbol.exchange}."
                 )
+            if self.symbol.quote != self.account.quote_asset:
+                errors.setdefault("account", []).append(
+                    f"{self.symbol} is quoted in {self.symbol.quote}, but account "
+                    f"{self.account.label} measures equity in {self.account.quote_asset}; pick "
+                    f"an account whose quote asset is {self.symbol.quote}."
+                )
             if self.leverage and self.leverage > self.symbol.max_leverage:
                 errors.setdefault("leverage", []).append(
                     f"{self.symbol} allows leverage up to {self.symbol.max_leverage}x; "
@@ -193,8 +206,26 @@ class StrategyConfig(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def _on_spot(self) -> bool:
+        return bool(self.symbol_id) and self.symbol.market_type == Symbol.MarketType.SPOT
+
+    def effective_params(self) -> dict:
+        """The stored parameters, with ``shorts`` off on a spot symbol unless they say it
+        (a spot position cannot be short, so the strategy's default of shorts on would only
+        produce ignored signals)."""
+        params = dict(self.params or {}) if isinstance(self.params, dict) else self.params
+        if (
+            isinstance(params, dict)
+            and "shorts" not in params
+            and self._on_spot()
+            and self.strategy
+            and "shorts" in registry.get(self.strategy).Params.names()
+        ):
+            params["shorts"] = False
+        return params
+
     def build_strategy(self):
-        return registry.build(self.strategy, self.params)
+        return registry.build(self.strategy, self.effective_params())
 
     def sizing(self):
         return sizing.validate(self.sizing_method, self.sizing_params)

@@ -155,7 +155,7 @@ def create_run(
     end = end or timezone.now()
     try:
         Constraints(min_trades=min_trades, max_drawdown=max_drawdown)
-        baseline = registry.validate_params(config.strategy, config.params)
+        baseline = registry.validate_params(config.strategy, config.effective_params())
         run = OptimizationRun(
             config=config,
             strategy=config.strategy,
@@ -300,7 +300,7 @@ def should_auto_apply(run: OptimizationRun) -> bool:
     config = StrategyConfig.objects.get(pk=run.config_id)
     if not config.auto_apply_optimized or run.best_params is None:
         return False
-    if registry.validate_params(config.strategy, config.params) != run.baseline_params:
+    if registry.validate_params(config.strategy, config.effective_params()) != run.baseline_params:
         return False
     if run.out_of_sample_score is None:
         return False
@@ -333,12 +333,15 @@ def apply_params(
         validated = registry.validate_params(config.strategy, params)
     except ParamError as exc:
         raise OptimizationError(str(exc)) from None
+    if validated.get("shorts") is True and config.symbol.market_type == "spot":
+        raise OptimizationError(f"shorts: {config.symbol} is a spot symbol and a spot symbol "
+                                "cannot be shorted; these parameters cannot be applied")
     latest = current_version(config)
     if latest is None:
         latest = ParamVersion.objects.create(
             config=config,
             number=1,
-            params=registry.validate_params(config.strategy, config.params),
+            params=registry.validate_params(config.strategy, config.effective_params()),
             source=ParamVersion.Source.INITIAL,
             note="parameters in force before the first recorded change",
         )

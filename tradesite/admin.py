@@ -47,7 +47,11 @@ class StrategyConfigAdmin(OwnedAdminMixin, admin.ModelAdmin):
                     "timeframe",
                     "account",
                     "is_active",
-                ]
+                ],
+                "description": "The symbol must be quoted in the account's quote asset. On a "
+                "spot symbol shorts are off: a strategy's \"shorts\" parameter defaults to "
+                "false there, and \"shorts\": true is refused (a spot symbol cannot be "
+                "shorted); on a perpetual it keeps the strategy's default.",
             },
         ),
         (
@@ -96,6 +100,7 @@ class StrategyConfigAdmin(OwnedAdminMixin, admin.ModelAdmin):
                         if p["min"] is not None or p["max"] is not None
                         else ""
                     )
+                    + (f" {{{'|'.join(map(str, p['choices']))}}}" if p["choices"] else "")
                     for p in described
                 )
                 or "no parameters"

@@ -31,8 +31,15 @@ def _sim_urls() -> tuple[str, str]:
     return f"http://{host}:{port}", f"ws://{host}:{port}"
 
 
+def _sim_binance_urls(port: int) -> tuple[str, str]:
+    host = settings.SIMULATOR_HOST
+    return f"http://{host}:{port}", f"ws://{host}:{port}"
+
+
 def venues() -> list[dict]:
     sim_rest, sim_ws = _sim_urls()
+    spot_rest, spot_ws = _sim_binance_urls(settings.SIMULATOR_BINANCE_PORT)
+    futures_rest, futures_ws = _sim_binance_urls(settings.SIMULATOR_FUTURES_PORT)
     return [
         dict(
             slug="sim",
@@ -40,6 +47,22 @@ def venues() -> list[dict]:
             adapter="upbit",
             rest_url=sim_rest,
             ws_url=sim_ws,
+            is_active=True,
+        ),
+        dict(
+            slug="sim-binance",
+            name="Simulator (Binance spot protocol)",
+            adapter="binance_spot",
+            rest_url=spot_rest,
+            ws_url=spot_ws,
+            is_active=True,
+        ),
+        dict(
+            slug="sim-futures",
+            name="Simulator (Binance USDⓈ-M futures protocol)",
+            adapter="binance_futures",
+            rest_url=futures_rest,
+            ws_url=futures_ws,
             is_active=True,
         ),
         dict(
@@ -108,6 +131,15 @@ SYMBOLS = {
     "sim": [_krw("KRW-BTC"), _krw("KRW-ETH")],
     "upbit": [_krw("KRW-BTC"), _krw("KRW-ETH"), _krw("KRW-XRP")],
     "bithumb": [_krw("KRW-BTC"), _krw("KRW-ETH")],
+    # As the simulator serves them (markets/simulator/server.py default_symbols).
+    "sim-binance": [
+        _usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
+        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.0001", notional="5"),
+    ],
+    "sim-futures": [
+        _usdt("BTCUSDT", "BTC", tick="0.10", step="0.001", notional="5", perpetual=True),
+        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.001", notional="5", perpetual=True),
+    ],
     "binance_spot": [
         _usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
         _usdt("ETHUSDT", "ETH", tick="0.01", step="0.0001", notional="5"),
@@ -291,6 +323,26 @@ def _periodic_tasks(report: Report) -> None:
         report.created.append(f"periodic task {spec['name']}" + ("" if present else " (disabled)"))
 
 
+#: The demo's USDT paper accounts: (label, venue slug, funding in USDT).
+USDT_PAPER_ACCOUNTS = [
+    ("Demo paper USDT (sim Binance spot)", "sim-binance", D("10000")),
+    ("Demo paper USDT (sim futures)", "sim-futures", D("10000")),
+]
+
+
+def _usdt_paper_accounts(owner, report: Report) -> None:
+    """A funded USDT paper account on each simulated Binance venue (only those missing)."""
+    for label, slug, amount in USDT_PAPER_ACCOUNTS:
+        account, created = Account.objects.get_or_create(
+            owner=owner, label=label,
+            defaults={"exchange": Exchange.objects.get(slug=slug), "mode": Account.Mode.PAPER,
+                      "quote_asset": "USDT"},
+        )
+        if created:
+            Balance.objects.create(account=account, asset="USDT", free=amount)
+            report.created.append(f"paper account {label} with {amount:,} USDT")
+
+
 @transaction.atomic
 def bootstrap(write_credentials_to: Path | None = None) -> Report:
     report = Report()
@@ -319,6 +371,8 @@ def bootstrap(write_credentials_to: Path | None = None) -> Report:
     if created:
         Balance.objects.create(account=account, asset="KRW", free=D("10000000"))
         report.created.append("paper account with 10,000,000 KRW")
+
+    _usdt_paper_accounts(demo, report)
 
     available = set(registry.names())
     for spec in EXAMPLE_CONFIGS:

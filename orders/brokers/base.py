@@ -77,6 +77,12 @@ class Broker:
         """Venue balances (live) or None when the book is ours (paper)."""
         return None
 
+    #: How a market buy may be sized: by base quantity, by the quote amount to spend (Upbit
+    #: ``ord_type=price``, Binance spot ``quoteOrderQty``). Paper takes both: it turns a quote
+    #: amount into the quantity it buys at its fill price.
+    market_buy_by_quantity: bool = True
+    market_buy_by_quote: bool = True
+
     #: Whether stop-loss/take-profit orders can be left with the venue (``place_stop``).
     #: False (paper, spot venues, Upbit/Bithumb): the exit guard is the only protection.
     venue_stops: bool = False

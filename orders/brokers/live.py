@@ -67,6 +67,14 @@ class LiveBroker(Broker):
         )
         return cls(adapter, default_costs())
 
+    @property
+    def market_buy_by_quantity(self) -> bool:
+        return self.adapter.capabilities.market_buy_by_quantity
+
+    @property
+    def market_buy_by_quote(self) -> bool:
+        return self.adapter.capabilities.supports_quote_amount_market_buy
+
     def place(self, request: OrderRequest, *, last_price: Decimal, ts_ms: int) -> OrderInfo:
         return self.adapter.place_order(request)
 

@@ -10,7 +10,9 @@ A space maps parameter names to dimensions:
 Parameters the space does not name keep the values of ``base`` (the config's current ones).
 :meth:`Space.from_params` builds the default space from the declaration (every parameter with a
 ``grid``), and user ranges from JSON: a list is explicit values, an object
-``{"min": 5, "max": 20, "step": 1}`` a range.
+``{"min": 5, "max": 20, "step": 1}`` a range. A parameter declared with ``choices`` and no
+``grid`` (Bollinger's ``exit``) is left out of the default space and searched only when named,
+as a list of its choices (``{"exit": ["middle", "opposite"]}``).
 
 Pure: numpy and the standard library.
 """
@@ -209,6 +211,12 @@ def _dimension(name: str, row: dict, spec: Any) -> Dimension:
     if isinstance(spec, (list, tuple)):
         if not spec:
             raise ParamError(f"{name}: give at least one value to try")
+        declared = row.get("choices")
+        bad = [v for v in spec if declared and v not in declared]
+        if bad:
+            raise ParamError(
+                f"{name} must be one of {', '.join(map(str, declared))}; got {bad[0]!r}"
+            )
         return Choice(tuple(spec))
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"min", "max", "step"}

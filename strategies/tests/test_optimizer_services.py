@@ -146,6 +146,14 @@ def test_applying_and_rolling_back_restores_the_exact_previous_parameters(make_c
     assert config.params == run.best_params
 
 
+def test_parameters_that_short_a_spot_symbol_are_not_applied(make_config):
+    config = make_config(strategy="bollinger", params={"shorts": False})
+    with pytest.raises(optimization.OptimizationError, match="a spot symbol cannot be shorted"):
+        optimization.apply_params(config, {"shorts": True}, source=ParamVersion.Source.MANUAL)
+    config.refresh_from_db()
+    assert config.params["shorts"] is False and not config.param_versions.exists()
+
+
 def test_rollback_without_history_says_so(make_config):
     config = make_config()
     with pytest.raises(optimization.OptimizationError, match="no recorded parameter versions"):

@@ -14,6 +14,7 @@ from strategies.base import (
     ENTER_LONG,
     ENTER_SHORT,
     EXIT_LONG,
+    EXIT_SHORT,
     HOLD,
     Candles,
 )
@@ -76,6 +77,76 @@ def test_bollinger_buys_the_close_back_inside_and_sells_at_the_middle():
     actions = registry.build("bollinger").signals(candles).actions
     assert actions[31] == ENTER_LONG  # 95 closed below the lower band, 99 is back inside
     assert actions[33] == EXIT_LONG  # 100.5 crosses the middle band from below
+
+
+def _band_series(sign: float) -> Candles:
+    """Noise near 100, a close outside the band (below for ``sign`` 1, above for -1), back
+    inside (the entry), through the middle band and on through the opposite band."""
+    rng = np.random.default_rng(0)
+    noise = list(100 + rng.normal(0, 0.3, 30))
+    moves = [-5.0, -1.0, -0.5, 0.5, 0.6, 1.5, 2.5, 4.0, 6.0, 8.0]
+    return closes([*noise, *(100 + sign * m for m in moves)])
+
+
+def _first(mask: np.ndarray, after: int) -> int:
+    return int(np.flatnonzero(mask[after + 1:])[0]) + after + 1
+
+
+@pytest.mark.parametrize("exit_mode", ["middle", "opposite", "none"])
+def test_bollinger_exit_modes_on_a_long(exit_mode):
+    candles = _band_series(1.0)
+    actions = registry.build("bollinger", {"exit": exit_mode}).signals(candles).actions
+    upper, middle, _ = ind.bollinger(candles.close, 20, 2.0)
+    assert np.flatnonzero(actions == ENTER_LONG).tolist() == [31]  # same entries in every mode
+    exits = np.flatnonzero(actions == EXIT_LONG).tolist()
+    through_middle = _first(ind.crossed_above(candles.close, middle), 31)
+    through_upper = _first(ind.crossed_above(candles.close, upper), 31)
+    assert through_middle < through_upper
+    expected = {"middle": [through_middle], "opposite": [through_upper], "none": []}[exit_mode]
+    assert [i for i in exits if i > 31] == expected
+
+
+@pytest.mark.parametrize("exit_mode", ["middle", "opposite", "none"])
+def test_bollinger_exit_modes_on_a_short(exit_mode):
+    candles = _band_series(-1.0)
+    actions = registry.build("bollinger", {"exit": exit_mode}).signals(candles).actions
+    _, middle, lower = ind.bollinger(candles.close, 20, 2.0)
+    assert np.flatnonzero(actions == ENTER_SHORT).tolist() == [31]
+    exits = [i for i in np.flatnonzero(actions == EXIT_SHORT).tolist() if i > 31]
+    through_middle = _first(ind.crossed_below(candles.close, middle), 31)
+    through_lower = _first(ind.crossed_below(candles.close, lower), 31)
+    expected = {"middle": [through_middle], "opposite": [through_lower], "none": []}[exit_mode]
+    assert exits == expected
+
+
+def test_bollinger_default_exit_is_the_middle_band_and_backtests_the_same():
+    candles = random_walk(3_000, seed=4, vol=0.004)
+    default = registry.build("bollinger")
+    middle = registry.build("bollinger", {"exit": "middle"})
+    assert default.params.exit == "middle"
+    assert np.array_equal(default.signals(candles).actions, middle.signals(candles).actions)
+    config = BacktestConfig(risk=RiskParams(fee_rate=0.0005))
+    a, b = run(default, candles, config), run(middle, candles, config)
+    assert a.trades and a.trades == b.trades
+    without = run(registry.build("bollinger", {"exit": "none"}), candles, config)
+    assert len(without.trades) < len(a.trades)  # one position held to the end instead
+
+
+def test_bollinger_exit_must_be_a_known_mode():
+    with pytest.raises(ParamError, match="exit must be one of middle, opposite, none; got 'top'"):
+        registry.build("bollinger", {"exit": "top"})
+
+
+def test_optimizer_searches_the_exit_mode_only_when_named():
+    from strategies.optimizer import Choice, Space
+
+    params = registry.get("bollinger").Params
+    assert "exit" not in Space.from_params(params).dims  # the default grid is unchanged
+    space = Space.from_params(params, {"exit": ["middle", "opposite", "none"], "k": [2.0]})
+    assert space.dims["exit"] == Choice(("middle", "opposite", "none"))
+    assert [p["exit"] for p in space.grid()] == ["middle", "opposite", "none"]
+    with pytest.raises(ParamError, match="exit must be one of middle, opposite, none; got 'top'"):
+        Space.from_params(params, {"exit": ["middle", "top"]})
 
 
 def test_volatility_breakout_enters_at_the_level_and_leaves_at_the_next_days_open():

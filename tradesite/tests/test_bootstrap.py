@@ -20,6 +20,8 @@ def test_bootstrap_creates_demo_data_once(tmp_path, monkeypatch):
     assert User.objects.get(username="demo").check_password(first.credentials["demo"])
     assert set(Exchange.objects.values_list("slug", flat=True)) == {
         "sim",
+        "sim-binance",
+        "sim-futures",
         "upbit",
         "bithumb",
         "binance_spot",
@@ -30,7 +32,7 @@ def test_bootstrap_creates_demo_data_once(tmp_path, monkeypatch):
         Symbol.objects.filter(exchange__slug="binance_futures", market_type="perpetual").count()
         == 2
     )
-    account = Account.objects.get(owner__username="demo")
+    account = Account.objects.get(owner__username="demo", exchange__slug="sim")
     assert account.mode == "paper" and account.balances.get(asset="KRW").free == 10_000_000
 
     counts = [m.objects.count() for m in (User, Exchange, Symbol, Account, PeriodicTask)]
@@ -60,3 +62,23 @@ def test_demo_user_is_a_staff_trader_not_superuser():
     assert demo.is_staff and not demo.is_superuser
     assert demo.has_perm("strategies.change_strategyconfig")
     assert not demo.has_perm("orders.change_order")
+
+
+def test_bootstrap_makes_funded_usdt_paper_accounts_on_the_simulated_binance_venues():
+    bootstrap()
+    for slug, market_type in (("sim-binance", "spot"), ("sim-futures", "perpetual")):
+        venue = Exchange.objects.get(slug=slug)
+        assert venue.is_active and venue.rest_url.startswith("http://127.0.0.1:")
+        assert set(venue.symbols.values_list("market_type", "quote")) == {(market_type, "USDT")}
+        account = Account.objects.get(owner__username="demo", exchange=venue)
+        assert (account.mode, account.quote_asset) == ("paper", "USDT")
+        assert account.balances.get(asset="USDT").free == 10_000
+        account.full_clean()  # the venue trades USDT: the account validates as it is
+
+    # Only what is missing: a deleted account comes back funded, a spent one is left alone.
+    spot = Account.objects.get(owner__username="demo", exchange__slug="sim-binance")
+    spot.balances.filter(asset="USDT").update(free=1)
+    Account.objects.filter(owner__username="demo", exchange__slug="sim-futures").delete()
+    report = bootstrap()
+    assert report.created == ["paper account Demo paper USDT (sim futures) with 10,000 USDT"]
+    assert spot.balances.get(asset="USDT").free == 1
