@@ -172,3 +172,26 @@ def test_a_negative_rate_reverses_the_sign_and_late_positions_do_not_pay(
     assert row.funding_time == at_ms(T0 + 8 * HOUR)
     assert row.amount == position.quantity * Decimal("100000") * Decimal("0.0002") > 0
     assert funding.apply_funding(now=at_ms(T0 + 8 * HOUR + 2 * MINUTE)) == 0
+
+
+def test_the_api_and_the_dashboard_show_pnl_at_the_mark(
+        client, perpetual, futures_account, make_config):
+    from orders.models import ApiToken
+
+    position = open_position(futures_account, make_config, perpetual)
+    set_mark(perpetual, 101_000)
+    _, key = ApiToken.issue(futures_account.owner, "test")
+    body = client.get("/api/positions", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    (item,) = body["positions"]
+    assert Decimal(item["mark_price"]) == 101_000 and Decimal(item["last_price"]) == 100_000
+    pnl = (Decimal("101000") - position.entry_price) * position.quantity
+    assert Decimal(item["unrealized_pnl"]) == pnl
+    client.force_login(futures_account.owner)
+    page = client.get("/").content.decode()
+    assert "mark</span>" in page
+    set_mark(perpetual, 101_000, age_s=61)
+    (item,) = client.get("/api/positions",
+                         HTTP_AUTHORIZATION=f"Bearer {key}").json()["positions"]
+    assert item["mark_price"] is None
+    assert Decimal(item["unrealized_pnl"]) == (Decimal("100000") - position.entry_price) * \
+        position.quantity
