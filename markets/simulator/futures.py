@@ -78,7 +78,8 @@ class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
         get("/fapi/v1/exchangeInfo", e(1, self.exchange_info))
         get("/fapi/v1/klines", e(5, self.klines))
         get("/fapi/v1/ticker/price", e(1, self.ticker_price))
-        get("/fapi/v1/premiumIndex", e(1, self.premium_index))
+        get("/fapi/v1/premiumIndex",
+            e(lambda q: 1 if q.get("symbol") else 10, self.premium_index))
         add("POST", "/fapi/v1/leverage", e(1, self.leverage, signed=True))
         add("POST", "/fapi/v1/marginType", e(1, self.margin_type, signed=True))
         get("/fapi/v1/positionSide/dual", e(30, self.get_dual, signed=True))

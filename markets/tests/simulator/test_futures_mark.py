@@ -24,6 +24,7 @@ async def test_premium_index_of_one_symbol_and_of_all_follow_the_documented_shap
                         params={"symbol": "BTCUSDT"}) as resp:
         assert resp.status == 200
         one = await resp.json()
+        used_one = int(resp.headers["X-MBX-USED-WEIGHT-1M"])
     assert same_shape(one, sample("binance_futures_premium_index.json")["one"]) == []
     for field in ("markPrice", "indexPrice", "estimatedSettlePrice", "lastFundingRate",
                   "interestRate"):
@@ -38,6 +39,8 @@ async def test_premium_index_of_one_symbol_and_of_all_follow_the_documented_shap
 
     async with http.get(f"{frozen_sim.futures_url}/fapi/v1/premiumIndex") as resp:
         rows = await resp.json()
+        # Binance's weights: 1 with a symbol, 10 without.
+        assert int(resp.headers["X-MBX-USED-WEIGHT-1M"]) == used_one + 10
     assert same_shape(rows, sample("binance_futures_premium_index.json")["all"]) == []
     assert {r["symbol"] for r in rows} == set(frozen_sim.venues["futures"].markets)
     async with http.get(f"{frozen_sim.futures_url}/fapi/v1/premiumIndex",
