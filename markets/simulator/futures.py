@@ -6,6 +6,8 @@ One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and M
 (``algoType=CONDITIONAL``, ``triggerPrice``, ``clientAlgoId``, ``reduceOnly`` or
 ``closePosition``), triggered by this venue's trades; leverage and margin type per symbol;
 ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ACCOUNT_CONFIG_UPDATE and ALGO_UPDATE on the user stream.
+Mark price and funding (:mod:`markets.simulator.futures_mark`): ``/fapi/v1/premiumIndex`` and
+``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it.
 """
 
 from __future__ import annotations
