@@ -195,3 +195,46 @@ def test_the_api_and_the_dashboard_show_pnl_at_the_mark(
     assert item["mark_price"] is None
     assert Decimal(item["unrealized_pnl"]) == (Decimal("100000") - position.entry_price) * \
         position.quantity
+
+
+def test_on_the_simulator_the_venue_mark_liquidates_and_the_trade_price_does_not(
+        trader, make_account, make_config):
+    """End to end: the futures simulator's mark diverges from its trades; the collector's REST
+    fallback stores it; the exit guard liquidates on it (and not on a trade alone)."""
+    from markets.backfill import adapter_for
+    from markets.markprice import refresh_stale
+    from markets.models import Exchange
+    from markets.simulator.server import SimConfig, SimulatorThread
+
+    sim = SimulatorThread(SimConfig(seed=3, history_days=0.05, venues=("futures",)))
+    try:
+        exchange = Exchange.objects.create(slug="simf", name="Sim futures",
+                                           adapter="binance_futures", rest_url=sim.futures_url,
+                                           ws_url=sim.futures_ws_url)
+        perp = Symbol.objects.create(
+            exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
+            market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
+            step_size=Decimal("0.001"), min_notional=Decimal("5"), max_leverage=20)
+        account = make_account(trader, label="sim-futures", quote_asset="USDT")
+        fund(account, "USDT", "10000")
+        make_config(account, name="perp", symbol=perp, leverage=10, params={"enter": 3},
+                    sizing_method="fixed_quote", sizing_params={"amount": 1000})
+        store(perp, [100_000.0] * 4)
+        tasks.evaluate("simf", "BTCUSDT", "1m", T0 + 3 * MINUTE)
+        position = Position.objects.get(account=account)
+        liq = float(position.liquidation_price)
+        marks = sim.sim.venues["futures"].marks
+
+        sim.call(lambda: marks.pin("BTCUSDT", mark=round(liq + 3_000, 1)))
+        assert refresh_stale(adapter_for) == 1
+        assert tasks.exit_guard("simf", "BTCUSDT", liq - 50, T0 + 5 * MINUTE)["closed"] == 0
+
+        sim.call(lambda: marks.pin("BTCUSDT", mark=round(liq - 100, 1)))
+        MarkPrice.objects.filter(symbol=perp).update(
+            updated_at=timezone.now() - dt.timedelta(seconds=61))  # the stream is down
+        assert refresh_stale(adapter_for) == 1
+        assert MarkPrice.objects.get(symbol=perp).price == Decimal(str(round(liq - 100, 1)))
+        result = tasks.exit_guard("simf", "BTCUSDT", liq + 3_000, T0 + 6 * MINUTE)
+        assert result["reasons"] == ["liquidation"]
+    finally:
+        sim.stop()
