@@ -230,6 +230,43 @@ class Candle(models.Model):
         return f"{self.symbol_id} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
 
 
+class MarkPrice(models.Model):
+    """The latest mark price of a perpetual symbol, with its funding rate and next funding time,
+    as the venue last published it (``markets.markprice``: the stream's ``@markPrice@1s``, the
+    collector's REST ``premiumIndex`` when the stream is down). One row per symbol, upserted.
+
+    Its own table rather than fields on :class:`Symbol`: it is written every second, and a
+    Symbol save is an admin edit that bumps the stream's symbol-set stamp. ``last_funding_*``
+    keep the settlement before ``next_funding_time`` (kept when the venue moves it on), which
+    paper funding books (``orders.funding``)."""
+
+    symbol = models.OneToOneField(
+        Symbol, on_delete=models.CASCADE, primary_key=True, related_name="mark"
+    )
+    price = models.DecimalField(**MONEY)
+    index_price = models.DecimalField(**MONEY, null=True, blank=True)
+    funding_rate = models.DecimalField(
+        max_digits=16, decimal_places=10, null=True, blank=True,
+        help_text="Rate settled at the next funding time (fraction: 0.0001 = 0.01 %).",
+    )
+    next_funding_time = models.DateTimeField(null=True, blank=True)
+    last_funding_time = models.DateTimeField(null=True, blank=True)
+    last_funding_rate = models.DecimalField(
+        max_digits=16, decimal_places=10, null=True, blank=True
+    )
+    last_funding_price = models.DecimalField(**MONEY, null=True, blank=True)
+    venue_time = models.DateTimeField(help_text="When the venue computed it (UTC).")
+    updated_at = models.DateTimeField(help_text="When it was stored here (UTC).")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="markprice_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol_id} mark {self.price}"
+
+
 class PendingRange(models.Model):
     """Candles a job set out to store and has not stored yet: ``[start, end)`` of one series.
 

@@ -6,7 +6,9 @@ import logging
 
 from celery import shared_task
 
+from markets.backfill import adapter_for
 from markets.collect import collect
+from markets.markprice import refresh_stale
 
 log = logging.getLogger(__name__)
 
@@ -14,9 +16,15 @@ log = logging.getLogger(__name__)
 @shared_task(name="markets.tasks.collect_candles", ignore_result=True)
 def collect_candles() -> dict:
     """Fetch what is newer than the stored candles for every active symbol and timeframe,
-    plus the gaps the stream reported. Unreachable venues are logged and skipped."""
+    plus the gaps the stream reported, and the mark prices of perpetuals whose stored mark is
+    stale. Unreachable venues are logged and skipped."""
     report = collect()
     log.info("collect_candles: %s%s", report.summary(),
              f"; skipped {', '.join(report.venues_skipped)}" if report.venues_skipped else "")
+    marks = 0
+    try:  # the mark-price fallback: stale marks of perpetuals (the stream is down) over REST
+        marks = refresh_stale(adapter_for)
+    except Exception:
+        log.exception("collect_candles: refreshing stale mark prices failed")
     return {"fetched": report.fetched, "inserted": report.inserted, "requests": report.requests,
-            "skipped": report.venues_skipped}
+            "skipped": report.venues_skipped, "marks": marks}

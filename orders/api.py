@@ -27,7 +27,7 @@ from orders.api_schemas import (
     SignalsQuery,
 )
 from orders.brokers import BrokerUnavailable
-from orders.equity import last_prices, value_account
+from orders.equity import last_prices, position_prices, value_account
 from orders.models import Order, Position
 from strategies.models import Signal, StrategyConfig
 
@@ -97,13 +97,17 @@ def positions(request, q: Query[PositionsQuery]):
     if q.open != "0":
         qs = qs.filter(closed_at__isnull=True)
     rows = list(qs[: q.limit])
-    prices = last_prices({p.symbol_id for p in rows})
+    last = last_prices({p.symbol_id for p in rows})
+    prices, marked = position_prices(rows, last)
     out = []
     for position in rows:
         item = services.position_payload(position)
         price = prices.get(position.symbol_id)
         direction = 1 if position.side == Position.PositionSide.LONG else -1
-        item["last_price"] = None if price is None else str(price)
+        item["last_price"] = None if last.get(position.symbol_id) is None else str(
+            last[position.symbol_id])
+        # Perpetuals: PnL at the fresh mark price (None: the last trade price was used).
+        item["mark_price"] = str(price) if position.symbol_id in marked else None
         item["unrealized_pnl"] = (
             None
             if price is None or position.closed_at

@@ -1,16 +1,26 @@
-"""Account valuation: cash plus holdings and open positions marked to the last closed candle."""
+"""Account valuation: cash plus holdings marked to the last closed candle, and open positions
+marked to their price: for a perpetual, the venue's mark price when it is fresh
+(``markets.markprice.fresh_marks``, under ``MARK_PRICE_FRESH_S`` = 60 s old), else the last
+trade price with a logged note (at most once per symbol per ``NOTE_EVERY_S``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from decimal import Decimal
 
 from django.db.models import OuterRef, Subquery
 
+from markets.markprice import fresh_marks
 from markets.models import Account, Balance, Candle, Symbol
 from orders.models import Position
 
+log = logging.getLogger(__name__)
+
 ZERO = Decimal("0")
+NOTE_EVERY_S = 300.0
+_noted: dict[int, float] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +49,39 @@ def last_prices(symbol_ids) -> dict[int, Decimal]:
     return prices
 
 
+def note_no_mark(symbol_id: int, what: str) -> None:
+    """Log that a perpetual had no fresh mark price and ``what`` used the last trade price."""
+    now = time.monotonic()
+    if now - _noted.get(symbol_id, -1e9) >= NOTE_EVERY_S:
+        _noted[symbol_id] = now
+        log.info("no fresh mark price for perpetual symbol %s: %s uses the last trade price",
+                 symbol_id, what)
+
+
+def with_marks(prices: dict[int, Decimal], perpetual_ids, what: str) -> set[int]:
+    """Replace, in ``prices``, the price of each perpetual in ``perpetual_ids`` by its fresh mark
+    price (one query); returns the ids that were marked. The others keep the last trade price
+    (noted in the log)."""
+    perpetual_ids = set(perpetual_ids)
+    marks = fresh_marks(perpetual_ids) if perpetual_ids else {}
+    prices.update(marks)
+    for pk in perpetual_ids - set(marks):
+        note_no_mark(pk, what)
+    return set(marks)
+
+
+def position_prices(positions, last: dict[int, Decimal] | None = None
+                    ) -> tuple[dict[int, Decimal], set[int]]:
+    """The price each position's unrealized PnL uses, by symbol id (positions need their
+    ``symbol`` loaded), and the symbol ids priced at the mark. ``last``: the last prices when
+    the caller already has them."""
+    positions = list(positions)
+    prices = dict(last) if last is not None else last_prices({p.symbol_id for p in positions})
+    perpetual = {p.symbol_id for p in positions
+                 if p.symbol.market_type == Symbol.MarketType.PERPETUAL}
+    return prices, with_marks(prices, perpetual, "unrealized PnL")
+
+
 def value_account(account: Account) -> Valuation:
     """Equity in ``account.quote_asset``: quote balance + other assets at their last close on the
     same venue + unrealized PnL of open perpetual positions. Assets without a price are listed in
@@ -47,9 +90,10 @@ def value_account(account: Account) -> Valuation:
 
 
 def value_accounts(accounts, balances: dict[int, list] | None = None) -> dict[int, Valuation]:
-    """:func:`value_account` for many accounts in four queries in all (balances, spot symbols,
-    open perpetual positions, last prices), not four per account. ``balances`` maps an account
-    id to its Balance rows when the caller already holds them (e.g. locked); by account id."""
+    """:func:`value_account` for many accounts in five queries in all (balances, spot symbols,
+    open perpetual positions, last prices, mark prices), not five per account. ``balances``
+    maps an account id to its Balance rows when the caller already holds them (e.g. locked);
+    by account id."""
     accounts = list(accounts)
     ids = [a.pk for a in accounts]
     if balances is None:
@@ -79,10 +123,9 @@ def value_accounts(accounts, balances: dict[int, list] | None = None) -> dict[in
         symbol__market_type=Symbol.MarketType.PERPETUAL,
     ).select_related("symbol"):
         positions[position.account_id].append(position)
-    prices = last_prices(
-        {s.pk for s in symbols.values()}
-        | {p.symbol_id for rows in positions.values() for p in rows}
-    )
+    perpetual_ids = {p.symbol_id for rows in positions.values() for p in rows}
+    prices = last_prices({s.pk for s in symbols.values()} | perpetual_ids)
+    with_marks(prices, perpetual_ids, "equity")
     out = {}
     for account in accounts:
         cash = sum(

@@ -14,6 +14,13 @@ trailing stop trails the best price seen *before* this range, and moves after it
 A hit closes the whole position through the account's broker (market, reduce-only) at the
 trigger level (the open when the range gapped through it), with the broker's slippage and fee.
 Resting paper limit orders on the symbol are matched against the same prices.
+
+Liquidation of a paper perpetual is checked against the venue's mark price, as Binance does,
+when a fresh one is stored (``markets.markprice.fresh_marks``, under 60 s old): the mark at or
+beyond the liquidation price liquidates, whatever the last trade did; without a fresh mark the
+trade prices are used and the log says so. Stop, target and trailing stop always use the trade
+prices (Binance's default ``workingType`` CONTRACT_PRICE, what the venue stops are placed
+with). The replay (``guard_range``) stays on the candles, like the backtester.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from decimal import Decimal
 
 from django.db.models import Max
 
+from markets.markprice import fresh_marks
 from markets.models import Account, Candle, Symbol
 from markets.timeframes import timeframe_ms
 from orders import services
@@ -68,12 +76,29 @@ def position_levels(position: Position) -> pm.ExitLevels:
 
 
 def check_position(
-    position: Position, open_price: float, high: float, low: float, ts_ms: int
+    position: Position, open_price: float, high: float, low: float, ts_ms: int,
+    *, mark: Decimal | None = None, use_mark: bool = False,
 ) -> str | None:
     """Check one position against one range; close it on a hit (returns the reason) or move
-    its best price for the trailing stop."""
+    its best price for the trailing stop. With ``use_mark`` (the live guard), a perpetual's
+    liquidation is checked against ``mark`` (its fresh mark price; None: none is fresh, the
+    trade prices are used and the log says so)."""
     side = pm.LONG if position.side == Position.PositionSide.LONG else pm.SHORT
     levels = position_levels(position)
+    if (use_mark and not math.isnan(levels.liquidation)
+            and position.symbol.market_type == Symbol.MarketType.PERPETUAL):
+        if mark is None:
+            from orders.equity import note_no_mark
+
+            note_no_mark(position.symbol_id, "the liquidation check")
+        else:
+            if side * (float(mark) - levels.liquidation) <= 0.0:
+                services.close_position(
+                    position, pm.REASON_NAMES[pm.REASON_LIQUIDATION],
+                    last_price=services.dec(levels.liquidation), ts_ms=ts_ms,
+                )
+                return pm.REASON_NAMES[pm.REASON_LIQUIDATION]
+            levels = dataclasses.replace(levels, liquidation=math.nan)
     reason, level, _ambiguous = pm.check_exit(
         side, open_price, high, low, levels.stop, levels.trailing, levels.liquidation,
         levels.target, True,
@@ -110,13 +135,17 @@ def guard_symbol(
     )
     if account_ids is not None:
         positions = positions.filter(account_id__in=list(account_ids))
+    positions = list(positions)
+    mark = None
+    if positions and symbol.market_type == Symbol.MarketType.PERPETUAL:
+        mark = fresh_marks([symbol.pk]).get(symbol.pk)
     for position in positions:
         report.positions += 1
         try:
             # Opened after this range began: only the price itself applies.
             opened_ms = int(position.opened_at.timestamp() * 1000)
             o, h, lo = (price, high, low) if opened_ms <= ts_ms else (price, price, price)
-            reason = check_position(position, o, h, lo, ts_ms)
+            reason = check_position(position, o, h, lo, ts_ms, mark=mark, use_mark=True)
         except Exception:
             report.errors += 1
             log.exception("exit guard: position %s failed", position.pk)

@@ -258,6 +258,34 @@ class Position(models.Model):
         return self.closed_at is None
 
 
+class FundingPayment(models.Model):
+    """A perpetual's funding settled on an open paper position at a funding time: ``amount``
+    (quote currency, + received, - paid) = -(+1 long / -1 short) x quantity x mark x rate,
+    moved on the account's quote balance and added to the position's realized PnL; no Fill.
+    One per position and funding time (``orders.funding`` books it once)."""
+
+    position = models.ForeignKey(
+        Position, on_delete=models.CASCADE, related_name="funding_payments"
+    )
+    funding_time = models.DateTimeField(help_text="The venue's funding time (UTC).")
+    rate = models.DecimalField(max_digits=16, decimal_places=10)
+    mark_price = models.DecimalField(**MONEY)
+    quantity = models.DecimalField(**MONEY)
+    amount = models.DecimalField(**MONEY, help_text="+ received, - paid (quote currency).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-funding_time", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["position", "funding_time"], name="funding_once_per_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position_id} {self.funding_time:%Y-%m-%d %H:%M} {self.amount}"
+
+
 class EquitySnapshot(models.Model):
     """Account equity (cash + positions marked to the last close) at a point in time."""
 

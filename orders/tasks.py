@@ -9,7 +9,7 @@ from celery.signals import worker_ready
 
 from markets.fields import UNREADABLE
 from markets.models import Account
-from orders import evaluation, exits, protection, recovery, services
+from orders import evaluation, exits, funding, protection, recovery, services
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,18 @@ def reconcile_at_worker_start(sender=None, **kwargs) -> None:
 def run_trading() -> int:
     """Beat, every minute: reconcile (live orders by client order id, venue stops, paper
     orders left unsent by a stopped process), the exit guard's fallback on the newest stored
-    prices, then catch up on the newest stored bar of every traded symbol/timeframe (a bar
+    prices, funding of paper perpetual positions at the funding times (``orders.funding``),
+    then catch up on the newest stored bar of every traded symbol/timeframe (a bar
     whose evaluate message was lost is evaluated here; a repeat stores and orders nothing
     new). Returns the number of signals created."""
     reconcile_all()
     guard = exits.guard_all_from_candles()
+    try:
+        paid = funding.apply_funding()
+        if paid:
+            log.info("run_trading: %s paper funding payment(s) booked", paid)
+    except Exception:
+        log.exception("paper funding failed")
     created = 0
     for venue, symbol, timeframe, bar_time_ms in evaluation.latest_closed_bars():
         created += evaluation.evaluate_bar(venue, symbol, timeframe, bar_time_ms).signals_created

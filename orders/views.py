@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from markets.fields import UNREADABLE
 from markets.models import Account
 from orders import killswitch, risk, services
-from orders.equity import last_prices, value_account
+from orders.equity import position_prices, value_account
 from orders.models import EquitySnapshot, Order, Position
 from strategies.models import Signal, StrategyConfig
 
@@ -70,7 +70,7 @@ def dashboard(request):
         .filter(closed_at__isnull=True)
         .select_related("symbol__exchange", "account", "config")
     )
-    prices = last_prices({p.symbol_id for p in positions})
+    prices, marked = position_prices(positions)
     rows = []
     for position in positions:
         price = prices.get(position.symbol_id)
@@ -79,6 +79,7 @@ def dashboard(request):
             {
                 "position": position,
                 "price": price,
+                "marked": position.symbol_id in marked,
                 "pnl": None
                 if price is None
                 else (price - position.entry_price) * position.quantity * direction,

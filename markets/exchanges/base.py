@@ -61,6 +61,10 @@ class Capabilities:
     #: Conditional reduce-only stop-loss/take-profit orders held and triggered by the venue
     #: (``place_stop``). False: the exit guard is the position's only protection.
     supports_venue_stops: bool = False
+    #: The venue publishes a mark price and funding rate for its perpetuals (REST
+    #: ``mark_prices``, stream ``stream_mark_prices``); liquidation and unrealized PnL of
+    #: perpetual positions use it. False: no mark price (spot venues).
+    mark_price: bool = False
     unsupported_timeframes: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -137,6 +141,20 @@ class Kline:
     quote_volume: float | None
     closed: bool
     event_ms: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkPrice:
+    """A perpetual's mark price with its index and funding. ``funding_rate`` is the rate
+    settled at ``next_funding_ms`` (per funding interval, a fraction: 0.0001 = 0.01 %); both are
+    None for a contract without funding. ``ts_ms``: when the venue computed it."""
+
+    symbol: str
+    mark_price: Decimal
+    index_price: Decimal | None
+    funding_rate: Decimal | None
+    next_funding_ms: int | None
+    ts_ms: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,6 +364,13 @@ class ExchangeAdapter:
 
     def stream_klines(self, symbols: list[str], timeframe: str) -> AsyncIterator[Kline]:
         raise NotImplementedError(f"{self.key} has no kline stream; build bars from trades")
+
+    def mark_prices(self, symbols: list[str] | None = None) -> list[MarkPrice]:
+        """The latest mark price of ``symbols`` (None: every perpetual), over REST."""
+        raise NotImplementedError(f"{self.key} has no mark price")
+
+    def stream_mark_prices(self, symbols: list[str]) -> AsyncIterator[MarkPrice]:
+        raise NotImplementedError(f"{self.key} has no mark price stream")
 
     # private ---------------------------------------------------------------------------
     def balances(self) -> list[Balance]:

@@ -82,6 +82,7 @@ class BinanceAdapter(ExchangeAdapter):
         self._symbols: dict[str, SymbolInfo] | None = None
         self.stream_stats = StreamStats()
         self.user_stream_stats = StreamStats()
+        self.mark_stream_stats = StreamStats()
 
     # plumbing ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -21,11 +21,13 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+from . import binance_mark as bm
 from . import binance_parse as bp
 from .base import (
     CANCELLED,
     Balance,
     Capabilities,
+    MarkPrice,
     OrderInfo,
     OrderRequest,
     PositionInfo,
@@ -61,6 +63,7 @@ FUTURES_CAPABILITIES = Capabilities(
     supports_reduce_only=True,
     supports_leverage=True,
     supports_venue_stops=True,
+    mark_price=True,
     has_server_time=True,
     ws_kline_stream=True,
     ws_max_lifetime_s=24 * 3600.0,
@@ -87,9 +90,29 @@ class BinanceFuturesAdapter(BinanceAdapter):
     TRADES_WEIGHT = 5
     OPEN_WEIGHTS = (1, 40)
 
+    MARK_STREAM = "markPrice@1s"
+
     def __init__(self, *, keepalive_s: float = 30 * 60.0, **kw: Any) -> None:
         super().__init__(**kw)
         self.keepalive_s = keepalive_s
+
+    # mark price --------------------------------------------------------------------------
+    def mark_prices(self, symbols: list[str] | None = None) -> list[MarkPrice]:
+        """``GET /fapi/v1/premiumIndex``: one symbol (weight 1), else all (weight 10) cut to
+        ``symbols``."""
+        if symbols is not None and len(symbols) == 1:
+            payload = self._public("/fapi/v1/premiumIndex", [("symbol", symbols[0])], weight=1)
+            return bm.parse_premium_index(payload)
+        rows = bm.parse_premium_index(self._public("/fapi/v1/premiumIndex", weight=10))
+        wanted = None if symbols is None else set(symbols)
+        return [r for r in rows if wanted is None or r.symbol in wanted]
+
+    async def stream_mark_prices(self, symbols: list[str]) -> AsyncIterator[MarkPrice]:
+        """``<symbol>@markPrice@1s`` of many symbols on one combined ``/market`` stream."""
+        spec = self._market_spec([f"{s.lower()}@{self.MARK_STREAM}" for s in symbols])
+        async for item in run_stream(spec, self.mark_stream_stats):
+            if isinstance(item, MarkPrice):
+                yield item
 
     def _kline_weight(self, limit: int) -> int:
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10

@@ -28,6 +28,7 @@ from .base import (
     CandleRow,
     FillInfo,
     Kline,
+    MarkPrice,
     OrderInfo,
     OrderUpdate,
     PositionInfo,
@@ -39,6 +40,7 @@ from .base import (
     Trade,
     ohlcv_problem,
 )
+from .binance_mark import parse_mark_price_event
 from .errors import AuthenticationError, StreamRestart
 from .kr_parse import as_object, dec
 
@@ -98,8 +100,8 @@ def parse_kline_event(msg: dict[str, Any]) -> Kline:
                  quote_volume=float(k["q"]), closed=bool(k["x"]), event_ms=int(msg["E"]))
 
 
-def parse_ws_market(frame: Any) -> list[Trade | Kline]:
-    """A market-stream frame (raw or ``{"stream","data"}`` combined) -> trades/klines.
+def parse_ws_market(frame: Any) -> list[Trade | Kline | MarkPrice]:
+    """A market-stream frame (raw or ``{"stream","data"}`` combined) -> trades/klines/marks.
 
     Subscribe replies yield nothing; ``serverShutdown`` asks for a reconnect.
     """
@@ -111,6 +113,8 @@ def parse_ws_market(frame: Any) -> list[Trade | Kline]:
         return [parse_trade(msg)]
     if kind == "kline":
         return [parse_kline_event(msg)]
+    if kind == "markPriceUpdate":
+        return [parse_mark_price_event(msg)]
     if kind == "serverShutdown":
         raise StreamRestart("serverShutdown")
     if "result" in msg and "id" in msg:

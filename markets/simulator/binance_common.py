@@ -117,7 +117,7 @@ class BinanceBase(Venue):
 
     def endpoint(
         self,
-        weight: int,
+        weight,
         handler,
         *,
         signed: bool = False,
@@ -129,6 +129,10 @@ class BinanceBase(Venue):
             query = request.rel_url.raw_query_string
             body = await request.text() if request.can_read_body else ""
             who = request.remote or ""
+            if callable(weight):  # a weight that depends on the query (e.g. with/without symbol)
+                cost = weight(dict(parse_qsl(query)))
+            else:
+                cost = weight
             if faults.rate_limits:
                 banned = self.bans.check(who, faults)
                 if banned:
@@ -143,7 +147,7 @@ class BinanceBase(Venue):
                         resp.headers["Retry-After"] = retry_after_value(banned)
                     return resp
                 ok, used, limit, reset = self.budget.spend(
-                    "weight", weight, faults.rate_limit_budget, who
+                    "weight", cost, faults.rate_limit_budget, who
                 )
                 if not ok:
                     resp = berror(
@@ -159,7 +163,7 @@ class BinanceBase(Venue):
                     self.bans.refused(who, reset)
                     return resp
             else:
-                used = weight
+                used = cost
             try:
                 if signed:
                     key, params = self.hmac.verify(request.headers.get("X-MBX-APIKEY"), query, body)

@@ -6,6 +6,8 @@ One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and M
 (``algoType=CONDITIONAL``, ``triggerPrice``, ``clientAlgoId``, ``reduceOnly`` or
 ``closePosition``), triggered by this venue's trades; leverage and margin type per symbol;
 ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ACCOUNT_CONFIG_UPDATE and ALGO_UPDATE on the user stream.
+Mark price and funding (:mod:`markets.simulator.futures_mark`): ``/fapi/v1/premiumIndex`` and
+``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiohttp import web
 
 from markets.simulator.accounts import ZERO, FeeModel, Order, OrderError, SpotEngine, dec
 from markets.simulator.binance_common import INTERVALS, BinanceBase, berror, missing
+from markets.simulator.futures_mark import FuturesMarkMixin
 from markets.simulator.futures_user import FuturesUserStream
 from markets.simulator.market import tick_of
 from markets.simulator.positions import AlgoOrder, FuturesAccount, FuturesEngine
@@ -34,7 +37,7 @@ RATE_LIMITS = [
 ]
 
 
-class FuturesVenue(FuturesUserStream, BinanceBase):
+class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
     name = "futures"
     weight_limit = 2400
     kline_limit = 1500
@@ -58,8 +61,10 @@ class FuturesVenue(FuturesUserStream, BinanceBase):
             seed=ctx.seed + 1,
             clock_ms=ctx.clock_ms,
         )
+        self.init_marks()
         self.engine = FuturesEngine(
-            markets, spread_bps=spread_bps, clock_ms=ctx.clock_ms, spot_engine=ids
+            markets, spread_bps=spread_bps, clock_ms=ctx.clock_ms, spot_engine=ids,
+            mark_fn=self.mark_decimal,
         )
         self.listen_keys: dict[str, tuple[str, int]] = {}  # listenKey -> (api key, expires ms)
         self.user_conns: set[Connection] = set()
@@ -75,6 +80,8 @@ class FuturesVenue(FuturesUserStream, BinanceBase):
         get("/fapi/v1/exchangeInfo", e(1, self.exchange_info))
         get("/fapi/v1/klines", e(5, self.klines))
         get("/fapi/v1/ticker/price", e(1, self.ticker_price))
+        get("/fapi/v1/premiumIndex",
+            e(lambda q: 1 if q.get("symbol") else 10, self.premium_index))
         add("POST", "/fapi/v1/leverage", e(1, self.leverage, signed=True))
         add("POST", "/fapi/v1/marginType", e(1, self.margin_type, signed=True))
         get("/fapi/v1/positionSide/dual", e(30, self.get_dual, signed=True))
@@ -595,7 +602,18 @@ class FuturesVenue(FuturesUserStream, BinanceBase):
             ]
         )
 
+    def valid_stream(self, name: str) -> bool:
+        symbol, _, kind = name.partition("@")
+        if self.mark_stream_period(kind) is not None:
+            return symbol.upper() in self.markets and symbol == symbol.lower()
+        return super().valid_stream(name)
+
+    def on_tick(self, now_ms: int) -> None:
+        super().on_tick(now_ms)
+        self.push_marks(now_ms)
+
     def on_trades(self, symbol: str, trades: dict) -> None:
+        self.marks.on_trades(symbol, trades["ts"], trades["price"])
         self.engine.on_trades(symbol, trades["price"], list(self.accounts.values()))
         self.push_trades(symbol, trades)
         self._expire_listen_keys()

@@ -7,8 +7,10 @@ margins. Fills follow :mod:`accounts` (market at last +- half spread, limits whe
 Conditional ("algo") orders: STOP_MARKET / TAKE_PROFIT_MARKET, reduce-only, triggered by this
 venue's own trades (CONTRACT_PRICE: the last trade price) and filled as a reduce-only market
 order at that moment; a trigger with nothing left to reduce is REJECTED.
-Not simulated: hedge mode, liquidation, funding, MARK_PRICE triggers, limit (STOP/TAKE_PROFIT)
-conditional orders, trailing stops.
+Unrealized PnL (and so the available balance) is marked to the venue's mark price
+(:mod:`markets.simulator.markprice`, ``mark_fn``); triggers stay on the last trade.
+Not simulated: hedge mode, liquidation, funding payments, MARK_PRICE triggers, limit
+(STOP/TAKE_PROFIT) conditional orders, trailing stops.
 """
 
 from __future__ import annotations
@@ -90,8 +92,10 @@ class FuturesEngine:
         clock_ms,
         asset: str = "USDT",
         spot_engine,
+        mark_fn=None,
     ) -> None:
         self.markets, self.clock_ms, self.asset = markets, clock_ms, asset
+        self.mark_fn = mark_fn or self.last
         self.maker, self.taker = dec(maker), dec(taker)
         self.half_spread = Decimal(str(spread_bps)) / Decimal(20000)
         self.ids = spot_engine  # shares the id/uuid generators
@@ -104,8 +108,12 @@ class FuturesEngine:
         ask = quantize_to(last * (1 + self.half_spread), tick, ROUND_UP)
         return bid, max(ask, bid + tick)
 
-    def mark(self, symbol: str) -> Decimal:
+    def last(self, symbol: str) -> Decimal:
         return dec(self.markets[symbol].last_price)
+
+    def mark(self, symbol: str) -> Decimal:
+        """The mark price (unrealized PnL, margin); the last trade price without a mark."""
+        return self.mark_fn(symbol)
 
     def unrealized(self, pos: Position) -> Decimal:
         return (self.mark(pos.symbol) - pos.entry) * pos.amount if pos.amount else ZERO
@@ -185,7 +193,7 @@ class FuturesEngine:
 
     def place_algo(self, account: FuturesAccount, algo: AlgoOrder) -> AlgoOrder:
         """Hold ``algo``; ``OrderError("immediate")`` when the last price already reaches it."""
-        if algo.would_trigger_now(self.mark(algo.symbol)):
+        if algo.would_trigger_now(self.last(algo.symbol)):
             raise OrderError("immediate", "Order would immediately trigger.")
         algo.updated_ms = algo.created_ms
         account.algo_orders[algo.algo_id] = algo

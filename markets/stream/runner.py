@@ -30,7 +30,7 @@ def load_venues(only: set[str] | None = None) -> dict[str, VenueSpec]:
             continue
         entry = venues.setdefault(ex.slug, {"ex": ex, "symbols": []})
         tfs = tuple(tf for tf in TIMEFRAMES if tf in (s.timeframes or []))
-        entry["symbols"].append(SymbolSpec(s.code, s.id, tfs or ("1m",)))
+        entry["symbols"].append(SymbolSpec(s.code, s.id, tfs or ("1m",), s.market_type))
     return {
         slug: VenueSpec(slug, e["ex"].adapter, e["ex"].rest_url, e["ex"].ws_url,
                         tuple(e["symbols"]))

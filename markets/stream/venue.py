@@ -18,6 +18,7 @@ from django.db import close_old_connections
 from markets import wire
 from markets.aggregator import Bar, BarAggregator
 from markets.exchanges.base import CandleRow, ExchangeAdapter
+from markets.stream.marks import MarkStream
 from markets.timeframes import TIMEFRAMES, floor_ms, timeframe_ms
 
 log = logging.getLogger("markets.stream")
@@ -35,6 +36,7 @@ class SymbolSpec:
     code: str
     id: int
     timeframes: tuple[str, ...]
+    market_type: str = "spot"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +157,7 @@ class VenueStream:
         beat: Callable[..., None] | None = None,
         report_gap: Callable[..., None] | None = None,
         exit_guard_task: str | None = None,
+        store_marks: Callable[[str, list], Any] | None = None,
     ) -> None:
         self.venue = venue
         self.slug = venue.slug
@@ -196,6 +199,7 @@ class VenueStream:
         self.throttle = LogThrottle(self.config.log_every_s)
         self.db = ThreadPoolExecutor(1, thread_name_prefix=f"stream-db-{self.slug}")
         self.io = ThreadPoolExecutor(1, thread_name_prefix=f"stream-io-{self.slug}")
+        self.marks = self._mark_stream(stream_adapter_factory, store_marks, limit)
         self.reconnects = 0
         self.rest_fills = 0
         self.rest_failures = 0
@@ -205,6 +209,22 @@ class VenueStream:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._started_wall = time.time()
+
+    def _mark_stream(self, adapter_factory, store_marks, limit) -> MarkStream | None:
+        """Mark prices of the perpetual symbols, where the venue publishes them."""
+        perpetuals = [s.code for s in self.venue.symbols if s.market_type == "perpetual"]
+        if not perpetuals or not self.rest.capabilities.mark_price:
+            return None
+        if store_marks is None:
+            from markets.markprice import store_marks
+
+        async def store(slug: str, marks: list) -> Any:
+            return await self._in(self.db, store_marks, slug, marks)
+
+        return MarkStream(self.slug, perpetuals, adapter_factory=adapter_factory, store=store,
+                          throttle=self.throttle, per_connection=limit,
+                          reconnect_min_s=self.config.reconnect_min_s,
+                          reconnect_max_s=self.config.reconnect_max_s)
 
     # -- counters -----------------------------------------------------------------------------
 
@@ -222,6 +242,7 @@ class VenueStream:
             "reconnects": self.reconnects,
             "rest_fills": self.rest_fills,
             "stored": self.stored,
+            **({"marks": self.marks.received} if self.marks else {}),
         }
 
     def state(self) -> str:
@@ -251,6 +272,7 @@ class VenueStream:
             asyncio.ensure_future(self._fill_loop()),
             asyncio.ensure_future(self._writer_loop()),
             asyncio.ensure_future(self._heartbeat_loop()),
+            *([asyncio.ensure_future(self.marks.run())] if self.marks else []),
         ]
         try:
             await self._stopping.wait()
