@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0003_venue_stops'),
+        ('orders', '0004_order_quote_amount'),
     ]
 
     operations = [

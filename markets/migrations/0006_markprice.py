@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('markets', '0004_pending_range'),
+        ('markets', '0005_account_quote_asset_follows_venue'),
     ]
 
     operations = [
