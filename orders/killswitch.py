@@ -53,6 +53,8 @@ class StopResult:
     orders_cancelled: int = 0
     live_orders_open: int = 0
     positions_closed: int = 0
+    #: Closes the venue accepted but had not filled when the kill switch returned.
+    positions_closing: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
@@ -62,6 +64,11 @@ class StopResult:
         text += f", cancelled {self.orders_cancelled} open order(s)"
         if self.positions_closed:
             text += f", closed {self.positions_closed} position(s)"
+        if self.positions_closing:
+            text += (
+                f", sent the close of {self.positions_closing} more position(s) (accepted by "
+                "the venue, not yet filled)"
+            )
         if self.live_orders_open:
             text += (
                 f"; {self.live_orders_open} live order(s) are still open at the venue and must be "
@@ -214,8 +221,16 @@ def _close_positions(result, account_ids, config_ids, broker_factory, last_price
         except (BrokerUnavailable, ExchangeError) as exc:
             result.errors.append(f"closing {position.symbol}: {exc}")
             continue
-        if order is not None and order.status == Order.Status.FILLED:
+        if order is None:
+            continue  # closed meanwhile, or a close of it is already working
+        if order.status == Order.Status.FILLED:
             result.positions_closed += 1
+        elif order.status in Order.OPEN_STATUSES:
+            result.positions_closing += 1
+        else:
+            result.errors.append(
+                f"closing {position.symbol}: {order.reject_reason or order.status}"
+            )
 
 
 def resume_account(account: Account) -> None:

@@ -99,3 +99,34 @@ def test_the_owner_is_told_the_account_is_halted(symbol, paper, trading, listen)
     }]
     kinds = {m["type"] for m in messages}
     assert {"order.updated", "position.updated", "fill.created"} <= kinds
+
+
+def test_a_close_the_venue_accepted_but_has_not_filled_is_counted_as_sent(
+    symbol, paper, trading
+):
+    """Seen: "closed 2 position(s)" when 3 were closing: a live venue answered the market sell
+    with an accepted, not yet filled order, and the summary left it out."""
+    from markets.exchanges.base import OrderInfo
+    from orders.brokers.paper import PaperBroker
+
+    class AcceptsLater(PaperBroker):
+        live = True
+
+        def place(self, request, *, last_price, ts_ms):
+            return OrderInfo(
+                exchange_order_id="venue-1", client_order_id=request.client_order_id,
+                symbol=request.symbol, side=request.side, type=request.type, status="open",
+                price=None, quantity=request.quantity, filled_quantity=Decimal(0),
+                average_price=None, fee=None,
+            )
+
+        def cancel(self, symbol, client_order_id, exchange_order_id=""):
+            raise AssertionError("nothing resting here is ours to cancel at the venue")
+
+    result = killswitch.stop_trading(
+        user=paper.owner, configs=killswitch.ALL, close_positions=True,
+        broker_factory=lambda account: AcceptsLater(),
+    )
+    assert result.positions_closed == 0 and result.positions_closing == 1
+    assert "sent the close of 1 more position(s)" in result.summary()
+    assert Order.objects.get(reason="kill_switch").status == "open"
