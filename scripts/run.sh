@@ -12,8 +12,11 @@ cp Procfile "$procfile"
 
 if [ -z "${REDIS_URL:-}" ]; then
   port="${REDIS_PORT:-6390}"
-  if ! $PY -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $port))" 2>/dev/null; then
+  if ! $PY -c "import sys; from tradesite.devservices import port_free; sys.exit(not port_free($port))"; then
+    taken=$port
     port=$($PY -c "from tradesite.devservices import free_port; print(free_port())")
+    echo "warning: port $taken is taken by another program; this stack's Redis listens on $port." >&2
+    echo "         In another shell, run manage.py commands with: export REDIS_URL=redis://127.0.0.1:$port/0" >&2
   fi
   export REDIS_URL="redis://127.0.0.1:$port/0"
   echo "redis: $PY -m tradesite.devservices redis-server --dir $TRADESITE_VAR_DIR/redis --port $port" >> "$procfile"

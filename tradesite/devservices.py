@@ -31,6 +31,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now. With SO_REUSEADDR, as Redis and every
+    server here binds: a port whose last connection is in TIME_WAIT (a stack just restarted)
+    is free, not taken."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def redis_server_binary() -> str:
     system = shutil.which("redis-server")
     if system:
