@@ -175,6 +175,7 @@ def run_detail(request, run_id: int):
         request,
         title=f"Optimizer run {run.pk}",
         run=run,
+        stored=_stored_span(run),
         folds=folds,
         trials=trials,
         sort=key,
@@ -182,6 +183,19 @@ def run_detail(request, run_id: int):
         can_apply=run.status == OptimizationRun.Status.DONE and run.best_params is not None,
         current=optimization.current_version(run.config),
     ))
+
+
+def _stored_span(run: OptimizationRun) -> dict:
+    """The candles actually stored inside the run's requested range: a run asked for 30 days
+    may have found only 2."""
+    from django.db.models import Count, Max, Min
+
+    from markets.models import Candle
+
+    return Candle.objects.filter(
+        symbol_id=run.config.symbol_id, timeframe=run.config.timeframe,
+        open_time__gte=run.start, open_time__lt=run.end,
+    ).aggregate(first=Min("open_time"), last=Max("open_time"), count=Count("pk"))
 
 
 @staff_member_required

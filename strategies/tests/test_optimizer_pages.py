@@ -129,3 +129,24 @@ def test_starting_a_run_from_the_page_queues_it_on_the_optimizer(make_config, mo
     bad = client.post(reverse("strategies:start_run"),
                       {"config": config.pk, "trials": "20", "days": "x"})
     assert bad.status_code == 302 and config.optimization_runs.count() == 1
+
+
+def test_the_run_page_names_the_candles_actually_stored_not_only_the_range_asked_for(
+    finished_run,
+):
+    """Seen: the page named a 30-day candle range when only 2 days were stored."""
+    from django.utils import timezone
+
+    from markets.models import Candle
+
+    config = finished_run.config
+    stored = Candle.objects.filter(symbol=config.symbol, timeframe=config.timeframe)
+    cut = stored.order_by("open_time")[stored.count() // 2].open_time
+    stored.filter(open_time__lt=cut).delete()  # the first half of the range is not stored
+    html = logged_in(config.owner).get(
+        reverse("strategies:run_detail", args=[finished_run.pk])
+    ).content.decode()
+    shown = timezone.localtime(cut).strftime("%Y-%m-%d %H:%M")
+    asked = timezone.localtime(finished_run.start).strftime("%Y-%m-%d %H:%M")
+    assert f"{stored.count()} candles stored from {shown}" in html
+    assert f"(asked for {asked}" in html
