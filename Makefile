@@ -58,11 +58,11 @@ test: test-postgres
 endif
 
 test-sqlite: install-dev
-	@mkdir -p $(XDG_RUNTIME_DIR)
+	@install -d -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest
 
 test-postgres: install-dev
-	@mkdir -p $(XDG_RUNTIME_DIR)
+	@install -d -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.devservices with-postgres -- \
 		$(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest
 
@@ -80,7 +80,7 @@ lint: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
 
 bench: install-dev
-	@mkdir -p $(XDG_RUNTIME_DIR)
+	@install -d -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.devservices with-redis -- $(PY) -m bench
 
 clean:
