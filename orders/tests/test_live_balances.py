@@ -1,5 +1,6 @@
 """Live balances from the venues (issue 19, item 4): the user-data streams' balance events
-(Binance spot ``outboundAccountPosition``, Binance futures ``ACCOUNT_UPDATE``) are stored as
+(Binance spot ``outboundAccountPosition``, Binance futures ``ACCOUNT_UPDATE``, Upbit
+``myAsset``) are stored as
 they arrive, reconciliation fetches every balance as the safety net, and each account says when
 the venue last confirmed it. Against the exchange simulator over real sockets."""
 
@@ -32,13 +33,14 @@ VENUES = {
              DEFAULT_ACCOUNTS["binance"][0]),
     "futures": ("futures", "binance_futures", ("futures_url", "futures_ws_url"),
                 DEFAULT_ACCOUNTS["futures"][0]),
+    "upbit": ("upbit", "upbit", ("upbit_url", "upbit_ws_url"), DEFAULT_ACCOUNTS["upbit"][0]),
 }
 
 
 @pytest.fixture(scope="module")
 def simulator():
     handle = start_in_thread(SimConfig(seed=19, history_days=0.02,
-                                       venues=("binance", "futures")))
+                                       venues=("upbit", "binance", "futures")))
     yield handle
     handle.stop()
 
@@ -51,7 +53,7 @@ def live_account(simulator, owner, kind: str) -> Account:
     )
     return Account.objects.create(
         owner=owner, exchange=exchange, label=f"live {kind}", mode=Account.Mode.LIVE,
-        quote_asset="USDT", api_key=key, api_secret=secret,
+        quote_asset="KRW" if kind == "upbit" else "USDT", api_key=key, api_secret=secret,
     )
 
 
@@ -132,10 +134,13 @@ ORDERS = {
                          quantity=Decimal("0.01"), price=None, client_order_id="elsewhere-1"),
     "futures": OrderRequest(symbol="BTCUSDT", side="buy", type="market",
                             quantity=Decimal("0.01"), price=None, client_order_id="elsewhere-2"),
+    # Upbit sizes a market buy by its KRW amount; a market sell by quantity (myAsset).
+    "upbit": OrderRequest(symbol="KRW-BTC", side="sell", type="market",
+                          quantity=Decimal("0.01"), price=None, client_order_id="elsewhere-3"),
 }
 
 
-@pytest.mark.parametrize("kind", ["spot", "futures"])
+@pytest.mark.parametrize("kind", ["spot", "futures", "upbit"])
 def test_a_fill_at_the_venue_changes_the_balances_within_a_second_without_reconciliation(
     simulator, trader, settings, kind
 ):
