@@ -16,6 +16,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from markets.exchanges import get_adapter
 from markets.exchanges.base import Balance as VenueBalance
@@ -262,3 +265,35 @@ def test_age_text(seconds, text):
     now = timezone.now()
     assert venue_balances.age_text(now - timedelta(seconds=seconds), now) == text
     assert venue_balances.age_text(None, now) == "never"
+
+
+ASSETS = st.sampled_from(["KRW", "USDT", "BTC", "ETH"])
+# At most 15 significant digits: what SQLite's money columns (doubles) read back exactly.
+AMOUNTS = st.decimals(min_value=0, max_value=Decimal("9999999.99999999"), places=8,
+                      allow_nan=False, allow_infinity=False)
+ROWS = st.dictionaries(ASSETS, st.tuples(AMOUNTS, AMOUNTS), max_size=4)
+
+
+@hypothesis_settings(max_examples=25, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(ROWS, max_size=5), final=ROWS)
+def test_events_change_only_their_assets_and_a_full_fetch_states_everything(
+    trader, exchange, events, final
+):
+    account, _ = Account.objects.get_or_create(
+        owner=trader, exchange=exchange, label="live", mode=Account.Mode.LIVE)
+    Balance.objects.filter(account=account).delete()
+    expected: dict[str, tuple[Decimal, Decimal]] = {}
+
+    def items(rows):
+        return [VenueBalance(asset, free, locked) for asset, (free, locked) in rows.items()]
+
+    for rows in events:
+        venue_balances.store(account, items(rows), full=False)
+        expected.update(rows)
+        assert {b.asset: (b.free, b.locked)
+                for b in Balance.objects.filter(account=account)} == expected
+    venue_balances.store(account, items(final), full=True)
+    held = {b.asset: (b.free, b.locked) for b in Balance.objects.filter(account=account)}
+    assert {a: v for a, v in held.items() if a in final} == final
+    assert all(v == (0, 0) for a, v in held.items() if a not in final)
