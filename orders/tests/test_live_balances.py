@@ -297,3 +297,14 @@ def test_events_change_only_their_assets_and_a_full_fetch_states_everything(
     held = {b.asset: (b.free, b.locked) for b in Balance.objects.filter(account=account)}
     assert {a: v for a, v in held.items() if a in final} == final
     assert all(v == (0, 0) for a, v in held.items() if a not in final)
+
+
+def test_the_admin_shows_when_the_venue_last_confirmed_the_account(admin_client, trader,
+                                                                   exchange):
+    account = Account.objects.create(owner=trader, exchange=exchange, label="live",
+                                     mode=Account.Mode.LIVE, api_key="k", api_secret="s")
+    venue_balances.store(account, [VenueBalance("KRW", Decimal("5"), Decimal("0"))], full=True)
+    html = admin_client.get(f"/admin/markets/account/{account.pk}/change/").content.decode()
+    assert "Venue confirmed at" in html
+    # Read only: posting the form never sets it.
+    assert 'name="venue_confirmed_at"' not in html
