@@ -52,7 +52,9 @@ def store(account: Account, balances, *, full: bool, wallet_totals: bool = False
     now = timezone.now()
     written = 0
     with transaction.atomic():
-        Account.objects.select_for_update().filter(pk=account.pk).update(venue_confirmed_at=now)
+        # The UPDATE locks the account's row first, then its balances: the order execution
+        # locks them in, so a stream event and an execution never deadlock.
+        Account.objects.filter(pk=account.pk).update(venue_confirmed_at=now)
         rows = {b.asset: b for b in Balance.objects.select_for_update().filter(account=account)}
         seen = set()
         for item in balances:
