@@ -176,7 +176,8 @@ class AccountAdmin(OwnedAdminMixin, admin.ModelAdmin):
     list_select_related = ["exchange", "owner"]
     search_fields = ["label"]
     inlines = [BalanceInline]
-    readonly_fields = ["keys_status", "halted_at", "created_at", "updated_at"]
+    readonly_fields = ["keys_status", "halted_at", "venue_confirmed_at", "created_at",
+                       "updated_at"]
     actions = ["halt_accounts", "resume_accounts"]
     fieldsets = [
         (None, {"fields": ["owner", "label", "exchange", "quote_asset", "mode"]}),
@@ -185,7 +186,8 @@ class AccountAdmin(OwnedAdminMixin, admin.ModelAdmin):
             {"fields": ["keys_status", "new_api_key", "new_api_secret", "clear_keys"]},
         ),
         ("Kill switch", {"fields": ["halted", "halted_reason", "halted_at"]}),
-        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+        ("Record", {"fields": ["venue_confirmed_at", "created_at", "updated_at"],
+                    "classes": ["collapse"]}),
     ]
 
     def get_fieldsets(self, request, obj=None):

@@ -342,6 +342,11 @@ class Account(models.Model):
     )
     halted_reason = models.CharField(max_length=255, blank=True, default="")
     halted_at = models.DateTimeField(null=True, blank=True)
+    venue_confirmed_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="Live accounts: when the venue last told us this account's balances (user-data "
+        "stream or reconciliation's fetch). Empty: never.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,6 +19,7 @@ from markets.models import Account, Symbol
 from orders import killswitch, services
 from orders.api_auth import TokenOrSession
 from orders.api_schemas import (
+    BalancesOut,
     Id,
     KillSwitchIn,
     OrderIn,
@@ -65,7 +66,8 @@ def _symbol(text: str) -> Symbol:
 # ------------------------------------------------------------------------ reads
 
 
-@router.get("/balances", url_name="balances", summary="Your accounts, balances and equity")
+@router.get("/balances", url_name="balances", response=BalancesOut,
+            summary="Your accounts, balances and equity")
 def balances(request):
     out = []
     for account in mine(Account.objects, request.auth).select_related("exchange"):
@@ -81,6 +83,10 @@ def balances(request):
                 "credentials": account.credentials_state,  # none | stored | unreadable
                 "quote_asset": account.quote_asset,
                 "equity": str(valuation.equity),
+                # Live accounts: when the venue last stated the balances (ISO 8601 UTC; null
+                # for paper accounts and for a live account the venue never confirmed).
+                "venue_confirmed_at": account.venue_confirmed_at.isoformat()
+                if account.venue_confirmed_at else None,
                 "unpriced_assets": list(valuation.unpriced_assets),
                 "balances": [
                     {"asset": b.asset, "free": str(b.free), "locked": str(b.locked)}

@@ -189,3 +189,35 @@ class SignalsQuery(Page):
         if isinstance(data, dict) and data.get("config") == "":
             data = {**data, "config": None}
         return data
+
+
+# ------------------------------------------------------------------------ responses
+
+
+class BalanceOut(Schema):
+    asset: str
+    free: str = Field(description='decimal as text, e.g. "0.00100000"')
+    locked: str = Field(description="held by open orders (spot) or as margin (futures)")
+
+
+class AccountBalancesOut(Schema):
+    account: int
+    label: str
+    venue: str
+    mode: Literal["paper", "live"]
+    halted: bool
+    halted_reason: str
+    credentials: Literal["none", "stored", "unreadable"]
+    quote_asset: str
+    equity: str = Field(description="in quote_asset, decimal as text")
+    venue_confirmed_at: str | None = Field(
+        description="live accounts: when the venue last stated these balances (user-data "
+        "stream, or reconciliation's fetch once a minute), ISO 8601 UTC; null for paper "
+        "accounts and for a live account the venue has not confirmed yet"
+    )
+    unpriced_assets: list[str]
+    balances: list[BalanceOut]
+
+
+class BalancesOut(Schema):
+    accounts: list[AccountBalancesOut]

@@ -258,13 +258,11 @@ def free_balance(account: Account, asset: str) -> Decimal:
 
 
 def sync_balances(account: Account, balances) -> None:
-    """Store a live venue's balances (the last fetched state)."""
-    with transaction.atomic():
-        for item in balances:
-            Balance.objects.update_or_create(
-                account=account, asset=item.asset,
-                defaults={"free": item.free, "locked": item.locked},
-            )
+    """Store a live venue's balances (a full fetch: every asset) and mark the account confirmed
+    by the venue now (``orders.venue_balances``)."""
+    from orders import venue_balances
+
+    venue_balances.store(account, balances, full=True)
 
 
 # ------------------------------------------------------------------------ daily limits

@@ -6,10 +6,11 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from markets.fields import UNREADABLE
 from markets.models import Account
-from orders import evaluation, exits, funding, protection, recovery, services
+from orders import evaluation, exits, funding, protection, recovery, services, venue_balances
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,14 @@ def exit_guard(
 def reconcile_all() -> dict:
     """Every reconciliation, each step on its own (one failing does not stop the others):
     live orders by client order id, venue stops (a stop the venue executed closes its
-    position), then paper orders a stopped process left unsent (``orders.recovery``). Live
+    position), the balances of every live account fetched from its venue (the user streams'
+    safety net: ``orders.venue_balances``), then paper orders a stopped process left unsent
+    (``orders.recovery``). Live
     accounts whose stored keys cannot be decrypted are skipped with one log line and counted
     (``live_accounts_skipped``): nothing can be asked of their venue until the keys are entered
     again."""
-    out = {"live_orders": 0, "venue_stops": 0, "paper_filled": 0, "paper_cancelled": 0,
-           "live_accounts_skipped": 0}
+    out = {"live_orders": 0, "venue_stops": 0, "live_balances": 0, "paper_filled": 0,
+           "paper_cancelled": 0, "live_accounts_skipped": 0}
     account_ids = None  # every account
     try:
         live = list(Account.objects.filter(mode=Account.Mode.LIVE))
@@ -87,6 +90,11 @@ def reconcile_all() -> dict:
         out["venue_stops"] = protection.reconcile_stops(account_ids=account_ids)
     except Exception:
         log.exception("reconciling venue stops failed")
+    if getattr(settings, "TRADING_LIVE", False):
+        try:
+            out["live_balances"] = venue_balances.refresh_live_balances(account_ids=account_ids)
+        except Exception:
+            log.exception("refreshing live balances failed")
     try:
         report = recovery.settle_stale_paper_orders()
         out["paper_filled"] = len(report.filled) + len(report.resting)

@@ -10,6 +10,11 @@ per trade id). Each (re)connection, and an expired listenKey, triggers a full re
 the account, since events may have been missed meanwhile. The minute reconciliation keeps
 running: this only makes it faster.
 
+Balance events are the exception: they carry the venue's balances themselves
+(``outboundAccountPosition``, futures ``ACCOUNT_UPDATE``, ``myAsset``), so they are stored as
+they arrive (``orders.venue_balances``), with the account marked confirmed by the venue; a
+(re)connection fetches every balance over REST.
+
 Run by ``python manage.py userstreams`` (one asyncio task per live account with keys; a live
 account whose stored keys cannot be decrypted is skipped, logged and counted, not followed).
 """
@@ -19,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from markets.exchanges.base import OrderUpdate, StopUpdate, StreamNotice
+from markets.exchanges.base import BalanceUpdate, OrderUpdate, StopUpdate, StreamNotice
 from markets.exchanges.errors import ExchangeError, OrderNotFound
 from markets.fields import UNREADABLE
 from markets.models import Account
-from orders import protection, services
+from orders import protection, services, venue_balances
 from orders.brokers import Broker, BrokerUnavailable
 from orders.models import Order
 
@@ -43,12 +48,17 @@ def _db(fn, *args):
 
 def apply_event(account: Account, event, broker: Broker) -> str:
     """Apply one user-stream event of ``account``; returns what was done (for logs, tests):
-    ``order``, ``stop``, ``resync``, or ``ignored``."""
+    ``order``, ``stop``, ``balances``, ``resync``, or ``ignored``."""
+    if isinstance(event, BalanceUpdate):
+        venue_balances.store(account, event.balances, full=False,
+                             wallet_totals=event.venue == "binance_futures")
+        return "balances"
     if isinstance(event, StreamNotice):
         services.reconcile_live_orders(account_ids=[account.pk],
                                        broker_factory=lambda _account: broker)
         protection.reconcile_stops(account_ids=[account.pk],
                                    broker_factory=lambda _account: broker)
+        venue_balances.fetch(account, broker)
         return "resync"
     if isinstance(event, StopUpdate):
         order = Order.objects.filter(

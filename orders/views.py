@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from markets.fields import UNREADABLE
 from markets.models import Account
-from orders import killswitch, risk, services
+from orders import killswitch, risk, services, venue_balances
 from orders.equity import position_prices, value_account
 from orders.models import EquitySnapshot, Order, Position
 from strategies.models import Signal, StrategyConfig
@@ -41,6 +41,7 @@ def _today(account: Account, equity: Decimal) -> dict:
 @login_required
 def dashboard(request):
     user = request.user
+    now = timezone.now()
     accounts = []
     # Balances prefetched once: value_account() and the table below both read them.
     for account in Account.objects.own(user).select_related("exchange").prefetch_related(
@@ -55,6 +56,10 @@ def dashboard(request):
                 if account.credentials_state == Account.CREDENTIALS_UNREADABLE
                 else "",
                 "equity": valuation.equity,
+                # Live accounts: "confirmed by the venue 3 s ago" (stream or reconciliation).
+                "confirmed": venue_balances.age_text(account.venue_confirmed_at, now)
+                if account.mode == Account.Mode.LIVE
+                else "",
                 "balances": list(account.balances.all()),
                 "today": _today(account, valuation.equity),
                 "targets": sorted(

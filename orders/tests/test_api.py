@@ -169,3 +169,23 @@ def test_the_service_refuses_an_amount_no_column_can_hold(world, field, value):
             world["alice_account"], symbol, side="buy", last_price=Decimal("40000000"), **kwargs
         )
     assert Order.objects.count() == count and len(list(Order.objects.all())) == count
+
+
+def test_balances_say_when_the_venue_last_confirmed_a_live_account(client, world, make_account):
+    from django.utils import timezone
+
+    from markets.models import Account
+
+    live = make_account(world["alice_account"].owner, label="alice-live",
+                        mode=Account.Mode.LIVE, api_key="k", api_secret="s")
+    at = timezone.now().replace(microsecond=0)
+    Account.objects.filter(pk=live.pk).update(venue_confirmed_at=at)
+
+    status, body = call(client, "get", "/api/balances", world["alice"])
+
+    assert status == 200
+    accounts = {a["label"]: a for a in body["accounts"]}
+    assert accounts["alice-live"]["venue_confirmed_at"] == at.isoformat()
+    assert accounts["alice-paper"]["venue_confirmed_at"] is None
+    assert accounts["alice-paper"]["balances"] and {"asset", "free", "locked"} == set(
+        accounts["alice-paper"]["balances"][0])

@@ -80,3 +80,28 @@ def test_a_superusers_dashboard_shows_their_own_trading_only(scene, django_user_
     assert "bob-config" not in html and "enter_long" not in html
     other = StrategyConfig.objects.get(name="bob-config")
     assert client.post(f"/dashboard/configs/{other.pk}/toggle").status_code == 404
+
+
+def test_live_accounts_say_when_the_venue_last_confirmed_them(scene, make_account):
+    """A live account's row: "confirmed by the venue 3 h ago" (stream or reconciliation), or
+    "never confirmed by the venue"; a paper account's book is ours and says neither."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    owner = scene["paper"].owner
+    confirmed = make_account(owner, label="alice-live", mode=Account.Mode.LIVE,
+                             api_key="k", api_secret="s")
+    make_account(owner, label="alice-live-new", mode=Account.Mode.LIVE, api_key="k2",
+                 api_secret="s2")
+    Account.objects.filter(pk=confirmed.pk).update(
+        venue_confirmed_at=timezone.now() - timedelta(hours=3, seconds=5))
+
+    html = scene["client"].get("/").content.decode()
+
+    rows = {label: next(r for r in html.split("<tr>") if f"{label} <span" in r)
+            for label in ("alice-paper", "alice-live", "alice-live-new")}
+    assert "confirmed by the venue 3 h ago" in rows["alice-live"]
+    assert "never confirmed by the venue" in rows["alice-live-new"]
+    assert "confirmed by the venue" not in rows["alice-paper"]
+    assert "<script>" not in html and "style=" not in html  # CSP: no inline script or style
