@@ -1,0 +1,157 @@
+"""The drills: each starts the processes it needs, injects ONE fault, checks the invariants
+within a bound, and returns its one-line result. A failed invariant raises AssertionError."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+
+from tradesite.drills import checks
+from tradesite.drills.checks import MINUTE_MS, floor_minute, now_ms
+from tradesite.drills.stack import PY, ROOT, Stack, wait_for
+
+#: Bound of every wait for a 1m bar to close and be stored (the simulator runs at real speed).
+BAR_WAIT_S = 100.0
+
+
+@dataclass
+class Options:
+    outage_s: float = 20.0  # how long a killed stream stays down
+    redis_outage_s: float = 5.0  # how long a killed Redis stays down
+    budget: int = 3  # the simulator's request budget per window in the rate-limit drill
+
+
+def _latest_stored_ms(symbols) -> int:
+    from markets.models import Candle
+    from markets.pending import to_ms
+
+    last = (Candle.objects.filter(symbol__in=symbols, timeframe="1m")
+            .order_by("-open_time").values_list("open_time", flat=True).first())
+    return to_ms(last) if last else 0
+
+
+def _stored_minutes(symbols, start_ms: int, end_ms: int) -> int:
+    from markets.models import Candle
+    from markets.pending import to_dt
+
+    return Candle.objects.filter(symbol__in=symbols, timeframe="1m", open_time__gte=to_dt(start_ms),
+                                 open_time__lt=to_dt(end_ms)).count()
+
+
+def stream_kill(stack: Stack, options: Options) -> str:
+    """SIGKILL the stream for ``outage_s``, restart it: the stored 1m candles equal the
+    simulator's REST candles from the minute it first started to the last closed minute."""
+    checks.reset_market_data(stack)
+    stack.start_sim()
+    symbols = checks.sim_symbols()
+    started = now_ms()
+    stack.start_stream()
+    first_live = floor_minute(started) + MINUTE_MS  # the first bar that closes under the stream
+    wait_for(lambda: _latest_stored_ms(symbols) >= first_live, BAR_WAIT_S,
+             "the stream stores a live closed bar\n" + stack.tail("stream"))
+    stack.kill("stream")
+    killed = now_ms()
+    time.sleep(options.outage_s)
+    stack.start_stream()
+    restarted, restarted_at = now_ms(), time.monotonic()
+    # Every minute that closed before the restart is stored again (catch-up over REST).
+    hole_end = floor_minute(restarted)
+    expected = len(symbols) * (hole_end - floor_minute(started)) // MINUTE_MS
+    wait_for(lambda: _stored_minutes(symbols, floor_minute(started), hole_end) >= expected,
+             BAR_WAIT_S, "the stream fills the minutes it missed\n" + stack.tail("stream"))
+    recovered_s = time.monotonic() - restarted_at
+    # And a bar that closes after the restart is stored live.
+    wait_for(lambda: _latest_stored_ms(symbols) >= hole_end, BAR_WAIT_S,
+             "a bar closed after the restart is stored\n" + stack.tail("stream"))
+    end = floor_minute(now_ms())
+    diff = checks.compare(symbols, ["1m"], floor_minute(started), end)
+    figures = (f"killed {(restarted - killed) / 1000:.0f} s, {diff}; "
+               f"recovered in {recovered_s:.1f} s")
+    assert diff.ok, figures
+    return figures
+
+
+def redis_kill(stack: Stack, options: Options) -> str:
+    """SIGKILL Redis, restart it on its port after ``redis_outage_s``: ``/health`` is 200 again
+    within a bound, and a chart socket opened before and one opened after both receive a bar
+    that closed after the recovery."""
+    checks.reset_market_data(stack)
+    stack.start_sim()
+    stack.start_stream()
+    stack.start_worker()
+    stack.start_beat()
+    stack.start_web()
+    checks.wait_for_health(stack, 120)
+    http = checks.demo_login(stack)
+    path = "/ws/chart/sim/KRW-BTC/1m/"
+    before = checks.ChartSocket(stack, http, path)
+    stack.kill_redis()
+    time.sleep(options.redis_outage_s)
+    stack.start_redis()
+    health_s = checks.wait_for_health(stack, 120)
+    recovered = now_ms()
+    after = checks.ChartSocket(stack, http, path)
+    sockets = {"before": before, "after": after}
+    # A bar that opened after the recovery closes within a minute or two.
+    target = floor_minute(recovered) + MINUTE_MS
+    deadline = time.monotonic() + BAR_WAIT_S + 30
+    while time.monotonic() < deadline and not all(
+            any(t >= target for t in s.closed_bars) for s in sockets.values()):
+        for s in sockets.values():
+            s.pump(0.2)
+    got = {name: sum(1 for t in s.closed_bars if t >= target) for name, s in sockets.items()}
+    for s in sockets.values():
+        s.close()
+    figures = (f"Redis down {options.redis_outage_s:.0f} s; /health 200 {health_s:.1f} s after "
+               f"restart; closed bars after recovery: socket opened before {got['before']}"
+               f"{' (' + before.gone + ')' if before.gone else ''}, after {got['after']}; "
+               f"resync frames {before.resyncs}")
+    assert all(got.values()), figures + "\n" + stack.tail("web")
+    return figures
+
+
+def rate_limit(stack: Stack, options: Options) -> str:
+    """The simulator answers ``budget`` requests per window; two ``manage.py backfill`` runs at
+    once store every candle (1m and 5m), exit 0 without a traceback, leave nothing pending."""
+    from markets.models import PendingRange
+
+    checks.reset_market_data(stack)
+    stack.start_sim("--rate-limit-budget", str(options.budget))
+    symbols = checks.sim_symbols()
+    end = floor_minute(now_ms(), 5) - 5 * MINUTE_MS
+    start = end - 1000 * MINUTE_MS  # 5 requests of 1m and 1 of 5m per symbol
+    jobs = [subprocess.Popen(
+        [PY, "manage.py", "backfill", "--venue", "sim", "--symbol", s.code, "--timeframe",
+         "1m,5m", "--start", str(start), "--end", str(end), "--no-progress"],
+        cwd=ROOT, env=stack.environ(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True) for s in symbols]
+    outputs = []
+    started = time.monotonic()
+    try:
+        for job in jobs:
+            outputs.append(job.communicate(timeout=240)[0])
+    finally:
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.wait(10)
+    took = time.monotonic() - started
+    refused = checks.sim_stats(stack)["by_status"].get("429", 0)
+    failed = [f"exit {j.returncode}: {out[-1500:]}" for j, out in zip(jobs, outputs)
+              if j.returncode != 0 or "Traceback" in out]
+    diff = checks.compare(symbols, ["1m", "5m"], start, end)
+    pending = PendingRange.objects.count()
+    figures = (f"budget {options.budget}/window, {len(jobs)} backfills in {took:.1f} s, "
+               f"429 answers {refused}, {diff}, failed runs {len(failed)}, "
+               f"pending ranges {pending}")
+    assert diff.ok and not failed and not pending, figures + "\n" + "\n".join(failed)
+    return figures
+
+
+#: In order of value; the names are the ones ``--only`` takes.
+DRILLS = {
+    "stream-kill": stream_kill,
+    "redis-kill": redis_kill,
+    "rate-limit": rate_limit,
+}
