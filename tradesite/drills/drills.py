@@ -20,6 +20,8 @@ class Options:
     outage_s: float = 20.0  # how long a killed stream stays down
     redis_outage_s: float = 5.0  # how long a killed Redis stays down
     budget: int = 3  # the simulator's request budget per window in the rate-limit drill
+    ws_drop_every_s: float = 10.0  # the simulator closes each WebSocket this often
+    ws_drop_bars: int = 2  # live 1m bars the ws-drops drill waits for
 
 
 def _latest_stored_ms(symbols) -> int:
@@ -149,9 +151,31 @@ def rate_limit(stack: Stack, options: Options) -> str:
     return figures
 
 
+def ws_drops(stack: Stack, options: Options) -> str:
+    """The simulator closes each WebSocket every ``ws_drop_every_s``; over ``ws_drop_bars``
+    live bars the stored 1m candles equal the simulator's REST candles."""
+    checks.reset_market_data(stack)
+    stack.start_sim("--ws-drop-every", str(options.ws_drop_every_s))
+    symbols = checks.sim_symbols()
+    started = now_ms()
+    stack.start_stream()
+    last = floor_minute(started) + options.ws_drop_bars * MINUTE_MS
+    wait_for(lambda: _latest_stored_ms(symbols) >= last,
+             BAR_WAIT_S + options.ws_drop_bars * 60,
+             f"the stream stores {options.ws_drop_bars} live bars\n" + stack.tail("stream"))
+    end = floor_minute(now_ms())
+    drops = (end - started) / 1000 / options.ws_drop_every_s
+    diff = checks.compare(symbols, ["1m"], floor_minute(started), end)
+    figures = (f"socket closed every {options.ws_drop_every_s:.0f} s "
+               f"(about {drops:.0f} drops), {diff}")
+    assert diff.ok, figures
+    return figures
+
+
 #: In order of value; the names are the ones ``--only`` takes.
 DRILLS = {
     "stream-kill": stream_kill,
     "redis-kill": redis_kill,
     "rate-limit": rate_limit,
+    "ws-drops": ws_drops,
 }

@@ -22,6 +22,7 @@ def prepare(stack: Stack) -> None:
     (one simulator protocol runs) and periodic tasks are off (nothing fills candles behind
     a drill's back), beat still writes its heartbeat."""
     os.environ.update(stack.environ())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
     stack.start_redis()
     stack.run("migrate", "--noinput", "-v0")
     stack.run("bootstrap_demo")
