@@ -3,6 +3,7 @@ within a bound, and returns its one-line result. A failed invariant raises Asser
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -164,11 +165,83 @@ def ws_drops(stack: Stack, options: Options) -> str:
              BAR_WAIT_S + options.ws_drop_bars * 60,
              f"the stream stores {options.ws_drop_bars} live bars\n" + stack.tail("stream"))
     end = floor_minute(now_ms())
-    drops = (end - started) / 1000 / options.ws_drop_every_s
+    drops = stack.tail("stream", 10**7).count("stream interrupted")
     diff = checks.compare(symbols, ["1m"], floor_minute(started), end)
     figures = (f"socket closed every {options.ws_drop_every_s:.0f} s "
-               f"(about {drops:.0f} drops), {diff}")
+               f"({drops} drops seen by the stream), {diff}")
     assert diff.ok, figures
+    return figures
+
+
+EVALUATE_RECEIVED = re.compile(r"Task orders\.tasks\.evaluate\[([0-9a-f-]+)\] received")
+
+
+def _evaluations(stack: Stack, name: str, what: str) -> list[str]:
+    """Ids of the evaluate tasks the worker log ``name`` shows as ``received``/``succeeded``."""
+    text = stack.log(name).read_text(errors="replace") if stack.log(name).exists() else ""
+    if what == "received":
+        return EVALUATE_RECEIVED.findall(text)
+    return re.findall(r"Task orders\.tasks\.evaluate\[([0-9a-f-]+)\] succeeded", text)
+
+
+def worker_kill(stack: Stack, options: Options) -> str:
+    """SIGKILL the worker (its whole group) as it receives a bar's evaluation, start another:
+    the task is redelivered and runs; every signal has one outcome, and the order rows of each
+    signal are exactly the orders its outcome names (none doubled). A paper config on the sim
+    venue (RSI 2, 49/51: a signal on most bars) on an hour of backfilled candles."""
+    from django.db.models import Count
+
+    from orders.models import Order
+    from strategies.models import Signal, StrategyConfig
+
+    checks.reset_market_data(stack)
+    Signal.objects.all().delete()
+    StrategyConfig.objects.update(is_active=False)
+    config = StrategyConfig.objects.filter(symbol__exchange__slug="sim", timeframe="1m").first()
+    assert config is not None, "bootstrap_demo made no 1m config on the sim venue"
+    StrategyConfig.objects.filter(pk=config.pk).update(
+        is_active=True, params={"period": 2, "oversold": 49.0, "overbought": 51.0})
+    stack.start_sim()
+    end = floor_minute(now_ms())
+    stack.run("backfill", "--venue", "sim", "--symbol", config.symbol.code, "--timeframe", "1m",
+              "--start", str(end - 60 * MINUTE_MS), "--end", str(end), "--no-progress")
+    started = now_ms()
+    stack.start_stream()
+    stack.start("worker-1", stack.worker_argv("drill-1"))
+    ids = wait_for(lambda: _evaluations(stack, "worker-1", "received"), BAR_WAIT_S,
+                   "the worker receives a bar's evaluation\n" + stack.tail("worker-1"),
+                   poll_s=0.01)
+    stack.kill("worker-1")
+    killed_id = ids[0]
+    mid_task = killed_id not in _evaluations(stack, "worker-1", "succeeded")
+    killed_at = time.monotonic()
+    stack.start("worker-2", stack.worker_argv("drill-2"))
+    wait_for(lambda: killed_id in _evaluations(stack, "worker-2", "succeeded"), 120,
+             "the killed evaluation is redelivered and runs\n" + stack.tail("worker-2"))
+    redelivered_s = time.monotonic() - killed_at
+    # The new worker goes on evaluating bars until a signal placed an order (paper), so the
+    # orders are checked too (a few bars: the strategy signals on most of them).
+    done = len(_evaluations(stack, "worker-2", "succeeded"))
+    wait_for(lambda: len(_evaluations(stack, "worker-2", "succeeded")) > done
+             and Order.objects.filter(signal__config=config).exists(), 4 * BAR_WAIT_S,
+             "a later bar's signal places an order\n" + stack.tail("worker-2"))
+    signals = list(Signal.objects.filter(config=config))
+    no_outcome = [s.pk for s in signals if not (s.reason or {}).get("execution")]
+    doubled = 0
+    for s in signals:
+        named = sorted((s.reason or {}).get("execution", {}).get("orders", []))
+        rows = sorted(Order.objects.filter(signal=s).values_list("pk", flat=True))
+        doubled += len(rows) - len(set(rows) & set(named))
+    per_bar = (Signal.objects.filter(config=config).values("bar_time", "action")
+               .annotate(n=Count("pk")).filter(n__gt=1).count())
+    orders = Order.objects.filter(signal__config=config).count()
+    when = "before" if mid_task else "after"
+    figures = (f"worker killed {when} the evaluation it received finished "
+               f"(task {killed_id[:8]}), redelivered and run in {redelivered_s:.1f} s; "
+               f"{len(signals)} signals since {(now_ms() - started) / 60_000:.0f} min, "
+               f"without outcome {len(no_outcome)}, doubled per bar {per_bar}; {orders} orders, "
+               f"orders not named by their signal's outcome {doubled}")
+    assert signals and not no_outcome and not doubled and not per_bar, figures
     return figures
 
 
@@ -177,5 +250,6 @@ DRILLS = {
     "stream-kill": stream_kill,
     "redis-kill": redis_kill,
     "rate-limit": rate_limit,
+    "worker-kill": worker_kill,
     "ws-drops": ws_drops,
 }

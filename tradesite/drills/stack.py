@@ -124,10 +124,14 @@ class Stack:
     def start_stream(self) -> None:
         self.start("stream", [PY, "manage.py", "stream", "--venue", "sim"])
 
+    @staticmethod
+    def worker_argv(name: str = "drill") -> list[str]:
+        return [PY, "-m", "celery", "-A", "tradesite", "worker", "-Q",
+                "collector,trader,optimizer", "-c", "1", "-n", f"{name}@%h",
+                "--without-gossip", "--without-mingle", "-l", "INFO"]
+
     def start_worker(self) -> None:
-        self.start("worker", [PY, "-m", "celery", "-A", "tradesite", "worker", "-Q",
-                              "collector,trader,optimizer", "-c", "1", "-n", "drill@%h",
-                              "--without-gossip", "--without-mingle", "-l", "INFO"])
+        self.start("worker", self.worker_argv())
 
     def start_beat(self) -> None:
         self.start("beat", [PY, "-m", "celery", "-A", "tradesite", "beat", "--scheduler",
