@@ -86,7 +86,7 @@ bench: install-dev
 ## Fault drills on a scratch stack (about 10 minutes; nightly or on demand, not part of `make
 ## test` or CI): each kills or starves one process and checks the stack heals. README "Fault drills".
 ## DRILLS_ARGS passes flags, e.g. DRILLS_ARGS="--only rate-limit --keep".
-drills: install-dev
+drills: $(VENV)/.run-installed
 	@mkdir -p $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.drills $(DRILLS_ARGS)
 
