@@ -83,7 +83,7 @@ bench: install-dev
 	@mkdir -p $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.devservices with-redis -- $(PY) -m bench
 
-## Fault drills on a scratch stack (about 10 minutes; nightly or on demand, not part of `make
+## Fault drills on a scratch stack (about 11 minutes; nightly or on demand, not part of `make
 ## test` or CI): each kills or starves one process and checks the stack heals. README "Fault drills".
 ## DRILLS_ARGS passes flags, e.g. DRILLS_ARGS="--only rate-limit --keep".
 drills: $(VENV)/.run-installed
