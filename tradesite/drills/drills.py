@@ -44,8 +44,9 @@ def _stored_minutes(symbols, start_ms: int, end_ms: int) -> int:
 
 
 def stream_kill(stack: Stack, options: Options) -> str:
-    """SIGKILL the stream for ``outage_s``, restart it: the stored 1m candles equal the
-    simulator's REST candles from the minute it first started to the last closed minute."""
+    """SIGKILL the stream for ``outage_s`` across a minute boundary, restart it: the bar that
+    closed meanwhile is stored, and the stored 1m candles equal the simulator's REST candles
+    from the minute it first started to the last closed minute."""
     checks.reset_market_data(stack)
     stack.start_sim()
     symbols = checks.sim_symbols()
@@ -54,9 +55,16 @@ def stream_kill(stack: Stack, options: Options) -> str:
     first_live = floor_minute(started) + MINUTE_MS  # the first bar that closes under the stream
     wait_for(lambda: _latest_stored_ms(symbols) >= first_live, BAR_WAIT_S,
              "the stream stores a live closed bar\n" + stack.tail("stream"))
+    # The outage spans a minute boundary (half before, half after): a bar closes while the
+    # stream is down, which only the catch-up can store.
+    half = min(options.outage_s, 50.0) / 2 * 1000
+    boundary = floor_minute(now_ms()) + MINUTE_MS
+    if boundary - now_ms() < half:
+        boundary += MINUTE_MS
+    time.sleep(max(boundary - half - now_ms(), 0) / 1000)
     stack.kill("stream")
     killed = now_ms()
-    time.sleep(options.outage_s)
+    time.sleep(max(options.outage_s, (boundary - killed) / 1000 + 5))
     stack.start_stream()
     restarted, restarted_at = now_ms(), time.monotonic()
     # Every minute that closed before the restart is stored again (catch-up over REST).
@@ -70,7 +78,9 @@ def stream_kill(stack: Stack, options: Options) -> str:
              "a bar closed after the restart is stored\n" + stack.tail("stream"))
     end = floor_minute(now_ms())
     diff = checks.compare(symbols, ["1m"], floor_minute(started), end)
-    figures = (f"killed {(restarted - killed) / 1000:.0f} s, {diff}; "
+    closed_while_down = (floor_minute(restarted) - floor_minute(killed)) // MINUTE_MS
+    figures = (f"killed {(restarted - killed) / 1000:.0f} s ({closed_while_down} bar(s) per "
+               f"symbol closed meanwhile), {diff}; "
                f"recovered in {recovered_s:.1f} s")
     assert diff.ok, figures
     return figures
