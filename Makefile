@@ -8,7 +8,7 @@ export XDG_RUNTIME_DIR ?= /tmp/tradesite-xdg-$(shell id -u)
 # Tests serve static files from their source folders, never from a stale collection.
 test test-sqlite test-postgres: export WHITENOISE_USE_FINDERS = 1
 
-.PHONY: run test test-sqlite test-postgres lint bench install install-dev ci-deps clean kernels
+.PHONY: run test test-sqlite test-postgres lint bench drills install install-dev ci-deps clean kernels
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,13 @@ lint: install-dev
 bench: install-dev
 	@install -d -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.devservices with-redis -- $(PY) -m bench
+
+## Fault drills on a scratch stack (about 11 minutes; nightly or on demand, not part of `make
+## test` or CI): each kills or starves one process and checks the stack heals. README "Fault drills".
+## DRILLS_ARGS passes flags, e.g. DRILLS_ARGS="--only rate-limit --keep".
+drills: $(VENV)/.run-installed
+	@mkdir -p $(XDG_RUNTIME_DIR)
+	$(PY) -m tradesite.drills $(DRILLS_ARGS)
 
 clean:
 	rm -rf staticfiles .pytest_cache .ruff_cache
