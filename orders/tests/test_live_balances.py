@@ -161,13 +161,10 @@ def test_a_fill_at_the_venue_changes_the_balances_within_a_second_without_reconc
             adapter.place_order(ORDERS[kind])
             expected = at_venue(adapter)
             assert expected != before
-            filled = time.monotonic()
             changed = wait_for(lambda: stored(account) == expected, 1.0)
-            took = time.monotonic() - filled
 
             assert changed, (f"balances not updated within 1 s of the fill: stored "
                              f"{stored(account)}, venue {expected}")
-            assert took < 1.0
             assert following.fetches == fetches  # the stream's event, not a REST fetch
             assert Account.objects.get(pk=account.pk).venue_confirmed_at > confirmed
     finally:

@@ -170,15 +170,12 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     # A forming bar published on the channel layer moves the chart within a second.
     forming = t0 + 300 * MINUTE
     group = wire.bars_group("sim", "KRW-BTC", "1m")
-    started = time.monotonic()
     publish(group, wire.bar_message(
         "sim", "KRW-BTC", "1m", {"t": forming, "o": 100, "h": 131, "l": 99, "c": 130, "v": 3},
         closed=False))
     page.wait_for_function(
         f"() => (() => {{ const b = window.tradesiteChart.bars().at(-1);"
         f" return b.t === {forming} && b.c === 130; }})()", timeout=1000)
-    latency = time.monotonic() - started
-    assert latency < 1.0
     assert page.inner_text("#last-price") == "130"
     screenshot("forming-bar")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from decimal import Decimal
 
 import numpy as np
@@ -148,13 +147,11 @@ def test_gap_fill_indicators_use_the_warm_up_before_after(logged_in, symbol):
     )
 
 
-def test_5000_candles_are_served_in_one_quick_request(logged_in, symbol):
+def test_5000_candles_are_served_in_one_request(logged_in, symbol):
+    # How quickly is measured by `make bench` (bench_charts), not here.
     store(symbol, 6000)
-    started = time.perf_counter()
     response = get_candles(logged_in, limit=5000)
-    elapsed = time.perf_counter() - started
     assert len(response.json()["candles"]["t"]) == 5000
-    assert elapsed < 1.0, f"{elapsed:.3f} s (goal 0.1 s; see bench_charts for the measured figure)"
 
 
 # -- pages --------------------------------------------------------------------------------------
