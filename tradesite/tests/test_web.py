@@ -14,11 +14,10 @@ import sys
 
 import aiohttp
 import pytest
-import uvicorn
 from django.test import Client
 
 from tradesite.consumers import Outbox, frame
-from tradesite.devservices import free_port
+from tradesite.tests.asgi_server import uvicorn_serving
 from tradesite.tests.test_browser_chart import web  # noqa: F401 - the fixture
 from tradesite.web import freeze_startup_heap, options, trusted_proxies
 
@@ -80,34 +79,24 @@ async def test_a_client_that_stops_reading_holds_up_no_one_on_uvicorn():
             pass
         box.close()
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, **{**options("127.0.0.1", port),
-                                                   "loop": "none", "log_level": "warning"}))
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
+    async with uvicorn_serving(app) as port, aiohttp.ClientSession() as http:
+        stalled = await http.ws_connect(f"ws://127.0.0.1:{port}/stalled", max_msg_size=0)
+        reader = await http.ws_connect(f"ws://127.0.0.1:{port}/reader", max_msg_size=0)
+        while len(outboxes) < 2:
             await asyncio.sleep(0.01)
-        async with aiohttp.ClientSession() as http:
-            stalled = await http.ws_connect(f"ws://127.0.0.1:{port}/stalled", max_msg_size=0)
-            reader = await http.ws_connect(f"ws://127.0.0.1:{port}/reader", max_msg_size=0)
-            while len(outboxes) < 2:
-                await asyncio.sleep(0.01)
-            n, big = 40, "x" * 256_000
-            for i in range(n):
-                for box in outboxes.values():
-                    box.put(frame(f"{i}:{big}"))
-            got = [(await reader.receive(timeout=10)).data.split(":")[0] for _ in range(n)]
-            assert got == [str(i) for i in range(n)]
-            assert outboxes["/stalled"].blocked is not None  # its send waits on the network
-            assert outboxes["/stalled"].sent < n
-            got = [(await stalled.receive(timeout=10)).data.split(":")[0] for _ in range(n)]
-            assert got == [str(i) for i in range(n)]
-            assert outboxes["/stalled"].sent == n and outboxes["/stalled"].blocked is None
-            await stalled.close()
-            await reader.close()
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 15)
+        n, big = 40, "x" * 256_000
+        for i in range(n):
+            for box in outboxes.values():
+                box.put(frame(f"{i}:{big}"))
+        got = [(await reader.receive(timeout=10)).data.split(":")[0] for _ in range(n)]
+        assert got == [str(i) for i in range(n)]
+        assert outboxes["/stalled"].blocked is not None  # its send waits on the network
+        assert outboxes["/stalled"].sent < n
+        got = [(await stalled.receive(timeout=10)).data.split(":")[0] for _ in range(n)]
+        assert got == [str(i) for i in range(n)]
+        assert outboxes["/stalled"].sent == n and outboxes["/stalled"].blocked is None
+        await stalled.close()
+        await reader.close()
 
 
 @pytest.mark.parametrize("trusted, client_seen, scheme_seen", [
@@ -121,22 +110,12 @@ async def test_forwarded_headers_count_only_from_the_trusted_proxy(trusted, clie
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
-    port = free_port()
-    config = {**options("127.0.0.1", port, proxy_headers=True, trusted=trusted),
-              "loop": "none", "log_level": "warning"}
-    server = uvicorn.Server(uvicorn.Config(app, **config))
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        async with aiohttp.ClientSession() as http, http.get(
-            f"http://127.0.0.1:{port}/",
-            headers={"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"},
-        ) as response:
-            assert (await response.text()).split() == [client_seen, scheme_seen]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 15)
+    async with uvicorn_serving(app, proxy_headers=True, trusted=trusted) as port, \
+            aiohttp.ClientSession() as http, http.get(
+                f"http://127.0.0.1:{port}/",
+                headers={"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"},
+            ) as response:
+        assert (await response.text()).split() == [client_seen, scheme_seen]
 
 
 def test_trusted_proxy_ips_are_checked(monkeypatch):

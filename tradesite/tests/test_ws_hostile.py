@@ -99,10 +99,9 @@ async def test_the_web_server_refuses_a_huge_frame_before_buffering_it():
     import asyncio
 
     import aiohttp
-    import uvicorn
 
-    from tradesite.devservices import free_port
-    from tradesite.web import WS_MAX_FRAME, options
+    from tradesite.tests.asgi_server import uvicorn_serving
+    from tradesite.web import WS_MAX_FRAME
 
     received = []
 
@@ -112,13 +111,7 @@ async def test_the_web_server_refuses_a_huge_frame_before_buffering_it():
         while (message := await receive())["type"] != "websocket.disconnect":
             received.append(len(message.get("text") or ""))
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, **{**options("127.0.0.1", port),
-                                                   "loop": "none", "log_level": "warning"}))
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    async with uvicorn_serving(app) as port:
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"ws://127.0.0.1:{port}/ws/x/")
             await ws.send_str("y" * 1000)
@@ -129,6 +122,3 @@ async def test_the_web_server_refuses_a_huge_frame_before_buffering_it():
             assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert ws.close_code == 1009
         assert received == [1000]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 15)
