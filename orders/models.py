@@ -189,7 +189,11 @@ class Fill(models.Model):
 
 
 class Position(models.Model):
-    """A position at a venue, netted per account and symbol as the venues do.
+    """A position of one config (or of the account's manual orders: ``config`` empty) on one
+    symbol: at most one open per (account, config, symbol), and one manual per (account,
+    symbol). Fills are attributed by their order's config, so a config's exit closes only its
+    own quantity. The venue sees the account's net position per symbol: the sum of the signed
+    open quantities over configs and manual (``orders.positions.net_positions``).
 
     Stop and target are prices derived from the config's percentages at entry; ``best_price``
     drives the trailing stop."""
@@ -227,9 +231,14 @@ class Position(models.Model):
         ordering = ["-opened_at", "-id"]
         constraints = [
             models.UniqueConstraint(
+                fields=["account", "config", "symbol"],
+                condition=Q(closed_at__isnull=True, config__isnull=False),
+                name="position_one_open_per_config_symbol",
+            ),
+            models.UniqueConstraint(
                 fields=["account", "symbol"],
-                condition=Q(closed_at__isnull=True),
-                name="position_one_open_per_symbol",
+                condition=Q(closed_at__isnull=True, config__isnull=True),
+                name="position_one_open_manual_per_symbol",
             ),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="position_quantity"),
             models.CheckConstraint(condition=Q(entry_price__gt=0), name="position_entry_positive"),
