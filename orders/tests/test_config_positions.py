@@ -356,3 +356,27 @@ def test_reconciliation_compares_the_sum_over_configs_with_the_venues_net(
     (mismatch,) = reconcile_net_positions(broker_factory=lambda _: Venue(Decimal("0.003")))
     assert (mismatch.ours, mismatch.venue) == (Decimal("0.004"), Decimal("0.003"))
     assert "net 0.004 here, 0.003 at the venue" in str(mismatch)
+
+
+def test_funding_is_booked_on_each_configs_position_and_sums_to_the_nets(
+        perpetual, futures, make_config):
+    from orders import funding
+    from orders.models import FundingPayment
+    from orders.tests.test_mark_price import HOUR, at_ms, set_mark
+
+    a = perp_config(futures, make_config, perpetual, "a")
+    b = perp_config(futures, make_config, perpetual, "b", enter=3)
+    store(perpetual, [100_000.0] * 5)
+    act(a, "enter_long", 3, 100_000)
+    tasks.evaluate("sim", "BTCUSDT", "1m", bar(3))
+    funding_time = T0 + 8 * HOUR
+    set_mark(perpetual, 100_500, rate="0.0001", next_funding_ms=funding_time + 8 * HOUR,
+             last=(funding_time, "0.0003", 100_400))
+    before = Balance.objects.get(account=futures, asset="USDT").free
+    assert funding.apply_funding(now=at_ms(funding_time + HOUR)) == 2
+    paid = {p.position.config_id: p.amount for p in FundingPayment.objects.all()}
+    for config in (a, b):
+        assert paid[config.pk] == -(own(config).quantity * Decimal("100400") * Decimal("0.0003"))
+    net = net_quantity(futures.pk, perpetual.pk)
+    assert sum(paid.values()) == -(net * Decimal("100400") * Decimal("0.0003"))
+    assert Balance.objects.get(account=futures, asset="USDT").free == before + sum(paid.values())
