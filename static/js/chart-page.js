@@ -139,7 +139,8 @@ function drawNet() {
   const parts = [];
   for (const [account, row] of netByAccount()) {
     const side = row.quantity > 0 ? "long" : row.quantity < 0 ? "short" : "flat";
-    parts.push(`account ${account}: net ${side} ${Math.abs(row.quantity)} (${row.positions} position${row.positions === 1 ? "" : "s"})`);
+    const quantity = Number(Math.abs(row.quantity).toFixed(12));  // no float dust (0.1 + 0.2)
+    parts.push(`account ${account}: net ${side} ${quantity} (${row.positions} position${row.positions === 1 ? "" : "s"})`);
   }
   el.textContent = parts.join(" · ");
 }
