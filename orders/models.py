@@ -188,6 +188,21 @@ class Fill(models.Model):
         return f"{self.quantity} @ {self.price}"
 
 
+def keep_open_positions(collector, field, sub_objs, using):
+    """``on_delete`` of ``Position.config``: a config with an open position cannot be deleted
+    (its position would silently become a manual one, or collide with the account's manual
+    position on the symbol); its closed positions keep their history with ``config`` empty."""
+    still_open = [p for p in sub_objs if p.closed_at is None]
+    if still_open:
+        raise models.ProtectedError(
+            f"this config still has {len(still_open)} open position(s) "
+            f"({', '.join(str(p) for p in still_open)}); close them first (the kill switch "
+            "with close positions), then delete the config",
+            still_open,
+        )
+    models.SET_NULL(collector, field, sub_objs, using)
+
+
 class Position(models.Model):
     """A position of one config (or of the account's manual orders: ``config`` empty) on one
     symbol: at most one open per (account, config, symbol), and one manual per (account,
@@ -204,7 +219,8 @@ class Position(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
     config = models.ForeignKey(
-        StrategyConfig, on_delete=models.SET_NULL, null=True, blank=True, related_name="positions"
+        StrategyConfig, on_delete=keep_open_positions, null=True, blank=True,
+        related_name="positions", help_text="The config that owns it; empty for manual orders.",
     )
     symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="positions")
     side = models.CharField(max_length=5, choices=PositionSide.choices)

@@ -380,3 +380,19 @@ def test_funding_is_booked_on_each_configs_position_and_sums_to_the_nets(
     net = net_quantity(futures.pk, perpetual.pk)
     assert sum(paid.values()) == -(net * Decimal("100400") * Decimal("0.0003"))
     assert Balance.objects.get(account=futures, asset="USDT").free == before + sum(paid.values())
+
+
+def test_a_config_with_an_open_position_cannot_be_deleted(symbol, paper, make_config):
+    from django.db.models import ProtectedError
+
+    a = make_config(paper, name="a")
+    fields = dict(account=paper, symbol=symbol, side="long", quantity=Decimal("1"),
+                  entry_price=Decimal("100"), opened_at=datetime.now(UTC))
+    Position.objects.create(config=None, **fields)  # the account's manual position
+    mine = Position.objects.create(config=a, **fields)
+    with pytest.raises(ProtectedError, match=r"Position\.config"):
+        a.delete()
+    Position.objects.filter(pk=mine.pk).update(closed_at=datetime.now(UTC), quantity=0)
+    a.delete()  # closed: its history stays, without the config
+    mine.refresh_from_db()
+    assert mine.config_id is None and mine.closed_at is not None
