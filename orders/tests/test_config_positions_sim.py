@@ -162,6 +162,11 @@ def test_live_futures_one_way_two_configs_net_equals_the_venues_position(
     a_stops = stops_of(a_pos)
     assert {s.reason for s in a_stops} == {"stop_loss", "take_profit"}
     assert all(s.reduce_only and s.quantity == a_pos.quantity for s in a_stops)
+    for stop in a_stops:  # at the venue: reduce-only for a's quantity, never closePosition
+        held = venue.fetch_stop("BTCUSDT", stop.client_order_id)
+        assert held.quantity == a_pos.quantity
+        assert held.raw.get("closePosition") in (False, "false", None)
+        assert str(held.raw.get("reduceOnly")).lower() == "true"
     assert step(b, "enter_long").status == "ordered"
     b_qty = own(b).quantity
     assert b_qty != a_pos.quantity and stops_of(own(b)) == []
