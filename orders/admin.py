@@ -53,6 +53,7 @@ class PositionAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "opened_at",
         "account",
+        "config",
         "symbol",
         "side",
         "quantity",
@@ -71,7 +72,7 @@ class PositionAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         ("closed_at", admin.EmptyFieldListFilter),
         "account__owner",
     ]
-    list_select_related = ["account__exchange", "symbol__exchange"]
+    list_select_related = ["account__exchange", "symbol__exchange", "config"]
 
 
 @admin.register(EquitySnapshot)

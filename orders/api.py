@@ -30,6 +30,7 @@ from orders.api_schemas import (
 from orders.brokers import BrokerUnavailable
 from orders.equity import last_prices, position_prices, value_account
 from orders.models import Order, Position
+from orders.positions import net_positions
 from strategies.models import Signal, StrategyConfig
 
 router = Router(auth=TokenOrSession(), tags=["trading"])
@@ -99,7 +100,7 @@ def balances(request):
 
 @router.get("/positions", url_name="positions", summary="Your positions (open ones by default)")
 def positions(request, q: Query[PositionsQuery]):
-    qs = mine(Position.objects, request.auth).select_related("symbol__exchange")
+    qs = mine(Position.objects, request.auth).select_related("symbol__exchange", "config")
     if q.open != "0":
         qs = qs.filter(closed_at__isnull=True)
     rows = list(qs[: q.limit])
@@ -120,7 +121,13 @@ def positions(request, q: Query[PositionsQuery]):
             else str((price - position.entry_price) * position.quantity * direction)
         )
         out.append(item)
-    return {"positions": out}
+    # The account's net per symbol (what the venue holds): the sum over its configs' and
+    # manual open positions, all of them (not only the page above).
+    nets = net_positions(
+        mine(Position.objects, request.auth).filter(closed_at__isnull=True)
+        .select_related("symbol__exchange").order_by("account_id", "symbol_id", "pk")
+    )
+    return {"positions": out, "net": [n.payload() for n in nets]}
 
 
 @router.get("/orders", url_name="orders", summary="Your orders, newest first")

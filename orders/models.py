@@ -188,8 +188,27 @@ class Fill(models.Model):
         return f"{self.quantity} @ {self.price}"
 
 
+def keep_open_positions(collector, field, sub_objs, using):
+    """``on_delete`` of ``Position.config``: a config with an open position cannot be deleted
+    (its position would silently become a manual one, or collide with the account's manual
+    position on the symbol); its closed positions keep their history with ``config`` empty."""
+    still_open = [p for p in sub_objs if p.closed_at is None]
+    if still_open:
+        raise models.ProtectedError(
+            f"this config still has {len(still_open)} open position(s) "
+            f"({', '.join(str(p) for p in still_open)}); close them first (the kill switch "
+            "with close positions), then delete the config",
+            still_open,
+        )
+    models.SET_NULL(collector, field, sub_objs, using)
+
+
 class Position(models.Model):
-    """A position at a venue, netted per account and symbol as the venues do.
+    """A position of one config (or of the account's manual orders: ``config`` empty) on one
+    symbol: at most one open per (account, config, symbol), and one manual per (account,
+    symbol). Fills are attributed by their order's config, so a config's exit closes only its
+    own quantity. The venue sees the account's net position per symbol: the sum of the signed
+    open quantities over configs and manual (``orders.positions.net_positions``).
 
     Stop and target are prices derived from the config's percentages at entry; ``best_price``
     drives the trailing stop."""
@@ -200,7 +219,8 @@ class Position(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
     config = models.ForeignKey(
-        StrategyConfig, on_delete=models.SET_NULL, null=True, blank=True, related_name="positions"
+        StrategyConfig, on_delete=keep_open_positions, null=True, blank=True,
+        related_name="positions", help_text="The config that owns it; empty for manual orders.",
     )
     symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="positions")
     side = models.CharField(max_length=5, choices=PositionSide.choices)
@@ -227,9 +247,14 @@ class Position(models.Model):
         ordering = ["-opened_at", "-id"]
         constraints = [
             models.UniqueConstraint(
+                fields=["account", "config", "symbol"],
+                condition=Q(closed_at__isnull=True, config__isnull=False),
+                name="position_one_open_per_config_symbol",
+            ),
+            models.UniqueConstraint(
                 fields=["account", "symbol"],
-                condition=Q(closed_at__isnull=True),
-                name="position_one_open_per_symbol",
+                condition=Q(closed_at__isnull=True, config__isnull=True),
+                name="position_one_open_manual_per_symbol",
             ),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="position_quantity"),
             models.CheckConstraint(condition=Q(entry_price__gt=0), name="position_entry_positive"),

@@ -7,7 +7,9 @@ the one the backtester and the guard use).
 
 Each venue stop is an ``Order`` row (``trigger_price`` set, ``reduce_only``, ``reason``
 ``stop_loss`` or ``take_profit``, ``position`` = the position it protects), saved (status
-``submitted``) before it is sent. Its life:
+``submitted``) before it is sent. A stop is reduce-only for its position's own quantity (never
+``closePosition``, which would close every config's share of the venue's net position on the
+symbol); its fill is applied to that position (``Order.position``). Its life:
 
 * **placed** after an entry or add fills (``after_fill``, hooked at the end of
   ``services.apply_order_info``), at the position's stored levels rounded to the tick *toward
@@ -286,9 +288,11 @@ def protect(position: Position, broker: Broker | None = None) -> list[Order]:
         )
         if position is None or not _wants_venue_stops(position.account, position.symbol):
             return []
+        own = {"config__isnull": True} if position.config_id is None else {
+            "config_id": position.config_id}
         if Order.objects.filter(
             account_id=position.account_id, symbol_id=position.symbol_id, reduce_only=True,
-            trigger_price__isnull=True, status__in=Order.OPEN_STATUSES,
+            trigger_price__isnull=True, status__in=Order.OPEN_STATUSES, **own,
         ).exists():
             return []  # a close of ours is in flight: it released the stops on purpose
         wanted = wanted_levels(position)
@@ -333,9 +337,13 @@ def after_fill(order_id: int) -> None:
         order = Order.objects.select_related("account", "symbol").get(pk=order_id)
         if not needs_protection(order, order.account) or order.filled_quantity <= 0:
             return
-        position = Position.objects.filter(
-            account_id=order.account_id, symbol_id=order.symbol_id, closed_at__isnull=True
-        ).first()
+        from orders.services import _open_position
+
+        # The position of the order's config (each config owns its positions; its stops are
+        # reduce-only for its own quantity, never closePosition for the whole symbol).
+        position = _open_position(
+            order.account_id, order.symbol_id, config_id=order.config_id, lock=False
+        )
         if position is not None:
             protect(position)
     except Exception:

@@ -46,6 +46,7 @@ from markets.exchanges.errors import (
     TemporaryExchangeError,
 )
 from markets.models import Account, Balance, Symbol
+from orders import positions as net
 from orders import protection, risk
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.brokers.base import Costs, default_costs
@@ -205,6 +206,8 @@ def position_payload(position: Position) -> dict:
         "id": position.pk,
         "account": position.account_id,
         "config": position.config_id,
+        # Who owns it: the config's name, "manual" for the account's own orders.
+        "config_name": position.config.name if position.config_id else "manual",
         "symbol": _symbol_name(position.symbol),
         "side": position.side,
         "quantity": _text(position.quantity),
@@ -315,8 +318,19 @@ class Rejected(Exception):
     """A gate said no; the message is the trader-readable reason."""
 
 
-def _open_position(account_id: int, symbol_id: int, *, lock: bool) -> Position | None:
-    qs = Position.objects.filter(account_id=account_id, symbol_id=symbol_id, closed_at__isnull=True)
+def _bucket(config_id: int | None) -> dict:
+    """The filter of one config's positions and orders, or of the manual ones (no config)."""
+    return {"config__isnull": True} if config_id is None else {"config_id": config_id}
+
+
+def _open_position(
+    account_id: int, symbol_id: int, *, config_id: int | None, lock: bool
+) -> Position | None:
+    """The open position of ``config_id`` (None: the account's manual orders) on the symbol:
+    each config owns its positions (``orders.positions``)."""
+    qs = Position.objects.filter(
+        account_id=account_id, symbol_id=symbol_id, closed_at__isnull=True, **_bucket(config_id)
+    )
     if lock:
         qs = qs.select_for_update(of=("self",))
     return qs.first()
@@ -379,10 +393,11 @@ def _entry_order(
         day_start=lambda: day_start_equity(account, at_ms, equity),
         open_order=lambda: Order.objects.filter(
             account=account, symbol=config.symbol, status__in=Order.OPEN_STATUSES,
-            reduce_only=False,
+            reduce_only=False, config=config,
         ).exists(),
         available=lambda: free_balance(account, config.symbol.quote),
         atr=lambda params: _atr(config, params, at_ms),
+        others=lambda: net.others_on_symbol(account.pk, config.symbol_id, config.pk),
     )
 
 
@@ -400,12 +415,16 @@ def _decide_entry(
     open_order,
     available,
     atr,
+    others,
 ) -> tuple[Decimal, Decimal | None, Decimal]:
     """The entry gates (``risk.entry_reason``), sizing (``strategies.sizing``) and the venue's
     rounding, on facts the caller gathered under the account's row lock: ``equity`` (quote
     currency), and callables for the rest, asked only when a gate needs them — ``day_start()``
-    the day's start equity, ``open_order()`` whether an entry order is open on the symbol,
-    ``available()`` the free quote balance, ``atr(params)`` the ATR for ATR sizing. Returns
+    the day's start equity, ``open_order()`` whether the config has an entry order open on the
+    symbol, ``available()`` the free quote balance, ``atr(params)`` the ATR for ATR sizing,
+    ``others()`` the other configs' open positions and entry orders on the account and symbol
+    (``orders.positions.opposite_reason``: one net position per symbol at the venue). Equity,
+    balance and the daily limits are the whole account's. Returns
     ``(quantity, limit price or None, paper reserve)``; raises ``Rejected`` with the reason."""
     symbol = config.symbol
     side = Side.BUY if side_int == pm.LONG else Side.SELL
@@ -423,6 +442,10 @@ def _decide_entry(
         open_order_for_symbol=open_order(),
     )
     why = risk.entry_reason(facts)
+    if why:
+        raise Rejected(why)
+    why = net.opposite_reason(symbol, side_int, others()) if (
+        symbol.market_type == Symbol.MarketType.PERPETUAL) else ""
     if why:
         raise Rejected(why)
     if symbol.quote != account.quote_asset:
@@ -666,10 +689,18 @@ def _synthetic_fill(info: OrderInfo, quantity: Decimal):
 
 
 def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None:
-    """One fill's effect on the netted position (and the paper book)."""
+    """One fill's effect on its order's position (and the paper book): the position of the
+    order's config (a venue stop: the position it protects; a manual order: the account's
+    manual position), never another config's."""
     symbol = order.symbol
     perpetual = symbol.market_type == Symbol.MarketType.PERPETUAL
-    position = _open_position(account.pk, symbol.pk, lock=True)
+    if order.position_id is not None:
+        position = (
+            Position.objects.select_for_update(of=("self",))
+            .filter(pk=order.position_id, closed_at__isnull=True).first()
+        )
+    else:
+        position = _open_position(account.pk, symbol.pk, config_id=order.config_id, lock=True)
     direction = pm.BUY if order.side == Side.BUY else pm.SELL
     qty, price, fee = fill.quantity, fill.price, fill.fee
     if order.reduce_only and perpetual and (position is None or _side_int(position) == direction):
@@ -864,7 +895,9 @@ def execute_signal(
             if result is not None:
                 _mark(signal, result)
                 return result
-            position = _open_position(account.pk, config.symbol_id, lock=True)
+            position = _open_position(
+                account.pk, config.symbol_id, config_id=config.pk, lock=True
+            )
             plan = risk.plan_action(
                 signal.action,
                 _side_int(position),
@@ -923,9 +956,9 @@ def finish_close(signal, close: Order, broker: Broker, last_price: Decimal, at_m
     (``orders.protection.release``); when one already executed or its state is unknown, the
     close is withdrawn unsent, so the position is closed once."""
     if broker.live:
-        position = Position.objects.filter(
-            account_id=close.account_id, symbol_id=close.symbol_id, closed_at__isnull=True
-        ).first()
+        position = _open_position(
+            close.account_id, close.symbol_id, config_id=close.config_id, lock=False
+        )
         if position is not None and not protection.release(position, broker, close.reason):
             closed = not Position.objects.filter(pk=position.pk, closed_at__isnull=True).exists()
             why = (
@@ -973,9 +1006,13 @@ class _Book:
     balances: dict[str, Balance] = dataclasses.field(default_factory=dict)
     equity: Decimal = ZERO
     day_start: Decimal | None = None
-    #: Symbol ids with an entry (not reduce-only) / a reduce-only order open.
-    open_entry: set[int] = dataclasses.field(default_factory=set)
-    open_close: set[int] = dataclasses.field(default_factory=set)
+    #: (symbol id, config id or None) with an entry (not reduce-only) / a reduce-only order
+    #: open: each config waits only for its own orders.
+    open_entry: set[tuple[int, int | None]] = dataclasses.field(default_factory=set)
+    open_close: set[tuple[int, int | None]] = dataclasses.field(default_factory=set)
+    #: {symbol id: [(config id or None, +1 long / -1 short)]}: the open positions and entry
+    #: orders of every config on the symbol (``orders.positions.opposite_reason``).
+    sides: dict[int, list] = dataclasses.field(default_factory=dict)
     changed: dict[str, Balance] = dataclasses.field(default_factory=dict)
 
     def free(self, asset: str) -> Decimal:
@@ -1142,13 +1179,15 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
         .order_by("pk")
         .values_list("pk", "reason")
     )
-    positions = {
-        (p.account_id, p.symbol_id): p
+    positions = {  # every config's own open position (and the manual ones: config None)
+        (p.account_id, p.symbol_id, p.config_id): p
         for p in Position.objects.select_for_update(of=("self",))
         .filter(account_id__in=account_ids, symbol_id__in=symbol_ids, closed_at__isnull=True)
         .order_by("pk")
     }
     books = {pk: _Book(account, *brokers[pk]) for pk, account in accounts.items()}
+    for (account_id, symbol_id, config_id), p in positions.items():
+        books[account_id].sides.setdefault(symbol_id, []).append((config_id, _side_int(p)))
     results: list[Execution | None] = [None] * len(items)
     marks: dict[int, Signal] = {}
 
@@ -1160,9 +1199,9 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
     # 1. What each signal means: its stored outcome, a gate, an ignored plan, or an order.
     planned = []
     after: dict[int, Callable] = {}
-    #: (account, symbol) pairs with a close or reversal in this batch: a later signal on the
-    #: same pair must see the position that close leaves, so it runs on its own after it.
-    serial: set[tuple[int, int]] = set()
+    #: (account, symbol, config) with a close or reversal in this batch: a later signal of
+    #: the config must see the position that close leaves, so it runs on its own after it.
+    serial: set[tuple[int, int, int]] = set()
     for i, (signal, config) in enumerate(items):
         if signal.pk not in stored:
             results[i] = Execution("error", "the signal was deleted")
@@ -1174,7 +1213,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             continue
         book = books[config.account_id]
         config.account = book.account
-        if (book.account.pk, config.symbol_id) in serial:
+        if (book.account.pk, config.symbol_id, config.pk) in serial:
             results[i] = Execution("queued", "after an earlier close on the same position")
             after[i] = functools.partial(
                 execute_signal, signal, config=config, at_ms=at_ms, broker=book.broker
@@ -1184,7 +1223,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
         if gate is not None:
             mark(i, signal, gate)
             continue
-        position = positions.get((book.account.pk, config.symbol_id))
+        position = positions.get((book.account.pk, config.symbol_id, config.pk))
         plan = risk.plan_action(
             signal.action,
             _side_int(position),
@@ -1194,7 +1233,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             mark(i, signal, Execution("ignored", plan.ignored))
             continue
         if plan.close:
-            serial.add((book.account.pk, config.symbol_id))
+            serial.add((book.account.pk, config.symbol_id, config.pk))
         planned.append((i, signal, config, book, position, plan))
     # 2. The facts, for all accounts at once.
     entering = {
@@ -1219,14 +1258,18 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             book.equity = valuations[pk].equity
         _day_starts(list(entering.values()), at_ms)
     if planned:
-        for account_id, symbol_id, reduce_only in Order.objects.filter(
+        for account_id, symbol_id, config_id, side, reduce_only in Order.objects.filter(
             account_id__in=account_ids, symbol_id__in=symbol_ids,
             status__in=Order.OPEN_STATUSES,
             # A venue stop is not a close in flight: finish_close cancels it before sending.
             trigger_price__isnull=True,
-        ).values_list("account_id", "symbol_id", "reduce_only"):
+        ).values_list("account_id", "symbol_id", "config_id", "side", "reduce_only"):
             book = books[account_id]
-            (book.open_close if reduce_only else book.open_entry).add(symbol_id)
+            (book.open_close if reduce_only else book.open_entry).add((symbol_id, config_id))
+            if not reduce_only:
+                book.sides.setdefault(symbol_id, []).append(
+                    (config_id, pm.BUY if side == Side.BUY else pm.SELL)
+                )
     # 3. Each signal's decision, in Python; its order built, not saved yet.
     atr_cache: dict = {}
     new_orders: list[tuple[int, Order]] = []
@@ -1241,7 +1284,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
                 )
                 continue
             if plan.close:
-                if position.quantity <= 0 or config.symbol_id in book.open_close:
+                if position.quantity <= 0 or (config.symbol_id, config.pk) in book.open_close:
                     mark(i, signal, Execution("ordered", "", []))  # a close is in flight
                     continue
                 side = Side.SELL if position.side == Position.PositionSide.LONG else Side.BUY
@@ -1249,10 +1292,9 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
                     book.account, config.symbol, side=side, quantity=position.quantity,
                     price=limit_price(config.symbol, side, last_price, book.broker.costs),
                     reason=plan.close, signal=signal, reduce_only=True,
-                    # The config that opened the position (as close_position records it).
-                    config=config if position.config_id == config.pk else position.config,
+                    config=config,  # its own position: the fill is attributed to it
                 )
-                book.open_close.add(config.symbol_id)
+                book.open_close.add((config.symbol_id, config.pk))
                 new_orders.append((i, order))
                 after[i] = functools.partial(
                     finish_close, signal, order, book.broker, last_price, at_ms
@@ -1277,10 +1319,14 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
                     equity=book.equity,
                     day_start=lambda book=book: book.day_start,
                     open_order=lambda book=book, config=config: (
-                        config.symbol_id in book.open_entry
+                        (config.symbol_id, config.pk) in book.open_entry
                     ),
                     available=lambda book=book, config=config: book.free(config.symbol.quote),
                     atr=atr,
+                    others=lambda book=book, config=config: [
+                        item for item in book.sides.get(config.symbol_id, [])
+                        if item[0] != config.pk
+                    ],
                 )
             except Rejected as exc:
                 mark(i, signal, Execution("rejected", str(exc)))
@@ -1294,7 +1340,8 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             )
             if reserve:
                 book.reserve(quote, reserve)
-            book.open_entry.add(config.symbol_id)
+            book.open_entry.add((config.symbol_id, config.pk))
+            book.sides.setdefault(config.symbol_id, []).append((config.pk, plan.open_side))
             new_orders.append((i, order))
             after[i] = functools.partial(
                 finish_execution, signal, order, book.broker, last_price, at_ms
@@ -1380,7 +1427,9 @@ def _close_then_enter(signal, config, plan, position, last_price, at_ms, broker)
         with transaction.atomic():
             account = Account.objects.select_for_update(of=("self",)).get(pk=config.account_id)
             config.account = account
-            position = _open_position(account.pk, config.symbol_id, lock=True)
+            position = _open_position(
+                account.pk, config.symbol_id, config_id=config.pk, lock=True
+            )
             if position is not None and _side_int(position) != plan.open_side:
                 # The close did not go out (one in flight, or a venue stop's state unknown):
                 # never open the other side on top of a position still open.
@@ -1443,9 +1492,9 @@ def close_position(
             return None
         if Order.objects.filter(
             account=account, symbol=position.symbol, reduce_only=True,
-            status__in=Order.OPEN_STATUSES,
+            status__in=Order.OPEN_STATUSES, **_bucket(position.config_id),
         ).exists():
-            return None
+            return None  # this position's own close is in flight
         broker = broker or broker_for(account)
         side = Side.SELL if position.side == Position.PositionSide.LONG else Side.BUY
         price = limit_price(position.symbol, side, last_price, broker.costs) if use_limit else None
@@ -1700,6 +1749,15 @@ def place_manual_order(
                 f"quote_amount {quote_amount.normalize():f} {symbol.quote} is below the venue "
                 f"minimum {symbol.min_notional.normalize():f} {symbol.quote} for {symbol}"
             )
+        if not reason and symbol.market_type == Symbol.MarketType.PERPETUAL:
+            # One net position per symbol at the venue: a manual order may reduce the manual
+            # position, never open against a config's (it would reduce or reverse it there).
+            manual = _open_position(account.pk, symbol.pk, config_id=None, lock=True)
+            direction = pm.BUY if side == Side.BUY else pm.SELL
+            if manual is None or _side_int(manual) == direction or quantity > manual.quantity:
+                reason = net.opposite_reason(
+                    symbol, direction, net.others_on_symbol(account.pk, symbol.pk, None)
+                )
         reason = reason or risk.min_order_reason(
             quantity, reference, min_qty=symbol.min_qty,
             min_notional=None if quote_amount is not None else symbol.min_notional,

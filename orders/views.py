@@ -16,6 +16,7 @@ from markets.models import Account
 from orders import killswitch, risk, services, venue_balances
 from orders.equity import position_prices, value_account
 from orders.models import EquitySnapshot, Order, Position
+from orders.positions import net_positions
 from strategies.models import Signal, StrategyConfig
 
 RECENT = 20
@@ -90,6 +91,12 @@ def dashboard(request):
                 else (price - position.entry_price) * position.quantity * direction,
             }
         )
+    # The account's net per symbol: what the venue holds (the sum over configs and manual).
+    nets = [
+        {"net": n, "account": next(p.account for p in positions
+                                    if p.account_id == n.account_id)}
+        for n in net_positions(positions)
+    ]
     signals = Signal.objects.select_related("config", "symbol__exchange").order_by(
         "-bar_time", "-id"
     )
@@ -97,6 +104,7 @@ def dashboard(request):
     context = {
         "accounts": accounts,
         "positions": rows,
+        "nets": nets,
         "signals": [
             {"signal": s, "execution": (s.reason or {}).get("execution") or {}}
             for s in signals[:RECENT]

@@ -27,6 +27,7 @@ from markets.models import Symbol
 from markets.timeframes import TIMEFRAMES
 from orders import evaluation, services
 from orders.models import Fill, Position
+from orders.positions import net_positions
 from strategies import indicators as ind
 from strategies.base import Candles
 from strategies.models import Signal, StrategyConfig
@@ -160,13 +161,15 @@ def user_rows(user, symbol: Symbol) -> dict:
         .select_related("order__symbol__exchange")
         .order_by("-ts", "-id")[:MARKERS_LIMIT]
     )
-    positions = Position.objects.filter(
+    positions = list(Position.objects.filter(
         account__owner=user, symbol=symbol, closed_at__isnull=True
-    ).select_related("symbol__exchange")
+    ).select_related("symbol__exchange", "config").order_by("account_id", "pk"))
     return {
         "signals": [signal_payload(s) for s in reversed(signals)],
         "fills": [fill_payload(f) for f in reversed(fills)],
+        # Each config's own position, and each account's net on the symbol (their sum).
         "positions": [position_payload(p) for p in positions],
+        "net": [n.payload() for n in net_positions(positions)],
     }
 
 

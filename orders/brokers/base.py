@@ -77,6 +77,10 @@ class Broker:
         """Venue balances (live) or None when the book is ours (paper)."""
         return None
 
+    def positions(self):
+        """The venue's futures positions (live; ``PositionInfo``, signed quantity)."""
+        raise NotImplementedError("paper positions are this database's own: nothing to compare")
+
     #: How a market buy may be sized: by base quantity, by the quote amount to spend (Upbit
     #: ``ord_type=price``, Binance spot ``quoteOrderQty``). Paper takes both: it turns a quote
     #: amount into the quantity it buys at its fill price.

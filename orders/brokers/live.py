@@ -103,6 +103,12 @@ class LiveBroker(Broker):
     def balances(self):
         return self.adapter.balances()
 
+    def positions(self):
+        """The venue's futures positions (signed quantity, one net per symbol in one-way
+        mode): ``orders.positions.reconcile_net_positions`` compares them with the sum over
+        the account's configs."""
+        return self.adapter.positions()
+
     @property
     def venue_stops(self) -> bool:
         return self.adapter.capabilities.supports_venue_stops

@@ -76,9 +76,10 @@ def test_one_rejected_and_one_failing_config_leave_the_others_orders_intact(
         assert outcome == {"status": "ordered", "reason": "", "orders": [order.pk]}
         assert order.status == Order.Status.FILLED and order.signal.config_id == configs[name].pk
         assert Position.objects.filter(config=configs[name], closed_at__isnull=True).count() == 1
-    # The second config on alice-1 sees the first one's order, as if run one after the other.
+    # The second config on alice-1 waits only for its own orders, but its balance gate sees
+    # the whole account, as if run one after the other: the first entry spent the balance.
     second = execution(configs["a1-second"])
-    assert second["status"] == "rejected" and "still open" in second["reason"]
+    assert second["status"] == "rejected" and "insufficient balance" in second["reason"]
     rejected = execution(configs["rejected"])
     assert rejected["status"] == "rejected"
     assert "below the venue minimum 5000 KRW" in rejected["reason"]

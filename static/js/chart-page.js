@@ -110,11 +110,39 @@ function drawPositions() {
   const lines = [];
   for (const p of state.positions.values()) {
     if (!p.open) continue;
-    lines.push({ price: Number(p.entry_price), title: `${p.side} entry`, color: "#90caf9" });
+    const owner = p.config_name || "manual";
+    lines.push({ price: Number(p.entry_price), title: `${owner} ${p.side} entry`, color: "#90caf9" });
     if (p.stop_price) lines.push({ price: Number(p.stop_price), title: "stop", color: "#ef5350" });
     if (p.target_price) lines.push({ price: Number(p.target_price), title: "target", color: "#26a69a" });
   }
   chart.setPriceLines(lines);
+  drawNet();
+}
+
+// Each account's net on the symbol: the sum of its configs' signed open quantities (what the
+// venue holds), kept current from the positions as they are pushed.
+function netByAccount() {
+  const net = new Map();
+  for (const p of state.positions.values()) {
+    if (!p.open) continue;
+    const q = Number(p.quantity) * (p.side === "long" ? 1 : -1);
+    const row = net.get(p.account) || { quantity: 0, positions: 0 };
+    row.quantity += q; row.positions += 1;
+    net.set(p.account, row);
+  }
+  return net;
+}
+
+function drawNet() {
+  const el = $("net-position");
+  if (!el) return;
+  const parts = [];
+  for (const [account, row] of netByAccount()) {
+    const side = row.quantity > 0 ? "long" : row.quantity < 0 ? "short" : "flat";
+    const quantity = Number(Math.abs(row.quantity).toFixed(12));  // no float dust (0.1 + 0.2)
+    parts.push(`account ${account}: net ${side} ${quantity} (${row.positions} position${row.positions === 1 ? "" : "s"})`);
+  }
+  el.textContent = parts.join(" · ");
 }
 
 // -- candles ---------------------------------------------------------------------------------

@@ -288,3 +288,27 @@ def test_dragging_into_the_past_loads_older_candles_without_a_gap(web, page, scr
     page.wait_for_function("() => window.tradesiteChart.bars().length === 1500", timeout=5000)
     assert [b["t"] for b in chart_bars(page)] == [t0 + i * MINUTE for i in range(1500)]
     screenshot("older")
+
+
+def test_chart_shows_each_configs_position_and_the_accounts_net(web, page, symbol, trader):
+    """Two configs on one account and symbol: each position's entry line names its config,
+    and the account's net (their signed sum, what the venue holds) is shown above the chart."""
+    from markets.models import Account
+    from orders.models import Position
+
+    store(symbol, floor_ms(int(time.time() * 1000), "1m") - 50 * MINUTE, 50)
+    account = Account.objects.create(owner=trader, exchange=symbol.exchange, label="paper")
+    opened = dt.datetime.now(dt.UTC)
+    for name, side, quantity in (("rsi", "long", "0.005"), ("ensemble", "short", "0.002")):
+        config = StrategyConfig.objects.create(
+            owner=trader, name=name, strategy="bollinger", symbol=symbol, timeframe="1m",
+            account=account)
+        Position.objects.create(account=account, config=config, symbol=symbol, side=side,
+                                quantity=Decimal(quantity), entry_price=Decimal("100"),
+                                opened_at=opened)
+    log_in(page, web, "/chart/sim/KRW-BTC/")
+    page.wait_for_function("() => window.tradesiteChart?.lines().length >= 2")
+    titles = {line["title"] for line in page.evaluate("window.tradesiteChart.lines()")}
+    assert {"rsi long entry", "ensemble short entry"} <= titles
+    net = page.locator("#net-position").inner_text()
+    assert f"account {account.pk}: net long 0.003 (2 positions)" in net
