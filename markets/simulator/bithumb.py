@@ -25,7 +25,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from markets.simulator.accounts import Order, dec
-from markets.simulator.market import Frame
+from markets.simulator.market import UPBIT_KRW_BANDS, Frame, krw_tick
 from markets.simulator.upbit import MINUTE_UNITS, UpbitVenue
 from markets.simulator.upbit_ws import UpbitStreams
 from markets.simulator.venue import KST, kst_iso
@@ -42,22 +42,12 @@ GROUPS = {
     "order": (140, 0),
     "cancel": (140, 0),
 }
-#: Bithumb's KRW price units (rows below 100 KRW differ from Upbit's).
-TICKS = (
-    (1_000_000, 1000.0),
-    (500_000, 500.0),
-    (100_000, 100.0),
-    (50_000, 50.0),
-    (10_000, 10.0),
-    (5_000, 5.0),
-    (100, 1.0),
-    (10, 0.01),
-    (1, 0.001),
-)
+#: Bithumb's KRW price units: Upbit's from 100 KRW up; the rows below differ.
+BITHUMB_KRW_BANDS = (*UPBIT_KRW_BANDS[:7], (10, 0.01), (1, 0.001))
 
 
 def bithumb_krw_tick(price: float) -> float:
-    return next((tick for floor, tick in TICKS if price >= floor), 0.0001)
+    return krw_tick(price, BITHUMB_KRW_BANDS)
 
 
 def parse_kst(text: str) -> int:

@@ -39,24 +39,24 @@ class SymbolSpec:
     volume_1m: float = 1.0  # mean base volume per minute
 
 
-def krw_tick(price: float) -> float:
-    """Upbit KRW price unit for ``price`` (policy of 2025-07-31; rows below 100 KRW unconfirmed)."""
-    bands = (
-        (1_000_000, 1000.0),
-        (500_000, 500.0),
-        (100_000, 100.0),
-        (50_000, 50.0),
-        (10_000, 10.0),
-        (5_000, 5.0),
-        (100, 1.0),
-        (10, 0.1),
-        (1, 0.01),
-        (0.1, 0.001),
-    )
-    for floor, tick in bands:
-        if price >= floor:
-            return tick
-    return 0.0001
+#: Upbit's KRW price units by price floor (policy of 2025-07-31; rows below 100 KRW unconfirmed).
+UPBIT_KRW_BANDS = (
+    (1_000_000, 1000.0),
+    (500_000, 500.0),
+    (100_000, 100.0),
+    (50_000, 50.0),
+    (10_000, 10.0),
+    (5_000, 5.0),
+    (100, 1.0),
+    (10, 0.1),
+    (1, 0.01),
+    (0.1, 0.001),
+)
+
+
+def krw_tick(price: float, bands=UPBIT_KRW_BANDS) -> float:
+    """The KRW price unit for ``price`` in ``bands`` (Upbit's unless given)."""
+    return next((tick for floor, tick in bands if price >= floor), 0.0001)
 
 
 def tick_of(spec: SymbolSpec, price: float) -> float:
