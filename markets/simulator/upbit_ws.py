@@ -42,6 +42,7 @@ def _error(name: str, message: str) -> dict:
 class UpbitStreams:
     status_interval_s = 10.0
     idle_timeout_s = 120.0
+    public_types = PUBLIC_TYPES  # Bithumb: no candle types
 
     def __init__(self, venue) -> None:
         self.venue = venue
@@ -55,7 +56,7 @@ class UpbitStreams:
     # ---- connections --------------------------------------------------------------------------
 
     async def public(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, self.public_conns, PUBLIC_TYPES, None)
+        return await self._serve(request, self.public_conns, self.public_types, None)
 
     async def private(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -225,8 +226,8 @@ class UpbitStreams:
                 "assets": [
                     {
                         "currency": a,
-                        "balance": float(account.free(a)),
-                        "locked": float(account.locked(a)),
+                        "balance": self.asset_amount(account.free(a)),
+                        "locked": self.asset_amount(account.locked(a)),
                     }
                     for a in event["assets"]
                 ],
@@ -249,6 +250,11 @@ class UpbitStreams:
                 sub = subs.get(kind_)
                 if sub is not None and (sub["codes"] is None or code in sub["codes"]):
                     conn.send(frame)
+
+    @staticmethod
+    def asset_amount(value):
+        """A myAsset amount: a JSON number on Upbit (Bithumb sends strings)."""
+        return float(value)
 
     def _my_order(self, order: Order, fill, state: str) -> dict:
         fee = self.venue.fee

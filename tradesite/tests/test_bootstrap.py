@@ -22,6 +22,7 @@ def test_bootstrap_creates_demo_data_once(tmp_path, monkeypatch):
         "sim",
         "sim-binance",
         "sim-futures",
+        "sim-bithumb",
         "upbit",
         "bithumb",
         "binance_spot",
@@ -82,3 +83,17 @@ def test_bootstrap_makes_funded_usdt_paper_accounts_on_the_simulated_binance_ven
     report = bootstrap()
     assert report.created == ["paper account Demo paper USDT (sim futures) with 10,000 USDT"]
     assert spot.balances.get(asset="USDT").free == 1
+
+
+def test_bootstrap_makes_a_bithumb_venue_on_the_simulator_with_a_krw_paper_account(settings):
+    bootstrap()
+    venue = Exchange.objects.get(slug="sim-bithumb")
+    assert venue.is_active and venue.adapter == "bithumb"
+    assert venue.rest_url.endswith(f":{settings.SIMULATOR_BITHUMB_PORT}")
+    for symbol in venue.symbols.all():
+        # Only what Bithumb's REST serves: its 4h and 1d candles open on KST boundaries.
+        assert "4h" not in symbol.timeframes and "1d" not in symbol.timeframes
+    account = Account.objects.get(owner__username="demo", exchange=venue)
+    assert (account.mode, account.quote_asset) == ("paper", "KRW")
+    assert account.balances.get(asset="KRW").free == 10_000_000
+    account.full_clean()
