@@ -73,7 +73,7 @@ DESIGNS = [
         key="macd_turtle", name="Binance MACD turtle (BTCUSDT 1m)", venue="sim-binance",
         symbol="BTCUSDT", quote="USDT", funds=D("10000"), strategy="macd_turtle",
         params={"add_atr": 1.0, "trial_units": 0.5, "confirm_units": 1.5, "max_units": 4.0},
-        timeframe="1m", sizing_method="atr_unit", sizing_params={"risk_pct": 1.0,
+        timeframe="1m", sizing_method="atr_unit", sizing_params={"risk_pct": 0.03,
                                                                   "atr_period": 20},
     ),
     Design(

@@ -128,3 +128,67 @@ def test_binance_futures_bollinger_exits_only_at_target_or_stop_at_10x(trader):
     # 10x: half of the 10,000 USDT as margin buys 50,000 USDT of BTC.
     notional = entry.filled_quantity * entry.average_price
     assert notional == pytest.approx(Decimal("50000"), rel=Decimal("0.005"))
+
+
+def test_binance_macd_turtle_pyramids_in_atr_units(trader):
+    from markets.candles import load_candles
+    from strategies import indicators
+
+    design = demo_bots.by_key("macd_turtle")
+    with simulator(("binance",), seed=1, history_days=0.5) as sim:
+        venue = demo_venue(sim, "sim-binance")
+        config = configure(trader, design, venue, "10000")
+        start = END_MS - 720 * MINUTE_MS
+        assert backfill_from_sim(sim, config.symbol, "1m", start, END_MS) >= 700
+
+    def orders_of(position):
+        return list(Order.objects.filter(
+            config=config, status=Order.Status.FILLED, fills__ts__gte=position.opened_at,
+            fills__ts__lte=position.closed_at,
+        ).distinct().select_related("signal").order_by("created_at", "pk"))
+
+    def pyramided(position):
+        return any(o.signal and o.signal.reason.get("size") == 1.0 for o in orders_of(position))
+
+    def pyramided_and_closed():
+        return any(pyramided(p) for p in Position.objects.filter(
+            config=config, closed_at__isnull=False))
+
+    bars = trade_bars(config, start, END_MS, until=pyramided_and_closed)
+    assert bars < 720
+    position = next(p for p in Position.objects.filter(config=config, closed_at__isnull=False)
+                    if pyramided(p))
+    assert position.close_reason == "signal"
+    orders = orders_of(position)
+    actions = [(o.signal.action, o.signal.reason.get("size")) for o in orders if o.signal]
+    assert actions[:3] == [("enter_long", 0.5), ("add_long", 1.5), ("add_long", 1.0)], actions
+    assert actions[-1][0] == "exit_long"
+    # Each order is its units x (equity x 0.03 % / ATR(20)) at its bar: the turtle unit.
+    for order in orders[:3]:
+        size = order.signal.reason["size"]
+        at_ms = int(order.signal.bar_time.timestamp() * 1000) + MINUTE_MS
+        candles = load_candles(config.symbol_id, "1m", end_ms=at_ms, limit=20 * 12 + 2)
+        atr = float(indicators.atr(candles.high, candles.low, candles.close, 20)[-1])
+        unit = 10_000 * 0.0003 / atr  # equity within a few USDT of the 10,000 funded
+        assert float(order.quantity) == pytest.approx(unit * size, rel=0.01)
+    exit_ = orders[-1]
+    assert exit_.reduce_only and exit_.quantity == sum(o.quantity for o in orders[:-1])
+
+
+def test_upbit_volatility_breakout_sized_by_kelly(trader):
+    design = demo_bots.by_key("volatility_breakout")
+    assert design.sizing_method == "kelly"
+    with simulator(("upbit",), seed=5, history_days=3) as sim:
+        venue = demo_venue(sim, "sim")
+        config = configure(trader, design, venue, "10000000")
+        start = END_MS - 3 * 1440 * MINUTE_MS
+        assert backfill_from_sim(sim, config.symbol, "1h", start, END_MS) >= 70
+    bars = trade_bars(config, start, END_MS, until=entry_and_exit_filled(config))
+    assert bars < 72
+    entry, exit_, position = first_round_trip(config)
+    assert entry.signal.action == "enter_long" and exit_.signal.action == "exit_long"
+    # Kelly: W - (1 - W) / R = 0.55 - 0.45 / 1.5 = 0.25 of equity, half of it (fraction 0.5).
+    spent = entry.filled_quantity * entry.average_price
+    assert spent == pytest.approx(Decimal("1250000"), rel=Decimal("0.002"))
+    # Exit at the next (KST) day's open: the signal on the day's last bar, 15:00 UTC.
+    assert exit_.signal.bar_time.hour == 14 and position.close_reason == "signal"
