@@ -63,3 +63,38 @@ def test_sizing_parameters_that_are_not_an_object_show_the_methods_own_example(
     assert response.status_code == 200
     assert ("sizing &#x27;kelly&#x27;: parameters must be a JSON object, like "
             "{&quot;win_rate&quot;: 0.0}") in form_errors(response)
+
+
+def account_form(exchange, label, asset, free, locked="0"):
+    return {
+        "label": label, "exchange": exchange.pk, "quote_asset": "KRW", "mode": "paper",
+        "new_api_key": "", "new_api_secret": "", "halted_reason": "",
+        "balances-TOTAL_FORMS": "1", "balances-INITIAL_FORMS": "0",
+        "balances-MIN_NUM_FORMS": "0", "balances-MAX_NUM_FORMS": "1000",
+        "balances-0-asset": asset, "balances-0-free": free, "balances-0-locked": locked,
+    }
+
+
+def test_a_paper_balance_typed_in_lower_case_funds_the_accounts_quote(trader, symbol):
+    # "krw" was stored as typed: the KRW account then had no KRW, equity 0, every entry refused.
+    trader.post("/admin/markets/account/add/", account_form(symbol.exchange, "lc", " krw ",
+                                                            "1000000"))
+    account = Account.objects.get(owner=trader.user, label="lc")
+    assert list(account.balances.values_list("asset", "free")) == [("KRW", 1_000_000)]
+
+
+@pytest.mark.parametrize("asset, free, locked, message", [
+    ("KRW", "-5", "0", "Free must be 0 or more; got -5."),
+    ("KRW", "10", "-1", "Locked must be 0 or more; got -1."),
+    ("KR W", "10", "0", "Asset must be a currency code of letters and digits, like KRW or USDT; "
+                        "got &#x27;KR W&#x27;."),
+])
+def test_a_bad_paper_balance_is_refused_in_words_not_by_its_constraint(
+    trader, symbol, asset, free, locked, message
+):
+    response = trader.client.post("/admin/markets/account/add/",
+                                  account_form(symbol.exchange, "bad", asset, free, locked))
+    assert response.status_code == 200
+    errors = form_errors(response)
+    assert message in errors and "Constraint" not in errors
+    assert not Account.objects.filter(label="bad").exists()
