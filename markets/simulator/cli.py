@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--futures-port", type=int, default=0, help="Binance USDⓈ-M futures port (0 = free)"
     )
     parser.add_argument(
+        "--bithumb-port", type=int, default=0, help="Bithumb protocol port (0 = free)"
+    )
+    parser.add_argument(
         "--venues", default=",".join(VENUES), help=f"comma-separated subset of {','.join(VENUES)}"
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of prices, ids and faults")
@@ -101,6 +104,7 @@ def config_from(options: argparse.Namespace | dict) -> SimConfig:
         upbit_port=o["upbit_port"],
         binance_port=o["binance_port"],
         futures_port=o["futures_port"],
+        bithumb_port=o.get("bithumb_port", 0),
         venues=tuple(v for v in o["venues"].split(",") if v),
         seed=o["seed"],
         now_ms=o["now_ms"],
@@ -128,7 +132,7 @@ async def run(config: SimConfig, out=sys.stdout) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m markets.simulator",
-        description="Local exchange simulator (Upbit and Binance protocols) on 127.0.0.1.",
+        description="Local exchange simulator (Upbit, Bithumb and Binance protocols) on 127.0.0.1.",
     )
     add_arguments(parser)
     options = parser.parse_args(argv)

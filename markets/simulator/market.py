@@ -39,24 +39,24 @@ class SymbolSpec:
     volume_1m: float = 1.0  # mean base volume per minute
 
 
-def krw_tick(price: float) -> float:
-    """Upbit KRW price unit for ``price`` (policy of 2025-07-31; rows below 100 KRW unconfirmed)."""
-    bands = (
-        (1_000_000, 1000.0),
-        (500_000, 500.0),
-        (100_000, 100.0),
-        (50_000, 50.0),
-        (10_000, 10.0),
-        (5_000, 5.0),
-        (100, 1.0),
-        (10, 0.1),
-        (1, 0.01),
-        (0.1, 0.001),
-    )
-    for floor, tick in bands:
-        if price >= floor:
-            return tick
-    return 0.0001
+#: Upbit's KRW price units by price floor (policy of 2025-07-31; rows below 100 KRW unconfirmed).
+UPBIT_KRW_BANDS = (
+    (1_000_000, 1000.0),
+    (500_000, 500.0),
+    (100_000, 100.0),
+    (50_000, 50.0),
+    (10_000, 10.0),
+    (5_000, 5.0),
+    (100, 1.0),
+    (10, 0.1),
+    (1, 0.01),
+    (0.1, 0.001),
+)
+
+
+def krw_tick(price: float, bands=UPBIT_KRW_BANDS) -> float:
+    """The KRW price unit for ``price`` in ``bands`` (Upbit's unless given)."""
+    return next((tick for floor, tick in bands if price >= floor), 0.0001)
 
 
 def tick_of(spec: SymbolSpec, price: float) -> float:
@@ -135,10 +135,15 @@ class TradeLog:
 
 @dataclasses.dataclass(frozen=True)
 class Frame:
-    """A candle grid: ``n`` units of s, m, h, d (epoch aligned), w (Monday 00:00 UTC), M or y."""
+    """A candle grid: ``n`` units of s, m, h, d (epoch aligned), w (Monday 00:00 UTC), M or y.
+
+    ``zone_ms`` moves the grid to a zone's wall clock: Bithumb's days, weeks, months and
+    240-minute candles open on KST boundaries (``zone_ms`` = 9 h, so a day opens 15:00 UTC).
+    """
 
     unit: str
     n: int = 1
+    zone_ms: int = 0
 
     _FIXED = {"s": 1000, "m": MINUTE_MS, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
 
@@ -154,14 +159,15 @@ class Frame:
 
     def start(self, ts: np.ndarray) -> np.ndarray:
         """Open time of the candle that holds each ts (ms)."""
+        local = ts + self.zone_ms
         width = self.width_ms
         if width is not None:
             offset = _WEEK_OFFSET_MS if self.unit == "w" else 0
-            return ts - (ts - offset) % width
+            return local - (local - offset) % width - self.zone_ms
         code = "M" if self.unit == "M" else "Y"
-        months = ts.astype("datetime64[ms]").astype(f"datetime64[{code}]")
+        months = local.astype("datetime64[ms]").astype(f"datetime64[{code}]")
         months = months - months.astype(np.int64) % self.n
-        return months.astype("datetime64[ms]").astype(np.int64)
+        return months.astype("datetime64[ms]").astype(np.int64) - self.zone_ms
 
     def next_open(self, open_ms: int) -> int:
         """Open time of the candle after the one opening at ``open_ms``."""
@@ -169,8 +175,9 @@ class Frame:
         if width is not None:
             return open_ms + width
         code = "M" if self.unit == "M" else "Y"
-        start = np.datetime64(open_ms, "ms").astype(f"datetime64[{code}]") + self.n
-        return int(start.astype("datetime64[ms]").astype(np.int64))
+        local = np.datetime64(open_ms + self.zone_ms, "ms").astype(f"datetime64[{code}]")
+        start = local + self.n
+        return int(start.astype("datetime64[ms]").astype(np.int64)) - self.zone_ms
 
 
 @dataclasses.dataclass

@@ -3,7 +3,7 @@
 Python API::
 
     async with Simulator(SimConfig(seed=1)) as sim:
-        sim.upbit_url, sim.binance_url, sim.futures_url      # http://127.0.0.1:<port>
+        sim.upbit_url, sim.binance_url, sim.futures_url, sim.bithumb_url  # 127.0.0.1:<port>
         sim.set_faults(error_ratio=0.5); await sim.drop_websockets()
 
     handle = start_in_thread(SimConfig())    # for sync tests; handle.stop()
@@ -22,12 +22,13 @@ import numpy as np
 from aiohttp import web
 
 from markets.simulator.accounts import Account
+from markets.simulator.bithumb import bithumb_krw_tick
 from markets.simulator.faults import Faults
 from markets.simulator.market import DAY_MS, Market, SymbolSpec, csv_trades, krw_tick
 from markets.simulator.stats import AnswerCounts
 from markets.simulator.venue import Context, Venue
 
-VENUES = ("upbit", "binance", "futures")
+VENUES = ("upbit", "binance", "futures", "bithumb")
 
 
 def default_symbols() -> dict[str, list[SymbolSpec]]:
@@ -49,6 +50,11 @@ def default_symbols() -> dict[str, list[SymbolSpec]]:
             SymbolSpec("BTCUSDT", "BTC", "USDT", 1.0e5, 0.1, 1e-3, 0.0012, 50.0),
             SymbolSpec("ETHUSDT", "ETH", "USDT", 3600.0, 0.01, 1e-3, 0.0015, 800.0),
         ],
+        "bithumb": [
+            SymbolSpec("KRW-BTC", "BTC", "KRW", 1.45e8, bithumb_krw_tick, 1e-8, 0.0012, 2.0),
+            SymbolSpec("KRW-ETH", "ETH", "KRW", 5.2e6, bithumb_krw_tick, 1e-8, 0.0015, 20.0),
+            SymbolSpec("KRW-XRP", "XRP", "KRW", 3100.0, bithumb_krw_tick, 1e-8, 0.002, 50_000.0),
+        ],
     }
 
 
@@ -69,6 +75,13 @@ DEFAULT_ACCOUNTS = {
         )
     ],
     "futures": [("sim-futures-api-key", "sim-futures-secret-key", {"USDT": "100000"})],
+    "bithumb": [
+        (
+            "sim-bithumb-access-key",
+            "sim-bithumb-secret-key",
+            {"KRW": "100000000", "BTC": "1", "ETH": "10"},
+        )
+    ],
 }
 
 
@@ -80,6 +93,7 @@ class SimConfig:
     upbit_port: int = 0
     binance_port: int = 0
     futures_port: int = 0
+    bithumb_port: int = 0
     venues: tuple[str, ...] = VENUES
     seed: int = 7
     now_ms: int | None = None  # the simulated clock at start (default: wall clock)
@@ -159,6 +173,7 @@ class Simulator:
             "upbit": self.config.upbit_port,
             "binance": self.config.binance_port,
             "futures": self.config.futures_port,
+            "bithumb": self.config.bithumb_port,
         }
         for name, venue in self.venues.items():
             runner = web.AppRunner(venue.app(), access_log=None, handle_signals=False)
@@ -213,6 +228,8 @@ class Simulator:
     binance_ws_url = property(lambda self: self.url("binance", "ws"))
     futures_url = property(lambda self: self.url("futures"))
     futures_ws_url = property(lambda self: self.url("futures", "ws"))
+    bithumb_url = property(lambda self: self.url("bithumb"))
+    bithumb_ws_url = property(lambda self: self.url("bithumb", "ws"))
 
     @property
     def answers(self) -> AnswerCounts:
@@ -275,6 +292,10 @@ def _venue_class(name: str):
         from markets.simulator.binance import BinanceSpotVenue
 
         return BinanceSpotVenue
+    if name == "bithumb":
+        from markets.simulator.bithumb import BithumbVenue
+
+        return BithumbVenue
     from markets.simulator.futures import FuturesVenue
 
     return FuturesVenue

@@ -9,21 +9,15 @@ requests sent while told to wait can earn a 418 ban (``Faults.ban_after``). WebS
 from __future__ import annotations
 
 import json
-from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
-from markets.simulator.accounts import Account, FeeModel, Order, OrderError, SpotEngine, dec
+from markets.simulator.accounts import Account, FeeModel, SpotEngine, dec
 from markets.simulator.auth import AuthError, JwtVerifier, upbit_query_string
 from markets.simulator.faults import Budget, delay_order_response, retry_after_value
+from markets.simulator.kr_orders import KrOrderDesk, bad_param, error
 from markets.simulator.market import Frame, krw_tick
-from markets.simulator.upbit_format import (
-    candle_rows,
-    order_json,
-    orderbook_json,
-    ticker_json,
-    trade_rows,
-)
+from markets.simulator.upbit_format import candle_rows, orderbook_json, ticker_json, trade_rows
 from markets.simulator.venue import Venue, fmt, parse_time
 
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
@@ -37,20 +31,12 @@ GROUPS = {
     "default": (30, 1800),
     "order": (8, 480),
 }
-MIN_TOTAL = Decimal(5000)
-MAX_TOTAL = Decimal(1_000_000_000)
 
 
-def error(status: int, name: str | int, message: str) -> web.Response:
-    return web.json_response({"error": {"name": name, "message": message}}, status=status)
-
-
-def bad_param() -> web.Response:
-    return error(400, 400, "Invalid parameter. Check the given value!")
-
-
-class UpbitVenue(Venue):
+class UpbitVenue(KrOrderDesk, Venue):
     name = "upbit"
+    GROUPS = GROUPS
+    REMAINING_REQ = True  # Bithumb documents no Remaining-Req header
 
     def __init__(
         self,
@@ -75,12 +61,15 @@ class UpbitVenue(Venue):
             clock_ms=ctx.clock_ms,
             require_timestamp=require_timestamp,
         )
-        self.budget = Budget({g: (n, 1.0) for g, (n, _) in GROUPS.items()})
+        self.budget = Budget({g: (n, 1.0) for g, (n, _) in self.GROUPS.items()})
         self.identifiers: dict[str, set[str]] = {a.key: set() for a in accounts}
         self.fee = dec(fee)
+        self.streams = self.make_streams()
+
+    def make_streams(self):
         from markets.simulator.upbit_ws import UpbitStreams
 
-        self.streams = UpbitStreams(self)
+        return UpbitStreams(self)
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -121,7 +110,7 @@ class UpbitVenue(Venue):
     def _limited(self, group: str, who: str):
         faults = self.ctx.faults
         if not faults.rate_limits:
-            return None, f"group={group}; min={GROUPS[group][1]}; sec={GROUPS[group][0] - 1}"
+            return None, self._header(group, self.GROUPS[group][0] - 1)
         banned = self.bans.check(who, faults)
         if banned:
             # Upbit: 418 after repeated 429s, "with the block duration" (field unconfirmed).
@@ -129,12 +118,12 @@ class UpbitVenue(Venue):
                          f"Blocked for {retry_after_value(banned)} s after repeated 429s.")
             if faults.retry_after:
                 resp.headers["Retry-After"] = retry_after_value(banned)
-            return resp, f"group={group}; min={GROUPS[group][1]}; sec=0"
+            return resp, self._header(group, 0)
         ok, used, limit, reset = self.budget.spend(group, 1, faults.rate_limit_budget, who)
-        header = f"group={group}; min={GROUPS[group][1]}; sec={max(0, limit - used)}"
+        header = self._header(group, max(0, limit - used))
         if not ok:
             resp = web.Response(status=429, text="Too many API requests.")
-            resp.headers["Remaining-Req"] = header
+            self._stamp(resp, header)
             # Upbit does not document Retry-After (shared/exchanges/upbit.md); the simulator
             # sends the seconds to its window's end unless ``retry_after`` is off.
             if faults.retry_after:
@@ -143,13 +132,20 @@ class UpbitVenue(Venue):
             return resp, header
         return None, header
 
+    def _header(self, group: str, sec: int) -> str:
+        return f"group={group}; min={self.GROUPS[group][1]}; sec={sec}"
+
+    def _stamp(self, resp: web.StreamResponse, header: str) -> None:
+        if self.REMAINING_REQ:
+            resp.headers["Remaining-Req"] = header
+
     def _public(self, group: str, handler, *args):
         async def wrapped(request: web.Request) -> web.StreamResponse:
             limited, header = self._limited(group, request.remote or "")
             if limited is not None:
                 return limited
             resp = handler(request, *args)
-            resp.headers["Remaining-Req"] = header
+            self._stamp(resp, header)
             resp.headers["Limit-By-Ip"] = "Yes"
             return resp
 
@@ -172,7 +168,7 @@ class UpbitVenue(Venue):
             resp = handler(self.accounts[key], params)
             if group == "order" and resp.status == 201:
                 await delay_order_response(self.ctx.faults)
-            resp.headers["Remaining-Req"] = header
+            self._stamp(resp, header)
             return resp
 
         return wrapped
@@ -232,13 +228,17 @@ class UpbitVenue(Venue):
             rows.append(row)
         return web.json_response(rows)
 
+    def parse_to(self, text: str) -> int:
+        """Upbit's ``to``: ISO 8601 with ``Z`` or an offset; without one it is UTC."""
+        return parse_time(text)
+
     def candles(self, request: web.Request, frame: Frame) -> web.Response:
         market = self._market(request.query.get("market"))
         if market is None:
             return error(404, 404, "Code not found")
         try:
             count = int(request.query.get("count", "1"))
-            end = parse_time(request.query["to"]) if "to" in request.query else None
+            end = self.parse_to(request.query["to"]) if "to" in request.query else None
         except (ValueError, KeyError):
             return bad_param()
         if not 1 <= count <= 200:
@@ -309,174 +309,6 @@ class UpbitVenue(Venue):
                 for c in codes
             ]
         )
-
-    # ---- exchange ---------------------------------------------------------------------------
-
-    def _account_row(self, account: Account, currency: str) -> dict:
-        return {
-            "currency": currency,
-            "balance": fmt(account.free(currency)),
-            "locked": fmt(account.locked(currency)),
-            "avg_buy_price": "0",
-            "avg_buy_price_modified": False,
-            "unit_currency": "KRW",
-        }
-
-    def balances(self, account: Account, params: dict) -> web.Response:
-        return web.json_response([self._account_row(account, c) for c in account.balances])
-
-    def chance(self, account: Account, params: dict) -> web.Response:
-        market = self._market(params.get("market"))
-        if market is None:
-            return error(404, "market_does_not_exist", "Market does not exist.")
-        spec, fee = market.spec, fmt(self.fee)
-        return web.json_response(
-            {
-                "bid_fee": fee,
-                "ask_fee": fee,
-                "maker_bid_fee": fee,
-                "maker_ask_fee": fee,
-                "market": {
-                    "id": spec.symbol,
-                    "name": f"{spec.base}/{spec.quote}",
-                    "order_types": ["limit"],
-                    "order_sides": ["ask", "bid"],
-                    "bid_types": ["limit", "price"],
-                    "ask_types": ["limit", "market"],
-                    "bid": {"currency": spec.quote, "min_total": fmt(MIN_TOTAL)},
-                    "ask": {"currency": spec.base, "min_total": fmt(MIN_TOTAL)},
-                    "max_total": fmt(MAX_TOTAL),
-                    "state": "active",
-                },
-                "bid_account": self._account_row(account, spec.quote),
-                "ask_account": self._account_row(account, spec.base),
-            }
-        )
-
-    def create_order(self, account: Account, params: dict) -> web.Response:
-        market = self._market(params.get("market"))
-        side, ord_type = params.get("side"), params.get("ord_type")
-        if market is None:
-            return error(400, "validation_error", "market does not have a valid value")
-        if side not in ("bid", "ask") or ord_type not in ("limit", "price", "market"):
-            return error(400, "validation_error", "side or ord_type does not have a valid value")
-        sfx = "bid" if side == "bid" else "ask"
-        try:
-            price = dec(params["price"]) if params.get("price") not in (None, "", "None") else None
-            volume = (
-                dec(params["volume"]) if params.get("volume") not in (None, "", "None") else None
-            )
-        except InvalidOperation:
-            return error(400, "validation_error", "price or volume does not have a valid value")
-        if ord_type == "limit" and (price is None or volume is None):
-            return error(400, "validation_error", "limit orders need price and volume")
-        if ord_type == "price" and (side != "bid" or price is None or volume is not None):
-            return error(
-                400, f"create_{sfx}_error", "ord_type=price is a bid with price (total) only"
-            )
-        if ord_type == "market" and (side != "ask" or volume is None or price is not None):
-            return error(400, f"create_{sfx}_error", "ord_type=market is an ask with volume only")
-        if (price is not None and price <= 0) or (volume is not None and volume <= 0):
-            return error(400, "validation_error", "price and volume must be positive")
-        if ord_type == "limit" and price % dec(krw_tick(float(price))) != 0:
-            return error(
-                400,
-                f"invalid_price_{sfx}",
-                "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
-            )
-        bid, _ = self.engine.quote_prices(market.symbol)
-        total = (
-            price * volume
-            if ord_type == "limit"
-            else price
-            if ord_type == "price"
-            else volume * bid
-        )
-        if total < MIN_TOTAL:
-            return error(400, f"under_min_total_{sfx}", "최소주문금액 이상으로 주문해주세요.")
-        if total > MAX_TOTAL:
-            return error(400, f"over_max_total_{sfx}", "최대주문금액 이하로 주문해주세요.")
-        identifier = params.get("identifier")
-        used = self.identifiers.setdefault(account.key, set())
-        if identifier is not None and identifier in used:
-            # Upbit's exact error name for a reused identifier is unconfirmed in the references.
-            return error(400, "duplicate_identifier", "identifier는 중복될 수 없습니다.")
-        oid, uid = self.engine.new_ids()
-        order = Order(
-            oid,
-            uid,
-            market.symbol,
-            "buy" if side == "bid" else "sell",
-            "limit" if ord_type == "limit" else "market",
-            price if ord_type == "limit" else None,
-            volume,
-            price if ord_type == "price" else None,
-            identifier,
-            self.now(),
-            time_in_force=params.get("time_in_force"),
-            extra={"ord_type": ord_type, "quote_cancels": True, "input_price": price},
-        )
-        if identifier is not None:
-            used.add(identifier)  # unique forever, even when the order is then refused
-        try:
-            self.engine.place(account, order)
-        except OrderError:
-            return error(400, f"insufficient_funds_{sfx}", "주문가능한 금액이 부족합니다.")
-        snapshot = order_json(order, self.fee, created=True)
-        return web.json_response(snapshot, status=201)
-
-    def _find(self, account: Account, params: dict) -> Order | None:
-        if params.get("uuid"):
-            return next((o for o in account.orders.values() if o.uuid == params["uuid"]), None)
-        if params.get("identifier"):
-            return next(
-                (o for o in account.orders.values() if o.client_id == params["identifier"]), None
-            )
-        return None
-
-    def get_order(self, account: Account, params: dict) -> web.Response:
-        order = self._find(account, params)
-        if order is None:
-            return error(404, "order_not_found", "주문을 찾지 못했습니다.")
-        return web.json_response(order_json(order, self.fee, with_trades=True))
-
-    def cancel_order(self, account: Account, params: dict) -> web.Response:
-        order = self._find(account, params)
-        if order is None:
-            return error(404, "order_not_found", "주문을 찾지 못했습니다.")
-        snapshot = order_json(order, self.fee)
-        try:
-            self.engine.cancel(account, order)
-        except OrderError:
-            return error(400, "validation_error", "이미 체결되었거나 취소된 주문입니다.")
-        return web.json_response(snapshot)
-
-    def _list(self, account: Account, params: dict, states: set[str], default: set[str], cap: int):
-        wanted = set(
-            params.get("states") or ([params["state"]] if params.get("state") else default)
-        )
-        if not wanted <= states:
-            return bad_param()
-        try:
-            limit = int(params.get("limit", "100"))
-            page = int(params.get("page", "1"))
-        except ValueError:
-            return bad_param()
-        if not 1 <= limit <= cap or page < 1:
-            return bad_param()
-        orders = sorted(
-            (o for o in account.orders.values() if params.get("market") in (None, o.symbol)),
-            key=lambda o: (o.created_ms, o.id),
-            reverse=params.get("order_by", "desc") == "desc",
-        )
-        rows = [r for r in (order_json(o, self.fee) for o in orders) if r["state"] in wanted]
-        return web.json_response(rows[(page - 1) * limit : page * limit])
-
-    def open_orders(self, account: Account, params: dict) -> web.Response:
-        return self._list(account, params, {"wait", "watch"}, {"wait", "watch"}, 100)
-
-    def closed_orders(self, account: Account, params: dict) -> web.Response:
-        return self._list(account, params, {"done", "cancel"}, {"done", "cancel"}, 1000)
 
     # ---- feed -------------------------------------------------------------------------------
 

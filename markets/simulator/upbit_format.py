@@ -46,7 +46,7 @@ def candle_row(
             "change_rate": round(change / prev, 10) if prev else 0.0,
         }
     elif frame.unit in ("w", "M", "y"):
-        row["first_day_of_period"] = _date(open_ms, "%Y-%m-%d")
+        row["first_day_of_period"] = _date(open_ms + frame.zone_ms, "%Y-%m-%d")
     return row
 
 
@@ -228,9 +228,16 @@ def initial_lock(order: Order, fee: Decimal) -> tuple[Decimal, Decimal]:
 
 
 def order_json(
-    order: Order, fee: Decimal, *, created: bool = False, with_trades: bool = False
+    order: Order,
+    fee: Decimal,
+    *,
+    created: bool = False,
+    with_trades: bool = False,
+    client_key: str = "identifier",
 ) -> dict:
-    """The REST order object; ``created`` renders it as accepted (state wait, nothing filled)."""
+    """The REST order object; ``created`` renders it as accepted (state wait, nothing filled).
+    ``client_key``: the client order id's name (Upbit ``identifier``, Bithumb
+    ``client_order_id``)."""
     ord_type = order.extra["ord_type"]
     lock0, reserved = initial_lock(order, fee)
     fills = [] if created else order.fills
@@ -269,7 +276,7 @@ def order_json(
         "trades_count": len(fills),
     }
     if order.client_id is not None:
-        row["identifier"] = order.client_id
+        row[client_key] = order.client_id
     if order.time_in_force:
         row["time_in_force"] = order.time_in_force
     if with_trades:

@@ -42,6 +42,7 @@ def _error(name: str, message: str) -> dict:
 class UpbitStreams:
     status_interval_s = 10.0
     idle_timeout_s = 120.0
+    public_types = PUBLIC_TYPES  # Bithumb: no candle types
 
     def __init__(self, venue) -> None:
         self.venue = venue
@@ -55,7 +56,7 @@ class UpbitStreams:
     # ---- connections --------------------------------------------------------------------------
 
     async def public(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, self.public_conns, PUBLIC_TYPES, None)
+        return await self._serve(request, self.public_conns, self.public_types, None)
 
     async def private(self, request: web.Request) -> web.StreamResponse:
         try:

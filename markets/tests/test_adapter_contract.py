@@ -2,9 +2,8 @@
 WebSocket on 127.0.0.1. The adapters are written from the venues' documentation and the simulator
 from the same documentation, independently; agreeing here is the check that both follow it.
 
-Bithumb is not in this suite: the simulator serves its v1 market data through the Upbit server,
-but not Bithumb's naive-KST paging or v2 orders; its adapter is tested on recorded payloads and a
-local HTTP server in ``markets/tests/exchanges``.
+Bithumb runs on the simulator's own Bithumb venue (naive-KST candle paging, v2 orders read back
+through v1, the v2 private stream).
 """
 
 from __future__ import annotations
@@ -203,6 +202,10 @@ class TestUpbit(AdapterContract):
         assert order.status == "filled" and order.filled_quantity > 0 and order.fills
         after = {b.asset: b.total for b in adapter.balances()}
         assert after["BTC"] > before["BTC"] and after["KRW"] < before["KRW"]
+
+
+class TestBithumb(TestUpbit):
+    adapter_key, sim_venue = "bithumb", "bithumb"
 
 
 class TestBinanceSpot(AdapterContract):

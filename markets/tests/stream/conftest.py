@@ -34,12 +34,13 @@ def sim():
     handle.stop()
 
 
-def make_sim_venue(sim, codes=("KRW-BTC",), timeframes=None):
+def make_sim_venue(sim, codes=("KRW-BTC",), timeframes=None, venue="upbit", slug="sim"):
+    """A venue row for the simulator's ``venue`` (``upbit`` or ``bithumb``: the adapter)."""
     from markets.models import Exchange, Symbol
 
     exchange = Exchange.objects.create(
-        slug="sim", name="Simulator", adapter="upbit", rest_url=sim.upbit_url,
-        ws_url=sim.upbit_ws_url,
+        slug=slug, name="Simulator", adapter=venue, rest_url=sim.url(venue),
+        ws_url=sim.url(venue, "ws"),
     )
     symbols = [
         Symbol.objects.create(
@@ -62,10 +63,11 @@ def sim_adapter_factory(sim):
     return lambda exchange: adapter_for(exchange, clock=lambda: clock() / 1000.0)
 
 
-def venue_candles(sim, code: str, timeframe_minutes: int, start_ms: int, end_ms: int):
+def venue_candles(sim, code: str, timeframe_minutes: int, start_ms: int, end_ms: int,
+                  venue: str = "upbit"):
     """The simulator's own candles (open, high, low, close, volume) in ``[start, end)``."""
     arrays = sim.call(
-        lambda: sim.sim.market("upbit", code).candles(
+        lambda: sim.sim.market(venue, code).candles(
             Frame("m", timeframe_minutes), end_ms=end_ms, start_ms=start_ms)
     )
     return {

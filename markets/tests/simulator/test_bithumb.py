@@ -1,0 +1,181 @@
+"""Bithumb protocol over real HTTP on 127.0.0.1: naive-KST candle paging, KST grids, auth with
+the timestamp claim, v2 orders read back through v1, shapes of the documented samples."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+
+import aiohttp
+import pytest
+
+from markets.simulator.auth import upbit_token
+from markets.simulator.market import Frame
+from markets.simulator.server import Simulator
+from markets.simulator.venue import utc_naive
+from markets.tests.exchanges.conftest import load
+
+from .conftest import config
+from .helpers import body_query, same_shape
+
+KEY, SECRET = "sim-bithumb-access-key", "sim-bithumb-secret-key"
+KST = dt.timezone(dt.timedelta(hours=9))
+HOUR = 3_600_000
+
+
+def frozen(days: float):
+    return Simulator(config(venues=("bithumb",), history_days=days, tick_s=3600.0, speed=0.0))
+
+
+@pytest.fixture
+async def sim():
+    async with frozen(3.0) as running:
+        yield running
+
+
+@pytest.fixture
+async def long_sim():
+    """40 days: two month candles."""
+    async with frozen(40.0) as running:
+        yield running
+
+
+async def get(http, sim, path, **params):
+    async with http.get(sim.bithumb_url + path, params=params) as resp:
+        return resp.status, resp.headers, await resp.json(content_type=None)
+
+
+def auth(query: str = "", *, stamp: int | None = None, sim=None) -> dict:
+    stamp = stamp if stamp is not None else sim.clock_ms()
+    return {"Authorization": f"Bearer {upbit_token(KEY, SECRET, query, 'HS256', stamp)}"}
+
+
+async def private(http, sim, method, path, *, params=None, body=None):
+    if body is not None:
+        call = http.request(method, sim.bithumb_url + path, json=body,
+                            headers=auth(body_query(body), sim=sim))
+    else:
+        query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
+        call = http.request(method, sim.bithumb_url + path + (f"?{query}" if query else ""),
+                            headers=auth(query, sim=sim))
+    async with call as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+def kst(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, KST).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+async def test_to_is_an_exclusive_naive_kst_time_and_pages_newest_first(sim, http):
+    market = sim.market("bithumb", "KRW-BTC")
+    expected = market.candles(Frame("m", 1))
+    end = int(expected.open_time[-300])
+    for text in (kst(end), kst(end).replace("T", " ")):
+        status, headers, rows = await get(http, sim, "/v1/candles/minutes/1",
+                                          market="KRW-BTC", to=text, count=200)
+        assert status == 200 and "Remaining-Req" not in headers
+        opens = [r["candle_date_time_utc"] for r in rows]
+        assert opens == [utc_naive(int(t)) for t in expected.open_time[-301:-501:-1]]
+
+
+@pytest.mark.parametrize("to", ["2026-03-10T12:00:00Z", "2026-03-10T12:00:00+09:00"])
+async def test_a_zone_in_to_is_refused_with_400(sim, http, to):
+    status, _, body = await get(http, sim, "/v1/candles/minutes/1", market="KRW-BTC", to=to)
+    assert status == 400 and "error" in body
+
+
+async def test_count_over_200_is_refused_and_seconds_and_years_do_not_exist(sim, http):
+    status, _, _ = await get(http, sim, "/v1/candles/minutes/1", market="KRW-BTC", count=201)
+    assert status == 400
+    for path in ("/v1/candles/seconds", "/v1/candles/years"):
+        async with http.get(sim.bithumb_url + path, params={"market": "KRW-BTC"}) as resp:
+            assert resp.status == 404
+
+
+@pytest.mark.parametrize("path,hours_utc", [
+    ("/v1/candles/days", {15}),
+    ("/v1/candles/minutes/240", {3, 7, 11, 15, 19, 23}),
+])
+async def test_days_and_240_minutes_open_on_kst_boundaries(sim, http, path, hours_utc):
+    status, _, rows = await get(http, sim, path, market="KRW-BTC", count=3)
+    assert status == 200 and len(rows) == 3
+    for row in rows:
+        opened = dt.datetime.fromisoformat(row["candle_date_time_utc"])
+        assert opened.hour in hours_utc and opened.minute == 0
+        assert row["candle_date_time_kst"].endswith(":00:00")
+
+
+async def test_weeks_and_months_start_at_kst_midnight_with_the_kst_first_day(long_sim, http):
+    sim = long_sim
+    _, _, weeks = await get(http, sim, "/v1/candles/weeks", market="KRW-BTC", count=3)
+    _, _, months = await get(http, sim, "/v1/candles/months", market="KRW-BTC", count=2)
+    for row in weeks + months:
+        local = dt.datetime.fromisoformat(row["candle_date_time_kst"])
+        assert local.time() == dt.time(0) and row["first_day_of_period"] == str(local.date())
+    assert all(dt.date.fromisoformat(r["first_day_of_period"]).weekday() == 0 for r in weeks)
+    assert all(r["first_day_of_period"].endswith("-01") for r in months)
+    assert not same_shape(months[0], load("bithumb_candles_months")[0])
+
+
+async def test_the_jwt_needs_a_timestamp_claim_near_the_clock(sim, http):
+    now = sim.clock_ms()
+    untimed = upbit_token(KEY, SECRET, alg="HS256")
+    for headers, expected in (
+        (auth(stamp=now, sim=sim), 200),
+        (auth(stamp=now - HOUR, sim=sim), 401),
+        ({"Authorization": f"Bearer {untimed}"}, 401),
+    ):
+        async with http.get(sim.bithumb_url + "/v1/accounts", headers=headers) as resp:
+            assert resp.status == expected
+    _, rows = await private(http, sim, "GET", "/v1/accounts")
+    assert not same_shape(rows[0], load("bithumb_accounts")[0])
+
+
+async def test_v2_place_acknowledges_then_v1_reads_and_v2_cancels(sim, http):
+    client_id = "t-" + uuid.uuid4().hex[:20]
+    body = {"market": "KRW-BTC", "side": "bid", "order_type": "limit", "price": "100000000",
+            "volume": "0.001", "client_order_id": client_id}
+    status, ack = await private(http, sim, "POST", "/v2/orders", body=body)
+    assert status == 201, ack
+    assert ack["client_order_id"] == client_id and ack["order_type"] == "limit"
+    assert re.fullmatch(r"C\d{19}", ack["order_id"])
+    assert ack["created_at"].endswith("+09:00")
+
+    status, order = await private(http, sim, "GET", "/v1/order", params={"uuid": ack["order_id"]})
+    assert status == 200 and order["state"] == "wait" and order["client_order_id"] == client_id
+    assert not same_shape(order, {k: v for k, v in load("bithumb_order_get").items()
+                                  if k not in ("trades", "time_in_force", "cancel_type",
+                                               "stp_type")})
+    _, listed = await private(http, sim, "GET", "/v1/orders",
+                              params={"market": "KRW-BTC", "states[]": "wait"})
+    assert ack["order_id"] in {o["uuid"] for o in listed}
+
+    status, cancelled = await private(http, sim, "DELETE", "/v2/order",
+                                      params={"client_order_id": client_id})
+    assert status == 200 and cancelled == {"order_id": ack["order_id"],
+                                           "created_at": ack["created_at"]}
+    _, order = await private(http, sim, "GET", "/v1/order", params={"client_order_id": client_id})
+    assert order["state"] == "cancel"
+    status, body = await private(http, sim, "DELETE", "/v2/order",
+                                 params={"order_id": "C0101999999999999999"})
+    assert status == 404 and body["error"]["name"] == "order_not_found"
+
+
+async def test_v1_order_parameter_names_are_refused_by_v2(sim, http):
+    body = {"market": "KRW-BTC", "side": "bid", "ord_type": "limit", "price": "100000000",
+            "volume": "0.001"}
+    status, answer = await private(http, sim, "POST", "/v2/orders", body=body)
+    assert status == 400 and answer["error"]["name"] == "invalid_parameter"
+
+
+async def test_the_public_websocket_has_no_candle_type(sim):
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        sim.url("bithumb", "ws") + "/websocket/v1"
+    ) as ws:
+        await ws.send_str(json.dumps([{"ticket": "t"}, {"type": "candle.1m",
+                                                        "codes": ["KRW-BTC"]}]))
+        msg = await ws.receive(timeout=5)
+        data = msg.data if isinstance(msg.data, str) else msg.data.decode()
+        assert json.loads(data)["error"]["name"] == "INVALID_PARAM"
