@@ -27,12 +27,17 @@ from tradesite import demo
 ANCHOR_MS = 1_773_240_030_000
 MINUTE_MS = 60_000
 #: The simulator's protocol serving each demo venue, and the URL attributes of its handle.
-SIM_PROTOCOL = {"sim": "upbit", "sim-binance": "binance", "sim-futures": "futures"}
+SIM_PROTOCOL = {"sim": "upbit", "sim-binance": "binance", "sim-futures": "futures",
+                "sim-bithumb": "bithumb"}
 SIM_URLS = {
     "upbit": ("upbit_url", "upbit_ws_url"),
     "binance": ("binance_url", "binance_ws_url"),
     "futures": ("futures_url", "futures_ws_url"),
+    "bithumb": ("bithumb_url", "bithumb_ws_url"),
 }
+#: The simulator's Bithumb venue, where the demo does not list it yet.
+SIM_BITHUMB = dict(slug="sim-bithumb", name="Simulator (Bithumb protocol)", adapter="bithumb",
+                   is_active=True)
 
 
 @contextlib.contextmanager
@@ -50,11 +55,14 @@ def simulator(protocols: tuple[str, ...], *, seed: int, history_days: float):
 
 def demo_venue(sim, slug: str) -> Exchange:
     """The demo venue ``slug`` with its symbols (``tradesite.demo``), on the test simulator."""
-    spec = next(dict(v) for v in demo.venues() if v["slug"] == slug)
+    spec = next((dict(v) for v in demo.venues() if v["slug"] == slug), None)
+    if spec is None and slug == SIM_BITHUMB["slug"]:
+        spec = dict(SIM_BITHUMB)
+    assert spec is not None, f"the demo has no venue {slug}"
     rest, ws = SIM_URLS[SIM_PROTOCOL[slug]]
     spec.update(rest_url=getattr(sim, rest), ws_url=getattr(sim, ws))
     exchange = Exchange.objects.create(**spec)
-    for symbol in demo.SYMBOLS[slug]:
+    for symbol in demo.SYMBOLS.get(slug) or demo.SYMBOLS[slug.removeprefix("sim-")]:
         Symbol.objects.create(exchange=exchange, **symbol)
     return exchange
 

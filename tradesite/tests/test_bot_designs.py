@@ -150,9 +150,12 @@ def test_binance_macd_turtle_pyramids_in_atr_units(trader):
     def pyramided(position):
         return any(o.signal and o.signal.reason.get("size") == 1.0 for o in orders_of(position))
 
-    def pyramided_and_closed():
-        return any(pyramided(p) for p in Position.objects.filter(
-            config=config, closed_at__isnull=False))
+    def pyramided_and_closed():  # an ATR add (one unit) filled, and nothing is open now
+        adds = Order.objects.filter(config=config, status=Order.Status.FILLED,
+                                    signal__action="add_long")
+        return any(reason.get("size") == 1.0 for reason in adds.values_list(
+            "signal__reason", flat=True)) and not Position.objects.filter(
+            config=config, closed_at__isnull=True).exists()
 
     bars = trade_bars(config, start, END_MS, until=pyramided_and_closed)
     assert bars < 720
@@ -192,3 +195,21 @@ def test_upbit_volatility_breakout_sized_by_kelly(trader):
     assert spent == pytest.approx(Decimal("1250000"), rel=Decimal("0.002"))
     # Exit at the next (KST) day's open: the signal on the day's last bar, 15:00 UTC.
     assert exit_.signal.bar_time.hour == 14 and position.close_reason == "signal"
+
+
+def test_bithumb_bollinger_on_krw_spot(trader):
+    design = demo_bots.by_key("bithumb_bollinger")
+    with simulator(("bithumb",), seed=3, history_days=1) as sim:
+        venue = demo_venue(sim, "sim-bithumb")
+        config = configure(trader, design, venue, "10000000")
+        start = END_MS - 1440 * MINUTE_MS
+        assert backfill_from_sim(sim, config.symbol, "5m", start, END_MS) >= 280
+    bars = trade_bars(config, start, END_MS, until=entry_and_exit_filled(config))
+    assert bars < 288
+    entry, exit_, position = first_round_trip(config)
+    assert (entry.side, exit_.side, position.side) == ("buy", "sell", "long")
+    assert entry.signal.action == "enter_long" and exit_.signal.action == "exit_long"
+    assert position.close_reason == "signal"  # back to the middle band
+    assert config.build_strategy().params.shorts is False  # KRW spot: longs only
+    spent = entry.filled_quantity * entry.average_price
+    assert spent == pytest.approx(Decimal("3000000"), rel=Decimal("0.002"))  # 30 % of equity
