@@ -98,3 +98,33 @@ def test_a_bad_paper_balance_is_refused_in_words_not_by_its_constraint(
     errors = form_errors(response)
     assert message in errors and "Constraint" not in errors
     assert not Account.objects.filter(label="bad").exists()
+
+
+def test_orders_and_positions_name_their_config_and_filter_by_the_traders_own(
+    trader, make_trader, make_account, symbol
+):
+    """Five designs on one login: which config placed an order or holds a position must be
+    visible and filterable, without listing another user's config names."""
+    import datetime as dt
+
+    from orders.models import Order, Position
+    from strategies.models import StrategyConfig
+
+    other = make_trader("olga")
+    rows = {}
+    for user, name in ((trader.user, "Upbit ensemble mine"), (other, "Secret design of olga")):
+        account = make_account(user, label=f"acct {user.username}")
+        config = StrategyConfig.objects.create(owner=user, name=name, strategy="rsi",
+                                               symbol=symbol, account=account)
+        Order.objects.create(account=account, config=config, symbol=symbol, side="buy",
+                             type="market", quantity=1, client_order_id=f"c-{user.pk}")
+        Position.objects.create(account=account, config=config, symbol=symbol, side="long",
+                                quantity=1, entry_price=100, opened_at=dt.datetime.now(dt.UTC))
+        rows[user.username] = config
+    mine = rows["sam"]
+    for url in ("/admin/orders/order/", "/admin/orders/position/"):
+        page = text(trader.client.get(url))
+        assert "Upbit ensemble mine" in page and "By config" in page
+        assert "Secret design of olga" not in page
+        filtered = trader.client.get(f"{url}?config__id__exact={mine.pk}")
+        assert filtered.status_code == 200 and "Upbit ensemble mine" in text(filtered)
