@@ -27,20 +27,17 @@ TRADERS_GROUP = "Traders"
 MISSING_TASK_NOTE = "[waiting for task code]"
 
 
-def _sim_urls() -> tuple[str, str]:
-    host, port = settings.SIMULATOR_HOST, settings.SIMULATOR_UPBIT_PORT
-    return f"http://{host}:{port}", f"ws://{host}:{port}"
-
-
-def _sim_binance_urls(port: int) -> tuple[str, str]:
+def _sim_urls(port: int) -> tuple[str, str]:
+    """REST and WebSocket roots of the simulator's venue on ``port`` (one port per protocol)."""
     host = settings.SIMULATOR_HOST
     return f"http://{host}:{port}", f"ws://{host}:{port}"
 
 
 def venues() -> list[dict]:
-    sim_rest, sim_ws = _sim_urls()
-    spot_rest, spot_ws = _sim_binance_urls(settings.SIMULATOR_BINANCE_PORT)
-    futures_rest, futures_ws = _sim_binance_urls(settings.SIMULATOR_FUTURES_PORT)
+    sim_rest, sim_ws = _sim_urls(settings.SIMULATOR_UPBIT_PORT)
+    spot_rest, spot_ws = _sim_urls(settings.SIMULATOR_BINANCE_PORT)
+    futures_rest, futures_ws = _sim_urls(settings.SIMULATOR_FUTURES_PORT)
+    bithumb_rest, bithumb_ws = _sim_urls(settings.SIMULATOR_BITHUMB_PORT)
     return [
         dict(
             slug="sim",
@@ -64,6 +61,14 @@ def venues() -> list[dict]:
             adapter="binance_futures",
             rest_url=futures_rest,
             ws_url=futures_ws,
+            is_active=True,
+        ),
+        dict(
+            slug="sim-bithumb",
+            name="Simulator (Bithumb protocol)",
+            adapter="bithumb",
+            rest_url=bithumb_rest,
+            ws_url=bithumb_ws,
             is_active=True,
         ),
         dict(
@@ -115,6 +120,10 @@ def _krw(code: str) -> dict:
     )
 
 
+#: What Bithumb's REST serves natively (its 4h and 1d open on KST boundaries, not UTC ones).
+BITHUMB_TIMEFRAMES = ["1m", "3m", "5m", "15m", "30m", "1h"]
+
+
 def _usdt(code: str, base: str, *, tick: str, step: str, notional: str, perpetual=False) -> dict:
     return dict(
         code=code,
@@ -132,6 +141,8 @@ SYMBOLS = {
     "sim": [_krw("KRW-BTC"), _krw("KRW-ETH")],
     "upbit": [_krw("KRW-BTC"), _krw("KRW-ETH"), _krw("KRW-XRP")],
     "bithumb": [_krw("KRW-BTC"), _krw("KRW-ETH")],
+    "sim-bithumb": [_krw("KRW-BTC") | {"timeframes": BITHUMB_TIMEFRAMES},
+                    _krw("KRW-ETH") | {"timeframes": BITHUMB_TIMEFRAMES}],
     # As the simulator serves them (markets/simulator/server.py default_symbols).
     "sim-binance": [
         _usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
@@ -303,24 +314,25 @@ def _periodic_tasks(report: Report) -> None:
         report.created.append(f"periodic task {spec['name']}" + ("" if present else " (disabled)"))
 
 
-#: The demo's USDT paper accounts: (label, venue slug, funding in USDT).
-USDT_PAPER_ACCOUNTS = [
-    ("Demo paper USDT (sim Binance spot)", "sim-binance", D("10000")),
-    ("Demo paper USDT (sim futures)", "sim-futures", D("10000")),
+#: The demo's paper accounts beside the Upbit one: (label, venue slug, quote asset, funding).
+PAPER_ACCOUNTS = [
+    ("Demo paper USDT (sim Binance spot)", "sim-binance", "USDT", D("10000")),
+    ("Demo paper USDT (sim futures)", "sim-futures", "USDT", D("10000")),
+    ("Demo paper (sim Bithumb)", "sim-bithumb", "KRW", D("10000000")),
 ]
 
 
-def _usdt_paper_accounts(owner, report: Report) -> None:
-    """A funded USDT paper account on each simulated Binance venue (only those missing)."""
-    for label, slug, amount in USDT_PAPER_ACCOUNTS:
+def _paper_accounts(owner, report: Report) -> None:
+    """A funded paper account on each other simulated venue (only those missing)."""
+    for label, slug, quote, amount in PAPER_ACCOUNTS:
         account, created = Account.objects.get_or_create(
             owner=owner, label=label,
             defaults={"exchange": Exchange.objects.get(slug=slug), "mode": Account.Mode.PAPER,
-                      "quote_asset": "USDT"},
+                      "quote_asset": quote},
         )
         if created:
-            Balance.objects.create(account=account, asset="USDT", free=amount)
-            report.created.append(f"paper account {label} with {amount:,} USDT")
+            Balance.objects.create(account=account, asset=quote, free=amount)
+            report.created.append(f"paper account {label} with {amount:,} {quote}")
 
 
 @transaction.atomic
@@ -352,7 +364,7 @@ def bootstrap(write_credentials_to: Path | None = None) -> Report:
         Balance.objects.create(account=account, asset="KRW", free=D("10000000"))
         report.created.append("paper account with 10,000,000 KRW")
 
-    _usdt_paper_accounts(demo, report)
+    _paper_accounts(demo, report)
 
     available = set(registry.names())
     for spec in EXAMPLE_CONFIGS:

@@ -1,5 +1,5 @@
-"""Local exchange simulator: Upbit (and Bithumb v1 market data), Binance spot and Binance
-USDⓈ-M futures protocols over real HTTP and WebSocket on 127.0.0.1.
+"""Local exchange simulator: Upbit, Bithumb, Binance spot and Binance USDⓈ-M futures protocols
+over real HTTP and WebSocket on 127.0.0.1, one port per protocol.
 
 Entry points: :class:`Simulator` (``async with Simulator(SimConfig()) as sim``),
 :func:`start_in_thread` for sync code, ``python -m markets.simulator`` and

@@ -28,7 +28,7 @@ from markets.simulator.accounts import Order, dec
 from markets.simulator.market import UPBIT_KRW_BANDS, Frame, krw_tick
 from markets.simulator.upbit import MINUTE_UNITS, UpbitVenue
 from markets.simulator.upbit_ws import UpbitStreams
-from markets.simulator.venue import KST, kst_iso
+from markets.simulator.venue import KST, fmt, kst_iso
 
 KST_MS = 9 * 3_600_000
 # category -> (calls per second, unused "min" of Upbit's header)
@@ -139,6 +139,7 @@ V1_ONLY = ("ask_bid", "price", "volume", "trades_count", "avg_price", "trade_fee
 
 class BithumbStreams(UpbitStreams):
     public_types = frozenset({"trade", "ticker", "orderbook"})
+    asset_amount = staticmethod(fmt)
 
     def _my_order(self, order: Order, fill, state: str) -> dict:
         v1 = super()._my_order(order, fill, state)

@@ -1,4 +1,5 @@
-"""The Upbit protocol (REST ``/v1/...``); Bithumb's v1 market data follows the same shapes.
+"""The Upbit protocol (REST ``/v1/...``); bithumb.py is its Bithumb dialect and kr_orders.py
+the private REST (orders, balances) both share.
 
 Quotation numbers are JSON numbers, exchange (private) amounts are strings; candles are newest
 first and only exist for intervals with trades; the forming candle is the newest row. Every

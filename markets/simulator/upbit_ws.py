@@ -226,8 +226,8 @@ class UpbitStreams:
                 "assets": [
                     {
                         "currency": a,
-                        "balance": float(account.free(a)),
-                        "locked": float(account.locked(a)),
+                        "balance": self.asset_amount(account.free(a)),
+                        "locked": self.asset_amount(account.locked(a)),
                     }
                     for a in event["assets"]
                 ],
@@ -250,6 +250,11 @@ class UpbitStreams:
                 sub = subs.get(kind_)
                 if sub is not None and (sub["codes"] is None or code in sub["codes"]):
                     conn.send(frame)
+
+    @staticmethod
+    def asset_amount(value):
+        """A myAsset amount: a JSON number on Upbit (Bithumb sends strings)."""
+        return float(value)
 
     def _my_order(self, order: Order, fill, state: str) -> dict:
         fee = self.venue.fee

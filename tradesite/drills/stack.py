@@ -41,7 +41,8 @@ class Stack:
         self.keep = keep
         self.redis_port = free_port()
         self.web_port = free_port()
-        self.sim_ports = {"upbit": free_port(), "binance": free_port(), "futures": free_port()}
+        self.sim_ports = {"upbit": free_port(), "binance": free_port(), "futures": free_port(),
+                          "bithumb": free_port()}
         self.procs: dict[str, subprocess.Popen] = {}
         self.redis: subprocess.Popen | None = None
         (self.tmp / "logs").mkdir()
@@ -73,6 +74,7 @@ class Stack:
             SIM_UPBIT_PORT=str(self.sim_ports["upbit"]),
             SIM_BINANCE_PORT=str(self.sim_ports["binance"]),
             SIM_FUTURES_PORT=str(self.sim_ports["futures"]),
+            SIM_BITHUMB_PORT=str(self.sim_ports["bithumb"]),
             PYTHONUNBUFFERED="1",
             XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", str(self.tmp)),
         )
@@ -117,7 +119,8 @@ class Stack:
         ports = self.sim_ports
         self.start("sim", [PY, "manage.py", "simexchange", "--upbit-port", str(ports["upbit"]),
                            "--binance-port", str(ports["binance"]),
-                           "--futures-port", str(ports["futures"]), "--venues", "upbit",
+                           "--futures-port", str(ports["futures"]),
+                           "--bithumb-port", str(ports["bithumb"]), "--venues", "upbit",
                            *extra])
         wait_for_port(ports["upbit"], timeout=60, proc=self.procs["sim"])
 

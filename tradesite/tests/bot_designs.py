@@ -35,9 +35,6 @@ SIM_URLS = {
     "futures": ("futures_url", "futures_ws_url"),
     "bithumb": ("bithumb_url", "bithumb_ws_url"),
 }
-#: The simulator's Bithumb venue, where the demo does not list it yet.
-SIM_BITHUMB = dict(slug="sim-bithumb", name="Simulator (Bithumb protocol)", adapter="bithumb",
-                   is_active=True)
 
 
 @contextlib.contextmanager
@@ -55,14 +52,11 @@ def simulator(protocols: tuple[str, ...], *, seed: int, history_days: float):
 
 def demo_venue(sim, slug: str) -> Exchange:
     """The demo venue ``slug`` with its symbols (``tradesite.demo``), on the test simulator."""
-    spec = next((dict(v) for v in demo.venues() if v["slug"] == slug), None)
-    if spec is None and slug == SIM_BITHUMB["slug"]:
-        spec = dict(SIM_BITHUMB)
-    assert spec is not None, f"the demo has no venue {slug}"
+    spec = next(dict(v) for v in demo.venues() if v["slug"] == slug)
     rest, ws = SIM_URLS[SIM_PROTOCOL[slug]]
     spec.update(rest_url=getattr(sim, rest), ws_url=getattr(sim, ws))
     exchange = Exchange.objects.create(**spec)
-    for symbol in demo.SYMBOLS.get(slug) or demo.SYMBOLS[slug.removeprefix("sim-")]:
+    for symbol in demo.SYMBOLS[slug]:
         Symbol.objects.create(exchange=exchange, **symbol)
     return exchange
 

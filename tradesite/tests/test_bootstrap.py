@@ -24,6 +24,7 @@ def test_bootstrap_creates_demo_data_once(tmp_path, monkeypatch):
         "sim",
         "sim-binance",
         "sim-futures",
+        "sim-bithumb",
         "upbit",
         "bithumb",
         "binance_spot",
@@ -113,4 +114,20 @@ def test_bootstrap_seeds_the_bot_designs_each_on_a_paper_account_of_its_own():
     assert by_name["Upbit ensemble (KRW-BTC 1m)"].auto_apply_optimized
     assert by_name["Binance MACD turtle (BTCUSDT 1m)"].sizing_method == "atr_unit"
     assert by_name["Upbit volatility breakout Kelly (KRW-BTC 1h)"].sizing_method == "kelly"
+    assert by_name["Bithumb Bollinger (KRW-BTC 5m)"].symbol.exchange.adapter == "bithumb"
+    assert len(by_name) == len(DESIGNS) and not report.skipped
     assert bootstrap().created == []
+
+
+def test_bootstrap_makes_a_bithumb_venue_on_the_simulator_with_a_krw_paper_account(settings):
+    bootstrap()
+    venue = Exchange.objects.get(slug="sim-bithumb")
+    assert venue.is_active and venue.adapter == "bithumb"
+    assert venue.rest_url.endswith(f":{settings.SIMULATOR_BITHUMB_PORT}")
+    for symbol in venue.symbols.all():
+        # Only what Bithumb's REST serves: its 4h and 1d candles open on KST boundaries.
+        assert "4h" not in symbol.timeframes and "1d" not in symbol.timeframes
+    account = Account.objects.get(owner__username="demo", label="Demo paper (sim Bithumb)")
+    assert account.exchange == venue and (account.mode, account.quote_asset) == ("paper", "KRW")
+    assert account.balances.get(asset="KRW").free == 10_000_000
+    account.full_clean()

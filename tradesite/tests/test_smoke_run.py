@@ -37,6 +37,7 @@ def test_run_script_starts_healthy_stack_and_ctrl_c_stops_everything(tmp_path):
         SIM_UPBIT_PORT=str(free_port()),
         SIM_BINANCE_PORT=str(free_port()),
         SIM_FUTURES_PORT=str(free_port()),
+        SIM_BITHUMB_PORT=str(free_port()),
     )
     log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - outlives the block; closed by GC
     proc = subprocess.Popen(

@@ -179,3 +179,27 @@ async def test_the_public_websocket_has_no_candle_type(sim):
         msg = await ws.receive(timeout=5)
         data = msg.data if isinstance(msg.data, str) else msg.data.decode()
         assert json.loads(data)["error"]["name"] == "INVALID_PARAM"
+
+
+async def test_the_private_websocket_v2_sends_v2_order_names_and_string_assets(sim, http):
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        sim.url("bithumb", "ws") + "/websocket/v2/private", headers=auth(sim=sim)
+    ) as ws:
+        await ws.send_str(json.dumps([{"ticket": "t"}, {"type": "myOrder"}, {"type": "myAsset"}]))
+        body = {"market": "KRW-BTC", "side": "ask", "order_type": "market", "volume": "0.001",
+                "client_order_id": "ws-v2-1"}
+        status, ack = await private(http, sim, "POST", "/v2/orders", body=body)
+        assert status == 201, ack
+        frames = {}
+        while not {"myOrder", "myAsset"} <= set(frames):
+            msg = await ws.receive(timeout=5)
+            data = json.loads(msg.data if isinstance(msg.data, str) else msg.data.decode())
+            if data.get("type") in ("myOrder", "myAsset"):
+                frames.setdefault(data["type"], data)
+    order, asset = frames["myOrder"], frames["myAsset"]
+    assert order["order_id"] == ack["order_id"] and order["side"] == "sell"
+    assert order["client_order_id"] == "ws-v2-1" and "uuid" not in order
+    assert not same_shape(order, {k: v for k, v in load("bithumb_ws_myorder_v2").items()
+                                  if k not in ("time_in_force", "order_price")})
+    assert all(isinstance(a["balance"], str) for a in asset["assets"])
+    assert not same_shape(asset, load("bithumb_ws_myasset"))

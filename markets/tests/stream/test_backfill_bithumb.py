@@ -7,11 +7,14 @@ UTC, so every page was the newest 200 candles before *now + 9 h*, never the requ
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.management import call_command
 
 from markets.backfill import backfill
 from markets.collect import collect
-from markets.models import PendingRange
+from markets.models import Candle, PendingRange
 from markets.simulator.server import SimulatorThread
 from markets.timeframes import floor_ms
 
@@ -114,3 +117,19 @@ def test_collect_fetches_the_bithumb_venues_recent_candles(bithumb_sim, clean_re
     venue = venue_candles(sim, "KRW-BTC", 1, start, end, venue="bithumb")
     assert_same_candles(stored, {t: venue[t] for t in stored})
     assert stored_candles(btc, "15m", end - 600 * MINUTE_MS, end)
+
+
+def test_the_backfill_command_on_the_bithumb_venue_stores_what_it_fetched(
+        bithumb_sim, clean_redis, monkeypatch):
+    """The issue's reproduction: ``backfill --venue <bithumb on the simulator>`` said
+    "fetched 0 candles in 14 requests"."""
+    sim = bithumb_sim
+    _, (btc,) = make_sim_venue(sim, venue="bithumb", slug="sim-bithumb")
+    monkeypatch.setattr("markets.backfill.adapter_for", sim_adapter_factory(sim))
+    monkeypatch.setattr("markets.backfill.now_ms", sim_clock(sim))
+    out = io.StringIO()
+    call_command("backfill", "--venue", "sim-bithumb", "--symbol", "KRW-BTC", "--timeframe",
+                 "1m", "--days", "0.5", stdout=out)
+    stored = Candle.objects.filter(symbol=btc, timeframe="1m").count()
+    assert stored in (719, 720), out.getvalue()  # 12 h of closed 1m candles
+    assert f"fetched {stored} candles, inserted {stored}" in out.getvalue()

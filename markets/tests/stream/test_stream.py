@@ -42,7 +42,8 @@ class Recorder:
 def make_stream(venue_spec, rec, clock, *, config=None, store=None, last_stored=None,
                 exit_guard_task=None):
     def adapter():
-        return get_adapter("upbit", rest_url=venue_spec.rest_url, ws_url=venue_spec.ws_url,
+        return get_adapter(venue_spec.adapter, rest_url=venue_spec.rest_url,
+                           ws_url=venue_spec.ws_url,
                            clock=lambda: clock() / 1000.0)
 
     kwargs = {}
@@ -122,10 +123,10 @@ async def test_dropping_the_websocket_mid_stream_leaves_no_missing_or_duplicated
         assert await asyncio.to_thread(last_open_time_ms, btc.id, "1m") < floor_ms(stopped, "1m")
 
 
-def _venue_candles(sim, start, end):
+def _venue_candles(sim, start, end, venue="upbit"):
     from markets.simulator.market import Frame
 
-    a = sim.market("upbit", "KRW-BTC").candles(Frame("m", 1), end_ms=end, start_ms=start)
+    a = sim.market(venue, "KRW-BTC").candles(Frame("m", 1), end_ms=end, start_ms=start)
     return {int(t): (float(o), float(h), float(lo), float(c), float(v))
             for t, o, h, lo, c, v in zip(a.open_time.tolist(), a.open.tolist(),
                                          a.high.tolist(), a.low.tolist(), a.close.tolist(),
