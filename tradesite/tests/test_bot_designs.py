@@ -14,7 +14,7 @@ import pytest
 from orders.brokers.base import default_costs
 from orders.models import Order, Position
 from strategies.models import StrategyConfig
-from tradesite import demo_bots
+from tradesite import demo, demo_bots
 from tradesite.tests.bot_designs import (
     ANCHOR_MS,
     MINUTE_MS,
@@ -95,6 +95,9 @@ def test_upbit_ensemble_with_its_nightly_optimizer(trader):
     runs = optimization.schedule_nightly()
     assert [(r.config_id, r.kind) for r in runs] == [
         (config.pk, OptimizationRun.Kind.ENSEMBLE_WEIGHTS)]
+    demo._periodic_tasks(demo.Report())  # the demo's schedule; the trader's form states it
+    page = trader.client.get(f"/admin/strategies/strategyconfig/{config.pk}/change/")
+    assert "Optimize strategies: every day at 00:05 (Asia/Seoul)" in page.content.decode()
 
 
 def test_binance_futures_bollinger_exits_only_at_target_or_stop_at_10x(trader):
