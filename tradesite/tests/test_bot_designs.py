@@ -35,9 +35,10 @@ def trader(make_trader, clean_redis):
     return AdminTrader(make_trader("tess"), "pw-tess")
 
 
-def configure(trader, design: demo_bots.Design, venue, funds: str) -> StrategyConfig:
+def configure(trader, design: demo_bots.Design, venue) -> StrategyConfig:
     """The design's own paper account and config, typed into the admin as the demo has them."""
-    account = trader.add_paper_account(design.account_label, venue, design.quote, funds)
+    account = trader.add_paper_account(design.account_label, venue, design.quote,
+                                       str(design.funds))
     symbol = venue.symbols.get(code=design.symbol)
     return trader.add_config(
         name=design.name, strategy=design.strategy, params=json.dumps(design.params),
@@ -76,7 +77,7 @@ def test_upbit_ensemble_with_its_nightly_optimizer(trader):
     design = demo_bots.by_key("ensemble")
     with simulator(("upbit",), seed=5, history_days=1.3) as sim:
         venue = demo_venue(sim, "sim")
-        config = configure(trader, design, venue, "10000000")
+        config = configure(trader, design, venue)
         start = END_MS - int(1.3 * 1440) * MINUTE_MS
         assert backfill_from_sim(sim, config.symbol, "1m", start, END_MS) >= 1800
     # The six votes need the previous (KST) trading day: trade from 08:00 UTC of the last day.
@@ -105,7 +106,7 @@ def test_binance_futures_bollinger_exits_only_at_target_or_stop_at_10x(trader):
     assert design.params["exit"] == "none" and design.params["vol_filter"] is True
     with simulator(("futures",), seed=7, history_days=0.5) as sim:
         venue = demo_venue(sim, "sim-futures")
-        config = configure(trader, design, venue, "10000")
+        config = configure(trader, design, venue)
         assert backfill_from_sim(sim, config.symbol, "1m", END_MS - 720 * MINUTE_MS,
                                  END_MS) >= 700
     bars = trade_bars(config, END_MS - 720 * MINUTE_MS, END_MS,
@@ -140,7 +141,7 @@ def test_binance_macd_turtle_pyramids_in_atr_units(trader):
     design = demo_bots.by_key("macd_turtle")
     with simulator(("binance",), seed=1, history_days=0.5) as sim:
         venue = demo_venue(sim, "sim-binance")
-        config = configure(trader, design, venue, "10000")
+        config = configure(trader, design, venue)
         start = END_MS - 720 * MINUTE_MS
         assert backfill_from_sim(sim, config.symbol, "1m", start, END_MS) >= 700
 
@@ -186,7 +187,7 @@ def test_upbit_volatility_breakout_sized_by_kelly(trader):
     assert design.sizing_method == "kelly"
     with simulator(("upbit",), seed=5, history_days=3) as sim:
         venue = demo_venue(sim, "sim")
-        config = configure(trader, design, venue, "10000000")
+        config = configure(trader, design, venue)
         start = END_MS - 3 * 1440 * MINUTE_MS
         assert backfill_from_sim(sim, config.symbol, "1h", start, END_MS) >= 70
     bars = trade_bars(config, start, END_MS, until=entry_and_exit_filled(config))
@@ -204,7 +205,7 @@ def test_bithumb_bollinger_on_krw_spot(trader):
     design = demo_bots.by_key("bithumb_bollinger")
     with simulator(("bithumb",), seed=3, history_days=1) as sim:
         venue = demo_venue(sim, "sim-bithumb")
-        config = configure(trader, design, venue, "10000000")
+        config = configure(trader, design, venue)
         start = END_MS - 1440 * MINUTE_MS
         assert backfill_from_sim(sim, config.symbol, "5m", start, END_MS) >= 280
     bars = trade_bars(config, start, END_MS, until=entry_and_exit_filled(config))
