@@ -13,11 +13,16 @@ from strategies.models import StrategyConfig
 NIGHTLY_TASK = "strategies.tasks.optimize_scheduled"
 
 
+def _bound(value) -> str:
+    return "" if value is None else str(value)
+
+
 def _declared(params_cls) -> str:
     """``name=default [min..max] {choices}`` for each declared parameter of ``params_cls``."""
     return ", ".join(
         f"{p['name']}={p['default']}"
-        + (f" [{p['min']}..{p['max']}]" if p["min"] is not None or p["max"] is not None else "")
+        + (f" [{_bound(p['min'])}..{_bound(p['max'])}]"
+           if p["min"] is not None or p["max"] is not None else "")
         + (f" {{{'|'.join(map(str, p['choices']))}}}" if p["choices"] else "")
         for p in params_cls.describe()
     ) or "no parameters"
@@ -142,7 +147,7 @@ class StrategyConfigAdmin(OwnedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Sizing methods")
     def sizing_reference(self, obj):
         return _reference_table(
-            (f"{name}: {cls.__doc__.split(chr(10))[0]}", _declared(cls))
+            (f"{name}: {cls.__doc__.split(chr(10))[0].replace('``', '')}", _declared(cls))
             for name, cls in sizing.METHODS.items()
         )
 

@@ -28,11 +28,12 @@ def trader(make_trader):
 def test_the_form_lists_each_sizing_method_with_its_parameters(trader):
     page = text(trader.client.get(ADD))
     assert "Sizing methods" in page
-    assert ("kelly: Kelly fraction f* = W - (1 - W) / R, scaled by ``fraction`` (half-Kelly by "
+    assert ("kelly: Kelly fraction f* = W - (1 - W) / R, scaled by fraction (half-Kelly by "
             "default). win_rate=0.0 [0.0..1.0], payoff=1.0 [0.01..100.0], fraction=0.5 "
             "[0.01..1.0], min_trades=20 [1..10000], fallback=0.1 [0.0..1.0]") in page
-    assert "atr_unit: Turtle unit" in page and "risk_pct=1.0 [0.01..100.0], atr_period=20" in page
-    assert "fixed_quote: Spend the same quote amount" in page and "amount=100000.0" in page
+    assert "atr_unit: Turtle unit: a 1-ATR move against the position costs risk_pct" in page
+    assert "risk_pct=1.0 [0.01..100.0], atr_period=20" in page
+    assert "fixed_quote: Spend the same quote amount" in page and "amount=100000.0 [0.0..]" in page
 
 
 def test_the_form_says_when_the_nightly_optimizer_runs(trader):
