@@ -42,9 +42,9 @@ def _backfill_once(*, rate_limits: bool) -> dict:
     from markets.exchanges.base import RateGroup
     from markets.exchanges.ratelimit import InProcessRateLimiter
     from markets.models import Candle, Exchange, Symbol
-    from markets.simulator.market import SymbolSpec, krw_tick
-    from markets.simulator.server import SimConfig, SimulatorThread
     from markets.timeframes import floor_ms
+    from simulator.market import SymbolSpec, krw_tick
+    from simulator.server import SimConfig, SimulatorThread
 
     spec = SymbolSpec("KRW-BTC", "BTC", "KRW", 1.45e8, krw_tick, 1e-8, 0.0012, 2.0)
     config = SimConfig(seed=3, now_ms=ANCHOR_MS, history_days=DAYS + 0.5, venues=("upbit",),

@@ -143,7 +143,7 @@ SYMBOLS = {
     "bithumb": [_krw("KRW-BTC"), _krw("KRW-ETH")],
     "sim-bithumb": [_krw("KRW-BTC") | {"timeframes": BITHUMB_TIMEFRAMES},
                     _krw("KRW-ETH") | {"timeframes": BITHUMB_TIMEFRAMES}],
-    # As the simulator serves them (markets/simulator/server.py default_symbols).
+    # As the simulator serves them (simulator/server.py default_symbols).
     "sim-binance": [
         _usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
         _usdt("ETHUSDT", "ETH", tick="0.01", step="0.0001", notional="5"),

@@ -19,8 +19,8 @@ import pytest
 from markets.exchanges import get_adapter
 from markets.exchanges.base import OrderRequest, OrderUpdate
 from markets.exchanges.errors import AuthenticationError
-from markets.simulator import SimConfig, start_in_thread
-from markets.simulator.server import DEFAULT_ACCOUNTS
+from simulator import SimConfig, start_in_thread
+from simulator.server import DEFAULT_ACCOUNTS
 
 MINUTE = 60_000
 

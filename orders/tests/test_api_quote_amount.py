@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from markets.exchanges import get_adapter
 from markets.models import Account, Balance, Exchange, Symbol
-from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 from orders import services
 from orders.brokers import PaperBroker
 from orders.brokers.base import Costs
 from orders.models import ApiToken, Order
 from orders.tests.conftest import T0, fund, store
+from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PRICE = 50_000_000.0

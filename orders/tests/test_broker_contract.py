@@ -10,10 +10,10 @@ import pytest
 
 from markets.exchanges import get_adapter
 from markets.exchanges.base import OrderRequest
-from markets.simulator.server import SimConfig, start_in_thread
 from orders.brokers import LiveBroker, PaperBroker
 from orders.brokers.base import Costs
 from orders.services import new_client_order_id
+from simulator.server import SimConfig, start_in_thread
 
 BINANCE_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

@@ -14,7 +14,6 @@ from decimal import Decimal
 import pytest
 
 from markets.models import Balance, Exchange, Symbol
-from markets.simulator.server import SimConfig, start_in_thread
 from orders import services, tasks
 from orders.models import Order, Position
 from orders.positions import net_quantity, reconcile_net_positions, signed
@@ -25,6 +24,7 @@ from orders.tests.test_venue_stops import (  # noqa: F401  (fixtures: the live f
     simulator,
     venue,
 )
+from simulator.server import SimConfig, start_in_thread
 from strategies.models import Signal, StrategyConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)

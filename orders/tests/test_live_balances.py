@@ -24,9 +24,9 @@ from markets.exchanges import get_adapter
 from markets.exchanges.base import Balance as VenueBalance
 from markets.exchanges.base import BalanceUpdate, OrderRequest
 from markets.models import Account, Balance, Exchange
-from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 from orders import services, tasks, userstream, venue_balances
 from orders.brokers import broker_for
+from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

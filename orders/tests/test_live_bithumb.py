@@ -11,9 +11,9 @@ import pytest
 from markets.exchanges import get_adapter
 from markets.exchanges.base import OrderRequest
 from markets.exchanges.errors import OrderNotFound, OrderStatusUnknown
-from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 from orders import services
 from orders.models import Order
+from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 
 from .test_api_quote_amount import last_close, live_account, settled
 

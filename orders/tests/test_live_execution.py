@@ -8,10 +8,10 @@ import pytest
 
 from markets.exchanges import get_adapter
 from markets.models import Account, Exchange, Symbol
-from markets.simulator.server import SimConfig, start_in_thread
 from orders import killswitch, services
 from orders.brokers import BrokerUnavailable, LiveBroker, broker_for
 from orders.models import Order
+from simulator.server import SimConfig, start_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"

@@ -204,7 +204,7 @@ def test_on_the_simulator_the_venue_mark_liquidates_and_the_trade_price_does_not
     from markets.backfill import adapter_for
     from markets.markprice import refresh_stale
     from markets.models import Exchange
-    from markets.simulator.server import SimConfig, SimulatorThread
+    from simulator.server import SimConfig, SimulatorThread
 
     sim = SimulatorThread(SimConfig(seed=3, history_days=0.05, venues=("futures",)))
     try:

@@ -15,10 +15,10 @@ import pytest
 from markets.exchanges import get_adapter
 from markets.exchanges.base import CANCELLED, STOP_FINISHED, STOP_OPEN
 from markets.models import Account, Exchange, Symbol
-from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 from orders import exits, killswitch, protection, services, tasks, userstream
 from orders.models import Fill, Order, Position
 from orders.tests.conftest import store
+from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 from strategies.models import Signal, StrategyConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,8 +18,8 @@ from decimal import Decimal
 from django.test import Client
 
 from markets.models import Account, Exchange, Symbol
-from markets.simulator.server import SimConfig, SimulatorThread
 from markets.timeframes import timeframe_ms
+from simulator.server import SimConfig, SimulatorThread
 from strategies.models import StrategyConfig
 from tradesite import demo
 

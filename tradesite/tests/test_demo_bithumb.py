@@ -8,7 +8,7 @@ import pytest
 from markets.backfill import adapter_for
 from markets.collect import collect
 from markets.models import Account, Candle, Exchange, Symbol
-from markets.simulator.server import SimConfig, start_in_thread
+from simulator.server import SimConfig, start_in_thread
 from strategies.models import StrategyConfig
 from tradesite.demo import bootstrap
 

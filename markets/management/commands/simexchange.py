@@ -1,10 +1,10 @@
-"""``manage.py simexchange``: a thin shell over :mod:`markets.simulator.cli`."""
+"""``manage.py simexchange``: a thin shell over :mod:`simulator.cli`."""
 
 import asyncio
 
 from django.core.management.base import BaseCommand, CommandError
 
-from markets.simulator.cli import add_arguments, config_from, run
+from simulator.cli import add_arguments, config_from, run
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ from markets.exchanges import binance_mark as bm
 from markets.exchanges import binance_parse as bp
 from markets.exchanges import get_adapter
 from markets.exchanges.base import MarkPrice
-from markets.simulator.server import SimConfig, Simulator
+from simulator.server import SimConfig, Simulator
 
 from .conftest import load
 

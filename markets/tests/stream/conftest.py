@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from markets.simulator.market import Frame
-from markets.simulator.server import SimConfig, SimulatorThread
+from simulator.market import Frame
+from simulator.server import SimConfig, SimulatorThread
 
 #: 2026-03-11 14:40:30 UTC: a fixed anchor so generated history is the same on every run.
 ANCHOR_MS = 1_773_240_030_000

@@ -15,8 +15,8 @@ from django.core.management import call_command
 from markets.backfill import backfill
 from markets.collect import collect
 from markets.models import Candle, PendingRange
-from markets.simulator.server import SimulatorThread
 from markets.timeframes import floor_ms
+from simulator.server import SimulatorThread
 
 from .conftest import (
     MINUTE_MS,

@@ -14,9 +14,9 @@ import websockets
 
 from markets.candles import last_open_time_ms, upsert_candles
 from markets.exchanges import get_adapter
-from markets.simulator.server import Simulator
 from markets.stream import StreamConfig, SymbolSpec, VenueSpec, VenueStream
 from markets.timeframes import floor_ms
+from simulator.server import Simulator
 
 from .conftest import MINUTE_MS, sim_config, stored_candles
 
@@ -124,7 +124,7 @@ async def test_dropping_the_websocket_mid_stream_leaves_no_missing_or_duplicated
 
 
 def _venue_candles(sim, start, end, venue="upbit"):
-    from markets.simulator.market import Frame
+    from simulator.market import Frame
 
     a = sim.market(venue, "KRW-BTC").candles(Frame("m", 1), end_ms=end, start_ms=start)
     return {int(t): (float(o), float(h), float(lo), float(c), float(v))

@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
-from markets.simulator.server import Simulator
 from markets.stream import StreamConfig, SymbolSpec, VenueSpec
 from markets.timeframes import floor_ms
+from simulator.server import Simulator
 
 from .conftest import MINUTE_MS, sim_config, stored_candles
 from .test_stream import EVALUATE, Recorder, _venue_candles, make_stream, wait_until

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from markets.exchanges import get_adapter
 from markets.exchanges.base import MarkPrice as MarkInfo
-from markets.simulator.server import Simulator, SimulatorThread
 from markets.stream import StreamConfig, SymbolSpec, VenueSpec, VenueStream
+from simulator.server import Simulator, SimulatorThread
 
 from .conftest import sim_config
 from .test_stream import EVALUATE, Recorder, wait_until

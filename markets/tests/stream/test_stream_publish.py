@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-from markets.simulator.server import Simulator
 from markets.stream import StreamConfig, SymbolSpec, VenueSpec
 from markets.stream.venue import Interruption
 from markets.timeframes import floor_ms
+from simulator.server import Simulator
 
 from .conftest import MINUTE_MS, sim_config
 from .test_stream import Recorder, make_stream, wait_until

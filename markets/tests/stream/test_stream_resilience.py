@@ -11,10 +11,10 @@ import pytest
 import websockets
 
 from markets import heartbeat
-from markets.simulator.server import Simulator
 from markets.stream import StreamConfig, StreamRunner, SymbolSpec, VenueSpec
 from markets.stream.runner import WsLogFilter, stream_beat
 from markets.timeframes import floor_ms
+from simulator.server import Simulator
 
 from .conftest import MINUTE_MS, sim_config
 from .test_stream import Recorder, make_stream, wait_until

@@ -6,7 +6,7 @@ One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and M
 (``algoType=CONDITIONAL``, ``triggerPrice``, ``clientAlgoId``, ``reduceOnly`` or
 ``closePosition``), triggered by this venue's trades; leverage and margin type per symbol;
 ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ACCOUNT_CONFIG_UPDATE and ALGO_UPDATE on the user stream.
-Mark price and funding (:mod:`markets.simulator.futures_mark`): ``/fapi/v1/premiumIndex`` and
+Mark price and funding (:mod:`simulator.futures_mark`): ``/fapi/v1/premiumIndex`` and
 ``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it.
 """
 
@@ -17,14 +17,14 @@ from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
-from markets.simulator.accounts import ZERO, FeeModel, Order, OrderError, SpotEngine, dec
-from markets.simulator.binance_common import INTERVALS, BinanceBase, berror, missing
-from markets.simulator.futures_mark import FuturesMarkMixin
-from markets.simulator.futures_user import FuturesUserStream
-from markets.simulator.market import tick_of
-from markets.simulator.positions import AlgoOrder, FuturesAccount, FuturesEngine
-from markets.simulator.streams import Connection
-from markets.simulator.venue import fixed
+from simulator.accounts import ZERO, FeeModel, Order, OrderError, SpotEngine, dec
+from simulator.binance_common import INTERVALS, BinanceBase, berror, missing
+from simulator.futures_mark import FuturesMarkMixin
+from simulator.futures_user import FuturesUserStream
+from simulator.market import tick_of
+from simulator.positions import AlgoOrder, FuturesAccount, FuturesEngine
+from simulator.streams import Connection
+from simulator.venue import fixed
 
 STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")

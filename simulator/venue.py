@@ -10,10 +10,10 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from markets.simulator.accounts import Account
-from markets.simulator.faults import Bans, Faults, SocketRegistry, fault_middleware
-from markets.simulator.market import Market
-from markets.simulator.stats import AnswerCounts, add_stats_routes, counting_middleware
+from simulator.accounts import Account
+from simulator.faults import Bans, Faults, SocketRegistry, fault_middleware
+from simulator.market import Market
+from simulator.stats import AnswerCounts, add_stats_routes, counting_middleware
 
 KST = dt.timezone(dt.timedelta(hours=9))
 

@@ -14,11 +14,11 @@ from urllib.parse import parse_qsl
 import numpy as np
 from aiohttp import web
 
-from markets.simulator.auth import AuthError, HmacVerifier
-from markets.simulator.faults import Budget, delay_order_response, retry_after_value
-from markets.simulator.market import CandleArrays, Frame, tick_of
-from markets.simulator.streams import Connection, serve
-from markets.simulator.venue import Venue
+from simulator.auth import AuthError, HmacVerifier
+from simulator.faults import Budget, delay_order_response, retry_after_value
+from simulator.market import CandleArrays, Frame, tick_of
+from simulator.streams import Connection, serve
+from simulator.venue import Venue
 
 INTERVALS = {
     "1s": Frame("s"),

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markets.simulator.market import (
+from simulator.market import (
     DAY_MS,
     MINUTE_MS,
     Frame,

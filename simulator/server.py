@@ -21,12 +21,12 @@ from decimal import Decimal
 import numpy as np
 from aiohttp import web
 
-from markets.simulator.accounts import Account
-from markets.simulator.bithumb import bithumb_krw_tick
-from markets.simulator.faults import Faults
-from markets.simulator.market import DAY_MS, Market, SymbolSpec, csv_trades, krw_tick
-from markets.simulator.stats import AnswerCounts
-from markets.simulator.venue import Context, Venue
+from simulator.accounts import Account
+from simulator.bithumb import bithumb_krw_tick
+from simulator.faults import Faults
+from simulator.market import DAY_MS, Market, SymbolSpec, csv_trades, krw_tick
+from simulator.stats import AnswerCounts
+from simulator.venue import Context, Venue
 
 VENUES = ("upbit", "binance", "futures", "bithumb")
 
@@ -285,18 +285,18 @@ class Simulator:
 
 def _venue_class(name: str):
     if name == "upbit":
-        from markets.simulator.upbit import UpbitVenue
+        from simulator.upbit import UpbitVenue
 
         return UpbitVenue
     if name == "binance":
-        from markets.simulator.binance import BinanceSpotVenue
+        from simulator.binance import BinanceSpotVenue
 
         return BinanceSpotVenue
     if name == "bithumb":
-        from markets.simulator.bithumb import BithumbVenue
+        from simulator.bithumb import BithumbVenue
 
         return BithumbVenue
-    from markets.simulator.futures import FuturesVenue
+    from simulator.futures import FuturesVenue
 
     return FuturesVenue
 

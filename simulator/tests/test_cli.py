@@ -1,4 +1,4 @@
-"""``python -m markets.simulator``: flags, the URL line it prints, and a clean stop."""
+"""``python -m simulator``: flags, the URL line it prints, and a clean stop."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import signal
 import subprocess
 import sys
 
-import pytest
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, **kwargs) -> subprocess.Popen:
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "markets.simulator", *args],
+        [sys.executable, "-m", "simulator", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -69,32 +68,3 @@ def test_a_bad_replay_flag_is_a_usage_error():
     proc = run("--replay", "BTCUSDT")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "SYMBOL=CSV" in err
-
-
-def test_the_management_command_takes_the_same_flags():
-    pytest.importorskip("django")
-    from markets.management.commands.simexchange import Command
-    from markets.simulator.cli import config_from
-
-    parser = Command().create_parser("manage.py", "simexchange")
-    options = vars(
-        parser.parse_args(
-            [
-                "--upbit-port",
-                "9101",
-                "--venues",
-                "upbit",
-                "--replay",
-                "KRW-BTC=/tmp/x.csv",
-                "--order-delay",
-                "2",
-            ]
-        )
-    )
-    config = config_from(options)
-    assert (config.upbit_port, config.venues, config.replay) == (
-        9101,
-        ("upbit",),
-        {"KRW-BTC": "/tmp/x.csv"},
-    )
-    assert config.faults.order_delay_s == 2.0 and config.faults.rate_limits is True

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 from aiohttp import web
 
-from markets.simulator.accounts import (
+from simulator.accounts import (
     Account,
     FeeModel,
     Order,
@@ -23,11 +23,11 @@ from markets.simulator.accounts import (
     dec,
     quantize_to,
 )
-from markets.simulator.binance_common import BinanceBase, berror, missing
-from markets.simulator.binance_user import SpotUserStream
-from markets.simulator.market import tick_of
-from markets.simulator.streams import Connection
-from markets.simulator.venue import fixed
+from simulator.binance_common import BinanceBase, berror, missing
+from simulator.binance_user import SpotUserStream
+from simulator.market import tick_of
+from simulator.streams import Connection
+from simulator.venue import fixed
 
 STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 MIN_NOTIONAL = Decimal(5)

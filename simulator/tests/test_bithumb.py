@@ -11,14 +11,13 @@ import uuid
 import aiohttp
 import pytest
 
-from markets.simulator.auth import upbit_token
-from markets.simulator.market import Frame
-from markets.simulator.server import Simulator
-from markets.simulator.venue import utc_naive
-from markets.tests.exchanges.conftest import load
+from simulator.auth import upbit_token
+from simulator.market import Frame
+from simulator.server import Simulator
+from simulator.venue import utc_naive
 
 from .conftest import config
-from .helpers import body_query, same_shape
+from .helpers import body_query, load, same_shape
 
 KEY, SECRET = "sim-bithumb-access-key", "sim-bithumb-secret-key"
 KST = dt.timezone(dt.timedelta(hours=9))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from markets.simulator.server import SimConfig, Simulator
+from simulator.server import SimConfig, Simulator
 
 #: 2026-03-11 14:40:30 UTC: a fixed anchor so generated history is the same on every run.
 ANCHOR_MS = 1_773_240_030_000

@@ -13,13 +13,13 @@ import json
 
 from aiohttp import web
 
-from markets.simulator.accounts import Account, FeeModel, SpotEngine, dec
-from markets.simulator.auth import AuthError, JwtVerifier, upbit_query_string
-from markets.simulator.faults import Budget, delay_order_response, retry_after_value
-from markets.simulator.kr_orders import KrOrderDesk, bad_param, error
-from markets.simulator.market import Frame, krw_tick
-from markets.simulator.upbit_format import candle_rows, orderbook_json, ticker_json, trade_rows
-from markets.simulator.venue import Venue, fmt, parse_time
+from simulator.accounts import Account, FeeModel, SpotEngine, dec
+from simulator.auth import AuthError, JwtVerifier, upbit_query_string
+from simulator.faults import Budget, delay_order_response, retry_after_value
+from simulator.kr_orders import KrOrderDesk, bad_param, error
+from simulator.market import Frame, krw_tick
+from simulator.upbit_format import candle_rows, orderbook_json, ticker_json, trade_rows
+from simulator.venue import Venue, fmt, parse_time
 
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
 # group -> (calls per second, the fixed "min" value shown in the header)
@@ -68,7 +68,7 @@ class UpbitVenue(KrOrderDesk, Venue):
         self.streams = self.make_streams()
 
     def make_streams(self):
-        from markets.simulator.upbit_ws import UpbitStreams
+        from simulator.upbit_ws import UpbitStreams
 
         return UpbitStreams(self)
 

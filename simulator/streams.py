@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 
-from markets.simulator.faults import SocketRegistry
+from simulator.faults import SocketRegistry
 
 
 def dumps(obj) -> str:

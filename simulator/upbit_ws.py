@@ -14,11 +14,11 @@ import time
 import numpy as np
 from aiohttp import web
 
-from markets.simulator.accounts import Account, Order
-from markets.simulator.auth import AuthError
-from markets.simulator.market import Frame
-from markets.simulator.streams import Connection, serve
-from markets.simulator.upbit_format import (
+from simulator.accounts import Account, Order
+from simulator.auth import AuthError
+from simulator.market import Frame
+from simulator.streams import Connection, serve
+from simulator.upbit_format import (
     candle_row,
     initial_lock,
     order_state,
@@ -26,7 +26,7 @@ from markets.simulator.upbit_format import (
     sequential_ids,
     ws_ticker,
 )
-from markets.simulator.venue import num, utc_naive
+from simulator.venue import num, utc_naive
 
 CANDLE_TYPES = {"candle.1s": Frame("s")} | {
     f"candle.{n}m": Frame("m", n) for n in (1, 3, 5, 10, 15, 30, 60, 240)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from markets.simulator.faults import Bans, Faults
+from simulator.faults import Bans, Faults
 
 
 async def _get(http, url, **params):

@@ -24,11 +24,11 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from markets.simulator.accounts import Order, dec
-from markets.simulator.market import UPBIT_KRW_BANDS, Frame, krw_tick
-from markets.simulator.upbit import MINUTE_UNITS, UpbitVenue
-from markets.simulator.upbit_ws import UpbitStreams
-from markets.simulator.venue import KST, fmt, kst_iso
+from simulator.accounts import Order, dec
+from simulator.market import UPBIT_KRW_BANDS, Frame, krw_tick
+from simulator.upbit import MINUTE_UNITS, UpbitVenue
+from simulator.upbit_ws import UpbitStreams
+from simulator.venue import KST, fmt, kst_iso
 
 KST_MS = 9 * 3_600_000
 # category -> (calls per second, unused "min" of Upbit's header)

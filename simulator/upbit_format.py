@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import numpy as np
 
-from markets.simulator.accounts import ZERO, Order
-from markets.simulator.market import DAY_MS, CandleArrays, Frame, Market, tick_of
-from markets.simulator.venue import fmt, kst_iso, kst_naive, num, utc_naive
+from simulator.accounts import ZERO, Order
+from simulator.market import DAY_MS, CandleArrays, Frame, Market, tick_of
+from simulator.venue import fmt, kst_iso, kst_naive, num, utc_naive
 
 STATES = {"open": "wait", "filled": "done", "canceled": "cancel", "expired": "cancel"}
 

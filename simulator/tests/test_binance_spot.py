@@ -12,9 +12,9 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from markets.simulator.auth import binance_sign
-from markets.simulator.market import Frame
-from markets.simulator.server import Simulator
+from simulator.auth import binance_sign
+from simulator.market import Frame
+from simulator.server import Simulator
 
 from .conftest import config
 from .helpers import BINANCE_KEY, BINANCE_SECRET, binance_query, same_shape, sample

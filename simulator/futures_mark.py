@@ -1,7 +1,7 @@
 """The futures venue's mark price on the wire: ``GET /fapi/v1/premiumIndex`` (one symbol or
 all) and the ``<symbol>@markPrice`` (every 3 s) / ``<symbol>@markPrice@1s`` streams, with
 Binance's field names and string formats (8 decimals; times int ms). The numbers come from
-:class:`markets.simulator.markprice.MarkBook`.
+:class:`simulator.markprice.MarkBook`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from markets.simulator.binance_common import berror
-from markets.simulator.markprice import INTEREST, MarkBook, next_funding_ms
-from markets.simulator.streams import Connection
+from simulator.binance_common import berror
+from simulator.markprice import INTEREST, MarkBook, next_funding_ms
+from simulator.streams import Connection
 
 #: stream suffix -> push period (ms)
 MARK_STREAMS = {"markPrice": 3000, "markPrice@1s": 1000}

@@ -12,8 +12,8 @@ import pytest
 import requests
 import websockets
 
-from markets.simulator.faults import Budget
-from markets.simulator.server import start_in_thread
+from simulator.faults import Budget
+from simulator.server import start_in_thread
 
 from .conftest import config
 from .helpers import BINANCE_SECRET, binance_query, body_query, upbit_auth

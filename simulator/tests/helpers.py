@@ -23,6 +23,12 @@ def sample(name: str):
     return json.loads((PAYLOADS / name).read_text())["data"]
 
 
+def load(name: str):
+    """The ``data`` of ``payloads/<name>.json`` (the adapters' tests read the same files)."""
+    path = pathlib.Path(__file__).parents[2] / "markets" / "tests" / "exchanges" / "payloads"
+    return json.loads((path / f"{name}.json").read_text())["data"]
+
+
 def sample_body(name: str, index: int = 0):
     return sample(name)[index]["response"]["body"]
 

@@ -1,4 +1,4 @@
-"""Command line of the simulator: ``python -m markets.simulator`` and ``manage.py simexchange``."""
+"""Command line of the simulator: ``python -m simulator`` and ``manage.py simexchange``."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import json
 import signal
 import sys
 
-from markets.simulator.faults import Faults
-from markets.simulator.server import VENUES, SimConfig, Simulator
+from simulator.faults import Faults
+from simulator.server import VENUES, SimConfig, Simulator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags, shared by ``python -m markets.simulator`` and the management command."""
+    """The flags, shared by ``python -m simulator`` and the management command."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--upbit-port", type=int, default=0, help="Upbit protocol port (0 = free)")
     parser.add_argument("--binance-port", type=int, default=0, help="Binance spot port (0 = free)")
@@ -131,7 +131,7 @@ async def run(config: SimConfig, out=sys.stdout) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m markets.simulator",
+        prog="python -m simulator",
         description="Local exchange simulator (Upbit, Bithumb and Binance protocols) on 127.0.0.1.",
     )
     add_arguments(parser)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from markets.simulator.accounts import ZERO, Order
-from markets.simulator.binance_common import berror
-from markets.simulator.positions import FuturesAccount
-from markets.simulator.streams import Connection, serve
-from markets.simulator.venue import fixed
+from simulator.accounts import ZERO, Order
+from simulator.binance_common import berror
+from simulator.positions import FuturesAccount
+from simulator.streams import Connection, serve
+from simulator.venue import fixed
 
 STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 LISTEN_KEY_MS = 60 * 60_000

@@ -12,10 +12,10 @@ import json
 
 from aiohttp import web
 
-from markets.simulator.accounts import Account, Order
-from markets.simulator.auth import AuthError
-from markets.simulator.streams import Connection, serve
-from markets.simulator.venue import fixed
+from simulator.accounts import Account, Order
+from simulator.auth import AuthError
+from simulator.streams import Connection, serve
+from simulator.venue import fixed
 
 STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 WEIGHT = {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}

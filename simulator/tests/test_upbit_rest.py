@@ -7,10 +7,10 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from markets.simulator.auth import upbit_token
-from markets.simulator.market import Frame
-from markets.simulator.server import Simulator
-from markets.simulator.venue import parse_time, utc_naive
+from simulator.auth import upbit_token
+from simulator.market import Frame
+from simulator.server import Simulator
+from simulator.venue import parse_time, utc_naive
 
 from .conftest import config
 from .helpers import UPBIT_KEY, UPBIT_SECRET, body_query, jwt, same_shape, sample_body, upbit_auth

@@ -1,7 +1,7 @@
 """The exchange (private) REST API of the Upbit design, shared by Upbit and Bithumb.
 
 Balances, order rules, place, get, cancel and list, matched by the venue's
-:class:`~markets.simulator.accounts.SpotEngine`. The two venues differ in names only, so the
+:class:`~simulator.accounts.SpotEngine`. The two venues differ in names only, so the
 dialect is a few class attributes and hooks: the order-type and client-id parameter names, the
 order id format, the validation error name, and what placing and cancelling answer (Upbit: the
 order object; Bithumb v2: an acknowledgement).
@@ -13,10 +13,10 @@ from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
-from markets.simulator.accounts import Account, Order, OrderError, dec
-from markets.simulator.market import krw_tick
-from markets.simulator.upbit_format import order_json
-from markets.simulator.venue import fmt
+from simulator.accounts import Account, Order, OrderError, dec
+from simulator.market import krw_tick
+from simulator.upbit_format import order_json
+from simulator.venue import fmt
 
 MIN_TOTAL = Decimal(5000)
 MAX_TOTAL = Decimal(1_000_000_000)

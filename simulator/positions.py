@@ -8,7 +8,7 @@ Conditional ("algo") orders: STOP_MARKET / TAKE_PROFIT_MARKET, reduce-only, trig
 venue's own trades (CONTRACT_PRICE: the last trade price) and filled as a reduce-only market
 order at that moment; a trigger with nothing left to reduce is REJECTED.
 Unrealized PnL (and so the available balance) is marked to the venue's mark price
-(:mod:`markets.simulator.markprice`, ``mark_fn``); triggers stay on the last trade.
+(:mod:`simulator.markprice`, ``mark_fn``); triggers stay on the last trade.
 Not simulated: hedge mode, liquidation, funding payments, MARK_PRICE triggers, limit
 (STOP/TAKE_PROFIT) conditional orders, trailing stops.
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from markets.simulator.accounts import ZERO, Account, Fill, Order, OrderError, dec, quantize_to
-from markets.simulator.market import tick_of
+from simulator.accounts import ZERO, Account, Fill, Order, OrderError, dec, quantize_to
+from simulator.market import tick_of
 
 
 @dataclasses.dataclass
