@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 from markets.exchanges import binance_parse, kr_parse  # noqa: E402
 from markets.exchanges.ws import decode_frame  # noqa: E402
 
-PAYLOADS = ROOT / "markets" / "tests" / "exchanges" / "payloads"
+PAYLOADS = ROOT / "simulator" / "payloads"
 N_MESSAGES = 10_000
 REPEATS = 9
 

@@ -11,7 +11,8 @@ import time
 import uuid
 from urllib.parse import urlencode
 
-PAYLOADS = pathlib.Path(__file__).parent / "payloads"
+#: The one folder of recorded and documented venue payloads; the adapters' tests read it too.
+PAYLOADS = pathlib.Path(__file__).parents[1] / "payloads"
 
 UPBIT_KEY, UPBIT_SECRET = "sim-upbit-access-key", "sim-upbit-secret-key"
 BINANCE_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
@@ -25,8 +26,7 @@ def sample(name: str):
 
 def load(name: str):
     """The ``data`` of ``payloads/<name>.json`` (the adapters' tests read the same files)."""
-    path = pathlib.Path(__file__).parents[2] / "markets" / "tests" / "exchanges" / "payloads"
-    return json.loads((path / f"{name}.json").read_text())["data"]
+    return sample(f"{name}.json")
 
 
 def sample_body(name: str, index: int = 0):

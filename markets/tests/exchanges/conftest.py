@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-PAYLOADS = Path(__file__).parent / "payloads"
+#: The venue payloads live once, beside the simulator that answers in their shapes.
+PAYLOADS = Path(__file__).resolve().parents[3] / "simulator" / "payloads"
 
 
 def load(name: str) -> Any:
-    """The ``data`` of a recorded payload file in ``payloads/``."""
+    """The ``data`` of a recorded payload file in ``simulator/payloads/``."""
     return json.loads((PAYLOADS / f"{name}.json").read_text())["data"]
 
 
