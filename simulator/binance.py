@@ -14,15 +14,8 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 from aiohttp import web
 
-from simulator.accounts import (
-    Account,
-    FeeModel,
-    Order,
-    OrderError,
-    SpotEngine,
-    dec,
-    quantize_to,
-)
+from simulator.accounts import Account, Order, OrderError, dec, quantize_to
+from simulator.balances import FeeModel, SpotEngine
 from simulator.binance_common import BinanceBase, berror, missing
 from simulator.binance_user import SpotUserStream
 from simulator.market import tick_of

@@ -17,11 +17,12 @@ from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
-from simulator.accounts import ZERO, FeeModel, Order, OrderError, SpotEngine, dec
+from simulator.accounts import ZERO, Order, OrderError, dec
 from simulator.binance_common import INTERVALS, BinanceBase, berror, missing
 from simulator.futures_mark import FuturesMarkMixin
 from simulator.futures_user import FuturesUserStream
 from simulator.market import tick_of
+from simulator.matching import OrderIds
 from simulator.positions import AlgoOrder, FuturesAccount, FuturesEngine
 from simulator.streams import Connection
 from simulator.venue import fixed
@@ -54,16 +55,9 @@ class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
             for a in accounts
         ]
         super().__init__(ctx, markets, accounts, spread_bps=spread_bps)
-        ids = SpotEngine(
-            markets,
-            FeeModel(ZERO, ZERO, False),
-            spread_bps=spread_bps,
-            seed=ctx.seed + 1,
-            clock_ms=ctx.clock_ms,
-        )
         self.init_marks()
         self.engine = FuturesEngine(
-            markets, spread_bps=spread_bps, clock_ms=ctx.clock_ms, spot_engine=ids,
+            markets, spread_bps=spread_bps, clock_ms=ctx.clock_ms, ids=OrderIds(ctx.seed + 1),
             mark_fn=self.mark_decimal,
         )
         self.listen_keys: dict[str, tuple[str, int]] = {}  # listenKey -> (api key, expires ms)
@@ -290,14 +284,14 @@ class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
                 "Order's notional must be no smaller than 5 (unless you choose reduce only).",
             )
         client_id = (
-            params.get("newClientOrderId") or f"sim{self.engine.ids.rng.getrandbits(64):016x}"
+            params.get("newClientOrderId") or f"sim{self.engine.rng.getrandbits(64):016x}"
         )
         if not CLIENT_ID.match(client_id):
             return berror(400, -4015, "Client order id length should not be more than 36 chars")
         if any(o.client_id == client_id for o in account.open_orders()):
             # -4116 DUPLICATED_CLIENT_ORDER_ID, from the futures error-code table
             return berror(400, -4116, "clientOrderId is duplicated")
-        oid, uid = self.engine.ids.new_ids()
+        oid, uid = self.engine.new_ids()
         order = Order(
             oid,
             uid,
@@ -434,12 +428,12 @@ class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
                     else berror(400, -4023, "Quantity not increased by step size."))
         if close_position and qty == 0:
             return berror(400, -2022, "ReduceOnly Order is rejected.")
-        client_id = params.get("clientAlgoId") or f"sim{self.engine.ids.rng.getrandbits(64):016x}"
+        client_id = params.get("clientAlgoId") or f"sim{self.engine.rng.getrandbits(64):016x}"
         if not CLIENT_ID.match(client_id):
             return berror(400, -4015, "Client order id length should not be more than 36 chars")
         if any(a.client_id == client_id for a in account.open_algo_orders()):
             return berror(400, -4116, "clientOrderId is duplicated")
-        algo_id, _ = self.engine.ids.new_ids()
+        algo_id, _ = self.engine.new_ids()
         algo = AlgoOrder(algo_id, client_id, market.symbol, side.lower(), kind, qty, trigger,
                          reduce_only or close_position, self.now(),
                          close_position=close_position)

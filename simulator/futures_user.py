@@ -32,7 +32,7 @@ class FuturesUserStream:
                 None,
             )
             if method == "POST":
-                key = current or f"{self.engine.ids.rng.getrandbits(256):064x}"
+                key = current or f"{self.engine.rng.getrandbits(256):064x}"
                 self.listen_keys[key] = (account.key, now + LISTEN_KEY_MS)
                 return web.json_response({"listenKey": key})
             if current is None:

@@ -1,7 +1,7 @@
 """The exchange (private) REST API of the Upbit design, shared by Upbit and Bithumb.
 
 Balances, order rules, place, get, cancel and list, matched by the venue's
-:class:`~simulator.accounts.SpotEngine`. The two venues differ in names only, so the
+:class:`~simulator.balances.SpotEngine`. The two venues differ in names only, so the
 dialect is a few class attributes and hooks: the order-type and client-id parameter names, the
 order id format, the validation error name, and what placing and cancelling answer (Upbit: the
 order object; Bithumb v2: an acknowledgement).

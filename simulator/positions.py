@@ -3,7 +3,8 @@
 The wallet is the account's USDT ``free`` balance. Margin of a position is ``|amount| * entry /
 leverage``; a resting order that would grow the position reserves ``qty * price / leverage``.
 Available balance = wallet + unrealized PnL of cross positions - position margins - order
-margins. Fills follow :mod:`accounts` (market at last +- half spread, limits when touched).
+margins. Matching is :class:`simulator.matching.MatchingEngine`, shared with spot (market at
+last +- half spread, limits when touched); this module is what a fill does to a position.
 Conditional ("algo") orders: STOP_MARKET / TAKE_PROFIT_MARKET, reduce-only, triggered by this
 venue's own trades (CONTRACT_PRICE: the last trade price) and filled as a reduce-only market
 order at that moment; a trigger with nothing left to reduce is REJECTED.
@@ -16,10 +17,10 @@ Not simulated: hedge mode, liquidation, funding payments, MARK_PRICE triggers, l
 from __future__ import annotations
 
 import dataclasses
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal
 
-from simulator.accounts import ZERO, Account, Fill, Order, OrderError, dec, quantize_to
-from simulator.market import tick_of
+from simulator.accounts import ZERO, Account, Fill, Order, OrderError, dec
+from simulator.matching import MatchingEngine, OrderIds
 
 
 @dataclasses.dataclass
@@ -81,7 +82,7 @@ class FuturesAccount(Account):
         return self.positions.setdefault(symbol, Position(symbol))
 
 
-class FuturesEngine:
+class FuturesEngine(MatchingEngine):
     def __init__(
         self,
         markets: dict,
@@ -91,22 +92,13 @@ class FuturesEngine:
         spread_bps: float = 2.0,
         clock_ms,
         asset: str = "USDT",
-        spot_engine,
+        ids: OrderIds,
         mark_fn=None,
     ) -> None:
-        self.markets, self.clock_ms, self.asset = markets, clock_ms, asset
+        super().__init__(markets, spread_bps=spread_bps, ids=ids, clock_ms=clock_ms)
+        self.asset = asset
         self.mark_fn = mark_fn or self.last
         self.maker, self.taker = dec(maker), dec(taker)
-        self.half_spread = Decimal(str(spread_bps)) / Decimal(20000)
-        self.ids = spot_engine  # shares the id/uuid generators
-
-    def quote_prices(self, symbol: str) -> tuple[Decimal, Decimal]:
-        market = self.markets[symbol]
-        last = dec(market.last_price)
-        tick = dec(tick_of(market.spec, market.last_price))
-        bid = quantize_to(last * (1 - self.half_spread), tick, ROUND_DOWN)
-        ask = quantize_to(last * (1 + self.half_spread), tick, ROUND_UP)
-        return bid, max(ask, bid + tick)
 
     def last(self, symbol: str) -> Decimal:
         return dec(self.markets[symbol].last_price)
@@ -156,38 +148,14 @@ class FuturesEngine:
         account.orders[order.id] = order
         order.updated_ms = order.created_ms
         account.emit("order", order=order, fill=None)
-        marketable = (order.side == "buy" and price >= ask) or (
-            order.side == "sell" and price <= bid
-        )
-        if order.type == "market" or marketable:
-            if order.type == "limit" and order.time_in_force == "post_only":
-                self._finish(account, order, "expired")
-            else:
-                self._fill(account, order, ask if order.side == "buy" else bid, maker=False)
-        elif order.time_in_force in ("ioc", "fok"):
-            self._finish(account, order, "expired")
+        self.match_new(account, order, bid, ask)
         return order
 
-    def cancel(self, account: FuturesAccount, order: Order) -> Order:
-        if not order.is_open:
-            raise OrderError("not_open", "Order is not open.")
-        self._finish(account, order, "canceled")
-        return order
-
-    def on_trades(self, symbol: str, prices, accounts: list[FuturesAccount]) -> None:
-        if len(prices) == 0:
-            return
-        low, high = dec(float(min(prices))), dec(float(max(prices)))
-        for account in accounts:
-            for order in account.open_orders(symbol):
-                if order.type == "limit" and (
-                    (order.side == "buy" and low <= order.price)
-                    or (order.side == "sell" and high >= order.price)
-                ):
-                    self._fill(account, order, order.price, maker=True)
-            for algo in account.open_algo_orders(symbol):
-                if algo.reached(low, high):
-                    self.trigger(account, algo)
+    def on_range(self, account: FuturesAccount, symbol: str, low: Decimal, high: Decimal) -> None:
+        """Conditional orders whose trigger the new trades reached."""
+        for algo in account.open_algo_orders(symbol):
+            if algo.reached(low, high):
+                self.trigger(account, algo)
 
     # ---- conditional orders -------------------------------------------------------------------
 
@@ -221,7 +189,7 @@ class FuturesEngine:
             account.emit("algo", algo=algo)
             return
         qty = abs(pos.amount) if algo.close_position else algo.qty
-        oid, uid = self.ids.new_ids()
+        oid, uid = self.new_ids()
         order = Order(
             oid, uid, algo.symbol, algo.side, "market", None, qty, None,
             f"algo{algo.algo_id}", now,
@@ -263,24 +231,11 @@ class FuturesEngine:
                 pos.entry = price
         fee = price * qty * (self.maker if maker else self.taker)
         pos.realized += realized
-        now = self.clock_ms()
-        pos.update_ms = now
         account.move(self.asset, realized - fee)
-        fill = Fill(
-            self.ids.next_trade_id,
-            self.ids.new_uuid(),
-            price,
-            qty,
-            price * qty,
-            fee,
-            self.asset,
-            maker,
-            now,
-        )
-        fill_realized = realized
-        self.ids.next_trade_id += 1
+        fill = self.new_fill(price, qty, fee, self.asset, maker=maker)
+        pos.update_ms = fill.ts_ms
         order.fills.append(fill)
-        order.extra["realized"] = order.extra.get("realized", ZERO) + fill_realized
+        order.extra["realized"] = order.extra.get("realized", ZERO) + realized
         self._finish(account, order, "filled", fill=fill)
 
     def _finish(

@@ -13,8 +13,9 @@ import json
 
 from aiohttp import web
 
-from simulator.accounts import Account, FeeModel, SpotEngine, dec
+from simulator.accounts import Account, dec
 from simulator.auth import AuthError, JwtVerifier, upbit_query_string
+from simulator.balances import FeeModel, SpotEngine
 from simulator.faults import Budget, delay_order_response, retry_after_value
 from simulator.kr_orders import KrOrderDesk, bad_param, error
 from simulator.market import Frame, krw_tick
