@@ -1,8 +1,9 @@
 """Accounts, orders and fills: the venue-neutral records every venue keeps.
 
-Money is Decimal. Matching is :mod:`simulator.matching` (spot balances: :mod:`simulator.balances`;
-futures positions: :mod:`simulator.positions`). Venue rules (ticks, minimums, error names) live in
-the protocol modules; the engines raise :class:`OrderError` with a neutral ``kind``.
+Money is Decimal. Matching is :mod:`simulator.matching` (spot balances:
+:mod:`simulator.balances`; futures positions: :mod:`simulator.binance.positions`). Venue rules
+(ticks, minimums, error names) live in the protocol modules; the engines raise
+:class:`OrderError` with a neutral ``kind``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Spot matching: what a fill does to balances (locked on placement, moved on fills, fees).
 
 The matching itself (crossing, resting, touch-fills) is :class:`simulator.matching.MatchingEngine`,
-shared with futures (:mod:`simulator.positions`).
+shared with futures (:mod:`simulator.binance.positions`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import numpy as np
 from aiohttp import web
 
 from simulator.accounts import Account
-from simulator.bithumb import bithumb_krw_tick
+from simulator.bithumb.rest import bithumb_krw_tick
 from simulator.faults import Faults
 from simulator.market import DAY_MS, Market, SymbolSpec, csv_trades, krw_tick
 from simulator.stats import AnswerCounts
@@ -285,18 +285,18 @@ class Simulator:
 
 def _venue_class(name: str):
     if name == "upbit":
-        from simulator.upbit import UpbitVenue
+        from simulator.upbit.rest import UpbitVenue
 
         return UpbitVenue
     if name == "binance":
-        from simulator.binance import BinanceSpotVenue
+        from simulator.binance.spot import BinanceSpotVenue
 
         return BinanceSpotVenue
     if name == "bithumb":
-        from simulator.bithumb import BithumbVenue
+        from simulator.bithumb.rest import BithumbVenue
 
         return BithumbVenue
-    from simulator.futures import FuturesVenue
+    from simulator.binance.futures import FuturesVenue
 
     return FuturesVenue
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from simulator.markprice import FUNDING_INTERVAL_MS, MarkBook, next_funding_ms
+from simulator.binance.markprice import FUNDING_INTERVAL_MS, MarkBook, next_funding_ms
 
 from .helpers import same_shape, sample
 from .test_futures import position, signed

@@ -9,7 +9,7 @@ Conditional ("algo") orders: STOP_MARKET / TAKE_PROFIT_MARKET, reduce-only, trig
 venue's own trades (CONTRACT_PRICE: the last trade price) and filled as a reduce-only market
 order at that moment; a trigger with nothing left to reduce is REJECTED.
 Unrealized PnL (and so the available balance) is marked to the venue's mark price
-(:mod:`simulator.markprice`, ``mark_fn``); triggers stay on the last trade.
+(:mod:`simulator.binance.markprice`, ``mark_fn``); triggers stay on the last trade.
 Not simulated: hedge mode, liquidation, funding payments, MARK_PRICE triggers, limit
 (STOP/TAKE_PROFIT) conditional orders, trailing stops.
 """

@@ -9,8 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from simulator.accounts import ZERO, Order
-from simulator.binance_common import berror
-from simulator.positions import FuturesAccount
+from simulator.binance.common import berror
+from simulator.binance.positions import FuturesAccount
 from simulator.streams import Connection, serve
 from simulator.venue import fixed
 

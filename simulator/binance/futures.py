@@ -6,29 +6,30 @@ One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and M
 (``algoType=CONDITIONAL``, ``triggerPrice``, ``clientAlgoId``, ``reduceOnly`` or
 ``closePosition``), triggered by this venue's trades; leverage and margin type per symbol;
 ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ACCOUNT_CONFIG_UPDATE and ALGO_UPDATE on the user stream.
-Mark price and funding (:mod:`simulator.futures_mark`): ``/fapi/v1/premiumIndex`` and
+Mark price and funding (:mod:`simulator.binance.futures_mark`): ``/fapi/v1/premiumIndex`` and
 ``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it.
 """
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
 from simulator.accounts import ZERO, Order, OrderError, dec
-from simulator.binance_common import INTERVALS, BinanceBase, berror, missing
-from simulator.futures_mark import FuturesMarkMixin
-from simulator.futures_user import FuturesUserStream
+from simulator.binance.common import INTERVALS, BinanceBase, berror, missing
+from simulator.binance.futures_account import FuturesAccountRequests
+from simulator.binance.futures_algo import CLIENT_ID, FuturesAlgoOrders
+from simulator.binance.futures_mark import FuturesMarkMixin
+from simulator.binance.futures_user import FuturesUserStream
+from simulator.binance.orders import BinanceOrders
+from simulator.binance.positions import FuturesAccount, FuturesEngine
 from simulator.market import tick_of
 from simulator.matching import OrderIds
-from simulator.positions import AlgoOrder, FuturesAccount, FuturesEngine
 from simulator.streams import Connection
 from simulator.venue import fixed
 
 STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
-CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 MIN_NOTIONAL = Decimal(5)
 LISTEN_KEY_MS = 60 * 60_000
 RATE_LIMITS = [
@@ -38,7 +39,14 @@ RATE_LIMITS = [
 ]
 
 
-class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
+class FuturesVenue(
+    FuturesAccountRequests,
+    FuturesAlgoOrders,
+    FuturesMarkMixin,
+    FuturesUserStream,
+    BinanceOrders,
+    BinanceBase,
+):
     name = "futures"
     weight_limit = 2400
     kline_limit = 1500
@@ -181,64 +189,6 @@ class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
             return berror(400, -1121, "Invalid symbol.")
         return web.json_response(rows[0] if params.get("symbol") else rows)
 
-    # ---- account settings ---------------------------------------------------------------------
-
-    def leverage(self, params, account: FuturesAccount) -> web.Response:
-        market, err = self.symbol_market(params)
-        if err:
-            return err
-        try:
-            value = int(params.get("leverage", ""))
-        except ValueError:
-            return missing("leverage")
-        if not 1 <= value <= 125:
-            return berror(400, -4028, f"Leverage {value} is not valid")
-        pos = account.position(market.symbol)
-        pos.leverage = value
-        self._send_user(
-            account,
-            {
-                "e": "ACCOUNT_CONFIG_UPDATE",
-                "E": self.now(),
-                "T": self.now(),
-                "ac": {"s": market.symbol, "l": value},
-            },
-        )
-        return web.json_response(
-            {"leverage": value, "maxNotionalValue": "1000000", "symbol": market.symbol}
-        )
-
-    def margin_type(self, params, account: FuturesAccount) -> web.Response:
-        market, err = self.symbol_market(params)
-        if err:
-            return err
-        wanted = {"ISOLATED": "isolated", "CROSSED": "cross"}.get(params.get("marginType", ""))
-        if wanted is None:
-            return berror(
-                400,
-                -1116 if params.get("marginType") else -1102,
-                "Invalid marginType."
-                if params.get("marginType")
-                else "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed.",
-            )
-        pos = account.position(market.symbol)
-        if pos.margin_type == wanted:
-            return berror(400, -4046, "No need to change margin type.")
-        if account.open_orders(market.symbol):
-            return berror(400, -4047, "Margin type cannot be changed if there exists open orders.")
-        if pos.amount:
-            return berror(400, -4048, "Margin type cannot be changed if there exists position.")
-        pos.margin_type = wanted
-        return web.json_response({"code": 200, "msg": "success"})
-
-    def get_dual(self, params, account) -> web.Response:
-        return web.json_response({"dualSidePosition": False})
-
-    def set_dual(self, params, account) -> web.Response:
-        if params.get("dualSidePosition") == "false":
-            return berror(400, -4059, "No need to change position side.")
-        return berror(400, -1000, "Hedge mode is not simulated; use one-way mode.")
-
     # ---- orders -------------------------------------------------------------------------------
 
     def new_order(self, params, account: FuturesAccount) -> web.Response:
@@ -345,37 +295,18 @@ class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
             "updateTime": order.updated_ms,
         }
 
-    def _find(self, params, account) -> Order | None:
-        if params.get("orderId"):
-            return next(
-                (
-                    o
-                    for o in account.orders.values()
-                    if str(o.id) == params["orderId"] and o.symbol == params.get("symbol")
-                ),
-                None,
-            )
-        matches = [
-            o
-            for o in account.orders.values()
-            if o.client_id == params.get("origClientOrderId") and o.symbol == params.get("symbol")
-        ]
-        return max(matches, key=lambda o: o.id) if matches else None
-
     def query_order(self, params, account) -> web.Response:
-        _, err = self.symbol_market(params)
+        order, err = self.order_lookup(params, account)
         if err:
             return err
-        order = self._find(params, account)
         if order is None:
             return berror(400, -2013, "Order does not exist.")
         return web.json_response(self._order_json(order) | {"time": order.created_ms})
 
     def cancel_order(self, params, account) -> web.Response:
-        _, err = self.symbol_market(params)
+        order, err = self.order_lookup(params, account)
         if err:
             return err
-        order = self._find(params, account)
         if order is None or not order.is_open:
             return berror(400, -2011, "Unknown order sent.")
         self.engine.cancel(account, order)
@@ -389,212 +320,30 @@ class FuturesVenue(FuturesMarkMixin, FuturesUserStream, BinanceBase):
             ]
         )
 
-    # ---- conditional (algo) orders -------------------------------------------------------------
-
-    def new_algo_order(self, params, account: FuturesAccount) -> web.Response:
-        market, err = self.symbol_market(params)
-        if err:
-            return err
-        for name in ("algoType", "side", "type", "triggerPrice"):
-            if not params.get(name):
-                return missing(name)
-        if params["algoType"] != "CONDITIONAL":
-            return berror(400, -1116, "Invalid algoType.")
-        side, kind = params["side"], params["type"]
-        if side not in ("BUY", "SELL"):
-            return berror(400, -1117, "Invalid side.")
-        if kind not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
-            return berror(400, -1116, "Invalid orderType.")
-        if params.get("positionSide", "BOTH") != "BOTH":
-            return berror(400, -4061, "Order's position side does not match user's setting.")
-        if params.get("workingType", "CONTRACT_PRICE") != "CONTRACT_PRICE":
-            return berror(400, -1116, "Only CONTRACT_PRICE triggers are simulated.")
-        close_position = params.get("closePosition", "false").lower() == "true"
-        reduce_only = params.get("reduceOnly", "false").lower() == "true"
-        if close_position and (reduce_only or params.get("quantity")):
-            return berror(400, -1106, "Parameter 'quantity' or 'reduceOnly' sent when not "
-                                      "required with closePosition.")
-        pos = account.position(market.symbol)
-        try:
-            trigger = dec(params["triggerPrice"])
-            qty = abs(pos.amount) if close_position else dec(params.get("quantity") or "0")
-        except InvalidOperation:
-            return berror(400, -1100, "Illegal characters found in a parameter.")
-        spec = market.spec
-        if trigger <= 0 or trigger % dec(tick_of(spec, market.last_price)):
-            return berror(400, -4014, "Price not increased by tick size.")
-        if not close_position and (qty <= 0 or qty % dec(spec.step)):
-            return (missing("quantity") if qty == 0
-                    else berror(400, -4023, "Quantity not increased by step size."))
-        if close_position and qty == 0:
-            return berror(400, -2022, "ReduceOnly Order is rejected.")
-        client_id = params.get("clientAlgoId") or f"sim{self.engine.rng.getrandbits(64):016x}"
-        if not CLIENT_ID.match(client_id):
-            return berror(400, -4015, "Client order id length should not be more than 36 chars")
-        if any(a.client_id == client_id for a in account.open_algo_orders()):
-            return berror(400, -4116, "clientOrderId is duplicated")
-        algo_id, _ = self.engine.new_ids()
-        algo = AlgoOrder(algo_id, client_id, market.symbol, side.lower(), kind, qty, trigger,
-                         reduce_only or close_position, self.now(),
-                         close_position=close_position)
-        try:
-            self.engine.place_algo(account, algo)
-        except OrderError:
-            return berror(400, -2021, "Order would immediately trigger.")
-        return web.json_response(self._algo_json(algo, query=False))
-
-    def _algo_json(self, algo: AlgoOrder, *, query: bool = True) -> dict:
-        market = self.markets[algo.symbol]
-        row = {
-            "algoId": algo.algo_id,
-            "clientAlgoId": algo.client_id,
-            "algoType": "CONDITIONAL",
-            "orderType": algo.type,
-            "symbol": algo.symbol,
-            "side": algo.side.upper(),
-            "positionSide": "BOTH",
-            "timeInForce": "GTC",
-            "quantity": self.qx(market, algo.qty),
-            "algoStatus": algo.status,
-            "triggerPrice": self.px(market, algo.trigger),
-            "price": self.px(market, 0),
-            "icebergQuantity": None,
-            "selfTradePreventionMode": "EXPIRE_MAKER",
-            "workingType": "CONTRACT_PRICE",
-            "priceMatch": "NONE",
-            "closePosition": algo.close_position,
-            "priceProtect": False,
-            "reduceOnly": algo.reduce_only,
-            "createTime": algo.created_ms,
-            "updateTime": algo.updated_ms,
-            "triggerTime": algo.trigger_ms,
-            "goodTillDate": 0,
-        }
-        if query:
-            order = algo.order
-            executed = order.executed_qty if order else ZERO
-            row |= {
-                "actualOrderId": str(order.id) if order else "",
-                "actualPrice": self.px(market, order.executed_quote / executed if executed else 0),
-                "tpOrderType": "",
-            }
-            if order is not None:
-                row |= {"actualType": "MARKET", "actualQty": self.qx(market, executed)}
-        return row
-
-    def _find_algo(self, params, account: FuturesAccount) -> AlgoOrder | None:
-        if params.get("algoId"):
-            return next((a for a in account.algo_orders.values()
-                         if str(a.algo_id) == params["algoId"]), None)
-        matches = [a for a in account.algo_orders.values()
-                   if a.client_id == params.get("clientAlgoId")]
-        return max(matches, key=lambda a: a.algo_id) if matches else None
-
-    def query_algo_order(self, params, account) -> web.Response:
-        if not (params.get("algoId") or params.get("clientAlgoId")):
-            return missing("algoId")
-        algo = self._find_algo(params, account)
-        if algo is None:
-            return berror(400, -2013, "Order does not exist.")
-        return web.json_response(self._algo_json(algo))
-
-    def cancel_algo_order(self, params, account) -> web.Response:
-        if not (params.get("algoId") or params.get("clientAlgoId")):
-            return missing("algoId")
-        algo = self._find_algo(params, account)
-        if algo is None or algo.status != "NEW":
-            return berror(400, -2011, "Unknown order sent.")
-        self.engine.cancel_algo(account, algo)
-        return web.json_response({"algoId": algo.algo_id, "clientAlgoId": algo.client_id,
-                                  "code": "200", "msg": "success"})
-
-    def open_algo_orders(self, params, account) -> web.Response:
-        if params.get("symbol") and params["symbol"] not in self.markets:
-            return berror(400, -1121, "Invalid symbol.")
-        return web.json_response([self._algo_json(a)
-                                  for a in account.open_algo_orders(params.get("symbol"))])
-
     def user_trades(self, params, account) -> web.Response:
         market, err = self.symbol_market(params)
         if err:
             return err
-        rows = []
-        for order in account.orders.values():
-            if order.symbol != market.symbol or (
-                params.get("orderId") and str(order.id) != params["orderId"]
-            ):
-                continue
-            for f in order.fills:
-                rows.append(
-                    {
-                        "buyer": order.side == "buy",
-                        "commission": fixed(f.fee, 8),
-                        "commissionAsset": f.fee_asset,
-                        "id": f.trade_id,
-                        "maker": f.is_maker,
-                        "orderId": order.id,
-                        "price": self.px(market, f.price),
-                        "qty": self.qx(market, f.qty),
-                        "quoteQty": fixed(f.quote, 5),
-                        "realizedPnl": fixed(order.extra.get("realized", ZERO), 8),
-                        "side": order.side.upper(),
-                        "positionSide": "BOTH",
-                        "symbol": order.symbol,
-                        "time": f.ts_ms,
-                    }
-                )
-        rows.sort(key=lambda r: r["id"])
+        rows = [
+            {
+                "buyer": order.side == "buy",
+                "commission": fixed(f.fee, 8),
+                "commissionAsset": f.fee_asset,
+                "id": f.trade_id,
+                "maker": f.is_maker,
+                "orderId": order.id,
+                "price": self.px(market, f.price),
+                "qty": self.qx(market, f.qty),
+                "quoteQty": fixed(f.quote, 5),
+                "realizedPnl": fixed(order.extra.get("realized", ZERO), 8),
+                "side": order.side.upper(),
+                "positionSide": "BOTH",
+                "symbol": order.symbol,
+                "time": f.ts_ms,
+            }
+            for order, f in self.fills_of(params, account, market.symbol)
+        ]
         return web.json_response(rows[-min(int(params.get("limit", "500")), 1000) :])
-
-    def _position_row(self, account: FuturesAccount, symbol: str) -> dict:
-        market = self.markets[symbol]
-        pos = account.position(symbol)
-        mark = self.engine.mark(symbol)
-        margin = pos.margin()
-        return {
-            "symbol": symbol,
-            "positionAmt": self.qx(market, pos.amount),
-            "entryPrice": self.px(market, pos.entry),
-            "breakEvenPrice": self.px(market, pos.entry),
-            "markPrice": fixed(mark, 8),
-            "unRealizedProfit": fixed(self.engine.unrealized(pos), 8),
-            "liquidationPrice": "0",
-            "leverage": str(pos.leverage),
-            "maxNotionalValue": "1000000",
-            "marginType": pos.margin_type,
-            "isolatedMargin": fixed(margin if pos.margin_type == "isolated" else 0, 8),
-            "isAutoAddMargin": "false",
-            "positionSide": "BOTH",
-            "notional": fixed(pos.amount * mark, 8),
-            "isolatedWallet": fixed(margin if pos.margin_type == "isolated" else 0, 8),
-            "updateTime": pos.update_ms,
-        }
-
-    def position_risk(self, params, account: FuturesAccount) -> web.Response:
-        symbols = [params["symbol"]] if params.get("symbol") else list(self.markets)
-        if any(s not in self.markets for s in symbols):
-            return berror(400, -1121, "Invalid symbol.")
-        return web.json_response([self._position_row(account, s) for s in symbols])
-
-    def balance(self, params, account: FuturesAccount) -> web.Response:
-        wallet = account.free("USDT")
-        upnl = sum((self.engine.unrealized(p) for p in account.positions.values()), ZERO)
-        available = self.engine.available(account)
-        return web.json_response(
-            [
-                {
-                    "accountAlias": "SgsR",
-                    "asset": "USDT",
-                    "balance": fixed(wallet, 8),
-                    "crossWalletBalance": fixed(wallet, 8),
-                    "crossUnPnl": fixed(upnl, 8),
-                    "availableBalance": fixed(available, 8),
-                    "maxWithdrawAmount": fixed(max(available, ZERO), 8),
-                    "marginAvailable": True,
-                    "updateTime": self.now(),
-                }
-            ]
-        )
 
     def valid_stream(self, name: str) -> bool:
         symbol, _, kind = name.partition("@")

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from simulator.accounts import Account, Order, OrderError, dec
 from simulator.market import krw_tick
-from simulator.upbit_format import order_json
+from simulator.upbit.format import order_json
 from simulator.venue import fmt
 
 MIN_TOTAL = Decimal(5000)

@@ -26,8 +26,8 @@ from aiohttp import web
 
 from simulator.accounts import Order, dec
 from simulator.market import UPBIT_KRW_BANDS, Frame, krw_tick
-from simulator.upbit import MINUTE_UNITS, UpbitVenue
-from simulator.upbit_ws import UpbitStreams
+from simulator.upbit.rest import MINUTE_UNITS, UpbitVenue
+from simulator.upbit.ws import UpbitStreams
 from simulator.venue import KST, fmt, kst_iso
 
 KST_MS = 9 * 3_600_000

@@ -1,7 +1,7 @@
 """The futures venue's mark price on the wire: ``GET /fapi/v1/premiumIndex`` (one symbol or
 all) and the ``<symbol>@markPrice`` (every 3 s) / ``<symbol>@markPrice@1s`` streams, with
 Binance's field names and string formats (8 decimals; times int ms). The numbers come from
-:class:`simulator.markprice.MarkBook`.
+:class:`simulator.binance.markprice.MarkBook`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from simulator.binance_common import berror
-from simulator.markprice import INTEREST, MarkBook, next_funding_ms
+from simulator.binance.common import berror
+from simulator.binance.markprice import INTEREST, MarkBook, next_funding_ms
 from simulator.streams import Connection
 
 #: stream suffix -> push period (ms)

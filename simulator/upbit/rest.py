@@ -17,9 +17,9 @@ from simulator.accounts import Account, dec
 from simulator.auth import AuthError, JwtVerifier, upbit_query_string
 from simulator.balances import FeeModel, SpotEngine
 from simulator.faults import Budget, delay_order_response, retry_after_value
-from simulator.kr_orders import KrOrderDesk, bad_param, error
 from simulator.market import Frame, krw_tick
-from simulator.upbit_format import candle_rows, orderbook_json, ticker_json, trade_rows
+from simulator.upbit.format import candle_rows, orderbook_json, ticker_json, trade_rows
+from simulator.upbit.orders import KrOrderDesk, bad_param, error
 from simulator.venue import Venue, fmt, parse_time
 
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
@@ -69,7 +69,7 @@ class UpbitVenue(KrOrderDesk, Venue):
         self.streams = self.make_streams()
 
     def make_streams(self):
-        from simulator.upbit_ws import UpbitStreams
+        from simulator.upbit.ws import UpbitStreams
 
         return UpbitStreams(self)
 

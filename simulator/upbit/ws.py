@@ -18,7 +18,7 @@ from simulator.accounts import Account, Order
 from simulator.auth import AuthError
 from simulator.market import Frame
 from simulator.streams import Connection, serve
-from simulator.upbit_format import (
+from simulator.upbit.format import (
     candle_row,
     initial_lock,
     order_state,

@@ -1,0 +1,1 @@
+"""The Upbit protocol: REST, WebSocket, and the private order API that Bithumb shares."""
