@@ -299,11 +299,13 @@ class OrderUpdate:
 
 @dataclasses.dataclass(frozen=True)
 class BalanceUpdate:
-    """Balances that changed (only the assets listed)."""
+    """Balances that changed (only the assets listed). ``wallet_totals``: each ``free`` is the
+    asset's wallet total, its held part not given (Binance futures ``ACCOUNT_UPDATE``)."""
 
     venue: str
     balances: list[Balance]
     ts_ms: int
+    wallet_totals: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
