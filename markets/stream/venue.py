@@ -53,7 +53,8 @@ class Connection:
     restarts: int = 0
     connects_at_start: int = 0
     started_wall: float = 0.0
-    backoff: Backoff | None = None  # restarts of this connection's stream
+    #: Paces restarts of this connection's stream (the stream's config sets its bounds).
+    backoff: Backoff = dataclasses.field(default_factory=Backoff)
 
 
 class VenueStream(GapFill, Publisher, BarWriter):
