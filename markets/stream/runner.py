@@ -12,7 +12,8 @@ from typing import Any
 from django.conf import settings
 
 from markets import heartbeat
-from markets.stream.venue import LogThrottle, StreamConfig, SymbolSpec, VenueSpec, VenueStream
+from markets.stream.config import LogThrottle, StreamConfig, SymbolSpec, VenueSpec
+from markets.stream.venue import VenueStream
 from markets.timeframes import TIMEFRAMES
 
 log = logging.getLogger("markets.stream")
