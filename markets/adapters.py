@@ -5,8 +5,8 @@ Every adapter gets the venue's *shared* rate limiter (:func:`venue_limiter`): wi
 configured (``settings.REDIS_URL``, always in a deployment) a
 :class:`~markets.exchanges.ratelimit.RedisRateLimiter` keyed by the venue's slug, so the stream,
 every worker, a backfill and the order path of every process spend from one budget (Binance's
-request weight is one budget for market data and orders alike). Without Redis, one in-process
-limiter per venue, shared by every adapter of the process.
+request weight is one budget for market data and orders alike). Without Redis, or while it does
+not answer, one in-process limiter per venue, shared by every adapter of the process.
 
 ``settings.EXCHANGE_RATE_LIMITS`` lowers (or raises) a venue's budgets below what its
 capabilities declare, per slug and group: ``{"binance": {"weight": (1200, 60.0)}}`` (capacity,
@@ -65,13 +65,16 @@ def venue_limiter(venue: Venue) -> RateLimiter:
     """The venue's shared limiter (keyed by its slug, so the simulator never spends a real
     venue's budget): through Redis when configured, else one per venue in this process."""
     groups = rate_groups(venue.slug, venue.adapter)
-    if getattr(settings, "REDIS_URL", ""):
-        return RedisRateLimiter(venue.slug, groups, heartbeat.client())
     key = (venue.slug, venue.adapter, tuple(sorted(groups.items())))
     with _local_lock:
         if key not in _local:
             _local[key] = InProcessRateLimiter(venue.slug, groups)
-        return _local[key]
+        local = _local[key]
+    if getattr(settings, "REDIS_URL", ""):
+        # While Redis does not answer, the process-wide limiter stands in (logged), so a cancel
+        # or an order is never refused for want of the shared budget.
+        return RedisRateLimiter(venue.slug, groups, heartbeat.client(), fallback=local)
+    return local
 
 
 def adapter_for(venue: Venue, *, api_key: str | None = None, api_secret: str | None = None,

@@ -23,6 +23,9 @@ def test_with_redis_every_adapter_gets_a_redis_limiter_keyed_by_the_venue_slug(s
     assert isinstance(adapter.limiter, RedisRateLimiter)
     assert adapter.limiter.venue == "simbinance"
     assert adapter.limiter.groups["weight"] == RateGroup(6000, 60.0)
+    # Redis down: the venue's process-wide limiter stands in (orders are never refused for it).
+    assert isinstance(adapter.limiter.fallback, InProcessRateLimiter)
+    assert adapter_for(venue("simbinance")).limiter.fallback is adapter.limiter.fallback
     adapter.close()
 
 
