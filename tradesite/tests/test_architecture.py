@@ -12,6 +12,7 @@ LAYERS = ["markets", "strategies", "orders", "tradesite"]
 # Modules that must stay importable without Django (stdlib, numpy and other pure modules only).
 PURE = [
     "markets/exchanges",
+    "markets/backoff.py",
     "markets/timeframes.py",
     "markets/aggregator.py",
     "markets/csvio.py",
