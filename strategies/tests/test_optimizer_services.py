@@ -13,7 +13,7 @@ from django.core.management import call_command
 from markets.candles import upsert_candles
 from strategies import optimization, registry
 from strategies.models import OptimizationRun, OptimizationTrial, ParamVersion, StrategyConfig
-from strategies.optimizer import core
+from strategies.optimizer import pool
 from strategies.tests.conftest import DAY0_MS, random_walk
 
 pytestmark = pytest.mark.django_db
@@ -168,13 +168,13 @@ def test_an_interrupted_run_resumes_without_rescoring_stored_trials(make_config,
     config = make_config()
     run = optimization.create_run(config, end=END, days=DAYS)
     scored = []
-    real_score = core._score
+    real_score = pool.score
 
     def counting(task):
         scored.append(task[:2])
         return real_score(task)
 
-    monkeypatch.setattr(core, "_score", counting)
+    monkeypatch.setattr(pool, "score", counting)
 
     def die_after_first_batch(fraction):
         raise WorkerKilled
