@@ -24,6 +24,7 @@ PURE = [
     "strategies/registry.py",
     "strategies/sizing.py",
     "strategies/indicators.py",
+    "strategies/indicator_kernels.py",
     "strategies/position.py",
     "strategies/backtest.py",
     "strategies/library",
