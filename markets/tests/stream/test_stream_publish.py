@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from markets.stream import StreamConfig, SymbolSpec, VenueSpec
-from markets.stream.venue import Interruption
+from markets.stream.gaps import Interruption
 from markets.timeframes import floor_ms
 from simulator.server import Simulator
 
