@@ -24,9 +24,9 @@ from markets.adapters import adapter_for, venue_limiter
 from markets.exchanges.base import OrderRequest, RateGroup
 from markets.exchanges.ratelimit import KEY_PREFIX, RedisRateLimiter
 from markets.models import Account, Exchange, Symbol
-from markets.simulator.server import SimConfig, start_in_thread
 from orders.brokers import LiveBroker
 from orders.tests.test_live_execution import KEY, SECRET
+from simulator.server import SimConfig, start_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
