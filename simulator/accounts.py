@@ -120,3 +120,9 @@ class Account:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self.orders.values() if o.is_open and symbol in (None, o.symbol)]
+
+
+def listen(accounts, handler: Callable[[Account, str, dict], None]) -> None:
+    """Call ``handler(account, kind, event)`` on every event of each of ``accounts``."""
+    for account in accounts:
+        account.listeners.append(lambda kind, event, a=account: handler(a, kind, event))

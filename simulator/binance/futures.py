@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
-from simulator.accounts import ZERO, Order, OrderError, dec
+from simulator.accounts import ZERO, Order, OrderError, dec, listen
 from simulator.binance.common import INTERVALS, BinanceBase, berror, missing
 from simulator.binance.futures_account import FuturesAccountRequests
 from simulator.binance.futures_algo import CLIENT_ID, FuturesAlgoOrders
@@ -70,10 +70,7 @@ class FuturesVenue(
         )
         self.listen_keys: dict[str, tuple[str, int]] = {}  # listenKey -> (api key, expires ms)
         self.user_conns: set[Connection] = set()
-        for account in accounts:
-            account.listeners.append(
-                lambda kind, event, a=account: self._on_account(a, kind, event)
-            )
+        listen(accounts, self._on_account)
 
     def routes(self, app: web.Application) -> None:
         e, get, add = self.endpoint, app.router.add_get, app.router.add_route

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
-from simulator.accounts import Account, Order, OrderError, dec, quantize_to
+from simulator.accounts import Account, Order, OrderError, dec, listen, quantize_to
 from simulator.balances import FeeModel, SpotEngine
 from simulator.binance.common import BinanceBase, berror, missing
 from simulator.binance.orders import BinanceOrders
@@ -41,10 +41,7 @@ class BinanceSpotVenue(SpotMarketData, SpotUserStream, BinanceOrders, BinanceBas
         )
         self.api_conns: set[Connection] = set()
         self.next_subscription = 0
-        for account in accounts:
-            account.listeners.append(
-                lambda kind, event, a=account: self._on_account(a, kind, event)
-            )
+        listen(accounts, self._on_account)
 
     def routes(self, app: web.Application) -> None:
         e, get, add = self.endpoint, app.router.add_get, app.router.add_route

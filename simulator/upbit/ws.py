@@ -14,7 +14,7 @@ import time
 import numpy as np
 from aiohttp import web
 
-from simulator.accounts import Account, Order
+from simulator.accounts import Account, Order, listen
 from simulator.auth import AuthError
 from simulator.market import Frame
 from simulator.streams import Connection, serve
@@ -48,10 +48,7 @@ class UpbitStreams:
         self.venue = venue
         self.public_conns: set[Connection] = set()
         self.private_conns: set[Connection] = set()
-        for account in venue.accounts.values():
-            account.listeners.append(
-                lambda kind, event, a=account: self._on_account(a, kind, event)
-            )
+        listen(venue.accounts.values(), self._on_account)
 
     # ---- connections --------------------------------------------------------------------------
 
