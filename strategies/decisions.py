@@ -83,8 +83,12 @@ def decide(action, side, allow_short):
     add to (when it equals ``side`` and nothing closes), else 0; ``ignored`` is ``ACTED`` or the
     ``IGNORED_*`` reason nothing happens.
     """
+    if action == HOLD:  # most bars, so first: the loop runs this once per bar
+        return REASON_NONE, 0, IGNORED_HOLD
     act = effective_action(action, allow_short)
     want = action_side(act)
+    if want == 0:
+        return REASON_NONE, 0, IGNORED_NO_SHORT if action == ADD_SHORT else IGNORED_UNKNOWN
     if act in (EXIT_LONG, EXIT_SHORT):
         if side == want:
             return REASON_SIGNAL, 0, ACTED
@@ -95,15 +99,9 @@ def decide(action, side, allow_short):
         if side == -want:
             return REASON_REVERSE, want, ACTED
         return REASON_NONE, want, ACTED
-    if act in (ADD_LONG, ADD_SHORT):
-        if side == want:
-            return REASON_NONE, want, ACTED
-        return REASON_NONE, 0, IGNORED_NOTHING_TO_ADD
-    if action == ADD_SHORT:  # without short selling
-        return REASON_NONE, 0, IGNORED_NO_SHORT
-    if act == HOLD:
-        return REASON_NONE, 0, IGNORED_HOLD
-    return REASON_NONE, 0, IGNORED_UNKNOWN
+    if side == want:  # ADD_LONG, ADD_SHORT
+        return REASON_NONE, want, ACTED
+    return REASON_NONE, 0, IGNORED_NOTHING_TO_ADD
 
 
 # ---------------------------------------------------------------------------- for the services
