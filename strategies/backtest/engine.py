@@ -13,7 +13,7 @@
 4. The last bar closes what is still open (``end_of_data``).
 5. The equity at the close is marked, and the daily limits checked.
 
-Every close goes through :func:`_record_close`, one trade row in the :class:`TradeBook`.
+Every close goes through :func:`_record_close`, one trade row in the loop's ``TradeBook``.
 """
 
 from __future__ import annotations
@@ -117,12 +117,24 @@ def _unit_quantity(rules, equity, fill, atr, tally):
     return equity * frac * leverage / fill
 
 
+@njit
+def _new_book(capacity):
+    """An empty :class:`TradeBook` with room for ``capacity`` trades."""
+    return TradeBook(
+        np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int64),
+        np.empty(capacity, dtype=np.int64), np.empty(capacity), np.empty(capacity),
+        np.empty(capacity), np.empty(capacity), np.empty(capacity),
+        np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int64),
+    )
+
+
 @njit(aot=kernel_signature)
-def simulate_bars(bars, minutes, rules, book):
-    """The loop over ``bars``; trades go into ``book`` (room for one per bar plus one).
-    Returns ``(equity, trades, ambiguous bars, replayed bars, bars in market, halted days)``."""
+def simulate_bars(bars, minutes, rules):
+    """The loop over ``bars``. Returns ``(equity, book, trades in the book, ambiguous bars,
+    replayed bars, bars in market, halted days)``."""
     n = bars.open.shape[0]
     equity = np.empty(n)
+    book = _new_book(n + 1)  # at most one close per bar, and the last bar's
     tally = np.zeros(4)
     n_trades = 0
     cash = rules.initial_cash
@@ -252,7 +264,7 @@ def simulate_bars(bars, minutes, rules, book):
             halted = True
             halted_days += 1
 
-    return equity, n_trades, ambiguous, replayed, bars_in_market, halted_days
+    return equity, book, n_trades, ambiguous, replayed, bars_in_market, halted_days
 
 
 # ---------------------------------------------------------------------------- running
@@ -268,12 +280,10 @@ def simulate(
     """Run the position engine over ``candles`` acting on precomputed ``signals``."""
     config = config or BacktestConfig()
     bars, minutes, rules = kernel_inputs(candles, signals, config, minute_candles)
-    n = len(candles)
-    book = TradeBook.empty(n + 1 if n else 0)
-    if n == 0:
-        return summarize(candles, np.zeros(0), book._asdict(), config, rules.bar_ms)
-    equity, k, ambiguous, replayed, in_market, halted_days = simulate_bars(
-        bars, minutes, rules, book
+    if len(candles) == 0:
+        return summarize(candles, np.zeros(0), _new_book(0)._asdict(), config, rules.bar_ms)
+    equity, book, k, ambiguous, replayed, in_market, halted_days = simulate_bars(
+        bars, minutes, rules
     )
     columns = {name: column[:k] for name, column in book._asdict().items()}
     return summarize(

@@ -112,8 +112,9 @@ class Rules(NamedTuple):
 
 
 class TradeBook(NamedTuple):
-    """The loop's output buffers, one row per closed trade (the columns of ``Trade``; ``side``
-    +1/-1 and ``reason`` a ``strategies.position.REASON_*`` code)."""
+    """The loop's trades, one row per closed trade (the columns of ``Trade``; ``side`` +1/-1
+    and ``reason`` a ``strategies.position.REASON_*`` code). The loop allocates it (numba's
+    allocator: numpy's would ask for huge pages, several MB more resident per run)."""
 
     entry_time_ms: Int64s
     exit_time_ms: Int64s
@@ -125,13 +126,6 @@ class TradeBook(NamedTuple):
     pnl: Floats
     reason: Int64s
     entries: Int64s
-
-    @classmethod
-    def empty(cls, capacity: int) -> TradeBook:
-        return cls(*(
-            np.empty(capacity, dtype=np.int64 if kind == "Int64s" else np.float64)
-            for kind in field_kinds(cls)
-        ))
 
 
 def field_kinds(cls) -> list[str]:
@@ -148,12 +142,15 @@ def kernel_signature():
         "Int64s": types.int64[:], "Floats": types.float64[:], "float": types.float64,
         "int": types.int64, "bool": types.boolean,
     }
+    contiguous = {**kinds, "Int64s": types.int64[::1], "Floats": types.float64[::1]}
 
-    def struct(cls):
+    def struct(cls, kinds=kinds):
         return types.NamedTuple([kinds[kind] for kind in field_kinds(cls)], cls)
 
-    counts = types.Tuple([types.float64[:]] + [types.int64] * 5)
-    return counts(struct(Bars), struct(Minutes), struct(Rules), struct(TradeBook))
+    out = types.Tuple(
+        [types.float64[:], struct(TradeBook, contiguous)] + [types.int64] * 5
+    )
+    return out(struct(Bars), struct(Minutes), struct(Rules))
 
 
 def bar_ms(candles: Candles, timeframe: str | None) -> int:
