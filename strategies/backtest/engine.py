@@ -67,7 +67,7 @@ def _record_close(
 ):
     """Close the whole position at trigger ``price`` (slipped, with the fee; a liquidation
     loses the margin and pays no fee) as trade ``k`` of ``book``, count it in the Kelly
-    ``tally``; returns the new cash."""
+    ``tally``; returns the new cash and ``k + 1`` (the trades in the book)."""
     if reason == REASON_LIQUIDATION:
         fill, fee_paid, pnl = price, 0.0, -margin
     else:
@@ -92,7 +92,7 @@ def _record_close(
     elif ret < 0.0:
         tally[_LOSSES] += 1.0
         tally[_LOSS_SUM] -= ret
-    return cash + pnl - fee_paid
+    return cash + pnl - fee_paid, k + 1
 
 
 @njit
@@ -167,11 +167,10 @@ def simulate_bars(bars, minutes, rules):
         if i > 0:
             close_reason, want, _ignored = decide(bars.action[i - 1], side, rules.allow_short)
             if close_reason != REASON_NONE:
-                cash = _record_close(
+                cash, n_trades = _record_close(
                     book, n_trades, tally, cash, side, qty, entry, margin, pos_fees,
                     pos_entry_time, pos_entries, bars.open_time[i], px_open, close_reason, rules,
                 )
-                n_trades += 1
                 side, qty, margin = 0, 0.0, 0.0
             mult = bars.size[i - 1]
             if want != 0 and not halted and mult > 0.0:
@@ -236,11 +235,10 @@ def simulate_bars(bars, minutes, rules):
                     if found:
                         replayed += 1
             if reason != REASON_NONE:
-                cash = _record_close(
+                cash, n_trades = _record_close(
                     book, n_trades, tally, cash, side, qty, entry, margin, pos_fees,
                     pos_entry_time, pos_entries, bars.open_time[i], level, reason, rules,
                 )
-                n_trades += 1
                 side, qty, margin = 0, 0.0, 0.0
             elif side == LONG:
                 best = max(best, bars.high[i])
@@ -248,11 +246,10 @@ def simulate_bars(bars, minutes, rules):
                 best = min(best, bars.low[i])
 
         if i == n - 1 and side != 0:
-            cash = _record_close(
+            cash, n_trades = _record_close(
                 book, n_trades, tally, cash, side, qty, entry, margin, pos_fees,
                 pos_entry_time, pos_entries, bars.open_time[i], bars.close[i], REASON_END, rules,
             )
-            n_trades += 1
             side, qty, margin = 0, 0.0, 0.0
 
         eq = cash + (side * qty * (bars.close[i] - entry) if side != 0 else 0.0)
