@@ -24,12 +24,12 @@ from simulator.binance.futures_mark import FuturesMarkMixin
 from simulator.binance.futures_user import FuturesUserStream
 from simulator.binance.orders import BinanceOrders
 from simulator.binance.positions import FuturesAccount, FuturesEngine
+from simulator.binance.protocol import STATUS
 from simulator.market import tick_of
 from simulator.matching import OrderIds
 from simulator.streams import Connection
 from simulator.venue import fixed
 
-STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 MIN_NOTIONAL = Decimal(5)
 LISTEN_KEY_MS = 60 * 60_000
 RATE_LIMITS = [

@@ -11,10 +11,10 @@ from aiohttp import web
 from simulator.accounts import ZERO, Order
 from simulator.binance.common import berror
 from simulator.binance.positions import FuturesAccount
+from simulator.binance.protocol import STATUS
 from simulator.streams import Connection, serve
 from simulator.venue import fixed
 
-STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 LISTEN_KEY_MS = 60 * 60_000
 
 

@@ -10,6 +10,9 @@ from aiohttp import web
 
 from simulator.market import CandleArrays, Frame
 
+#: Binance order statuses by the engine's.
+STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
+
 INTERVALS = {
     "1s": Frame("s"),
     "1m": Frame("m"),

@@ -16,12 +16,11 @@ from simulator.accounts import Account, Order, OrderError, dec, listen, quantize
 from simulator.balances import FeeModel, SpotEngine
 from simulator.binance.common import BinanceBase, berror, missing
 from simulator.binance.orders import BinanceOrders
+from simulator.binance.protocol import STATUS
 from simulator.binance.spot_market import MIN_NOTIONAL, SpotMarketData, d8
 from simulator.binance.spot_user import SpotUserStream
 from simulator.market import tick_of
 from simulator.streams import Connection
-
-STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 
 
 class BinanceSpotVenue(SpotMarketData, SpotUserStream, BinanceOrders, BinanceBase):

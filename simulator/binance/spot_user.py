@@ -14,10 +14,10 @@ from aiohttp import web
 
 from simulator.accounts import Account, Order
 from simulator.auth import AuthError
+from simulator.binance.protocol import STATUS
 from simulator.streams import Connection, serve
 from simulator.venue import fixed
 
-STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED", "expired": "EXPIRED"}
 WEIGHT = {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
 
 
