@@ -108,7 +108,7 @@ RULES: tuple[Rule, ...] = (
          lambda t, o, h, lo, c, v, q, step: (q < 0) | np.isinf(q),
          lambda t, o, h, lo, c, v, q, step, tf:
              f"quote_volume {float(q)!r} is {'negative' if q < 0 else 'infinite'}"),
-    Rule("unaligned", "open time not the start of a candle of the timeframe",
+    Rule("unaligned", "open time not the start of a {timeframe} candle",
          lambda t, o, h, lo, c, v, q, step: (step != 0) & (t % (step or 1) != 0),
          _aligned_detail),
 )
@@ -250,7 +250,8 @@ def keep_valid(rows: Iterable, timeframe: str | None = None, *, venue: str = "",
         for rule in RULES:
             if rule.bad(*args):
                 dropped.add(row, rule.detail(*args, timeframe), venue=venue, symbol=symbol,
-                            timeframe=timeframe, summary=rule.summary)
+                            timeframe=timeframe,
+                            summary=rule.summary.format(timeframe=timeframe))
                 break
         else:
             out.append(row)
