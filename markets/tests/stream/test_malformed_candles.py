@@ -135,3 +135,19 @@ def test_collect_candles_completes_over_a_malformed_row(binance_sim, clean_redis
     assert sorted(around) == [bad - MINUTE_MS, bad + MINUTE_MS]
     again = collect(clock_ms=clock, adapter_factory=factory)
     assert again.venues_skipped == [] and again.dropped.total == 0
+
+
+def test_the_share_knob_picks_about_that_share_of_candles_and_the_same_ones_every_time():
+    import argparse
+
+    from markets.simulator.cli import add_arguments, config_from
+    from markets.simulator.faults import Faults
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    faults = config_from(parser.parse_args(["--malformed-candle-share", "0.1"])).faults
+    times = [1_704_067_200_000 + i * MINUTE_MS for i in range(10_000)]
+    picked = [t for t in times if faults.malformed_candle(t)]
+    assert 900 <= len(picked) <= 1100
+    assert picked == [t for t in times if faults.malformed_candle(t)]
+    assert not any(Faults().malformed_candle(t) for t in times)  # off by default
