@@ -20,6 +20,8 @@ import datetime as dt
 import io
 import math
 from collections.abc import Iterable, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import IO
 
 import numpy as np
@@ -50,6 +52,7 @@ _MAX_MS = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(mi
 #: (whose own limit is 128 KB per field) holds it.
 MAX_LINE = 4096
 _NEWLINES = ("\n", b"\n")
+_FIRST_SIX = itemgetter(0, 1, 2, 3, 4, 5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,9 +282,23 @@ def parse_candles_csv(
         numbers.append(reader.line_num)
     # Then the candle contract over all of them at once, and the file's own rule: one line
     # per open time.
-    failed = _failed(candidates, step)
+    failed, times = _failed(candidates, step)
+    if not (failed >= 0).any() and len(np.unique(times)) == len(times):
+        rows = candidates  # the usual file: every row valid, no open time twice
+    else:
+        rows = _keep(candidates, numbers, failed.tolist(), step, timeframe, errors)
+    if lines.problems:
+        errors.extend(CsvError(n, m) for n, m in lines.problems.items())
+    errors.sort(key=lambda e: e.line)
+    return rows, errors
+
+
+def _keep(candidates: list[CandleRow], numbers: list[int], failed: list[int], step: int,
+          timeframe: str, errors: list[CsvError]) -> list[CandleRow]:
+    """The valid candidates, each open time once; an error per other line."""
+    rows = []
     seen: dict[int, int] = {}
-    for row, line, rule in zip(candidates, numbers, failed.tolist(), strict=True):
+    for row, line, rule in zip(candidates, numbers, failed, strict=True):
         if rule >= 0:
             q = np.nan if row[6] is None else row[6]
             errors.append(CsvError(line, RULES[rule].detail(*row[:6], q, step, timeframe)))
@@ -293,25 +310,29 @@ def parse_candles_csv(
             continue
         seen[row[0]] = line
         rows.append(row)
-    if lines.problems:
-        errors.extend(CsvError(n, m) for n, m in lines.problems.items())
-    errors.sort(key=lambda e: e.line)
-    return rows, errors
+    return rows
 
 
-def _failed(candidates: list[CandleRow], step: int) -> np.ndarray:
-    """Per candidate the index of the first contract rule it breaks, or -1."""
+def _failed(candidates: list[CandleRow], step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate the index of the first contract rule it breaks, or -1; and the open times
+    (int64). (Open times are
+    at most year 9999 in ms, below 2**53, so they pass through float64 exactly.)"""
     n = len(candidates)
     if n == 0:
-        return np.empty(0, dtype=np.int8)
-    times = np.fromiter((r[0] for r in candidates), dtype=np.int64, count=n)
-    values = np.array([r[1:6] for r in candidates], dtype=np.float64).reshape(n, 5)
-    quote = np.fromiter((np.nan if r[6] is None else r[6] for r in candidates),
-                        dtype=np.float64, count=n)
-    cols = {"open_time_ms": times, "quote_volume": quote}
-    for i, name in enumerate(("open", "high", "low", "close", "volume")):
-        cols[name] = values[:, i]
-    return failed_rules(cols, step)
+        return np.empty(0, dtype=np.int8), np.empty(0, dtype=np.int64)
+    try:  # every row has a quote volume: one pass
+        flat = np.fromiter(chain.from_iterable(candidates), np.float64, count=n * 7)
+        flat = flat.reshape(n, 7)
+        quote = flat[:, 6]
+    except TypeError:  # a missing quote volume (None) somewhere
+        flat = np.fromiter(chain.from_iterable(map(_FIRST_SIX, candidates)), np.float64,
+                           count=n * 6).reshape(n, 6)
+        quote = np.fromiter((np.nan if r[6] is None else r[6] for r in candidates),
+                            dtype=np.float64, count=n)
+    cols = {"open_time_ms": flat[:, 0].astype(np.int64), "quote_volume": quote}
+    for i, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+        cols[name] = flat[:, i]
+    return failed_rules(cols, step), cols["open_time_ms"]
 
 
 def _read_row(fields: list[str], index: dict[str, int], width: int) -> CandleRow:
