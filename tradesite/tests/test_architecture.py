@@ -16,6 +16,7 @@ PURE = [
     "markets/timeframes.py",
     "markets/aggregator.py",
     "markets/csvio.py",
+    "markets/candle_contract.py",
     "markets/jsonlimits.py",
     "markets/wire.py",
     "markets/series.py",
