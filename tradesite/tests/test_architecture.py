@@ -19,7 +19,7 @@ PURE = [
     "markets/candle_contract.py",
     "markets/jsonlimits.py",
     "markets/wire.py",
-    "markets/series.py",
+    "markets/candle_arrays.py",
     "strategies/params.py",
     "strategies/base.py",
     "strategies/registry.py",
