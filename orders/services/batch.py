@@ -1,4 +1,6 @@
-"""TODO batch"""
+"""A bar's signals at once (:func:`execute_signals`): every order of the bar decided in
+Python on facts read once per account, then saved in one transaction; each signal's sending is
+left to its ``pending()`` step (``orders.services.execution``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO closing"""
+"""Closing a whole position (the exit guard, signal exits and reversals, the kill switch),
+after its venue stops are released (``orders.protection.release``), and the trailing stop's
+best price."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO common"""
+"""Shared by every job of the services: the models' decimal places, time in milliseconds,
+client order ids, the venue's rules for a symbol (tick, step, limit prices) and the lookup of a
+config's (or the manual) open position. Reads only; writes nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""TODO dispatch"""
+"""Sending: a saved order goes through its broker and the answer is applied by the ledger;
+an entry or add of a live perpetual account then asks ``orders.protection`` for venue stops once
+the fill is committed. Every service that applies a broker's answer calls
+:func:`apply_order_info` here, not the ledger's, so the venue stops are never forgotten."""
 
 from __future__ import annotations
 

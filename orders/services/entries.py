@@ -1,4 +1,6 @@
-"""TODO entries"""
+"""Entry gates and sizing: whether a config may enter or add (``orders.risk``), how much
+(``strategies.sizing`` on the account's equity, the ATR or the config's trade returns), rounded
+to the venue's step, and the paper reserve. Decides; the caller saves."""
 
 from __future__ import annotations
 

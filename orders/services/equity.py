@@ -1,4 +1,5 @@
-"""TODO equity"""
+"""Equity snapshots: the five-minute ``EquitySnapshot`` rows and the trading day's start
+equity that the daily limits compare with."""
 
 from __future__ import annotations
 

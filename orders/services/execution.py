@@ -1,4 +1,11 @@
-"""TODO execution"""
+"""The signal path for one signal: close, reverse, enter or add as the backtester would
+(:func:`execute_signal`), and the steps a batch leaves for after its commit (``finish_*``).
+
+A bar's signals go through ``orders.services.batch.execute_signals``, which decides them all in
+one transaction and hands each its ``pending`` step from here; one signal on its own (the tests,
+the parity check, a queued signal, a batch that failed to write) runs :func:`execute_signal`.
+Both share the gates (:func:`broker_state`, :func:`_signal_gate`), the plan
+(``orders.risk.plan_action``), the sizing (``orders.services.entries``) and the closing path."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""TODO ledger"""
+"""The ledger: the only writer of orders, fills, positions and paper balances.
+
+It saves orders (with their paper reserve), applies a broker's answer (``apply_order_info``:
+fills, position, balances, status, in one locked transaction), cancels or rejects what no venue
+holds, and halts accounts. It never sends anything and never asks for venue stops: a caller that
+applies an entry fill asks ``orders.protection`` (``orders.services.dispatch``), so the ledger
+imports nothing of ``orders.protection`` and ``orders.protection`` may import it."""
 
 from __future__ import annotations
 

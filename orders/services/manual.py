@@ -1,4 +1,6 @@
-"""TODO manual"""
+"""A person's orders (the API and dashboard): validation of quantity, quote amount and
+price, the same gates as signals (halt, minimum, balance, one net position per symbol), the same
+persistence; and cancels (at the venue first for live accounts)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO payloads"""
+"""The event payloads (``markets.wire``) of orders, fills, positions and accounts, in one
+place: what the dashboard, the API and the WebSocket push all show."""
 
 from __future__ import annotations
 

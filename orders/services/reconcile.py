@@ -1,4 +1,5 @@
-"""TODO reconcile"""
+"""Settling with the venue: live orders whose outcome is unknown or still open are read back by
+client order id and applied; paper limit orders are matched against the last price."""
 
 from __future__ import annotations
 
