@@ -4,7 +4,6 @@ best price."""
 
 from __future__ import annotations
 
-import logging
 from decimal import Decimal
 
 from django.db import transaction
@@ -27,16 +26,12 @@ from orders.services.common import (
     limit_price,
     now_ms,
 )
-from orders.services.dispatch import (
-    apply_order_info,
-)
+from orders.services.dispatch import apply_order_info
 from orders.services.ledger import (
     _new_order,
     _reject_order,
 )
 from strategies.models import Signal
-
-log = logging.getLogger(__name__)
 
 
 @batched

@@ -4,7 +4,6 @@ config's (or the manual) open position. Reads only; writes nothing."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,9 +16,6 @@ from markets.models import Symbol
 from orders.brokers.base import Costs
 from orders.models import Position, Side
 from strategies import position as pm
-
-log = logging.getLogger(__name__)
-
 
 ZERO = Decimal("0")
 PLACES = Decimal("0.000000000001")

@@ -4,7 +4,6 @@ to the venue's step, and the paper reserve. Decides; the caller saves."""
 
 from __future__ import annotations
 
-import logging
 import math
 from decimal import ROUND_CEILING, Decimal
 
@@ -25,17 +24,11 @@ from orders.services.common import (
     now_ms,
     symbol_info,
 )
-from orders.services.equity import (
-    day_start_equity,
-)
-from orders.services.ledger import (
-    free_balance,
-)
+from orders.services.equity import day_start_equity
+from orders.services.ledger import free_balance
 from strategies import position as pm
 from strategies import sizing
 from strategies.models import StrategyConfig
-
-log = logging.getLogger(__name__)
 
 
 def risk_params(config: StrategyConfig, costs: Costs | None = None, ts_ms: int | None = None):

@@ -12,12 +12,8 @@ from django.utils import timezone
 from markets.models import Account
 from orders import risk
 from orders.models import EquitySnapshot
-from orders.services.common import (
-    ms_to_dt,
-)
-from orders.services.ledger import (
-    free_balance,
-)
+from orders.services.common import ms_to_dt
+from orders.services.ledger import free_balance
 
 log = logging.getLogger(__name__)
 

@@ -11,32 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 from collections.abc import Callable
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 
-from markets.exchanges.errors import (
-    ExchangeError,
-)
+from markets.exchanges.errors import ExchangeError
 from markets.models import Account, Symbol
 from orders import protection, risk
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.models import Order, Position, Side
 from orders.push import batched
-from orders.services.closing import (
-    close_position,
-)
+from orders.services.closing import close_position
 from orders.services.common import (
     _open_position,
     _side_int,
     now_ms,
 )
-from orders.services.dispatch import (
-    send_order,
-)
+from orders.services.dispatch import send_order
 from orders.services.entries import (
     Rejected,
     _entry_order,
@@ -48,8 +41,6 @@ from orders.services.ledger import (
 )
 from strategies import position as pm
 from strategies.models import Signal, StrategyConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass

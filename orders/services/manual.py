@@ -4,7 +4,6 @@ persistence; and cancels (at the venue first for live accounts)."""
 
 from __future__ import annotations
 
-import logging
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.db import transaction
@@ -43,9 +42,6 @@ from orders.services.payloads import (
     order_payload,
 )
 from strategies import position as pm
-
-log = logging.getLogger(__name__)
-
 
 #: The largest price or quantity a Money column reads back (18 digits before the point; SQLite
 #: keeps them as doubles, so a larger value would be stored but no query could load it).

@@ -3,13 +3,9 @@ place: what the dashboard, the API and the WebSocket push all show."""
 
 from __future__ import annotations
 
-import logging
-
 from markets.models import Account, Symbol
 from orders.models import Fill, Order, Position
 from orders.push import push_later
-
-log = logging.getLogger(__name__)
 
 
 def _symbol_name(symbol: Symbol) -> str:

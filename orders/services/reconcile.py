@@ -7,19 +7,13 @@ import logging
 from decimal import Decimal
 
 from markets.exchanges.base import OrderInfo
-from markets.exchanges.errors import (
-    ExchangeError,
-)
+from markets.exchanges.errors import ExchangeError
 from markets.models import Account, Symbol
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.models import Order
 from orders.push import batched
-from orders.services.dispatch import (
-    apply_order_info,
-)
-from orders.services.ledger import (
-    _reject_order,
-)
+from orders.services.dispatch import apply_order_info
+from orders.services.ledger import _reject_order
 
 log = logging.getLogger(__name__)
 

@@ -217,6 +217,18 @@ def test_the_project_has_no_import_cycle():
         " -> ".join(_a_cycle(graph, c)) for c in cycles)
 
 
+def test_the_ledger_never_reaches_venue_stops_or_the_signal_path():
+    """The ledger records fills; asking for venue stops is its callers' job (dispatch)."""
+    graph = import_graph()
+    reached, todo = set(), ["orders.services.ledger"]
+    while todo:
+        for nxt in graph[todo.pop()] - reached:
+            reached.add(nxt)
+            todo.append(nxt)
+    assert not reached & {"orders.protection", "orders.services.dispatch",
+                          "orders.services.execution", "orders.services.batch"}, sorted(reached)
+
+
 def test_the_cycle_check_finds_a_cycle_through_deferred_imports():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     (component,) = strongly_connected(graph)
