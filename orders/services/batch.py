@@ -15,7 +15,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from markets.models import Account, Balance, Symbol
+from markets.models import Account, Balance
 from orders import risk
 from orders.brokers import Broker
 from orders.brokers.base import default_costs
@@ -35,7 +35,9 @@ from orders.services.entries import (
 )
 from orders.services.execution import (
     Execution,
+    _plan,
     _signal_gate,
+    _signal_size,
     broker_state,
     execute_signal,
     finish_close,
@@ -225,9 +227,9 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             results[i] = Execution("error", "the signal was deleted")
             continue
         signal.reason = stored[signal.pk]
-        done = (signal.reason or {}).get("execution")
-        if done:
-            results[i] = Execution(done["status"], done.get("reason", ""), done.get("orders", []))
+        recorded = Execution.recorded(signal)
+        if recorded is not None:
+            results[i] = recorded
             continue
         book = books[config.account_id]
         config.account = book.account
@@ -242,11 +244,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             mark(i, signal, gate)
             continue
         position = positions.get((book.account.pk, config.symbol_id, config.pk))
-        plan = risk.plan_action(
-            signal.action,
-            _side_int(position),
-            can_short=config.symbol.market_type == Symbol.MarketType.PERPETUAL,
-        )
+        plan = _plan(signal, config, position)
         if plan.ignored:
             mark(i, signal, Execution("ignored", plan.ignored))
             continue
@@ -318,8 +316,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
                     finish_close, signal, order, book.broker, last_price, at_ms
                 )
                 continue
-            size = (signal.reason or {}).get("size", 1.0)
-            size = 0.0 if size is None else float(size)
+            size = _signal_size(signal)
             if not size > 0:
                 mark(i, signal, Execution("ignored", "signal size is 0"))
                 continue

@@ -57,6 +57,14 @@ class Execution:
         default=None, repr=False, compare=False
     )
 
+    @classmethod
+    def recorded(cls, signal: Signal) -> Execution | None:
+        """The outcome already recorded on ``signal`` (a signal is acted on once), or None."""
+        done = (signal.reason or {}).get("execution")
+        if not done:
+            return None
+        return cls(done["status"], done.get("reason", ""), done.get("orders", []))
+
     def as_dict(self) -> dict:
         return {"status": self.status, "reason": self.reason, "orders": list(self.orders)}
 
@@ -94,11 +102,9 @@ def execute_signal(
             account = Account.objects.select_for_update(of=("self",)).get(pk=config.account_id)
             config.account = account
             signal = Signal.objects.select_for_update(of=("self",)).get(pk=signal.pk)
-            stored = (signal.reason or {}).get("execution")
-            if stored:
-                return Execution(
-                    stored["status"], stored.get("reason", ""), stored.get("orders", [])
-                )
+            recorded = Execution.recorded(signal)
+            if recorded is not None:
+                return recorded
             result = _signal_gate(account, config, unavailable)
             if result is not None:
                 _mark(signal, result)
@@ -106,11 +112,7 @@ def execute_signal(
             position = _open_position(
                 account.pk, config.symbol_id, config_id=config.pk, lock=True
             )
-            plan = risk.plan_action(
-                signal.action,
-                _side_int(position),
-                can_short=config.symbol.market_type == Symbol.MarketType.PERPETUAL,
-            )
+            plan = _plan(signal, config, position)
             if plan.ignored:
                 result = Execution("ignored", plan.ignored)
                 _mark(signal, result)
@@ -226,6 +228,21 @@ def broker_state(account: Account, at_ms: int, *, broker: Broker | None = None,
     return broker, ""
 
 
+def _plan(signal: Signal, config: StrategyConfig, position: Position | None):
+    """What ``signal`` means for the config's ``position`` (``orders.risk.plan_action``)."""
+    return risk.plan_action(
+        signal.action,
+        _side_int(position),
+        can_short=config.symbol.market_type == Symbol.MarketType.PERPETUAL,
+    )
+
+
+def _signal_size(signal: Signal) -> float:
+    """The size multiplier a strategy gave its signal (1 when none; None reads as 0)."""
+    size = (signal.reason or {}).get("size", 1.0)
+    return 0.0 if size is None else float(size)
+
+
 def _signal_gate(account, config, unavailable: str) -> Execution | None:
     """Gates for any order from a signal (exits too): ownership, halt, active, broker."""
     if account.owner_id != config.owner_id:
@@ -244,8 +261,7 @@ def _signal_gate(account, config, unavailable: str) -> Execution | None:
 def _entry_in_transaction(account, config, signal, plan, position, last_price, at_ms, broker,
                           orders):
     """Inside the caller's transaction: ``(order, None)`` saved, or ``(None, outcome)``."""
-    size = (signal.reason or {}).get("size", 1.0)
-    size = 0.0 if size is None else float(size)
+    size = _signal_size(signal)
     if not size > 0:
         return None, Execution("ignored" if not orders else "ordered", "signal size is 0", orders)
     try:
