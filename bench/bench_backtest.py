@@ -201,11 +201,11 @@ def _memory_child(mode: str, path: str) -> dict:
 
     out: dict = {"mode": mode, "kernels": _jit.MODE}
     if mode == "write":
-        from bench.bench_marketdata import _scratch_symbol
+        from bench.common import scratch_symbol
         from markets.candles import upsert_candles
 
         call_command("migrate", verbosity=0)
-        symbol_id = _scratch_symbol("default")
+        symbol_id = scratch_symbol("default")
         year = synthetic_year()
         rows = list(zip(year.open_time_ms.tolist(), year.open.tolist(), year.high.tolist(),
                         year.low.tolist(), year.close.tolist(), year.volume.tolist()))

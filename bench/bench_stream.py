@@ -37,7 +37,8 @@ def _setup_django():
 def _backfill_once(*, rate_limits: bool) -> dict:
     from decimal import Decimal
 
-    from markets.backfill import CheckedRanges, adapter_for, backfill
+    from markets.adapters import adapter_for
+    from markets.backfill import CheckedRanges, backfill
     from markets.exchanges import ADAPTERS
     from markets.exchanges.base import RateGroup
     from markets.exchanges.ratelimit import InProcessRateLimiter

@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -83,8 +85,38 @@ class PendingRangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["symbol__exchange"]
 
 
+class BalanceForm(forms.ModelForm):
+    """A balance a trader types in: the asset as the venues spell it (upper case), amounts 0 or
+    more, each refusal naming the field in words rather than the database constraint."""
+
+    class Meta:
+        model = Balance
+        fields = ["asset", "free", "locked"]
+
+    def clean_asset(self):
+        asset = (self.cleaned_data.get("asset") or "").strip().upper()
+        if not re.fullmatch(r"[A-Z0-9]{1,16}", asset):
+            raise forms.ValidationError(
+                f"Asset must be a currency code of letters and digits, like KRW or USDT; got "
+                f"{asset!r}.")
+        return asset
+
+    def _amount(self, name: str, label: str):
+        value = self.cleaned_data.get(name)
+        if value is not None and value < 0:
+            raise forms.ValidationError(f"{label} must be 0 or more; got {value}.")
+        return value
+
+    def clean_free(self):
+        return self._amount("free", "Free")
+
+    def clean_locked(self):
+        return self._amount("locked", "Locked")
+
+
 class BalanceInline(admin.TabularInline):
     model = Balance
+    form = BalanceForm
     extra = 0
     fields = ["asset", "free", "locked", "updated_at"]
     readonly_fields = ["updated_at"]

@@ -31,12 +31,11 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 
-from markets import heartbeat, pending
+from markets import pending
+from markets.adapters import adapter_for
 from markets.candles import find_gaps, upsert_candles
 from markets.checked import CheckedRanges, subtract
-from markets.exchanges import ADAPTERS, get_adapter
 from markets.exchanges.base import ExchangeAdapter
-from markets.exchanges.ratelimit import RedisRateLimiter
 from markets.models import Exchange, PendingRange, Symbol
 from markets.patience import Patience
 from markets.timeframes import TIMEFRAMES, floor_ms, timeframe_ms
@@ -64,24 +63,6 @@ def patience(setting: str = "BACKFILL_MAX_REFUSED_S", default: float = DEFAULT_M
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-# -- adapters ---------------------------------------------------------------------------------
-
-
-def venue_limiter(exchange: Exchange) -> RedisRateLimiter:
-    """The venue's rate limiter, shared through Redis by every process (keyed by the venue's
-    slug, so the simulator never spends a real venue's budget)."""
-    groups = ADAPTERS[exchange.adapter].capabilities.rate_groups
-    return RedisRateLimiter(exchange.slug, groups, heartbeat.client())
-
-
-def adapter_for(exchange: Exchange, **options) -> ExchangeAdapter:
-    """A public-data adapter for ``exchange`` under its shared limiter (no credentials)."""
-    options.setdefault("limiter", venue_limiter(exchange))
-    return get_adapter(
-        exchange.adapter, rest_url=exchange.rest_url, ws_url=exchange.ws_url, **options
-    )
 
 
 class RequestCounter:

@@ -24,11 +24,11 @@ from typing import IO
 from django.conf import settings
 
 from markets import heartbeat, pending
+from markets.adapters import adapter_for
 from markets.backfill import (
     BackfillReport,
     CheckedRanges,
     RequestCounter,
-    adapter_for,
     fetch_range,
     now_ms,
     patience,

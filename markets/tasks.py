@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from markets.backfill import adapter_for
+from markets.adapters import adapter_for
 from markets.collect import collect
 from markets.markprice import refresh_stale
 

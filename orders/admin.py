@@ -31,9 +31,13 @@ class OrderAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "average_price",
         "reason",
         "reject_reason",
+        "config",
     ]
-    list_filter = ["status", "side", "type", "account__mode", "account__owner"]
-    list_select_related = ["account__exchange", "symbol__exchange"]
+    # Which config placed an order; the choices are only configs of the orders listed (the
+    # trader's own), never another user's config names.
+    list_filter = ["status", "side", "type", "account__mode", "account__owner",
+                   ("config", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["account__exchange", "symbol__exchange", "config"]
     search_fields = ["client_order_id", "exchange_order_id", "symbol__code"]
     inlines = [FillInline]
     date_hierarchy = "created_at"
@@ -65,12 +69,14 @@ class PositionAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "realized_pnl",
         "closed_at",
         "close_reason",
+        "config",
     ]
     list_filter = [
         "side",
         "account__mode",
         ("closed_at", admin.EmptyFieldListFilter),
         "account__owner",
+        ("config", admin.RelatedOnlyFieldListFilter),
     ]
     list_select_related = ["account__exchange", "symbol__exchange", "config"]
 

@@ -51,7 +51,7 @@ def apply_event(account: Account, event, broker: Broker) -> str:
     ``order``, ``stop``, ``balances``, ``resync``, or ``ignored``."""
     if isinstance(event, BalanceUpdate):
         venue_balances.store(account, event.balances, full=False,
-                             wallet_totals=event.venue == "binance_futures")
+                             wallet_totals=event.wallet_totals)
         return "balances"
     if isinstance(event, StreamNotice):
         services.reconcile_live_orders(account_ids=[account.pk],

@@ -43,7 +43,7 @@ _PACKAGE = Path(__file__).resolve().parent
 SOURCES = (
     "_jit.py",
     "backtest.py",
-    "indicators.py",
+    "indicator_kernels.py",
     "library/macd_turtle.py",
     "position.py",
     "sizing.py",

@@ -52,7 +52,7 @@ def build(output_dir: Path | None = None, cpu: str = "") -> Path:
 
     # Import every module that declares kernels.
     import strategies.backtest
-    import strategies.indicators  # noqa: F401
+    import strategies.indicator_kernels  # noqa: F401
     from strategies import registry
 
     registry.names()

@@ -15,7 +15,8 @@ Each docstring states two numbers:
   which the seed's influence is below 1e-13 relative (TA-Lib calls this the unstable period).
 
 Loops that numpy cannot vectorize (recursions, rolling windows) are small kernels compiled with
-numba when it is installed (:mod:`strategies._jit`); results are the same without it.
+numba when it is installed (:mod:`strategies._jit`), in :mod:`strategies.indicator_kernels`;
+results are the same without it.
 
 Pure: numpy and the standard library only.
 """
@@ -26,7 +27,13 @@ import math
 
 import numpy as np
 
-from strategies._jit import njit
+from strategies.indicator_kernels import (
+    ema_kernel,
+    rolling_extreme_kernel,
+    rolling_std_kernel,
+    wilder_kernel,
+    window_sums,
+)
 
 #: Relative influence of an old seed below which a recursive indicator counts as converged.
 CONVERGED = 1e-13
@@ -50,127 +57,6 @@ def recursive_bars(alpha: float) -> int:
     return math.ceil(math.log(CONVERGED) / math.log(1.0 - alpha))
 
 
-# ---------------------------------------------------------------------------- kernels (numba)
-
-
-@njit(aot="f8[:](f8[:], i8, f8)")
-def _ema_kernel(x, period, alpha):
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    start = 0
-    while start < n and np.isnan(x[start]):
-        start += 1
-    seed_end = start + period - 1
-    if seed_end >= n:
-        return out
-    total = 0.0
-    for j in range(start, seed_end + 1):
-        total += x[j]
-    value = total / period
-    out[seed_end] = value
-    for j in range(seed_end + 1, n):
-        value = value + alpha * (x[j] - value)
-        out[j] = value
-    return out
-
-
-@njit(aot="f8[:](f8[:], i8, i8)")
-def _wilder_kernel(x, period, first):
-    """Wilder average of ``x`` seeded with the mean of ``x[first : first + period]``."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    seed_end = first + period - 1
-    if seed_end >= n:
-        return out
-    total = 0.0
-    for j in range(first, seed_end + 1):
-        total += x[j]
-    value = total / period
-    out[seed_end] = value
-    for j in range(seed_end + 1, n):
-        value = (value * (period - 1) + x[j]) / period
-        out[j] = value
-    return out
-
-
-@njit(aot="f8[:](f8[:], i8)")
-def _window_sums(x, period):
-    """Sum of each ``period``-window ending at ``i`` (NaN before), in a fixed order.
-
-    Every window is summed from scratch (eight partial sums, which the compiler vectorizes), so
-    a window's value never depends on where the series starts: the newest value computed on a
-    tail equals the full series' to the last bit. O(n * period), fast for the usual periods.
-    """
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    acc = np.zeros(8)
-    for i in range(period - 1, n):
-        for k in range(8):
-            acc[k] = 0.0
-        j = i - period + 1
-        while j + 7 <= i:
-            for k in range(8):
-                acc[k] += x[j + k]
-            j += 8
-        rest = 0.0
-        while j <= i:
-            rest += x[j]
-            j += 1
-        low = (acc[0] + acc[1]) + (acc[2] + acc[3])
-        high = (acc[4] + acc[5]) + (acc[6] + acc[7])
-        out[i] = (low + high) + rest
-    return out
-
-
-@njit(aot="f8[:](f8[:], i8)")
-def _rolling_std_kernel(x, period):
-    """Population standard deviation over ``period`` values, two passes per window (exact)."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    means = _window_sums(x, period) / period
-    for i in range(period - 1, n):
-        mean = means[i]
-        d0 = 0.0
-        d1 = 0.0
-        j = i - period + 1
-        while j + 1 <= i:
-            a = x[j] - mean
-            b = x[j + 1] - mean
-            d0 += a * a
-            d1 += b * b
-            j += 2
-        if j <= i:
-            a = x[j] - mean
-            d0 += a * a
-        out[i] = math.sqrt((d0 + d1) / period)
-    return out
-
-
-@njit(aot="f8[:](f8[:], i8, b1)")
-def _rolling_extreme_kernel(x, period, want_max):
-    """Rolling max (or min) with a monotonic deque: O(n) whatever the period."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    dq = np.empty(n, dtype=np.int64)
-    head = 0
-    tail = 0
-    for i in range(n):
-        v = x[i]
-        if want_max:
-            while tail > head and x[dq[tail - 1]] <= v:
-                tail -= 1
-        else:
-            while tail > head and x[dq[tail - 1]] >= v:
-                tail -= 1
-        dq[tail] = i
-        tail += 1
-        if dq[head] <= i - period:
-            head += 1
-        if i >= period - 1:
-            out[i] = x[dq[head]]
-    return out
-
-
 # ---------------------------------------------------------------------------- averages
 
 
@@ -185,7 +71,7 @@ def sma(values, period: int) -> np.ndarray:
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] < period:
         return out
-    return _window_sums(x, period) / period
+    return window_sums(x, period) / period
 
 
 def ema(values, period: int) -> np.ndarray:
@@ -195,7 +81,7 @@ def ema(values, period: int) -> np.ndarray:
     Bars for a final value: ``period - 1 + recursive_bars(2 / (period + 1))``.
     """
     period = _check_period(period)
-    return _ema_kernel(_f64(values), period, 2.0 / (period + 1))
+    return ema_kernel(_f64(values), period, 2.0 / (period + 1))
 
 
 def ema_bars(period: int) -> int:
@@ -223,7 +109,7 @@ def rolling_std(values, period: int) -> np.ndarray:
     Leading NaNs: ``period - 1``. Bars for a final value: ``period``.
     """
     period = _check_period(period)
-    return _rolling_std_kernel(_f64(values), period)
+    return rolling_std_kernel(_f64(values), period)
 
 
 def bollinger(
@@ -256,8 +142,8 @@ def rsi(values, period: int = 14) -> np.ndarray:
     change = np.empty(n)
     change[0] = np.nan
     change[1:] = np.diff(x)
-    gain = _wilder_kernel(np.where(change > 0, change, 0.0), period, 1)
-    loss = _wilder_kernel(np.where(change < 0, -change, 0.0), period, 1)
+    gain = wilder_kernel(np.where(change > 0, change, 0.0), period, 1)
+    loss = wilder_kernel(np.where(change < 0, -change, 0.0), period, 1)
     total = gain + loss
     with np.errstate(invalid="ignore", divide="ignore"):
         value = np.where(total > 0, 100.0 * gain / total, 0.0)
@@ -289,12 +175,12 @@ def macd(
     nan = np.full(n, np.nan)
     if n < slow + signal - 1:
         return nan, nan.copy(), nan.copy()
-    slow_ema = _ema_kernel(x, slow, 2.0 / (slow + 1))
+    slow_ema = ema_kernel(x, slow, 2.0 / (slow + 1))
     masked = x.copy()
     masked[: slow - fast] = np.nan
-    fast_ema = _ema_kernel(masked, fast, 2.0 / (fast + 1))
+    fast_ema = ema_kernel(masked, fast, 2.0 / (fast + 1))
     line = fast_ema - slow_ema
-    sig = _ema_kernel(line, signal, 2.0 / (signal + 1))
+    sig = ema_kernel(line, signal, 2.0 / (signal + 1))
     line[: slow + signal - 2] = np.nan
     hist = line - sig
     return line, sig, hist
@@ -341,7 +227,7 @@ def atr(high, low, close, period: int = 14) -> np.ndarray:
     Leading NaNs: ``period``. Bars for a final value: ``period + 1 + recursive_bars(1/period)``.
     """
     period = _check_period(period)
-    return _wilder_kernel(true_range(high, low, close), period, 1)
+    return wilder_kernel(true_range(high, low, close), period, 1)
 
 
 def atr_bars(period: int) -> int:
@@ -354,7 +240,7 @@ def rolling_max(values, period: int) -> np.ndarray:
     Leading NaNs: ``period - 1``. Bars for a final value: ``period``.
     """
     period = _check_period(period)
-    return _rolling_extreme_kernel(_f64(values), period, True)
+    return rolling_extreme_kernel(_f64(values), period, True)
 
 
 def rolling_min(values, period: int) -> np.ndarray:
@@ -363,7 +249,7 @@ def rolling_min(values, period: int) -> np.ndarray:
     Leading NaNs: ``period - 1``. Bars for a final value: ``period``.
     """
     period = _check_period(period)
-    return _rolling_extreme_kernel(_f64(values), period, False)
+    return rolling_extreme_kernel(_f64(values), period, False)
 
 
 def donchian(high, low, period: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -389,7 +275,7 @@ def realized_volatility(close, period: int = 20) -> np.ndarray:
     if c.shape[0] > period:
         with np.errstate(invalid="ignore", divide="ignore"):
             log_ret = np.log(c[1:] / c[:-1])
-        out[1:] = _rolling_std_kernel(log_ret, period)
+        out[1:] = rolling_std_kernel(log_ret, period)
     return out
 
 

@@ -12,6 +12,7 @@ Pure: standard library only.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any, ClassVar
 
@@ -155,7 +156,7 @@ class Params:
             data = {}
         if not isinstance(data, dict):
             raise ParamError(
-                f'{cls.label}: parameters must be a JSON object, like {{"period": 14}}'
+                f"{cls.label}: parameters must be a JSON object, like {cls.example()}"
             )
         known = cls.names()
         unknown = sorted(set(data) - set(known))
@@ -176,6 +177,14 @@ class Params:
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+    @classmethod
+    def example(cls) -> str:
+        """A JSON object naming this class's first parameter with its default, for messages."""
+        for f in dataclasses.fields(cls):
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            return json.dumps({f.name: default})
+        return "{}"
 
     @classmethod
     def describe(cls) -> list[dict[str, Any]]:

@@ -31,7 +31,6 @@ a ``resync`` frame (:class:`tradesite.hub.Hub`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -40,6 +39,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from markets import jsonlimits, wire
+from markets.backoff import Backoff
 from markets.jsonlimits import JsonLimitError
 from markets.timeframes import TIMEFRAMES
 from tradesite.hub import (  # noqa: F401 (re-exported: tests and benches import them here)
@@ -119,7 +119,7 @@ class _HubConsumer(AsyncWebsocketConsumer):
         """The layer's receive, retried while Redis is down instead of ending the socket (which
         channels does on any exception); the hub rejoins this channel's groups and tells the
         page to resync once Redis answers again."""
-        backoff = 0.1
+        backoff = Backoff(0.1, Hub.CHECK_S)
         while True:
             try:
                 return await self._layer_receive()
@@ -127,8 +127,7 @@ class _HubConsumer(AsyncWebsocketConsumer):
                 log.debug("chart: own channel receive failed (%s: %s); retrying",
                           type(exc).__name__, exc)
                 hub().lost(f"consumer receive: {type(exc).__name__}: {exc}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, Hub.CHECK_S)
+                await backoff.sleep()
 
     async def refuse(self, code: int, message: str) -> None:
         await self.accept()

@@ -1,5 +1,6 @@
-"""Demo data for a fresh install: users, venues, symbols, a paper account, example configs and
-the default periodic tasks. Every step creates only what does not exist yet (idempotent)."""
+"""Demo data for a fresh install: users, venues, symbols, a paper account, an example config,
+the five original bot designs (``tradesite.demo_bots``) and the default periodic tasks. Every
+step creates only what does not exist yet (idempotent)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from markets.models import Account, Balance, Exchange, Symbol
 from strategies import registry
 from strategies.models import StrategyConfig
-from tradesite import envconfig
+from tradesite import demo_bots, envconfig
 
 D = Decimal
 TRADERS_GROUP = "Traders"
@@ -161,6 +162,8 @@ SYMBOLS = {
     ],
 }
 
+#: Example configs on the demo's shared KRW paper account; the five original bot designs, each
+#: on a paper account of its own, are in ``tradesite.demo_bots``.
 EXAMPLE_CONFIGS = [
     dict(
         name="RSI 14 on BTC (1m)",
@@ -173,29 +176,6 @@ EXAMPLE_CONFIGS = [
         sizing_method="fraction",
         sizing_params={"fraction": 0.2},
         is_active=True,
-    ),
-    dict(
-        name="Bollinger on BTC (5m)",
-        strategy="bollinger",
-        params={},
-        symbol="KRW-BTC",
-        timeframe="5m",
-        stop_loss_pct=D("3"),
-        take_profit_pct=D("3"),
-        sizing_method="fraction",
-        sizing_params={"fraction": 0.2},
-        is_active=False,
-    ),
-    dict(
-        name="MA cross on ETH (15m)",
-        strategy="ma_cross",
-        params={},
-        symbol="KRW-ETH",
-        timeframe="15m",
-        trailing_stop_pct=D("2.5"),
-        sizing_method="fixed_quote",
-        sizing_params={"amount": 1_000_000},
-        is_active=False,
     ),
 ]
 
@@ -401,6 +381,7 @@ def bootstrap(write_credentials_to: Path | None = None) -> Report:
         config.save()
         report.created.append(f"config {name}")
 
+    demo_bots.seed(demo, report)
     _periodic_tasks(report)
 
     if report.credentials and write_credentials_to is not None:

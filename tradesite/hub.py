@@ -16,6 +16,7 @@ import weakref
 from channels.layers import get_channel_layer
 
 from markets import wire
+from markets.backoff import Backoff
 from tradesite.outbox import Outbox, frame
 
 log = logging.getLogger("tradesite.consumers")
@@ -192,19 +193,18 @@ class Hub:
             self.last_error = reason
 
     async def _read(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(0.1, self.CHECK_S)
         while True:
             try:
                 messages = await self.reader.receive_many()
-                backoff = 0.1
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the first failure of an outage is logged in full
                 (log.warning if self.state == "subscribed" else log.debug)(
                     "chart hub: channel layer receive failed; retrying", exc_info=True)
                 self.lost(f"receive: {type(exc).__name__}: {exc}")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.CHECK_S)
+                await backoff.sleep()
                 continue
             for message in messages:
                 self.received += 1
@@ -217,10 +217,11 @@ class Hub:
         """Check the memberships every :attr:`CHECK_S`, renew them every :data:`GROUP_RENEW_S`,
         and recover (rejoin, prune, resync) as soon as something is lost, retrying with a
         backoff until Redis answers."""
-        backoff = 0.1
+        backoff = Backoff(0.1, self.CHECK_S)
+        retry_in = backoff.min_s
         renewed = time.monotonic()
         while True:
-            wait = self.CHECK_S if self.state == "subscribed" else backoff
+            wait = self.CHECK_S if self.state == "subscribed" else retry_in
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
@@ -229,7 +230,8 @@ class Hub:
                 if self.state != "subscribed":
                     await self._rejoin()
                     self._recovered()
-                    backoff, renewed = 0.1, time.monotonic()
+                    backoff.reset()
+                    renewed = time.monotonic()
                 elif time.monotonic() - renewed >= GROUP_RENEW_S:
                     await self._rejoin()
                     renewed = time.monotonic()
@@ -243,7 +245,7 @@ class Hub:
                 raise
             except Exception as exc:
                 self.lost(f"{type(exc).__name__}: {exc}")
-                backoff = min(backoff * 2, self.CHECK_S)
+                retry_in = backoff.failed()
 
     def _memberships(self) -> list[tuple[str, str]]:
         """(group, channel) of every membership this hub and its clients rely on."""

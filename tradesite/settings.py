@@ -278,3 +278,7 @@ SIMULATOR_UPBIT_PORT = env.int("SIM_UPBIT_PORT", default=8801)
 SIMULATOR_BINANCE_PORT = env.int("SIM_BINANCE_PORT", default=8802)
 SIMULATOR_FUTURES_PORT = env.int("SIM_FUTURES_PORT", default=8803)
 SIMULATOR_BITHUMB_PORT = env.int("SIM_BITHUMB_PORT", default=8804)
+
+# Venue budgets below what the venue's capabilities declare, per exchange slug and rate-limit
+# group: {"binance": {"weight": (1200, 60.0)}} (capacity, window seconds); see markets.adapters.
+EXCHANGE_RATE_LIMITS: dict = {}

@@ -4,7 +4,9 @@ and Binance USDⓈ-M futures. No Django: URLs and credentials are passed in.
 >>> adapter = get_adapter("upbit", rest_url="http://127.0.0.1:8001")  # doctest: +SKIP
 
 URLs are roots without paths (the adapter appends ``/v1/...``, ``/api/v3/...``,
-``/websocket/v1`` ...); None means the venue's production URL.
+``/websocket/v1`` ...); None means the venue's production URL. Without a ``limiter`` an adapter
+limits itself alone: the project builds adapters through ``markets.adapters.adapter_for``, which
+gives each the venue's budget shared through Redis.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 from typing import Any
 
 from .base import ExchangeAdapter
-from .ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from .ratelimit import RateLimiter
 
 
 @functools.cache
@@ -55,14 +57,4 @@ def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = N
                limiter=limiter, **options)
 
 
-def make_limiter(key: str, redis_client=None) -> RateLimiter:
-    """The venue's limiter: shared through ``redis_client`` (a ``redis.Redis``) when given,
-    so every process using that Redis shares one budget; in-process otherwise."""
-    adapters = _adapters()
-    groups = adapters[key].capabilities.rate_groups
-    if redis_client is not None:
-        return RedisRateLimiter(key, groups, redis_client)
-    return InProcessRateLimiter(key, groups)
-
-
-__all__ = ["ADAPTERS", "ExchangeAdapter", "get_adapter", "make_limiter"]
+__all__ = ["ADAPTERS", "ExchangeAdapter", "get_adapter"]

@@ -56,6 +56,12 @@ class Capabilities:
     has_server_time: bool = False
     ws_kline_stream: bool = False
     ws_max_lifetime_s: float | None = None
+    #: Streams one WebSocket connection may carry (Binance: 1024 spot, 200 futures); None: no
+    #: limit, every symbol on one connection.
+    ws_streams_per_connection: int | None = None
+    #: The venue closes a quiet connection unless the client sends a text ``PING`` (Upbit,
+    #: Bithumb); the adapter's ``ws_text_ping_s`` option sets how often it is sent.
+    ws_text_ping: bool = False
     client_order_id_unique_forever: bool = False
     client_order_id_pattern: str = r"^[A-Za-z0-9_-]{1,36}$"
     #: Conditional reduce-only stop-loss/take-profit orders held and triggered by the venue
@@ -293,11 +299,13 @@ class OrderUpdate:
 
 @dataclasses.dataclass(frozen=True)
 class BalanceUpdate:
-    """Balances that changed (only the assets listed)."""
+    """Balances that changed (only the assets listed). ``wallet_totals``: each ``free`` is the
+    asset's wallet total, its held part not given (Binance futures ``ACCOUNT_UPDATE``)."""
 
     venue: str
     balances: list[Balance]
     ts_ms: int
+    wallet_totals: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -342,7 +342,7 @@ def parse_account_update(ev: dict[str, Any]) -> list[BalanceUpdate | PositionUpd
     a, ts = ev["a"], int(ev["E"])
     out: list[BalanceUpdate | PositionUpdate] = []
     if a.get("B"):
-        out.append(BalanceUpdate(venue="binance_futures", ts_ms=ts, balances=[
+        out.append(BalanceUpdate(venue="binance_futures", ts_ms=ts, wallet_totals=True, balances=[
             Balance(b["a"], dec(b["wb"]) or ZERO, ZERO) for b in a["B"]]))
     if a.get("P"):
         positions = []

@@ -33,6 +33,7 @@ SPOT_CAPABILITIES = Capabilities(
     has_server_time=True,
     ws_kline_stream=True,
     ws_max_lifetime_s=24 * 3600.0,
+    ws_streams_per_connection=1024,
     client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
 )
 

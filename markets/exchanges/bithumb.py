@@ -44,6 +44,7 @@ BITHUMB_CAPABILITIES = Capabilities(
     supports_quote_amount_market_buy=True,
     market_buy_by_quantity=False,
     candles_skip_empty_intervals=True,
+    ws_text_ping=True,
     client_order_id_pattern=r"^[A-Za-z0-9_-]{1,36}$",
 )
 

@@ -23,6 +23,7 @@ The Redis backend runs one Lua script per acquisition (atomic on the server, clo
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import threading
 import time
@@ -32,6 +33,8 @@ from collections.abc import Callable, Mapping
 from .base import RateGroup
 
 KEY_PREFIX = "tradesite:ratelimit:"
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter:
@@ -210,35 +213,70 @@ return 1
 
 
 class RedisRateLimiter(RateLimiter):
-    """Limiter shared by every process using the same Redis (``redis.Redis`` client given)."""
+    """Limiter shared by every process using the same Redis (``redis.Redis`` client given).
+
+    ``fallback``: while Redis does not answer, this process is limited by it alone (a warning
+    says so, at most once a minute), so an order or a cancel is not refused for want of the
+    shared budget; without one, the Redis error is raised."""
+
+    #: Seconds between two "Redis unreachable" warnings of one limiter.
+    DEGRADED_LOG_EVERY_S = 60.0
 
     def __init__(self, venue: str, groups: Mapping[str, RateGroup], client, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 fallback: RateLimiter | None = None) -> None:
         super().__init__(venue, groups, sleep=sleep)
         self.client = client
+        self.fallback = fallback
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._block = client.register_script(_BLOCK_LUA)
+        self._warned_at: float | None = None
+        from redis.exceptions import RedisError  # here: a client was given, so redis is there
+
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
 
     def _keys(self, group: str) -> list[str]:
         base = f"{KEY_PREFIX}{self.venue}:{group}"
         return [base, base + ":block"]
 
+    def _degraded(self, exc: BaseException) -> RateLimiter:
+        if self.fallback is None:
+            raise exc
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= self.DEGRADED_LOG_EVERY_S:
+            self._warned_at = now
+            log.warning("%s: the shared rate limit in Redis is unreachable (%s: %s); limiting "
+                        "this process alone until it answers", self.venue,
+                        type(exc).__name__, exc)
+        return self.fallback
+
     def try_acquire(self, group: str, weight: int = 1) -> float:
         spec = self._group(group)
-        wait_ms = self._acquire(
-            keys=self._keys(group),
-            args=[spec.capacity, math.ceil(spec.window_s * 1000), int(weight),
-                  uuid.uuid4().hex],
-        )
+        try:
+            wait_ms = self._acquire(
+                keys=self._keys(group),
+                args=[spec.capacity, math.ceil(spec.window_s * 1000), int(weight),
+                      uuid.uuid4().hex],
+            )
+        except self._errors as exc:
+            return self._degraded(exc).try_acquire(group, weight)
         return int(wait_ms) / 1000.0
 
     def block(self, group: str, seconds: float) -> None:
         ms = math.ceil(max(0.0, seconds) * 1000)
+        if self.fallback is not None:
+            self.fallback.block(group, seconds)  # kept locally too, for an outage to come
         if ms > 0:
-            self._block(keys=[self._keys(group)[1]], args=[ms])
+            try:
+                self._block(keys=[self._keys(group)[1]], args=[ms])
+            except self._errors as exc:
+                self._degraded(exc)
 
     def blocked_for(self, group: str) -> float:
-        left = self.client.pttl(self._keys(group)[1])
+        try:
+            left = self.client.pttl(self._keys(group)[1])
+        except self._errors as exc:
+            return self._degraded(exc).blocked_for(group)
         return max(0, int(left)) / 1000.0
 
 

@@ -35,6 +35,7 @@ UPBIT_CAPABILITIES = Capabilities(
     supports_quote_amount_market_buy=True,
     market_buy_by_quantity=False,
     candles_skip_empty_intervals=True,
+    ws_text_ping=True,
     client_order_id_unique_forever=True,
     client_order_id_pattern=r"^[A-Za-z0-9._~-]{1,64}$",
 )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from ..backoff import Backoff
 from .errors import AuthenticationError, ExchangeError, StreamRestart
 
 try:  # optional accelerator: about twice as fast as json.loads on trade frames
@@ -73,8 +73,9 @@ class StreamSpec:
     max_lifetime_s: float | None = None
     overlap_s: float = 0.0
     idle_timeout_s: float | None = None
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
+    reconnect_min_s: float = 0.5  # reconnects back off from here (jittered, doubling) ...
+    reconnect_max_s: float = 30.0  # ... to here, and start over once a connection stayed up
+    reconnect_healthy_s: float = 5.0  # this long (see ``markets.backoff``)
     max_size: int = 2 ** 22
     on_connect: Callable[[], list[Any]] | None = None  # items yielded after each subscribe
     limiter: Any = None  # a RateLimiter; connects count against ``connect_group``
@@ -120,14 +121,15 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
     reconnect (callers drop the repeats, e.g. by trade id).
     """
     stats = stats if stats is not None else StreamStats()
-    delay = spec.reconnect_min_s
+    backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s,
+                      healthy_s=spec.reconnect_healthy_s)
     conn = retiring = None
     try:
         while True:
             try:
                 if conn is None:
                     conn = await _open(spec, stats)
-                    delay = spec.reconnect_min_s
+                    backoff.healthy()
                     for item in spec.on_connect() if spec.on_connect else ():
                         yield item
                 state: dict[str, bool] = {}
@@ -159,14 +161,14 @@ async def run_stream(spec: StreamSpec, stats: StreamStats | None = None) -> Asyn
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError,
                     ExchangeError) as exc:
                 stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("%s: stream dropped (%s); reconnecting in %.1fs", spec.venue,
-                            stats.last_error, delay)
+            delay = backoff.failed()
+            log.warning("%s: stream dropped (%s); reconnecting in %.1fs", spec.venue,
+                        stats.last_error, delay)
             for dropped in (conn, retiring):
                 if dropped is not None:
                     await dropped.close()
             conn = retiring = None
-            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
-            delay = min(delay * 2, spec.reconnect_max_s)
+            await asyncio.sleep(delay)
     finally:
         for leftover in (conn, retiring):
             if leftover is not None:

@@ -22,8 +22,9 @@ Per venue (:class:`VenueStream`):
 on SIGTERM flushes closed bars and exits (a forming bar is never stored).
 """
 
+from markets.stream.config import LogThrottle, StreamConfig, SymbolSpec, VenueSpec
 from markets.stream.runner import StreamRunner, load_venues
-from markets.stream.venue import LogThrottle, StreamConfig, SymbolSpec, VenueSpec, VenueStream
+from markets.stream.venue import VenueStream
 
 __all__ = [
     "LogThrottle",

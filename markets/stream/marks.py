@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from markets.backoff import Backoff
 from markets.exchanges.base import ExchangeAdapter, MarkPrice
 
 log = logging.getLogger("markets.stream")
@@ -27,14 +27,16 @@ class MarkStream:
                  adapter_factory: Callable[[], ExchangeAdapter],
                  store: Callable[[str, list[MarkPrice]], Awaitable[Any]],
                  throttle, per_connection: int | None = None, flush_s: float = 1.0,
-                 reconnect_min_s: float = 0.5, reconnect_max_s: float = 30.0) -> None:
+                 reconnect_min_s: float = 0.5, reconnect_max_s: float = 30.0,
+                 reconnect_healthy_s: float = 5.0) -> None:
         self.slug, self.codes = slug, list(codes)
         self.adapter_factory, self.store = adapter_factory, store
         self.throttle = throttle
         limit = per_connection or len(self.codes) or 1
         self.groups = [self.codes[i:i + limit] for i in range(0, len(self.codes), limit)]
         self.flush_s = flush_s
-        self.reconnect_min_s, self.reconnect_max_s = reconnect_min_s, reconnect_max_s
+        self.new_backoff = lambda: Backoff(reconnect_min_s, reconnect_max_s,
+                                           healthy_s=reconnect_healthy_s)
         self.latest: dict[str, MarkPrice] = {}
         self.received = 0
         self.stored = 0
@@ -60,21 +62,20 @@ class MarkStream:
     async def _connection(self, codes: list[str]) -> None:
         adapter = self.adapter_factory()
         self.adapters.append(adapter)
-        backoff = self.reconnect_min_s
+        backoff = self.new_backoff()
         while True:
             try:
                 async for mark in adapter.stream_mark_prices(codes):
                     self.latest[mark.symbol] = mark
                     self.received += 1
-                    backoff = self.reconnect_min_s
+                    backoff.healthy()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.throttle.warning(f"marks:{self.slug}", "%s: mark price stream failed "
                                       "(the collector fills marks over REST meanwhile): %s",
                                       self.slug, exc)
-            await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
-            backoff = min(backoff * 2, self.reconnect_max_s)
+            await backoff.sleep()
 
     async def _flush_loop(self) -> None:
         while True:

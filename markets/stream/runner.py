@@ -12,7 +12,8 @@ from typing import Any
 from django.conf import settings
 
 from markets import heartbeat
-from markets.stream.venue import LogThrottle, StreamConfig, SymbolSpec, VenueSpec, VenueStream
+from markets.stream.config import LogThrottle, StreamConfig, SymbolSpec, VenueSpec
+from markets.stream.venue import VenueStream
 from markets.timeframes import TIMEFRAMES
 
 log = logging.getLogger("markets.stream")
@@ -102,26 +103,22 @@ class StreamRunner:
         self._publish = None
 
     def _make(self, spec: VenueSpec) -> VenueStream:
-        from markets.backfill import venue_limiter
+        from markets.adapters import adapter_for, venue_limiter
         from markets.collect import report_gap
-        from markets.exchanges import get_adapter
+        from markets.exchanges import ADAPTERS
 
-        class _Ex:  # what venue_limiter needs
-            slug, adapter = spec.slug, spec.adapter
-
-        limiter = venue_limiter(_Ex)
+        limiter = venue_limiter(spec)
         if self._publish is None:
             self._publish = default_publish()
 
         options = {}
-        if spec.adapter in ("upbit", "bithumb"):
+        if ADAPTERS[spec.adapter].capabilities.ws_text_ping:
             # A text PING well inside the watchdog's silence window keeps a quiet but healthy
             # connection from looking dead (the venue answers {"status":"UP"}).
             options["ws_text_ping_s"] = max(1.0, self.config.silence_s / 3)
 
         def adapter():
-            return get_adapter(spec.adapter, rest_url=spec.rest_url, ws_url=spec.ws_url,
-                               limiter=limiter, **options)
+            return adapter_for(spec, limiter=limiter, **options)
 
         return VenueStream(
             spec, rest_adapter=adapter(), stream_adapter_factory=adapter,

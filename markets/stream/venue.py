@@ -1,13 +1,16 @@
-"""One venue's live stream: trades -> bars -> wire, store, evaluation. See the package docstring."""
+"""One venue's live stream: trades -> bars -> wire, store, evaluation. See the package docstring.
+
+:class:`VenueStream` holds the connections, the aggregator and the loops; its parts live by job:
+``config`` (specs, timings), ``gaps`` (interruptions and their REST fill), ``publisher``
+(forming bars, tickers, closed bars pushed once) and ``writer`` (batched upserts).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,103 +18,26 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from markets import wire
 from markets.aggregator import Bar, BarAggregator
-from markets.exchanges.base import CandleRow, ExchangeAdapter
+from markets.backoff import Backoff
+from markets.exchanges import ADAPTERS
+from markets.exchanges.base import ExchangeAdapter
+from markets.stream.config import (
+    LogThrottle,
+    StreamConfig,
+    SymbolSpec,
+    VenueSpec,
+    connection_groups,
+    log,
+)
+from markets.stream.gaps import GapFill, Interruption
 from markets.stream.marks import MarkStream
-from markets.timeframes import TIMEFRAMES, floor_ms, timeframe_ms
+from markets.stream.publisher import PUBLISHED_MEMORY, Publisher
+from markets.stream.writer import BarWriter
+from markets.timeframes import TIMEFRAMES
 
-log = logging.getLogger("markets.stream")
-
-#: Closed bars remembered per series to push each once (a day of 1m bars, and then some).
-PUBLISHED_MEMORY = 2048
-#: Streams one connection may carry, where the venue limits it (Binance: 1024 spot, 200 futures).
-MAX_STREAMS_PER_CONNECTION = {"binance_spot": 1024, "binance_futures": 200}
-
-
-@dataclasses.dataclass(frozen=True)
-class SymbolSpec:
-    """What the stream needs of one symbol: its code, row id and timeframes."""
-
-    code: str
-    id: int
-    timeframes: tuple[str, ...]
-    market_type: str = "spot"
-
-
-@dataclasses.dataclass(frozen=True)
-class VenueSpec:
-    slug: str
-    adapter: str
-    rest_url: str
-    ws_url: str
-    symbols: tuple[SymbolSpec, ...]
-
-
-@dataclasses.dataclass
-class StreamConfig:
-    """Timings (seconds unless the name says ms)."""
-
-    grace_ms: int = 2_000  # a bucket closes this long after its end (late trades)
-    margin_ms: int = 2_000  # widen an interruption by this much on both sides (clock skew)
-    forming_interval_s: float = 0.25  # at most 4 forming-bar pushes a second per group
-    ticker_interval_s: float = 1.0  # at most one ticker a second per symbol
-    flush_interval_s: float = 0.5  # closed bars are stored in batches this often
-    silence_s: float = 30.0  # an open connection this quiet is reconnected (watchdog)
-    heartbeat_s: float = 5.0
-    heartbeat_ttl_s: int = 60
-    catchup_candles: int = 400  # at start, fetch at most this many missing candles per series
-    fill_retry_s: float = 5.0  # after a failed REST fill, wait this long
-    reconnect_min_s: float = 0.5  # watchdog restarts back off from here ...
-    reconnect_max_s: float = 30.0  # ... to here (jittered, doubling)
-    log_every_s: float = 60.0  # a repeated failure is logged at most this often
-
-
-class LogThrottle:
-    """Logs the first occurrence of a key, then at most once per ``every_s`` (with a count)."""
-
-    def __init__(self, every_s: float = 60.0, logger: logging.Logger = log) -> None:
-        self.every_s, self.logger = every_s, logger
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, msg: str, *args: Any) -> bool:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.every_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return False
-        self._last[key] = now
-        n = self._suppressed.pop(key, 0)
-        suffix = f" (repeated {n} time(s) since the last report)" if n else ""
-        self.logger.warning(msg + suffix, *args)
-        return True
-
-    def reset(self, key: str) -> None:
-        self._last.pop(key, None)
-        self._suppressed.pop(key, None)
-
-
-@dataclasses.dataclass
-class Interruption:
-    """Time during which trades of ``codes`` may be missing; ``end`` None while it lasts.
-
-    Bars overlapping it are taken from REST, not from the aggregator. ``filled`` holds, per
-    (code, timeframe), the open time up to which REST candles were fetched."""
-
-    codes: frozenset[str]
-    start: int
-    end: int | None = None
-    filled: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-    next_try: float = 0.0
-    #: Per (code, timeframe), the first open time to push to charts; older REST candles are
-    #: stored only (default: the interruption's start). At start-up: the bar after the last
-    #: stored one, so bars that closed while the stream was down reach open charts.
-    publish_from: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-
-    def overlaps(self, code: str, start: int, end: int) -> bool:
-        return code in self.codes and start < (self.end if self.end is not None else 2**62) \
-            and self.start < end
+__all__ = ["PUBLISHED_MEMORY", "Connection", "Interruption", "LogThrottle",
+           "StreamConfig", "SymbolSpec", "VenueSpec", "VenueStream"]
 
 
 @dataclasses.dataclass
@@ -127,14 +53,11 @@ class Connection:
     restarts: int = 0
     connects_at_start: int = 0
     started_wall: float = 0.0
-    backoff_s: float = 0.0
+    #: Paces restarts of this connection's stream (the stream's config sets its bounds).
+    backoff: Backoff = dataclasses.field(default_factory=Backoff)
 
 
-def _ceil(ms: int, step: int) -> int:
-    return -(-ms // step) * step
-
-
-class VenueStream:
+class VenueStream(GapFill, Publisher, BarWriter):
     """Streams one venue's active symbols. ``run()`` until ``stop()``.
 
     Injected for tests: ``clock_ms`` (the venue's clock), ``publish`` (async group, message),
@@ -183,10 +106,13 @@ class VenueStream:
         wanted = {tf for s in venue.symbols for tf in s.timeframes}
         self.timeframes = tuple(tf for tf in TIMEFRAMES if tf in wanted) or ("1m",)
         self.agg = BarAggregator(self.timeframes, grace_ms=self.config.grace_ms)
-        limit = MAX_STREAMS_PER_CONNECTION.get(venue.adapter)
-        codes = [s.code for s in venue.symbols]
-        groups = [codes[i:i + limit] for i in range(0, len(codes), limit)] if limit else [codes]
-        self.connections = [Connection(g, stream_adapter_factory()) for g in groups if g]
+        limit = ADAPTERS[venue.adapter].capabilities.ws_streams_per_connection
+        self.connections = [
+            Connection(g, stream_adapter_factory(), backoff=Backoff(
+                self.config.reconnect_min_s, self.config.reconnect_max_s,
+                healthy_s=self.config.reconnect_healthy_s))
+            for g in connection_groups([s.code for s in venue.symbols], limit)
+        ]
         self.interruptions: list[Interruption] = []
         self.pending: list[Bar] = []
         self.evaluated: dict[tuple[str, str], int] = {}
@@ -224,9 +150,8 @@ class VenueStream:
         return MarkStream(self.slug, perpetuals, adapter_factory=adapter_factory, store=store,
                           throttle=self.throttle, per_connection=limit,
                           reconnect_min_s=self.config.reconnect_min_s,
-                          reconnect_max_s=self.config.reconnect_max_s)
-
-    # -- counters -----------------------------------------------------------------------------
+                          reconnect_max_s=self.config.reconnect_max_s,
+                          reconnect_healthy_s=self.config.reconnect_healthy_s)
 
     def counters(self) -> dict[str, int]:
         agg = self.agg.counters()
@@ -254,8 +179,6 @@ class VenueStream:
 
     def last_message_ms(self) -> int:
         return max((c.adapter.stream_stats.last_message_ms for c in self.connections), default=0)
-
-    # -- lifecycle ----------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Stream until :meth:`stop`; then flush closed bars and exit. Never raises for a venue
@@ -322,25 +245,6 @@ class VenueStream:
 
         return await loop.run_in_executor(pool, call)
 
-    async def _init_catchup(self, startup: Interruption, now: int) -> None:
-        """Fill from the newest stored candle (at most ``catchup_candles`` back) at start."""
-        for spec in self.venue.symbols:
-            for tf in spec.timeframes:
-                step = timeframe_ms(tf)
-                closed_end = floor_ms(now - self.config.grace_ms, tf)
-                try:
-                    last = await self._in(self.db, self.last_stored_fn, spec.id, tf)
-                except Exception as exc:
-                    log.warning("%s: cannot read stored candles: %s", self.slug, exc)
-                    last = None
-                floor = closed_end - self.config.catchup_candles * step
-                start = floor if last is None else max(last + step, floor)
-                startup.filled[(spec.code, tf)] = min(start, floor_ms(startup.start, tf))
-                if last is not None:
-                    startup.publish_from[(spec.code, tf)] = start
-
-    # -- trades -------------------------------------------------------------------------------
-
     async def _consume(self, conn: Connection) -> None:
         async for trade in conn.adapter.stream_trades(conn.codes):
             self._check_connection(conn, trade.ts_ms)
@@ -370,29 +274,9 @@ class VenueStream:
             # The first trade of a (re)opened connection: complete from here on.
             conn.gap.end = max(now, ts_ms) + self.config.margin_ms
             conn.gap = None
-            conn.backoff_s = 0.0
+            conn.backoff.healthy()
             self.throttle.reset(f"ws:{self.slug}")
             log.info("%s: streaming %d symbol(s)", self.slug, len(conn.codes))
-
-    def _open_gap(self, conn: Connection, since_ms: int, why: str) -> None:
-        gap = Interruption(frozenset(conn.codes), since_ms - self.config.margin_ms)
-        conn.gap = gap
-        self.interruptions.append(gap)
-        self.throttle.warning(f"ws:{self.slug}", "%s: stream interrupted (%s); filling over "
-                              "REST until it is back", self.slug, why)
-
-    def _closed(self, bars) -> None:
-        for bar in bars:
-            if bar.timeframe not in self.specs[bar.symbol].timeframes:
-                continue
-            if self._dirty(bar.symbol, bar.open_time_ms, bar.close_time_ms):
-                continue  # REST supplies this bar
-            self.pending.append(bar)
-
-    def _dirty(self, code: str, start: int, end: int) -> bool:
-        return any(r.overlaps(code, start, end) for r in self.interruptions)
-
-    # -- loops --------------------------------------------------------------------------------
 
     async def _clock_loop(self) -> None:
         cfg = self.config
@@ -441,190 +325,10 @@ class VenueStream:
             if conn.gap is None:
                 self._open_gap(conn, conn.last_item_ms or self.clock(), why)
             conn.restarts += 1
-            conn.backoff_s = min(max(conn.backoff_s * 2, self.config.reconnect_min_s),
-                                 self.config.reconnect_max_s)
-            await asyncio.sleep(conn.backoff_s * (0.8 + 0.4 * random.random()))
+            await conn.backoff.sleep()
             stats = conn.adapter.stream_stats
             self.reconnects += 1
             conn.seen_connects, conn.seen_error = stats.connects, stats.last_error
-
-    async def _push_forming(self) -> None:
-        touched, self.touched = self.touched, set()
-        for code in touched:
-            for tf in self.specs[code].timeframes:
-                bar = self.agg.forming(code, tf)
-                if bar is not None:
-                    await self._publish(wire.bars_group(self.slug, code, tf),
-                                        wire.bar_message(self.slug, code, tf, bar.to_wire(),
-                                                         closed=False))
-
-    async def _push_tickers(self) -> None:
-        now = time.monotonic()
-        for code, (price, ts) in list(self.ticks.items()):
-            if now - self.ticker_sent.get(code, 0.0) >= self.config.ticker_interval_s:
-                self.ticker_sent[code] = now
-                del self.ticks[code]
-                await self._publish(wire.MARKETS_GROUP,
-                                    wire.ticker_message(self.slug, code, price, ts))
-                high, low = self.extremes.pop(code, (price, price))
-                if self.exit_guard_task:
-                    await self._send(self.exit_guard_task, {
-                        "venue": self.slug, "symbol": code, "price": price, "ts_ms": ts,
-                        "high": high, "low": low,
-                    })
-
-    async def _send(self, task: str, kwargs: dict) -> None:
-        try:
-            await self._in(self.io, self.send_task_fn, task, kwargs)
-        except Exception as exc:
-            self.throttle.warning(f"task:{self.slug}", "%s: cannot send %s: %s", self.slug,
-                                  task, exc)
-
-    async def _publish(self, group: str, message: dict) -> bool:
-        try:
-            await self.publish_fn(group, message)
-        except Exception as exc:
-            self.throttle.warning(f"publish:{self.slug}", "%s: cannot publish to %s: %s",
-                                  self.slug, group, exc)
-            return False
-        return True
-
-    async def _writer_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.flush_interval_s)
-            try:
-                await self._flush_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.throttle.warning(f"store:{self.slug}", "%s: storing bars failed (kept for "
-                                      "the next try): %s", self.slug, exc)
-
-    async def _flush_pending(self) -> None:
-        if not self.pending:
-            return
-        bars, self.pending = self.pending, []
-        # An interruption noticed since these bars closed makes them REST's business.
-        bars = [b for b in bars if not self._dirty(b.symbol, b.open_time_ms, b.close_time_ms)]
-        groups: dict[tuple[str, str], list[Bar]] = {}
-        for bar in bars:
-            groups.setdefault((bar.symbol, bar.timeframe), []).append(bar)
-        try:
-            await self._in(self.db, self._store_groups, groups)
-        except Exception:
-            self.pending[:0] = bars
-            raise
-        self.stored += len(bars)
-        for bar in bars:
-            await self._emit_closed(bar.symbol, bar.timeframe, bar.to_wire(), evaluate=True)
-
-    def _store_groups(self, groups: dict[tuple[str, str], list]) -> None:
-        for (code, tf), rows in groups.items():
-            self.store_fn(self.specs[code].id, tf, rows)
-
-    async def _emit_closed(self, code: str, tf: str, bar: dict, *, evaluate: bool) -> None:
-        key = (code, tf)
-        seen = self.published.setdefault(key, {})
-        as_pushed = tuple(sorted(bar.items()))
-        if seen.get(bar["t"]) != as_pushed:  # overlapping fills of one bar: pushed once
-            if await self._publish(wire.bars_group(self.slug, code, tf),
-                                   wire.bar_message(self.slug, code, tf, bar, closed=True)):
-                seen.pop(bar["t"], None)
-                seen[bar["t"]] = as_pushed
-                while len(seen) > PUBLISHED_MEMORY:
-                    del seen[next(iter(seen))]
-            self.published_closed += 1
-        if evaluate and bar["t"] > self.evaluated.get(key, -1):
-            self.evaluated[key] = bar["t"]
-            kwargs = {"venue": self.slug, "symbol": code, "timeframe": tf,
-                      "bar_time_ms": bar["t"]}
-            try:
-                await self._in(self.io, self.send_task_fn, self.evaluate_task, kwargs)
-            except Exception as exc:
-                self.throttle.warning(f"task:{self.slug}", "%s: cannot send %s: %s", self.slug,
-                                      self.evaluate_task, exc)
-
-    # -- REST fills ---------------------------------------------------------------------------
-
-    async def _fill_loop(self) -> None:
-        while True:
-            try:
-                await self._fill_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: fill loop error", self.slug)
-            await asyncio.sleep(1.0)
-
-    async def _fill_once(self) -> None:
-        now = self.clock()
-        for gap in list(self.interruptions):
-            if gap.next_try > time.monotonic():
-                continue
-            complete = gap.end is not None
-            for code in sorted(gap.codes):
-                spec = self.specs[code]
-                for tf in spec.timeframes:
-                    step = timeframe_ms(tf)
-                    closed_end = floor_ms(now - self.config.grace_ms, tf)
-                    want = closed_end if gap.end is None else min(closed_end,
-                                                                  _ceil(gap.end, step))
-                    start = gap.filled.get((code, tf), floor_ms(gap.start, tf))
-                    if want > start:
-                        try:
-                            await self._fill(spec, tf, start, want, closed_end,
-                                             publish_from=gap.publish_from.get(
-                                                 (code, tf), floor_ms(gap.start, tf)))
-                        except Exception as exc:
-                            self.rest_failures += 1
-                            gap.next_try = time.monotonic() + self.config.fill_retry_s
-                            self.throttle.warning(f"rest:{self.slug}", "%s: REST fill failed, "
-                                                  "retrying: %s", self.slug, exc)
-                            return
-                        gap.filled[(code, tf)] = start = want
-                    if gap.end is not None and start < _ceil(gap.end, step):
-                        complete = False
-            if complete:
-                self.interruptions.remove(gap)
-
-    async def _fill(self, spec: SymbolSpec, tf: str, start: int, end: int,
-                    closed_end: int, publish_from: int) -> None:
-        """Fetch, store and push REST candles ``[start, end)``. Catch-up history older than
-        the interruption (``publish_from``) is stored but not pushed."""
-        rows: list[CandleRow] = await self._in(self.io, self.rest.fetch_candles, spec.code, tf,
-                                               start, end)
-        rows = [r for r in rows if start <= r.open_time_ms < end]
-        self.rest_fills += 1
-        self.last_fill_ok_wall = time.time()
-        self.throttle.reset(f"rest:{self.slug}")
-        if not rows:
-            return
-        await self._in(self.db, self.store_fn, spec.id, tf, rows)
-        self.stored += len(rows)
-        latest = closed_end - timeframe_ms(tf)
-        for row in rows:
-            if row.open_time_ms < publish_from:
-                continue
-            bar = {"t": row.open_time_ms, "o": row.open, "h": row.high, "l": row.low,
-                   "c": row.close, "v": row.volume}
-            # Only the latest closed bar is worth evaluating; older ones are history.
-            await self._emit_closed(spec.code, tf, bar, evaluate=row.open_time_ms == latest)
-
-    async def _report_unfinished(self) -> None:
-        """At shutdown, hand unfilled interruptions to the collector (Redis gap set)."""
-        if self.report_gap_fn is None:
-            return
-        now = self.clock()
-        for gap in self.interruptions:
-            for code in gap.codes:
-                for tf in self.specs[code].timeframes:
-                    step = timeframe_ms(tf)
-                    start = gap.filled.get((code, tf), floor_ms(gap.start, tf))
-                    end = _ceil(gap.end if gap.end is not None else now, step)
-                    if end > start:
-                        with contextlib.suppress(Exception):
-                            await self._in(self.io, self.report_gap_fn, self.slug, code, tf,
-                                           start, end)
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -1,22 +1,15 @@
-"""Every database constraint rejects a bad row at the database, not only in forms."""
+"""Every database constraint of the markets models rejects a bad row at the database, not only
+in forms. (The orders and strategies models' constraint tests live in their apps.)"""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
 
 from markets.models import Account, Balance, Candle, Symbol
-from orders.models import Fill, Order, Position
-from strategies.models import BacktestRun, Signal, StrategyConfig
+from markets.tests.constraints import T0, rejected
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
-
-
-def rejected(create) -> None:
-    with pytest.raises(IntegrityError), transaction.atomic():
-        create()
 
 
 def candle(symbol, **overrides):
@@ -93,147 +86,6 @@ def test_account_label_unique_per_owner(make_trader, make_account):
     make_account(user, label="main")
     make_account(make_trader("b"), label="main")
     rejected(lambda: make_account(user, label="main"))
-
-
-@pytest.fixture
-def config_factory(symbol, make_trader, make_account):
-    owner = make_trader("owner")
-    account = make_account(owner)
-
-    def make(**overrides):
-        fields = dict(
-            owner=owner,
-            name=f"c{StrategyConfig.objects.count()}",
-            strategy="rsi",
-            symbol=symbol,
-            account=account,
-        )
-        fields.update(overrides)
-        return StrategyConfig.objects.create(**fields)
-
-    return make
-
-
-@pytest.mark.parametrize("leverage", [0, 126])
-def test_config_leverage_between_1_and_125(config_factory, leverage):
-    rejected(lambda: config_factory(leverage=leverage))
-
-
-@pytest.mark.parametrize(
-    "field",
-    [
-        "stop_loss_pct",
-        "take_profit_pct",
-        "trailing_stop_pct",
-        "daily_target_pct",
-        "daily_max_loss_pct",
-    ],
-)
-@pytest.mark.parametrize("value", [Decimal("0"), Decimal("-1")])
-def test_config_percentages_positive_when_set(config_factory, field, value):
-    config_factory(**{field: None})
-    config_factory(**{field: Decimal("0.5")})
-    rejected(lambda: config_factory(**{field: value}))
-
-
-def test_config_name_unique_per_owner(config_factory):
-    config_factory(name="x")
-    rejected(lambda: config_factory(name="x"))
-
-
-def test_signal_unique_per_config_bar_and_action(config_factory, symbol):
-    config = config_factory()
-    fields = dict(config=config, symbol=symbol, timeframe="1m", bar_time=T0, price=Decimal("1"))
-    Signal.objects.create(action="enter_long", **fields)
-    Signal.objects.create(action="exit_long", **fields)
-    rejected(lambda: Signal.objects.create(action="enter_long", **fields))
-    rejected(
-        lambda: Signal.objects.create(action="enter_short", **{**fields, "price": Decimal("0")})
-    )
-
-
-@pytest.fixture
-def order_factory(symbol, make_trader, make_account):
-    account = make_account(make_trader("o"))
-
-    def make(**overrides):
-        fields = dict(
-            account=account,
-            symbol=symbol,
-            side="buy",
-            type="market",
-            quantity=Decimal("1"),
-            client_order_id=f"id-{Order.objects.count()}",
-        )
-        fields.update(overrides)
-        return Order.objects.create(**fields)
-
-    return make
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"quantity": Decimal("0")},
-        {"filled_quantity": Decimal("2")},
-        {"filled_quantity": Decimal("-1")},
-        {"price": Decimal("0")},
-        {"type": "limit", "price": None},
-        {"fee": Decimal("-0.1")},
-        {"side": "hold"},
-    ],
-    ids=["qty=0", "overfilled", "filled<0", "price=0", "limit-no-price", "fee<0", "bad-side"],
-)
-def test_order_sanity_checks(order_factory, overrides):
-    rejected(lambda: order_factory(**overrides))
-
-
-def test_client_order_id_is_unique(order_factory):
-    order_factory(client_order_id="abc")
-    rejected(lambda: order_factory(client_order_id="abc"))
-
-
-def test_fill_unique_per_order_trade_and_positive(order_factory):
-    order = order_factory()
-    fields = dict(order=order, price=Decimal("1"), quantity=Decimal("1"), ts=T0)
-    Fill.objects.create(trade_id="t1", **fields)
-    rejected(lambda: Fill.objects.create(trade_id="t1", **fields))
-    rejected(lambda: Fill.objects.create(trade_id="t2", **{**fields, "price": Decimal("0")}))
-    rejected(lambda: Fill.objects.create(trade_id="t3", **{**fields, "quantity": Decimal("0")}))
-
-
-def test_one_open_position_per_account_and_symbol(symbol, make_trader, make_account):
-    account = make_account(make_trader("p"))
-    fields = dict(
-        account=account,
-        symbol=symbol,
-        side="long",
-        quantity=Decimal("1"),
-        entry_price=Decimal("100"),
-        opened_at=T0,
-    )
-    first = Position.objects.create(**fields)
-    rejected(lambda: Position.objects.create(**fields))
-    first.closed_at = T0 + timedelta(hours=1)
-    first.save()
-    Position.objects.create(**fields)  # a closed one does not block a new one
-    rejected(lambda: Position.objects.create(**{**fields, "closed_at": T0, "leverage": 200}))
-    rejected(
-        lambda: Position.objects.create(**{**fields, "closed_at": T0, "entry_price": Decimal("0")})
-    )
-    rejected(
-        lambda: Position.objects.create(**{**fields, "closed_at": T0, "stop_price": Decimal("-1")})
-    )
-
-
-def test_backtest_run_range_and_costs(symbol):
-    fields = dict(
-        strategy="rsi", symbol=symbol, timeframe="1m", start=T0, end=T0 + timedelta(days=1)
-    )
-    BacktestRun.objects.create(**fields)
-    rejected(lambda: BacktestRun.objects.create(**{**fields, "end": T0}))
-    rejected(lambda: BacktestRun.objects.create(**{**fields, "fee_bps": Decimal("-1")}))
-    rejected(lambda: BacktestRun.objects.create(**{**fields, "cash": Decimal("0")}))
 
 
 def test_account_mode_is_paper_by_default(make_trader, make_account):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from markets.exchanges import get_adapter
+from markets.adapters import adapter_for
 from markets.exchanges.base import (
     ExchangeAdapter,
     OrderInfo,
@@ -56,16 +56,13 @@ class LiveBroker(Broker):
 
     @classmethod
     def for_account(cls, account) -> LiveBroker:
-        exchange = account.exchange
         try:
             api_key, api_secret = account.credentials()
         except CredentialsUnreadable as exc:
             raise BrokerUnavailable(str(exc)) from None
-        adapter = get_adapter(
-            exchange.adapter, rest_url=exchange.rest_url, ws_url=exchange.ws_url,
-            api_key=api_key, api_secret=api_secret,
-        )
-        return cls(adapter, default_costs())
+        # The venue's shared limiter: orders spend from the budget market data spends from.
+        return cls(adapter_for(account.exchange, api_key=api_key, api_secret=api_secret),
+                   default_costs())
 
     @property
     def market_buy_by_quantity(self) -> bool:

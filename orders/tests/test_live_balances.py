@@ -232,7 +232,7 @@ def test_a_futures_wallet_event_sets_the_total_and_keeps_the_margin_held(trader,
                                      mode=Account.Mode.LIVE, api_key="k", api_secret="s")
     Balance.objects.create(account=account, asset="USDT", free=Decimal("900"),
                            locked=Decimal("100"))
-    event = BalanceUpdate(venue="binance_futures", ts_ms=0, balances=[
+    event = BalanceUpdate(venue="binance_futures", ts_ms=0, wallet_totals=True, balances=[
         VenueBalance("USDT", Decimal("990.5"), Decimal("0"))])  # wallet balance after a fee
 
     userstream.apply_event(account, event, broker=None)

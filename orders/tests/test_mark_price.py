@@ -201,7 +201,7 @@ def test_on_the_simulator_the_venue_mark_liquidates_and_the_trade_price_does_not
         trader, make_account, make_config):
     """End to end: the futures simulator's mark diverges from its trades; the collector's REST
     fallback stores it; the exit guard liquidates on it (and not on a trade alone)."""
-    from markets.backfill import adapter_for
+    from markets.adapters import adapter_for
     from markets.markprice import refresh_stale
     from markets.models import Exchange
     from markets.simulator.server import SimConfig, SimulatorThread

@@ -13,6 +13,7 @@ from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import include, path, reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,7 @@ def _settings(settings, monkeypatch):
     settings.OPTIMIZER_MAX_RUNS_PER_USER = 2
     settings.BACKTEST_MAX_DAYS = 400
     settings.BACKTEST_MAX_RUNS_PER_USER = 2
-    monkeypatch.setattr(optimization.timezone, "now", lambda: END)
+    monkeypatch.setattr(timezone, "now", lambda: END)
 
 
 @pytest.fixture
@@ -156,7 +157,7 @@ def test_random_trials_are_drawn_lazily(make_config, monkeypatch):  # noqa: F811
 
     config = make_config()
     run = optimization.create_run(config, method="random", trials=400, days=DAYS)
-    job = optimization._job(run)
+    job = optimization.runs._job(run)
     with pytest.raises(RuntimeError):
         core.optimize(job, workers=1, on_batch=first_batch, batch_size=8)
     assert seen == [8] and len(drawn) < 50

@@ -144,7 +144,7 @@ def test_the_build_compiles_every_kernel_into_a_module_that_matches(tmp_path):
     check = f"""
 import importlib.util, sys
 import numpy as np
-from strategies import _jit, backtest, indicators, registry
+from strategies import _jit, backtest, indicator_kernels, registry
 registry.names()  # the library's kernels too
 spec = importlib.util.spec_from_file_location("strategies._kernels", {str(built[0])!r})
 module = importlib.util.module_from_spec(spec)
@@ -154,11 +154,13 @@ assert "numba" not in sys.modules and _jit.MODE == "python"
 names = [name for name, _func, _sig in _jit.AOT_EXPORTS]
 assert len(names) == len(set(names)) and all(hasattr(module, name) for name in names), names
 x = np.random.default_rng(5).normal(100.0, 1.0, 500)
-for name, period in (("indicators___window_sums", 7), ("indicators___rolling_std_kernel", 20)):
-    got, want = getattr(module, name)(x, period), getattr(indicators, name[12:])(x, period)
+for name, period in (("window_sums", 7), ("rolling_std_kernel", 20)):
+    got = getattr(module, "indicator_kernels__" + name)(x, period)
+    want = getattr(indicator_kernels, name)(x, period)
     assert np.array_equal(got, want, equal_nan=True), name
-got = module.indicators___rolling_extreme_kernel(x[::2], 9, True)  # any strides
-assert np.array_equal(got, indicators._rolling_extreme_kernel(x[::2], 9, True), equal_nan=True)
+got = module.indicator_kernels__rolling_extreme_kernel(x[::2], 9, True)  # any strides
+want = indicator_kernels.rolling_extreme_kernel(x[::2], 9, True)
+assert np.array_equal(got, want, equal_nan=True)
 print(len(names))
 """
     proc = subprocess.run(

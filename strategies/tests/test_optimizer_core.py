@@ -238,7 +238,7 @@ def test_a_daemonic_process_such_as_a_celery_child_still_fans_out(candles, monke
 
     monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
     job = ma_job(candles)
-    with caplog.at_level("WARNING", logger="strategies.optimizer.core"):
+    with caplog.at_level("WARNING", logger="strategies.optimizer.pool"):
         parallel = optimize(job, workers=2)
     assert "one process" not in caplog.text
     assert multiprocessing.current_process()._config["daemon"] is True  # restored

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import include, path, reverse
+from django.utils import timezone
 
 from strategies import optimization, screening
 from strategies.models import OptimizationRun, StrategyConfig, SymbolScreen
@@ -115,7 +116,7 @@ def test_starting_a_run_from_the_page_queues_it_on_the_optimizer(make_config, mo
     from tradesite.celery import app
 
     monkeypatch.setattr(app.conf, "task_always_eager", True)
-    monkeypatch.setattr(optimization.timezone, "now", lambda: END)
+    monkeypatch.setattr(timezone, "now", lambda: END)
     config = make_config()
     client = logged_in(config.owner)
     response = client.post(reverse("strategies:start_run"), {

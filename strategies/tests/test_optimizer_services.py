@@ -9,11 +9,12 @@ import io
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from markets.candles import upsert_candles
 from strategies import optimization, registry
 from strategies.models import OptimizationRun, OptimizationTrial, ParamVersion, StrategyConfig
-from strategies.optimizer import core
+from strategies.optimizer import pool
 from strategies.tests.conftest import DAY0_MS, random_walk
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +69,7 @@ def test_nightly_task_optimizes_opted_in_configs_and_leaves_the_result_on_the_co
     opted = make_config(auto_apply_optimized=True)
     ignored = make_config(auto_apply_optimized=False)
     monkeypatch.setattr(app.conf, "task_always_eager", True)
-    monkeypatch.setattr(optimization.timezone, "now", lambda: END)
+    monkeypatch.setattr(timezone, "now", lambda: END)
     run_ids = tasks.optimize_scheduled()
 
     assert len(run_ids) == 1
@@ -168,13 +169,13 @@ def test_an_interrupted_run_resumes_without_rescoring_stored_trials(make_config,
     config = make_config()
     run = optimization.create_run(config, end=END, days=DAYS)
     scored = []
-    real_score = core._score
+    real_score = pool.score
 
     def counting(task):
         scored.append(task[:2])
         return real_score(task)
 
-    monkeypatch.setattr(core, "_score", counting)
+    monkeypatch.setattr(pool, "score", counting)
 
     def die_after_first_batch(fraction):
         raise WorkerKilled
@@ -200,7 +201,7 @@ def test_an_interrupted_run_resumes_without_rescoring_stored_trials(make_config,
 
 def test_nightly_ensemble_weights_stay_on_the_simplex(make_config, monkeypatch):
     config = make_config("ensemble", auto_apply_optimized=True)
-    monkeypatch.setattr(optimization.timezone, "now", lambda: END)
+    monkeypatch.setattr(timezone, "now", lambda: END)
     (run,) = optimization.schedule_nightly()
     assert run.config == config
     assert run.kind == OptimizationRun.Kind.ENSEMBLE_WEIGHTS and run.method == "random"
@@ -233,7 +234,7 @@ def test_create_run_rejects_bad_ranges_with_the_trader_readable_reason(make_conf
 
 def test_optimize_command_runs_shows_progress_and_applies(make_config, monkeypatch):
     config = make_config()
-    monkeypatch.setattr(optimization.timezone, "now", lambda: END)
+    monkeypatch.setattr(timezone, "now", lambda: END)
     out, err = io.StringIO(), io.StringIO()
     call_command("optimize", "--config", str(config.pk), "--trials", "20", "--apply",
                  "--seed", "3", "--days", str(DAYS), "--workers", "1", stdout=out, stderr=err)

@@ -63,7 +63,7 @@ def stored(symbol, timeframe: str, start_ms: int, end_ms: int) -> dict[int, tupl
 
 def venue(symbol, timeframe: str, start_ms: int, end_ms: int) -> dict[int, tuple]:
     """The simulator's candles over REST (through the venue's shared limiter)."""
-    from markets.backfill import adapter_for
+    from markets.adapters import adapter_for
 
     rows = adapter_for(symbol.exchange).fetch_candles(symbol.code, timeframe, start_ms, end_ms)
     return {r.open_time_ms: (r.open, r.high, r.low, r.close, r.volume) for r in rows}

@@ -235,8 +235,9 @@ def worker_kill(stack: Stack, options: Options) -> str:
     checks.reset_market_data(stack)
     Signal.objects.all().delete()
     StrategyConfig.objects.update(is_active=False)
-    config = StrategyConfig.objects.filter(symbol__exchange__slug="sim", timeframe="1m").first()
-    assert config is not None, "bootstrap_demo made no 1m config on the sim venue"
+    config = StrategyConfig.objects.filter(symbol__exchange__slug="sim", timeframe="1m",
+                                           strategy="rsi").first()
+    assert config is not None, "bootstrap_demo made no 1m RSI config on the sim venue"
     StrategyConfig.objects.filter(pk=config.pk).update(
         is_active=True, params={"period": 2, "oversold": 49.0, "overbought": 51.0})
     stack.start_sim()

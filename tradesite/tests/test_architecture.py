@@ -12,6 +12,7 @@ LAYERS = ["markets", "strategies", "orders", "tradesite"]
 # Modules that must stay importable without Django (stdlib, numpy and other pure modules only).
 PURE = [
     "markets/exchanges",
+    "markets/backoff.py",
     "markets/timeframes.py",
     "markets/aggregator.py",
     "markets/csvio.py",
@@ -23,6 +24,7 @@ PURE = [
     "strategies/registry.py",
     "strategies/sizing.py",
     "strategies/indicators.py",
+    "strategies/indicator_kernels.py",
     "strategies/position.py",
     "strategies/backtest.py",
     "strategies/library",

@@ -1,3 +1,5 @@
+from decimal import Decimal as D
+
 import pytest
 from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
@@ -33,7 +35,7 @@ def test_bootstrap_creates_demo_data_once(tmp_path, monkeypatch):
         Symbol.objects.filter(exchange__slug="binance_futures", market_type="perpetual").count()
         == 2
     )
-    account = Account.objects.get(owner__username="demo", exchange__slug="sim")
+    account = Account.objects.get(owner__username="demo", label="Demo paper (sim)")
     assert account.mode == "paper" and account.balances.get(asset="KRW").free == 10_000_000
 
     counts = [m.objects.count() for m in (User, Exchange, Symbol, Account, PeriodicTask)]
@@ -71,18 +73,50 @@ def test_bootstrap_makes_funded_usdt_paper_accounts_on_the_simulated_binance_ven
         venue = Exchange.objects.get(slug=slug)
         assert venue.is_active and venue.rest_url.startswith("http://127.0.0.1:")
         assert set(venue.symbols.values_list("market_type", "quote")) == {(market_type, "USDT")}
-        account = Account.objects.get(owner__username="demo", exchange=venue)
+        account = Account.objects.get(owner__username="demo", exchange=venue,
+                                      label__startswith="Demo paper USDT")
         assert (account.mode, account.quote_asset) == ("paper", "USDT")
         assert account.balances.get(asset="USDT").free == 10_000
         account.full_clean()  # the venue trades USDT: the account validates as it is
 
     # Only what is missing: a deleted account comes back funded, a spent one is left alone.
-    spot = Account.objects.get(owner__username="demo", exchange__slug="sim-binance")
+    spot = Account.objects.get(owner__username="demo", label="Demo paper USDT (sim Binance spot)")
     spot.balances.filter(asset="USDT").update(free=1)
-    Account.objects.filter(owner__username="demo", exchange__slug="sim-futures").delete()
+    Account.objects.filter(owner__username="demo", label="Demo paper USDT (sim futures)").delete()
     report = bootstrap()
     assert report.created == ["paper account Demo paper USDT (sim futures) with 10,000 USDT"]
     assert spot.balances.get(asset="USDT").free == 1
+
+
+def test_bootstrap_seeds_the_bot_designs_each_on_a_paper_account_of_its_own():
+    from strategies.models import StrategyConfig
+    from tradesite.demo_bots import DESIGNS
+
+    report = bootstrap()
+    seeded = StrategyConfig.objects.filter(owner__username="demo",
+                                           name__in=[d.name for d in DESIGNS])
+    by_name = {c.name: c for c in seeded.select_related("account", "symbol__exchange")}
+    venues = set(Exchange.objects.values_list("slug", flat=True))
+    for design in DESIGNS:
+        if design.venue not in venues:
+            assert any(design.name in line for line in report.skipped)
+            continue
+        config = by_name[design.name]
+        assert config.is_active and config.strategy == design.strategy
+        assert (config.symbol.exchange.slug, config.symbol.code) == (design.venue, design.symbol)
+        assert config.account.label == design.account_label and config.account.mode == "paper"
+        assert config.account.balances.get(asset=design.quote).free == design.funds
+        assert StrategyConfig.objects.filter(account=config.account).count() == 1
+        config.full_clean()
+    futures = by_name["Binance futures Bollinger 10x (BTCUSDT 1m)"]
+    assert futures.leverage == 10 and futures.params["exit"] == "none"
+    assert (futures.take_profit_pct, futures.stop_loss_pct) == (D("0.16"), D("0.11"))
+    assert by_name["Upbit ensemble (KRW-BTC 1m)"].auto_apply_optimized
+    assert by_name["Binance MACD turtle (BTCUSDT 1m)"].sizing_method == "atr_unit"
+    assert by_name["Upbit volatility breakout Kelly (KRW-BTC 1h)"].sizing_method == "kelly"
+    assert by_name["Bithumb Bollinger (KRW-BTC 5m)"].symbol.exchange.adapter == "bithumb"
+    assert len(by_name) == len(DESIGNS) and not report.skipped
+    assert bootstrap().created == []
 
 
 def test_bootstrap_makes_a_bithumb_venue_on_the_simulator_with_a_krw_paper_account(settings):
@@ -93,7 +127,7 @@ def test_bootstrap_makes_a_bithumb_venue_on_the_simulator_with_a_krw_paper_accou
     for symbol in venue.symbols.all():
         # Only what Bithumb's REST serves: its 4h and 1d candles open on KST boundaries.
         assert "4h" not in symbol.timeframes and "1d" not in symbol.timeframes
-    account = Account.objects.get(owner__username="demo", exchange=venue)
-    assert (account.mode, account.quote_asset) == ("paper", "KRW")
+    account = Account.objects.get(owner__username="demo", label="Demo paper (sim Bithumb)")
+    assert account.exchange == venue and (account.mode, account.quote_asset) == ("paper", "KRW")
     assert account.balances.get(asset="KRW").free == 10_000_000
     account.full_clean()

@@ -31,7 +31,8 @@ def test_a_bithumb_paper_config_of_the_demo_gets_candles_from_the_simulator(
     assert venue.rest_url == simulator.bithumb_url
     # Only the Bithumb venue: the demo's other simulated venues are not running in this test.
     Exchange.objects.exclude(pk=venue.pk).update(is_active=False)
-    account = Account.objects.get(owner__username="demo", exchange=venue)
+    account = Account.objects.get(owner__username="demo", exchange=venue,
+                                  label="Demo paper (sim Bithumb)")
     btc = Symbol.objects.get(exchange=venue, code="KRW-BTC")
     config = StrategyConfig(owner=account.owner, name="Bithumb Bollinger", strategy="bollinger",
                             symbol=btc, account=account, timeframe="5m", is_active=True)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from markets.exchanges import ADAPTERS, get_adapter, make_limiter
+from markets.exchanges import ADAPTERS, get_adapter
 from markets.exchanges.base import OrderRequest
 from markets.exchanges.ratelimit import InProcessRateLimiter
 from markets.timeframes import TIMEFRAMES
@@ -32,8 +32,8 @@ def test_unknown_adapter_key_names_the_known_ones():
         get_adapter("kraken")
 
 
-def test_make_limiter_uses_the_venue_groups():
-    limiter = make_limiter("upbit")
+def test_an_adapter_without_a_limiter_limits_itself_with_the_venue_groups():
+    limiter = get_adapter("upbit").limiter
     assert limiter.groups["order"].capacity == 8
 
 

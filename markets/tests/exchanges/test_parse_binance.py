@@ -132,6 +132,7 @@ def test_spot_user_events_arrive_in_the_subscription_envelope():
     (balances,) = bp.parse_ws_spot_user(
         json.dumps(load("binance_spot_outbound_account_position")))
     assert isinstance(balances, BalanceUpdate) and balances.balances[0].asset == "ETH"
+    assert not balances.wallet_totals  # free and locked as the venue holds them
 
 
 def test_spot_subscribe_reply_is_a_notice_and_hmac_logon_refusal_is_auth():
@@ -164,6 +165,7 @@ def test_futures_account_update_splits_balances_and_positions():
     assert positions.positions[0].side == "short"
     assert positions.positions[0].quantity == Decimal("-0.473")
     assert balance.balances[0].asset == "USDC" and balance.balances[0].free == Decimal(291)
+    assert balance.wallet_totals  # wallet balances, the held margin not given
 
 
 def test_listen_key_expired_yields_a_notice_and_restarts():

@@ -286,3 +286,36 @@ def test_two_processes_with_private_limiters_overrun_the_budget():
     would catch a limiter that does not coordinate."""
     merged = [g for grants in _run_two(None, shared=False) for g in grants]
     assert _max_weight_in_window(merged, WINDOW_S - SLACK_S) > CAPACITY
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the block ends: nothing listens there
+
+
+def test_while_redis_is_unreachable_the_fallback_limits_alone_and_says_so(caplog):
+    import redis
+
+    t = FakeTime()
+    groups = {"order": RateGroup(2, 1.0)}
+    fallback = _limiter(groups, t)
+    client = redis.Redis(port=_dead_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
+    limiter = RedisRateLimiter("testvenue", groups, client, fallback=fallback)
+    with caplog.at_level("WARNING", logger="markets.exchanges.ratelimit"):
+        assert limiter.try_acquire("order") == 0.0
+        assert limiter.try_acquire("order") == 0.0
+        assert limiter.try_acquire("order") > 0  # the fallback's budget, not no limit at all
+        limiter.block("order", 5.0)
+        assert limiter.blocked_for("order") == pytest.approx(5.0)
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1 and "testvenue" in warnings[0].getMessage()
+
+
+def test_without_a_fallback_an_unreachable_redis_is_an_error():
+    import redis
+
+    client = redis.Redis(port=_dead_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
+    limiter = RedisRateLimiter("testvenue", {"order": RateGroup(2, 1.0)}, client)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        limiter.try_acquire("order")

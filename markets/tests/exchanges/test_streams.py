@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from http import HTTPStatus
@@ -284,3 +285,37 @@ async def test_private_stream_refused_with_401_raises_authentication_error():
                               api_key="ak", api_secret="bad")
         with pytest.raises(AuthenticationError, match="HTTP 401"):
             await _take(adapter.user_stream(), 1)
+
+
+async def test_a_connection_that_drops_at_once_keeps_backing_off(monkeypatch):
+    """Reconnects start over from the minimum only after a healthy stretch: a venue that accepts
+    and closes every connection at once is retried ever more slowly, never every 0.5 s."""
+    from markets.backoff import Backoff
+
+    delays = []
+
+    class Recorded(Backoff):  # the delays the loop would wait, waited 1 ms here
+        def failed(self):
+            delays.append(super().failed())
+            return 0.001
+
+    trade = load("upbit_ws_trade") | {"sequential_id": 1}
+    connects = 0
+
+    async def handler(conn):
+        nonlocal connects
+        connects += 1
+        await conn.recv()  # subscription
+        if connects > 5:
+            await conn.send(json.dumps(trade).encode())
+            await conn.wait_closed()
+        # else: close at once
+
+    monkeypatch.setattr("markets.exchanges.ws.Backoff", Recorded)
+    async with serve(handler, "127.0.0.1", 0) as ws_server:
+        adapter = get_adapter("upbit", ws_url=f"ws://127.0.0.1:{_port(ws_server)}")
+        (got,) = await _take(adapter.stream_trades(["KRW-BTC"]), 1)
+    assert got.symbol == "KRW-BTC" and adapter.stream_stats.connects == 6
+    assert len(delays) == 5
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays)), delays
+    assert delays[0] <= 0.5 * 1.2 and delays[-1] >= 8 * 0.8  # 0.5, 1, 2, 4, 8 (jittered)

@@ -57,7 +57,7 @@ def sim_clock(sim):
 
 
 def sim_adapter_factory(sim):
-    from markets.backfill import adapter_for
+    from markets.adapters import adapter_for
 
     clock = sim.sim.clock_ms
     return lambda exchange: adapter_for(exchange, clock=lambda: clock() / 1000.0)

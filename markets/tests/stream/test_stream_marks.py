@@ -91,7 +91,7 @@ async def test_a_spot_venue_has_no_mark_stream():
 
 @pytest.mark.django_db
 def test_the_collector_fills_a_stale_mark_over_rest_and_leaves_a_fresh_one():
-    from markets.backfill import adapter_for
+    from markets.adapters import adapter_for
     from markets.markprice import refresh_stale
     from markets.models import MarkPrice
 

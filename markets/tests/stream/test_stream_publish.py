@@ -8,7 +8,7 @@ import asyncio
 
 from markets.simulator.server import Simulator
 from markets.stream import StreamConfig, SymbolSpec, VenueSpec
-from markets.stream.venue import Interruption
+from markets.stream.gaps import Interruption
 from markets.timeframes import floor_ms
 
 from .conftest import MINUTE_MS, sim_config

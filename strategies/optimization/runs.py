@@ -1,43 +1,27 @@
-"""Optimizer runs for configs: create, execute (resumably), apply, roll back, schedule.
-
-The Django shell around :mod:`strategies.optimizer`. Tasks, the command, the admin and the views
-call these functions; nothing else writes ``OptimizationRun``, ``OptimizationTrial`` or
-``ParamVersion`` rows.
-
-Decisions:
-
-* A run compares its proposal with the config's *current* parameters on the same out-of-sample
-  ranges (``baseline_out_of_sample_score``), so both are judged on the same bars.
-* A config with ``auto_apply_optimized`` takes a run's parameters only when its out-of-sample
-  score beats the current parameters' by more than ``margin`` (objective units, e.g. 0.1 Sharpe;
-  setting ``OPTIMIZER_APPLY_MARGIN``) and the config's parameters did not change during the run.
-  Otherwise the run stays a proposal that a trader can apply.
-* Every applied parameter set is a new :class:`ParamVersion`; the parameters in force before the
-  first change are saved as version 1 (``initial``), so there is always something to roll back to.
-"""
+"""Optimizer runs for configs: the inputs a run takes from its config, creating a run (validated
+before anything runs), executing it (resumably), and finishing it (auto-applying its proposal
+when the config opted in)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from markets.candles import load_candles
 from markets.models import Balance, Symbol
 from markets.timeframes import timeframe_ms
 from strategies import backtest, limits, optimizer, registry
-from strategies.models import OptimizationRun, OptimizationTrial, ParamVersion, StrategyConfig
+from strategies.models import OptimizationRun, OptimizationTrial, StrategyConfig
+from strategies.optimization.errors import OptimizationError
+from strategies.optimization.versions import apply_run
 from strategies.optimizer import Constraints, FloatRange, Job, Simplex, Space, TrialResult
 from strategies.params import ParamError
 from strategies.position import RiskParams
-
-log = logging.getLogger(__name__)
 
 ENSEMBLE_WEIGHTS = ("w_trend", "w_momentum", "w_swing", "w_scalping", "w_day", "w_price_action")
 #: The ensemble threshold range searched with the weights.
@@ -45,10 +29,6 @@ ENSEMBLE_THRESHOLD = FloatRange(0.05, 0.6)
 DEFAULT_CASH = 10_000_000.0
 #: Default history covers at least this many candles (so a 1d config gets enough days).
 MIN_BARS = 600
-
-
-class OptimizationError(Exception):
-    """A run cannot start or finish as asked; the message says why, for the trader."""
 
 
 def _setting(name: str, default):
@@ -307,148 +287,3 @@ def should_auto_apply(run: OptimizationRun) -> bool:
     margin = float(run.options.get("margin", 0.1))
     baseline = run.baseline_out_of_sample_score
     return baseline is None or run.out_of_sample_score > baseline + margin
-
-
-# ---------------------------------------------------------------------------- versions
-
-
-def current_version(config: StrategyConfig) -> ParamVersion | None:
-    return config.param_versions.order_by("-number").first()
-
-
-@transaction.atomic
-def apply_params(
-    config: StrategyConfig,
-    params: dict[str, Any],
-    *,
-    source: str,
-    by=None,
-    run: OptimizationRun | None = None,
-    restored_from: ParamVersion | None = None,
-    note: str = "",
-) -> ParamVersion:
-    """Make ``params`` the config's parameters, recorded as a new version."""
-    config = StrategyConfig.objects.select_for_update().get(pk=config.pk)
-    try:
-        validated = registry.validate_params(config.strategy, params)
-    except ParamError as exc:
-        raise OptimizationError(str(exc)) from None
-    if validated.get("shorts") is True and config.symbol.market_type == "spot":
-        raise OptimizationError(f"shorts: {config.symbol} is a spot symbol and a spot symbol "
-                                "cannot be shorted; these parameters cannot be applied")
-    latest = current_version(config)
-    if latest is None:
-        latest = ParamVersion.objects.create(
-            config=config,
-            number=1,
-            params=registry.validate_params(config.strategy, config.effective_params()),
-            source=ParamVersion.Source.INITIAL,
-            note="parameters in force before the first recorded change",
-        )
-    version = ParamVersion.objects.create(
-        config=config,
-        number=latest.number + 1,
-        params=validated,
-        source=source,
-        applied_by=by,
-        run=run,
-        restored_from=restored_from,
-        in_sample_score=None if run is None else run.in_sample_score,
-        out_of_sample_score=None if run is None else run.out_of_sample_score,
-        objective="" if run is None else run.objective,
-        note=note,
-    )
-    config.params = validated
-    config.save(update_fields=["params", "updated_at"])
-    return version
-
-
-def apply_run(run: OptimizationRun, *, by=None, auto: bool = False) -> ParamVersion:
-    """Apply a finished run's proposal to its config."""
-    if run.status != OptimizationRun.Status.DONE or run.best_params is None:
-        raise OptimizationError(f"run {run.pk} has no parameters to apply ({run.status})")
-    version = apply_params(
-        run.config,
-        run.best_params,
-        source=ParamVersion.Source.AUTO if auto else ParamVersion.Source.OPTIMIZER,
-        by=by,
-        run=run,
-        note=(
-            f"out-of-sample {run.objective} {run.out_of_sample_score:.4g} vs current "
-            f"{_fmt(run.baseline_out_of_sample_score)}"
-        ),
-    )
-    OptimizationRun.objects.filter(pk=run.pk).update(outcome=OptimizationRun.Outcome.APPLIED)
-    run.outcome = OptimizationRun.Outcome.APPLIED
-    return version
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
-
-
-def rollback(config: StrategyConfig, *, to: ParamVersion | None = None, by=None) -> ParamVersion:
-    """Restore an earlier version's exact parameters (default: the one before the current)."""
-    current = current_version(config)
-    if current is None:
-        raise OptimizationError(f"{config} has no recorded parameter versions to roll back to")
-    if to is None:
-        to = config.param_versions.filter(number__lt=current.number).order_by("-number").first()
-        if to is None:
-            raise OptimizationError(f"{config} is at its first version; nothing to roll back to")
-    elif to.config_id != config.pk:
-        raise OptimizationError(f"version {to} belongs to another config")
-    return apply_params(
-        config, to.params, source=ParamVersion.Source.ROLLBACK, by=by, restored_from=to,
-        note=f"restored v{to.number}",
-    )
-
-
-# ---------------------------------------------------------------------------- schedule
-
-
-#: An unfinished run older than this is taken as orphaned (its task lost) and resumed.
-STALE_AFTER = dt.timedelta(hours=6)
-
-
-def unfinished_runs():
-    return OptimizationRun.objects.filter(
-        status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING]
-    )
-
-
-def stale_runs(now: dt.datetime | None = None) -> list[OptimizationRun]:
-    """Unfinished runs started long ago, whose task was probably lost: the nightly job sends
-    them again, and they resume from their stored trials."""
-    now = now or timezone.now()
-    return list(unfinished_runs().filter(created_at__lt=now - STALE_AFTER))
-
-
-def schedule_nightly(now: dt.datetime | None = None) -> list[OptimizationRun]:
-    """Pending runs for every opted-in config (``auto_apply_optimized``): ensemble configs
-    optimize their weights and threshold, others their declared grid. A config with a run
-    still pending or running gets no second one. Seeded by the date, so a night is repeatable."""
-    now = now or timezone.now()
-    seed = int(now.strftime("%Y%m%d"))
-    busy = set(unfinished_runs().values_list("config_id", flat=True))
-    runs = []
-    configs = StrategyConfig.objects.filter(auto_apply_optimized=True).select_related("symbol")
-    for config in configs:
-        if config.pk in busy:
-            continue
-        ensemble = config.strategy == "ensemble"
-        try:
-            run = create_run(
-                config,
-                kind=(OptimizationRun.Kind.ENSEMBLE_WEIGHTS if ensemble
-                      else OptimizationRun.Kind.PARAMS),
-                trials=_setting("OPTIMIZER_NIGHTLY_TRIALS", 60),
-                seed=seed,
-                end=now,
-                trigger=OptimizationRun.Trigger.SCHEDULE,
-            )
-        except OptimizationError as exc:
-            log.warning("nightly optimization of %s not started: %s", config, exc)
-            continue
-        runs.append(run)
-    return runs

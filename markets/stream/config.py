@@ -1,0 +1,82 @@
+"""What a venue stream is given: the venue and its symbols, its timings, and a log throttle."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger("markets.stream")
+
+
+@dataclasses.dataclass(frozen=True)
+class SymbolSpec:
+    """What the stream needs of one symbol: its code, row id and timeframes."""
+
+    code: str
+    id: int
+    timeframes: tuple[str, ...]
+    market_type: str = "spot"
+
+
+@dataclasses.dataclass(frozen=True)
+class VenueSpec:
+    slug: str
+    adapter: str
+    rest_url: str
+    ws_url: str
+    symbols: tuple[SymbolSpec, ...]
+
+
+@dataclasses.dataclass
+class StreamConfig:
+    """Timings (seconds unless the name says ms)."""
+
+    grace_ms: int = 2_000  # a bucket closes this long after its end (late trades)
+    margin_ms: int = 2_000  # widen an interruption by this much on both sides (clock skew)
+    forming_interval_s: float = 0.25  # at most 4 forming-bar pushes a second per group
+    ticker_interval_s: float = 1.0  # at most one ticker a second per symbol
+    flush_interval_s: float = 0.5  # closed bars are stored in batches this often
+    silence_s: float = 30.0  # an open connection this quiet is reconnected (watchdog)
+    heartbeat_s: float = 5.0
+    heartbeat_ttl_s: int = 60
+    catchup_candles: int = 400  # at start, fetch at most this many missing candles per series
+    fill_retry_s: float = 5.0  # after a failed REST fill, wait this long
+    reconnect_min_s: float = 0.5  # watchdog restarts back off from here ...
+    reconnect_max_s: float = 30.0  # ... to here (jittered, doubling), and start over once
+    reconnect_healthy_s: float = 5.0  # a connection streamed this long (markets.backoff)
+    log_every_s: float = 60.0  # a repeated failure is logged at most this often
+
+
+class LogThrottle:
+    """Logs the first occurrence of a key, then at most once per ``every_s`` (with a count)."""
+
+    def __init__(self, every_s: float = 60.0, logger: logging.Logger = log) -> None:
+        self.every_s, self.logger = every_s, logger
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, key: str, msg: str, *args: Any) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        n = self._suppressed.pop(key, 0)
+        suffix = f" (repeated {n} time(s) since the last report)" if n else ""
+        self.logger.warning(msg + suffix, *args)
+        return True
+
+    def reset(self, key: str) -> None:
+        self._last.pop(key, None)
+        self._suppressed.pop(key, None)
+
+
+def connection_groups(codes: list[str], per_connection: int | None) -> list[list[str]]:
+    """``codes`` split into connections of at most ``per_connection`` streams (the venue's
+    ``capabilities.ws_streams_per_connection``; None: one connection for all)."""
+    if not per_connection:
+        return [list(codes)] if codes else []
+    return [codes[i:i + per_connection] for i in range(0, len(codes), per_connection)]
