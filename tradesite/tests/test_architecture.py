@@ -115,7 +115,8 @@ def import_graph() -> dict[str, set[str]]:
     """``{module: the project modules it imports}``, counting imports inside functions too (a
     deferred import is still a dependency). ``from pkg import name`` depends on ``pkg.name``
     when that is a module, else on the submodule a lazy ``_EXPORTS`` table names, else on
-    ``pkg``; a lazily exporting package depends on every submodule of its table. The parent
+    ``pkg``; a lazily exporting package depends on every submodule of its table. Imports under
+    ``if TYPE_CHECKING:`` are annotations only and not counted. The parent
     packages Python initialises on the way are not counted: an ``__init__`` that imports its
     own submodules would otherwise turn every import between siblings into a cycle."""
     files = {}
@@ -136,7 +137,15 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         graph[name] |= {f"{name}.{sub}" for sub in exports.get(name, {}).values()}
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        typing_only = {  # ``if TYPE_CHECKING:`` imports: annotations, never run
+            id(inner) for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for stmt in node.body for inner in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             targets = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
