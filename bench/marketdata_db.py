@@ -137,7 +137,7 @@ def _db_rows(label: str, alias: str, n: int, candles: list[CandleRow]) -> list[d
         Candle.objects.using(alias).filter(symbol_id=symbol_id).delete()
 
     if vendor == "sqlite":
-        from markets.candles import _sqlite_times
+        from markets.candles.backends.sqlite import sqlite_times as _sqlite_times
 
         times = _sqlite_times(connections[alias], np.array([c[0] for c in candles]))
         params = [(symbol_id, "1m", t, *c[1:]) for t, c in zip(times, candles)]

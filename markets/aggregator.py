@@ -21,6 +21,8 @@ the product's timeframes (see :mod:`markets.timeframes`). The rules, all in one 
   counted in ``late_skipped``.
 * **Invalid trades** (price NaN, infinite, zero or negative; quantity NaN, infinite or
   negative; ``ts_ms`` not a non-negative int) are counted in ``invalid_skipped`` and dropped.
+* **Closed 1m bars keep the candle contract** (:mod:`markets.candle_contract`): one whose volume
+  overflowed to infinity (hostile quantities) is logged, counted in ``invalid_bars`` and dropped.
 * **The clock closes bars too.** ``close_until(now_ms)`` (alias ``advance``), called by a timer,
   closes every bar whose end is at or before ``now_ms - grace_ms``; from then on trades in those
   buckets are late. Intervals without trades produce no bar (as Upbit does).
@@ -38,6 +40,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from markets.candle_contract import DroppedCandles, candle_problem
 from markets.timeframes import MINUTE_MS, TIMEFRAME_MS, TIMEFRAMES, timeframe_ms
 
 __all__ = ["Bar", "BarAggregator", "Flushed"]
@@ -168,16 +171,18 @@ class BarAggregator:
         self.duplicates = 0
         self.late_skipped = 0
         self.invalid_skipped = 0
+        self.dropped = DroppedCandles()
 
     # -- counters -------------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
-        """``{accepted, duplicates, late_skipped, invalid_skipped}`` since construction."""
+        """``{accepted, duplicates, late_skipped, invalid_skipped, invalid_bars}`` so far."""
         return {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "late_skipped": self.late_skipped,
             "invalid_skipped": self.invalid_skipped,
+            "invalid_bars": self.dropped.total,
         }
 
     @property
@@ -281,6 +286,12 @@ class BarAggregator:
         state.floor = m.end
         state.prev_ids = m.ids
         n = len(m.ids)
+        row = (m.start, m.open, m.high, m.low, m.close, m.volume, m.quote)
+        problem = candle_problem(row, "1m")
+        if problem is not None:
+            self.dropped.add(row, problem, venue="aggregator", symbol=state.symbol,
+                             timeframe="1m")
+            return
         if self._emit_minute:
             closed.append(
                 Bar(state.symbol, "1m", m.start, m.open, m.high, m.low, m.close, m.volume,

@@ -33,6 +33,7 @@ from django.conf import settings
 
 from markets import pending
 from markets.adapters import adapter_for
+from markets.candle_contract import DroppedCandles, collecting
 from markets.candles import find_gaps, upsert_candles
 from markets.checked import CheckedRanges, subtract
 from markets.exchanges.base import ExchangeAdapter
@@ -104,10 +105,14 @@ class BackfillReport:
     refused_wait_s: float = 0.0
     pending_filled: int = 0  # recorded unfinished ranges completed
     errors: list[str] = dataclasses.field(default_factory=list)
+    #: Venue rows that break the candle contract: dropped, counted and logged, never stored.
+    dropped: DroppedCandles = dataclasses.field(default_factory=DroppedCandles)
 
     def summary(self) -> str:
         waited = (f"; waited {self.refused_wait_s:.1f}s on {self.refusals} refusal(s) (429/418)"
                   if self.refusals else "")
+        if self.dropped.total:
+            waited += f"; {self.dropped.summary()}"
         return (
             f"fetched {self.fetched} candles, inserted {self.inserted}, updated {self.updated}; "
             f"gaps found {self.gaps_found}, filled {self.gaps_filled}, "
@@ -161,14 +166,19 @@ def fetch_range(
     for a, b in chunks(start_ms, end_ms, step, per_request):
         if should_stop is not None and should_stop():
             break
-        if waiting is not None:
-            rows = waiting.call(adapter.fetch_candles, symbol.code, timeframe, a, b,
-                                venue=symbol.exchange.slug)
-        else:
-            rows = adapter.fetch_candles(symbol.code, timeframe, a, b)
+        # A malformed venue row is dropped, counted and logged where it enters (the adapter's
+        # parser; the store for what a parser cannot see): never a reason to stop.
+        label = {"venue": symbol.exchange.slug, "symbol": symbol.code}
+        with collecting(report.dropped, timeframe=timeframe, **label):
+            if waiting is not None:
+                rows = waiting.call(adapter.fetch_candles, symbol.code, timeframe, a, b,
+                                    venue=symbol.exchange.slug)
+            else:
+                rows = adapter.fetch_candles(symbol.code, timeframe, a, b)
         rows = [r for r in rows if a <= r.open_time_ms < b]
         if rows:
-            inserted, updated = upsert_candles(symbol.id, timeframe, rows)
+            inserted, updated = upsert_candles(symbol.id, timeframe, rows,
+                                               dropped=report.dropped, **label)
             report.inserted += inserted
             report.updated += updated
         report.fetched += len(rows)

@@ -8,7 +8,8 @@ Format: a header line, then one candle per line::
 ``open_time`` is the candle's open time, either ISO-8601 with ``Z`` or an offset
 (``2024-01-01T09:00:00+09:00``) or integer epoch milliseconds (``1704067200000``). Columns may
 come in any order; names are matched ignoring case and surrounding spaces. Prices and volumes
-are floats (market data, not money). Pure: standard library only.
+are floats (market data, not money). Each row is checked against the candle contract
+(:mod:`markets.candle_contract`). Pure: standard library and numpy only.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ import datetime as dt
 import io
 import math
 from collections.abc import Iterable, Sequence
-from typing import IO, NamedTuple
+from itertools import chain
+from operator import itemgetter
+from typing import IO
 
+import numpy as np
+
+from markets.candle_contract import RULES, CandleRow, failed_rules
 from markets.timeframes import timeframe_ms
 
 __all__ = [
@@ -38,7 +44,6 @@ OPTIONAL = ("quote_volume",)
 COLUMNS = REQUIRED + OPTIONAL
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_INF = float("inf")
 # Epoch ms below this (1973-03-03) are almost surely epoch *seconds* typed into a ms column.
 _SECONDS_SUSPECT = 100_000_000_000
 #: The latest open time a datetime can hold with room for a candle: 9999-12-31T00:00:00Z.
@@ -47,21 +52,7 @@ _MAX_MS = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(mi
 #: (whose own limit is 128 KB per field) holds it.
 MAX_LINE = 4096
 _NEWLINES = ("\n", b"\n")
-
-
-class CandleRow(NamedTuple):
-    """One closed candle: open time in ms UTC, float prices and volumes.
-
-    ``quote_volume`` is None when the source has none.
-    """
-
-    open_time_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    quote_volume: float | None = None
+_FIRST_SIX = itemgetter(0, 1, 2, 3, 4, 5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,8 +180,6 @@ def _number(name: str, text: str) -> float:
         value = float(text)
     except ValueError:
         raise _RowError(f"{name} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise _RowError(f"{name} is {text}; prices and volumes must be finite numbers")
     return value
 
 
@@ -255,9 +244,9 @@ def parse_candles_csv(
     width = len(header)
     i_time, i_open, i_high, i_low, i_close, i_volume = (index[c] for c in REQUIRED)
     i_quote = index.get("quote_volume")
-    seen: dict[int, int] = {}
-    checker = _RowChecker(index, width, step, timeframe)
-    inf = _INF
+    # First the text: every line that reads as numbers and a time becomes a candidate.
+    candidates: list[CandleRow] = []
+    numbers: list[int] = []
     while True:
         try:
             fields = next(reader)
@@ -266,96 +255,103 @@ def parse_candles_csv(
         except csv.Error as exc:  # e.g. a NUL character, an unterminated huge quoted field
             errors.append(CsvError(reader.line_num, f"not CSV: {exc}"))
             continue
-        # Fast path: plain well-formed rows. It only ever accepts; anything unusual (blank,
-        # empty cells, NaN, bad times, inconsistent prices) goes to the checker, which decides
-        # and explains.
+        # Fast path: plain well-formed text; anything unusual (blank, empty cells, odd times)
+        # goes to the explaining reader.
         if len(fields) == width:
             try:
-                o = float(fields[i_open])
-                h = float(fields[i_high])
-                lo = float(fields[i_low])
-                c = float(fields[i_close])
-                v = float(fields[i_volume])
                 q = None if i_quote is None else float(fields[i_quote])
                 t = fields[i_time]
-                open_time = int(t) if t.isdigit() else parse_open_time(t)
+                row = CandleRow(int(t) if t.isdigit() else parse_open_time(t),
+                                float(fields[i_open]), float(fields[i_high]),
+                                float(fields[i_low]), float(fields[i_close]),
+                                float(fields[i_volume]), q)
             except ValueError:
                 pass
             else:
-                if (
-                    0.0 < lo <= o <= h < inf
-                    and lo <= c <= h
-                    and 0.0 <= v < inf
-                    and (q is None or 0.0 <= q < inf)
-                    and _SECONDS_SUSPECT <= open_time <= _MAX_MS
-                    and not open_time % step
-                    and open_time not in seen
-                ):
-                    seen[open_time] = reader.line_num
-                    rows.append(CandleRow(open_time, o, h, lo, c, v, q))
+                if (q is None or q == q) and _SECONDS_SUSPECT <= row[0] <= _MAX_MS:
+                    candidates.append(row)
+                    numbers.append(reader.line_num)
                     continue
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
-        line = reader.line_num
         try:
-            row = checker.check(fields, seen)
+            candidates.append(_read_row(fields, index, width))
         except _RowError as exc:
-            errors.append(CsvError(line, str(exc)))
+            errors.append(CsvError(reader.line_num, str(exc)))
             continue
-        seen[row.open_time_ms] = line
-        rows.append(row)
+        numbers.append(reader.line_num)
+    # Then the candle contract over all of them at once, and the file's own rule: one line
+    # per open time.
+    failed, times = _failed(candidates, step)
+    if not (failed >= 0).any() and len(np.unique(times)) == len(times):
+        rows = candidates  # the usual file: every row valid, no open time twice
+    else:
+        rows = _keep(candidates, numbers, failed.tolist(), step, timeframe, errors)
     if lines.problems:
         errors.extend(CsvError(n, m) for n, m in lines.problems.items())
-        errors.sort(key=lambda e: e.line)
+    errors.sort(key=lambda e: e.line)
     return rows, errors
 
 
-class _RowChecker:
-    """The slow, explaining path: checks one row and says exactly what is wrong with it."""
-
-    def __init__(self, index: dict[str, int], width: int, step: int, timeframe: str) -> None:
-        self.index = index
-        self.width = width
-        self.step = step
-        self.timeframe = timeframe
-
-    def check(self, fields: list[str], seen: dict[int, int]) -> CandleRow:
-        index, step = self.index, self.step
-        if len(fields) != self.width:
-            raise _RowError(f"expected {self.width} values like the header, found {len(fields)}")
-        try:
-            open_time = parse_open_time(fields[index["open_time"]])
-        except ValueError as exc:
-            raise _RowError(str(exc)) from None
-        o = _number("open", fields[index["open"]])
-        h = _number("high", fields[index["high"]])
-        lo = _number("low", fields[index["low"]])
-        c = _number("close", fields[index["close"]])
-        v = _number("volume", fields[index["volume"]])
-        q = None
-        i_quote = index.get("quote_volume")
-        if i_quote is not None and fields[i_quote].strip():
-            q = _number("quote_volume", fields[i_quote])
-        if open_time % step:
-            earlier = format_open_time(open_time - open_time % step)
-            raise _RowError(
-                f"open_time {fields[index['open_time']].strip()} is not the start of a "
-                f"{self.timeframe} candle (nearest earlier start: {earlier})"
-            )
-        if lo <= 0:
-            raise _RowError(f"low {lo!r} must be above zero")
-        if h < max(o, c):
-            raise _RowError(f"high {h!r} is below open {o!r} or close {c!r}")
-        if lo > min(o, c):
-            raise _RowError(f"low {lo!r} is above open {o!r} or close {c!r}")
-        if v < 0:
-            raise _RowError(f"volume {v!r} is negative")
-        if q is not None and q < 0:
-            raise _RowError(f"quote_volume {q!r} is negative")
-        first = seen.get(open_time)
+def _keep(candidates: list[CandleRow], numbers: list[int], failed: list[int], step: int,
+          timeframe: str, errors: list[CsvError]) -> list[CandleRow]:
+    """The valid candidates, each open time once; an error per other line."""
+    rows = []
+    seen: dict[int, int] = {}
+    for row, line, rule in zip(candidates, numbers, failed, strict=True):
+        if rule >= 0:
+            q = np.nan if row[6] is None else row[6]
+            errors.append(CsvError(line, RULES[rule].detail(*row[:6], q, step, timeframe)))
+            continue
+        first = seen.get(row[0])
         if first is not None:
-            raise _RowError(f"open_time {format_open_time(open_time)} repeats line {first}")
-        return CandleRow(open_time, o, h, lo, c, v, q)
+            errors.append(CsvError(line, f"open_time {format_open_time(row[0])} repeats line "
+                                         f"{first}"))
+            continue
+        seen[row[0]] = line
+        rows.append(row)
+    return rows
+
+
+def _failed(candidates: list[CandleRow], step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate the index of the first contract rule it breaks, or -1; and the open times
+    (int64). (Open times are
+    at most year 9999 in ms, below 2**53, so they pass through float64 exactly.)"""
+    n = len(candidates)
+    if n == 0:
+        return np.empty(0, dtype=np.int8), np.empty(0, dtype=np.int64)
+    try:  # every row has a quote volume: one pass
+        flat = np.fromiter(chain.from_iterable(candidates), np.float64, count=n * 7)
+        flat = flat.reshape(n, 7)
+        quote = flat[:, 6]
+    except TypeError:  # a missing quote volume (None) somewhere
+        flat = np.fromiter(chain.from_iterable(map(_FIRST_SIX, candidates)), np.float64,
+                           count=n * 6).reshape(n, 6)
+        quote = np.fromiter((np.nan if r[6] is None else r[6] for r in candidates),
+                            dtype=np.float64, count=n)
+    cols = {"open_time_ms": flat[:, 0].astype(np.int64), "quote_volume": quote}
+    for i, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+        cols[name] = flat[:, i]
+    return failed_rules(cols, step), cols["open_time_ms"]
+
+
+def _read_row(fields: list[str], index: dict[str, int], width: int) -> CandleRow:
+    """The slow, explaining reader of one line's text (the contract is checked after)."""
+    if len(fields) != width:
+        raise _RowError(f"expected {width} values like the header, found {len(fields)}")
+    try:
+        open_time = parse_open_time(fields[index["open_time"]])
+    except ValueError as exc:
+        raise _RowError(str(exc)) from None
+    values = [_number(name, fields[index[name]]) for name in REQUIRED[1:]]
+    q = None
+    i_quote = index.get("quote_volume")
+    if i_quote is not None and fields[i_quote].strip():
+        q = _number("quote_volume", fields[i_quote])
+        if not math.isfinite(q):  # NaN would read as "no quote volume" further on
+            raise _RowError(f"quote_volume is {fields[i_quote].strip()}; prices and volumes "
+                            "must be finite numbers")
+    return CandleRow(open_time, *values, q)
 
 
 def write_candles_csv(

@@ -1,10 +1,11 @@
 """SQLite rows straight into numpy columns through the C module ``markets._sqlite_columns``.
 
-Built by ``python -m markets.sqlite_columns_build``. Used only when it links the very SQLite
-library Python's ``_sqlite3`` uses (one copy of SQLite in the process: two copies keep separate
-POSIX-lock bookkeeping, and closing a file in one drops the other's locks). ``AVAILABLE`` says
-whether it can be used; when the module is missing or links another copy, callers read through
-the sqlite3 module instead (logged at debug level).
+Built by ``python -m markets.sqlite_columns_build``; imported only by the SQLite candle backend
+(:mod:`markets.candles.backends.sqlite`), an optional accelerator. Used only when it links the
+very SQLite library Python's ``_sqlite3`` uses (one copy of SQLite in the process: two copies
+keep separate POSIX-lock bookkeeping, and closing a file in one drops the other's locks).
+``AVAILABLE`` says whether it can be used; when the module is missing or links another copy,
+the backend reads through the sqlite3 module instead (logged at debug level).
 """
 
 from __future__ import annotations

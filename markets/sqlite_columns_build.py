@@ -4,7 +4,8 @@
 a small C module with cffi (out-of-line API mode) that links the system ``libsqlite3`` -- the
 same library Python's own ``_sqlite3`` links, which :mod:`markets.sqlite_columns` checks at
 import; the module is used only when both are the same copy in the process. Needs a C compiler
-and ``sqlite3.h``; without them the build fails and :mod:`markets.candles` reads through the
+and ``sqlite3.h``; without them the build fails and the SQLite candle backend
+(:mod:`markets.candles.backends.sqlite`, the only importer of the reader) reads through the
 sqlite3 module as before.
 
 The C side: open a read-only connection (no connection mutex: one thread uses it), begin a read

@@ -27,4 +27,4 @@ def collect_candles() -> dict:
     except Exception:
         log.exception("collect_candles: refreshing stale mark prices failed")
     return {"fetched": report.fetched, "inserted": report.inserted, "requests": report.requests,
-            "skipped": report.venues_skipped, "marks": marks}
+            "skipped": report.venues_skipped, "marks": marks, "dropped": report.dropped.total}

@@ -57,21 +57,19 @@ def _f(value) -> float:
 
 
 def position_levels(position: Position) -> pm.ExitLevels:
-    """The stored levels of ``position`` (NaN = none). Liquidation applies to paper accounts;
-    a live venue liquidates by itself."""
+    """The stored levels of ``position`` (NaN = none), the trailing stop from its best price.
+    Liquidation applies to paper accounts; a live venue liquidates by itself."""
     side = pm.LONG if position.side == Position.PositionSide.LONG else pm.SHORT
-    trailing = math.nan
-    if position.trailing_stop_pct and position.best_price is not None:
-        trailing = pm.trailing_price(side, float(position.best_price),
-                                     float(position.trailing_stop_pct))
     liquidation = math.nan
     if position.account.mode == Account.Mode.PAPER:
         liquidation = _f(position.liquidation_price)
-    return pm.ExitLevels(
+    return pm.held_levels(
+        side,
         stop=_f(position.stop_price),
-        trailing=trailing,
-        liquidation=liquidation,
         target=_f(position.target_price),
+        best_price=_f(position.best_price),
+        trailing_stop_pct=float(position.trailing_stop_pct or 0),
+        liquidation=liquidation,
     )
 
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+# What a signal does to the position: the backtester's own decision (one path for both).
+from strategies.decisions import Plan, plan_action  # noqa: F401 - the services' plan
 from strategies.position import (
     DAILY_MAX_LOSS,
     DAILY_TARGET,
@@ -149,43 +151,3 @@ def min_order_reason(
             f"minimum {min_notional.normalize():f} {quote} for {symbol}"
         )
     return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """What a signal means for the current position, mirroring the backtester's loop:
-    ``close`` the open position (reason ``signal`` or ``reverse``), then ``open`` a new one on
-    ``side`` or ``add`` to it; ``ignored`` says why nothing happens."""
-
-    close: str | None = None
-    open_side: int = 0
-    add: bool = False
-    ignored: str = ""
-
-
-def plan_action(action: str, position_side: int, *, can_short: bool) -> Plan:
-    """``action`` is a Signal action name; ``position_side`` +1 long, -1 short, 0 flat.
-    Spot (``can_short=False``) treats ``enter_short`` as ``exit_long`` and ignores
-    ``add_short``, like the backtester's ``allow_short=False``."""
-    long, short = 1, -1
-    if not can_short:
-        if action == "enter_short":
-            action = "exit_long"
-        elif action == "add_short":
-            return Plan(ignored="short selling is not available on a spot market")
-    if action == "exit_long" or action == "exit_short":
-        want = long if action == "exit_long" else short
-        if position_side == want:
-            return Plan(close="signal")
-        return Plan(ignored=f"no {'long' if want == long else 'short'} position to exit")
-    if action in ("enter_long", "enter_short"):
-        want = long if action == "enter_long" else short
-        if position_side == want:
-            return Plan(ignored=f"already {'long' if want == long else 'short'}")
-        return Plan(close="reverse" if position_side == -want else None, open_side=want)
-    if action in ("add_long", "add_short"):
-        want = long if action == "add_long" else short
-        if position_side == want:
-            return Plan(open_side=want, add=True)
-        return Plan(ignored=f"no {'long' if want == long else 'short'} position to add to")
-    return Plan(ignored=f"unknown action {action!r}")

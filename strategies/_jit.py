@@ -21,9 +21,11 @@ is decided once per process, when this module is imported (``MODE``):
 ``TRADESITE_NO_AOT=1`` skips the ahead-of-time module (JIT; what the build itself runs under).
 
 A kernel that Python code calls is declared with its numba signature,
-``@njit(aot="f8[:](f8[:], i8)")``; the ahead-of-time version accepts exactly those types
-(arrays of that dtype, any strides). A helper that only kernels call (and brokers, from plain
-Python: :mod:`strategies.position`) is ``@njit`` without a signature: compiled into its callers
+``@njit(aot="f8[:](f8[:], i8)")``, or a function that builds it (for struct arguments, whose
+types need numba: ``strategies.backtest.inputs.kernel_signature``, called only by the build);
+the ahead-of-time version accepts exactly those types (arrays of that dtype, any strides). A
+helper that only kernels call (and brokers, from plain Python: :mod:`strategies.position`,
+:mod:`strategies.decisions`) is ``@njit`` without a signature: compiled into its callers
 ahead of time, and a plain Python function in ``"aot"`` mode.
 """
 
@@ -42,16 +44,20 @@ _PACKAGE = Path(__file__).resolve().parent
 #: helper defined elsewhere, so an edit to any kernel's code changes the fingerprint.
 SOURCES = (
     "_jit.py",
-    "backtest.py",
+    "backtest/engine.py",
+    "backtest/inputs.py",
+    "backtest/statistics.py",
+    "decisions.py",
     "indicator_kernels.py",
     "library/macd_turtle.py",
     "position.py",
     "sizing.py",
 )
 
-#: ``(export name, Python function, signature)`` of every kernel declared with a signature,
-#: in declaration order: what ``python -m strategies.aot`` compiles.
-AOT_EXPORTS: list[tuple[str, object, str]] = []
+#: ``(export name, Python function, signature)`` of every kernel declared with a signature
+#: (a string, or a function returning one or a numba signature), in declaration order: what
+#: ``python -m strategies.aot`` compiles.
+AOT_EXPORTS: list[tuple[str, object, object]] = []
 
 
 def source_fingerprint() -> int:
@@ -102,9 +108,10 @@ MODE, _impl = _choose_mode()
 HAVE_NUMBA = MODE != "python"  # the kernels run compiled
 
 
-def njit(func=None, *, aot: str | None = None):
-    """Compile ``func`` as :data:`MODE` says; ``aot`` is its numba signature when Python code
-    calls it (exported by the ahead-of-time module), None for a helper only kernels call."""
+def njit(func=None, *, aot=None):
+    """Compile ``func`` as :data:`MODE` says; ``aot`` is its numba signature (or a function
+    that builds it) when Python code calls it (exported by the ahead-of-time module), None for
+    a helper only kernels call."""
     if func is None:
         return lambda f: njit(f, aot=aot)
     if aot is not None:

@@ -85,7 +85,7 @@ def build(output_dir: Path | None = None, cpu: str = "") -> Path:
         cc.output_dir = tmp
         cc.target_cpu = cpu
         for name, func, sig in _jit.AOT_EXPORTS:
-            cc.export(name, sig)(func)
+            cc.export(name, sig() if callable(sig) else sig)(func)
         cc.export("fingerprint", "i8()")(fingerprint_of_sources)
         cc.compile()
         built = Path(tmp) / cc.output_file

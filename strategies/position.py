@@ -240,7 +240,47 @@ def daily_limit(day_start_equity, equity, daily_target_pct, daily_max_loss_pct):
     return DAILY_NONE
 
 
-# ---------------------------------------------------------------------------- for brokers
+# ---------------------------------------------------------------------------- a position's levels
+# The backtester's loop, the paper/live services (when a fill opens or adds) and the exit guard
+# all take a position's levels from here.
+
+
+@njit
+def entry_levels(side, entry_price, stop_loss_pct, take_profit_pct):
+    """``(stop, target)`` of a position whose (average) entry is ``entry_price``; NaN when off.
+    Set at each fill, so they follow the average entry."""
+    return (
+        stop_price(side, entry_price, stop_loss_pct),
+        target_price(side, entry_price, take_profit_pct),
+    )
+
+
+@njit
+def position_liquidation(side, quantity, entry_price, margin, leverage, maintenance_margin_rate):
+    """The liquidation level of an isolated position: it applies with leverage above 1 and to
+    every short; NaN for an unleveraged long (it cannot be liquidated)."""
+    if leverage > 1.0 or side == SHORT:
+        return liquidation_price(side, quantity, entry_price, margin, maintenance_margin_rate)
+    return math.nan
+
+
+@njit
+def levels(
+    side, quantity, entry_price, margin, best_price, stop_loss_pct, take_profit_pct,
+    trailing_stop_pct, leverage, maintenance_margin_rate,
+):
+    """``(stop, trailing, liquidation, target)`` of an open position, what the backtester
+    checks each bar. ``best_price`` is the highest price since entry for a long (lowest for a
+    short), the entry price right after the fill."""
+    stop, target = entry_levels(side, entry_price, stop_loss_pct, take_profit_pct)
+    return (
+        stop,
+        trailing_price(side, best_price, trailing_stop_pct),
+        position_liquidation(
+            side, quantity, entry_price, margin, leverage, maintenance_margin_rate
+        ),
+        target,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,20 +297,25 @@ def exit_levels(
     risk: RiskParams, *, side: int, quantity: float, entry_price: float, margin: float,
     best_price: float,
 ) -> ExitLevels:
-    """The levels the backtester checks each bar, for a broker's exit guard.
+    """:func:`levels` under ``risk``, for a broker's exit guard. A broker then calls
+    :func:`check_exit` with each price (open = high = low = price)."""
+    return ExitLevels(*levels(
+        side, quantity, entry_price, margin, best_price, risk.stop_loss_pct,
+        risk.take_profit_pct, risk.trailing_stop_pct, risk.leverage,
+        risk.maintenance_margin_rate,
+    ))
 
-    ``best_price`` is the highest price since entry for a long (lowest for a short), the entry
-    price right after the fill. Liquidation applies with leverage above 1 and to every short.
-    A broker then calls :func:`check_exit` with each price (open = high = low = price).
-    """
-    liquidation = math.nan
-    if risk.leverage > 1.0 or side == SHORT:
-        liquidation = liquidation_price(
-            side, quantity, entry_price, margin, risk.maintenance_margin_rate
-        )
+
+def held_levels(
+    side: int, *, stop: float, target: float, best_price: float, trailing_stop_pct: float,
+    liquidation: float,
+) -> ExitLevels:
+    """The levels of a position whose stop, target and liquidation were fixed at its fills
+    (:func:`entry_levels`, :func:`position_liquidation`; stored by the order services): the
+    trailing stop still moves with ``best_price`` (NaN when unknown). NaN = no such level."""
     return ExitLevels(
-        stop=stop_price(side, entry_price, risk.stop_loss_pct),
-        trailing=trailing_price(side, best_price, risk.trailing_stop_pct),
+        stop=stop,
+        trailing=trailing_price(side, best_price, trailing_stop_pct),
         liquidation=liquidation,
-        target=target_price(side, entry_price, risk.take_profit_pct),
+        target=target,
     )

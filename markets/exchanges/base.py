@@ -9,11 +9,12 @@ codes: ``KRW-BTC`` (Upbit, Bithumb), ``BTCUSDT`` (Binance).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any, Literal
+
+from markets.candle_contract import CandleRow  # the one candle row (re-exported)
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit"]
@@ -86,34 +87,6 @@ class SymbolInfo:
     min_notional: Decimal | None  # in quote currency
     max_leverage: int = 1
     min_price: Decimal | None = None  # Binance PRICE_FILTER.minPrice (tick grid origin)
-
-
-@dataclasses.dataclass(frozen=True)
-class CandleRow:
-    """One closed candle. ``open_time_ms`` is the bar's open, UTC ms."""
-
-    open_time_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    quote_volume: float | None = None
-
-
-def ohlcv_problem(open_: float, high: float, low: float, close: float,
-                  volume: float) -> str | None:
-    """Why an OHLCV row cannot be a real candle (NaN, infinite, non-positive price, negative
-    volume, high below low), or None. Parsers drop such rows instead of storing them. (Open and
-    close outside high/low is not rejected: Binance's own documented examples do that.)"""
-    values = (open_, high, low, close, volume)
-    if not all(math.isfinite(v) for v in values):
-        return "non-finite value"
-    if min(open_, high, low, close) <= 0 or volume < 0:
-        return "non-positive price or negative volume"
-    if high < low:
-        return "high below low"
-    return None
 
 
 @dataclasses.dataclass(slots=True)

@@ -10,6 +10,8 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from markets.candle_contract import DroppedCandles, candle_problem, keep_valid
+
 from .base import (
     CANCELLED,
     EXPIRED,
@@ -38,7 +40,6 @@ from .base import (
     StreamNotice,
     SymbolInfo,
     Trade,
-    ohlcv_problem,
 )
 from .binance_mark import parse_mark_price_event
 from .errors import AuthenticationError, StreamRestart
@@ -57,21 +58,14 @@ INTERVAL_TO_TIMEFRAME = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m"
                          "1h": "1h", "4h": "4h", "1d": "1d"}
 
 
-def parse_klines(rows: list[list[Any]]) -> list[CandleRow]:
-    """REST klines (12-element arrays, oldest first) -> CandleRows; insane rows (NaN, high
-    below low ...) are logged and dropped, never returned."""
-    out = []
-    for r in rows:
-        candle = CandleRow(open_time_ms=int(r[0]), open=float(r[1]), high=float(r[2]),
-                           low=float(r[3]), close=float(r[4]), volume=float(r[5]),
-                           quote_volume=float(r[7]))
-        problem = ohlcv_problem(candle.open, candle.high, candle.low, candle.close,
-                                candle.volume)
-        if problem:
-            log.warning("dropped kline at %s: %s", r[0], problem)
-            continue
-        out.append(candle)
-    return out
+def parse_klines(rows: list[list[Any]], timeframe: str | None = None, *, venue: str = "",
+                 symbol: str = "", dropped: DroppedCandles | None = None) -> list[CandleRow]:
+    """REST klines (12-element arrays, oldest first) -> CandleRows. Rows that break the candle
+    contract (:mod:`markets.candle_contract`: NaN, close above high, an open time off
+    ``timeframe``'s grid ...) are logged, counted in ``dropped`` and never returned."""
+    out = [CandleRow(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]),
+                     float(r[5]), float(r[7])) for r in rows]
+    return keep_valid(out, timeframe, venue=venue, symbol=symbol, dropped=dropped)
 
 
 def parse_trade(msg: dict[str, Any]) -> Trade:
@@ -90,10 +84,12 @@ def parse_trade(msg: dict[str, Any]) -> Trade:
 def parse_kline_event(msg: dict[str, Any]) -> Kline:
     """``kline`` event -> Kline; an insane one raises ValueError (a bad message)."""
     k = msg["k"]
-    problem = ohlcv_problem(float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]),
-                            float(k["v"]))
+    timeframe = INTERVAL_TO_TIMEFRAME.get(k["i"])
+    problem = candle_problem(CandleRow(int(k["t"]), float(k["o"]), float(k["h"]),
+                                       float(k["l"]), float(k["c"]), float(k["v"]),
+                                       float(k["q"])), timeframe)
     if problem:
-        raise ValueError(f"kline {k.get('s')} {k.get('t')}: {problem}")
+        raise ValueError(f"kline {k.get('s')} {k.get('i')} {k.get('t')}: {problem}")
     return Kline(symbol=k["s"], timeframe=INTERVAL_TO_TIMEFRAME.get(k["i"], k["i"]),
                  open_time_ms=int(k["t"]), open=float(k["o"]), high=float(k["h"]),
                  low=float(k["l"]), close=float(k["c"]), volume=float(k["v"]),

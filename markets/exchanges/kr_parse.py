@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from markets.candle_contract import DroppedCandles, keep_valid
+
 from .base import (
     CANCELLED,
     FILLED,
@@ -26,7 +28,6 @@ from .base import (
     OrderUpdate,
     SymbolInfo,
     Trade,
-    ohlcv_problem,
 )
 from .errors import AuthenticationError
 
@@ -69,27 +70,25 @@ def iso_ms(text: str | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-def parse_candles(rows: list[dict[str, Any]]) -> list[CandleRow]:
-    """REST candles (newest first on the wire) -> CandleRows oldest first; insane rows (NaN,
-    high below low ...) are logged and dropped, never returned."""
-    out = []
-    for row in rows:
-        candle = CandleRow(
-            open_time_ms=naive_utc_ms(row["candle_date_time_utc"]),
-            open=float(row["opening_price"]),
-            high=float(row["high_price"]),
-            low=float(row["low_price"]),
-            close=float(row["trade_price"]),
-            volume=float(row["candle_acc_trade_volume"]),
-            quote_volume=float(row["candle_acc_trade_price"]),
+def parse_candles(rows: list[dict[str, Any]], timeframe: str | None = None, *,
+                  venue: str = "", dropped: DroppedCandles | None = None) -> list[CandleRow]:
+    """REST candles (newest first on the wire) -> CandleRows oldest first. Rows that break the
+    candle contract (:mod:`markets.candle_contract`: NaN, close above high, an open time off
+    ``timeframe``'s grid ...) are logged, counted in ``dropped`` and never returned."""
+    out = [
+        CandleRow(
+            naive_utc_ms(row["candle_date_time_utc"]),
+            float(row["opening_price"]),
+            float(row["high_price"]),
+            float(row["low_price"]),
+            float(row["trade_price"]),
+            float(row["candle_acc_trade_volume"]),
+            float(row["candle_acc_trade_price"]),
         )
-        problem = ohlcv_problem(candle.open, candle.high, candle.low, candle.close,
-                                candle.volume)
-        if problem:
-            log.warning("dropped candle %s at %s: %s", row.get("market"),
-                        row["candle_date_time_utc"], problem)
-            continue
-        out.append(candle)
+        for row in rows
+    ]
+    symbol = str(rows[0].get("market", "")) if rows else ""
+    out = keep_valid(out, timeframe, venue=venue, symbol=symbol, dropped=dropped)
     out.sort(key=lambda c: c.open_time_ms)
     return out
 

@@ -267,15 +267,19 @@ class BinanceBase(Venue):
         except ValueError:
             return berror(400, -1100, "Illegal characters found in a parameter.")
         rows = []
+        faults = self.ctx.faults
         for i in range(len(arrays)):
             t = int(arrays.open_time[i])
+            close = arrays.close[i]
+            if faults.malformed_candle(t):  # a fault: the close above the high
+                close = arrays.high[i] * 1.01 + 1.0
             rows.append(
                 [
                     t,
                     self.px(market, arrays.open[i]),
                     self.px(market, arrays.high[i]),
                     self.px(market, arrays.low[i]),
-                    self.px(market, arrays.close[i]),
+                    self.px(market, close),
                     self.qx(market, arrays.volume[i]),
                     frame.next_open(t) - 1,
                     f"{float(arrays.quote_volume[i]):.8f}",

@@ -78,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="fault: seconds an executed order's response is held back",
     )
+    parser.add_argument(
+        "--malformed-candle-share",
+        type=float,
+        default=0.0,
+        help="fault: share (0..1) of REST klines sent with their close above their high",
+    )
 
 
 def config_from(options: argparse.Namespace | dict) -> SimConfig:
@@ -98,6 +104,7 @@ def config_from(options: argparse.Namespace | dict) -> SimConfig:
         ban_s=o.get("ban_seconds", 120.0),
         ws_drop_every_s=o["ws_drop_every"],
         order_delay_s=o["order_delay"],
+        malformed_candle_share=o.get("malformed_candle_share", 0.0),
     )
     return SimConfig(
         host=o["host"],

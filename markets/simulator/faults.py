@@ -31,6 +31,21 @@ class Faults:
     # is banned with 418 for ``ban_s`` seconds, doubled for each further ban (None = never).
     ban_after: int | None = None
     ban_s: float = 120.0
+    # Malformed candle rows in REST candle answers (klines): the candles opening at these times
+    # (ms), and about this share of all others (the same ones on every request), are sent with
+    # their close above their high. Off by default.
+    malformed_candle_times: tuple[int, ...] = ()
+    malformed_candle_share: float = 0.0
+
+    def malformed_candle(self, open_time_ms: int) -> bool:
+        """Whether the candle opening at ``open_time_ms`` is sent malformed."""
+        if open_time_ms in self.malformed_candle_times:
+            return True
+        if not self.malformed_candle_share:
+            return False
+        # A fixed pseudo-random draw per open time (Knuth's multiplicative hash).
+        draw = (open_time_ms // 1000 * 2_654_435_761) % 2**32 / 2**32
+        return draw < self.malformed_candle_share
 
     def update(self, **changes) -> None:
         for name, value in changes.items():

@@ -262,8 +262,9 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
 def _levels(config: StrategyConfig | None, side: int, entry: Decimal):
     if config is None:
         return None, None
-    stop = pm.stop_price(side, float(entry), float(config.stop_loss_pct or 0))
-    target = pm.target_price(side, float(entry), float(config.take_profit_pct or 0))
+    stop, target = pm.entry_levels(
+        side, float(entry), float(config.stop_loss_pct or 0), float(config.take_profit_pct or 0)
+    )
     return (None if math.isnan(stop) else dec(stop)), (None if math.isnan(target) else dec(target))
 
 

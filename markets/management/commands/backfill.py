@@ -84,5 +84,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         finally:
             self.stdout.write(report.summary())
+            for example in report.dropped.examples:
+                self.stdout.write(self.style.WARNING(f"dropped malformed candle {example}"))
         for error in report.errors:
             self.stderr.write(error)

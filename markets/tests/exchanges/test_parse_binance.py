@@ -47,7 +47,14 @@ def test_agg_trade_uses_the_aggregate_id():
 
 
 def test_combined_kline_frame_is_unwrapped_and_open():
-    (kline,) = bp.parse_ws_market(json.dumps(load("binance_spot_kline_ws_combined")))
+    frame = load("binance_spot_kline_ws_combined")
+    # Binance's documented example has low 0.0015 above open 0.001: the candle contract
+    # refuses it (a bad frame, skipped by the stream), naming what is wrong.
+    with pytest.raises(ValueError, match=r"kline BNBBTC 1m 1672515780000: low 0.0015 is above "
+                                         r"open 0.001 or close 0.002"):
+        bp.parse_ws_market(json.dumps(frame))
+    frame["data"]["k"]["l"] = "0.0010"
+    (kline,) = bp.parse_ws_market(json.dumps(frame))
     assert kline.closed is False and kline.timeframe == "1m"
     assert kline.open_time_ms == 1672515780000 and kline.quote_volume == 1.0
 
@@ -55,6 +62,7 @@ def test_combined_kline_frame_is_unwrapped_and_open():
 def test_futures_kline_closed_flag():
     msg = load("binance_futures_kline_ws")
     msg["k"]["x"] = True
+    msg["k"]["l"] = "0.0010"  # the documented example's low is above its open
     (kline,) = bp.parse_ws_market(json.dumps(msg))
     assert kline.closed is True and kline.symbol == "BTCUSDT"
 
@@ -183,5 +191,5 @@ def test_nan_or_inverted_klines_are_dropped_from_rest_and_rejected_on_the_stream
     assert [c.open_time_ms for c in bp.parse_klines([good, nan, inverted])] == [good[0]]
     event = load("binance_kline_ws")
     event["k"]["c"] = "nan"
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="close is nan; prices and volumes must be finite"):
         bp.parse_ws_market(json.dumps(event))

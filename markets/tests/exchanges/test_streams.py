@@ -109,6 +109,7 @@ async def test_binance_combined_stream_skips_bad_messages_and_reconnects_on_shut
 
 async def test_binance_stream_reconnects_before_its_lifetime_runs_out():
     kline = {"stream": "btcusdt@kline_1m", "data": load("binance_futures_kline_ws")}
+    kline["data"]["k"]["l"] = "0.0010"  # the documented example's low is above its open
     connections = []
 
     async def handler(conn):

@@ -91,6 +91,7 @@ def test_duplicate_trade_ids_are_counted_and_ignored():
     assert agg.forming("BTCUSDT", "1m").high == 10.0
     assert agg.counters() == {
         "accepted": 1, "duplicates": 1, "late_skipped": 0, "invalid_skipped": 0,
+        "invalid_bars": 0,
     }
 
 
@@ -269,3 +270,22 @@ def test_accepts_the_exchange_adapters_trade_objects():
     agg.add(ExchangeTrade("KRW-BTC", "1", T0 + 5, 10.0, 0.5, "buy"))
     closed = agg.add_many([ExchangeTrade("KRW-BTC", "2", T0 + MIN, 11.0, 0.25, "sell")])
     assert closed == [Bar("KRW-BTC", "1m", T0, 10.0, 10.0, 10.0, 10.0, 0.5, 5.0, 1)]
+
+
+def test_a_bar_whose_volume_overflows_breaks_the_candle_contract_and_is_dropped(caplog):
+    """Finite trades can still add up to an infinite volume; the store would refuse such a
+    bar (and, before the contract, the whole chunk with it), so it is dropped and counted."""
+    agg = BarAggregator(timeframes=["1m", "5m"])
+    agg.add(trade(T0 + 1, 10.0, qty=1.7e308, trade_id="a"))
+    agg.add(trade(T0 + 2, 10.0, qty=1.7e308, trade_id="b"))
+    with caplog.at_level("WARNING", logger="markets.candle_contract"):
+        closed = agg.add(trade(T0 + MIN + 1, 11.0, trade_id="c"))
+    assert closed == ()
+    assert agg.counters()["invalid_bars"] == 1
+    (record,) = caplog.records
+    assert record.getMessage() == ("dropped candle aggregator BTCUSDT 1m at "
+                                   "2023-11-15T00:00:00Z: volume is inf; prices and volumes "
+                                   "must be finite numbers")
+    closed = agg.close_until(T0 + 10 * MIN)
+    assert [(b.timeframe, b.open_time_ms, b.volume) for b in closed] == [
+        ("1m", T0 + MIN, 1.0), ("5m", T0, 1.0)]

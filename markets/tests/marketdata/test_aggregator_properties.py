@@ -145,6 +145,7 @@ def test_bars_equal_the_reference_aggregation_for_every_timeframe(trades):
     assert_matches_reference(trades, closed, forming)
     assert agg.counters() == {
         "accepted": len(trades), "duplicates": 0, "late_skipped": 0, "invalid_skipped": 0,
+        "invalid_bars": 0,
     }
 
 
@@ -303,6 +304,7 @@ def test_invalid_and_too_late_trades_are_counted_and_skipped(trades, rnd, n_inva
         "duplicates": 0,
         "late_skipped": injected_late,
         "invalid_skipped": n_invalid,
+        "invalid_bars": 0,
     }
 
 

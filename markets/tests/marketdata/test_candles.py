@@ -273,7 +273,9 @@ def test_upsert_then_load_gives_back_the_same_bits(symbol, rows, chunk_size):
 
 
 def test_binary_copy_payload_round_trips_through_its_parser():
-    from markets.candles import _PG_IN, _pg_copy_in, _pg_copy_out
+    from markets.candles.backends.postgresql_copy import IN as _PG_IN
+    from markets.candles.backends.postgresql_copy import copy_in as _pg_copy_in
+    from markets.candles.backends.postgresql_copy import copy_out as _pg_copy_out
 
     cols = {
         "open_time_ms": np.array([T0, T0 + MIN], dtype=np.int64),
@@ -314,7 +316,7 @@ def test_closed_bars_from_the_aggregator_store_and_load_unchanged(symbol):
 
 
 def test_tuple_fast_path_reads_the_same_columns_as_the_general_path():
-    from markets.candles import _columns
+    from markets.candles.columns import columns as _columns
 
     rows = [CandleRow(T0 + i * MIN, 1.5 + i, 3.0 + i, 1.0, 2.0 + i, 0.25 * i, 7.0 * i)
             for i in range(50)]
@@ -396,11 +398,11 @@ def test_postgresql_row_stored_behind_the_writers_back_fails_the_copy_and_stores
     postgresql_only()
     from django.db import IntegrityError
 
-    import markets.candles as candles
+    from markets.candles.backends import postgresql as backend
 
     upsert_candles(symbol.id, "1m", [row(1)])
-    real = candles._ms_to_datetime
-    monkeypatch.setattr(candles, "_ms_to_datetime", lambda ms: real(ms + 10**10))
+    real = backend.ms_to_datetime
+    monkeypatch.setattr(backend, "ms_to_datetime", lambda ms: real(ms + 10**10))
     with pytest.raises(IntegrityError, match="candle_unique_open_time"):
         upsert_candles(symbol.id, "1m", [row(0, price=9.0), row(1, price=9.0), row(2)])
     monkeypatch.undo()

@@ -18,9 +18,9 @@ from django.db import connections, transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markets import candles as candles_module
 from markets import sqlite_columns
 from markets.candles import find_gaps, load_candles, upsert_candles
+from markets.candles.backends import sqlite as candles_module
 from markets.csvio import CandleRow
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
