@@ -5,7 +5,7 @@ by job (``docs/architecture.md``, "orders"):
 ``common``     venue rules (ticks, steps, limit prices), ids, time, the open-position lookup
 ``payloads``   the event payloads of orders, fills, positions and accounts, in one place
 ``ledger``     the only writer of orders, fills, positions and balances; halts accounts
-``dispatch``   sends a saved order and applies the answer; asks ``orders.protection`` for
+``dispatch``   sends a saved order and applies the answer; asks ``orders.venue_stops`` for
                venue stops after an entry fill (the ledger never does: no import cycle)
 ``entries``    the entry gates and sizing (``orders.risk``, ``strategies.sizing``)
 ``equity``     equity snapshots and the trading day's start equity

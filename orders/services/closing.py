@@ -1,5 +1,5 @@
 """Closing a whole position (the exit guard, signal exits and reversals, the kill switch),
-after its venue stops are released (``orders.protection.release``), and the trailing stop's
+after its venue stops are released (``orders.venue_stops.release``), and the trailing stop's
 best price."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from markets.exchanges.errors import (
     OrderRejected,
 )
 from markets.models import Account, Symbol
-from orders import protection
+from orders import venue_stops
 from orders.brokers import Broker, broker_for
 from orders.models import Order, Position, Side
 from orders.push import batched
@@ -51,11 +51,11 @@ def close_position(
     A paper liquidation loses the margin: recorded as a fill at the liquidation price, no fee.
     Returns the order, or None when the position is already closed or has a close in flight.
 
-    Venue stops of the position are cancelled first (``orders.protection.release``); when one
+    Venue stops of the position are cancelled first (``orders.venue_stops.release``); when one
     already executed, the venue closed the position (its fill is applied) and nothing is sent.
     """
     ts_ms = now_ms() if ts_ms is None else ts_ms
-    if not protection.release(position, broker, reason):
+    if not venue_stops.release(position, broker, reason):
         return None
     with transaction.atomic():
         account = Account.objects.select_for_update(of=("self",)).get(pk=position.account_id)

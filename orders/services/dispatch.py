@@ -1,5 +1,5 @@
 """Sending: a saved order goes through its broker and the answer is applied by the ledger;
-an entry or add of a live perpetual account then asks ``orders.protection`` for venue stops once
+an entry or add of a live perpetual account then asks ``orders.venue_stops`` for venue stops once
 the fill is committed. Every service that applies a broker's answer calls
 :func:`apply_order_info` here, not the ledger's, so the venue stops are never forgotten."""
 
@@ -21,7 +21,7 @@ from markets.exchanges.errors import (
     TemporaryExchangeError,
 )
 from markets.models import Symbol
-from orders import protection
+from orders import venue_stops
 from orders.brokers import Broker
 from orders.models import Order
 from orders.push import batched
@@ -88,10 +88,10 @@ def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int)
 def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -> Order:
     """Apply a broker's answer to ``order`` through the ledger (``ledger.apply_order_info``),
     then, when the fill was an entry or add that the venue should protect, ask
-    ``orders.protection`` for venue stops once the fill is committed (nothing is sent inside a
+    ``orders.venue_stops`` for venue stops once the fill is committed (nothing is sent inside a
     transaction). The ledger never asks for stops itself: it only records the fill."""
     order = ledger.apply_order_info(order, info, close_reason=close_reason)
-    if protection.needs_protection(order, order.account):
+    if venue_stops.needs_protection(order, order.account):
         # In memory: paper and spot orders pay nothing here.
-        transaction.on_commit(functools.partial(protection.after_fill, order.pk))
+        transaction.on_commit(functools.partial(venue_stops.after_fill, order.pk))
     return order

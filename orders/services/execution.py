@@ -19,7 +19,7 @@ from django.db import transaction
 
 from markets.exchanges.errors import ExchangeError
 from markets.models import Account, Symbol
-from orders import protection, risk
+from orders import risk, venue_stops
 from orders.brokers import Broker, BrokerUnavailable, broker_for
 from orders.models import Order, Position, Side
 from orders.push import batched
@@ -163,13 +163,13 @@ def finish_close(signal, close: Order, broker: Broker, last_price: Decimal, at_m
     fill leaves the stored ``ordered``; a rejection or a close still open is written.
 
     A live position's venue stops are cancelled first, as every close of ours does
-    (``orders.protection.release``); when one already executed or its state is unknown, the
+    (``orders.venue_stops.release``); when one already executed or its state is unknown, the
     close is withdrawn unsent, so the position is closed once."""
     if broker.live:
         position = _open_position(
             close.account_id, close.symbol_id, config_id=close.config_id, lock=False
         )
-        if position is not None and not protection.release(position, broker, close.reason):
+        if position is not None and not venue_stops.release(position, broker, close.reason):
             closed = not Position.objects.filter(pk=position.pk, closed_at__isnull=True).exists()
             why = (
                 "not sent: a venue stop already closed the position" if closed else

@@ -3,8 +3,8 @@
 It saves orders (with their paper reserve), applies a broker's answer (``apply_order_info``:
 fills, position, balances, status, in one locked transaction), cancels or rejects what no venue
 holds, and halts accounts. It never sends anything and never asks for venue stops: a caller that
-applies an entry fill asks ``orders.protection`` (``orders.services.dispatch``), so the ledger
-imports nothing of ``orders.protection`` and ``orders.protection`` may import it."""
+applies an entry fill asks ``orders.venue_stops`` (``orders.services.dispatch``), so the ledger
+imports nothing of ``orders.venue_stops`` and ``orders.venue_stops`` may import it."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
     if order.reduce_only and perpetual and (position is None or _side_int(position) == direction):
         # A reduce-only fill with nothing here to reduce (the venue and this database
         # disagree): never let it open or grow a position (for a venue stop,
-        # orders.protection.settle also halts the account).
+        # orders.venue_stops.settle also halts the account).
         log.warning("reduce-only fill %s of %s has no position to reduce", fill.trade_id, order)
         return
     if position is not None and _side_int(position) != direction:

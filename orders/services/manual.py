@@ -12,7 +12,7 @@ from markets import wire
 from markets.exchanges import rounding
 from markets.models import Account, Symbol
 from orders import positions as net
-from orders import protection, risk
+from orders import risk, venue_stops
 from orders.brokers import Broker, broker_for
 from orders.models import Order, Side
 from orders.push import batched
@@ -231,7 +231,7 @@ def cancel_order(order: Order, reason: str = "cancelled by user", broker: Broker
         return order
     account = order.account
     if order.trigger_price is not None:
-        return protection.cancel_stop_order(order, reason, broker)
+        return venue_stops.cancel_stop_order(order, reason, broker)
     if account.mode == Account.Mode.LIVE:
         broker = broker or broker_for(account)
         info = broker.cancel(order.symbol.code, order.client_order_id, order.exchange_order_id)

@@ -29,7 +29,7 @@ def order_payload(order: Order) -> dict:
         "quantity": _text(order.quantity),
         "quote_amount": _text(order.quote_amount),
         "reduce_only": order.reduce_only,
-        "trigger_price": _text(order.trigger_price),  # a venue stop (orders.protection)
+        "trigger_price": _text(order.trigger_price),  # a venue stop (orders.venue_stops)
         "client_order_id": order.client_order_id,
         "status": order.status,
         "filled_quantity": _text(order.filled_quantity),

@@ -56,7 +56,7 @@ def reconcile_live_orders(account_ids=None, broker_factory=None) -> int:
     orders = Order.objects.filter(
         account__mode=Account.Mode.LIVE,
         status__in=[Order.Status.SUBMITTED, Order.Status.OPEN, Order.Status.PARTIALLY_FILLED],
-        trigger_price__isnull=True,  # venue stops: orders.protection.reconcile_stops
+        trigger_price__isnull=True,  # venue stops: orders.venue_stops.reconcile_stops
     ).select_related("account__exchange", "symbol__exchange")
     if account_ids is not None:
         orders = orders.filter(account_id__in=list(account_ids))

@@ -224,7 +224,7 @@ def _a_cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
 
 def test_the_project_has_no_import_cycle():
     graph = import_graph()
-    assert "orders.services.ledger" in graph and graph["orders.protection"]  # the graph is real
+    assert "orders.services.ledger" in graph and graph["orders.venue_stops"]  # the graph is real
     cycles = strongly_connected(graph)
     assert not cycles, "import cycles (a module reaches itself through its imports):\n" + "\n".join(
         " -> ".join(_a_cycle(graph, c)) for c in cycles)
@@ -238,7 +238,7 @@ def test_the_ledger_never_reaches_venue_stops_or_the_signal_path():
         for nxt in graph[todo.pop()] - reached:
             reached.add(nxt)
             todo.append(nxt)
-    assert not reached & {"orders.protection", "orders.services.dispatch",
+    assert not reached & {"orders.venue_stops", "orders.services.dispatch",
                           "orders.services.execution", "orders.services.batch"}, sorted(reached)
 
 
@@ -251,10 +251,10 @@ def test_the_cycle_check_finds_a_cycle_through_deferred_imports():
     real = import_graph()
     assert {"orders.services.batch", "orders.services.dispatch"} <= real["orders.services"]
     assert "orders.services" in real["orders.evaluation"]  # from orders import services
-    # protection names the ledger's module, never the package (which would reach dispatch,
-    # and dispatch imports protection).
-    assert "orders.services.ledger" in real["orders.protection"]
-    assert "orders.services" not in real["orders.protection"]
+    # venue_stops names the ledger's module, never the package (which would reach dispatch,
+    # and dispatch imports venue_stops).
+    assert "orders.services.ledger" in real["orders.venue_stops"]
+    assert "orders.services" not in real["orders.venue_stops"]
 
 
 LAZY_FORBIDDEN = (
@@ -279,7 +279,7 @@ def test_importing_the_trading_services_loads_no_adapter_and_no_channel_layer():
         "import orders.services\n"
         "for m in pkgutil.iter_modules(orders.services.__path__):\n"
         "    importlib.import_module('orders.services.' + m.name)\n"
-        "import orders.protection, orders.killswitch, orders.evaluation\n"
+        "import orders.venue_stops, orders.killswitch, orders.evaluation\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

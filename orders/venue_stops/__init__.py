@@ -56,7 +56,7 @@ from orders.models import Order, Position
 from orders.push import batched
 from orders.services import ledger
 from orders.services.common import _open_position, new_client_order_id
-from orders.venue_stops import (
+from orders.venue_stops.rows import (
     _FINAL,
     GONE,
     LOST,

@@ -1,6 +1,6 @@
-"""Venue stop rows (``orders.protection``): which stops a position should have at the venue,
+"""Venue stop rows (``orders.venue_stops``): which stops a position should have at the venue,
 its stops that may still be working, and the row updates a stop goes through (final state,
-the venue's view). Placing, settling, releasing and reconciling them is ``orders.protection``;
+the venue's view). Placing, settling, releasing and reconciling them is ``orders.venue_stops``;
 this module imports nothing of it."""
 
 from __future__ import annotations
