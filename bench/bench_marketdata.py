@@ -21,12 +21,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import best_of, print_table, rate_row
-from bench.marketdata_db import VENDORS, database_rows
+from bench.marketdata_db import T0, VENDORS, database_rows, make_candles
 from markets.aggregator import BarAggregator
-from markets.csvio import CandleRow, parse_candles_csv, write_candles_csv
+from markets.csvio import parse_candles_csv, write_candles_csv
 from markets.timeframes import TIMEFRAME_MS, TIMEFRAMES
 
-T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 GOAL_TRADES_PER_S = 200_000
 
 
@@ -91,20 +90,6 @@ def aggregate_with_dicts(trades, timeframes=TIMEFRAMES) -> int:
                 bar[5] += t.price * t.quantity
                 bar[6] += 1
     return len(bars)
-
-
-def make_candles(n: int, seed: int = 3) -> list[CandleRow]:
-    rnd = random.Random(seed)
-    rows = []
-    close = 100.0
-    for i in range(n):
-        o = close
-        close = max(0.01, o * (1 + rnd.gauss(0, 0.001)))
-        hi = max(o, close) * (1 + rnd.random() * 0.001)
-        lo = min(o, close) * (1 - rnd.random() * 0.001)
-        v = rnd.random() * 10
-        rows.append(CandleRow(T0 + i * 60_000, o, hi, lo, close, v, v * close))
-    return rows
 
 
 def plain_csv_parse(text: str) -> int:

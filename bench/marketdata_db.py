@@ -5,6 +5,7 @@ against a plain baseline in the same process on the same data."""
 from __future__ import annotations
 
 import os
+import random
 import sys
 import tempfile
 import time
@@ -19,6 +20,23 @@ UPSERT_REPEATS = 2
 LOAD_REPEATS = 3  # a load is short, so one more repeat costs little and steadies the figure
 
 CANDLE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
+T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+
+
+def make_candles(n: int, seed: int = 3) -> list[CandleRow]:
+    """``n`` 1m candles from ``T0``, a seeded random walk (``bench_marketdata`` uses it too:
+    here, so the two modules do not import each other)."""
+    rnd = random.Random(seed)
+    rows = []
+    close = 100.0
+    for i in range(n):
+        o = close
+        close = max(0.01, o * (1 + rnd.gauss(0, 0.001)))
+        hi = max(o, close) * (1 + rnd.random() * 0.001)
+        lo = min(o, close) * (1 - rnd.random() * 0.001)
+        v = rnd.random() * 10
+        rows.append(CandleRow(T0 + i * 60_000, o, hi, lo, close, v, v * close))
+    return rows
 
 
 def _django():
@@ -200,8 +218,6 @@ def database_rows(n: int = 525_600, vendors: tuple[str, ...] = VENDORS) -> list[
     ``vendors`` picks which of the two run."""
     if _django() is None:
         return []
-    from bench.bench_marketdata import make_candles
-
     candles = make_candles(n)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-marketdata-") as tmp:

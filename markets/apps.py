@@ -6,4 +6,4 @@ class MarketsConfig(AppConfig):
     verbose_name = "Markets"
 
     def ready(self) -> None:
-        from markets import signals  # noqa: F401  (connects the symbol-set change stamp)
+        from markets import symbol_changes  # noqa: F401  (connects the symbol-set change stamp)

@@ -24,8 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from markets.models import Account, MarkPrice, Symbol
-from orders import services
 from orders.models import FundingPayment, Position
+from orders.services.common import PLACES
+from orders.services.ledger import _liquidation, _move, free_balance
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def settlements(now: dt.datetime | None = None) -> list[Settlement]:
 def funding_amount(position: Position, rate: Decimal, mark: Decimal) -> Decimal:
     """What ``position`` receives (+) or pays (-): longs pay a positive rate."""
     side = 1 if position.side == Position.PositionSide.LONG else -1
-    return (-side * position.quantity * mark * rate).quantize(services.PLACES)
+    return (-side * position.quantity * mark * rate).quantize(PLACES)
 
 
 def apply_funding(now: dt.datetime | None = None) -> int:
@@ -99,16 +100,16 @@ def _book(position_id: int, settlement: Settlement) -> int:
         quote = position.symbol.quote
         from_free = amount
         if amount < 0:
-            from_free = -min(-amount, services.free_balance(account, quote))
+            from_free = -min(-amount, free_balance(account, quote))
             short = -amount + from_free  # what the free balance could not pay
             if short > 0:
                 position.margin = max(ZERO, position.margin - short)
-                position.liquidation_price = services._liquidation(
+                position.liquidation_price = _liquidation(
                     1 if position.side == Position.PositionSide.LONG else -1,
                     position.quantity, position.entry_price, position.margin,
                     position.leverage)
         if from_free:
-            services._move(account, quote, from_free)
+            _move(account, quote, from_free)
         position.realized_pnl += amount
         position.save()
     log.info("funding %s on position %s (%s at %s, mark %s)", amount, position_id,

@@ -27,13 +27,10 @@ from markets.models import Account
 from orders.brokers import BrokerUnavailable, broker_for
 from orders.models import Order, Position
 from orders.push import batched
-from orders.services import (
-    _cancel_here,
-    _push_later,
-    account_payload,
-    cancel_order,
-    close_position,
-)
+from orders.services.closing import close_position
+from orders.services.ledger import _cancel_here
+from orders.services.manual import cancel_order
+from orders.services.payloads import _push_later, account_payload
 from strategies.models import StrategyConfig
 
 log = logging.getLogger(__name__)

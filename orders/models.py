@@ -157,7 +157,7 @@ class Order(models.Model):
 
     @property
     def is_venue_stop(self) -> bool:
-        """A stop-loss/take-profit held by the venue (``orders.protection``)."""
+        """A stop-loss/take-profit held by the venue (``orders.venue_stops``)."""
         return self.trigger_price is not None
 
 

@@ -57,7 +57,7 @@ class Net:
         return Position.PositionSide.SHORT if self.quantity < 0 else "flat"
 
     def payload(self) -> dict:
-        from orders.services import _symbol_name, _text
+        from orders.services.payloads import _symbol_name, _text
 
         return {
             "account": self.account_id,

@@ -11,7 +11,6 @@ import logging
 import threading
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from markets import wire
@@ -46,6 +45,10 @@ def flush() -> None:
 
 
 def _send(items) -> None:
+    # Imported here: the trading services import this module, and the channel layer (and
+    # its Redis client) is only needed once there is something to send.
+    from channels.layers import get_channel_layer
+
     layer = get_channel_layer()
     if layer is None:
         return

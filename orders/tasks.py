@@ -15,10 +15,10 @@ from orders import (
     exits,
     funding,
     positions,
-    protection,
     recovery,
     services,
     venue_balances,
+    venue_stops,
 )
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def reconcile_all() -> dict:
     except Exception:
         log.exception("reconciling live orders failed")
     try:
-        out["venue_stops"] = protection.reconcile_stops(account_ids=account_ids)
+        out["venue_stops"] = venue_stops.reconcile_stops(account_ids=account_ids)
     except Exception:
         log.exception("reconciling venue stops failed")
     if getattr(settings, "TRADING_LIVE", False):

@@ -4,7 +4,7 @@ paths as the minute reconciliation, seconds instead of up to a minute later.
 
 An event is a hint, not the record: it names the order or stop that changed, and the venue's
 REST answer (order with its fills, stop with its market order) is what gets applied — the same
-``services.apply_order_info`` / ``protection.settle`` reconciliation uses, so an event seen
+``services.apply_order_info`` / ``venue_stops.settle`` reconciliation uses, so an event seen
 twice, or seen after reconciliation already applied the change, adds nothing (fills are unique
 per trade id). Each (re)connection, and an expired listenKey, triggers a full reconciliation of
 the account, since events may have been missed meanwhile. The minute reconciliation keeps
@@ -28,7 +28,7 @@ from markets.exchanges.base import BalanceUpdate, OrderUpdate, StopUpdate, Strea
 from markets.exchanges.errors import ExchangeError, OrderNotFound
 from markets.fields import UNREADABLE
 from markets.models import Account
-from orders import protection, services, venue_balances
+from orders import services, venue_balances, venue_stops
 from orders.brokers import Broker, BrokerUnavailable
 from orders.models import Order
 
@@ -56,7 +56,7 @@ def apply_event(account: Account, event, broker: Broker) -> str:
     if isinstance(event, StreamNotice):
         services.reconcile_live_orders(account_ids=[account.pk],
                                        broker_factory=lambda _account: broker)
-        protection.reconcile_stops(account_ids=[account.pk],
+        venue_stops.reconcile_stops(account_ids=[account.pk],
                                    broker_factory=lambda _account: broker)
         venue_balances.fetch(account, broker)
         return "resync"
@@ -71,7 +71,7 @@ def apply_event(account: Account, event, broker: Broker) -> str:
             stop = broker.fetch_stop(order.symbol.code, order.client_order_id)
         except OrderNotFound:
             return "ignored"  # reconciliation decides what a stop the venue lost means
-        protection.settle(order, stop, broker)
+        venue_stops.settle(order, stop, broker)
         return "stop"
     if isinstance(event, OrderUpdate):
         client_id = event.order.client_order_id

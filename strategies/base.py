@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from markets.series import Candles
+from markets.candle_arrays import Candles
 from strategies.params import Params
 
 # Per-bar actions, stored as int8. The names are a trader's vocabulary.

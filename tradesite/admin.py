@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from markets.admin_ownership import OwnedAdminMixin
+from orders.killswitch import NothingSelected, stop_trading
 from strategies import registry, sizing
 from strategies.models import StrategyConfig
 
@@ -180,11 +181,6 @@ class StrategyConfigAdmin(OwnedAdminMixin, admin.ModelAdmin):
         description="Stop selected configs (deactivate, cancel their open orders)"
     )
     def stop_trading_action(self, request, queryset):
-        # Imported here: django.setup() imports every admin module, and orders.services
-        # brings the exchange adapters (requests, websockets) and the channel layer into
-        # every process, a backtest's included.
-        from orders.killswitch import NothingSelected, stop_trading
-
         user = None if request.user.is_superuser else request.user
         try:
             result = stop_trading(

@@ -12,12 +12,12 @@ import numpy as np
 from django.db import connections, transaction
 from django.db.models import Max
 
+from markets.candle_arrays import Candles
 from markets.candle_contract import DroppedCandles
 from markets.candles.backends import backend_for
 from markets.candles.backends.base import Query
 from markets.candles.columns import COLUMNS, check, columns, datetime_to_ms, dedupe_last
 from markets.models import Candle
-from markets.series import Candles
 from markets.timeframes import timeframe_ms
 
 

@@ -11,21 +11,34 @@ gives each the venue's budget shared through Redis.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .base import ExchangeAdapter
-from .binance_futures import BinanceFuturesAdapter
-from .binance_spot import BinanceSpotAdapter
-from .bithumb import BithumbAdapter
 from .ratelimit import RateLimiter
-from .upbit import UpbitAdapter
 
-ADAPTERS: dict[str, type[ExchangeAdapter]] = {
-    "upbit": UpbitAdapter,
-    "bithumb": BithumbAdapter,
-    "binance_spot": BinanceSpotAdapter,
-    "binance_futures": BinanceFuturesAdapter,
-}
+
+@functools.cache
+def _adapters() -> dict[str, type[ExchangeAdapter]]:
+    # The adapters (requests, websockets) load on first use: importing a plain module of this
+    # package (``base``, ``errors``, ``rounding``), as the trading services do, loads none.
+    from .binance_futures import BinanceFuturesAdapter
+    from .binance_spot import BinanceSpotAdapter
+    from .bithumb import BithumbAdapter
+    from .upbit import UpbitAdapter
+
+    return {
+        "upbit": UpbitAdapter,
+        "bithumb": BithumbAdapter,
+        "binance_spot": BinanceSpotAdapter,
+        "binance_futures": BinanceFuturesAdapter,
+    }
+
+
+def __getattr__(name: str):
+    if name == "ADAPTERS":  # {key: adapter class}
+        return _adapters()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = None,
@@ -34,11 +47,12 @@ def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = N
     """A ready adapter for ``key`` (``upbit``, ``bithumb``, ``binance_spot``,
     ``binance_futures``). ``options`` go to the adapter (``timeout``, ``ws_api_url``,
     ``recv_window_ms``, ``lookup_attempts`` ...). Builds nothing on the network."""
+    adapters = _adapters()
     try:
-        cls = ADAPTERS[key]
+        cls = adapters[key]
     except KeyError:
         raise ValueError(f"unknown exchange adapter {key!r}; use one of "
-                         f"{', '.join(ADAPTERS)}") from None
+                         f"{', '.join(adapters)}") from None
     return cls(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
                limiter=limiter, **options)
 

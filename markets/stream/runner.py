@@ -136,7 +136,7 @@ class StreamRunner:
         return await asyncio.to_thread(_load_in_thread, self.only)
 
     async def _stamp(self) -> str | None:
-        from markets.signals import changed_stamp
+        from markets.symbol_changes import changed_stamp
 
         return await asyncio.to_thread(changed_stamp)
 

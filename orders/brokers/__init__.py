@@ -5,7 +5,6 @@ adapters' plain ``OrderInfo`` / ``FillInfo`` and ``orders.services`` persists th
 from __future__ import annotations
 
 from orders.brokers.base import Broker, BrokerUnavailable, Costs
-from orders.brokers.live import LiveBroker, live_allowed
 from orders.brokers.paper import PaperBroker
 
 __all__ = ["Broker", "BrokerUnavailable", "Costs", "LiveBroker", "PaperBroker", "broker_for"]
@@ -18,8 +17,20 @@ def broker_for(account, costs: Costs | None = None) -> Broker:
     from orders.brokers.base import default_costs
 
     if account.mode == account.Mode.LIVE:
+        from orders.brokers.live import LiveBroker, live_allowed
+
         why = live_allowed(account)
         if why:
             raise BrokerUnavailable(why)
         return LiveBroker.for_account(account)
     return PaperBroker(costs or default_costs())
+
+
+def __getattr__(name: str):
+    # The live broker brings the exchange adapters (requests, websockets): loaded on first use,
+    # so importing the trading services (a backtest, the admin) does not load them.
+    if name in ("LiveBroker", "live_allowed"):
+        from orders.brokers import live
+
+        return getattr(live, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ after a timeout or 5xx and raises ``OrderStatusUnknown`` rather than re-send; th
 retries a placement itself. Futures leverage and isolated margin are set before the first entry.
 Where the venue holds conditional orders (``capabilities.supports_venue_stops``: Binance
 USDⓈ-M futures) the position's stop-loss and take-profit are left with it (``place_stop``;
-``orders.protection`` decides when).
+``orders.venue_stops`` decides when).
 """
 
 from __future__ import annotations

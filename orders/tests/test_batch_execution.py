@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from markets.models import Balance
 from orders import evaluation, services, tasks
 from orders.models import Order, Position
+from orders.services import batch, ledger
 from orders.tests.conftest import MINUTE, T0, fund, store
 from strategies.models import Signal, StrategyConfig
 
@@ -114,7 +115,7 @@ def test_a_signal_stored_by_a_run_that_stopped_is_acted_on_by_the_next(world, mo
 
 def test_a_failed_batch_write_keeps_nothing_and_each_signal_runs_on_its_own(world, monkeypatch):
     _, configs = world
-    real = services._update_rows
+    real = ledger._update_rows
     calls = []
 
     def fail_once(model, rows, fields):
@@ -123,7 +124,7 @@ def test_a_failed_batch_write_keeps_nothing_and_each_signal_runs_on_its_own(worl
             raise DatabaseError("disk I/O error")
         return real(model, rows, fields)
 
-    monkeypatch.setattr(services, "_update_rows", fail_once)
+    monkeypatch.setattr(batch, "_update_rows", fail_once)  # where batch looks it up
     report = evaluation.evaluate_bar("sim", "KRW-BTC", "1m", BAR)
     assert report.executions == {"ordered": 3, "rejected": 1} and report.errors == 0
     assert Order.objects.count() == 3  # no order of the failed batch survived

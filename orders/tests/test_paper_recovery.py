@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from markets.models import Balance
 from orders import recovery, services, tasks
+from orders.brokers import broker_for
 from orders.models import Fill, Order, Position
+from orders.services import ledger
 from orders.tests.conftest import fund
 from strategies.models import Signal
 
@@ -79,7 +81,7 @@ def test_a_signal_order_left_new_fills_as_the_paper_broker_would_have(twin):
     # Never twice: another run, or the slow process finally sending it, adds nothing.
     again = recovery.settle_stale_paper_orders()
     assert not (again.filled or again.resting or again.cancelled)
-    late = services.send_order(recovered, services.broker_for(crashed), last_price=PRICE,
+    late = services.send_order(recovered, broker_for(crashed), last_price=PRICE,
                                ts_ms=AT_MS)
     assert late.status == "filled" and Fill.objects.filter(order=recovered).count() == 1
     assert Position.objects.get(account=crashed, closed_at__isnull=True).quantity == mine.quantity
@@ -117,11 +119,11 @@ def test_an_order_without_a_known_price_is_cancelled_and_its_funds_released(pape
     before = book(paper)
     # The exit guard's close was saved, then the process died: its trigger price is not
     # recorded on the order.
-    close = services._new_order(
+    close = ledger._new_order(
         paper, symbol, side="sell", quantity=position.quantity, price=None,
         reason="stop_loss", config=config, reduce_only=True,
     )
-    manual = services._new_order(
+    manual = ledger._new_order(
         paper, symbol, side="buy", quantity=Decimal("0.0001"), price=None, reason="manual",
         reserve=Decimal("500"), reserve_asset="KRW",
     )

@@ -15,7 +15,7 @@ import pytest
 from markets.exchanges import get_adapter
 from markets.exchanges.base import CANCELLED, STOP_FINISHED, STOP_OPEN
 from markets.models import Account, Exchange, Symbol
-from orders import exits, killswitch, protection, services, tasks, userstream
+from orders import exits, killswitch, services, tasks, userstream, venue_stops
 from orders.models import Fill, Order, Position
 from orders.tests.conftest import store
 from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
@@ -94,7 +94,7 @@ def enter_long(simulator, config) -> Position:
     return Position.objects.get(account=config.account, closed_at__isnull=True)
 
 
-def venue_stops(position):
+def stops_of(position):
     stops = {o.reason: o for o in Order.objects.filter(position=position,
                                                         trigger_price__isnull=False)}
     assert set(stops) == {"stop_loss", "take_profit"}
@@ -110,7 +110,7 @@ def test_a_venue_stop_fill_closes_the_position_here_and_cancels_the_target(
 ):
     account, symbol, config = futures
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
 
     # Placed at the position's levels, rounded to the tick toward the entry, reduce-only.
     assert stop.status == target.status == "open"
@@ -172,7 +172,7 @@ def test_the_exit_guard_racing_a_triggered_venue_stop_closes_once(futures, simul
     filled, and applies that fill instead."""
     account, symbol, config = futures
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
     below = float(position.stop_price) - 5  # past both the venue's and the guard's level
     simulator.print_trade("futures", "BTCUSDT", below)
     assert venue.fetch_stop("BTCUSDT", stop.client_order_id).status == STOP_FINISHED
@@ -207,7 +207,7 @@ def test_our_own_close_cancels_the_venue_stops_first(futures, simulator, venue, 
     so a later fall through the old stop level sells nothing more."""
     account, _, config = futures
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
     if who == "kill_switch":
         minute = int(time.time() * 1000) // 60_000 * 60_000
         store(config.symbol, [float(last_price(simulator))], start=minute)  # its last price
@@ -238,7 +238,7 @@ def test_the_kill_switch_without_closing_leaves_the_venue_stops_working(futures,
                                                                          venue):
     account, _, config = futures
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
     result = killswitch.stop_trading(user=account.owner, configs=killswitch.ALL, reason="pause")
     assert result.orders_cancelled == 0 and not result.errors
     stop.refresh_from_db()
@@ -261,7 +261,7 @@ def test_a_lost_stop_is_replaced_by_reconciliation(futures, simulator, venue):
     recorded as cancelled and not put back."""
     _, _, config = futures
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
     venue.cancel_stop("BTCUSDT", stop.client_order_id)
     lost_id = services.new_client_order_id()  # the venue never saw this one
     Order.objects.filter(pk=stop.pk).update(status="submitted", client_order_id=lost_id)
@@ -270,7 +270,7 @@ def test_a_lost_stop_is_replaced_by_reconciliation(futures, simulator, venue):
     tasks.reconcile_all()
 
     stop.refresh_from_db()
-    assert stop.status == "rejected" and stop.reject_reason == protection.NEVER_ARRIVED
+    assert stop.status == "rejected" and stop.reject_reason == venue_stops.NEVER_ARRIVED
     fresh = Order.objects.get(position=position, reason="stop_loss", status="open")
     assert fresh.trigger_price == stop.trigger_price and fresh.pk != stop.pk
     assert venue.fetch_stop("BTCUSDT", fresh.client_order_id).status == STOP_OPEN
@@ -284,7 +284,7 @@ def test_an_add_replaces_the_stops_and_a_reversal_protects_the_short(futures, si
                                                                       venue):
     account, symbol, config = futures
     position = enter_long(simulator, config)
-    old_stop, old_target = venue_stops(position)
+    old_stop, old_target = stops_of(position)
 
     (add,) = act(simulator, config, "add_long")
 
@@ -308,7 +308,7 @@ def test_an_add_replaces_the_stops_and_a_reversal_protects_the_short(futures, si
     assert stop.status == "cancelled"
     short = Position.objects.get(account=account, closed_at__isnull=True)
     assert short.side == "short" and short.quantity == Decimal("0.010")
-    short_stop, short_target = venue_stops(short)
+    short_stop, short_target = stops_of(short)
     assert short_stop.side == short_target.side == "buy"
     # Rounded toward the entry: the short's stop down, its target up.
     assert short_stop.trigger_price == services.round_price(symbol, short.stop_price, "buy")
@@ -339,7 +339,7 @@ def test_no_reversal_while_a_venue_stop_cannot_be_cancelled(futures, simulator, 
 
     account, _, config = futures
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
 
     def no_answer(self, symbol, client_id):
         raise TemporaryExchangeError("binance_futures: 503 Service Unavailable")
@@ -384,7 +384,7 @@ def exit_in_a_bar_batch(simulator, config) -> services.Execution:
 def test_a_bar_batch_exit_cancels_the_venue_stops_before_its_close(futures, simulator, venue):
     account, _, config = futures
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
 
     outcome = exit_in_a_bar_batch(simulator, config)
 
@@ -405,7 +405,7 @@ def test_a_bar_batch_exit_after_the_venue_stop_filled_sends_nothing(futures, sim
     unsent, the venue's fill closes the position, and exactly one sell exists anywhere."""
     account, _, config = futures
     position = enter_long(simulator, config)
-    stop, _ = venue_stops(position)
+    stop, _ = stops_of(position)
     simulator.print_trade("futures", "BTCUSDT", float(position.stop_price) - 5)
     assert venue.fetch_stop("BTCUSDT", stop.client_order_id).status == STOP_FINISHED
 
@@ -435,7 +435,7 @@ def test_paper_and_spot_positions_get_no_venue_stops(symbol, paper, make_config)
     services.execute_signal(signal, at_ms=1_767_225_660_000)
     position = Position.objects.get(account=paper, closed_at__isnull=True)
     assert position.stop_price is not None
-    assert protection.protect(position) == []
+    assert venue_stops.protect(position) == []
     assert not Order.objects.filter(trigger_price__isnull=False).exists()
 
 
@@ -466,7 +466,7 @@ def test_the_exit_guard_and_reconciliation_at_the_same_time_close_once(futures, 
     threads = [
         threading.Thread(target=run, args=(lambda: exits.guard_symbol(
             symbol, below, int(time.time() * 1000)),)),
-        threading.Thread(target=run, args=(protection.reconcile_stops,)),
+        threading.Thread(target=run, args=(venue_stops.reconcile_stops,)),
     ]
     for thread in threads:
         thread.start()
@@ -502,7 +502,7 @@ def test_the_user_stream_closes_the_position_without_waiting_for_reconciliation(
     Exchange.objects.filter(pk=account.exchange_id).update(ws_url=simulator.futures_ws_url)
     assert userstream.live_account_ids() == [account.pk]
     position = enter_long(simulator, config)
-    stop, target = venue_stops(position)
+    stop, target = stops_of(position)
     done = threading.Event()
 
     def follow():

@@ -19,7 +19,7 @@ PURE = [
     "markets/candle_contract.py",
     "markets/jsonlimits.py",
     "markets/wire.py",
-    "markets/series.py",
+    "markets/candle_arrays.py",
     "strategies/params.py",
     "strategies/base.py",
     "strategies/registry.py",
@@ -174,3 +174,209 @@ def test_only_tests_and_the_listed_wiring_import_the_simulator():
 def test_the_listed_simulator_importers_exist():
     missing = sorted(p for p in SIMULATOR_IMPORTERS if not (ROOT / p).exists())
     assert not missing, f"SIMULATOR_IMPORTERS names files that are gone: {missing}"
+
+
+# ------------------------------------------------------------------------ import cycles
+
+#: Where the project's own modules live (tests and migrations left out).
+GRAPHED = ["markets", "strategies", "orders", "tradesite", "bench"]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _lazy_exports(path: Path) -> dict[str, str]:
+    """A package's ``_EXPORTS`` table (``{name: submodule}``): the names its ``__getattr__``
+    loads on first use (``orders.services``)."""
+    for node in ast.parse(path.read_text()).body:
+        if (isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Dict)
+                and any(getattr(t, "id", None) == "_EXPORTS"
+                        for t in (node.targets if isinstance(node, ast.Assign)
+                                  else [node.target]))):
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: the project modules it imports}``, counting imports inside functions too (a
+    deferred import is still a dependency). ``from pkg import name`` depends on ``pkg.name``
+    when that is a module, else on the submodule a lazy ``_EXPORTS`` table names, else on
+    ``pkg``; a lazily exporting package depends on every submodule of its table. Imports under
+    ``if TYPE_CHECKING:`` are annotations only and not counted. The parent
+    packages Python initialises on the way are not counted: an ``__init__`` that imports its
+    own submodules would otherwise turn every import between siblings into a cycle."""
+    files = {}
+    for top in GRAPHED:
+        for path in (ROOT / top).rglob("*.py"):
+            if "tests" in path.parts or "migrations" in path.parts:
+                continue
+            files[_module_name(path)] = path
+    exports = {name: _lazy_exports(path) for name, path in files.items()
+               if path.name == "__init__.py"}
+
+    def resolve(module: str) -> str | None:
+        while module and module not in files:
+            module = module.rpartition(".")[0]
+        return module or None
+
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        graph[name] |= {f"{name}.{sub}" for sub in exports.get(name, {}).values()}
+        tree = ast.parse(path.read_text(), filename=str(path))
+        typing_only = {  # ``if TYPE_CHECKING:`` imports: annotations, never run
+            id(inner) for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for stmt in node.body for inner in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")
+                    anchor = anchor[: len(anchor) - (node.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                for alias in node.names:
+                    lazy = exports.get(base, {}).get(alias.name)
+                    if f"{base}.{alias.name}" in files:
+                        targets.append(f"{base}.{alias.name}")
+                    elif lazy:
+                        targets.append(f"{base}.{lazy}")
+                    else:
+                        targets.append(base)
+            for target in targets:
+                found = resolve(target)
+                if found and found != name:
+                    graph[name].add(found)
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components of more than one module (the import cycles)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return out
+
+
+def _a_cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
+    """One concrete cycle inside ``component``, for the failure message."""
+    members = set(component)
+    start = component[0]
+    path, seen = [start], {start}
+    while True:
+        nxt = sorted(n for n in graph[path[-1]] if n in members)
+        step = next((n for n in nxt if n not in seen), None) or next(
+            n for n in nxt if n in seen)
+        if step in seen:
+            return [*path[path.index(step):], step]
+        path.append(step)
+        seen.add(step)
+
+
+def test_the_project_has_no_import_cycle():
+    graph = import_graph()
+    assert "orders.services.ledger" in graph and graph["orders.venue_stops"]  # the graph is real
+    cycles = strongly_connected(graph)
+    assert not cycles, "import cycles (a module reaches itself through its imports):\n" + "\n".join(
+        " -> ".join(_a_cycle(graph, c)) for c in cycles)
+
+
+def test_the_ledger_never_reaches_venue_stops_or_the_signal_path():
+    """The ledger records fills; asking for venue stops is its callers' job (dispatch)."""
+    graph = import_graph()
+    reached, todo = set(), ["orders.services.ledger"]
+    while todo:
+        for nxt in graph[todo.pop()] - reached:
+            reached.add(nxt)
+            todo.append(nxt)
+    assert not reached & {"orders.venue_stops", "orders.services.dispatch",
+                          "orders.services.execution", "orders.services.batch"}, sorted(reached)
+
+
+def test_the_cycle_check_finds_a_cycle_through_deferred_imports():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    (component,) = strongly_connected(graph)
+    assert component == ["a", "b", "c"]
+    assert _a_cycle(graph, component) == ["a", "b", "c", "a"]
+    # The lazy export table counts: a module naming a re-export depends on its submodule.
+    real = import_graph()
+    assert {"orders.services.batch", "orders.services.dispatch"} <= real["orders.services"]
+    assert "orders.services" in real["orders.evaluation"]  # from orders import services
+    # venue_stops names the ledger's module, never the package (which would reach dispatch,
+    # and dispatch imports venue_stops).
+    assert "orders.services.ledger" in real["orders.venue_stops"]
+    assert "orders.services" not in real["orders.venue_stops"]
+
+
+LAZY_FORBIDDEN = (
+    "requests", "websockets", "channels.layers", "channels_redis",
+    "markets.exchanges.upbit", "markets.exchanges.bithumb", "markets.exchanges.binance_spot",
+    "markets.exchanges.binance_futures", "markets.exchanges.rest", "markets.exchanges.ws",
+    "orders.brokers.live",
+)
+
+
+def test_importing_the_trading_services_loads_no_adapter_and_no_channel_layer():
+    """The admin, a backtest and the evaluation import the services: the exchange adapters
+    (HTTP and WebSocket clients) and the channel layer load only where an order is sent or an
+    event pushed. A fresh interpreter, so nothing imported by other tests counts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, json, os, pkgutil, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tradesite.settings')\n"
+        "import django; django.setup()\n"
+        "import orders.services\n"
+        "for m in pkgutil.iter_modules(orders.services.__path__):\n"
+        "    importlib.import_module('orders.services.' + m.name)\n"
+        "import orders.venue_stops, orders.killswitch, orders.evaluation\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "orders.services.batch" in loaded and "orders.services.ledger" in loaded
+    offending = [m for m in loaded
+                 if any(m == f or m.startswith(f + ".") for f in LAZY_FORBIDDEN)]
+    assert not offending, f"importing orders.services loaded {offending}"

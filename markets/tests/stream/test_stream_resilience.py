@@ -99,7 +99,7 @@ def test_an_offline_venue_logs_its_first_drop_and_then_at_most_once_a_minute():
 @pytest.mark.redis
 def test_saving_or_deleting_a_symbol_or_exchange_bumps_the_change_stamp(clean_redis, exchange):
     from markets.models import Symbol
-    from markets.signals import changed_key
+    from markets.symbol_changes import changed_key
 
     clean_redis.delete(changed_key())
     Symbol.objects.create(exchange=exchange, code="KRW-XRP", base="XRP", quote="KRW")

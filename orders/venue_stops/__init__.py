@@ -11,14 +11,15 @@ Each venue stop is an ``Order`` row (``trigger_price`` set, ``reduce_only``, ``r
 ``closePosition``, which would close every config's share of the venue's net position on the
 symbol); its fill is applied to that position (``Order.position``). Its life:
 
-* **placed** after an entry or add fills (``after_fill``, hooked at the end of
-  ``services.apply_order_info``), at the position's stored levels rounded to the tick *toward
-  the entry*: the venue triggers at or before the exit guard's own level, so the venue acts
-  first and the guard, watching the same trades, finds the stop already triggered. An add
-  changes the levels and quantity: new stops are placed, then the old ones cancelled.
+* **placed** after an entry or add fills (``after_fill``, asked for by
+  ``orders.services.dispatch.apply_order_info`` once the ledger applied the fill), at the
+  position's stored levels rounded to the tick *toward the entry*: the venue triggers at or
+  before the exit guard's own level, so the venue acts first and the guard, watching the same
+  trades, finds the stop already triggered. An add changes the levels and quantity: new stops
+  are placed, then the old ones cancelled.
 * **triggered by the venue**: reconciliation (``reconcile_stops``: the minute task and worker
   start) reads the stop, then the market order it placed (``order_id``) with its fills, and
-  applies them to the same Order row through ``services.apply_order_info``, which closes the
+  applies them to the same Order row through ``orders.services.ledger``, which closes the
   position with the venue's fill; the other stop of the position is then cancelled.
 * **our own close** (signal exit, exit guard, kill switch with ``--close-positions``): before
   anything is sent, ``release`` cancels the position's stops at the venue. Only when every one
@@ -30,6 +31,8 @@ symbol); its fill is applied to that position (``Order.position``). Its life:
 
 The kill switch without ``--close-positions`` leaves venue stops working: they only ever
 reduce a position.
+
+The stop rows themselves (wanted levels, working stops, row updates) are ``orders.venue_stops``.
 """
 
 from __future__ import annotations
@@ -40,122 +43,35 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from markets import wire
 from markets.exchanges.base import (
-    CANCELLED,
-    EXPIRED,
-    REJECTED,
     STOP_FINISHED,
-    STOP_LOSS,
-    STOP_OPEN,
     STOP_TRIGGERED,
-    TAKE_PROFIT,
     StopInfo,
     StopRequest,
 )
 from markets.exchanges.errors import ExchangeError, OrderNotFound, OrderRejected
 from markets.models import Account, Symbol
 from orders.brokers import Broker, BrokerUnavailable, broker_for
-from orders.models import Order, Position, Side
-from orders.push import batched, push_later
+from orders.models import Order, Position
+from orders.push import batched
+from orders.services import ledger
+from orders.services.common import _open_position, new_client_order_id
+from orders.venue_stops.rows import (
+    _FINAL,
+    GONE,
+    LOST,
+    NEVER_ARRIVED,
+    _closing_side,
+    _finish,
+    _push,
+    _record,
+    _wants_venue_stops,
+    needs_protection,
+    open_stops,
+    wanted_levels,
+)
 
 log = logging.getLogger(__name__)
-
-KINDS = (STOP_LOSS, TAKE_PROFIT)
-NEVER_ARRIVED = "the venue has no such stop: it never arrived"
-GONE = "the venue no longer has this stop"
-#: Reasons of stops the venue lost: reconciliation places them again.
-LOST = (NEVER_ARRIVED, GONE)
-_FINAL = {CANCELLED: Order.Status.CANCELLED, EXPIRED: Order.Status.EXPIRED,
-          REJECTED: Order.Status.REJECTED}
-
-
-def open_stops(position_id: int):
-    """The position's venue stops that may still be working at the venue."""
-    return Order.objects.filter(
-        position_id=position_id, trigger_price__isnull=False, status__in=Order.OPEN_STATUSES
-    ).select_related("account__exchange", "symbol__exchange", "position")
-
-
-def _closing_side(position: Position) -> str:
-    return Side.SELL if position.side == Position.PositionSide.LONG else Side.BUY
-
-
-def wanted_levels(position: Position) -> dict[str, Decimal]:
-    """The triggers a position should have at the venue: its stored stop and target rounded
-    to the tick toward the entry (stop of a long and target of a short up, the others down)."""
-    from orders.services import round_price
-
-    long = position.side == Position.PositionSide.LONG
-    out = {}
-    if position.stop_price:
-        out[STOP_LOSS] = round_price(position.symbol, position.stop_price,
-                                     "sell" if long else "buy")
-    if position.target_price:
-        out[TAKE_PROFIT] = round_price(position.symbol, position.target_price,
-                                       "buy" if long else "sell")
-    return {k: v for k, v in out.items() if v > 0}
-
-
-def _wants_venue_stops(account: Account, symbol: Symbol) -> bool:
-    return account.mode == Account.Mode.LIVE and symbol.market_type == Symbol.MarketType.PERPETUAL
-
-
-def needs_protection(order: Order, account: Account) -> bool:
-    """Cheap, in-memory: whether a fill of ``order`` may call for venue stops (a live
-    perpetual entry or add). ``services.apply_order_info`` asks before ``after_fill``."""
-    return (
-        not order.reduce_only and order.trigger_price is None
-        and _wants_venue_stops(account, order.symbol)
-    )
-
-
-# ------------------------------------------------------------------------ row updates
-
-
-def _push(order: Order) -> None:
-    from orders.services import order_payload
-
-    push_later(order.account.owner_id, wire.ORDER_UPDATED, order_payload(order))
-
-
-def _finish(order: Order, status: str, reason: str) -> Order:
-    """Move a venue stop that is still open here to a final state, with the reason."""
-    with transaction.atomic():
-        row = (
-            Order.objects.select_for_update(of=("self",))
-            .select_related("account", "symbol__exchange")
-            .get(pk=order.pk)
-        )
-        if row.status in Order.OPEN_STATUSES:
-            row.status = status
-            row.reject_reason = reason[:2000]
-            row.save(update_fields=["status", "reject_reason", "updated_at"])
-            _push(row)
-    return row
-
-
-def _record(order: Order, stop: StopInfo) -> Order:
-    """Keep the venue's view of the stop on the row (``raw["stop"]``); an open stop is
-    ``open`` here."""
-    with transaction.atomic():
-        row = (
-            Order.objects.select_for_update(of=("self",))
-            .select_related("account", "symbol__exchange")
-            .get(pk=order.pk)
-        )
-        raw = dict(row.raw or {})
-        raw["stop"] = {"id": stop.stop_id, "status": stop.status, "order_id": stop.order_id}
-        row.raw = raw
-        fields = ["raw", "updated_at"]
-        if stop.status == STOP_OPEN and row.status in (Order.Status.NEW, Order.Status.SUBMITTED):
-            row.status = Order.Status.OPEN
-            row.reject_reason = ""
-            fields += ["status", "reject_reason"]
-        row.save(update_fields=fields)
-        if "status" in fields:
-            _push(row)
-    return row
 
 
 # ------------------------------------------------------------------------ settle
@@ -167,8 +83,6 @@ def settle(order: Order, stop: StopInfo, broker: Broker) -> Order:
     (with its fills) and applied like any order, closing the position with the venue's fill;
     the position's other stops are then cancelled. A stop the venue cancelled, expired or
     rejected is final here too."""
-    from orders import services
-
     order = _record(order, stop)
     if stop.status in (STOP_TRIGGERED, STOP_FINISHED) and stop.order_id:
         info = broker.fetch(order.symbol.code, "", stop.order_id)
@@ -178,11 +92,11 @@ def settle(order: Order, stop: StopInfo, broker: Broker) -> Order:
         if info.filled_quantity and not was_open and not order.fills.exists():
             # The venue reduced a position this database already had closed: the two
             # disagree and no repair is unambiguous.
-            services.halt_account(order.account, (
+            ledger.halt_account(order.account, (
                 f"venue stop {order.client_order_id} on {order.symbol} filled after the "
                 "position was closed here; compare the venue's position with the dashboard"
             ))
-        order = services.apply_order_info(order, info, close_reason=order.reason)
+        order = ledger.apply_order_info(order, info, close_reason=order.reason)
         if order.status == Order.Status.FILLED or order.filled_quantity > 0:
             log.info("venue %s of position %s filled at %s", order.reason, order.position_id,
                      order.average_price)
@@ -239,8 +153,6 @@ def cancel_or_settle(order: Order, broker: Broker, reason: str) -> bool:
 
 def _save_stop(position: Position, kind: str, trigger: Decimal) -> Order:
     """The stop's row, saved ``submitted`` before anything is sent (caller's transaction)."""
-    from orders.services import new_client_order_id
-
     order = Order.objects.create(
         account=position.account, config=position.config, symbol=position.symbol,
         side=_closing_side(position), type=Order.Type.MARKET, quantity=position.quantity,
@@ -337,8 +249,6 @@ def after_fill(order_id: int) -> None:
         order = Order.objects.select_related("account", "symbol").get(pk=order_id)
         if not needs_protection(order, order.account) or order.filled_quantity <= 0:
             return
-        from orders.services import _open_position
-
         # The position of the order's config (each config owns its positions; its stops are
         # reduce-only for its own quantity, never closePosition for the whole symbol).
         position = _open_position(
