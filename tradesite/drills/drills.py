@@ -24,6 +24,9 @@ class Options:
     budget: int = 3  # the simulator's request budget per window in the rate-limit drill
     ws_drop_every_s: float = 10.0  # the simulator closes each WebSocket this often
     ws_drop_bars: int = 2  # live 1m bars the ws-drops drill waits for
+    error_ratio: float = 0.3  # share of REST requests the simulator answers 5xx (rest-errors)
+    order_delay_s: float = 12.0  # how long order answers are held (order-delays; client 10 s)
+    orders: int = 20  # live manual orders each order drill places
 
 
 def _latest_stored_ms(symbols) -> int:
@@ -281,13 +284,3 @@ def worker_kill(stack: Stack, options: Options) -> str:
                f"orders not named by their signal's outcome {doubled}")
     assert signals and not no_outcome and not doubled and not per_bar, figures
     return figures
-
-
-#: In order of value; the names are the ones ``--only`` takes.
-DRILLS = {
-    "stream-kill": stream_kill,
-    "redis-kill": redis_kill,
-    "rate-limit": rate_limit,
-    "worker-kill": worker_kill,
-    "ws-drops": ws_drops,
-}
