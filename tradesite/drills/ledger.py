@@ -6,6 +6,7 @@ Needs Django set up."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -67,16 +68,16 @@ def trading_live(on: bool = True):
     settings.TRADING_LIVE = on
 
 
+@contextlib.contextmanager
 def live_account(stack: Stack):
-    """A live account of the demo user on the ``sim`` venue with the simulator's demo keys
-    (made once; the simulator starts with fresh balances each drill). Turns TRADING_LIVE on
-    for the processes the stack starts from now on and for this process."""
+    """A live account of the demo user on the ``sim`` venue with the simulator's demo keys,
+    without orders (the simulator starts with fresh balances each drill). TRADING_LIVE is on
+    for the processes the stack starts meanwhile and for this process; on the way out it is
+    off again and the account's orders are gone (the drills after it trade paper)."""
     from django.contrib.auth import get_user_model
 
     from markets.models import Account, Exchange
 
-    stack.live = True
-    trading_live(True)
     owner = get_user_model().objects.get(username="demo")
     account = Account.objects.filter(owner=owner, label="Drill live (sim)").first()
     if account is None:
@@ -85,7 +86,15 @@ def live_account(stack: Stack):
     account.api_key, account.api_secret = SIM_KEY, SIM_SECRET
     account.halted = False
     account.save()
-    return account
+    forget_orders(account)
+    stack.live = True
+    trading_live(True)
+    try:
+        yield account
+    finally:
+        stack.live = False
+        trading_live(False)
+        forget_orders(account)
 
 
 def forget_orders(account) -> None:

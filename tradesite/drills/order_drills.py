@@ -5,6 +5,7 @@ venue's own order list is compared with the order rows."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from tradesite.drills import checks, ledger
@@ -13,9 +14,11 @@ from tradesite.drills.drills import BAR_WAIT_S, Options
 from tradesite.drills.stack import PY, ROOT, Stack, wait_for
 
 
+@contextlib.contextmanager
 def _live_config(account):
-    """The demo 1m config on KRW-BTC, on ``account``, signalling on most bars (RSI 2, 49/51);
-    every other config off."""
+    """The demo 1m config on KRW-BTC moved to ``account``, signalling on most bars (RSI 2,
+    49/51); every other config off. On the way out it is back on its paper account, off,
+    without signals."""
     from strategies.models import Signal, StrategyConfig
 
     Signal.objects.all().delete()
@@ -23,11 +26,16 @@ def _live_config(account):
     config = StrategyConfig.objects.filter(symbol__exchange__slug="sim", timeframe="1m",
                                            symbol__code="KRW-BTC").first()
     assert config is not None, "bootstrap_demo made no 1m config on sim KRW-BTC"
+    paper = config.account_id
     StrategyConfig.objects.filter(pk=config.pk).update(
         is_active=True, account=account,
         params={"period": 2, "oversold": 49.0, "overbought": 51.0})
     config.refresh_from_db()
-    return config
+    try:
+        yield config
+    finally:
+        Signal.objects.filter(config=config).delete()
+        StrategyConfig.objects.filter(pk=config.pk).update(is_active=False, account_id=paper)
 
 
 def _collect_until_complete(rounds: int = 10) -> tuple[int, int]:
@@ -52,14 +60,16 @@ def rest_errors(stack: Stack, options: Options) -> str:
     orders. Stored candles equal the simulator's; the venue's orders equal the order rows
     (count and client ids), none doubled, none left unsettled after reconciliation; every
     signal has one outcome."""
+    checks.reset_market_data(stack)
+    with ledger.live_account(stack) as account, _live_config(account) as config:
+        return _rest_errors(stack, options, account, config)
+
+
+def _rest_errors(stack: Stack, options: Options, account, config) -> str:
     import subprocess
 
     from markets.models import Symbol
 
-    checks.reset_market_data(stack)
-    account = ledger.live_account(stack)
-    ledger.forget_orders(account)
-    config = _live_config(account)
     stack.start_sim("--error-ratio", str(options.error_ratio))
     symbols = checks.sim_symbols()
     end = floor_minute(now_ms())
@@ -101,12 +111,15 @@ def order_delays(stack: Stack, options: Options) -> str:
     adapter's 10 s read timeout); ``orders`` live market orders through
     ``place_manual_order``, 5 at a time. The venue's orders equal the order rows (count and
     client ids), none doubled, every order in a final state after reconciliation."""
+    checks.reset_market_data(stack)
+    with ledger.live_account(stack) as account:
+        return _order_delays(stack, options, account)
+
+
+def _order_delays(stack: Stack, options: Options, account) -> str:
     from markets.models import Symbol
     from orders.models import Order
 
-    checks.reset_market_data(stack)
-    account = ledger.live_account(stack)
-    ledger.forget_orders(account)
     stack.start_sim("--order-delay", str(options.order_delay_s))
     symbol = Symbol.objects.get(exchange__slug="sim", code="KRW-BTC")
     placed_at = time.monotonic()
