@@ -46,6 +46,20 @@ def _stored_minutes(symbols, start_ms: int, end_ms: int) -> int:
                                  open_time__lt=to_dt(end_ms)).count()
 
 
+def closed_end(stack: Stack, symbols) -> int:
+    """The end of the last closed minute, once every symbol has it stored (a bar that closed
+    a moment ago may still be on its way from the stream): the end of a comparison."""
+    from markets.models import Candle
+    from markets.pending import to_dt
+
+    end = floor_minute(now_ms())
+    wait_for(lambda: all(Candle.objects.filter(symbol=s, timeframe="1m",
+                                               open_time=to_dt(end - MINUTE_MS)).exists()
+                         for s in symbols), 30,
+             "every symbol's last closed bar is stored\n" + stack.tail("stream"))
+    return end
+
+
 def stream_kill(stack: Stack, options: Options) -> str:
     """SIGKILL the stream for ``outage_s`` across a minute boundary, restart it: the bar that
     closed meanwhile is stored, and the stored 1m candles equal the simulator's REST candles
@@ -79,7 +93,7 @@ def stream_kill(stack: Stack, options: Options) -> str:
     # And a bar that closes after the restart is stored live.
     wait_for(lambda: _latest_stored_ms(symbols) >= hole_end, BAR_WAIT_S,
              "a bar closed after the restart is stored\n" + stack.tail("stream"))
-    end = floor_minute(now_ms())
+    end = closed_end(stack, symbols)
     diff = checks.compare(symbols, ["1m"], floor_minute(started), end)
     closed_while_down = (floor_minute(restarted) - floor_minute(killed)) // MINUTE_MS
     figures = (f"killed {(restarted - killed) / 1000:.0f} s ({closed_while_down} bar(s) per "
@@ -205,7 +219,7 @@ def ws_drops(stack: Stack, options: Options) -> str:
     wait_for(lambda: _latest_stored_ms(symbols) >= last,
              BAR_WAIT_S + options.ws_drop_bars * 60,
              f"the stream stores {options.ws_drop_bars} live bars\n" + stack.tail("stream"))
-    end = floor_minute(now_ms())
+    end = closed_end(stack, symbols)
     drops = stack.tail("stream", 10**7).count("stream interrupted")
     diff = checks.compare(symbols, ["1m"], floor_minute(started), end)
     figures = (f"socket closed every {options.ws_drop_every_s:.0f} s "

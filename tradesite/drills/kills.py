@@ -6,7 +6,13 @@ import time
 
 from tradesite.drills import checks, ledger
 from tradesite.drills.checks import MINUTE_MS, floor_minute, now_ms
-from tradesite.drills.drills import BAR_WAIT_S, Options, _latest_stored_ms, _stored_minutes
+from tradesite.drills.drills import (
+    BAR_WAIT_S,
+    Options,
+    _latest_stored_ms,
+    _stored_minutes,
+    closed_end,
+)
 from tradesite.drills.stack import Stack, wait_for
 
 CHART = ("sim", "KRW-BTC", "1m")
@@ -137,7 +143,7 @@ def all_kill(stack: Stack, options: Options) -> str:
              "a bar closed after the restart is stored\n" + stack.tail("stream"))
     wait_for(lambda: checks.config_evaluations(stack, "worker", log_mark) > 0, BAR_WAIT_S,
              "a bar closed after the restart is evaluated\n" + stack.tail("worker"))
-    diff = checks.compare(symbols, ["1m"], start, floor_minute(now_ms()))
+    diff = checks.compare(symbols, ["1m"], start, closed_end(stack, symbols))
     outcomes = ledger.signal_outcomes(config)
     figures = (f"killed {', '.join(sorted(killed))} at once {killed_ms % MINUTE_MS / 1000:.0f} "
                f"s into a bar for {options.outage_s:.0f} s; /health 200 {health_s:.1f} s "

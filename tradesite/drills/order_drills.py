@@ -10,7 +10,7 @@ import time
 
 from tradesite.drills import checks, ledger
 from tradesite.drills.checks import MINUTE_MS, floor_minute, now_ms
-from tradesite.drills.drills import BAR_WAIT_S, Options
+from tradesite.drills.drills import BAR_WAIT_S, Options, closed_end
 from tradesite.drills.stack import PY, ROOT, Stack, wait_for
 
 
@@ -92,7 +92,7 @@ def _rest_errors(stack: Stack, options: Options, account, config) -> str:
              "two live bars are evaluated\n" + stack.tail("worker"))
     stack.stop("worker")  # nothing is placed while the orders are compared
     rounds = ledger.reconcile_until_settled(account)
-    diff = checks.compare(symbols, ["1m"], start, floor_minute(now_ms()))
+    diff = checks.compare(symbols, ["1m"], start, closed_end(stack, symbols))
     book = ledger.compare_orders(stack, account)
     outcomes = ledger.signal_outcomes(config)
     answers = checks.sim_stats(stack)["by_status"]
