@@ -79,8 +79,11 @@ def _rest_errors(stack: Stack, options: Options, account, config) -> str:
          "--start", str(start), "--end", str(end), "--no-progress"],
         cwd=ROOT, env=stack.environ(), capture_output=True, text=True, timeout=240)
         for s in symbols]
-    failed_backfills = sum(1 for j in jobs if j.returncode != 0 or "Traceback" in j.stdout
-                           + j.stderr)
+    failed = [j for j in jobs if j.returncode != 0 or "Traceback" in j.stdout + j.stderr]
+    why = "" if not failed else " ({}: {})".format(
+        "traceback" if any("Traceback" in j.stdout + j.stderr for j in failed) else
+        f"exit {failed[0].returncode}",
+        (failed[0].stderr.strip() or failed[0].stdout.strip()).splitlines()[-1][:160])
     runs, skipped = _collect_until_complete()
     stack.start_stream()
     stack.start_worker()
@@ -98,7 +101,7 @@ def _rest_errors(stack: Stack, options: Options, account, config) -> str:
     answers = checks.sim_stats(stack)["by_status"]
     errors = sum(n for status, n in answers.items() if status.startswith("5"))
     figures = (f"5xx ratio {options.error_ratio:g}: {errors} of {sum(answers.values())} REST "
-               f"answers were 5xx; backfills failed {failed_backfills} of {len(jobs)}, "
+               f"answers were 5xx; backfills failed {len(failed)} of {len(jobs)}{why}, "
                f"collector runs {runs} (venue skipped in {skipped}); {diff}; "
                f"{len(orders)} manual live orders ({unknown} unknown at first), settled in "
                f"{rounds} reconcile round(s): {book}; {outcomes}")
