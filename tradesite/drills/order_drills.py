@@ -83,7 +83,7 @@ def _rest_errors(stack: Stack, options: Options, account, config) -> str:
     why = "" if not failed else " ({}: {})".format(
         "traceback" if any("Traceback" in j.stdout + j.stderr for j in failed) else
         f"exit {failed[0].returncode}",
-        (failed[0].stderr.strip() or failed[0].stdout.strip()).splitlines()[-1][:160])
+        (failed[0].stderr.strip() or failed[0].stdout.strip()).splitlines()[-1][:90])
     runs, skipped = _collect_until_complete()
     stack.start_stream()
     stack.start_worker()
