@@ -2,7 +2,7 @@
 its fastest drill, starts a scratch stack (private Redis, scratch SQLite, the simulator with a
 budget of 3 requests a window, another client taking most of it, two concurrent
 ``manage.py backfill`` runs), prints its one line
-and exits 0; so does ``--only order-delays --orders 10`` (10 live orders whose answers are held
+and exits 0; so does ``--only order-delays --orders 5`` (5 live orders whose answers are held
 past the client's timeout). The other drills wait for real 1m bars to close and run in ``make
 drills`` only."""
 
@@ -40,16 +40,16 @@ def test_the_rate_limit_drill_runs_end_to_end_and_passes():
                     reason="the drill runs on a scratch SQLite of its own whatever the suite's "
                            "database: the SQLite pass of the suite runs it")
 def test_the_order_delays_drill_settles_every_held_order_once():
-    """10 live orders whose answers the simulator holds past the client's 10 s timeout: each is
-    looked up by its client order id, none is sent twice, all end final."""
+    """5 live orders (sent at once) whose answers the simulator holds past the client's 10 s
+    timeout: each is looked up by its client order id, none is sent twice, all end final."""
     run = subprocess.run([sys.executable, "-m", "tradesite.drills", "--only", "order-delays",
-                          "--orders", "10"],
+                          "--orders", "5"],
                          cwd=ROOT, capture_output=True, text=True, timeout=240)
     lines = [line for line in run.stdout.splitlines() if line.startswith("drill ")]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("drill order-delays: "), run.stdout
     assert lines[0].endswith(": PASS")
-    assert "held 12 s; 10 live orders" in lines[0]
-    assert "10 final: venue orders 10, order rows at the venue 10 " in lines[0]
+    assert "held 12 s; 5 live orders" in lines[0]
+    assert "5 final: venue orders 5, order rows at the venue 5 " in lines[0]
     assert "(only at the venue 0, only here 0), doubled 0, not final 0" in lines[0]
     assert "timed out" in run.stderr, "no answer was held past the timeout: proves nothing"
