@@ -69,6 +69,7 @@ def _rest_errors(stack: Stack, options: Options, account, config) -> str:
     import subprocess
 
     from markets.models import Symbol
+    from strategies.models import Signal
 
     stack.start_sim("--error-ratio", str(options.error_ratio))
     symbols = checks.sim_symbols()
@@ -86,13 +87,16 @@ def _rest_errors(stack: Stack, options: Options, account, config) -> str:
         (failed[0].stderr.strip() or failed[0].stdout.strip()).splitlines()[-1][:90])
     runs, skipped = _collect_until_complete()
     stack.start_stream()
+    mark = checks.log_size(stack, "worker")  # the log holds earlier drills' workers too
     stack.start_worker()
     symbol = Symbol.objects.get(exchange__slug="sim", code="KRW-BTC")
     orders = ledger.place_orders(account, symbol, options.orders)
     unknown = sum(1 for o in orders if o.status == "submitted")
-    # Two live bars of the config are evaluated (their signals' orders go live, under 5xx).
-    wait_for(lambda: checks.config_evaluations(stack, "worker") >= 2, 3 * BAR_WAIT_S,
-             "two live bars are evaluated\n" + stack.tail("worker"))
+    # Live bars of the config are evaluated (their signals' orders go live, under 5xx): two at
+    # least, and until one gave a signal.
+    wait_for(lambda: checks.config_evaluations(stack, "worker", mark) >= 2
+             and Signal.objects.filter(config=config).exists(), 4 * BAR_WAIT_S,
+             "two live bars are evaluated and one gives a signal\n" + stack.tail("worker"))
     stack.stop("worker")  # nothing is placed while the orders are compared
     rounds = ledger.reconcile_until_settled(account)
     diff = checks.compare(symbols, ["1m"], start, closed_end(stack, symbols))
@@ -105,7 +109,7 @@ def _rest_errors(stack: Stack, options: Options, account, config) -> str:
                f"collector runs {runs} (venue skipped in {skipped}); {diff}; "
                f"{len(orders)} manual live orders ({unknown} unknown at first), settled in "
                f"{rounds} reconcile round(s): {book}; {outcomes}")
-    assert diff.ok and book.ok and outcomes.ok and errors, figures
+    assert diff.ok and book.ok and outcomes.ok and outcomes.signals and errors, figures
     return figures
 
 
