@@ -83,8 +83,9 @@ bench: install-dev
 	@install -d -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.devservices with-redis -- $(PY) -m bench
 
-## Fault drills on a scratch stack (about 11 minutes; nightly or on demand, not part of `make
-## test` or CI): each kills or starves one process and checks the stack heals. README "Fault drills".
+## Fault drills on a scratch stack (about 20 minutes, 19.1 and 19.5 measured; nightly or on
+## demand, not part of `make test` or CI; the suite runs rate-limit and a short order-delays):
+## each kills or starves one process and checks the stack heals. README "Fault drills".
 ## DRILLS_ARGS passes flags, e.g. DRILLS_ARGS="--only rate-limit --keep".
 drills: $(VENV)/.run-installed
 	@mkdir -p $(XDG_RUNTIME_DIR)
