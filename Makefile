@@ -27,7 +27,7 @@ node_modules/.installed: package.json package-lock.json
 
 ## The strategy kernels compiled ahead of time (numba's pycc; needs a C compiler). Without them
 ## every process still runs, on numba's JIT, about 115 MB larger; see strategies/aot.py.
-KERNEL_SOURCES := $(addprefix strategies/,_jit.py backtest/engine.py backtest/inputs.py backtest/statistics.py decisions.py indicator_kernels.py library/macd_turtle.py position.py sizing.py aot.py)
+KERNEL_SOURCES := $(addprefix strategies/,_jit.py backtest/engine.py backtest/inputs.py backtest/statistics.py decisions.py indicator_kernels.py library/macd_turtle.py trade_math.py sizing.py aot.py)
 ## The file-name suffix of this Python's C extension modules (e.g. .cpython-311-x86_64-linux-gnu.so).
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
 KERNELS := strategies/_kernels$(EXT_SUFFIX)
@@ -83,8 +83,9 @@ bench: install-dev
 	@install -d -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.devservices with-redis -- $(PY) -m bench
 
-## Fault drills on a scratch stack (about 11 minutes; nightly or on demand, not part of `make
-## test` or CI): each kills or starves one process and checks the stack heals. README "Fault drills".
+## Fault drills on a scratch stack (about 20 minutes, 19.1 and 19.5 measured; nightly or on
+## demand, not part of `make test` or CI; the suite runs rate-limit and a short order-delays):
+## each kills or starves one process and checks the stack heals. README "Fault drills".
 ## DRILLS_ARGS passes flags, e.g. DRILLS_ARGS="--only rate-limit --keep".
 drills: $(VENV)/.run-installed
 	@mkdir -p $(XDG_RUNTIME_DIR)

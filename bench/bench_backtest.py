@@ -45,7 +45,7 @@ import numpy as np
 
 from strategies import backtest, registry, sizing
 from strategies.base import Candles
-from strategies.position import RiskParams
+from strategies.trade_math import RiskParams
 
 BARS = 525_600
 REPEATS = 7

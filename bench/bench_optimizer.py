@@ -27,7 +27,7 @@ from bench.bench_backtest import synthetic_year
 from strategies import backtest, registry
 from strategies.base import Candles
 from strategies.optimizer import Job, Space, default_workers, optimize
-from strategies.position import RiskParams
+from strategies.trade_math import RiskParams
 
 BARS = 90 * 1440
 GRID = {

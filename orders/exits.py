@@ -1,5 +1,5 @@
 """The exit guard: every open position checked against its stop, target, trailing stop and
-(paper, leveraged) liquidation with the backtester's own ``strategies.position.check_exit``.
+(paper, leveraged) liquidation with the backtester's own ``strategies.trade_math.check_exit``.
 
 Two ways in:
 
@@ -37,7 +37,7 @@ from markets.models import Account, Candle, Symbol
 from markets.timeframes import timeframe_ms
 from orders import services
 from orders.models import Position
-from strategies import position as pm
+from strategies import trade_math
 from strategies.models import StrategyConfig
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,14 @@ def _f(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def position_levels(position: Position) -> pm.ExitLevels:
+def position_levels(position: Position) -> trade_math.ExitLevels:
     """The stored levels of ``position`` (NaN = none), the trailing stop from its best price.
     Liquidation applies to paper accounts; a live venue liquidates by itself."""
-    side = pm.LONG if position.side == Position.PositionSide.LONG else pm.SHORT
+    side = trade_math.LONG if position.side == Position.PositionSide.LONG else trade_math.SHORT
     liquidation = math.nan
     if position.account.mode == Account.Mode.PAPER:
         liquidation = _f(position.liquidation_price)
-    return pm.held_levels(
+    return trade_math.held_levels(
         side,
         stop=_f(position.stop_price),
         target=_f(position.target_price),
@@ -81,7 +81,7 @@ def check_position(
     its best price for the trailing stop. With ``use_mark`` (the live guard), a perpetual's
     liquidation is checked against ``mark`` (its fresh mark price; None: none is fresh, the
     trade prices are used and the log says so)."""
-    side = pm.LONG if position.side == Position.PositionSide.LONG else pm.SHORT
+    side = trade_math.LONG if position.side == Position.PositionSide.LONG else trade_math.SHORT
     levels = position_levels(position)
     if (use_mark and not math.isnan(levels.liquidation)
             and position.symbol.market_type == Symbol.MarketType.PERPETUAL):
@@ -92,19 +92,19 @@ def check_position(
         else:
             if side * (float(mark) - levels.liquidation) <= 0.0:
                 services.close_position(
-                    position, pm.REASON_NAMES[pm.REASON_LIQUIDATION],
+                    position, trade_math.REASON_NAMES[trade_math.REASON_LIQUIDATION],
                     last_price=services.dec(levels.liquidation), ts_ms=ts_ms,
                 )
-                return pm.REASON_NAMES[pm.REASON_LIQUIDATION]
+                return trade_math.REASON_NAMES[trade_math.REASON_LIQUIDATION]
             levels = dataclasses.replace(levels, liquidation=math.nan)
-    reason, level, _ambiguous = pm.check_exit(
+    reason, level, _ambiguous = trade_math.check_exit(
         side, open_price, high, low, levels.stop, levels.trailing, levels.liquidation,
         levels.target, True,
     )
-    if reason == pm.REASON_NONE:
-        services.track_best_price(position, high if side == pm.LONG else low)
+    if reason == trade_math.REASON_NONE:
+        services.track_best_price(position, high if side == trade_math.LONG else low)
         return None
-    name = pm.REASON_NAMES[reason]
+    name = trade_math.REASON_NAMES[reason]
     services.close_position(
         position, name, last_price=services.dec(level), ts_ms=ts_ms,
     )

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 # What a signal does to the position: the backtester's own decision (one path for both).
 from strategies.decisions import Plan, plan_action  # noqa: F401 - the services' plan
-from strategies.position import (
+from strategies.trade_math import (
     DAILY_MAX_LOSS,
     DAILY_TARGET,
     DAY_MS,
@@ -75,7 +75,7 @@ def daily_limit_reason(
     daily_target_pct: Decimal | None,
     daily_max_loss_pct: Decimal | None,
 ) -> str | None:
-    """The daily target / max loss gate (``strategies.position.daily_limit``)."""
+    """The daily target / max loss gate (``strategies.trade_math.daily_limit``)."""
     if day_start_equity is None or day_start_equity <= 0:
         return None
     hit = daily_limit(

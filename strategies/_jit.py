@@ -24,7 +24,7 @@ A kernel that Python code calls is declared with its numba signature,
 ``@njit(aot="f8[:](f8[:], i8)")``, or a function that builds it (for struct arguments, whose
 types need numba: ``strategies.backtest.inputs.kernel_signature``, called only by the build);
 the ahead-of-time version accepts exactly those types (arrays of that dtype, any strides). A
-helper that only kernels call (and brokers, from plain Python: :mod:`strategies.position`,
+helper that only kernels call (and brokers, from plain Python: :mod:`strategies.trade_math`,
 :mod:`strategies.decisions`) is ``@njit`` without a signature: compiled into its callers
 ahead of time, and a plain Python function in ``"aot"`` mode.
 """
@@ -50,7 +50,7 @@ SOURCES = (
     "decisions.py",
     "indicator_kernels.py",
     "library/macd_turtle.py",
-    "position.py",
+    "trade_math.py",
     "sizing.py",
 )
 

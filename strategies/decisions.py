@@ -32,7 +32,7 @@ from strategies.base import (
     EXIT_SHORT,
     HOLD,
 )
-from strategies.position import (
+from strategies.trade_math import (
     LONG,
     REASON_NAMES,
     REASON_NONE,

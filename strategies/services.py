@@ -26,7 +26,7 @@ from strategies import backtest, limits, registry, sizing
 from strategies.base import Candles, Signals
 from strategies.models import BacktestRun
 from strategies.params import ParamError
-from strategies.position import RiskParams
+from strategies.trade_math import RiskParams
 
 #: The stored equity curve keeps at most this many points (the full curve is per bar).
 MAX_EQUITY_POINTS = 10_000
@@ -124,7 +124,7 @@ def run_backtest(
 ) -> BacktestRun:
     """Run ``strategy`` over stored candles and store the result as a ``BacktestRun``.
 
-    ``risk`` takes :class:`strategies.position.RiskParams` fields other than the fee and
+    ``risk`` takes :class:`strategies.trade_math.RiskParams` fields other than the fee and
     slippage (stop_loss_pct, leverage, ...). With ``replay_minutes`` and a timeframe above 1m,
     stored 1m candles resolve bars that touch both stop and target. Raises ``ParamError`` for
     bad parameters and :class:`NoCandles` when the range holds no candles; a failure inside

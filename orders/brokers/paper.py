@@ -1,4 +1,4 @@
-"""Paper execution with the backtester's fill model (``strategies.position``): a market order
+"""Paper execution with the backtester's fill model (``strategies.trade_math``): a market order
 fills at the last price moved against the trader by ``slippage_bps``, paying the taker
 ``fee_rate`` on the fill's notional; a limit order that crosses the last price fills the same
 way but never beyond its limit; one that does not cross rests and fills at its limit (maker fee)
@@ -18,7 +18,7 @@ from markets.exchanges.base import (
     OrderRequest,
 )
 from orders.brokers.base import Broker, Costs
-from strategies.position import BUY, SELL, slipped_price
+from strategies.trade_math import BUY, SELL, slipped_price
 
 FEE_PLACES = Decimal("0.000000000001")  # the models' 12 decimal places
 

@@ -48,7 +48,7 @@ from orders.services.ledger import (
     _order_row,
     _update_rows,
 )
-from strategies import position as pm
+from strategies import trade_math
 from strategies.models import Signal, StrategyConfig
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             (book.open_close if reduce_only else book.open_entry).add((symbol_id, config_id))
             if not reduce_only:
                 book.sides.setdefault(symbol_id, []).append(
-                    (config_id, pm.BUY if side == Side.BUY else pm.SELL)
+                    (config_id, trade_math.BUY if side == Side.BUY else trade_math.SELL)
                 )
     # 3. Each signal's decision, in Python; its order built, not saved yet.
     atr_cache: dict = {}
@@ -349,7 +349,7 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             quote = config.symbol.quote
             order = _order_row(
                 book.account, config.symbol,
-                side=Side.BUY if plan.open_side == pm.LONG else Side.SELL,
+                side=Side.BUY if plan.open_side == trade_math.LONG else Side.SELL,
                 quantity=qty, price=price, reason=("add" if plan.add else "entry"),
                 config=config, signal=signal, reserve=reserve, reserve_asset=quote,
             )

@@ -15,7 +15,7 @@ from markets.exchanges.base import SymbolInfo
 from markets.models import Symbol
 from orders.brokers.base import Costs
 from orders.models import Position, Side
-from strategies import position as pm
+from strategies import trade_math
 
 ZERO = Decimal("0")
 PLACES = Decimal("0.000000000001")
@@ -113,4 +113,4 @@ def _open_position(
 def _side_int(position: Position | None) -> int:
     if position is None:
         return 0
-    return pm.LONG if position.side == Position.PositionSide.LONG else pm.SHORT
+    return trade_math.LONG if position.side == Position.PositionSide.LONG else trade_math.SHORT

@@ -26,8 +26,7 @@ from orders.services.common import (
 )
 from orders.services.equity import day_start_equity
 from orders.services.ledger import free_balance
-from strategies import position as pm
-from strategies import sizing
+from strategies import sizing, trade_math
 from strategies.models import StrategyConfig
 
 
@@ -36,7 +35,7 @@ def risk_params(config: StrategyConfig, costs: Costs | None = None, ts_ms: int |
     broker's fee and slippage, the trading day of ``settings.TIME_ZONE``."""
     costs = costs or default_costs()
     offset = risk.utc_offset_hours(settings.TIME_ZONE, ts_ms if ts_ms is not None else now_ms())
-    return pm.RiskParams(
+    return trade_math.RiskParams(
         fee_rate=costs.fee_rate,
         maker_fee_rate=costs.maker_fee_rate,
         slippage_bps=costs.slippage_bps,
@@ -142,7 +141,7 @@ def _decide_entry(
     balance and the daily limits are the whole account's. Returns
     ``(quantity, limit price or None, paper reserve)``; raises ``Rejected`` with the reason."""
     symbol = config.symbol
-    side = Side.BUY if side_int == pm.LONG else Side.SELL
+    side = Side.BUY if side_int == trade_math.LONG else Side.SELL
     facts = risk.EntryFacts(
         halted=account.halted,
         halted_reason=account.halted_reason,
@@ -170,7 +169,7 @@ def _decide_entry(
         )
     leverage = config.leverage if symbol.market_type == Symbol.MarketType.PERPETUAL else 1
     limit = limit_price(symbol, side, last_price, costs)
-    fill_estimate = pm.slipped_price(float(last_price), side_int, costs.slippage_bps)
+    fill_estimate = trade_math.slipped_price(float(last_price), side_int, costs.slippage_bps)
     worst = float(limit) if limit is not None else fill_estimate
     params = config.sizing()
     wanted = sizing.quantity(
@@ -182,7 +181,7 @@ def _decide_entry(
         trade_returns=_trade_returns(config) if isinstance(params, sizing.Kelly) else (),
     ) * size_mult
     available = available()
-    room = pm.affordable_quantity(float(available), worst, float(leverage), costs.fee_rate)
+    room = trade_math.affordable_quantity(float(available), worst, float(leverage), costs.fee_rate)
     info = symbol_info(symbol)
     want_qty = rounding.round_quantity(dec(max(wanted, 0.0)), info)
     qty = rounding.round_quantity(dec(max(min(wanted, room), 0.0)), info)

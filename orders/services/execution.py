@@ -39,7 +39,7 @@ from orders.services.ledger import (
     _new_order,
     sync_balances,
 )
-from strategies import position as pm
+from strategies import trade_math
 from strategies.models import Signal, StrategyConfig
 
 
@@ -270,7 +270,7 @@ def _entry_in_transaction(account, config, signal, plan, position, last_price, a
                 account, config, position, plan.open_side, last_price, size, at_ms,
                 broker.costs, broker,
             )
-            side = Side.BUY if plan.open_side == pm.LONG else Side.SELL
+            side = Side.BUY if plan.open_side == trade_math.LONG else Side.SELL
             order = _new_order(
                 account, config.symbol, side=side, quantity=qty, price=price,
                 reason=("add" if plan.add else "entry"), config=config, signal=signal,

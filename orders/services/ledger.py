@@ -37,7 +37,7 @@ from orders.services.payloads import (
     order_payload,
     position_payload,
 )
-from strategies import position as pm
+from strategies import trade_math
 from strategies.models import StrategyConfig
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
         )
     else:
         position = _open_position(account.pk, symbol.pk, config_id=order.config_id, lock=True)
-    direction = pm.BUY if order.side == Side.BUY else pm.SELL
+    direction = trade_math.BUY if order.side == Side.BUY else trade_math.SELL
     qty, price, fee = fill.quantity, fill.price, fill.fee
     if order.reduce_only and perpetual and (position is None or _side_int(position) == direction):
         # A reduce-only fill with nothing here to reduce (the venue and this database
@@ -249,7 +249,7 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
         position = None
         if qty <= 0 or order.reduce_only:
             return
-    if not perpetual and direction == pm.SELL:
+    if not perpetual and direction == trade_math.SELL:
         # A spot sell without a long position: selling holdings, no position to track.
         if paper:
             _move(account, symbol.base, -qty)
@@ -262,17 +262,18 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
 def _levels(config: StrategyConfig | None, side: int, entry: Decimal):
     if config is None:
         return None, None
-    stop, target = pm.entry_levels(
+    stop, target = trade_math.entry_levels(
         side, float(entry), float(config.stop_loss_pct or 0), float(config.take_profit_pct or 0)
     )
     return (None if math.isnan(stop) else dec(stop)), (None if math.isnan(target) else dec(target))
 
 
 def _liquidation(side, qty, entry, margin, leverage) -> Decimal | None:
-    if leverage <= 1 and side == pm.LONG:
+    if leverage <= 1 and side == trade_math.LONG:
         return None
-    value = pm.liquidation_price(
-        side, float(qty), float(entry), float(margin), pm.RiskParams().maintenance_margin_rate
+    value = trade_math.liquidation_price(
+        side, float(qty), float(entry), float(margin),
+        trade_math.RiskParams().maintenance_margin_rate,
     )
     return None if math.isnan(value) or value <= 0 else dec(value)
 
@@ -290,7 +291,8 @@ def _increase(account, position, order, direction, qty, price, fee, ts, *, paper
             _move(account, order.symbol.quote, -(qty * price + fee))
             _move(account, order.symbol.base, qty)
     if position is None:
-        side = Position.PositionSide.LONG if direction == pm.LONG else Position.PositionSide.SHORT
+        side = (Position.PositionSide.LONG if direction == trade_math.LONG
+                else Position.PositionSide.SHORT)
         stop, target = _levels(config, direction, price)
         position = Position.objects.create(
             account=account,
@@ -310,7 +312,7 @@ def _increase(account, position, order, direction, qty, price, fee, ts, *, paper
             opened_at=ts,
         )
     else:
-        entry = dec(pm.average_entry(float(position.quantity), float(position.entry_price),
+        entry = dec(trade_math.average_entry(float(position.quantity), float(position.entry_price),
                                      float(qty), float(price)))
         position.quantity += qty
         position.entry_price = entry

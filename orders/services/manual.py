@@ -41,7 +41,7 @@ from orders.services.payloads import (
     _push_later,
     order_payload,
 )
-from strategies import position as pm
+from strategies import trade_math
 
 #: The largest price or quantity a Money column reads back (18 digits before the point; SQLite
 #: keeps them as doubles, so a larger value would be stored but no query could load it).
@@ -175,7 +175,7 @@ def place_manual_order(
             # One net position per symbol at the venue: a manual order may reduce the manual
             # position, never open against a config's (it would reduce or reverse it there).
             manual = _open_position(account.pk, symbol.pk, config_id=None, lock=True)
-            direction = pm.BUY if side == Side.BUY else pm.SELL
+            direction = trade_math.BUY if side == Side.BUY else trade_math.SELL
             if manual is None or _side_int(manual) == direction or quantity > manual.quantity:
                 reason = net.opposite_reason(
                     symbol, direction, net.others_on_symbol(account.pk, symbol.pk, None)

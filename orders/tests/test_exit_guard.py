@@ -10,7 +10,7 @@ from markets.models import Balance, Symbol
 from orders import exits, tasks
 from orders.models import Fill, Order, Position
 from orders.tests.conftest import MINUTE, T0, fund, store
-from strategies import position as pm
+from strategies import trade_math
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PRICE = 50_000_000.0
@@ -96,8 +96,8 @@ def test_paper_short_with_leverage_reserves_margin_and_is_liquidated(
     assert position.margin == (position.quantity * fill.price / 5).quantize(Decimal("1e-12"))
     usdt = Balance.objects.get(account=futures_account, asset="USDT")
     assert usdt.free == Decimal("10000") - position.margin - fill.fee and usdt.locked == 0
-    expected_liq = pm.liquidation_price(
-        pm.SHORT, 0.05, 99950.0, float(position.margin), 0.005
+    expected_liq = trade_math.liquidation_price(
+        trade_math.SHORT, 0.05, 99950.0, float(position.margin), 0.005
     )
     assert float(position.liquidation_price) == pytest.approx(expected_liq)
 

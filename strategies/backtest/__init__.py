@@ -1,7 +1,7 @@
 """The backtester: any registered strategy, any parameters, over one ``Candles`` series.
 
 It runs event by event, bar by bar, with the same position math the paper and live brokers use
-(:mod:`strategies.position`, :mod:`strategies.sizing`). What it assumes, plainly:
+(:mod:`strategies.trade_math`, :mod:`strategies.sizing`). What it assumes, plainly:
 
 Fill timing
     The strategy decides on the close of bar ``i`` using bars ``[0, i]``; the order fills at the
@@ -39,7 +39,7 @@ Exits inside a bar
     so a bar's own extreme only moves it from the next bar on (1m replay moves it per minute).
 Leverage
     Isolated margin; the liquidation price uses ``maintenance_margin_rate``
-    (:func:`strategies.position.liquidation_price`) and is checked like a stop, before it.
+    (:func:`strategies.trade_math.liquidation_price`) and is checked like a stop, before it.
 Daily limits
     Trading days start at 00:00 UTC + ``day_offset_hours``. The day's reference is the equity at
     the open of its first bar. Once the equity at a bar's close has gained ``daily_target_pct`` or

@@ -7,8 +7,8 @@
    to close the position (``signal`` / ``reverse``) and which side to open or add to; an entry
    or add is sized (:func:`_unit_quantity` × the signal's size), capped to what the free equity
    affords, and skipped while the day is halted.
-3. An open position is checked against its levels (:func:`strategies.position.levels`) over the
-   bar's open, high and low (:func:`strategies.position.check_exit`); an ambiguous bar is
+3. An open position is checked against its levels (:func:`strategies.trade_math.levels`) over the
+   bar's open, high and low (:func:`strategies.trade_math.check_exit`); an ambiguous bar is
    replayed on its 1m candles when given. No exit: the trailing stop's best price moves.
 4. The last bar closes what is still open (``end_of_data``).
 5. The equity at the close is marked, and the daily limits checked.
@@ -37,7 +37,8 @@ from strategies.backtest.results import BacktestResult
 from strategies.backtest.statistics import summarize
 from strategies.base import Candles, Signals, Strategy
 from strategies.decisions import decide
-from strategies.position import (
+from strategies.sizing import kelly_fraction
+from strategies.trade_math import (
     DAILY_NONE,
     LONG,
     REASON_END,
@@ -52,7 +53,6 @@ from strategies.position import (
     trading_day,
     trailing_price,
 )
-from strategies.sizing import kelly_fraction
 
 _kelly_fraction = njit(kelly_fraction)
 

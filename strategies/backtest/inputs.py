@@ -20,7 +20,7 @@ from markets.timeframes import timeframe_ms
 from strategies import indicators, sizing
 from strategies.base import Candles, Signals
 from strategies.params import ParamError, Params
-from strategies.position import RiskParams
+from strategies.trade_math import RiskParams
 
 INTRABAR_POLICIES = ("stop_first", "target_first")
 
@@ -113,7 +113,7 @@ class Rules(NamedTuple):
 
 class TradeBook(NamedTuple):
     """The loop's trades, one row per closed trade (the columns of ``Trade``; ``side`` +1/-1
-    and ``reason`` a ``strategies.position.REASON_*`` code). The loop allocates it (numba's
+    and ``reason`` a ``strategies.trade_math.REASON_*`` code). The loop allocates it (numba's
     allocator: numpy's would ask for huge pages, several MB more resident per run)."""
 
     entry_time_ms: Int64s

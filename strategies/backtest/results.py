@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from strategies.position import LONG, REASON_NAMES
+from strategies.trade_math import LONG, REASON_NAMES
 
 
 @dataclasses.dataclass(slots=True)

@@ -18,7 +18,7 @@ from strategies._jit import njit
 from strategies.backtest.inputs import BacktestConfig
 from strategies.backtest.results import BacktestResult
 from strategies.base import Candles
-from strategies.position import DAY_MS, HOUR_MS
+from strategies.trade_math import DAY_MS, HOUR_MS
 
 YEAR_MS = 365 * DAY_MS
 

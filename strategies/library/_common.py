@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from strategies.position import DAY_MS, HOUR_MS
+from strategies.trade_math import DAY_MS, HOUR_MS
 
 
 def day_keys(open_time_ms: np.ndarray, utc_offset_hours: float) -> np.ndarray:
     """Trading-day index of each candle, days starting at 00:00 UTC + ``utc_offset_hours``."""
-    offset = int(utc_offset_hours * HOUR_MS)  # as strategies.position.trading_day
+    offset = int(utc_offset_hours * HOUR_MS)  # as strategies.trade_math.trading_day
     return (np.asarray(open_time_ms, dtype=np.int64) + offset) // DAY_MS
 
 

@@ -27,8 +27,8 @@ import numpy as np
 from strategies.base import ENTER_LONG, EXIT_LONG, Candles, Signals, Strategy
 from strategies.library._common import day_keys, group_starts, last_bar_of_day
 from strategies.params import Params, param
-from strategies.position import DAY_MS, HOUR_MS
 from strategies.registry import register
+from strategies.trade_math import DAY_MS, HOUR_MS
 
 
 @dataclasses.dataclass(frozen=True)

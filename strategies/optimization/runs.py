@@ -21,7 +21,7 @@ from strategies.optimization.errors import OptimizationError
 from strategies.optimization.versions import apply_run
 from strategies.optimizer import Constraints, FloatRange, Job, Simplex, Space, TrialResult
 from strategies.params import ParamError
-from strategies.position import RiskParams
+from strategies.trade_math import RiskParams
 
 ENSEMBLE_WEIGHTS = ("w_trend", "w_momentum", "w_swing", "w_scalping", "w_day", "w_price_action")
 #: The ensemble threshold range searched with the weights.

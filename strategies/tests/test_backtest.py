@@ -22,8 +22,8 @@ from strategies.base import (
     Signals,
 )
 from strategies.params import ParamError
-from strategies.position import RiskParams
 from strategies.tests.conftest import DAY0_MS, MINUTE_MS, bars, from_returns, random_walk
+from strategies.trade_math import RiskParams
 
 FLAT = (100.0, 100.0, 100.0, 100.0)
 

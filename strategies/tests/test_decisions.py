@@ -1,5 +1,5 @@
 """One decision path: what an action does to the position (``strategies.decisions``) and a
-position's levels (``strategies.position``), shared by the backtest loop and the order services.
+position's levels (``strategies.trade_math``), shared by the backtest loop and the order services.
 
 The loop runs the decision compiled (ahead of time, or numba's JIT); the services run the plain
 Python function. The property test below drives the loop in force with random action and size
@@ -15,8 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import _jit, decisions
-from strategies import position as pos
+from strategies import _jit, decisions, trade_math
 from strategies.backtest import BacktestConfig, simulate
 from strategies.base import (
     ACTION_NAMES,
@@ -31,8 +30,8 @@ from strategies.base import (
 )
 from strategies.tests.conftest import random_walk
 
-L, S = pos.LONG, pos.SHORT
-SIGNAL, REVERSE, NONE = pos.REASON_SIGNAL, pos.REASON_REVERSE, pos.REASON_NONE
+L, S = trade_math.LONG, trade_math.SHORT
+SIGNAL, REVERSE, NONE = trade_math.REASON_SIGNAL, trade_math.REASON_REVERSE, trade_math.REASON_NONE
 
 
 @pytest.mark.parametrize(
@@ -66,7 +65,7 @@ def test_the_services_plan_is_the_decision_in_words(code, side, can_short):
     close, open_side, ignored = decisions.decide(code, side, can_short)
     plan = decisions.plan_action(ACTION_NAMES[code], side, can_short=can_short)
     assert plan == decisions.plan_action(code, side, can_short=can_short)
-    assert plan.close == (None if close == NONE else pos.REASON_NAMES[close])
+    assert plan.close == (None if close == NONE else trade_math.REASON_NAMES[close])
     assert plan.open_side == open_side
     assert plan.add == (open_side == side != 0 and close == NONE)
     assert bool(plan.ignored) == (ignored != decisions.ACTED)
@@ -83,7 +82,7 @@ def _replay(actions, sizes, allow_short: bool, n: int) -> list[tuple]:
     for i in range(1, n):
         close, want, _ignored = decisions.decide(int(actions[i - 1]), side, allow_short)
         if close != NONE:
-            trades.append((side, opened, i, pos.REASON_NAMES[close], entries))
+            trades.append((side, opened, i, trade_math.REASON_NAMES[close], entries))
             side = 0
         if want != 0 and sizes[i - 1] > 0:
             if side == 0:
@@ -113,7 +112,7 @@ def test_the_compiled_loop_decides_as_the_python_decision(steps, allow_short, se
     sizes = np.array([s for _, s in steps])
     result = simulate(
         candles, Signals(actions, size=sizes),
-        BacktestConfig(risk=pos.RiskParams(fee_rate=0.0), allow_short=allow_short),
+        BacktestConfig(risk=trade_math.RiskParams(fee_rate=0.0), allow_short=allow_short),
     )
     times = candles.open_time_ms.tolist()
     got = [
@@ -137,17 +136,18 @@ def test_the_guard_holds_the_levels_the_backtester_checks(
 ):
     """Levels fixed at the fill (``entry_levels``, ``position_liquidation``, what the services
     store) and assembled by the exit guard (``held_levels``) equal the backtester's ``levels``."""
-    risk = pos.RiskParams(stop_loss_pct=stop, take_profit_pct=target, trailing_stop_pct=trailing,
-                          leverage=leverage, maintenance_margin_rate=0.004)
+    risk = trade_math.RiskParams(stop_loss_pct=stop, take_profit_pct=target,
+                                 trailing_stop_pct=trailing, leverage=leverage,
+                                 maintenance_margin_rate=0.004)
     qty, best = 2.0, entry * (1 + best_move)
     margin = qty * entry / leverage
-    backtester = pos.exit_levels(risk, side=side, quantity=qty, entry_price=entry, margin=margin,
-                                 best_price=best)
-    stored_stop, stored_target = pos.entry_levels(side, entry, stop, target)
-    guard = pos.held_levels(
+    backtester = trade_math.exit_levels(risk, side=side, quantity=qty, entry_price=entry,
+                                        margin=margin, best_price=best)
+    stored_stop, stored_target = trade_math.entry_levels(side, entry, stop, target)
+    guard = trade_math.held_levels(
         side, stop=stored_stop, target=stored_target, best_price=best,
         trailing_stop_pct=trailing,
-        liquidation=pos.position_liquidation(side, qty, entry, margin, leverage, 0.004),
+        liquidation=trade_math.position_liquidation(side, qty, entry, margin, leverage, 0.004),
     )
     for name in ("stop", "trailing", "liquidation", "target"):
         want, got = getattr(backtester, name), getattr(guard, name)
@@ -155,9 +155,9 @@ def test_the_guard_holds_the_levels_the_backtester_checks(
 
 
 def test_an_unleveraged_long_has_no_liquidation_but_a_short_has():
-    assert math.isnan(pos.position_liquidation(L, 1.0, 100.0, 100.0, 1.0, 0.005))
-    assert pos.position_liquidation(S, 1.0, 100.0, 100.0, 1.0, 0.005) == pytest.approx(
+    assert math.isnan(trade_math.position_liquidation(L, 1.0, 100.0, 100.0, 1.0, 0.005))
+    assert trade_math.position_liquidation(S, 1.0, 100.0, 100.0, 1.0, 0.005) == pytest.approx(
         200.0 / 1.005
     )
-    assert math.isnan(pos.held_levels(L, stop=math.nan, target=math.nan, best_price=math.nan,
+    assert math.isnan(trade_math.held_levels(L, stop=math.nan, target=math.nan, best_price=math.nan,
                                       trailing_stop_pct=3.0, liquidation=math.nan).trailing)

@@ -15,8 +15,8 @@ import pytest
 import strategies
 from strategies import _jit, backtest, registry
 from strategies.backtest import BacktestConfig
-from strategies.position import RiskParams
 from strategies.tests.conftest import random_walk
+from strategies.trade_math import RiskParams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,7 @@ _RUN_ALL = """
 import json, sys
 from strategies import _jit, backtest, registry
 from strategies.backtest import BacktestConfig
-from strategies.position import RiskParams
+from strategies.trade_math import RiskParams
 from strategies.tests.conftest import random_walk
 from strategies import sizing
 
@@ -172,9 +172,9 @@ print(len(names))
 
 def test_without_a_kernel_signature_a_helper_stays_callable_from_python():
     """Brokers call the position helpers from plain Python in every mode."""
-    from strategies import position
+    from strategies import trade_math
 
-    assert position.slipped_price(100.0, 1, 10.0) == pytest.approx(100.1)
+    assert trade_math.slipped_price(100.0, 1, 10.0) == pytest.approx(100.1)
     assert backtest.run(
         registry.build("rsi"), random_walk(300, seed=2),
         BacktestConfig(risk=RiskParams(fee_rate=0.0)),

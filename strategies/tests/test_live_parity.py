@@ -1,5 +1,5 @@
 """A paper-trading-style loop (the newest action from ``signals(tail(lookback()))`` each bar,
-the exit guard from :mod:`strategies.position` per bar) reproduces the backtester's trades.
+the exit guard from :mod:`strategies.trade_math` per bar) reproduces the backtester's trades.
 
 The loop below is written the way a broker runs: one closed candle at a time, no arrays of
 the future. If it and the vectorized backtest ever disagree, one of them is wrong.
@@ -11,12 +11,11 @@ import math
 
 import pytest
 
-from strategies import position as pos
-from strategies import registry
+from strategies import registry, trade_math
 from strategies.backtest import BacktestConfig, run
 from strategies.base import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
-from strategies.position import RiskParams
 from strategies.tests.conftest import random_walk
+from strategies.trade_math import RiskParams
 
 
 def paper_trade(strategy, candles, risk: RiskParams, cash: float):
@@ -26,9 +25,9 @@ def paper_trade(strategy, candles, risk: RiskParams, cash: float):
 
     def close(price, reason):
         nonlocal cash, side, qty, fees
-        fill = pos.slipped_price(price, -side, risk.slippage_bps)
-        fee = pos.fee(qty * fill, risk.fee_rate)
-        pnl = pos.unrealized_pnl(side, qty, entry, fill)
+        fill = trade_math.slipped_price(price, -side, risk.slippage_bps)
+        fee = trade_math.fee(qty * fill, risk.fee_rate)
+        pnl = trade_math.unrealized_pnl(side, qty, entry, fill)
         cash += pnl - fee
         trades.append((side, round(entry, 9), round(fill, 9), reason, pnl - fees - fee))
         side, qty, fees = 0, 0.0, 0.0
@@ -37,29 +36,30 @@ def paper_trade(strategy, candles, risk: RiskParams, cash: float):
         window = candles[max(0, i - lookback) : i]  # closed candles up to i - 1
         action = int(strategy.signals(window).actions[-1])
         price = float(candles.open[i])
-        wanted = {ENTER_LONG: pos.LONG, ENTER_SHORT: pos.SHORT}.get(action, 0)
-        exits = {EXIT_LONG: pos.LONG, EXIT_SHORT: pos.SHORT}.get(action, 0)
+        wanted = {ENTER_LONG: trade_math.LONG, ENTER_SHORT: trade_math.SHORT}.get(action, 0)
+        exits = {EXIT_LONG: trade_math.LONG, EXIT_SHORT: trade_math.SHORT}.get(action, 0)
         if exits and side == exits:
             close(price, "signal")
         elif wanted and side == -wanted:
             close(price, "reverse")
         if wanted and side == 0:
-            fill = pos.slipped_price(price, wanted, risk.slippage_bps)
-            qty = pos.affordable_quantity(cash, fill, 1.0, risk.fee_rate)
-            fees = pos.fee(qty * fill, risk.fee_rate)
+            fill = trade_math.slipped_price(price, wanted, risk.slippage_bps)
+            qty = trade_math.affordable_quantity(cash, fill, 1.0, risk.fee_rate)
+            fees = trade_math.fee(qty * fill, risk.fee_rate)
             cash -= fees
             side, entry, best = wanted, fill, fill
         if side:
-            levels = pos.exit_levels(risk, side=side, quantity=qty, entry_price=entry,
+            levels = trade_math.exit_levels(risk, side=side, quantity=qty, entry_price=entry,
                                      margin=qty * entry, best_price=best)
-            reason, level, _ = pos.check_exit(
+            reason, level, _ = trade_math.check_exit(
                 side, price, float(candles.high[i]), float(candles.low[i]), levels.stop,
                 levels.trailing, levels.liquidation, levels.target, True,
             )
-            if reason != pos.REASON_NONE:
-                close(level, pos.REASON_NAMES[reason])
+            if reason != trade_math.REASON_NONE:
+                close(level, trade_math.REASON_NAMES[reason])
             else:
-                best = max(best, candles.high[i]) if side == pos.LONG else min(best, candles.low[i])
+                best = (max(best, candles.high[i]) if side == trade_math.LONG
+                        else min(best, candles.low[i]))
     if side:
         close(float(candles.close[-1]), "end_of_data")
     return trades, cash

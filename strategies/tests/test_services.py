@@ -13,9 +13,9 @@ from django.core.management import CommandError, call_command
 from strategies import backtest, registry
 from strategies.models import BacktestRun
 from strategies.params import ParamError
-from strategies.position import RiskParams
 from strategies.services import NoCandles, load_candles, run_backtest
 from strategies.tests.conftest import DAY0_MS, random_walk
+from strategies.trade_math import RiskParams
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,8 @@ from strategies.base import (
     Candles,
 )
 from strategies.params import ParamError
-from strategies.position import RiskParams
 from strategies.tests.conftest import DAY0_MS, bars, random_walk
+from strategies.trade_math import RiskParams
 
 HOUR = 3_600_000
 

@@ -4,6 +4,9 @@ stack heals by itself. ``make drills`` / ``python -m tradesite.drills``; see REA
 
 - :mod:`tradesite.drills.stack`: the processes (subprocesses in their own process groups).
 - :mod:`tradesite.drills.checks`: candle comparison, ``/health``, login, chart sockets.
-- :mod:`tradesite.drills.drills`: the drills themselves.
-- :mod:`tradesite.drills.runner`: set-up, one line per drill, exit status.
+- :mod:`tradesite.drills.ledger`: signal outcomes against order rows, a live account's order
+  rows against the simulator's own order list; the live account and manual live orders.
+- :mod:`tradesite.drills.drills`, :mod:`~tradesite.drills.kills`,
+  :mod:`~tradesite.drills.order_drills`: the drills themselves.
+- :mod:`tradesite.drills.runner`: set-up, the drills in order, one line each, exit status.
 """

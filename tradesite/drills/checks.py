@@ -61,11 +61,27 @@ def stored(symbol, timeframe: str, start_ms: int, end_ms: int) -> dict[int, tupl
         c.close.tolist(), c.volume.tolist())}
 
 
+def retrying(call, what: str, attempts: int = 30):
+    """``call()``, again after each 5xx or refusal (a drill's own reads meet the faults it
+    injects too), at most ``attempts`` times."""
+    from markets.exchanges.errors import TemporaryExchangeError
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except TemporaryExchangeError as exc:
+            last = exc
+            time.sleep(min(0.2 * (attempt + 1), 2.0))
+    raise AssertionError(f"{what}: the simulator failed {attempts} times in a row ({last})")
+
+
 def venue(symbol, timeframe: str, start_ms: int, end_ms: int) -> dict[int, tuple]:
     """The simulator's candles over REST (through the venue's shared limiter)."""
     from markets.adapters import adapter_for
 
-    rows = adapter_for(symbol.exchange).fetch_candles(symbol.code, timeframe, start_ms, end_ms)
+    adapter = adapter_for(symbol.exchange)
+    rows = retrying(lambda: adapter.fetch_candles(symbol.code, timeframe, start_ms, end_ms),
+                    f"reading {symbol} {timeframe} candles")
     return {r.open_time_ms: (r.open, r.high, r.low, r.close, r.volume) for r in rows}
 
 
@@ -169,3 +185,21 @@ def wait_for_health(stack: Stack, timeout_s: float) -> float:
     started = time.monotonic()
     wait_for(lambda: health_status(stack) == 200, timeout_s, "/health answers 200", poll_s=0.25)
     return time.monotonic() - started
+
+
+def log_size(stack: Stack, name: str) -> int:
+    return stack.log(name).stat().st_size if stack.log(name).exists() else 0
+
+
+def config_evaluations(stack: Stack, name: str, offset: int = 0) -> int:
+    """Evaluate tasks that ran at least one config and succeeded, in the log of worker
+    ``name`` after byte ``offset``."""
+    import re
+
+    if not stack.log(name).exists():
+        return 0
+    with stack.log(name).open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    return len(re.findall(r"Task orders\.tasks\.evaluate\[[0-9a-f-]+\] succeeded[^\n]*"
+                          r"'configs': [1-9]", text))

@@ -45,6 +45,7 @@ class Stack:
                           "bithumb": free_port()}
         self.procs: dict[str, subprocess.Popen] = {}
         self.redis: subprocess.Popen | None = None
+        self.live = False  # TRADING_LIVE=1 in the processes started from now on
         (self.tmp / "logs").mkdir()
         (self.tmp / "redis").mkdir()
 
@@ -77,6 +78,7 @@ class Stack:
             SIM_BITHUMB_PORT=str(self.sim_ports["bithumb"]),
             PYTHONUNBUFFERED="1",
             XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", str(self.tmp)),
+            TRADING_LIVE="1" if self.live else "0",
         )
         return env
 
@@ -152,6 +154,19 @@ class Stack:
         if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+    def kill_everything(self) -> list[str]:
+        """SIGKILL every process group and Redis at once (all signals sent before any wait),
+        except the simulator: it is the exchange. Returns the names killed."""
+        victims = [(n, p) for n, p in self.procs.items() if n != "sim" and p.poll() is None]
+        if self.redis is not None and self.redis.poll() is None:
+            victims.append(("redis", self.redis))
+        for _, proc in victims:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for name, proc in victims:
+            proc.wait(10)
+            self.procs.pop(name, None)
+        return [name for name, _ in victims]
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)

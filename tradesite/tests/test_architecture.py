@@ -26,7 +26,7 @@ PURE = [
     "strategies/sizing.py",
     "strategies/indicators.py",
     "strategies/indicator_kernels.py",
-    "strategies/position.py",
+    "strategies/trade_math.py",
     "strategies/backtest",
     "strategies/decisions.py",
     "strategies/library",
