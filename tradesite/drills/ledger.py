@@ -16,7 +16,7 @@ import requests
 from tradesite.drills.checks import now_ms, retrying
 from tradesite.drills.stack import Stack
 
-#: The simulator's Upbit demo account (markets/simulator/server.py DEFAULT_ACCOUNTS).
+#: The simulator's Upbit demo account (simulator/server.py DEFAULT_ACCOUNTS).
 SIM_KEY, SIM_SECRET = "sim-upbit-access-key", "sim-upbit-secret-key"
 
 
@@ -159,7 +159,7 @@ def _upbit_get(stack: Stack, path: str, query: list[tuple[str, str]]) -> list[di
     from urllib.parse import urlencode
 
     from markets.exchanges.errors import ExchangeUnavailable
-    from markets.simulator.auth import upbit_token
+    from simulator.auth import upbit_token
 
     text = urlencode(query)
     answer = requests.get(f"{stack.sim_url}{path}?{text}", timeout=10, headers={

@@ -97,6 +97,7 @@ SIMULATOR_FORBIDDEN = (*PROJECT, "django", "channels", "celery", "daphne")
 SIMULATOR_IMPORTERS = {
     "markets/management/commands/simexchange.py",  # `manage.py simexchange`, its Django shell
     "tradesite/devservices.py",  # the private services of tests and drills
+    "tradesite/drills/ledger.py",  # drills read the simulator's own order list
     "tradesite/drills/stack.py",  # drills start it
     "tradesite/demo.py",  # the demo venues point at it
     "bench/bench_stream.py",  # the stream benchmark feeds on it
