@@ -25,16 +25,10 @@ from .base import (
     SymbolInfo,
     Trade,
 )
-from .errors import (
-    AuthenticationError,
-    OrderNotFound,
-    OrderStatusUnknown,
-    RateLimited,
-    TemporaryExchangeError,
-    map_binance_error,
-)
+from .errors import AuthenticationError, TemporaryExchangeError, map_binance_error
+from .outcome import send_once
 from .ratelimit import InProcessRateLimiter, RateLimiter
-from .rest import RequestNotSent, RestClient
+from .rest import RestClient
 from .rounding import fmt, prepare_order
 from .signing import binance_signature
 from .ws import StreamSpec, StreamStats, run_stream
@@ -255,27 +249,12 @@ class BinanceAdapter(ExchangeAdapter):
         info = self.symbol_info(order.symbol)
         order = prepare_order(order, info, venue=self.key,
                               min_notional_exempt_reduce_only=self.FUTURES)
-        try:
-            return self._submit(order)
-        except (RequestNotSent, RateLimited):
-            raise
-        except TemporaryExchangeError as exc:
-            log.warning("%s: placing %s gave %s; looking it up by client order id",
-                        self.key, order.client_order_id, exc)
-            for attempt in range(self.lookup_attempts):
-                if attempt:
-                    self._sleep(self.lookup_delay_s)
-                try:
-                    return self.fetch_order(order.symbol, client_order_id=order.client_order_id)
-                except OrderNotFound:
-                    continue
-                except TemporaryExchangeError as lookup_exc:
-                    log.warning("%s: lookup of %s failed: %s", self.key,
-                                order.client_order_id, lookup_exc)
-            raise OrderStatusUnknown(
-                f"{self.key}: order {order.client_order_id} outcome unknown after {exc}; "
-                "not resent - reconcile with fetch_order",
-                client_order_id=order.client_order_id, venue=self.key) from exc
+        return send_once(lambda: self._submit(order),
+                         lambda: self.fetch_order(order.symbol,
+                                                  client_order_id=order.client_order_id),
+                         venue=self.key, client_id=order.client_order_id,
+                         attempts=self.lookup_attempts, delay_s=self.lookup_delay_s,
+                         sleep=self._sleep)
 
     def _id_params(self, symbol: str, client_order_id: str | None,
                    exchange_order_id: str | None) -> list[tuple[str, Any]]:

@@ -38,14 +38,8 @@ from .base import (
     UserEvent,
 )
 from .binance_base import BinanceAdapter
-from .errors import (
-    ExchangeError,
-    OrderNotFound,
-    OrderStatusUnknown,
-    RateLimited,
-    TemporaryExchangeError,
-)
-from .rest import RequestNotSent
+from .errors import ExchangeError
+from .outcome import send_once
 from .rounding import fmt, round_price, round_quantity
 from .ws import StreamSpec, run_stream
 
@@ -195,28 +189,13 @@ class BinanceFuturesAdapter(BinanceAdapter):
         it looks the stop up by ``clientAlgoId`` and raises ``OrderStatusUnknown`` when that
         does not settle it."""
         params = self.stop_params(stop)
-        try:
-            raw = self._signed("POST", ALGO_PATH, params, weight=0, orders=1, is_order=True)
-            return bp.parse_algo_order(raw)
-        except (RequestNotSent, RateLimited):
-            raise
-        except TemporaryExchangeError as exc:
-            log.warning("%s: placing stop %s gave %s; looking it up", self.key,
-                        stop.client_id, exc)
-            for attempt in range(self.lookup_attempts):
-                if attempt:
-                    self._sleep(self.lookup_delay_s)
-                try:
-                    return self.fetch_stop(stop.symbol, stop.client_id)
-                except OrderNotFound:
-                    continue
-                except TemporaryExchangeError as lookup_exc:
-                    log.warning("%s: lookup of stop %s failed: %s", self.key, stop.client_id,
-                                lookup_exc)
-            raise OrderStatusUnknown(
-                f"{self.key}: stop {stop.client_id} outcome unknown after {exc}; not resent - "
-                "reconcile with fetch_stop", client_order_id=stop.client_id,
-                venue=self.key) from exc
+        return send_once(
+            lambda: bp.parse_algo_order(self._signed("POST", ALGO_PATH, params, weight=0,
+                                                     orders=1, is_order=True)),
+            lambda: self.fetch_stop(stop.symbol, stop.client_id),
+            venue=self.key, client_id=stop.client_id, attempts=self.lookup_attempts,
+            delay_s=self.lookup_delay_s, sleep=self._sleep, what="stop",
+            reconcile="fetch_stop")
 
     def fetch_stop(self, symbol: str, client_id: str) -> StopInfo:
         """``GET /fapi/v1/algoOrder?clientAlgoId=``: the stop and, once triggered, the id of

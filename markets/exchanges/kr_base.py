@@ -27,16 +27,10 @@ from .base import (
     Trade,
     UserEvent,
 )
-from .errors import (
-    AuthenticationError,
-    OrderNotFound,
-    OrderStatusUnknown,
-    RateLimited,
-    TemporaryExchangeError,
-    map_kr_error,
-)
+from .errors import AuthenticationError, map_kr_error
+from .outcome import send_once
 from .ratelimit import InProcessRateLimiter, RateLimiter, parse_remaining_req
-from .rest import RequestNotSent, RestClient
+from .rest import RestClient
 from .rounding import prepare_order
 from .signing import query_pairs
 from .ws import StreamSpec, StreamStats, run_stream
@@ -213,29 +207,12 @@ class KoreanAdapter(ExchangeAdapter):
         info = self.symbol_info(order.symbol)
         order = prepare_order(order, info, table=self.PRICE_TABLE if info.tick_size is None
                               and info.quote == "KRW" else None, venue=self.key)
-        try:
-            return self._submit(order)
-        except (RequestNotSent, RateLimited):
-            raise
-        except TemporaryExchangeError as exc:
-            log.warning("%s: placing %s gave %s; looking it up by client order id",
-                        self.key, order.client_order_id, exc)
-            return self._lookup_after_failure(order, exc)
-
-    def _lookup_after_failure(self, order: OrderRequest, cause: Exception) -> OrderInfo:
-        for attempt in range(self.lookup_attempts):
-            if attempt:
-                self._sleep(self.lookup_delay_s)
-            try:
-                return self.fetch_order(order.symbol, client_order_id=order.client_order_id)
-            except OrderNotFound:
-                continue
-            except TemporaryExchangeError as exc:
-                log.warning("%s: lookup of %s failed: %s", self.key, order.client_order_id, exc)
-        raise OrderStatusUnknown(
-            f"{self.key}: order {order.client_order_id} outcome unknown after {cause}; "
-            "not resent - reconcile with fetch_order", client_order_id=order.client_order_id,
-            venue=self.key) from cause
+        return send_once(lambda: self._submit(order),
+                         lambda: self.fetch_order(order.symbol,
+                                                  client_order_id=order.client_order_id),
+                         venue=self.key, client_id=order.client_order_id,
+                         attempts=self.lookup_attempts, delay_s=self.lookup_delay_s,
+                         sleep=self._sleep)
 
     def fetch_order(self, symbol: str, client_order_id: str | None = None,
                     exchange_order_id: str | None = None) -> OrderInfo:
