@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import ExchangeAdapter
+from .base import Capabilities, ExchangeAdapter
 from .binance_futures import BinanceFuturesAdapter
 from .binance_spot import BinanceSpotAdapter
 from .bithumb import BithumbAdapter
@@ -26,6 +26,16 @@ ADAPTERS: dict[str, type[ExchangeAdapter]] = {
     "binance_spot": BinanceSpotAdapter,
     "binance_futures": BinanceFuturesAdapter,
 }
+
+
+def capabilities_of(key: str) -> Capabilities:
+    """The capabilities of adapter ``key`` without building one (callers branch on these, never
+    on the venue's name)."""
+    try:
+        return ADAPTERS[key].capabilities
+    except KeyError:
+        raise ValueError(f"unknown exchange adapter {key!r}; use one of "
+                         f"{', '.join(ADAPTERS)}") from None
 
 
 def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = None,
@@ -43,4 +53,4 @@ def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = N
                limiter=limiter, **options)
 
 
-__all__ = ["ADAPTERS", "ExchangeAdapter", "get_adapter"]
+__all__ = ["ADAPTERS", "Capabilities", "ExchangeAdapter", "capabilities_of", "get_adapter"]

@@ -71,6 +71,10 @@ class Capabilities:
     #: ``mark_prices``, stream ``stream_mark_prices``); liquidation and unrealized PnL of
     #: perpetual positions use it. False: no mark price (spot venues).
     mark_price: bool = False
+    #: Price-band tick tables by quote currency (``rounding.UPBIT_KRW_TICKS`` ...) for symbols
+    #: listed without a fixed tick; ``rounding.band_table`` picks one. Empty: fixed ticks only.
+    price_bands: Mapping[str, tuple[tuple[Decimal, Decimal], ...]] = dataclasses.field(
+        default_factory=dict)
     unsupported_timeframes: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 

@@ -45,6 +45,7 @@ BITHUMB_CAPABILITIES = Capabilities(
     market_buy_by_quantity=False,
     candles_skip_empty_intervals=True,
     ws_text_ping=True,
+    price_bands={"KRW": BITHUMB_KRW_TICKS},
     client_order_id_pattern=r"^[A-Za-z0-9_-]{1,36}$",
 )
 
@@ -57,7 +58,6 @@ class BithumbAdapter(KoreanAdapter):
     WS_PUBLIC_PATH = "/websocket/v1"
     WS_PRIVATE_PATH = "/websocket/v2/private"
     MARKETS_PARAMS = {"isDetails": "true"}
-    PRICE_TABLE = BITHUMB_KRW_TICKS
     # The KRW minimum is UNCONFIRMED in the docs (the web UI has used 5,000 KRW).
     MIN_TOTALS = {"KRW": Decimal("5000")}
     QUOTE_TICKS = {"KRW": None, "BTC": Decimal("0.00000001")}

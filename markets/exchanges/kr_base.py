@@ -31,7 +31,7 @@ from .errors import AuthenticationError, map_kr_error
 from .outcome import send_once
 from .ratelimit import InProcessRateLimiter, RateLimiter, parse_remaining_req
 from .rest import RestClient
-from .rounding import prepare_order
+from .rounding import band_table, prepare_order
 from .signing import query_pairs
 from .ws import StreamSpec, StreamStats, run_stream
 
@@ -46,7 +46,6 @@ class KoreanAdapter(ExchangeAdapter):
     WS_PUBLIC_PATH = ""
     WS_PRIVATE_PATH = ""
     MARKETS_PARAMS: dict[str, str] = {}
-    PRICE_TABLE: tuple = ()
     MIN_TOTALS: dict[str, Decimal] = {}
     QUOTE_TICKS: dict[str, Decimal | None] = {}
     CLIENT_ID_PARAM = "identifier"
@@ -205,8 +204,8 @@ class KoreanAdapter(ExchangeAdapter):
         """
         self.check_order_request(order)
         info = self.symbol_info(order.symbol)
-        order = prepare_order(order, info, table=self.PRICE_TABLE if info.tick_size is None
-                              and info.quote == "KRW" else None, venue=self.key)
+        order = prepare_order(order, info, table=band_table(info, self.capabilities),
+                              venue=self.key)
         return send_once(lambda: self._submit(order),
                          lambda: self.fetch_order(order.symbol,
                                                   client_order_id=order.client_order_id),

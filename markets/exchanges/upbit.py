@@ -36,6 +36,7 @@ UPBIT_CAPABILITIES = Capabilities(
     market_buy_by_quantity=False,
     candles_skip_empty_intervals=True,
     ws_text_ping=True,
+    price_bands={"KRW": UPBIT_KRW_TICKS},
     client_order_id_unique_forever=True,
     client_order_id_pattern=r"^[A-Za-z0-9._~-]{1,64}$",
 )
@@ -49,7 +50,6 @@ class UpbitAdapter(KoreanAdapter):
     WS_PUBLIC_PATH = "/websocket/v1"
     WS_PRIVATE_PATH = "/websocket/v1/private"
     MARKETS_PARAMS = {"is_details": "true"}
-    PRICE_TABLE = UPBIT_KRW_TICKS
     MIN_TOTALS = {"KRW": Decimal("5000"), "BTC": Decimal("0.00005")}
     QUOTE_TICKS = {"KRW": None, "BTC": Decimal("0.00000001")}
     CLIENT_ID_PARAM = "identifier"
