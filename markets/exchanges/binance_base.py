@@ -22,6 +22,7 @@ from .base import (
     Kline,
     OrderInfo,
     OrderRequest,
+    RateGroup,
     SymbolInfo,
     Trade,
 )
@@ -34,6 +35,20 @@ from .signing import binance_signature
 from .ws import StreamSpec, StreamStats, run_stream
 
 log = logging.getLogger(__name__)
+
+#: Binance serves every product timeframe natively, named as the product names it.
+TIMEFRAMES = {tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d")}
+
+#: What spot and futures share, as ``Capabilities`` fields: server time, kline streams, the
+#: 24 h connection limit, the client order id alphabet and the WebSocket connect budget.
+BINANCE_CAPABILITIES = dict(
+    timeframes=TIMEFRAMES,
+    has_server_time=True,
+    ws_kline_stream=True,
+    ws_max_lifetime_s=24 * 3600.0,
+    client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
+)
+WS_CONNECT_GROUP = RateGroup(300, 300.0)
 
 RECENT_TRADE_IDS = 20_000  # trade ids remembered to drop repeats from a reconnect overlap
 

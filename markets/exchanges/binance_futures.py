@@ -37,7 +37,7 @@ from .base import (
     StreamNotice,
     UserEvent,
 )
-from .binance_base import BinanceAdapter
+from .binance_base import BINANCE_CAPABILITIES, WS_CONNECT_GROUP, BinanceAdapter
 from .errors import ExchangeError
 from .outcome import send_once
 from .rounding import fmt, round_price, round_quantity
@@ -45,24 +45,18 @@ from .ws import StreamSpec, run_stream
 
 log = logging.getLogger(__name__)
 
-TIMEFRAMES = {tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d")}
-
 FUTURES_CAPABILITIES = Capabilities(
     venue="binance_futures",
     market_types=("perpetual",),
     max_candles_per_request=1500,
-    timeframes=TIMEFRAMES,
     rate_groups={"weight": RateGroup(2400, 60.0), "orders": RateGroup(300, 10.0),
-                 "ws-connect": RateGroup(300, 300.0)},
+                 "ws-connect": WS_CONNECT_GROUP},
     supports_reduce_only=True,
     supports_leverage=True,
     supports_venue_stops=True,
     mark_price=True,
-    has_server_time=True,
-    ws_kline_stream=True,
-    ws_max_lifetime_s=24 * 3600.0,
     ws_streams_per_connection=200,
-    client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
+    **BINANCE_CAPABILITIES,
 )
 
 USER_EVENTS = "ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/ALGO_UPDATE/listenKeyExpired"

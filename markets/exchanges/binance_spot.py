@@ -16,25 +16,19 @@ from typing import Any
 
 from . import binance_parse as bp
 from .base import Balance, Capabilities, OrderInfo, OrderRequest, RateGroup, UserEvent
-from .binance_base import BinanceAdapter
+from .binance_base import BINANCE_CAPABILITIES, WS_CONNECT_GROUP, BinanceAdapter
 from .signing import binance_ws_signature
 from .ws import StreamSpec, run_stream
-
-TIMEFRAMES = {tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d")}
 
 SPOT_CAPABILITIES = Capabilities(
     venue="binance_spot",
     market_types=("spot",),
     max_candles_per_request=1000,
-    timeframes=TIMEFRAMES,
     rate_groups={"weight": RateGroup(6000, 60.0), "orders": RateGroup(50, 10.0),
-                 "ws-connect": RateGroup(300, 300.0)},
+                 "ws-connect": WS_CONNECT_GROUP},
     supports_quote_amount_market_buy=True,
-    has_server_time=True,
-    ws_kline_stream=True,
-    ws_max_lifetime_s=24 * 3600.0,
     ws_streams_per_connection=1024,
-    client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
+    **BINANCE_CAPABILITIES,
 )
 
 

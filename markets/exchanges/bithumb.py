@@ -17,7 +17,7 @@ from typing import Any
 
 from . import kr_parse
 from .base import Capabilities, OrderInfo, OrderRequest, RateGroup
-from .kr_base import KoreanAdapter
+from .kr_base import KR_CAPABILITIES, KR_MINUTE_TIMEFRAMES, KoreanAdapter
 from .rounding import BITHUMB_KRW_TICKS, fmt
 from .signing import bithumb_jwt_payload, jwt_encode
 
@@ -25,10 +25,7 @@ KST = timedelta(hours=9)
 
 BITHUMB_CAPABILITIES = Capabilities(
     venue="bithumb",
-    market_types=("spot",),
-    max_candles_per_request=200,
-    timeframes={"1m": "minutes/1", "3m": "minutes/3", "5m": "minutes/5",
-                "15m": "minutes/15", "30m": "minutes/30", "1h": "minutes/60"},
+    timeframes=dict(KR_MINUTE_TIMEFRAMES),
     unsupported_timeframes={
         "4h": "Bithumb's 240-minute candles open at 03/07/11/15/19/23 UTC (KST grid); "
               "aggregate 4h from 1h candles",
@@ -41,12 +38,9 @@ BITHUMB_CAPABILITIES = Capabilities(
         "order": RateGroup(140, 1.0), "cancel": RateGroup(140, 1.0),
         "batch": RateGroup(20, 1.0), "ws-connect": RateGroup(10, 1.0),
     },
-    supports_quote_amount_market_buy=True,
-    market_buy_by_quantity=False,
-    candles_skip_empty_intervals=True,
-    ws_text_ping=True,
     price_bands={"KRW": BITHUMB_KRW_TICKS},
     client_order_id_pattern=r"^[A-Za-z0-9_-]{1,36}$",
+    **KR_CAPABILITIES,
 )
 
 

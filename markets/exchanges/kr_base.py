@@ -37,6 +37,22 @@ from .ws import StreamSpec, StreamStats, run_stream
 
 log = logging.getLogger(__name__)
 
+#: The candle paths both venues serve on the UTC grid (Bithumb's 4h and 1d are on KST's).
+KR_MINUTE_TIMEFRAMES = {"1m": "minutes/1", "3m": "minutes/3", "5m": "minutes/5",
+                        "15m": "minutes/15", "30m": "minutes/30", "1h": "minutes/60"}
+
+#: What Upbit and Bithumb share, as ``Capabilities`` fields: KRW spot, 200 candles a page with
+#: no candle for an interval without trades, market buys sized by the KRW to spend, and a text
+#: ``PING`` keeping the WebSocket open.
+KR_CAPABILITIES = dict(
+    market_types=("spot",),
+    max_candles_per_request=200,
+    supports_quote_amount_market_buy=True,
+    market_buy_by_quantity=False,
+    candles_skip_empty_intervals=True,
+    ws_text_ping=True,
+)
+
 
 class KoreanAdapter(ExchangeAdapter):
     """Base for Upbit and Bithumb. Subclasses set the class attributes and auth/order bits."""
