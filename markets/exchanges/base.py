@@ -355,9 +355,17 @@ class ExchangeAdapter:
     key: str = ""
     capabilities: Capabilities
 
+    _symbols: dict[str, SymbolInfo] | None = None  # set by ``list_symbols``
+
     def symbol_info(self, symbol: str) -> SymbolInfo:
-        """The symbol's trading rules (loads ``list_symbols`` once, then cached)."""
-        raise NotImplementedError
+        """The symbol's trading rules (loads ``list_symbols`` once, then cached; a symbol not in
+        the cache reloads it once, for a listing since)."""
+        if self._symbols is None or symbol not in self._symbols:
+            self.list_symbols()
+        try:
+            return self._symbols[symbol]
+        except KeyError:
+            raise ValueError(f"{self.key}: unknown or untradable symbol {symbol!r}") from None
 
     # market data -----------------------------------------------------------------------
     def list_symbols(self) -> list[SymbolInfo]:

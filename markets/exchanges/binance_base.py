@@ -17,6 +17,7 @@ from markets.timeframes import floor_ms, timeframe_ms
 from . import binance_parse as bp
 from .base import (
     CandleRow,
+    Capabilities,
     ExchangeAdapter,
     FillInfo,
     Kline,
@@ -39,16 +40,22 @@ log = logging.getLogger(__name__)
 #: Binance serves every product timeframe natively, named as the product names it.
 TIMEFRAMES = {tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d")}
 
-#: What spot and futures share, as ``Capabilities`` fields: server time, kline streams, the
-#: 24 h connection limit, the client order id alphabet and the WebSocket connect budget.
-BINANCE_CAPABILITIES = dict(
-    timeframes=TIMEFRAMES,
-    has_server_time=True,
-    ws_kline_stream=True,
-    ws_max_lifetime_s=24 * 3600.0,
-    client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
-)
-WS_CONNECT_GROUP = RateGroup(300, 300.0)
+def binance_capabilities(venue: str, *, market_type: str, candles_per_request: int,
+                         weight_per_minute: int, orders_per_10s: int,
+                         streams_per_connection: int, **other: Any) -> Capabilities:
+    """A Binance venue's capabilities: what spot and futures share (server time, kline
+    streams, the 24 h connection limit, the client order id alphabet, 300 connects per 5
+    minutes) with the figures that differ, and ``other`` fields."""
+    return Capabilities(
+        venue=venue, market_types=(market_type,), max_candles_per_request=candles_per_request,
+        timeframes=TIMEFRAMES,
+        rate_groups={"weight": RateGroup(weight_per_minute, 60.0),
+                     "orders": RateGroup(orders_per_10s, 10.0),
+                     "ws-connect": RateGroup(300, 300.0)},
+        has_server_time=True, ws_kline_stream=True, ws_max_lifetime_s=24 * 3600.0,
+        ws_streams_per_connection=streams_per_connection,
+        client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$", **other)
+
 
 RECENT_TRADE_IDS = 20_000  # trade ids remembered to drop repeats from a reconnect overlap
 
@@ -158,14 +165,6 @@ class BinanceAdapter(ExchangeAdapter):
                                          max_leverage=125 if self.FUTURES else 1)
         self._symbols = {s.code: s for s in symbols}
         return symbols
-
-    def symbol_info(self, symbol: str) -> SymbolInfo:
-        if self._symbols is None or symbol not in self._symbols:
-            self.list_symbols()
-        try:
-            return self._symbols[symbol]
-        except KeyError:
-            raise ValueError(f"{self.key}: unknown or untradable symbol {symbol!r}") from None
 
     def _kline_weight(self, limit: int) -> int:
         return self.KLINE_WEIGHT

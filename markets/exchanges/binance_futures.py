@@ -26,18 +26,16 @@ from . import binance_parse as bp
 from .base import (
     CANCELLED,
     Balance,
-    Capabilities,
     MarkPrice,
     OrderInfo,
     OrderRequest,
     PositionInfo,
-    RateGroup,
     StopInfo,
     StopRequest,
     StreamNotice,
     UserEvent,
 )
-from .binance_base import BINANCE_CAPABILITIES, WS_CONNECT_GROUP, BinanceAdapter
+from .binance_base import BinanceAdapter, binance_capabilities
 from .errors import ExchangeError
 from .outcome import send_once
 from .rounding import fmt, round_price, round_quantity
@@ -45,19 +43,11 @@ from .ws import StreamSpec, run_stream
 
 log = logging.getLogger(__name__)
 
-FUTURES_CAPABILITIES = Capabilities(
-    venue="binance_futures",
-    market_types=("perpetual",),
-    max_candles_per_request=1500,
-    rate_groups={"weight": RateGroup(2400, 60.0), "orders": RateGroup(300, 10.0),
-                 "ws-connect": WS_CONNECT_GROUP},
-    supports_reduce_only=True,
-    supports_leverage=True,
-    supports_venue_stops=True,
-    mark_price=True,
-    ws_streams_per_connection=200,
-    **BINANCE_CAPABILITIES,
-)
+FUTURES_CAPABILITIES = binance_capabilities(
+    "binance_futures", market_type="perpetual", candles_per_request=1500,
+    weight_per_minute=2400, orders_per_10s=300, streams_per_connection=200,
+    supports_reduce_only=True, supports_leverage=True, supports_venue_stops=True,
+    mark_price=True)
 
 USER_EVENTS = "ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/ALGO_UPDATE/listenKeyExpired"
 ALGO_PATH = "/fapi/v1/algoOrder"

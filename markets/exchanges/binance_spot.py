@@ -15,21 +15,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import binance_parse as bp
-from .base import Balance, Capabilities, OrderInfo, OrderRequest, RateGroup, UserEvent
-from .binance_base import BINANCE_CAPABILITIES, WS_CONNECT_GROUP, BinanceAdapter
+from .base import Balance, OrderInfo, OrderRequest, UserEvent
+from .binance_base import BinanceAdapter, binance_capabilities
 from .signing import binance_ws_signature
 from .ws import StreamSpec, run_stream
 
-SPOT_CAPABILITIES = Capabilities(
-    venue="binance_spot",
-    market_types=("spot",),
-    max_candles_per_request=1000,
-    rate_groups={"weight": RateGroup(6000, 60.0), "orders": RateGroup(50, 10.0),
-                 "ws-connect": WS_CONNECT_GROUP},
-    supports_quote_amount_market_buy=True,
-    ws_streams_per_connection=1024,
-    **BINANCE_CAPABILITIES,
-)
+SPOT_CAPABILITIES = binance_capabilities(
+    "binance_spot", market_type="spot", candles_per_request=1000, weight_per_minute=6000,
+    orders_per_10s=50, streams_per_connection=1024, supports_quote_amount_market_buy=True)
 
 
 class BinanceSpotAdapter(BinanceAdapter):

@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from . import kr_parse
-from .base import Capabilities, OrderInfo, OrderRequest, RateGroup
-from .kr_base import KR_CAPABILITIES, KR_MINUTE_TIMEFRAMES, KoreanAdapter
+from .base import Capabilities, OrderInfo, OrderRequest
+from .kr_base import KR_CAPABILITIES, KR_MINUTE_TIMEFRAMES, KoreanAdapter, per_second
 from .rounding import BITHUMB_KRW_TICKS, fmt
 from .signing import bithumb_jwt_payload, jwt_encode
 
@@ -31,13 +31,10 @@ BITHUMB_CAPABILITIES = Capabilities(
               "aggregate 4h from 1h candles",
         "1d": "Bithumb's day candles open at 00:00 KST (15:00 UTC); aggregate 1d from 1h",
     },
-    rate_groups={
-        "market": RateGroup(150, 1.0), "candles": RateGroup(150, 1.0),
-        "trades": RateGroup(150, 1.0), "ticker": RateGroup(150, 1.0),
-        "orderbook": RateGroup(150, 1.0), "default": RateGroup(140, 1.0),
-        "order": RateGroup(140, 1.0), "cancel": RateGroup(140, 1.0),
-        "batch": RateGroup(20, 1.0), "ws-connect": RateGroup(10, 1.0),
-    },
+    rate_groups=per_second({
+        "market": 150, "candles": 150, "trades": 150, "ticker": 150, "orderbook": 150,
+        "default": 140, "order": 140, "cancel": 140, "batch": 20, "ws-connect": 10,
+    }),
     price_bands={"KRW": BITHUMB_KRW_TICKS},
     client_order_id_pattern=r"^[A-Za-z0-9_-]{1,36}$",
     **KR_CAPABILITIES,

@@ -22,6 +22,7 @@ from .base import (
     ExchangeAdapter,
     OrderInfo,
     OrderRequest,
+    RateGroup,
     StreamNotice,
     SymbolInfo,
     Trade,
@@ -40,6 +41,12 @@ log = logging.getLogger(__name__)
 #: The candle paths both venues serve on the UTC grid (Bithumb's 4h and 1d are on KST's).
 KR_MINUTE_TIMEFRAMES = {"1m": "minutes/1", "3m": "minutes/3", "5m": "minutes/5",
                         "15m": "minutes/15", "30m": "minutes/30", "1h": "minutes/60"}
+
+def per_second(requests: dict[str, int]) -> dict[str, RateGroup]:
+    """Budgets of ``requests`` per second by ``Remaining-Req`` group name (how both venues
+    state their limits)."""
+    return {group: RateGroup(count, 1.0) for group, count in requests.items()}
+
 
 #: What Upbit and Bithumb share, as ``Capabilities`` fields: KRW spot, 200 candles a page with
 #: no candle for an interval without trades, market buys sized by the KRW to spend, and a text
@@ -128,14 +135,6 @@ class KoreanAdapter(ExchangeAdapter):
                                          ticks=self.QUOTE_TICKS)
         self._symbols = {s.code: s for s in symbols}
         return symbols
-
-    def symbol_info(self, symbol: str) -> SymbolInfo:
-        if self._symbols is None or symbol not in self._symbols:
-            self.list_symbols()
-        try:
-            return self._symbols[symbol]
-        except KeyError:
-            raise ValueError(f"{self.key}: unknown symbol {symbol!r}") from None
 
     def _candle_path(self, timeframe: str) -> str:
         timeframe_ms(timeframe)

@@ -14,20 +14,17 @@ from typing import Any
 
 from . import kr_parse
 from .base import Capabilities, OrderInfo, OrderRequest, RateGroup
-from .kr_base import KR_CAPABILITIES, KR_MINUTE_TIMEFRAMES, KoreanAdapter
+from .kr_base import KR_CAPABILITIES, KR_MINUTE_TIMEFRAMES, KoreanAdapter, per_second
 from .rounding import UPBIT_KRW_TICKS, fmt
 from .signing import jwt_encode, upbit_jwt_payload
 
 UPBIT_CAPABILITIES = Capabilities(
     venue="upbit",
     timeframes=KR_MINUTE_TIMEFRAMES | {"4h": "minutes/240", "1d": "days"},
-    rate_groups={
-        "market": RateGroup(10, 1.0), "candles": RateGroup(10, 1.0),
-        "crix-trades": RateGroup(10, 1.0), "ticker": RateGroup(10, 1.0),
-        "orderbook": RateGroup(10, 1.0), "default": RateGroup(30, 1.0),
-        "order": RateGroup(8, 1.0), "order-test": RateGroup(8, 1.0),
-        "order-cancel-all": RateGroup(1, 2.0), "ws-connect": RateGroup(5, 1.0),
-    },
+    rate_groups=per_second({
+        "market": 10, "candles": 10, "crix-trades": 10, "ticker": 10, "orderbook": 10,
+        "default": 30, "order": 8, "order-test": 8, "ws-connect": 5,
+    }) | {"order-cancel-all": RateGroup(1, 2.0)},
     price_bands={"KRW": UPBIT_KRW_TICKS},
     client_order_id_unique_forever=True,
     client_order_id_pattern=r"^[A-Za-z0-9._~-]{1,64}$",
