@@ -28,7 +28,7 @@ from .base import (
     Trade,
 )
 from .errors import AuthenticationError, TemporaryExchangeError, map_binance_error
-from .outcome import send_once
+from .outcome import PlacesOnce
 from .ratelimit import InProcessRateLimiter, RateLimiter
 from .rest import RestClient
 from .rounding import fmt, prepare_order
@@ -60,7 +60,7 @@ def binance_capabilities(venue: str, *, market_type: str, candles_per_request: i
 RECENT_TRADE_IDS = 20_000  # trade ids remembered to drop repeats from a reconnect overlap
 
 
-class BinanceAdapter(ExchangeAdapter):
+class BinanceAdapter(PlacesOnce, ExchangeAdapter):
     """Base for ``binance_spot`` and ``binance_futures``; subclasses set paths and weights."""
 
     DEFAULT_REST_URL = ""
@@ -249,26 +249,13 @@ class BinanceAdapter(ExchangeAdapter):
     def _submit(self, order: OrderRequest) -> OrderInfo:
         raise NotImplementedError
 
-    def place_order(self, order: OrderRequest) -> OrderInfo:
-        """Round, pre-check and send ``order``; never re-sends blindly.
-
-        Binance client ids are unique only among *open* orders, so resending after an unknown
-        outcome could double a filled order. On a timeout, a dropped response or a 5xx the
-        order is looked up by ``origClientOrderId`` (``lookup_attempts`` times,
-        ``lookup_delay_s`` apart) and returned when found; otherwise ``OrderStatusUnknown``
-        is raised (reconcile with ``fetch_order``). ``RequestNotSent`` (nothing left this
-        machine) may be retried with the same client order id.
-        """
-        self.check_order_request(order)
-        info = self.symbol_info(order.symbol)
-        order = prepare_order(order, info, venue=self.key,
-                              min_notional_exempt_reduce_only=self.FUTURES)
-        return send_once(lambda: self._submit(order),
-                         lambda: self.fetch_order(order.symbol,
-                                                  client_order_id=order.client_order_id),
-                         venue=self.key, client_id=order.client_order_id,
-                         attempts=self.lookup_attempts, delay_s=self.lookup_delay_s,
-                         sleep=self._sleep)
+    def _prepare(self, order: OrderRequest) -> OrderRequest:
+        """``order`` on the symbol's tick grid and step, checked against its minimum notional
+        (reduce-only futures orders are exempt). ``place_order`` never re-sends it after an
+        unknown outcome: Binance client ids are unique only among *open* orders, so a resend
+        could double a filled order; it is looked up by ``origClientOrderId`` instead."""
+        return prepare_order(order, self.symbol_info(order.symbol), venue=self.key,
+                             min_notional_exempt_reduce_only=self.FUTURES)
 
     def _id_params(self, symbol: str, client_order_id: str | None,
                    exchange_order_id: str | None) -> list[tuple[str, Any]]:

@@ -29,7 +29,7 @@ from .base import (
     UserEvent,
 )
 from .errors import AuthenticationError, map_kr_error
-from .outcome import send_once
+from .outcome import PlacesOnce
 from .ratelimit import InProcessRateLimiter, RateLimiter, parse_remaining_req
 from .rest import RestClient
 from .rounding import band_table, prepare_order
@@ -61,7 +61,7 @@ KR_CAPABILITIES = dict(
 )
 
 
-class KoreanAdapter(ExchangeAdapter):
+class KoreanAdapter(PlacesOnce, ExchangeAdapter):
     """Base for Upbit and Bithumb. Subclasses set the class attributes and auth/order bits."""
 
     DEFAULT_REST_URL = ""
@@ -207,26 +207,12 @@ class KoreanAdapter(ExchangeAdapter):
     def _submit(self, order: OrderRequest) -> OrderInfo:
         raise NotImplementedError
 
-    def place_order(self, order: OrderRequest) -> OrderInfo:
-        """Round, pre-check and send ``order``; never re-sends blindly.
-
-        If the response times out, the connection drops after sending, or the venue answers
-        5xx, the order is looked up by its client order id (``lookup_attempts`` times,
-        ``lookup_delay_s`` apart) and returned when found. If it still cannot be found,
-        ``OrderStatusUnknown`` is raised: reconcile later with ``fetch_order``. A request that
-        provably never left (connection refused) raises ``RequestNotSent`` and may be retried
-        with the same client order id.
-        """
-        self.check_order_request(order)
+    def _prepare(self, order: OrderRequest) -> OrderRequest:
+        """``order`` rounded to the symbol's tick (the KRW price bands where it has no fixed
+        tick) and step, checked against its minimum total."""
         info = self.symbol_info(order.symbol)
-        order = prepare_order(order, info, table=band_table(info, self.capabilities),
-                              venue=self.key)
-        return send_once(lambda: self._submit(order),
-                         lambda: self.fetch_order(order.symbol,
-                                                  client_order_id=order.client_order_id),
-                         venue=self.key, client_id=order.client_order_id,
-                         attempts=self.lookup_attempts, delay_s=self.lookup_delay_s,
-                         sleep=self._sleep)
+        return prepare_order(order, info, table=band_table(info, self.capabilities),
+                             venue=self.key)
 
     def fetch_order(self, symbol: str, client_order_id: str | None = None,
                     exchange_order_id: str | None = None) -> OrderInfo:

@@ -11,6 +11,10 @@ Every adapter's ``place_order`` (and ``place_stop``) goes through ``send_once``:
   attempt: ``OrderStatusUnknown`` (reconcile later) - the request is never sent again;
 * anything else (a rejection, bad credentials): raised as is.
 
+``PlacesOnce`` is the ``place_order`` of the adapters built on it: pre-check, round to the
+venue's rules (``_prepare``), then ``send_once`` with ``_submit`` and ``fetch_order`` by client
+order id.
+
 Pure: standard library and ``errors`` only; the adapter supplies ``send``, ``lookup`` and
 ``sleep``.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import (
     OrderNotFound,
@@ -59,3 +63,28 @@ def send_once(send: Callable[[], T], lookup: Callable[[], T], *, venue: str, cli
         raise OrderStatusUnknown(
             f"{venue}: {what} {client_id} outcome unknown after {exc}; not resent - "
             f"reconcile with {reconcile}", client_order_id=client_id, venue=venue) from exc
+
+
+class PlacesOnce:
+    """Mixin giving an adapter its ``place_order``. The adapter supplies ``_prepare`` (round
+    and check against the symbol's rules), ``_submit`` (one send), ``fetch_order``,
+    ``lookup_attempts``, ``lookup_delay_s`` and ``_sleep``."""
+
+    def place_order(self: Any, order: Any) -> Any:
+        """Pre-check, round and send ``order``; never re-sends blindly.
+
+        If the response times out, the connection drops after sending, or the venue answers
+        5xx, the order is looked up by its client order id (``lookup_attempts`` times,
+        ``lookup_delay_s`` apart) and returned when found. If it still cannot be found,
+        ``OrderStatusUnknown`` is raised: reconcile later with ``fetch_order``. A request that
+        provably never left (connection refused) raises ``RequestNotSent`` and may be retried
+        with the same client order id.
+        """
+        self.check_order_request(order)
+        order = self._prepare(order)
+        return send_once(lambda: self._submit(order),
+                         lambda: self.fetch_order(order.symbol,
+                                                  client_order_id=order.client_order_id),
+                         venue=self.key, client_id=order.client_order_id,
+                         attempts=self.lookup_attempts, delay_s=self.lookup_delay_s,
+                         sleep=self._sleep)
