@@ -1,6 +1,6 @@
-"""Helpers for live-trading tests against the exchange simulator: waiting for a condition,
-and following an account's user stream on its own thread (as ``manage.py userstreams`` runs
-it)."""
+"""Helpers for live-trading tests against the exchange simulator: a live account on a venue,
+the venue's last close, waiting for a condition or for reconciliation to settle an order, and
+following an account's user stream on its own thread (as ``manage.py userstreams`` runs it)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,49 @@ import asyncio
 import contextlib
 import threading
 import time
+from decimal import Decimal
 
 from django.db import connection
 
-from orders import userstream
+from markets.exchanges import get_adapter
+from markets.models import Account, Exchange, Symbol
+from orders import services, userstream
 from orders.brokers import broker_for
+from orders.models import Order
+
+
+def live_account(owner, adapter, url, code, base, quote, key, secret, *, slug=None, name=None,
+                 label=None, quote_asset=None, **symbol_fields):
+    """A live account with ``key``/``secret`` on a new venue ``adapter`` at ``url`` (no
+    WebSocket), and the venue's symbol ``code``; returns ``(account, symbol)``."""
+    venue = Exchange.objects.create(slug=slug or f"live-{adapter}", name=name or f"Sim {adapter}",
+                                    adapter=adapter, rest_url=url, ws_url="ws://127.0.0.1:1")
+    symbol = Symbol.objects.create(exchange=venue, code=code, base=base, quote=quote,
+                                   **symbol_fields)
+    extra = {"quote_asset": quote_asset} if quote_asset else {}
+    account = Account.objects.create(owner=owner, exchange=venue, label=label or f"live {adapter}",
+                                     mode="live", api_key=key, api_secret=secret, **extra)
+    return account, symbol
+
+
+def last_close(adapter_name, url, code) -> Decimal:
+    """The close of ``code``'s last closed minute at the venue."""
+    adapter = get_adapter(adapter_name, rest_url=url)
+    now = int(time.time() * 1000)
+    close = adapter.fetch_candles(code, "1m", now - 600_000, now + 60_000)[-1].close
+    adapter.close()
+    return Decimal(repr(close))
+
+
+def settled(order: Order, timeout_s: float = 10.0) -> Order:
+    """The order once reconciliation with the venue finds it final (waits for the condition)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        services.reconcile_live_orders([order.account_id])
+        order.refresh_from_db()
+        if order.status not in Order.OPEN_STATUSES or time.monotonic() > deadline:
+            return order
+        time.sleep(0.1)
 
 
 def wait_for(condition, timeout_s: float, step_s: float = 0.01):

@@ -19,7 +19,7 @@ from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_threa
 from orders import exits, killswitch, protection, services, tasks, userstream
 from orders.models import Fill, Order, Position
 from orders.tests.conftest import store
-from orders.tests.live_helpers import Following, wait_for
+from orders.tests.live_helpers import Following, live_account, wait_for
 from strategies.models import Signal, StrategyConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,20 +45,12 @@ def venue(simulator):
 @pytest.fixture
 def futures(simulator, trader, settings):
     settings.TRADING_LIVE = True
-    exchange = Exchange.objects.create(
-        slug="simfutures", name="Sim Binance futures", adapter="binance_futures",
-        rest_url=simulator.futures_url, ws_url="ws://127.0.0.1:1",
-    )
-    symbol = Symbol.objects.create(
-        exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
-        market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
+    account, symbol = live_account(
+        trader, "binance_futures", simulator.futures_url, "BTCUSDT", "BTC", "USDT", KEY, SECRET,
+        slug="simfutures", name="Sim Binance futures", label="live futures",
+        quote_asset="USDT", market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
         step_size=Decimal("0.001"), min_qty=Decimal("0.001"), min_notional=Decimal("5"),
-        max_leverage=125,
-    )
-    account = Account.objects.create(
-        owner=trader, exchange=exchange, label="live futures", mode=Account.Mode.LIVE,
-        quote_asset="USDT", api_key=KEY, api_secret=SECRET,
-    )
+        max_leverage=125)
     config = StrategyConfig.objects.create(
         owner=trader, name="live-fut", strategy="test_script", params={"enter": 3},
         symbol=symbol, timeframe="1m", account=account, is_active=True, leverage=5,
