@@ -68,7 +68,6 @@ class BinanceAdapter(PlacesOnce, ExchangeAdapter):
     PREFIX = ""  # "/api/v3" or "/fapi/v1"
     STREAM_PATH = ""  # combined streams path on ws_url
     TRADE_STREAM = "trade"
-    MAX_STREAMS = 1024
     KLINE_WEIGHT = 2
     INFO_WEIGHT = 20
     ORDER_WEIGHT = 1
@@ -193,9 +192,10 @@ class BinanceAdapter(PlacesOnce, ExchangeAdapter):
         return [found[k] for k in sorted(found)]
 
     def _streams_url(self, streams: list[str]) -> str:
-        if len(streams) > self.MAX_STREAMS:
+        limit = self.capabilities.ws_streams_per_connection
+        if limit is not None and len(streams) > limit:
             raise ValueError(f"{self.key}: {len(streams)} streams exceed the "
-                             f"{self.MAX_STREAMS} allowed on one connection")
+                             f"{limit} allowed on one connection")
         return f"{self.ws_url}{self.STREAM_PATH}?streams={'/'.join(streams)}"
 
     def _market_spec(self, streams: list[str]) -> StreamSpec:

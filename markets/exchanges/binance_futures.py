@@ -61,7 +61,6 @@ class BinanceFuturesAdapter(BinanceAdapter):
     PREFIX = "/fapi/v1"
     STREAM_PATH = "/market/stream"
     TRADE_STREAM = "aggTrade"
-    MAX_STREAMS = 200
     INFO_WEIGHT = 1
     FUTURES = True
     TRADES_PATH = "/fapi/v1/userTrades"

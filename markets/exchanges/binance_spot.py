@@ -34,7 +34,6 @@ class BinanceSpotAdapter(BinanceAdapter):
     PREFIX = "/api/v3"
     STREAM_PATH = "/stream"
     TRADE_STREAM = "trade"
-    MAX_STREAMS = 1024
     KLINE_WEIGHT = 2
     INFO_WEIGHT = 20
     TRADES_PATH = "/api/v3/myTrades"
