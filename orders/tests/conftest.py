@@ -80,11 +80,16 @@ def trader(make_trader):
     return make_trader("alice")
 
 
+def funded_paper_account(make_account, owner, label, asset, amount):
+    """A paper account of ``owner`` quoted in ``asset`` and holding ``amount`` of it."""
+    account = make_account(owner, label=label, quote_asset=asset)
+    fund(account, asset, amount)
+    return account
+
+
 @pytest.fixture
 def paper(trader, make_account):
-    account = make_account(trader, label="alice-paper", quote_asset="KRW")
-    fund(account, "KRW", "1000000")
-    return account
+    return funded_paper_account(make_account, trader, "alice-paper", "KRW", "1000000")
 
 
 @pytest.fixture
@@ -100,9 +105,7 @@ def perpetual(exchange):
 @pytest.fixture
 def futures_account(trader, make_account):
     """A paper futures account holding 10,000 USDT."""
-    account = make_account(trader, label="futures", quote_asset="USDT")
-    fund(account, "USDT", "10000")
-    return account
+    return funded_paper_account(make_account, trader, "futures", "USDT", "10000")
 
 
 @pytest.fixture
