@@ -14,8 +14,7 @@ from markets.exchanges.errors import OrderNotFound, OrderStatusUnknown
 from markets.simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 from orders import services
 from orders.models import Order
-
-from .test_api_quote_amount import last_close, live_account, settled
+from orders.tests.live_helpers import last_close, live_account, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY, SECRET, _ = DEFAULT_ACCOUNTS["bithumb"][0]
