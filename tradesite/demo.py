@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from markets.exchanges import ADAPTERS
 from markets.models import Account, Balance, Exchange, Symbol
 from strategies import registry
 from strategies.models import StrategyConfig
@@ -33,77 +34,30 @@ def _sim_urls(port: int) -> tuple[str, str]:
     return f"http://{host}:{port}", f"ws://{host}:{port}"
 
 
+#: The simulated venues: (slug, protocol, the setting naming the simulator's port for it).
+SIM_VENUES = [
+    ("sim", "upbit", "Upbit protocol", "SIMULATOR_UPBIT_PORT"),
+    ("sim-binance", "binance_spot", "Binance spot protocol", "SIMULATOR_BINANCE_PORT"),
+    ("sim-futures", "binance_futures", "Binance USDⓈ-M futures protocol",
+     "SIMULATOR_FUTURES_PORT"),
+    ("sim-bithumb", "bithumb", "Bithumb protocol", "SIMULATOR_BITHUMB_PORT"),
+]
+
+
 def venues() -> list[dict]:
-    sim_rest, sim_ws = _sim_urls(settings.SIMULATOR_UPBIT_PORT)
-    spot_rest, spot_ws = _sim_urls(settings.SIMULATOR_BINANCE_PORT)
-    futures_rest, futures_ws = _sim_urls(settings.SIMULATOR_FUTURES_PORT)
-    bithumb_rest, bithumb_ws = _sim_urls(settings.SIMULATOR_BITHUMB_PORT)
-    return [
-        dict(
-            slug="sim",
-            name="Simulator (Upbit protocol)",
-            adapter="upbit",
-            rest_url=sim_rest,
-            ws_url=sim_ws,
-            is_active=True,
-        ),
-        dict(
-            slug="sim-binance",
-            name="Simulator (Binance spot protocol)",
-            adapter="binance_spot",
-            rest_url=spot_rest,
-            ws_url=spot_ws,
-            is_active=True,
-        ),
-        dict(
-            slug="sim-futures",
-            name="Simulator (Binance USDⓈ-M futures protocol)",
-            adapter="binance_futures",
-            rest_url=futures_rest,
-            ws_url=futures_ws,
-            is_active=True,
-        ),
-        dict(
-            slug="sim-bithumb",
-            name="Simulator (Bithumb protocol)",
-            adapter="bithumb",
-            rest_url=bithumb_rest,
-            ws_url=bithumb_ws,
-            is_active=True,
-        ),
-        dict(
-            slug="upbit",
-            name="Upbit",
-            adapter="upbit",
-            rest_url="https://api.upbit.com",
-            ws_url="wss://api.upbit.com",
-            is_active=False,
-        ),
-        dict(
-            slug="bithumb",
-            name="Bithumb",
-            adapter="bithumb",
-            rest_url="https://api.bithumb.com",
-            ws_url="wss://ws-api.bithumb.com",
-            is_active=False,
-        ),
-        dict(
-            slug="binance_spot",
-            name="Binance spot",
-            adapter="binance_spot",
-            rest_url="https://api.binance.com",
-            ws_url="wss://stream.binance.com:9443",
-            is_active=False,
-        ),
-        dict(
-            slug="binance_futures",
-            name="Binance USDⓈ-M futures",
-            adapter="binance_futures",
-            rest_url="https://fapi.binance.com",
-            ws_url="wss://fstream.binance.com",
-            is_active=False,
-        ),
-    ]
+    """The simulated venues (active) and the real ones (inactive, named and addressed as their
+    adapters' production defaults)."""
+    specs = []
+    for slug, adapter, protocol, port_setting in SIM_VENUES:
+        rest, ws = _sim_urls(getattr(settings, port_setting))
+        specs.append(dict(slug=slug, name=f"Simulator ({protocol})", adapter=adapter,
+                          rest_url=rest, ws_url=ws, is_active=True))
+    for adapter in ("upbit", "bithumb", "binance_spot", "binance_futures"):
+        cls = ADAPTERS[adapter]
+        specs.append(dict(slug=adapter, name=Exchange.Adapter(adapter).label, adapter=adapter,
+                          rest_url=cls.DEFAULT_REST_URL, ws_url=cls.DEFAULT_WS_URL,
+                          is_active=False))
+    return specs
 
 
 def _krw(code: str) -> dict:
@@ -137,6 +91,18 @@ def _usdt(code: str, base: str, *, tick: str, step: str, notional: str, perpetua
     )
 
 
+def _binance_spot() -> list[dict]:
+    return [_usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
+            _usdt("ETHUSDT", "ETH", tick="0.01", step="0.0001", notional="5")]
+
+
+def _binance_futures(*, btc_notional: str, eth_notional: str) -> list[dict]:
+    return [_usdt("BTCUSDT", "BTC", tick="0.10", step="0.001", notional=btc_notional,
+                  perpetual=True),
+            _usdt("ETHUSDT", "ETH", tick="0.01", step="0.001", notional=eth_notional,
+                  perpetual=True)]
+
+
 SYMBOLS = {
     "sim": [_krw("KRW-BTC"), _krw("KRW-ETH")],
     "upbit": [_krw("KRW-BTC"), _krw("KRW-ETH"), _krw("KRW-XRP")],
@@ -144,22 +110,10 @@ SYMBOLS = {
     "sim-bithumb": [_krw("KRW-BTC") | {"timeframes": BITHUMB_TIMEFRAMES},
                     _krw("KRW-ETH") | {"timeframes": BITHUMB_TIMEFRAMES}],
     # As the simulator serves them (simulator/server.py default_symbols).
-    "sim-binance": [
-        _usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
-        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.0001", notional="5"),
-    ],
-    "sim-futures": [
-        _usdt("BTCUSDT", "BTC", tick="0.10", step="0.001", notional="5", perpetual=True),
-        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.001", notional="5", perpetual=True),
-    ],
-    "binance_spot": [
-        _usdt("BTCUSDT", "BTC", tick="0.01", step="0.00001", notional="5"),
-        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.0001", notional="5"),
-    ],
-    "binance_futures": [
-        _usdt("BTCUSDT", "BTC", tick="0.10", step="0.001", notional="100", perpetual=True),
-        _usdt("ETHUSDT", "ETH", tick="0.01", step="0.001", notional="20", perpetual=True),
-    ],
+    "sim-binance": _binance_spot(),
+    "sim-futures": _binance_futures(btc_notional="5", eth_notional="5"),
+    "binance_spot": _binance_spot(),
+    "binance_futures": _binance_futures(btc_notional="100", eth_notional="20"),
 }
 
 #: Example configs on the demo's shared KRW paper account; the five original bot designs, each

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .base import ExchangeAdapter
+from .base import Capabilities, ExchangeAdapter
 from .ratelimit import RateLimiter
 
 
@@ -41,6 +41,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def capabilities_of(key: str) -> Capabilities:
+    """The capabilities of adapter ``key`` without building one (callers branch on these, never
+    on the venue's name)."""
+    try:
+        return _adapters()[key].capabilities
+    except KeyError:
+        raise ValueError(f"unknown exchange adapter {key!r}; use one of "
+                         f"{', '.join(_adapters())}") from None
+
+
 def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = None,
                 api_key: str | None = None, api_secret: str | None = None,
                 limiter: RateLimiter | None = None, **options: Any) -> ExchangeAdapter:
@@ -57,4 +67,4 @@ def get_adapter(key: str, *, rest_url: str | None = None, ws_url: str | None = N
                limiter=limiter, **options)
 
 
-__all__ = ["ADAPTERS", "ExchangeAdapter", "get_adapter"]
+__all__ = ["ADAPTERS", "Capabilities", "ExchangeAdapter", "capabilities_of", "get_adapter"]

@@ -72,6 +72,10 @@ class Capabilities:
     #: ``mark_prices``, stream ``stream_mark_prices``); liquidation and unrealized PnL of
     #: perpetual positions use it. False: no mark price (spot venues).
     mark_price: bool = False
+    #: Price-band tick tables by quote currency (``rounding.UPBIT_KRW_TICKS`` ...) for symbols
+    #: listed without a fixed tick; ``rounding.band_table`` picks one. Empty: fixed ticks only.
+    price_bands: Mapping[str, tuple[tuple[Decimal, Decimal], ...]] = dataclasses.field(
+        default_factory=dict)
     unsupported_timeframes: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -324,9 +328,17 @@ class ExchangeAdapter:
     key: str = ""
     capabilities: Capabilities
 
+    _symbols: dict[str, SymbolInfo] | None = None  # set by ``list_symbols``
+
     def symbol_info(self, symbol: str) -> SymbolInfo:
-        """The symbol's trading rules (loads ``list_symbols`` once, then cached)."""
-        raise NotImplementedError
+        """The symbol's trading rules (loads ``list_symbols`` once, then cached; a symbol not in
+        the cache reloads it once, for a listing since)."""
+        if self._symbols is None or symbol not in self._symbols:
+            self.list_symbols()
+        try:
+            return self._symbols[symbol]
+        except KeyError:
+            raise ValueError(f"{self.key}: unknown or untradable symbol {symbol!r}") from None
 
     # market data -----------------------------------------------------------------------
     def list_symbols(self) -> list[SymbolInfo]:

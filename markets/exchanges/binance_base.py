@@ -17,34 +17,50 @@ from markets.timeframes import floor_ms, timeframe_ms
 from . import binance_parse as bp
 from .base import (
     CandleRow,
+    Capabilities,
     ExchangeAdapter,
     FillInfo,
     Kline,
     OrderInfo,
     OrderRequest,
+    RateGroup,
     SymbolInfo,
     Trade,
 )
-from .errors import (
-    AuthenticationError,
-    OrderNotFound,
-    OrderStatusUnknown,
-    RateLimited,
-    TemporaryExchangeError,
-    map_binance_error,
-)
+from .errors import AuthenticationError, TemporaryExchangeError, map_binance_error
+from .outcome import PlacesOnce
 from .ratelimit import InProcessRateLimiter, RateLimiter
-from .rest import RequestNotSent, RestClient
+from .rest import RestClient
 from .rounding import fmt, prepare_order
 from .signing import binance_signature
 from .ws import StreamSpec, StreamStats, run_stream
 
 log = logging.getLogger(__name__)
 
+#: Binance serves every product timeframe natively, named as the product names it.
+TIMEFRAMES = {tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d")}
+
+def binance_capabilities(venue: str, *, market_type: str, candles_per_request: int,
+                         weight_per_minute: int, orders_per_10s: int,
+                         streams_per_connection: int, **other: Any) -> Capabilities:
+    """A Binance venue's capabilities: what spot and futures share (server time, kline
+    streams, the 24 h connection limit, the client order id alphabet, 300 connects per 5
+    minutes) with the figures that differ, and ``other`` fields."""
+    return Capabilities(
+        venue=venue, market_types=(market_type,), max_candles_per_request=candles_per_request,
+        timeframes=TIMEFRAMES,
+        rate_groups={"weight": RateGroup(weight_per_minute, 60.0),
+                     "orders": RateGroup(orders_per_10s, 10.0),
+                     "ws-connect": RateGroup(300, 300.0)},
+        has_server_time=True, ws_kline_stream=True, ws_max_lifetime_s=24 * 3600.0,
+        ws_streams_per_connection=streams_per_connection,
+        client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$", **other)
+
+
 RECENT_TRADE_IDS = 20_000  # trade ids remembered to drop repeats from a reconnect overlap
 
 
-class BinanceAdapter(ExchangeAdapter):
+class BinanceAdapter(PlacesOnce, ExchangeAdapter):
     """Base for ``binance_spot`` and ``binance_futures``; subclasses set paths and weights."""
 
     DEFAULT_REST_URL = ""
@@ -52,7 +68,6 @@ class BinanceAdapter(ExchangeAdapter):
     PREFIX = ""  # "/api/v3" or "/fapi/v1"
     STREAM_PATH = ""  # combined streams path on ws_url
     TRADE_STREAM = "trade"
-    MAX_STREAMS = 1024
     KLINE_WEIGHT = 2
     INFO_WEIGHT = 20
     ORDER_WEIGHT = 1
@@ -150,14 +165,6 @@ class BinanceAdapter(ExchangeAdapter):
         self._symbols = {s.code: s for s in symbols}
         return symbols
 
-    def symbol_info(self, symbol: str) -> SymbolInfo:
-        if self._symbols is None or symbol not in self._symbols:
-            self.list_symbols()
-        try:
-            return self._symbols[symbol]
-        except KeyError:
-            raise ValueError(f"{self.key}: unknown or untradable symbol {symbol!r}") from None
-
     def _kline_weight(self, limit: int) -> int:
         return self.KLINE_WEIGHT
 
@@ -185,9 +192,10 @@ class BinanceAdapter(ExchangeAdapter):
         return [found[k] for k in sorted(found)]
 
     def _streams_url(self, streams: list[str]) -> str:
-        if len(streams) > self.MAX_STREAMS:
+        limit = self.capabilities.ws_streams_per_connection
+        if limit is not None and len(streams) > limit:
             raise ValueError(f"{self.key}: {len(streams)} streams exceed the "
-                             f"{self.MAX_STREAMS} allowed on one connection")
+                             f"{limit} allowed on one connection")
         return f"{self.ws_url}{self.STREAM_PATH}?streams={'/'.join(streams)}"
 
     def _market_spec(self, streams: list[str]) -> StreamSpec:
@@ -241,41 +249,13 @@ class BinanceAdapter(ExchangeAdapter):
     def _submit(self, order: OrderRequest) -> OrderInfo:
         raise NotImplementedError
 
-    def place_order(self, order: OrderRequest) -> OrderInfo:
-        """Round, pre-check and send ``order``; never re-sends blindly.
-
-        Binance client ids are unique only among *open* orders, so resending after an unknown
-        outcome could double a filled order. On a timeout, a dropped response or a 5xx the
-        order is looked up by ``origClientOrderId`` (``lookup_attempts`` times,
-        ``lookup_delay_s`` apart) and returned when found; otherwise ``OrderStatusUnknown``
-        is raised (reconcile with ``fetch_order``). ``RequestNotSent`` (nothing left this
-        machine) may be retried with the same client order id.
-        """
-        self.check_order_request(order)
-        info = self.symbol_info(order.symbol)
-        order = prepare_order(order, info, venue=self.key,
-                              min_notional_exempt_reduce_only=self.FUTURES)
-        try:
-            return self._submit(order)
-        except (RequestNotSent, RateLimited):
-            raise
-        except TemporaryExchangeError as exc:
-            log.warning("%s: placing %s gave %s; looking it up by client order id",
-                        self.key, order.client_order_id, exc)
-            for attempt in range(self.lookup_attempts):
-                if attempt:
-                    self._sleep(self.lookup_delay_s)
-                try:
-                    return self.fetch_order(order.symbol, client_order_id=order.client_order_id)
-                except OrderNotFound:
-                    continue
-                except TemporaryExchangeError as lookup_exc:
-                    log.warning("%s: lookup of %s failed: %s", self.key,
-                                order.client_order_id, lookup_exc)
-            raise OrderStatusUnknown(
-                f"{self.key}: order {order.client_order_id} outcome unknown after {exc}; "
-                "not resent - reconcile with fetch_order",
-                client_order_id=order.client_order_id, venue=self.key) from exc
+    def _prepare(self, order: OrderRequest) -> OrderRequest:
+        """``order`` on the symbol's tick grid and step, checked against its minimum notional
+        (reduce-only futures orders are exempt). ``place_order`` never re-sends it after an
+        unknown outcome: Binance client ids are unique only among *open* orders, so a resend
+        could double a filled order; it is looked up by ``origClientOrderId`` instead."""
+        return prepare_order(order, self.symbol_info(order.symbol), venue=self.key,
+                             min_notional_exempt_reduce_only=self.FUTURES)
 
     def _id_params(self, symbol: str, client_order_id: str | None,
                    exchange_order_id: str | None) -> list[tuple[str, Any]]:

@@ -26,50 +26,28 @@ from . import binance_parse as bp
 from .base import (
     CANCELLED,
     Balance,
-    Capabilities,
     MarkPrice,
     OrderInfo,
     OrderRequest,
     PositionInfo,
-    RateGroup,
     StopInfo,
     StopRequest,
     StreamNotice,
     UserEvent,
 )
-from .binance_base import BinanceAdapter
-from .errors import (
-    ExchangeError,
-    OrderNotFound,
-    OrderStatusUnknown,
-    RateLimited,
-    TemporaryExchangeError,
-)
-from .rest import RequestNotSent
+from .binance_base import BinanceAdapter, binance_capabilities
+from .errors import ExchangeError
+from .outcome import send_once
 from .rounding import fmt, round_price, round_quantity
 from .ws import StreamSpec, run_stream
 
 log = logging.getLogger(__name__)
 
-TIMEFRAMES = {tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d")}
-
-FUTURES_CAPABILITIES = Capabilities(
-    venue="binance_futures",
-    market_types=("perpetual",),
-    max_candles_per_request=1500,
-    timeframes=TIMEFRAMES,
-    rate_groups={"weight": RateGroup(2400, 60.0), "orders": RateGroup(300, 10.0),
-                 "ws-connect": RateGroup(300, 300.0)},
-    supports_reduce_only=True,
-    supports_leverage=True,
-    supports_venue_stops=True,
-    mark_price=True,
-    has_server_time=True,
-    ws_kline_stream=True,
-    ws_max_lifetime_s=24 * 3600.0,
-    ws_streams_per_connection=200,
-    client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
-)
+FUTURES_CAPABILITIES = binance_capabilities(
+    "binance_futures", market_type="perpetual", candles_per_request=1500,
+    weight_per_minute=2400, orders_per_10s=300, streams_per_connection=200,
+    supports_reduce_only=True, supports_leverage=True, supports_venue_stops=True,
+    mark_price=True)
 
 USER_EVENTS = "ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/ALGO_UPDATE/listenKeyExpired"
 ALGO_PATH = "/fapi/v1/algoOrder"
@@ -83,7 +61,6 @@ class BinanceFuturesAdapter(BinanceAdapter):
     PREFIX = "/fapi/v1"
     STREAM_PATH = "/market/stream"
     TRADE_STREAM = "aggTrade"
-    MAX_STREAMS = 200
     INFO_WEIGHT = 1
     FUTURES = True
     TRADES_PATH = "/fapi/v1/userTrades"
@@ -195,28 +172,13 @@ class BinanceFuturesAdapter(BinanceAdapter):
         it looks the stop up by ``clientAlgoId`` and raises ``OrderStatusUnknown`` when that
         does not settle it."""
         params = self.stop_params(stop)
-        try:
-            raw = self._signed("POST", ALGO_PATH, params, weight=0, orders=1, is_order=True)
-            return bp.parse_algo_order(raw)
-        except (RequestNotSent, RateLimited):
-            raise
-        except TemporaryExchangeError as exc:
-            log.warning("%s: placing stop %s gave %s; looking it up", self.key,
-                        stop.client_id, exc)
-            for attempt in range(self.lookup_attempts):
-                if attempt:
-                    self._sleep(self.lookup_delay_s)
-                try:
-                    return self.fetch_stop(stop.symbol, stop.client_id)
-                except OrderNotFound:
-                    continue
-                except TemporaryExchangeError as lookup_exc:
-                    log.warning("%s: lookup of stop %s failed: %s", self.key, stop.client_id,
-                                lookup_exc)
-            raise OrderStatusUnknown(
-                f"{self.key}: stop {stop.client_id} outcome unknown after {exc}; not resent - "
-                "reconcile with fetch_stop", client_order_id=stop.client_id,
-                venue=self.key) from exc
+        return send_once(
+            lambda: bp.parse_algo_order(self._signed("POST", ALGO_PATH, params, weight=0,
+                                                     orders=1, is_order=True)),
+            lambda: self.fetch_stop(stop.symbol, stop.client_id),
+            venue=self.key, client_id=stop.client_id, attempts=self.lookup_attempts,
+            delay_s=self.lookup_delay_s, sleep=self._sleep, what="stop",
+            reconcile="fetch_stop")
 
     def fetch_stop(self, symbol: str, client_id: str) -> StopInfo:
         """``GET /fapi/v1/algoOrder?clientAlgoId=``: the stop and, once triggered, the id of

@@ -15,27 +15,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import binance_parse as bp
-from .base import Balance, Capabilities, OrderInfo, OrderRequest, RateGroup, UserEvent
-from .binance_base import BinanceAdapter
+from .base import Balance, OrderInfo, OrderRequest, UserEvent
+from .binance_base import BinanceAdapter, binance_capabilities
 from .signing import binance_ws_signature
 from .ws import StreamSpec, run_stream
 
-TIMEFRAMES = {tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d")}
-
-SPOT_CAPABILITIES = Capabilities(
-    venue="binance_spot",
-    market_types=("spot",),
-    max_candles_per_request=1000,
-    timeframes=TIMEFRAMES,
-    rate_groups={"weight": RateGroup(6000, 60.0), "orders": RateGroup(50, 10.0),
-                 "ws-connect": RateGroup(300, 300.0)},
-    supports_quote_amount_market_buy=True,
-    has_server_time=True,
-    ws_kline_stream=True,
-    ws_max_lifetime_s=24 * 3600.0,
-    ws_streams_per_connection=1024,
-    client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$",
-)
+SPOT_CAPABILITIES = binance_capabilities(
+    "binance_spot", market_type="spot", candles_per_request=1000, weight_per_minute=6000,
+    orders_per_10s=50, streams_per_connection=1024, supports_quote_amount_market_buy=True)
 
 
 class BinanceSpotAdapter(BinanceAdapter):
@@ -47,7 +34,6 @@ class BinanceSpotAdapter(BinanceAdapter):
     PREFIX = "/api/v3"
     STREAM_PATH = "/stream"
     TRADE_STREAM = "trade"
-    MAX_STREAMS = 1024
     KLINE_WEIGHT = 2
     INFO_WEIGHT = 20
     TRADES_PATH = "/api/v3/myTrades"

@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from . import kr_parse
-from .base import Capabilities, OrderInfo, OrderRequest, RateGroup
-from .kr_base import KoreanAdapter
+from .base import Capabilities, OrderInfo, OrderRequest
+from .kr_base import KR_CAPABILITIES, KR_MINUTE_TIMEFRAMES, KoreanAdapter, per_second
 from .rounding import BITHUMB_KRW_TICKS, fmt
 from .signing import bithumb_jwt_payload, jwt_encode
 
@@ -25,27 +25,19 @@ KST = timedelta(hours=9)
 
 BITHUMB_CAPABILITIES = Capabilities(
     venue="bithumb",
-    market_types=("spot",),
-    max_candles_per_request=200,
-    timeframes={"1m": "minutes/1", "3m": "minutes/3", "5m": "minutes/5",
-                "15m": "minutes/15", "30m": "minutes/30", "1h": "minutes/60"},
+    timeframes=dict(KR_MINUTE_TIMEFRAMES),
     unsupported_timeframes={
         "4h": "Bithumb's 240-minute candles open at 03/07/11/15/19/23 UTC (KST grid); "
               "aggregate 4h from 1h candles",
         "1d": "Bithumb's day candles open at 00:00 KST (15:00 UTC); aggregate 1d from 1h",
     },
-    rate_groups={
-        "market": RateGroup(150, 1.0), "candles": RateGroup(150, 1.0),
-        "trades": RateGroup(150, 1.0), "ticker": RateGroup(150, 1.0),
-        "orderbook": RateGroup(150, 1.0), "default": RateGroup(140, 1.0),
-        "order": RateGroup(140, 1.0), "cancel": RateGroup(140, 1.0),
-        "batch": RateGroup(20, 1.0), "ws-connect": RateGroup(10, 1.0),
-    },
-    supports_quote_amount_market_buy=True,
-    market_buy_by_quantity=False,
-    candles_skip_empty_intervals=True,
-    ws_text_ping=True,
+    rate_groups=per_second({
+        "market": 150, "candles": 150, "trades": 150, "ticker": 150, "orderbook": 150,
+        "default": 140, "order": 140, "cancel": 140, "batch": 20, "ws-connect": 10,
+    }),
+    price_bands={"KRW": BITHUMB_KRW_TICKS},
     client_order_id_pattern=r"^[A-Za-z0-9_-]{1,36}$",
+    **KR_CAPABILITIES,
 )
 
 
@@ -57,7 +49,6 @@ class BithumbAdapter(KoreanAdapter):
     WS_PUBLIC_PATH = "/websocket/v1"
     WS_PRIVATE_PATH = "/websocket/v2/private"
     MARKETS_PARAMS = {"isDetails": "true"}
-    PRICE_TABLE = BITHUMB_KRW_TICKS
     # The KRW minimum is UNCONFIRMED in the docs (the web UI has used 5,000 KRW).
     MIN_TOTALS = {"KRW": Decimal("5000")}
     QUOTE_TICKS = {"KRW": None, "BTC": Decimal("0.00000001")}

@@ -45,6 +45,11 @@ class TemporaryExchangeError(ExchangeError):
     """Retry with backoff: the request may succeed later unchanged."""
 
 
+class RequestNotSent(TemporaryExchangeError):
+    """The connection failed before the request left: nothing reached the venue (safe to
+    retry with the same client order id)."""
+
+
 class RateLimited(TemporaryExchangeError):
     """Over the venue's rate limit: wait ``retry_after`` seconds before the next request."""
 

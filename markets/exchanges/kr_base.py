@@ -22,29 +22,46 @@ from .base import (
     ExchangeAdapter,
     OrderInfo,
     OrderRequest,
+    RateGroup,
     StreamNotice,
     SymbolInfo,
     Trade,
     UserEvent,
 )
-from .errors import (
-    AuthenticationError,
-    OrderNotFound,
-    OrderStatusUnknown,
-    RateLimited,
-    TemporaryExchangeError,
-    map_kr_error,
-)
+from .errors import AuthenticationError, map_kr_error
+from .outcome import PlacesOnce
 from .ratelimit import InProcessRateLimiter, RateLimiter, parse_remaining_req
-from .rest import RequestNotSent, RestClient
-from .rounding import prepare_order
+from .rest import RestClient
+from .rounding import band_table, prepare_order
 from .signing import query_pairs
 from .ws import StreamSpec, StreamStats, run_stream
 
 log = logging.getLogger(__name__)
 
+#: The candle paths both venues serve on the UTC grid (Bithumb's 4h and 1d are on KST's).
+KR_MINUTE_TIMEFRAMES = {"1m": "minutes/1", "3m": "minutes/3", "5m": "minutes/5",
+                        "15m": "minutes/15", "30m": "minutes/30", "1h": "minutes/60"}
 
-class KoreanAdapter(ExchangeAdapter):
+def per_second(requests: dict[str, int]) -> dict[str, RateGroup]:
+    """Budgets of ``requests`` per second by ``Remaining-Req`` group name (how both venues
+    state their limits)."""
+    return {group: RateGroup(count, 1.0) for group, count in requests.items()}
+
+
+#: What Upbit and Bithumb share, as ``Capabilities`` fields: KRW spot, 200 candles a page with
+#: no candle for an interval without trades, market buys sized by the KRW to spend, and a text
+#: ``PING`` keeping the WebSocket open.
+KR_CAPABILITIES = dict(
+    market_types=("spot",),
+    max_candles_per_request=200,
+    supports_quote_amount_market_buy=True,
+    market_buy_by_quantity=False,
+    candles_skip_empty_intervals=True,
+    ws_text_ping=True,
+)
+
+
+class KoreanAdapter(PlacesOnce, ExchangeAdapter):
     """Base for Upbit and Bithumb. Subclasses set the class attributes and auth/order bits."""
 
     DEFAULT_REST_URL = ""
@@ -52,7 +69,6 @@ class KoreanAdapter(ExchangeAdapter):
     WS_PUBLIC_PATH = ""
     WS_PRIVATE_PATH = ""
     MARKETS_PARAMS: dict[str, str] = {}
-    PRICE_TABLE: tuple = ()
     MIN_TOTALS: dict[str, Decimal] = {}
     QUOTE_TICKS: dict[str, Decimal | None] = {}
     CLIENT_ID_PARAM = "identifier"
@@ -119,14 +135,6 @@ class KoreanAdapter(ExchangeAdapter):
                                          ticks=self.QUOTE_TICKS)
         self._symbols = {s.code: s for s in symbols}
         return symbols
-
-    def symbol_info(self, symbol: str) -> SymbolInfo:
-        if self._symbols is None or symbol not in self._symbols:
-            self.list_symbols()
-        try:
-            return self._symbols[symbol]
-        except KeyError:
-            raise ValueError(f"{self.key}: unknown symbol {symbol!r}") from None
 
     def _candle_path(self, timeframe: str) -> str:
         timeframe_ms(timeframe)
@@ -199,43 +207,12 @@ class KoreanAdapter(ExchangeAdapter):
     def _submit(self, order: OrderRequest) -> OrderInfo:
         raise NotImplementedError
 
-    def place_order(self, order: OrderRequest) -> OrderInfo:
-        """Round, pre-check and send ``order``; never re-sends blindly.
-
-        If the response times out, the connection drops after sending, or the venue answers
-        5xx, the order is looked up by its client order id (``lookup_attempts`` times,
-        ``lookup_delay_s`` apart) and returned when found. If it still cannot be found,
-        ``OrderStatusUnknown`` is raised: reconcile later with ``fetch_order``. A request that
-        provably never left (connection refused) raises ``RequestNotSent`` and may be retried
-        with the same client order id.
-        """
-        self.check_order_request(order)
+    def _prepare(self, order: OrderRequest) -> OrderRequest:
+        """``order`` rounded to the symbol's tick (the KRW price bands where it has no fixed
+        tick) and step, checked against its minimum total."""
         info = self.symbol_info(order.symbol)
-        order = prepare_order(order, info, table=self.PRICE_TABLE if info.tick_size is None
-                              and info.quote == "KRW" else None, venue=self.key)
-        try:
-            return self._submit(order)
-        except (RequestNotSent, RateLimited):
-            raise
-        except TemporaryExchangeError as exc:
-            log.warning("%s: placing %s gave %s; looking it up by client order id",
-                        self.key, order.client_order_id, exc)
-            return self._lookup_after_failure(order, exc)
-
-    def _lookup_after_failure(self, order: OrderRequest, cause: Exception) -> OrderInfo:
-        for attempt in range(self.lookup_attempts):
-            if attempt:
-                self._sleep(self.lookup_delay_s)
-            try:
-                return self.fetch_order(order.symbol, client_order_id=order.client_order_id)
-            except OrderNotFound:
-                continue
-            except TemporaryExchangeError as exc:
-                log.warning("%s: lookup of %s failed: %s", self.key, order.client_order_id, exc)
-        raise OrderStatusUnknown(
-            f"{self.key}: order {order.client_order_id} outcome unknown after {cause}; "
-            "not resent - reconcile with fetch_order", client_order_id=order.client_order_id,
-            venue=self.key) from cause
+        return prepare_order(order, info, table=band_table(info, self.capabilities),
+                             venue=self.key)
 
     def fetch_order(self, symbol: str, client_order_id: str | None = None,
                     exchange_order_id: str | None = None) -> OrderInfo:

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from .errors import ExchangeError, RateLimited, TemporaryExchangeError
+from .errors import RequestNotSent as RequestNotSent  # raised here; defined with the others
 from .ratelimit import RateLimiter, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,6 @@ class Response:
     headers: Any
     payload: Any
     elapsed_s: float
-
-
-class RequestNotSent(TemporaryExchangeError):
-    """The connection failed before the request left: nothing reached the venue."""
 
 
 class ResponseLost(TemporaryExchangeError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
-from .base import OrderRequest, SymbolInfo
+from .base import Capabilities, OrderRequest, SymbolInfo
 from .errors import OrderRejected
 
 D = Decimal
@@ -51,6 +51,15 @@ BITHUMB_KRW_TICKS: tuple[tuple[Decimal, Decimal], ...] = (
     (D("1"), D("0.001")),
     (D("0"), D("0.0001")),
 )
+
+
+def band_table(info: SymbolInfo, capabilities: Capabilities
+               ) -> tuple[tuple[Decimal, Decimal], ...] | None:
+    """The price-band table ``info`` is priced by on its venue (``capabilities.price_bands`` of
+    its quote currency), or None when the symbol has a fixed tick or the venue no table."""
+    if info.tick_size is not None:
+        return None
+    return capabilities.price_bands.get(info.quote)
 
 
 def table_tick(price: Decimal, table: tuple[tuple[Decimal, Decimal], ...]) -> Decimal:

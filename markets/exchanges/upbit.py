@@ -14,30 +14,21 @@ from typing import Any
 
 from . import kr_parse
 from .base import Capabilities, OrderInfo, OrderRequest, RateGroup
-from .kr_base import KoreanAdapter
+from .kr_base import KR_CAPABILITIES, KR_MINUTE_TIMEFRAMES, KoreanAdapter, per_second
 from .rounding import UPBIT_KRW_TICKS, fmt
 from .signing import jwt_encode, upbit_jwt_payload
 
 UPBIT_CAPABILITIES = Capabilities(
     venue="upbit",
-    market_types=("spot",),
-    max_candles_per_request=200,
-    timeframes={"1m": "minutes/1", "3m": "minutes/3", "5m": "minutes/5",
-                "15m": "minutes/15", "30m": "minutes/30", "1h": "minutes/60",
-                "4h": "minutes/240", "1d": "days"},
-    rate_groups={
-        "market": RateGroup(10, 1.0), "candles": RateGroup(10, 1.0),
-        "crix-trades": RateGroup(10, 1.0), "ticker": RateGroup(10, 1.0),
-        "orderbook": RateGroup(10, 1.0), "default": RateGroup(30, 1.0),
-        "order": RateGroup(8, 1.0), "order-test": RateGroup(8, 1.0),
-        "order-cancel-all": RateGroup(1, 2.0), "ws-connect": RateGroup(5, 1.0),
-    },
-    supports_quote_amount_market_buy=True,
-    market_buy_by_quantity=False,
-    candles_skip_empty_intervals=True,
-    ws_text_ping=True,
+    timeframes=KR_MINUTE_TIMEFRAMES | {"4h": "minutes/240", "1d": "days"},
+    rate_groups=per_second({
+        "market": 10, "candles": 10, "crix-trades": 10, "ticker": 10, "orderbook": 10,
+        "default": 30, "order": 8, "order-test": 8, "ws-connect": 5,
+    }) | {"order-cancel-all": RateGroup(1, 2.0)},
+    price_bands={"KRW": UPBIT_KRW_TICKS},
     client_order_id_unique_forever=True,
     client_order_id_pattern=r"^[A-Za-z0-9._~-]{1,64}$",
+    **KR_CAPABILITIES,
 )
 
 
@@ -49,7 +40,6 @@ class UpbitAdapter(KoreanAdapter):
     WS_PUBLIC_PATH = "/websocket/v1"
     WS_PRIVATE_PATH = "/websocket/v1/private"
     MARKETS_PARAMS = {"is_details": "true"}
-    PRICE_TABLE = UPBIT_KRW_TICKS
     MIN_TOTALS = {"KRW": Decimal("5000"), "BTC": Decimal("0.00005")}
     QUOTE_TICKS = {"KRW": None, "BTC": Decimal("0.00000001")}
     CLIENT_ID_PARAM = "identifier"

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from markets.exchanges import rounding
+from markets.exchanges import capabilities_of, rounding
 from markets.exchanges.base import SymbolInfo
 from markets.models import Symbol
 from orders.brokers.base import Costs
@@ -65,15 +65,9 @@ def symbol_info(symbol: Symbol) -> SymbolInfo:
 
 
 def tick_table(symbol: Symbol):
-    """The KRW price-band table of Upbit/Bithumb symbols without a fixed tick, else None."""
-    if symbol.tick_size is not None or symbol.quote != "KRW":
-        return None
-    adapter = symbol.exchange.adapter
-    if adapter == "bithumb":
-        return rounding.BITHUMB_KRW_TICKS
-    if adapter == "upbit":
-        return rounding.UPBIT_KRW_TICKS
-    return None
+    """The price-band table of a symbol without a fixed tick (Upbit/Bithumb KRW), else None:
+    chosen by the venue's ``Capabilities.price_bands``, not its name."""
+    return rounding.band_table(symbol_info(symbol), capabilities_of(symbol.exchange.adapter))
 
 
 def round_price(symbol: Symbol, price: Decimal, side: str | None = None) -> Decimal:

@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from markets.candles import upsert_candles
-from markets.models import Balance
+from markets.models import Balance, Symbol
 from strategies import registry
 from strategies.base import ENTER_LONG, ENTER_SHORT, EXIT_LONG, HOLD, Signals, Strategy
 from strategies.models import StrategyConfig
@@ -80,11 +80,32 @@ def trader(make_trader):
     return make_trader("alice")
 
 
+def funded_paper_account(make_account, owner, label, asset, amount):
+    """A paper account of ``owner`` quoted in ``asset`` and holding ``amount`` of it."""
+    account = make_account(owner, label=label, quote_asset=asset)
+    fund(account, asset, amount)
+    return account
+
+
 @pytest.fixture
 def paper(trader, make_account):
-    account = make_account(trader, label="alice-paper", quote_asset="KRW")
-    fund(account, "KRW", "1000000")
-    return account
+    return funded_paper_account(make_account, trader, "alice-paper", "KRW", "1000000")
+
+
+@pytest.fixture
+def perpetual(exchange):
+    """A USDT perpetual on the test exchange (tick 0.1, step 0.001, up to 20x)."""
+    return Symbol.objects.create(
+        exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
+        market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
+        step_size=Decimal("0.001"), min_notional=Decimal("5"), max_leverage=20,
+    )
+
+
+@pytest.fixture
+def futures_account(trader, make_account):
+    """A paper futures account holding 10,000 USDT."""
+    return funded_paper_account(make_account, trader, "futures", "USDT", "10000")
 
 
 @pytest.fixture

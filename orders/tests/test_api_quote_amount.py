@@ -4,7 +4,6 @@ gates as a quantity, filled on paper at the last price plus slippage within the 
 included), and live through the simulator's venues."""
 
 import json
-import time
 from decimal import Decimal
 
 import pytest
@@ -12,13 +11,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from markets.exchanges import get_adapter
-from markets.models import Account, Balance, Exchange, Symbol
+from markets.models import Account, Balance, Symbol
 from orders import services
 from orders.brokers import PaperBroker
 from orders.brokers.base import Costs
 from orders.models import ApiToken, Order
 from orders.tests.conftest import T0, fund, store
+from orders.tests.live_helpers import last_close, live_account, settled
 from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,35 +144,6 @@ def simulator():
     handle = start_in_thread(SimConfig(seed=11, history_days=0.1, venues=("upbit", "binance")))
     yield handle
     handle.stop()
-
-
-def live_account(owner, adapter, url, code, base, quote, key, secret, **symbol_fields):
-    venue = Exchange.objects.create(slug=f"live-{adapter}", name=f"Sim {adapter}",
-                                    adapter=adapter, rest_url=url, ws_url="ws://127.0.0.1:1")
-    symbol = Symbol.objects.create(exchange=venue, code=code, base=base, quote=quote,
-                                   **symbol_fields)
-    account = Account.objects.create(owner=owner, exchange=venue, label=f"live {adapter}",
-                                     mode="live", api_key=key, api_secret=secret)
-    return account, symbol
-
-
-def last_close(adapter_name, url, code) -> Decimal:
-    adapter = get_adapter(adapter_name, rest_url=url)
-    now = int(time.time() * 1000)
-    close = adapter.fetch_candles(code, "1m", now - 600_000, now + 60_000)[-1].close
-    adapter.close()
-    return Decimal(repr(close))
-
-
-def settled(order: Order, timeout_s: float = 10.0) -> Order:
-    """The order once reconciliation with the venue finds it final (waits for the condition)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        services.reconcile_live_orders([order.account_id])
-        order.refresh_from_db()
-        if order.status not in Order.OPEN_STATUSES or time.monotonic() > deadline:
-            return order
-        time.sleep(0.1)
 
 
 def test_a_live_upbit_market_buy_spends_the_quote_amount(simulator, trader, settings):

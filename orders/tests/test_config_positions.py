@@ -24,7 +24,7 @@ from orders.positions import (
     reconcile_net_positions,
     signed,
 )
-from orders.tests.conftest import MINUTE, T0, fund, store
+from orders.tests.conftest import MINUTE, T0, store
 from strategies.models import Signal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,22 +62,6 @@ def assert_net_is_the_sum(account, symbol):
         held = Balance.objects.filter(account=account, asset=symbol.base).first()
         assert (held.total if held else Decimal(0)) == total
     return total
-
-
-@pytest.fixture
-def perpetual(exchange):
-    return Symbol.objects.create(
-        exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
-        market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
-        step_size=Decimal("0.001"), min_notional=Decimal("5"), max_leverage=20,
-    )
-
-
-@pytest.fixture
-def futures(trader, make_account):
-    account = make_account(trader, label="futures", quote_asset="USDT")
-    fund(account, "USDT", "10000")
-    return account
 
 
 def perp_config(account, make_config, perpetual, name, **params):
@@ -150,9 +134,9 @@ def test_the_bar_batch_lets_each_config_add_to_and_exit_only_its_own(symbol, pap
 
 
 def test_perpetual_entry_opposite_another_configs_position_is_refused(
-        perpetual, futures, make_config):
-    a = perp_config(futures, make_config, perpetual, "a")
-    b = perp_config(futures, make_config, perpetual, "b")
+        perpetual, futures_account, make_config):
+    a = perp_config(futures_account, make_config, perpetual, "a")
+    b = perp_config(futures_account, make_config, perpetual, "b")
     store(perpetual, [100_000.0] * 12)
     assert act(a, "enter_long", 3, 100_000).status == "ordered"
     refused = act(b, "enter_short", 4, 100_000)
@@ -162,7 +146,7 @@ def test_perpetual_entry_opposite_another_configs_position_is_refused(
     # The same side nets with a's at the venue: allowed, each keeps its own quantity.
     assert act(b, "enter_long", 5, 100_000).status == "ordered"
     a_qty, b_qty = own(a).quantity, own(b).quantity
-    assert assert_net_is_the_sum(futures, perpetual) == a_qty + b_qty
+    assert assert_net_is_the_sum(futures_account, perpetual) == a_qty + b_qty
     # a reverses: its own long is closed (reduce-only, its quantity); the short is refused
     # because b is still long (at the venue it would net against b's position).
     outcome = act(a, "enter_short", 6, 100_000)
@@ -170,19 +154,19 @@ def test_perpetual_entry_opposite_another_configs_position_is_refused(
     assert own(a) is None and own(b).quantity == b_qty
     (close,) = Order.objects.filter(config=a, reduce_only=True)
     assert close.quantity == a_qty and close.reduce_only
-    assert assert_net_is_the_sum(futures, perpetual) == b_qty
+    assert assert_net_is_the_sum(futures_account, perpetual) == b_qty
     # b exits; a may now go short.
     assert act(b, "exit_long", 7, 100_000).status == "ordered"
     assert act(a, "enter_short", 8, 100_000).status == "ordered"
     assert own(a).side == "short"
-    assert assert_net_is_the_sum(futures, perpetual) == -own(a).quantity
+    assert assert_net_is_the_sum(futures_account, perpetual) == -own(a).quantity
 
 
 def test_the_bar_batch_refuses_opposite_entries_of_two_configs_on_one_bar(
-        perpetual, futures, make_config):
+        perpetual, futures_account, make_config):
     """Neither has a position yet: the first entry of the bar counts for the second."""
-    long = perp_config(futures, make_config, perpetual, "long", enter=3)
-    short = perp_config(futures, make_config, perpetual, "short", short=3)
+    long = perp_config(futures_account, make_config, perpetual, "long", enter=3)
+    short = perp_config(futures_account, make_config, perpetual, "short", short=3)
     store(perpetual, [100_000.0] * 5)
     tasks.evaluate("sim", "BTCUSDT", "1m", bar(3))
     outcomes = {s.config.name: s.reason["execution"]
@@ -194,27 +178,28 @@ def test_the_bar_batch_refuses_opposite_entries_of_two_configs_on_one_bar(
 
 
 def test_manual_orders_have_their_own_position_and_never_open_against_a_config(
-        perpetual, futures, make_config):
-    a = perp_config(futures, make_config, perpetual, "a")
+        perpetual, futures_account, make_config):
+    a = perp_config(futures_account, make_config, perpetual, "a")
     store(perpetual, [100_000.0] * 6)
     act(a, "enter_long", 3, 100_000)
     a_qty = own(a).quantity
-    sell = services.place_manual_order(futures, perpetual, side="sell",
+    sell = services.place_manual_order(futures_account, perpetual, side="sell",
                                        quantity=Decimal("0.002"), last_price=Decimal("100000"))
     assert sell.status == Order.Status.REJECTED
     assert "config a (id" in sell.reject_reason and "close that position" in sell.reject_reason
-    buy = services.place_manual_order(futures, perpetual, side="buy",
+    buy = services.place_manual_order(futures_account, perpetual, side="buy",
                                       quantity=Decimal("0.002"), last_price=Decimal("100000"))
     assert buy.status == Order.Status.FILLED
-    manual = Position.objects.get(account=futures, config__isnull=True, closed_at__isnull=True)
+    manual = Position.objects.get(account=futures_account, config__isnull=True,
+                                  closed_at__isnull=True)
     assert manual.quantity == Decimal("0.002") and own(a).quantity == a_qty
     # Selling the manual position back is a reduction of the manual bucket: allowed.
-    back = services.place_manual_order(futures, perpetual, side="sell",
+    back = services.place_manual_order(futures_account, perpetual, side="sell",
                                        quantity=Decimal("0.002"), last_price=Decimal("100000"))
     assert back.status == Order.Status.FILLED
     assert not Position.objects.filter(config__isnull=True, closed_at__isnull=True).exists()
     assert own(a).quantity == a_qty
-    assert assert_net_is_the_sum(futures, perpetual) == a_qty
+    assert assert_net_is_the_sum(futures_account, perpetual) == a_qty
 
 
 # ------------------------------------------------------------------------ other paths
@@ -309,14 +294,14 @@ def test_dashboard_api_and_chart_show_each_configs_position_and_the_net(
     assert 'id="net-positions"' in page and "ensemble" in page and "rsi" in page
 
 
-def test_net_of_long_and_short_configs_is_their_signed_sum(perpetual, futures, make_config):
-    a = perp_config(futures, make_config, perpetual, "a")
-    b = perp_config(futures, make_config, perpetual, "b")
-    common = dict(account=futures, symbol=perpetual, entry_price=Decimal("100"),
+def test_net_of_long_and_short_configs_is_their_signed_sum(perpetual, futures_account, make_config):
+    a = perp_config(futures_account, make_config, perpetual, "a")
+    b = perp_config(futures_account, make_config, perpetual, "b")
+    common = dict(account=futures_account, symbol=perpetual, entry_price=Decimal("100"),
                   opened_at=datetime.now(UTC))
     Position.objects.create(config=a, side="long", quantity=Decimal("0.005"), **common)
     Position.objects.create(config=b, side="short", quantity=Decimal("0.002"), **common)
-    (net,) = net_positions(Position.objects.filter(account=futures).order_by("pk"))
+    (net,) = net_positions(Position.objects.filter(account=futures_account).order_by("pk"))
     assert net.quantity == Decimal("0.003") and net.side == "long"
     assert net.parts == [(a.pk, Decimal("0.005")), (b.pk, Decimal("-0.002"))]
 
@@ -359,27 +344,28 @@ def test_reconciliation_compares_the_sum_over_configs_with_the_venues_net(
 
 
 def test_funding_is_booked_on_each_configs_position_and_sums_to_the_nets(
-        perpetual, futures, make_config):
+        perpetual, futures_account, make_config):
     from orders import funding
     from orders.models import FundingPayment
     from orders.tests.test_mark_price import HOUR, at_ms, set_mark
 
-    a = perp_config(futures, make_config, perpetual, "a")
-    b = perp_config(futures, make_config, perpetual, "b", enter=3)
+    a = perp_config(futures_account, make_config, perpetual, "a")
+    b = perp_config(futures_account, make_config, perpetual, "b", enter=3)
     store(perpetual, [100_000.0] * 5)
     act(a, "enter_long", 3, 100_000)
     tasks.evaluate("sim", "BTCUSDT", "1m", bar(3))
     funding_time = T0 + 8 * HOUR
     set_mark(perpetual, 100_500, rate="0.0001", next_funding_ms=funding_time + 8 * HOUR,
              last=(funding_time, "0.0003", 100_400))
-    before = Balance.objects.get(account=futures, asset="USDT").free
+    before = Balance.objects.get(account=futures_account, asset="USDT").free
     assert funding.apply_funding(now=at_ms(funding_time + HOUR)) == 2
     paid = {p.position.config_id: p.amount for p in FundingPayment.objects.all()}
     for config in (a, b):
         assert paid[config.pk] == -(own(config).quantity * Decimal("100400") * Decimal("0.0003"))
-    net = net_quantity(futures.pk, perpetual.pk)
+    net = net_quantity(futures_account.pk, perpetual.pk)
     assert sum(paid.values()) == -(net * Decimal("100400") * Decimal("0.0003"))
-    assert Balance.objects.get(account=futures, asset="USDT").free == before + sum(paid.values())
+    free = Balance.objects.get(account=futures_account, asset="USDT").free
+    assert free == before + sum(paid.values())
 
 
 def test_a_config_with_an_open_position_cannot_be_deleted(symbol, paper, make_config):

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from markets.models import Balance, Symbol
+from markets.models import Balance
 from orders import exits, tasks
 from orders.models import Fill, Order, Position
-from orders.tests.conftest import MINUTE, T0, fund, store
+from orders.tests.conftest import MINUTE, T0, store
 from strategies import trade_math
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,22 +59,6 @@ def test_a_range_uses_the_best_price_seen_before_it(symbol, paper, make_config):
     assert report.closed == 0  # low 1.5% under the entry's best, not 2%
     position.refresh_from_db()
     assert position.best_price == Decimal(repr(PRICE * 1.05)).quantize(Decimal("1e-12"))
-
-
-@pytest.fixture
-def perpetual(exchange):
-    return Symbol.objects.create(
-        exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
-        market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
-        step_size=Decimal("0.001"), min_notional=Decimal("5"), max_leverage=20,
-    )
-
-
-@pytest.fixture
-def futures_account(trader, make_account):
-    account = make_account(trader, label="futures", quote_asset="USDT")
-    fund(account, "USDT", "10000")
-    return account
 
 
 def test_paper_short_with_leverage_reserves_margin_and_is_liquidated(

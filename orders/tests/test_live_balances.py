@@ -6,15 +6,10 @@ the venue last confirmed it. Against the exchange simulator over real sockets.""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -25,7 +20,7 @@ from markets.exchanges.base import Balance as VenueBalance
 from markets.exchanges.base import BalanceUpdate, OrderRequest
 from markets.models import Account, Balance, Exchange
 from orders import services, tasks, userstream, venue_balances
-from orders.brokers import broker_for
+from orders.tests.live_helpers import Following, wait_for
 from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,63 +67,6 @@ def stored(account) -> dict[str, Decimal]:
 
 def at_venue(adapter) -> dict[str, Decimal]:
     return {b.asset: b.total for b in adapter.balances()}
-
-
-def wait_for(condition, timeout_s: float, step_s: float = 0.01):
-    """Poll ``condition`` until it returns something true or ``timeout_s`` passes; returns
-    its last value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step_s)
-
-
-class Following:
-    """``follow_account`` on its own thread and event loop (as ``manage.py userstreams`` runs
-    it), with the stream's broker counting its REST balance fetches."""
-
-    def __init__(self, account: Account):
-        self.account = account
-        self.fetches = 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def _broker(self, account):
-        broker = broker_for(account)
-        fetch = broker.balances
-
-        def counted():
-            self.fetches += 1
-            return fetch()
-
-        broker.balances = counted
-        return broker
-
-    def _run(self):
-        async def main():
-            task = asyncio.ensure_future(
-                userstream.follow_account(self.account.pk, broker_factory=self._broker))
-            while not self.done.is_set() and not task.done():
-                await asyncio.sleep(0.02)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        try:
-            asyncio.run(main())
-        finally:
-            connection.close()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the user stream did not stop when cancelled"
 
 
 ORDERS = {

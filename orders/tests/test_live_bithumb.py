@@ -13,9 +13,8 @@ from markets.exchanges.base import OrderRequest
 from markets.exchanges.errors import OrderNotFound, OrderStatusUnknown
 from orders import services
 from orders.models import Order
+from orders.tests.live_helpers import last_close, live_account, settled
 from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
-
-from .test_api_quote_amount import last_close, live_account, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY, SECRET, _ = DEFAULT_ACCOUNTS["bithumb"][0]

@@ -7,10 +7,11 @@ from decimal import Decimal
 import pytest
 
 from markets.exchanges import get_adapter
-from markets.models import Account, Exchange, Symbol
+from markets.models import Account
 from orders import killswitch, services
 from orders.brokers import BrokerUnavailable, LiveBroker, broker_for
 from orders.models import Order
+from orders.tests.live_helpers import live_account
 from simulator.server import SimConfig, start_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,19 +29,10 @@ def simulator():
 @pytest.fixture
 def live(simulator, trader, settings):
     settings.TRADING_LIVE = True
-    venue = Exchange.objects.create(
-        slug="simbinance", name="Sim Binance", adapter="binance_spot",
-        rest_url=simulator.binance_url, ws_url="ws://127.0.0.1:1",
-    )
-    symbol = Symbol.objects.create(
-        exchange=venue, code="BTCUSDT", base="BTC", quote="USDT", tick_size=Decimal("0.01"),
-        step_size=Decimal("0.00001"), min_notional=Decimal("5"),
-    )
-    account = Account.objects.create(
-        owner=trader, exchange=venue, label="live", mode=Account.Mode.LIVE,
-        quote_asset="USDT", api_key=KEY, api_secret=SECRET,
-    )
-    return account, symbol
+    return live_account(trader, "binance_spot", simulator.binance_url, "BTCUSDT", "BTC", "USDT",
+                        KEY, SECRET, slug="simbinance", name="Sim Binance", label="live",
+                        quote_asset="USDT", tick_size=Decimal("0.01"),
+                        step_size=Decimal("0.00001"), min_notional=Decimal("5"))
 
 
 def market_price(simulator) -> Decimal:

@@ -40,22 +40,6 @@ def set_mark(symbol, price, *, age_s: float = 0.0, rate=None, next_funding_ms=No
     MarkPrice.objects.update_or_create(symbol=symbol, defaults=fields)
 
 
-@pytest.fixture
-def perpetual(exchange):
-    return Symbol.objects.create(
-        exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
-        market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
-        step_size=Decimal("0.001"), min_notional=Decimal("5"), max_leverage=20,
-    )
-
-
-@pytest.fixture
-def futures_account(trader, make_account):
-    account = make_account(trader, label="futures", quote_asset="USDT")
-    fund(account, "USDT", "10000")
-    return account
-
-
 def open_position(account, make_config, symbol, *, short=False, name="perp", **fields):
     params = {"enter": 0, "short": 3} if short else {"enter": 3}
     make_config(account, name=name, symbol=symbol, leverage=10, params=params,

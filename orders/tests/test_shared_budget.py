@@ -23,8 +23,8 @@ import requests
 from markets.adapters import adapter_for, venue_limiter
 from markets.exchanges.base import OrderRequest, RateGroup
 from markets.exchanges.ratelimit import KEY_PREFIX, RedisRateLimiter
-from markets.models import Account, Exchange, Symbol
 from orders.brokers import LiveBroker
+from orders.tests.live_helpers import live_account
 from orders.tests.test_live_execution import KEY, SECRET
 from simulator.server import SimConfig, start_in_thread
 
@@ -49,17 +49,13 @@ def venue(simulator, settings, trader):
     slug = "budget" + uuid.uuid4().hex[:8]  # a budget of its own in the shared Redis
     limits = {"weight": [BUDGET, 60.0]}
     settings.EXCHANGE_RATE_LIMITS = {slug: limits}
-    exchange = Exchange.objects.create(slug=slug, name="Budget sim", adapter="binance_spot",
-                                       rest_url=simulator.binance_url, ws_url="ws://127.0.0.1:1")
-    Symbol.objects.create(exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
-                          tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
-                          min_notional=Decimal("5"))
-    account = Account.objects.create(owner=trader, exchange=exchange, label="live",
-                                     mode=Account.Mode.LIVE, quote_asset="USDT",
-                                     api_key=KEY, api_secret=SECRET)
+    account, _ = live_account(trader, "binance_spot", simulator.binance_url, "BTCUSDT", "BTC",
+                              "USDT", KEY, SECRET, slug=slug, name="Budget sim", label="live",
+                              quote_asset="USDT", tick_size=Decimal("0.01"),
+                              step_size=Decimal("0.00001"), min_notional=Decimal("5"))
     simulator.set_faults(rate_limit_budget=BUDGET)
     simulator.answers.reset()
-    yield exchange, account, limits
+    yield account.exchange, account, limits
     simulator.set_faults(rate_limit_budget=None)
 
 

@@ -216,27 +216,24 @@ def test_the_admin_can_halt_or_clear_an_account_with_unreadable_keys(world):
     assert Account.objects.get(pk=live.pk).credentials_state == "none"
 
 
-def test_the_account_admin_halt_action_works(world, admin_user):
+@pytest.mark.parametrize(("changelist", "action", "row", "message", "done"), [
+    ("markets/account", "halt_accounts", "live", "Halted 1 account(s).",
+     lambda row: Account.objects.get(pk=row.pk).halted),
+    ("strategies/strategyconfig", "stop_trading_action", "live_config", UNREADABLE,
+     lambda row: not StrategyConfig.objects.get(pk=row.pk).is_active),
+])
+def test_the_admin_actions_work_on_a_row_with_unreadable_keys(world, admin_user, changelist,
+                                                               action, row, message, done):
+    """The account admin's halt action and the config admin's stop action both act on the
+    row whose account's keys cannot be read, and say so."""
     client = Client()
     client.force_login(admin_user)
-    live = world["live"]
-    response = client.post("/admin/markets/account/", {
-        "action": "halt_accounts", "_selected_action": [live.pk],
+    target = world[row]
+    response = client.post(f"/admin/{changelist}/", {
+        "action": action, "_selected_action": [target.pk],
     }, follow=True)
-    assert response.status_code == 200 and "Halted 1 account(s)." in response.content.decode()
-    assert Account.objects.get(pk=live.pk).halted
-
-
-def test_the_config_admin_stop_action_works(world, admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    config = world["live_config"]
-    response = client.post("/admin/strategies/strategyconfig/", {
-        "action": "stop_trading_action", "_selected_action": [config.pk],
-    }, follow=True)
-    assert response.status_code == 200
-    assert not StrategyConfig.objects.get(pk=config.pk).is_active
-    assert UNREADABLE in response.content.decode()
+    assert response.status_code == 200 and message in response.content.decode()
+    assert done(target)
 
 
 def test_user_streams_and_reconciliation_skip_the_account_and_count_it(world, make_account,

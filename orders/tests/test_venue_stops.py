@@ -18,6 +18,7 @@ from markets.models import Account, Exchange, Symbol
 from orders import exits, killswitch, services, tasks, userstream, venue_stops
 from orders.models import Fill, Order, Position
 from orders.tests.conftest import store
+from orders.tests.live_helpers import Following, live_account, wait_for
 from simulator.server import DEFAULT_ACCOUNTS, SimConfig, start_in_thread
 from strategies.models import Signal, StrategyConfig
 
@@ -44,20 +45,12 @@ def venue(simulator):
 @pytest.fixture
 def futures(simulator, trader, settings):
     settings.TRADING_LIVE = True
-    exchange = Exchange.objects.create(
-        slug="simfutures", name="Sim Binance futures", adapter="binance_futures",
-        rest_url=simulator.futures_url, ws_url="ws://127.0.0.1:1",
-    )
-    symbol = Symbol.objects.create(
-        exchange=exchange, code="BTCUSDT", base="BTC", quote="USDT",
-        market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
+    account, symbol = live_account(
+        trader, "binance_futures", simulator.futures_url, "BTCUSDT", "BTC", "USDT", KEY, SECRET,
+        slug="simfutures", name="Sim Binance futures", label="live futures",
+        quote_asset="USDT", market_type=Symbol.MarketType.PERPETUAL, tick_size=Decimal("0.1"),
         step_size=Decimal("0.001"), min_qty=Decimal("0.001"), min_notional=Decimal("5"),
-        max_leverage=125,
-    )
-    account = Account.objects.create(
-        owner=trader, exchange=exchange, label="live futures", mode=Account.Mode.LIVE,
-        quote_asset="USDT", api_key=KEY, api_secret=SECRET,
-    )
+        max_leverage=125)
     config = StrategyConfig.objects.create(
         owner=trader, name="live-fut", strategy="test_script", params={"enter": 3},
         symbol=symbol, timeframe="1m", account=account, is_active=True, leverage=5,
@@ -490,12 +483,6 @@ def test_the_user_stream_closes_the_position_without_waiting_for_reconciliation(
 ):
     """``manage.py userstreams``: the venue's ALGO_UPDATE names the stop that triggered; its
     state and fill are read from REST and applied at once, no minute reconciliation needed."""
-    import asyncio
-    import contextlib
-    import threading
-
-    from django.db import connection
-
     from orders import userstream
 
     account, _, config = futures
@@ -503,41 +490,13 @@ def test_the_user_stream_closes_the_position_without_waiting_for_reconciliation(
     assert userstream.live_account_ids() == [account.pk]
     position = enter_long(simulator, config)
     stop, target = stops_of(position)
-    done = threading.Event()
-
-    def follow():
-        async def main():
-            task = asyncio.ensure_future(userstream.follow_account(account.pk))
-            while not done.is_set() and not task.done():
-                await asyncio.sleep(0.05)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        try:
-            asyncio.run(main())
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=follow)
-    thread.start()
-    try:
+    with Following(account):
         users = simulator.venues["futures"].user_conns
-        deadline = time.monotonic() + 10
-        while not simulator.call(lambda: len(users)) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: simulator.call(lambda: len(users)), 10, step_s=0.05)
         time.sleep(0.3)  # the connect-time resync runs first
         simulator.print_trade("futures", "BTCUSDT", float(stop.trigger_price) - 3)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if Position.objects.get(pk=position.pk).closed_at is not None and \
-                    Order.objects.get(pk=target.pk).status == "cancelled":
-                break
-            time.sleep(0.05)
-    finally:
-        done.set()
-        thread.join(30)
-    assert not thread.is_alive(), "the user stream did not stop when cancelled"
+        wait_for(lambda: Position.objects.get(pk=position.pk).closed_at is not None
+                 and Order.objects.get(pk=target.pk).status == "cancelled", 10, step_s=0.05)
 
     position.refresh_from_db()
     assert position.closed_at is not None and position.close_reason == "stop_loss"
