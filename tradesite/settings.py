@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "markets",
     "strategies",
     "orders",
+    "alerts",
     "tradesite",
 ]
 
@@ -227,6 +228,7 @@ CELERY_TASK_DEFAULT_QUEUE = "trader"
 CELERY_TASK_ROUTES = {
     "markets.tasks.*": {"queue": "collector"},
     "orders.tasks.*": {"queue": "trader"},
+    "alerts.tasks.*": {"queue": "collector"},
     "strategies.tasks.*": {"queue": "optimizer"},
     "tradesite.tasks.*": {"queue": "trader"},
 }
