@@ -28,8 +28,14 @@ def scheduled(monkeypatch):
 
 
 @pytest.fixture
-def in_app(trader):
-    return Channel.objects.create(owner=trader, name="toasts", kind=Channel.Kind.IN_APP)
+def owner(request):
+    """The owner of the ``paper`` account (by name: importing fixtures shadows them)."""
+    return request.getfixturevalue("paper").owner
+
+
+@pytest.fixture
+def in_app(owner):
+    return Channel.objects.create(owner=owner, name="toasts", kind=Channel.Kind.IN_APP)
 
 
 class Receiver:
@@ -76,7 +82,7 @@ def receiver():
 
 
 @pytest.fixture
-def webhook(trader, receiver):
+def webhook(owner, receiver):
     return Channel.objects.create(
-        owner=trader, name="hook", kind=Channel.Kind.WEBHOOK, target=receiver.url
+        owner=owner, name="hook", kind=Channel.Kind.WEBHOOK, target=receiver.url
     )
