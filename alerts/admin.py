@@ -114,10 +114,10 @@ class ChannelAdmin(OwnedAdminMixin, admin.ModelAdmin):
             )
             outcome = delivery.deliver(row.pk)
             if outcome.status == "sent":
-                self.message_user(request, f"{channel.name}: test sent.", messages.SUCCESS)
+                self.message_user(request, f"Test sent to {channel.name}.", messages.SUCCESS)
             else:
                 self.message_user(
-                    request, f"{channel.name}: test failed: {outcome.error or outcome.status}"
+                    request, f"Test to {channel.name} failed: {outcome.error or outcome.status}"
                     + (" (retried automatically)" if outcome.status == "retry" else ""),
                     messages.ERROR,
                 )
