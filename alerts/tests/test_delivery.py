@@ -168,3 +168,34 @@ def test_apprise_urls_carry_the_idempotency_header():
             == "jsons://h.example/x?+X-Idempotency-Key=k")
     assert delivery.apprise_url("http://h/x?a=1", "k") == "json://h/x?a=1&+X-Idempotency-Key=k"
     assert delivery.apprise_url("discord://1/t", "k") == "discord://1/t"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_eight_concurrent_claimers_exactly_one_wins(webhook):
+    import threading
+
+    from django.db import connections
+
+    n = row(webhook)
+    now = timezone.now()
+    start = threading.Barrier(8)
+    won, failures = [], []
+
+    def claim():
+        try:
+            start.wait()
+            if delivery.claim(n.pk, now) is not None:
+                won.append(threading.get_ident())
+        except Exception as exc:  # reported on the test's thread
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == [] and len(won) == 1
+    n.refresh_from_db()
+    assert n.status == "sending" and n.attempts == 1
