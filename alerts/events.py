@@ -1,8 +1,11 @@
 """Trading events → notification rows, inside the event's own transaction.
 
 ``on_private_event`` is registered with ``orders.push`` (see ``AlertsConfig.ready``): it sees
-every private event a user is sent. An event that no trading-event kind describes costs
-nothing; one that does costs one indexed query for the owner's active rules of those kinds.
+every private event a user is sent. Which owners have active rules of which kinds is cached
+per process (``RULE_INDEX_S``, and dropped at once when this process saves or deletes a rule):
+an event of an owner without such a rule costs a dictionary lookup, no query and no
+savepoint (measured: ~1.5 ms per event on SQLite before the cache). A rule created in another
+process is seen within ``RULE_INDEX_S``.
 
 Deduplication: each firing has a key (rule id + object + what happened, e.g.
 ``12:order:345:filled``), unique per channel in the database, so an event pushed twice (a
@@ -14,6 +17,7 @@ and never undoes the trading event. Delivery is sent to the worker once the rows
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +31,16 @@ from markets.models import Account
 
 log = logging.getLogger(__name__)
 K = AlertRule.Kind
+RULE_INDEX_S = 2.0
+_clock = time.monotonic
+_index: dict = {"expires": 0.0, "kinds": {}}
+#: The rule kinds each private event type can be an instance of.
+POSSIBLE = {
+    wire.ORDER_UPDATED: frozenset({K.ORDER_FILLED, K.ORDER_REJECTED}),
+    wire.POSITION_UPDATED: frozenset({K.POSITION_OPENED, K.POSITION_CLOSED, K.STOP_LOSS_HIT,
+                                      K.TAKE_PROFIT_HIT, K.LIQUIDATION_HIT}),
+    wire.ACCOUNT_UPDATED: frozenset({K.ACCOUNT_HALTED}),
+}
 CLOSE_KINDS = {"stop_loss": K.STOP_LOSS_HIT, "take_profit": K.TAKE_PROFIT_HIT,
                "liquidation": K.LIQUIDATION_HIT}
 
@@ -90,12 +104,39 @@ def describe(kind: str, payload: dict) -> list[Event]:
     return []
 
 
+def invalidate(**_kwargs) -> None:
+    """Forget the rule index (connected to AlertRule's post_save and post_delete)."""
+    _index["expires"] = 0.0
+
+
+def rule_kinds(user_id: int) -> frozenset:
+    """The kinds of the owner's active rules, from the per-process index."""
+    now = _clock()
+    if now >= _index["expires"]:
+        kinds: dict[int, set] = {}
+        with transaction.atomic():  # a savepoint: a failed read never aborts the caller's
+            rows = AlertRule.objects.filter(is_active=True).values_list("owner_id", "kind")
+            for owner_id, rule_kind in rows.distinct():
+                kinds.setdefault(owner_id, set()).add(rule_kind)
+        _index["kinds"] = {owner: frozenset(v) for owner, v in kinds.items()}
+        _index["expires"] = now + RULE_INDEX_S
+    return _index["kinds"].get(user_id, frozenset())
+
+
 def on_private_event(user_id: int, kind: str, payload: dict) -> None:
-    if kind not in (wire.ORDER_UPDATED, wire.POSITION_UPDATED, wire.ACCOUNT_UPDATED):
+    if kind not in POSSIBLE:
         return
     try:
+        wanted = rule_kinds(user_id) & POSSIBLE[kind]
+        if not wanted:
+            return
+        pure = kind != wire.ACCOUNT_UPDATED  # describe() reads the account's halt time
+        events = [e for e in describe(kind, payload) if e.kind in wanted] if pure else None
+        if events == []:
+            return
         with transaction.atomic():  # a savepoint inside the service's transaction
-            events = describe(kind, payload)
+            if events is None:
+                events = [e for e in describe(kind, payload) if e.kind in wanted]
             created = record(user_id, events) if events else []
     except Exception:
         log.warning("alerts: could not record %s for user %s", kind, user_id, exc_info=True)

@@ -127,3 +127,27 @@ def test_a_halted_account_notifies_once_per_halt(paper, in_app, scheduled):
     row = Notification.objects.get(rule=r)
     assert row.title == "Account halted: alice-paper"
     assert row.body == "Trading on alice-paper is halted: daily max loss reached."
+
+
+@pytest.mark.django_db
+def test_an_owner_without_rules_costs_no_query_and_new_rules_are_seen(
+    paper, in_app, scheduled, django_assert_num_queries, monkeypatch
+):
+    filled = {"id": 7, "symbol": "sim:KRW-BTC", "status": "filled", "side": "buy",
+              "quantity": "1"}
+    events.invalidate()
+    events.rule_kinds(paper.owner_id)  # the index, loaded once
+    with django_assert_num_queries(0):
+        push.push_later(paper.owner_id, wire.ORDER_UPDATED, filled)
+    # A rule saved in another process (no signal here): seen once the index expires.
+    AlertRule.objects.bulk_create([AlertRule(owner=paper.owner, name="f", kind=K.ORDER_FILLED)])
+    push.push_later(paper.owner_id, wire.ORDER_UPDATED, filled)
+    assert Notification.objects.count() == 0
+    later = events._clock() + events.RULE_INDEX_S
+    monkeypatch.setattr(events, "_clock", lambda: later)
+    push.push_later(paper.owner_id, wire.ORDER_UPDATED, filled)
+    assert Notification.objects.get().dedupe_key.endswith(":order:7:filled")
+    # Saved in this process: seen at once.
+    rule(paper.owner, K.ORDER_REJECTED)
+    push.push_later(paper.owner_id, wire.ORDER_UPDATED, filled | {"status": "rejected"})
+    assert Notification.objects.count() == 2
