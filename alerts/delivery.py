@@ -2,8 +2,9 @@
 
 A row is claimed by one conditional UPDATE (``new`` and due, or ``sending`` whose lease has
 run out → ``sending`` with a fresh lease, attempts + 1): of two workers only one gets it, and
-a worker killed mid-send leaves a row that is claimed again once its lease (``LEASE_S``) has
-passed. A failed send is retried with exponential backoff (``BACKOFF_S`` doubling, capped)
+a worker killed mid-send leaves a row that is claimed again once its lease
+(``settings.ALERTS_LEASE_S``, 30 s) has passed. A failed send is retried with exponential
+backoff (``BACKOFF_S`` doubling, capped)
 until ``MAX_ATTEMPTS``; a channel that fails ``FAILING_AFTER`` sends in a row is marked
 failing and its owner told in-app.
 
@@ -24,6 +25,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -35,7 +37,7 @@ from markets.fields import CredentialsUnreadable, plain
 log = logging.getLogger(__name__)
 S = Notification.Status
 
-LEASE_S = 30  # longer than a send may take (apprise's connect + read timeouts: 4 s + 4 s)
+LEASE_S = 30  # the default of settings.ALERTS_LEASE_S
 MAX_ATTEMPTS = 6
 BACKOFF_S = 5
 BACKOFF_MAX_S = 3600
@@ -63,7 +65,8 @@ def claim(pk: int, now=None) -> Notification | None:
     now = now or timezone.now()
     due = Q(status__in=(S.NEW, S.SENDING), next_attempt_at__lte=now)
     taken = Notification.objects.filter(due, pk=pk).update(
-        status=S.SENDING, next_attempt_at=now + timedelta(seconds=LEASE_S),
+        status=S.SENDING,
+        next_attempt_at=now + timedelta(seconds=getattr(settings, "ALERTS_LEASE_S", LEASE_S)),
         attempts=F("attempts") + 1,
     )
     if not taken:
