@@ -133,6 +133,9 @@ class Notification(models.Model):
         SENDING = "sending"
         SENT = "sent"
         FAILED = "failed"
+        #: Not sent: its rule was in its cooldown. Kept so the history says why, and so a later
+        #: push of the same event (a position's next update) is not taken for a new one.
+        SUPPRESSED = "suppressed"
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"

@@ -99,9 +99,16 @@ def test_a_rule_stays_quiet_during_its_cooldown(paper, in_app):
     assert len(opened(1, now)) == 1
     assert opened(2, now + timedelta(seconds=599)) == []  # quiet
     assert len(opened(3, now + timedelta(seconds=600))) == 1  # cooled down
+    # Position 2's next update, after the cooldown: not notified late as "opened".
+    assert opened(2, now + timedelta(seconds=1300)) == []
     r.refresh_from_db()
     assert r.last_fired_at == now + timedelta(seconds=600)
-    assert Notification.objects.filter(rule=r).count() == 2
+    rows = Notification.objects.filter(rule=r).order_by("pk")
+    assert [(n.dedupe_key.split(":", 1)[1], n.status) for n in rows] == [
+        ("position:1:opened", "new"), ("position:2:opened", "suppressed"),
+        ("position:3:opened", "new"),
+    ]
+    assert rows[1].last_error == "not sent: the rule was in its cooldown"
 
 
 @pytest.mark.django_db
