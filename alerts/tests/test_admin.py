@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alerts.models import AlertRule, Channel, Notification
 
@@ -148,3 +150,24 @@ def test_notification_history_is_read_only_for_traders(two_users):
     note.refresh_from_db()
     assert note.title == "alice was filled"
     assert alice["client"].get("/admin/alerts/notification/add/").status_code == 403
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=st.text(max_size=300) | st.from_regex(r"(https?|json|discord|slack)://[ -~]{0,80}"))
+def test_any_typed_url_is_accepted_or_refused_with_a_message_never_an_error(db, target):
+    from django.contrib.auth import get_user_model
+    from django.forms import modelform_factory
+
+    from alerts.admin import ChannelForm
+
+    user, _ = get_user_model().objects.get_or_create(username="hypothesis")
+    form_class = modelform_factory(Channel, form=ChannelForm, exclude=["target", "owner"])
+    form = form_class(
+        data={"name": "h", "kind": "webhook", "new_target": target, "is_active": "on"},
+        instance=Channel(owner=user),
+    )
+    if form.is_valid():
+        assert form.instance.target == target.strip() and target.strip()
+    else:
+        assert list(form.errors) == ["new_target"], form.errors
