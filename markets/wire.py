@@ -13,7 +13,8 @@ Market data (any logged-in user):
 Private (one user):
     group ``user.<user id>``, messages ``signal.created``, ``order.updated``, ``fill.created``,
     ``position.updated``, ``account.updated``: ``{type, id, symbol: "<venue>:<code>", ...public
-    fields}``. Never dropped.
+    fields}``. Never dropped. ``alert.created`` (``alerts.delivery``): ``{type, id, title,
+    body, kind, created_at, level}``, not tied to a symbol.
 One login session:
     group ``session.<hash of the session key>`` (the key itself never goes to Redis), message
     ``session.ended`` ``{type}`` when that session logs out: its sockets close (code 4401).
@@ -33,7 +34,10 @@ ORDER_UPDATED = "order.updated"
 FILL_CREATED = "fill.created"
 POSITION_UPDATED = "position.updated"
 ACCOUNT_UPDATED = "account.updated"
-PRIVATE_TYPES = (SIGNAL_CREATED, ORDER_UPDATED, FILL_CREATED, POSITION_UPDATED, ACCOUNT_UPDATED)
+ALERT_CREATED = "alert.created"
+PRIVATE_TYPES = (
+    SIGNAL_CREATED, ORDER_UPDATED, FILL_CREATED, POSITION_UPDATED, ACCOUNT_UPDATED, ALERT_CREATED
+)
 SESSION_ENDED = "session.ended"
 
 MARKETS_GROUP = "markets"

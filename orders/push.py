@@ -2,7 +2,10 @@
 
 Services queue events with :func:`push_later` (sent only if the transaction commits) and the
 outermost service call sends the queue in one go (:func:`batched`): one trip into the event
-loop per bar or order rather than one per message (``async_to_sync`` costs milliseconds)."""
+loop per bar or order rather than one per message (``async_to_sync`` costs milliseconds).
+
+Listeners (:func:`add_listener`, e.g. the alerts app) see every private event when it is
+queued, inside the service's transaction, so rows they write commit with the event."""
 
 from __future__ import annotations
 
@@ -17,11 +20,34 @@ from markets import wire
 
 log = logging.getLogger(__name__)
 _local = threading.local()
+_listeners: list = []
+
+
+def add_listener(fn) -> None:
+    """Call ``fn(user_id, kind, payload)`` for every private event, when it is queued (inside
+    the caller's transaction, if any). A listener's exception is logged, never raised into the
+    trading path; a listener that writes must use a savepoint of its own."""
+    if fn not in _listeners:
+        _listeners.append(fn)
+
+
+def remove_listener(fn) -> None:
+    if fn in _listeners:
+        _listeners.remove(fn)
+
+
+def _notify(user_id: int, kind: str, payload: dict) -> None:
+    for fn in list(_listeners):
+        try:
+            fn(user_id, kind, payload)
+        except Exception:
+            log.warning("private-event listener %r failed on %s", fn, kind, exc_info=True)
 
 
 def push_to_user(user_id: int, kind: str, payload: dict) -> None:
     """Send a private event to ``user.<id>`` now; a channel-layer failure is logged, never
     raised into the trading path (the row is stored either way and the page reloads it)."""
+    _notify(user_id, kind, payload)
     _send([(user_id, kind, payload)])
 
 
@@ -33,6 +59,7 @@ def _pending() -> list:
 
 def push_later(user_id: int, kind: str, payload: dict) -> None:
     """Queue an event for when the current transaction commits (dropped on rollback)."""
+    _notify(user_id, kind, payload)
     transaction.on_commit(lambda: _pending().append((user_id, kind, payload)))
 
 

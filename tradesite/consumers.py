@@ -252,6 +252,8 @@ class ChartConsumer(_HubConsumer):
         if self.outbox is not None:
             self._put(event)
 
+    alert_created = account_updated  # an alert toast shows on every chart of the user
+
 
 class MarketsConsumer(_HubConsumer):
     """``/ws/markets/``: the latest ticker per symbol (group ``markets``)."""

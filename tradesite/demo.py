@@ -154,6 +154,12 @@ PERIODIC_TASKS = [
         every_seconds=3600,
     ),
     dict(
+        name="Deliver due alerts",
+        task="alerts.tasks.deliver_due",
+        queue="collector",
+        every_seconds=30,
+    ),
+    dict(
         name="Snapshot equity",
         task="orders.tasks.snapshot_equity",
         queue="trader",
@@ -178,6 +184,11 @@ TRADER_PERMISSIONS = {
         "exchange": "view",
     },
     "orders": {"order": "view", "fill": "view", "position": "view", "equitysnapshot": "view"},
+    "alerts": {
+        "alertrule": "add change delete view",
+        "channel": "add change delete view",
+        "notification": "view",
+    },
 }
 
 

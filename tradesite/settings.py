@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "markets",
     "strategies",
     "orders",
+    "alerts",
     "tradesite",
 ]
 
@@ -227,6 +228,7 @@ CELERY_TASK_DEFAULT_QUEUE = "trader"
 CELERY_TASK_ROUTES = {
     "markets.tasks.*": {"queue": "collector"},
     "orders.tasks.*": {"queue": "trader"},
+    "alerts.tasks.*": {"queue": "collector"},
     "strategies.tasks.*": {"queue": "optimizer"},
     "tradesite.tasks.*": {"queue": "trader"},
 }
@@ -246,6 +248,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS |= {
     "unacked_mutex_expire": 30,
 }
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# --- Alerts (alerts/delivery.py) ----------------------------------------------------------------
+# A notification being sent is leased for ALERTS_LEASE_S: a worker that dies mid-send leaves it
+# to be claimed again after that. Keep it longer than a send may take (apprise: 4 s + 4 s).
+ALERTS_LEASE_S = envconfig.number("ALERTS_LEASE_S", 30.0, maximum=3600)
 # --- end of task redelivery ------------------------------------------------------------------
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "tradesite.beat:HeartbeatScheduler"

@@ -66,7 +66,7 @@ def test_paper_two_configs_on_one_account_and_symbol_each_close_only_their_own(
     perpetual = venue_name == "futures"
     exchange = Exchange.objects.create(
         slug=f"sim{venue_name}", name=f"Sim {venue_name}",
-        adapter="binance_futures" if perpetual else "binance",
+        adapter="binance_futures" if perpetual else "binance_spot",
         rest_url=getattr(paper_sim, f"{venue_name}_url"), ws_url="ws://127.0.0.1:1",
     )
     symbol = Symbol.objects.create(

@@ -2,6 +2,7 @@
 // one WebSocket, reconnect with backoff and refetch of missed candles (also on the server's
 // "resync" frame, after it lost Redis), older candles on scroll.
 import { PriceChart, TIMEFRAME_MS } from "./chart.js";
+import { showToast } from "./toast.js";
 
 const data = JSON.parse(document.getElementById("chart-data").textContent);
 const $ = (id) => document.getElementById(id);
@@ -241,6 +242,8 @@ function handle(msg) {
       state.resyncs += 1;
       fillGap().catch((err) => showError(`could not fetch missed candles: ${err.message}`));
       break;
+    case "alert.created": // a notification of one of the user's alert rules
+      showToast(msg); break;
     case "error":
       showError(msg.message); break;
     default: // hello, pong, order.updated, account.updated: nothing to draw

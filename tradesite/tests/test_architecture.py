@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["markets", "strategies", "orders", "tradesite"]
+LAYERS = ["markets", "strategies", "orders", "alerts", "tradesite"]
 # Modules that must stay importable without Django (stdlib, numpy and other pure modules only).
 PURE = [
     "markets/exchanges",
