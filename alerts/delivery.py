@@ -215,4 +215,8 @@ def send_webhook(row: Notification) -> None:
 def apprise_is_valid(target: str) -> bool:
     import apprise
 
-    return bool(apprise.Apprise().add(apprise_url(target, "check")))
+    try:
+        url = apprise_url(target, "check")
+    except ValueError:  # urlsplit refuses it, e.g. "http://[" (an unclosed IPv6 address)
+        return False
+    return bool(apprise.Apprise().add(url))

@@ -29,15 +29,19 @@ EXIT_SHORT = 4
 ADD_LONG = 5
 ADD_SHORT = 6
 
-ACTION_NAMES: dict[int, str] = {
-    HOLD: "hold",
-    ENTER_LONG: "enter_long",
-    EXIT_LONG: "exit_long",
-    ENTER_SHORT: "enter_short",
-    EXIT_SHORT: "exit_short",
-    ADD_LONG: "add_long",
-    ADD_SHORT: "add_short",
-}
+#: The one definition of the actions: code (what a strategy's arrays and the compiled backtest
+#: loop carry), name (what a stored ``Signal``, the API and the pages carry) and a trader's label.
+#: ``strategies.models.Action`` (the stored choices) is built from this table.
+ACTIONS: tuple[tuple[int, str, str], ...] = (
+    (HOLD, "hold", "Hold"),
+    (ENTER_LONG, "enter_long", "Enter long"),
+    (EXIT_LONG, "exit_long", "Exit long"),
+    (ENTER_SHORT, "enter_short", "Enter short"),
+    (EXIT_SHORT, "exit_short", "Exit short"),
+    (ADD_LONG, "add_long", "Add to long"),
+    (ADD_SHORT, "add_short", "Add to short"),
+)
+ACTION_NAMES: dict[int, str] = {code: name for code, name, _label in ACTIONS}
 ACTION_CODES: dict[str, int] = {name: code for code, name in ACTION_NAMES.items()}
 
 

@@ -490,10 +490,11 @@ def test_the_user_stream_closes_the_position_without_waiting_for_reconciliation(
     assert userstream.live_account_ids() == [account.pk]
     position = enter_long(simulator, config)
     stop, target = stops_of(position)
-    with Following(account):
+    with Following(account) as following:
         users = simulator.venues["futures"].user_conns
         wait_for(lambda: simulator.call(lambda: len(users)), 10, step_s=0.05)
-        time.sleep(0.3)  # the connect-time resync runs first
+        # The connect-time resync runs first: its balance fetch is its last step.
+        assert wait_for(lambda: following.fetches >= 1, 10, step_s=0.05)
         simulator.print_trade("futures", "BTCUSDT", float(stop.trigger_price) - 3)
         wait_for(lambda: Position.objects.get(pk=position.pk).closed_at is not None
                  and Order.objects.get(pk=target.pk).status == "cancelled", 10, step_s=0.05)

@@ -6,20 +6,14 @@ from django.db import models
 from django.db.models import Q
 
 from markets.models import Symbol, Timeframe
-from strategies.base import ACTION_NAMES
+from strategies.base import ACTIONS, HOLD
 from strategies.models.config import MONEY, StrategyConfig
 
-
-class Action(models.TextChoices):
-    ENTER_LONG = "enter_long", "Enter long"
-    EXIT_LONG = "exit_long", "Exit long"
-    ENTER_SHORT = "enter_short", "Enter short"
-    EXIT_SHORT = "exit_short", "Exit short"
-    ADD_LONG = "add_long", "Add to long"
-    ADD_SHORT = "add_short", "Add to short"
-
-
-assert set(Action.values) >= set(ACTION_NAMES.values()) - {"hold"}
+#: The stored actions: every action of ``strategies.base.ACTIONS`` but "hold" (a bar without a
+#: decision stores nothing), with the same names and labels.
+Action = models.TextChoices(
+    "Action", [(name.upper(), (name, label)) for code, name, label in ACTIONS if code != HOLD]
+)
 
 
 class Signal(models.Model):

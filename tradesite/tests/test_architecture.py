@@ -177,6 +177,29 @@ def test_the_listed_simulator_importers_exist():
     assert not missing, f"SIMULATOR_IMPORTERS names files that are gone: {missing}"
 
 
+#: The trading decisions that run the same in backtest, paper and live: the risk gates and the
+#: paper broker's fill model. Pure like the modules above, except that the paper broker
+#: implements the broker interface (``orders.brokers.base``, whose only Django import is
+#: deferred into the function reading the configured costs).
+PURE_TRADING = {
+    "orders/risk.py": (),
+    "orders/brokers/paper.py": ("orders.brokers.base",),
+}
+
+
+@pytest.mark.parametrize("target", sorted(PURE_TRADING))
+def test_the_risk_gates_and_the_paper_broker_are_pure(target):
+    allowed = PURE_TRADING[target]
+    offences = [
+        f"{target}:{line} imports {module}"
+        for line, module in imported_modules(ROOT / target)
+        if module not in allowed
+        and any(module == f or module.startswith(f + ".") for f in FORBIDDEN_IN_PURE)
+    ]
+    assert not offences, "pure trading modules must not import Django, the ORM or the services:\n" \
+        + "\n".join(offences)
+
+
 # ------------------------------------------------------------------------ import cycles
 
 #: Where the project's own modules live (tests and migrations left out).
