@@ -8,7 +8,7 @@ the browser tests and ``bench_charts`` run the same server with the same options
   itself). Measured in ``bench_charts`` against daphne (Twisted + Autobahn), same run, same
   machine: a third to a half of daphne's server CPU per delivered chart frame (30-90 us against
   70-160), and for 1,000 clients on 50 charts a p99 of 5-20 ms against 130-250 ms (see
-  ``docs/architecture.md``).
+  ``docs/performance.md``).
 - **No per-message deflate.** Browsers always offer it and uvicorn accepts it by default, which
   would compress every chart frame once per client (zlib state is per connection): the hub's
   frames are a few hundred bytes, encoded once for all clients, and cheap to send as they are.

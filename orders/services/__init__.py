@@ -1,5 +1,5 @@
 """The trading services: the only writers of orders, fills, positions and paper balances, split
-by job (``docs/architecture.md``, "orders"):
+by job (``docs/subsystems.md``, "orders"):
 
 =============  ==========================================================================
 ``common``     venue rules (ticks, steps, limit prices), ids, time, the open-position lookup
