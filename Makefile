@@ -39,7 +39,7 @@ $(KERNELS): $(KERNEL_SOURCES) | $(VENV)/.run-installed
 ## from SQLite go through the sqlite3 module, about 6x slower; see markets/sqlite_columns.py.
 SQLITE_READER := markets/_sqlite_columns$(EXT_SUFFIX)
 
-$(SQLITE_READER): markets/sqlite_columns_build.py | $(VENV)/.run-installed
+$(SQLITE_READER): markets/sqlite_columns_build.py markets/sqlite_columns.c | $(VENV)/.run-installed
 	@$(PY) -m markets.sqlite_columns_build || echo "warning: SQLite candle reader not built (is a C compiler with sqlite3.h installed?); candle loads use the sqlite3 module instead"
 
 kernels: $(KERNELS) $(SQLITE_READER)
