@@ -218,6 +218,10 @@ def _close_positions(result, account_ids, config_ids, broker_factory, last_price
         except (BrokerUnavailable, ExchangeError) as exc:
             result.errors.append(f"closing {position.symbol}: {exc}")
             continue
+        except Exception as exc:  # one position that cannot close never stops the others
+            log.exception("stop_trading: closing position %s failed", position.pk)
+            result.errors.append(f"closing {position.symbol}: {exc}")
+            continue
         if order is None:
             continue  # closed meanwhile, or a close of it is already working
         if order.status == Order.Status.FILLED:

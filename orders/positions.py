@@ -40,6 +40,22 @@ def owner_label(config) -> str:
     return config.name if config is not None else "manual"
 
 
+def held_by_configs(account_id: int, asset: str) -> tuple[Decimal, list[str]]:
+    """Of a spot account's ``asset``, the quantity its configs' open long positions hold, and
+    their names: coins a manual sell must leave alone, or those configs' exits (and the kill
+    switch closing them) would find them gone."""
+    held, names = ZERO, []
+    rows = Position.objects.filter(
+        account_id=account_id, closed_at__isnull=True, config__isnull=False,
+        side=Position.PositionSide.LONG, symbol__base=asset,
+        symbol__market_type=Symbol.MarketType.SPOT,
+    ).select_related("config").order_by("id")
+    for position in rows:
+        held += position.quantity
+        names.append(position.config.name)
+    return held, names
+
+
 @dataclasses.dataclass
 class Net:
     """The account's net on one symbol: ``quantity`` signed (+ long, - short), and the open

@@ -99,6 +99,21 @@ def _quote_quantity(symbol, info, quote_amount: Decimal, last_price: Decimal, br
 
 
 @batched
+def _configs_coins_reason(account, symbol, quantity: Decimal, free: Decimal) -> str | None:
+    """A manual spot sell may sell only coins no config's open position holds: a config's exit
+    (or the kill switch closing its position) must find its own coins there."""
+    held, names = net.held_by_configs(account.pk, symbol.base)
+    available = max(free - held, ZERO)
+    if quantity <= available:
+        return None
+    return (
+        f"{held.normalize():f} of the free {free.normalize():f} {symbol.base} belong to the open "
+        f"position(s) of {', '.join(names)}; a manual sell may sell at most "
+        f"{available.normalize():f} {symbol.base}. Close those positions through their configs "
+        f"or the kill switch"
+    )
+
+
 def place_manual_order(
     account: Account,
     symbol: Symbol,
@@ -202,6 +217,10 @@ def place_manual_order(
                 reserve_asset, reserve = symbol.base, quantity
             reason = risk.balance_reason(
                 free_balance(account, reserve_asset), reserve, reserve_asset
+            )
+        if not reason and side == Side.SELL and symbol.market_type == Symbol.MarketType.SPOT:
+            reason = _configs_coins_reason(
+                account, symbol, quantity, free_balance(account, symbol.base)
             )
         if reason:
             order = Order.objects.create(

@@ -382,3 +382,46 @@ def test_a_config_with_an_open_position_cannot_be_deleted(symbol, paper, make_co
     a.delete()  # closed: its history stays, without the config
     mine.refresh_from_db()
     assert mine.config_id is None and mine.closed_at is not None
+
+
+def test_a_manual_spot_sell_leaves_the_configs_coins_so_the_kill_switch_can_close_them(
+        trader, symbol, paper, make_config):
+    """Found by the API's property test: a manual sell of the coins a config's position held
+    left that position without coins, and the kill switch closing it then failed (negative
+    balance) instead of stopping trading."""
+    a = make_config(paper, name="a", params={"enter": 3}, **SIZE)
+    store(symbol, [PRICE] * 5)
+    tasks.evaluate("sim", "KRW-BTC", "1m", bar(3))
+    held = own(a).quantity
+    Balance.objects.filter(account=paper, asset="BTC").update(free=held + Decimal("0.001"))
+    too_much = services.place_manual_order(paper, symbol, side="sell", quantity=held,
+                                           last_price=Decimal(str(PRICE)))
+    assert too_much.status == Order.Status.REJECTED
+    assert "position(s) of a" in too_much.reject_reason
+    assert "at most 0.001 BTC" in too_much.reject_reason
+    spare = services.place_manual_order(paper, symbol, side="sell", quantity=Decimal("0.001"),
+                                        last_price=Decimal(str(PRICE)))
+    assert spare.status == Order.Status.FILLED
+    result = killswitch.stop_trading(user=trader, configs=[a.pk], close_positions=True)
+    assert own(a) is None and result.positions_closed == 1
+
+
+def test_a_position_that_cannot_close_does_not_stop_the_kill_switch_closing_the_others(
+        trader, symbol, paper, make_config, monkeypatch):
+    a = make_config(paper, name="a", params={"enter": 3}, **SIZE)
+    b = make_config(paper, name="b", params={"enter": 3}, **SIZE)
+    store(symbol, [PRICE] * 5)
+    tasks.evaluate("sim", "KRW-BTC", "1m", bar(3))
+    broken = own(a).pk
+    real = killswitch.close_position
+
+    def close(position, *args, **kwargs):
+        if position.pk == broken:
+            raise ValueError("paper balance of BTC would go negative")
+        return real(position, *args, **kwargs)
+
+    monkeypatch.setattr(killswitch, "close_position", close)
+    result = killswitch.stop_trading(user=trader, configs=[a.pk, b.pk], close_positions=True)
+    assert own(b) is None and own(a) is not None and result.positions_closed == 1
+    assert any("would go negative" in error for error in result.errors)
+    assert not type(a).objects.filter(pk__in=[a.pk, b.pk], is_active=True).exists()
