@@ -103,6 +103,8 @@ def _configs_coins_reason(account, symbol, quantity: Decimal, free: Decimal) -> 
     """A manual spot sell may sell only coins no config's open position holds: a config's exit
     (or the kill switch closing its position) must find its own coins there."""
     held, names = net.held_by_configs(account.pk, symbol.base)
+    if not held:
+        return None  # no config holds any: the balance check (or the venue) decides
     available = max(free - held, ZERO)
     if quantity <= available:
         return None

@@ -112,6 +112,25 @@ def reset_market_data(stack: Stack) -> None:
     redis.Redis.from_url(stack.redis_url).flushall()
 
 
+#: A 2-period RSI with the bands at 49/51: it signals on most bars, so a drill sees signals soon.
+BUSY_RSI = {"period": 2, "oversold": 49.0, "overbought": 51.0}
+
+
+def only_busy_config(stack: Stack, **which):
+    """Fresh market data and no signals; then exactly one active config, the demo's first 1m
+    config on the sim venue matching ``which`` (e.g. ``strategy="rsi"``), signalling often."""
+    from strategies.models import Signal, StrategyConfig
+
+    reset_market_data(stack)
+    Signal.objects.all().delete()
+    StrategyConfig.objects.update(is_active=False)
+    config = StrategyConfig.objects.filter(
+        symbol__exchange__slug="sim", timeframe="1m", **which).first()
+    assert config is not None, f"bootstrap_demo made no 1m config on the sim venue with {which}"
+    StrategyConfig.objects.filter(pk=config.pk).update(is_active=True, params=BUSY_RSI)
+    return config
+
+
 def sim_stats(stack: Stack) -> dict:
     return requests.get(stack.sim_url + "/_sim/stats", timeout=5).json()
 

@@ -250,16 +250,9 @@ def worker_kill(stack: Stack, options: Options) -> str:
     from django.db.models import Count
 
     from orders.models import Order
-    from strategies.models import Signal, StrategyConfig
+    from strategies.models import Signal
 
-    checks.reset_market_data(stack)
-    Signal.objects.all().delete()
-    StrategyConfig.objects.update(is_active=False)
-    config = StrategyConfig.objects.filter(symbol__exchange__slug="sim", timeframe="1m",
-                                           strategy="rsi").first()
-    assert config is not None, "bootstrap_demo made no 1m RSI config on the sim venue"
-    StrategyConfig.objects.filter(pk=config.pk).update(
-        is_active=True, params={"period": 2, "oversold": 49.0, "overbought": 51.0})
+    config = checks.only_busy_config(stack, strategy="rsi")
     stack.start_sim()
     end = floor_minute(now_ms())
     stack.run("backfill", "--venue", "sim", "--symbol", config.symbol.code, "--timeframe", "1m",

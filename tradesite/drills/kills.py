@@ -94,16 +94,9 @@ def all_kill(stack: Stack, options: Options) -> str:
     every process (stream, worker, beat, web, Redis) SIGKILLed at once mid-bar, restarted
     after ``outage_s``: ``/health`` is 200 within a bound, the stored 1m candles equal the
     simulator's, every signal has one outcome, no order doubled."""
-    from strategies.models import Signal, StrategyConfig
+    from strategies.models import Signal
 
-    checks.reset_market_data(stack)
-    Signal.objects.all().delete()
-    StrategyConfig.objects.update(is_active=False)
-    config = StrategyConfig.objects.filter(symbol__exchange__slug="sim", timeframe="1m",
-                                           account__mode="paper").first()
-    assert config is not None, "bootstrap_demo made no 1m paper config on the sim venue"
-    StrategyConfig.objects.filter(pk=config.pk).update(
-        is_active=True, params={"period": 2, "oversold": 49.0, "overbought": 51.0})
+    config = checks.only_busy_config(stack, account__mode="paper")
     stack.start_sim()
     symbols = checks.sim_symbols()
     end = floor_minute(now_ms())
