@@ -64,9 +64,30 @@ async def wait_until(predicate, timeout_s):
     return False
 
 
+async def live_krw_btc_stream(sim, slug, adapter, rest_url, ws_url, grace_ms):
+    """A venue with KRW-BTC (1m, 5m) stored, its stream running on ``sim`` until three live
+    1m bars have closed; returns (symbol, stream, recorder, run task, start clock ms)."""
+    from markets.models import Exchange, Symbol
+
+    exchange = await Exchange.objects.acreate(
+        slug=slug, name=slug.title(), adapter=adapter, rest_url=rest_url, ws_url=ws_url)
+    btc = await Symbol.objects.acreate(exchange=exchange, code="KRW-BTC", base="BTC",
+                                       quote="KRW", timeframes=["1m", "5m"])
+    spec = VenueSpec(slug, adapter, rest_url, ws_url,
+                     (SymbolSpec("KRW-BTC", btc.id, ("1m", "5m")),))
+    rec = Recorder()
+    stream = make_stream(spec, rec, sim.clock_ms,
+                         config=StreamConfig(grace_ms=grace_ms, catchup_candles=30))
+    started = sim.clock_ms()
+    runner = asyncio.ensure_future(stream.run())
+    live = floor_ms(started, "1m") + MINUTE_MS
+    assert await wait_until(lambda: sum(t >= live for t in rec.closed("1m")) >= 3, 40), \
+        rec.closed("1m")
+    return btc, stream, rec, runner, started
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_dropping_the_websocket_mid_stream_leaves_no_missing_or_duplicated_1m_candle():
-    from markets.models import Exchange, Symbol
 
     # 30 simulated seconds per second: a simulated minute every two seconds. The simulator
     # publishes every 20 ms (0.6 simulated s), so the grace for late trades must exceed that;
@@ -76,22 +97,9 @@ async def test_dropping_the_websocket_mid_stream_leaves_no_missing_or_duplicated
     grace_ms = 20_000
     async with Simulator(sim_config(speed=30.0, trade_rate=1.0, history_days=0.5,
                                     tick_s=0.02)) as sim:
-        exchange = await Exchange.objects.acreate(
-            slug="sim", name="Sim", adapter="upbit", rest_url=sim.upbit_url,
-            ws_url=sim.upbit_ws_url)
-        btc = await Symbol.objects.acreate(exchange=exchange, code="KRW-BTC", base="BTC",
-                                           quote="KRW", timeframes=["1m", "5m"])
-        spec = VenueSpec("sim", "upbit", sim.upbit_url, sim.upbit_ws_url,
-                         (SymbolSpec("KRW-BTC", btc.id, ("1m", "5m")),))
-        rec = Recorder()
-        stream = make_stream(spec, rec, sim.clock_ms,
-                             config=StreamConfig(grace_ms=grace_ms, catchup_candles=30))
-        started = sim.clock_ms()
-        runner = asyncio.ensure_future(stream.run())
         # Live bars close from the WebSocket ...
-        live = floor_ms(started, "1m") + MINUTE_MS
-        assert await wait_until(lambda: sum(t >= live for t in rec.closed("1m")) >= 3, 40), \
-            rec.closed("1m")
+        btc, stream, rec, runner, started = await live_krw_btc_stream(
+            sim, "sim", "upbit", sim.upbit_url, sim.upbit_ws_url, grace_ms)
         # ... then the venue drops every socket, twice, mid-minute.
         await sim.drop_websockets()
         await asyncio.sleep(1.0)

@@ -8,36 +8,21 @@ import asyncio
 
 import pytest
 
-from markets.stream import StreamConfig, SymbolSpec, VenueSpec
 from markets.timeframes import floor_ms
 from simulator.server import Simulator
 
 from .conftest import MINUTE_MS, sim_config, stored_candles
-from .test_stream import EVALUATE, Recorder, _venue_candles, make_stream, wait_until
+from .test_stream import EVALUATE, _venue_candles, live_krw_btc_stream
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_bithumb_stream_stores_closed_bars_equal_to_the_venues_candles():
-    from markets.models import Exchange, Symbol
 
     grace_ms = 20_000  # see test_stream: the simulator shares this loop at 30x speed
     async with Simulator(sim_config(venues=("bithumb",), speed=30.0, trade_rate=1.0,
                                     history_days=0.5, tick_s=0.02)) as sim:
-        exchange = await Exchange.objects.acreate(
-            slug="sim-bithumb", name="Sim Bithumb", adapter="bithumb", rest_url=sim.bithumb_url,
-            ws_url=sim.bithumb_ws_url)
-        btc = await Symbol.objects.acreate(exchange=exchange, code="KRW-BTC", base="BTC",
-                                           quote="KRW", timeframes=["1m", "5m"])
-        spec = VenueSpec("sim-bithumb", "bithumb", sim.bithumb_url, sim.bithumb_ws_url,
-                         (SymbolSpec("KRW-BTC", btc.id, ("1m", "5m")),))
-        rec = Recorder()
-        stream = make_stream(spec, rec, sim.clock_ms,
-                             config=StreamConfig(grace_ms=grace_ms, catchup_candles=30))
-        started = sim.clock_ms()
-        runner = asyncio.ensure_future(stream.run())
-        live = floor_ms(started, "1m") + MINUTE_MS
-        assert await wait_until(lambda: sum(t >= live for t in rec.closed("1m")) >= 3, 40), \
-            rec.closed("1m")
+        btc, stream, rec, runner, started = await live_krw_btc_stream(
+            sim, "sim-bithumb", "bithumb", sim.bithumb_url, sim.bithumb_ws_url, grace_ms)
         stream.stop()
         await asyncio.wait_for(runner, 20)
         stopped = sim.clock_ms()
