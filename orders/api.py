@@ -35,6 +35,9 @@ from strategies.models import Signal, StrategyConfig
 
 router = Router(auth=TokenOrSession(), tags=["trading"])
 
+#: The reason a position closed by hand records (on its closing order and on the position).
+MANUAL_CLOSE = "manual_close"
+
 #: The caller's rows of each model, never anyone else's (``owned_by`` lets superusers see all,
 #: which the admin wants and the API must not).
 OWNER = {Account: "owner", StrategyConfig: "owner", Order: "account__owner",
@@ -205,6 +208,34 @@ def place_order(request, payload: OrderIn):
     order = Order.objects.select_related("symbol__exchange").get(pk=order.pk)
     status = 201 if order.status != "rejected" else 422
     return JsonResponse({"order": services.order_payload(order)}, status=status)
+
+
+@router.post("/positions/{pk}/close", url_name="position-close",
+             summary="Close one open position (a reduce-only market order)",
+             response={200: dict, 409: dict, 422: dict})
+def close_position(request, pk: Path[Id]):
+    """The whole position closed through ``services.close_position``, as the kill switch closes
+    it: 200 with the order (filled, or working at the venue); 422 with the order when the venue
+    refused it (``reject_reason``); 409 when it is closed already or its close is in flight."""
+    position = _owned(Position.objects.select_related("account", "symbol__exchange", "config"),
+                      request.auth, pk, "position")
+    if position.closed_at is not None:
+        raise HttpError(409, f"position {pk} is closed already")
+    last = last_prices([position.symbol_id]).get(position.symbol_id)
+    if last is None:
+        raise HttpError(409, f"no price is known for {position.symbol} yet; wait for the first "
+                        "candle")
+    try:
+        order = services.close_position(position, MANUAL_CLOSE, last_price=last)
+    except BrokerUnavailable as exc:
+        raise HttpError(400, str(exc)) from None
+    if order is None:
+        raise HttpError(409, f"position {pk} is closed already, or its close is already working")
+    order = Order.objects.select_related("symbol__exchange").get(pk=order.pk)
+    position = Position.objects.select_related("symbol__exchange", "config").get(pk=pk)
+    status = 422 if order.status == "rejected" else 200
+    return JsonResponse({"order": services.order_payload(order),
+                         "position": services.position_payload(position)}, status=status)
 
 
 @router.post("/orders/{pk}/cancel", url_name="order-cancel", summary="Cancel an open order")

@@ -17,6 +17,7 @@ from orders import killswitch, risk, services, venue_balances
 from orders.equity import position_prices, value_account
 from orders.models import EquitySnapshot, Order, Position
 from orders.positions import net_positions
+from orders.ticket import ticket_context
 from strategies.models import Signal, StrategyConfig
 
 RECENT = 20
@@ -117,6 +118,7 @@ def dashboard(request):
         ),
         "now": timezone.localtime(),
         "time_zone": settings.TIME_ZONE,
+        "ticket": ticket_context(user),
     }
     return render(request, "orders/dashboard.html", context)
 

@@ -28,6 +28,7 @@ from markets.timeframes import TIMEFRAMES
 from orders import evaluation, services
 from orders.models import Fill, Position
 from orders.positions import net_positions
+from orders.ticket import ticket_context
 from strategies import indicators as ind
 from strategies.base import Candles
 from strategies.models import Signal, StrategyConfig
@@ -221,7 +222,8 @@ def chart(request: HttpRequest, venue: str, symbol: str) -> HttpResponse:
         "markets": _picker(),
         **user_rows(request.user, found),
     }
-    return render(request, "chart.html", {"symbol": found, "timeframe": timeframe, "data": data})
+    return render(request, "chart.html", {"symbol": found, "timeframe": timeframe, "data": data,
+                                          "ticket": ticket_context(request.user, found)})
 
 
 @login_required
