@@ -12,7 +12,7 @@ from django.test import Client
 
 from markets.models import Account
 from orders import tasks
-from orders.models import ApiToken, Order
+from orders.models import ApiToken, Order, Position
 from orders.tests.conftest import MINUTE, T0, fund, store
 from orders.tests.trading_state import snapshot
 
@@ -149,6 +149,8 @@ def test_hostile_bodies_are_a_400_before_anything_runs(client, world, raw, messa
         ("/api/positions?limit=" + "9" * 5000, "limit"),
         ("/api/orders/99999999999999999999999/cancel", "pk"),
         ("/api/orders/abc/cancel", "pk"),
+        ("/api/positions/99999999999999999999999/close", "pk"),
+        ("/api/positions/0/close", "pk"),
         ("/api/configs/-1/activate", "pk"),
     ],
     ids=short,
@@ -156,7 +158,7 @@ def test_hostile_bodies_are_a_400_before_anything_runs(client, world, raw, messa
 def test_malformed_query_and_path_values_are_a_400_naming_them(client, world, url, field):
     before = snapshot()
     headers = {"HTTP_AUTHORIZATION": f"Bearer {world['alice']}"}
-    method = client.post if url.endswith(("cancel", "activate")) else client.get
+    method = client.post if url.endswith(("cancel", "activate", "close")) else client.get
     response = method(url, **headers)
     assert response.status_code == 400, response.content
     assert field in response.json()["error"], response.json()
@@ -204,6 +206,9 @@ def test_a_superusers_token_sees_and_acts_on_only_its_own_objects(client, world)
     order = Order.objects.filter(account_id=world["bob_account"]).first()
     status, answer = post(client, f"/api/orders/{order.pk}/cancel", root, "")
     assert status == 404
+    position = Position.objects.filter(account_id=world["bob_account"]).first()
+    status, answer = post(client, f"/api/positions/{position.pk}/close", root, "")
+    assert status == 404 and answer["error"] == f"no position with id {position.pk}"
     status, answer = post(client, "/api/orders", root,
                           order_body(world, account=world["bob_account"], side="sell"))
     assert status == 404 and answer["error"] == f"no account with id {world['bob_account']}"
@@ -273,7 +278,8 @@ def test_the_openapi_description_and_the_docs_page_work_offline(client, world):
 
     schema = client.get("/api/openapi.json").json()
     assert set(schema["paths"]) == {
-        "/api/balances", "/api/positions", "/api/orders", "/api/orders/{pk}/cancel",
+        "/api/balances", "/api/positions", "/api/positions/{pk}/close", "/api/orders",
+        "/api/orders/{pk}/cancel",
         "/api/signals", "/api/configs", "/api/configs/{pk}/activate",
         "/api/configs/{pk}/deactivate", "/api/kill-switch", "/api/candles",
     }

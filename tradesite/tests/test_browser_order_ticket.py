@@ -90,7 +90,7 @@ def positions_listed(page, n: int) -> None:
 
 
 def test_spot_paper_on_the_chart_places_is_refused_and_closes(web, page, screenshot, symbol,
-                                                               trader, make_account):
+                                                               trader, make_account):  # noqa: F811
     store(symbol, floor_ms(int(time.time() * 1000), "1m") - 50 * MINUTE, 50)  # closes near 100
     account = make_account(trader, label="spot paper")
     Balance.objects.create(account=account, asset="KRW", free=Decimal("1000000"))
@@ -133,7 +133,7 @@ def test_spot_paper_on_the_chart_places_is_refused_and_closes(web, page, screens
 
 
 def test_futures_paper_on_the_dashboard_places_is_refused_and_closes(web, page, screenshot,
-                                                                     symbol, trader,
+                                                                     symbol, trader,  # noqa: F811
                                                                      make_account):
     venue = Exchange.objects.create(slug="sim-futures", name="Binance USDⓈ-M futures protocol",
                                     adapter="binance_futures", rest_url="http://127.0.0.1:1",
@@ -199,7 +199,7 @@ def simulator():
 
 
 def test_a_live_order_is_sent_only_after_the_trader_confirms(web, page, screenshot, simulator,
-                                                             trader):
+                                                             trader):  # noqa: F811
     account, symbol = live_account(
         trader, "binance_spot", simulator.binance_url, "BTCUSDT", "BTC", "USDT", KEY, SECRET,
         slug="simbinance", name="Sim Binance", label="live binance", quote_asset="USDT",
@@ -231,7 +231,8 @@ def test_a_live_order_is_sent_only_after_the_trader_confirms(web, page, screensh
     page.wait_for_selector("#ticket-confirm[open]")
     page.click("#ticket-confirm-send")
     placed = result(page, "placed")
-    assert placed.startswith("Order placed: buy 0.001 BTC limit at ") and "open at the venue" in placed
+    assert placed.startswith("Order placed: buy 0.001 BTC limit at ")
+    assert "open at the venue" in placed
     order = Order.objects.get(account=account)
     assert order.status == "open" and order.exchange_order_id
     assert page.evaluate("window.tradesiteTicket.sent()") == 1
