@@ -226,6 +226,8 @@ function connect() {
 }
 
 function handle(msg) {
+  // Other parts of the page (the order ticket) follow the same socket.
+  document.dispatchEvent(new CustomEvent("tradesite:message", { detail: msg }));
   switch (msg.type) {
     case "bar":
       chart.update(msg);

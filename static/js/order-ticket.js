@@ -231,6 +231,19 @@ async function refreshTables() {
   } catch { /* the next action or a reload shows them */ }
 }
 
+// The chart's socket (static/js/chart-page.js re-dispatches each frame): positions change and
+// the price moves while the page is open.
+document.addEventListener("tradesite:message", ({ detail: msg }) => {
+  if (msg.type === "position.updated") {
+    const at = state.positions.findIndex((p) => p.id === msg.id);
+    if (at >= 0) state.positions[at] = msg; else state.positions.push(msg);
+    drawPositions();
+  } else if (msg.type === "bar" && data.fixed_symbol && msg.c !== undefined) {
+    symbol().last_price = String(msg.c);
+    draw();
+  }
+});
+
 $("ticket-account").addEventListener("change", () => { fillSymbols(); draw(); drawPositions(); });
 $("ticket-symbol").addEventListener("change", () => { draw(); drawPositions(); });
 form.addEventListener("input", draw);

@@ -14,6 +14,7 @@ from unittest import mock
 
 import pytest
 
+from markets import wire
 from markets.exchanges import get_adapter
 from markets.models import Account, Balance, Exchange, Symbol
 from markets.tests.database import database_url
@@ -28,9 +29,11 @@ from tradesite.tests.test_browser_chart import (  # noqa: F401 (trader is a fixt
     ROOT,
     WebServer,
     log_in,
+    publish,
     store,
     trader,
 )
+from tradesite.views import position_payload
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 # The simulator's demo keys (simulator/accounts.py), as orders/tests/test_live_execution.py.
@@ -91,7 +94,8 @@ def positions_listed(page, n: int) -> None:
 
 def test_spot_paper_on_the_chart_places_is_refused_and_closes(web, page, screenshot, symbol,
                                                                trader, make_account):  # noqa: F811
-    store(symbol, floor_ms(int(time.time() * 1000), "1m") - 50 * MINUTE, 50)  # closes near 100
+    start = floor_ms(int(time.time() * 1000), "1m") - 50 * MINUTE
+    store(symbol, start, 50)  # closes near 100
     account = make_account(trader, label="spot paper")
     Balance.objects.create(account=account, asset="KRW", free=Decimal("1000000"))
     log_in(page, web, "/chart/sim/KRW-BTC/")
@@ -130,6 +134,22 @@ def test_spot_paper_on_the_chart_places_is_refused_and_closes(web, page, screens
     page.wait_for_function("() => window.tradesiteChart.lines().length === 0")
     assert not Position.objects.filter(account=account, closed_at=None).exists()
     assert Order.objects.get(account=account, reason="manual_close").reduce_only
+
+    # The chart's socket moves the ticket too: a position opened elsewhere (a config, another
+    # tab) is listed with its close button, and the estimated value follows the price.
+    elsewhere = Position.objects.create(account=account, symbol=symbol, side="long",
+                                        quantity=Decimal("3"), entry_price=Decimal("100"),
+                                        opened_at=dt.datetime.now(dt.UTC))
+    publish(wire.user_group(trader.pk),
+            wire.private_message(wire.POSITION_UPDATED, position_payload(elsewhere)))
+    positions_listed(page, 1)
+    publish(wire.bars_group("sim", "KRW-BTC", "1m"), wire.bar_message(
+        "sim", "KRW-BTC", "1m", {"t": start + 50 * MINUTE, "o": 100, "h": 131, "l": 99, "c": 130,
+                                 "v": 1}, closed=False))
+    page.select_option("#ticket-size-by", "quantity")
+    page.fill("#ticket-amount", "2")
+    page.wait_for_function("() => document.getElementById('ticket-estimate').textContent"
+                           " === 'estimated value 260 KRW at the last price 130'")
 
 
 def test_futures_paper_on_the_dashboard_places_is_refused_and_closes(web, page, screenshot,
@@ -236,3 +256,19 @@ def test_a_live_order_is_sent_only_after_the_trader_confirms(web, page, screensh
     order = Order.objects.get(account=account)
     assert order.status == "open" and order.exchange_order_id
     assert page.evaluate("window.tradesiteTicket.sent()") == 1
+
+    # Closing a live position asks first too; cancelled, nothing is sent.
+    held = Position.objects.create(account=account, symbol=symbol, side="long",
+                                   quantity=Decimal("0.002"), entry_price=Decimal(repr(price)),
+                                   opened_at=dt.datetime.now(dt.UTC))
+    page.evaluate("window.tradesiteTicket.refreshPositions()")
+    positions_listed(page, 1)
+    page.click(f"#ticket-positions li[data-position='{held.pk}'] .ticket-close")
+    page.wait_for_selector("#ticket-confirm[open]")
+    summary = page.inner_text("#ticket-summary")
+    assert "manual long 0.002 BTC" in summary and "reduce-only market sell" in summary
+    page.keyboard.press("Escape")
+    assert result(page, "cancelled") == "Not sent: you cancelled the confirmation."
+    assert page.evaluate("window.tradesiteTicket.sent()") == 1
+    assert Order.objects.filter(account=account).count() == 1
+    assert Position.objects.get(pk=held.pk).closed_at is None
