@@ -76,7 +76,7 @@ function show(kind, text) {
 }
 
 // A live account: the trader sees what will be sent and says yes, else nothing is sent.
-function confirm(rows) {
+function askToConfirm(rows) {
   const dialog = $("ticket-confirm");
   $("ticket-summary").replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt"); dt.textContent = k;
@@ -146,7 +146,7 @@ async function submit(event) {
   if (account().mode === "live") {
     const est = estimate();
     const size = body.quote_amount ? `${fmt(body.quote_amount)} ${symbol().quote} to spend` : `${body.quantity} ${symbol().base}`;
-    const ok = await confirm([
+    const ok = await askToConfirm([
       ["Side", `${body.side} (${type()}${body.price ? ` at ${body.price}` : ""})`],
       ["Size", size], ["Symbol", body.symbol],
       ["Estimated value", est === null ? "unknown" : `${fmt(est)} ${symbol().quote}`],
@@ -164,7 +164,7 @@ async function submit(event) {
 async function closePosition(position) {
   if (state.busy) return;
   if (account().mode === "live") {
-    const ok = await confirm([
+    const ok = await askToConfirm([
       ["Close", `${position.config_name} ${position.side} ${position.quantity} ${symbol().base}`],
       ["Symbol", position.symbol], ["Order", `reduce-only market ${position.side === "long" ? "sell" : "buy"}`],
       ["Estimated value", symbol().last_price ? `${fmt(Number(position.quantity) * Number(symbol().last_price))} ${symbol().quote}` : "unknown"],

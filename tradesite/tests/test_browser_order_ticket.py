@@ -17,7 +17,6 @@ import pytest
 from markets import wire
 from markets.exchanges import get_adapter
 from markets.models import Account, Balance, Exchange, Symbol
-from markets.tests.database import database_url
 from markets.timeframes import floor_ms
 from orders.models import Order, Position
 from orders.tests.live_helpers import live_account
@@ -43,12 +42,10 @@ RESULT = "#ticket-result"
 
 
 @pytest.fixture(scope="module")
-def web(django_db_setup, django_db_blocker, redis_url):
-    """One web server for the module (live trading allowed: the live account's venue is the
-    simulator), serving the test database whatever each test commits."""
+def web(django_db_setup, redis_url):
+    """One web server for the module on the test database (``django_db_setup`` made it; each
+    test commits its rows), live trading allowed: the live account's venue is the simulator."""
     os.makedirs(ROOT / "test-artifacts", exist_ok=True)
-    with django_db_blocker.unblock():
-        database_url()  # the test database exists (django_db_setup) before the server starts
     server = WebServer(free_port())
     with mock.patch.dict(os.environ, {"TRADING_LIVE": "1"}):
         server.start()
