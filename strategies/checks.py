@@ -128,7 +128,7 @@ def lookahead_bars(strategy: Strategy, candles: Candles, indices, full: Signals)
 def _tail_differs(strategy: Strategy, candles: Candles, i: int, lookback: int,
                   full: Signals) -> bool:
     tail = strategy.signals(candles[max(0, i + 1 - lookback): i + 1])
-    if tail.actions[-1] != full.actions[i]:
+    if len(tail.actions) != min(i + 1, lookback) or tail.actions[-1] != full.actions[i]:
         return True
     return bool(full.size is not None and full.actions[i] != 0
                 and (tail.size is None or tail.size[-1] != full.size[i]))
@@ -251,7 +251,15 @@ def check(strategy: Strategy, candles: Candles, *, random: int = 25, seed: int =
         "could have made" if ahead else
         "every checked action stays the same when the later bars are removed",
         tuple(ahead)))
-    declared = strategy.lookback()
+    try:
+        declared = strategy.lookback()
+    except Exception:  # reported by the parameter check
+        declared = None
+    if not isinstance(declared, (int, np.integer)) or isinstance(declared, bool) or declared < 1:
+        findings.append(Finding("lookback", False, f"lookback() gave {declared!r}, not a whole "
+                                "number of bars; the lookback cannot be checked"))
+        findings.append(determinism(strategy, candles, full))
+        return Report(name, len(candles), len(indices), tuple(findings))
     short = lookback_bars(strategy, candles, indices, full, declared)
     suggested = smallest_lookback(strategy, candles, indices, full) if short else None
     findings.append(Finding(
