@@ -190,3 +190,70 @@ def test_new_strategy_refuses_bad_names(tmp_path, name, message):
     with pytest.raises(Exception, match=message):
         call_command("new_strategy", name, "--path", str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+PEERS = '''
+import dataclasses
+
+import numpy as np
+
+from strategies.base import ENTER_LONG, Signals, Strategy
+from strategies.params import Params, param
+from strategies.registry import register
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerParams(Params):
+    window: int = param(5, min=1, max=100, grid=(3, 5))
+    symbols: tuple = param((), help="peers")
+
+
+@register
+class Peer(Strategy):
+    name = "peer_mine"
+    Params = PeerParams
+
+    def lookback(self):
+        return self.params.window + 1
+
+    def signals(self, candles, *, peer_closes=None):
+        return Signals(actions=np.zeros(len(candles), dtype=np.int8))
+'''
+
+
+@pytest.mark.django_db
+def test_forms_the_optimizer_and_the_screener_treat_user_strategies_like_built_ins(
+    tmp_path, install, symbol, paper, make_config  # noqa: F811
+):
+    from strategies.forms import BacktestForm
+    from strategies.models import SymbolScreen
+    from strategies.optimizer import Constraints, Job, Space, optimize
+    from strategies.screening import set_top_symbols
+    from strategies.tests.conftest import random_walk
+
+    install([write_folder(tmp_path / "mine", {"my_break": sma_break("my_break"),
+                                              "peer_mine": PEERS})])
+    # The backtest page's and the admin's config form: the choices and the declared params.
+    assert ("my_break", "My Break") in BacktestForm().fields["strategy"].choices
+    config = make_config(paper, strategy="my_break", params={"window": "4"})
+    config.full_clean()
+    config.save()
+    config.refresh_from_db()
+    assert config.params == {"window": 4} and config.build_strategy().lookback() == 5
+    # The optimizer searches the declared grid.
+    space = Space.from_params(registry.get("my_break").Params)
+    job = Job("my_break", random_walk(1200, seed=3), space, method="grid",
+              constraints=Constraints(min_trades=1))
+    result = optimize(job, workers=1)
+    assert {t.params["window"] for t in result.trials} == {3, 5}
+    # The screener's universe goes to a user strategy that declares a symbols list.
+    assert registry.takes_peers("peer_mine") and not registry.takes_peers("my_break")
+    other = symbol.__class__.objects.create(exchange=symbol.exchange, code="KRW-ETH", base="ETH",
+                                            quote="KRW")
+    SymbolScreen.objects.create(symbol=other, timeframe="1m", rank=1, score=1.0,
+                                last_close=1, atr_pct=1, range_24h_pct=1, traded_value_24h=1,
+                                momentum_pct=1, computed_at="2026-01-01T00:00Z")
+    peer_config = make_config(paper, name="peers", strategy="peer_mine", params={})
+    set_top_symbols(peer_config, 1)
+    peer_config.refresh_from_db()
+    assert peer_config.params["symbols"] == ["KRW-ETH"]
