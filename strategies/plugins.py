@@ -21,6 +21,7 @@ import importlib.metadata
 import logging
 import sys
 import traceback
+import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def load(
         target = ep.load()
         if is_strategy(target):
             register(target)
+        elif not isinstance(target, types.ModuleType):
+            raise TypeError(f"{ep.value} is neither a module nor a Strategy subclass")
 
     for ep in importlib.metadata.entry_points(group=group):
         attempt(f"entry point {ep.name} = {ep.value}", lambda ep=ep: from_entry_point(ep))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,8 @@ _loading_user = False
 _user_names: set[str] = set()
 _user_modules: set[str] = set()
 _failures: list[plugins.Failure] = []
+#: Loading happens once per process, whichever thread asks first; the others wait for it.
+_lock = threading.RLock()
 
 
 def _origin(cls: type) -> str:
@@ -81,19 +84,19 @@ def configure(paths: Iterable[str] | None = None, group: str | None = None) -> N
 
 def _unload_user() -> None:
     global _user_loaded
-    for name in _user_names:
-        _REGISTRY.pop(name, None)
-    for module in _user_modules:
-        sys.modules.pop(module, None)
-    _user_names.clear()
-    _user_modules.clear()
-    _failures.clear()
-    _user_loaded = False
+    with _lock:
+        for name in _user_names:
+            _REGISTRY.pop(name, None)
+        for module in _user_modules:
+            sys.modules.pop(module, None)
+        _user_names.clear()
+        _user_modules.clear()
+        _failures.clear()
+        _user_loaded = False
 
 
 def _load_user() -> None:
     global _user_loaded, _loading_user
-    _user_loaded = True
     before = set(sys.modules)
     _loading_user = True
     try:
@@ -102,20 +105,32 @@ def _load_user() -> None:
     finally:
         _loading_user = False
         _user_modules.update(set(sys.modules) - before)
+        _user_loaded = True  # only now: other threads wait on the lock until it is complete
 
 
-def _load_library() -> None:
+def load_built_in() -> None:
+    """Import the built-in library only (the kernel build needs no user strategy)."""
     global _loaded
-    if not _loaded:
+    with _lock:
+        if _loaded:
+            return
         _loaded = True
         try:
             package = importlib.import_module("strategies.library")
         except ModuleNotFoundError:
-            package = None
-        for module in pkgutil.iter_modules(package.__path__ if package else []):
+            return
+        for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"strategies.library.{module.name}")
-    if not _user_loaded:
-        _load_user()
+
+
+def _load_library() -> None:
+    if _loaded and _user_loaded:
+        return
+    with _lock:
+        load_built_in()
+        # A user module that looks a strategy up while it loads sees what is loaded so far.
+        if not _user_loaded and not _loading_user:
+            _load_user()
 
 
 def failures() -> list[plugins.Failure]:

@@ -87,6 +87,23 @@ def test_a_broken_module_is_reported_by_name_and_the_rest_loads(tmp_path, instal
         registry.get("c_import")
 
 
+def test_a_broken_entry_point_is_reported_and_the_rest_loads(tmp_path, install):
+    site = write_package(
+        tmp_path / "site", "pkg_strats",
+        sma_break("pkg_break", cls="PkgBreak", decorate=False) + "\ndef helper():\n    pass\n",
+        {"good": "pkg_strats:PkgBreak", "not_a_strategy": "pkg_strats:helper",
+         "missing": "pkg_strats.nowhere"})
+    install(site=site)
+    assert registry.is_user("pkg_break")
+    failed = {f.source: f.error for f in registry.failures()}
+    assert set(failed) == {"entry point not_a_strategy = pkg_strats:helper",
+                           "entry point missing = pkg_strats.nowhere"}
+    assert failed["entry point not_a_strategy = pkg_strats:helper"].startswith(
+        "TypeError: pkg_strats:helper is neither a module nor a Strategy subclass")
+    assert failed["entry point missing = pkg_strats.nowhere"].startswith(
+        "ModuleNotFoundError: No module named 'pkg_strats.nowhere'")
+
+
 def test_a_missing_folder_is_reported(tmp_path, install):
     install([tmp_path / "nowhere"])
     (failure,) = registry.failures()
