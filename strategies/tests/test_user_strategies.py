@@ -71,6 +71,7 @@ def test_a_broken_module_is_reported_by_name_and_the_rest_loads(tmp_path, instal
         "c_import": "import no_such_module_xyz\n",
         "d_clash": sma_break("rsi"),
         "e_good": sma_break("e_good", cls="Other"),
+        "colorsys": sma_break("shadowed"),  # the standard library's module has that name
     })
     install([folder])
     assert set(registry.names()) == {*BUILT_IN, "a_good", "e_good"}
@@ -80,7 +81,10 @@ def test_a_broken_module_is_reported_by_name_and_the_rest_loads(tmp_path, instal
         "ModuleNotFoundError: No module named 'no_such_module_xyz'")
     assert failed["d_clash.py"].startswith(
         "TypeError: strategy name 'rsi' is taken by the built-in strategy Rsi")
-    assert len(failed) == 3
+    assert failed["colorsys.py"].startswith("ImportError: the module name 'colorsys' is "
+                                            "already taken by ")
+    assert "rename the file" in failed["colorsys.py"]
+    assert len(failed) == 4
     # The built-in rsi is untouched and an unknown name lists what did not load.
     assert registry.get("rsi").__module__ == "strategies.library.rsi"
     with pytest.raises(Exception, match=r"not loaded: folder .*c_import\.py: ModuleNotFound"):
