@@ -64,7 +64,7 @@ def signal_payload(signal: Signal) -> dict:
 def _signals(config: StrategyConfig, strategy, candles: Candles):
     window = candles.tail(strategy.lookback())
     peers = getattr(strategy.params, "symbols", ())
-    if config.strategy == "dual_momentum" and peers:
+    if peers:  # a strategy declaring a symbols list gets their closes (as in a backtest)
         return window, strategy.signals(
             window,
             peer_closes=peer_closes(config.symbol, config.timeframe, peers, window.open_time_ms),

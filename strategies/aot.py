@@ -55,7 +55,7 @@ def build(output_dir: Path | None = None, cpu: str = "") -> Path:
     import strategies.indicator_kernels  # noqa: F401
     from strategies import registry
 
-    registry.names()
+    registry.load_built_in()
 
     package = Path(_jit.__file__).resolve().parent
     sources = {str(package / name) for name in _jit.SOURCES}

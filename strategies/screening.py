@@ -14,7 +14,7 @@ from django.utils import timezone
 from markets.candles import load_candles
 from markets.models import Exchange, Symbol
 from markets.timeframes import timeframe_ms
-from strategies import screener
+from strategies import registry, screener
 from strategies.models import ParamVersion, StrategyConfig, SymbolScreen
 from strategies.optimization import OptimizationError, apply_params
 
@@ -71,10 +71,13 @@ def activate_symbol(symbol: Symbol) -> Symbol:
 
 def set_top_symbols(config: StrategyConfig, top_n: int, *, by=None) -> ParamVersion:
     """Make the venue's best ``top_n`` screened symbols (other than the config's own) the peers
-    (``symbols``) of a ``dual_momentum`` config, as a new parameter version."""
-    if config.strategy != "dual_momentum":
+    (``symbols``) of a config whose strategy declares a symbols list (``dual_momentum``, or a
+    user strategy that does), as a new parameter version."""
+    if not registry.takes_peers(config.strategy):
+        takers = ", ".join(n for n in registry.names() if registry.takes_peers(n)) or "none"
         raise OptimizationError(
-            f"{config} runs {config.strategy}; only dual_momentum takes a symbols list"
+            f"{config} runs {config.strategy}; only strategies with a symbols parameter take a "
+            f"symbols list ({takers})"
         )
     if top_n < 1:
         raise OptimizationError(f"top N must be at least 1; got {top_n}")

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from markets import candles as stored
 from markets.models import Exchange, Symbol
-from strategies import optimization, screening, tasks
+from strategies import optimization, registry, screening, tasks
 from strategies.forms import BacktestForm, OptimizerStartForm, TopSymbolsForm
 from strategies.models import BacktestRun, OptimizationRun, StrategyConfig, SymbolScreen
 from strategies.optimizer import METHODS, OBJECTIVES
@@ -76,7 +76,8 @@ def screener(request):
         if exchange else SymbolScreen.objects.none()
     )
     configs = StrategyConfig.objects.own(request.user).filter(
-        strategy="dual_momentum", symbol__exchange=exchange
+        strategy__in=[n for n in registry.names() if registry.takes_peers(n)],
+        symbol__exchange=exchange,
     )
     return render(request, "strategies/screener.html", _context(
         request,

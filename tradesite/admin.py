@@ -142,8 +142,27 @@ class StrategyConfigAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Declared parameters")
     def parameter_reference(self, obj):
-        rows = [(name, _declared(registry.get(name).Params)) for name in registry.names()]
+        rows = [(f"{name} (your own)" if registry.is_user(name) else name,
+                 _declared(registry.get(name).Params)) for name in registry.names()]
+        rows += [(f"not loaded: {failure.source}", failure.error)
+                 for failure in registry.failures()]
         return _reference_table(rows) if rows else "No strategies are registered."
+
+    def _warn_failed_strategies(self, request) -> None:
+        """Each user strategy module that did not load, named with its error, on the list
+        and the form (the other strategies load and trade as usual)."""
+        for failure in registry.failures():
+            self.message_user(request, f"Strategy module not loaded: {failure}",
+                              level=messages.WARNING)
+
+    def changelist_view(self, request, extra_context=None):
+        self._warn_failed_strategies(request)
+        return super().changelist_view(request, extra_context)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "GET":
+            self._warn_failed_strategies(request)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="Sizing methods")
     def sizing_reference(self, obj):

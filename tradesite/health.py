@@ -101,6 +101,35 @@ def check_chart_hub() -> dict:
     return result
 
 
+def check_strategies() -> dict:
+    """Which strategies loaded, and each user strategy module that did not, with its error.
+
+    A broken module alone does not make the check fail (the other strategies trade as usual);
+    an active config whose strategy is not loaded does: it cannot trade.
+    """
+    from strategies import registry
+    from strategies.models import StrategyConfig
+
+    loaded = registry.names()
+    failed = [{"source": f.source, "error": f.error} for f in registry.failures()]
+    missing = sorted(
+        set(StrategyConfig.objects.filter(is_active=True).values_list("strategy", flat=True))
+        - set(loaded)
+    )
+    result = {"ok": not missing, "loaded": len(loaded),
+              "user": [name for name in loaded if registry.is_user(name)]}
+    problems = []
+    if missing:
+        problems.append(f"active configs use strategies that are not loaded: {', '.join(missing)}")
+    if failed:
+        result["failed_modules"] = failed
+        problems.append("strategy modules not loaded: " + "; ".join(
+            f"{f['source']}: {f['error']}" for f in failed))
+    if problems:
+        result["error"] = "; ".join(problems)
+    return result
+
+
 def required_stream_venues() -> list[str]:
     """Slugs of active venues with at least one active symbol: each needs a live stream."""
     from markets.models import Exchange
@@ -153,6 +182,7 @@ def health(request):
         "database": _timed(check_database),
         "redis": _timed(check_redis),
         "chart_hub": _timed(check_chart_hub),
+        "strategies": _timed(check_strategies),
     }
     if checks["redis"]["ok"]:
         checks["beat"] = _timed(lambda: check_beat(now))

@@ -62,6 +62,10 @@ TRADING_LIMIT_AGGRESSIVENESS_PCT = envconfig.number(
 TRADING_MAX_SIGNAL_AGE_S = envconfig.number("TRADING_MAX_SIGNAL_AGE_S", 120.0)
 TRADING_PAPER_RECOVERY_GRACE_S = envconfig.number("TRADING_PAPER_RECOVERY_GRACE_S", 60.0)
 
+#: Folders of the traders' own strategies (comma-separated), loaded beside the built-in ones
+#: and the installed packages' ``tradesite.strategies`` entry points (docs/strategies.md).
+TRADESITE_STRATEGY_PATHS = env.list("TRADESITE_STRATEGY_PATHS", default=[])
+
 #: Bounds on the work a user can start (README "Limits"); a bad value stops the process at start.
 OPTIMIZER_MAX_TRIALS = envconfig.integer("OPTIMIZER_MAX_TRIALS", 1000, maximum=1_000_000)
 OPTIMIZER_MAX_FOLDS = envconfig.integer("OPTIMIZER_MAX_FOLDS", 10, maximum=1000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from strategies.base import Candles
+from strategies.tests.user_strategies import install  # noqa: F401  (fixture)
 
 DAY0_MS = 1_699_920_000_000  # 2023-11-14 00:00 UTC, a day boundary
 MINUTE_MS = 60_000

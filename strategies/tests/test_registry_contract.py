@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strategies import registry
-from strategies.base import ACTION_NAMES, Signals
+from strategies import checks, registry
 from strategies.tests.conftest import from_returns, random_walk
 
 NAMES = registry.names()
@@ -47,40 +46,24 @@ def test_strategy_declares_docstring_lookback_and_grid(name):
     assert any(row["grid"] for row in described), "at least one parameter has an optimizer grid"
 
 
-def _signals(strategy, candles) -> Signals:
-    return strategy.signals(candles)
-
-
 def _assert_causal(strategy, candles, indices):
-    full = _signals(strategy, candles)
-    assert full.actions.shape == (len(candles),)
-    assert set(np.unique(full.actions).tolist()) <= set(ACTION_NAMES)
-    lookback = strategy.lookback()
-    for i in indices:
-        prefix = _signals(strategy, candles[: i + 1])
-        np.testing.assert_array_equal(
-            prefix.actions, full.actions[: i + 1], err_msg=f"bars [0, {i}] changed earlier actions"
-        )
-        tail = _signals(strategy, candles[max(0, i + 1 - lookback) : i + 1])
-        assert tail.actions[-1] == full.actions[i], (
-            f"{strategy.name}: the last {lookback} bars give "
-            f"{ACTION_NAMES[int(tail.actions[-1])]} at bar {i}, the full series "
-            f"{ACTION_NAMES[int(full.actions[i])]}"
-        )
-        if full.size is not None and full.actions[i] != 0:
-            assert tail.size[-1] == full.size[i]
+    """The look-ahead and lookback checks ``manage.py check_strategy`` runs (one code)."""
+    full = strategy.signals(candles)
+    assert checks.contract(strategy, candles, full).ok
+    assert checks.lookahead_bars(strategy, candles, indices, full) == [], "look-ahead"
+    assert checks.lookback_bars(strategy, candles, indices, full) == [], (
+        f"{strategy.name}: lookback() {strategy.lookback()} is too short"
+    )
 
 
 @pytest.mark.parametrize("series", sorted(SERIES))
 @pytest.mark.parametrize("name", NAMES)
 def test_signals_use_only_past_bars_and_lookback_suffices(name, series):
-    candles = SERIES[series]
-    strategy = registry.build(name)
-    full = _signals(strategy, candles)
-    # Check every bar where something happens (up to 40 of them) and a spread of others.
-    active = np.flatnonzero(full.actions)[:40]
-    spread = np.linspace(0, len(candles) - 1, 25).astype(int)
-    _assert_causal(strategy, candles, sorted(set(active.tolist()) | set(spread.tolist())))
+    # Every bar where something happens (up to 40 of them) and a spread of others; then
+    # determinism, purity and the parameter checks: what check_strategy reports.
+    report = checks.check(registry.build(name), SERIES[series], random=0)
+    assert report.ok, [f.message for f in report.problems()]
+    assert report.checked_bars >= 25
 
 
 def test_default_strategies_trade_on_the_synthetic_series():

@@ -132,5 +132,7 @@ def test_screener_actions_activate_a_symbol_and_set_dual_momentum_peers(
     assert config.params["symbols"] == ["KRW-ETH", "KRW-XRP"]
 
     config.strategy = "rsi"
-    with pytest.raises(OptimizationError, match="only dual_momentum"):
+    with pytest.raises(OptimizationError,
+                       match=r"only strategies with a symbols parameter take a symbols list "
+                       r"\(dual_momentum\)"):
         screening.set_top_symbols(config, 2)

@@ -23,6 +23,8 @@ PURE = [
     "strategies/params.py",
     "strategies/base.py",
     "strategies/registry.py",
+    "strategies/plugins.py",
+    "strategies/checks.py",
     "strategies/sizing.py",
     "strategies/indicators.py",
     "strategies/indicator_kernels.py",

@@ -1,0 +1,1 @@
+"""The files ``manage.py new_strategy`` writes: a strategy module and its test (``*.py.tmpl``)."""
