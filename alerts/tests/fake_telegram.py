@@ -57,6 +57,8 @@ class FakeTelegram:
         self.answered: list[str] = []
         self.calls: list[tuple[str, dict]] = []
         self.unknown: list[str] = []
+        #: Chats that blocked the bot: sendMessage to them answers 403.
+        self.blocked: set[int] = set()
         self._updates: list[dict] = []
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -178,6 +180,10 @@ class FakeTelegram:
     async def _m_sendmessage(self, params):
         chat_id = int(params["chat_id"])
         text = str(params.get("text", ""))
+        if chat_id in self.blocked:
+            return web.json_response({"ok": False, "error_code": 403,
+                                      "description": "Forbidden: bot was blocked by the user"},
+                                     status=403)
         if not text:
             return web.json_response({"ok": False, "error_code": 400,
                                       "description": "Bad Request: message text is empty"},
