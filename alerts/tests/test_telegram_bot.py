@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from alerts.telegram import bot, commands, linking
 from alerts.telegram.models import TelegramLinkCode
-from alerts.tests.fake_telegram import fake_telegram, telegram_settings  # noqa: F401
 from markets.models import Account
 from orders.models import Position
 from orders.tests.conftest import fund, store
@@ -25,7 +24,7 @@ ALICE_CHAT, BOB_CHAT, STRANGER = 8801, 8802, 8803
 
 
 @pytest.fixture
-def running_bot(telegram_settings, fake_telegram, scheduled):  # noqa: F811
+def running_bot(telegram_settings, fake_telegram, scheduled):
     """The bot's own serve() loop in a thread, polling the fake server (1 s long polls)."""
     application = bot.build_application()
     loop = asyncio.new_event_loop()

@@ -10,14 +10,13 @@ from django.test import Client
 from alerts import delivery, tasks
 from alerts.models import Channel, Notification
 from alerts.telegram.models import TelegramLink
-from alerts.tests.fake_telegram import fake_telegram, telegram_settings  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 CHAT = 4242
 
 
 @pytest.fixture
-def telegram(owner, telegram_settings):  # noqa: F811
+def telegram(owner, telegram_settings):
     TelegramLink.objects.create(user=owner, chat_id=CHAT)
     return Channel.objects.create(owner=owner, name="phone", kind=Channel.Kind.TELEGRAM)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from alerts.telegram import linking
-from alerts.tests.fake_telegram import fake_telegram  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 STRANGER, ALICE_CHAT = 9901, 9902
@@ -51,7 +50,7 @@ def test_the_command_will_not_start_without_a_token(tmp_path):
     assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr
 
 
-def test_the_bot_process_links_answers_refuses_and_stops_on_sigterm(tmp_path, fake_telegram):  # noqa: F811
+def test_the_bot_process_links_answers_refuses_and_stops_on_sigterm(tmp_path, fake_telegram):
     fake = fake_telegram
     env = environment(tmp_path, TELEGRAM_BOT_TOKEN=fake.token,
                       TELEGRAM_API_BASE_URL=fake.base_url)
