@@ -8,6 +8,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alerts.telegram import commands, reports
 from alerts.telegram.models import TelegramLink
@@ -172,3 +174,32 @@ def test_a_malformed_button_stops_nothing(world, data):
 def test_help_and_unknown_commands(world):
     assert "/status" in ask(ALICE_CHAT, "/help").text
     assert ask(ALICE_CHAT, "/frobnicate").text.startswith("Unknown command /frobnicate")
+
+
+def trading_state():
+    return (sorted(StrategyConfig.objects.values_list("pk", "is_active")),
+            sorted(Account.objects.values_list("pk", "halted")),
+            Position.objects.filter(closed_at__isnull=True).count())
+
+
+WORD = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=WORD, args=st.lists(WORD, max_size=4), data=WORD,
+       chat=st.sampled_from([ALICE_CHAT, 1, -100]), chat_type=st.sampled_from(
+           ["private", "group", "supergroup", "channel", ""]))
+def test_no_hostile_message_or_button_data_stops_trading_or_fails(world, command, args, data,
+                                                                  chat, chat_type):
+    """Whatever a chat sends (any command, arguments, button data), the answer is a text and
+    trading is unchanged: only a linked chat's press of a fresh /stop button stops anything."""
+    before = trading_state()
+    if command.lower() in ("unlink", "start", "link"):
+        command = "x" + command
+    reply = commands.handle_command(chat_id=chat, chat_type=chat_type, command=command,
+                                    args=args)
+    assert isinstance(reply.text, str) and reply.text
+    pressed = commands.handle_button(chat_id=chat, chat_type=chat_type, data=data)
+    assert isinstance(pressed.text, str) and pressed.text
+    assert trading_state() == before

@@ -86,6 +86,11 @@ def test_the_admin_creates_a_telegram_channel_and_its_test_reaches_the_chat(
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     added = Channel.objects.get(name="second phone")
+    refused = client.post("/admin/alerts/channel/add/", {
+        "name": "with url", "kind": "telegram", "new_target": "https://x.test/", "is_active": "on",
+    })
+    assert "a Telegram channel takes no URL" in refused.content.decode()
+    assert not Channel.objects.filter(name="with url").exists()
     assert added.target == ""
     response = client.post("/admin/alerts/channel/", {
         "action": "send_test", "_selected_action": [added.pk],
