@@ -11,9 +11,17 @@ Tests play the user: :meth:`FakeTelegram.say` puts a message from a chat in the 
 :meth:`FakeTelegram.press` a button press; :attr:`sent` holds every ``sendMessage``,
 :meth:`wait_for_message` waits (no fixed sleep) until one to a chat arrives.
 
-Reuse (e.g. as one more receiver of an end-to-end alert test)::
+Reuse: under ``alerts/tests`` the fixtures ``fake_telegram`` and ``telegram_settings`` come
+from its conftest. Elsewhere (e.g. as one more receiver of an end-to-end alert test)::
 
     from alerts.tests.fake_telegram import fake_telegram, telegram_settings  # noqa: F401
+
+    TelegramLink.objects.create(user=user, chat_id=42)   # the user's linked chat
+    Channel.objects.create(owner=user, name="tg", kind=Channel.Kind.TELEGRAM)
+    # a worker in another process needs the same two settings in its environment:
+    env |= {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url}
+    ...
+    assert [m.text for m in fake.messages_to(42)] == ["Price alert\n..."]  # exactly once
 """
 
 from __future__ import annotations

@@ -50,6 +50,17 @@ def test_the_command_will_not_start_without_a_token(tmp_path):
     assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr
 
 
+def test_a_wrong_token_stops_the_command_with_a_message_that_hides_it(tmp_path,
+                                                                     fake_telegram):
+    wrong = "555:WRONG-secret-token"
+    result = manage(environment(tmp_path, TELEGRAM_BOT_TOKEN=wrong,
+                                TELEGRAM_API_BASE_URL=fake_telegram.base_url),
+                    "telegram_bot", timeout=60)
+    assert result.returncode != 0
+    assert "the Telegram bot stopped" in result.stderr and "<token>" in result.stderr
+    assert "WRONG-secret" not in result.stderr + result.stdout
+
+
 def test_the_bot_process_links_answers_refuses_and_stops_on_sigterm(tmp_path, fake_telegram):
     fake = fake_telegram
     env = environment(tmp_path, TELEGRAM_BOT_TOKEN=fake.token,
