@@ -15,7 +15,7 @@ import logging
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -159,3 +159,5 @@ async def serve(application: Application, stop: asyncio.Event, *,
         finally:
             await application.updater.stop()
             await application.stop()
+            # The commands' database connections live in the ORM thread: close them there.
+            await sync_to_async(connections.close_all)()
