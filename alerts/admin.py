@@ -50,7 +50,8 @@ class ChannelForm(forms.ModelForm):
         max_length=2000,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Webhook: an apprise URL (discord://, slack://, json://...) or an http(s) URL "
-        "that takes a JSON POST. Leave blank to keep the stored one. In-app needs none.",
+        "that takes a JSON POST. Leave blank to keep the stored one. In-app needs none; "
+        "Telegram needs none either (it sends to the chat you link at /alerts/telegram/link).",
     )
 
     class Meta:
@@ -66,6 +67,11 @@ class ChannelForm(forms.ModelForm):
                          "webhook"}
             )
         new = cleaned.get("new_target")
+        if kind == Channel.Kind.TELEGRAM and new:
+            raise forms.ValidationError(
+                {"new_target": "a Telegram channel takes no URL: it sends to the chat you link "
+                               "at /alerts/telegram/link; leave this blank"}
+            )
         if kind == Channel.Kind.WEBHOOK:
             if new:
                 if not delivery.apprise_is_valid(new):
@@ -77,7 +83,7 @@ class ChannelForm(forms.ModelForm):
                 raise forms.ValidationError({"new_target": "a webhook channel needs a URL"})
         if new:
             self.instance.target = new
-        elif kind == Channel.Kind.IN_APP:
+        elif kind in (Channel.Kind.IN_APP, Channel.Kind.TELEGRAM):
             self.instance.target = ""
         return cleaned
 

@@ -142,6 +142,10 @@ def send(row: Notification) -> None:
         tell_in_app(row.owner_id, in_app_payload(row), raise_errors=True)
     elif kind == Channel.Kind.WEBHOOK:
         send_webhook(row)
+    elif kind == Channel.Kind.TELEGRAM:
+        from alerts.telegram.send import send_telegram
+
+        send_telegram(row)
     else:
         raise SendError(
             f"{row.channel.get_kind_display()} channels cannot send yet: use an in-app or "

@@ -96,10 +96,10 @@ class Channel(models.Model):
         IN_APP = "in_app", "in-app (toast on open pages)"
         WEBHOOK = "webhook", "webhook (apprise URL or http(s) JSON endpoint)"
         EMAIL = "email", "e-mail (not available yet)"
-        TELEGRAM = "telegram", "Telegram (not available yet)"
+        TELEGRAM = "telegram", "Telegram (your linked chat)"
 
     #: Kinds this version can deliver to.
-    DELIVERABLE = frozenset({Kind.IN_APP, Kind.WEBHOOK})
+    DELIVERABLE = frozenset({Kind.IN_APP, Kind.WEBHOOK, Kind.TELEGRAM})
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_channels"
@@ -166,3 +166,7 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} → {self.channel_id} ({self.status})"
+
+
+# The linked Telegram chat and its one-time codes (registered in this app).
+from alerts.telegram.models import TelegramLink, TelegramLinkCode  # noqa: E402, F401

@@ -8,7 +8,7 @@ export TRADESITE_VAR_DIR="${TRADESITE_VAR_DIR:-$PWD/var}"
 export TRADESITE_PORT="${TRADESITE_PORT:-8000}"
 mkdir -p -m 700 "$TRADESITE_VAR_DIR"  # secrets, the database, demo logins: owner only
 procfile="$TRADESITE_VAR_DIR/Procfile.run"
-cp Procfile "$procfile"
+scripts/procfile.sh "$procfile"  # the Telegram bot only with TELEGRAM_BOT_TOKEN
 
 if [ -z "${REDIS_URL:-}" ]; then
   port="${REDIS_PORT:-6390}"
@@ -32,6 +32,11 @@ echo "tradesite is starting at $url  (admin: ${url}admin/, health: ${url}health)
 if [ -f "$TRADESITE_VAR_DIR/demo-credentials.txt" ]; then
   echo "logins (user password), kept in $TRADESITE_VAR_DIR/demo-credentials.txt:"
   sed 's/^/  /' "$TRADESITE_VAR_DIR/demo-credentials.txt"
+fi
+if [ -n "${TELEGRAM_BOT_TOKEN:-}" ]; then
+  echo "Telegram bot: started (link a chat at ${url}alerts/telegram/link)"
+else
+  echo "Telegram bot: not started (set TELEGRAM_BOT_TOKEN to run it; README, Telegram)"
 fi
 echo "Redis: $REDIS_URL   Stop everything with Ctrl-C."
 echo

@@ -256,6 +256,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A notification being sent is leased for ALERTS_LEASE_S: a worker that dies mid-send leaves it
 # to be claimed again after that. Keep it longer than a send may take (apprise: 4 s + 4 s).
 ALERTS_LEASE_S = envconfig.number("ALERTS_LEASE_S", 30.0, maximum=3600)
+# --- Telegram (alerts/telegram/) ---------------------------------------------------------------
+# The bot's token from @BotFather: read from the environment only, never stored or shown.
+# Without it the bot process does not start and Telegram channels fail with a clear message.
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
+# The Bot API server (tests and drills point it at a local fake server).
+TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org")
+# The bot's @username, for the t.me link on the linking page (optional).
+TELEGRAM_BOT_USERNAME = env.str("TELEGRAM_BOT_USERNAME", default="")
+# A linking code is good for this many seconds, once.
+TELEGRAM_LINK_CODE_TTL_S = envconfig.number("TELEGRAM_LINK_CODE_TTL_S", 600.0, maximum=86400)
 # --- end of task redelivery ------------------------------------------------------------------
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "tradesite.beat:HeartbeatScheduler"
@@ -279,6 +289,8 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         # The web server (tradesite.web): no line per WebSocket opened or closed.
         "uvicorn.error": {"level": "WARNING"},
+        # httpx logs every request's URL at INFO: a Telegram URL holds the bot token.
+        "httpx": {"level": "WARNING"},
     },
 }
 

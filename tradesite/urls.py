@@ -18,6 +18,7 @@ urlpatterns = [
     path("chart/<slug:venue>/<slug:symbol>/", views.chart, name="chart"),
     # The JSON API (tradesite.api): the orders router, the candles (pages and scripts),
     # /api/openapi.json and /api/docs.
+    path("alerts/telegram/", include("alerts.telegram.urls")),
     path("api/", api_views.urls()),
     re_path(r"^api/", api_views.not_found),
     path("logout/", auth_views.LogoutView.as_view(next_page="admin:login"), name="logout"),

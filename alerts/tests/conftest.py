@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from alerts.models import Channel
+from alerts.tests.fake_telegram import fake_telegram, telegram_settings  # noqa: F401 (fixtures)
 from orders.tests.conftest import (  # noqa: F401  (fixtures)
     listen,
     make_config,
