@@ -62,10 +62,7 @@ def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int)
         client_order_id=order.client_order_id,
         reduce_only=order.reduce_only and symbol.market_type == Symbol.MarketType.PERPETUAL,
     )
-    log.info("order: %s %s %s %s%s on %s (%s, %s)", order.side, request.quantity or
-             f"{request.quote_amount} {symbol.quote} of", symbol, order.type,
-             f" at {order.price}" if order.price is not None else "", order.account,
-             order.reason or "manual", order.client_order_id)
+    ledger.log_order(order)
     try:
         perpetual = symbol.market_type == Symbol.MarketType.PERPETUAL
         if broker.live and perpetual and not order.reduce_only:

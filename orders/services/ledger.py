@@ -123,6 +123,15 @@ def _plain(value) -> str:
     return f"{Decimal(value).normalize():f}"
 
 
+def log_order(order: Order) -> None:
+    """One INFO line per order as it leaves for its broker (a trader's log)."""
+    amount = (_plain(order.quantity) if order.quote_amount is None or order.quantity
+              else f"{_plain(order.quote_amount)} {order.symbol.quote} of")
+    log.info("order: %s %s %s %s%s on %s (%s, %s)", order.side, amount, order.symbol,
+             order.type, f" at {_plain(order.price)}" if order.price is not None else "",
+             order.account, order.reason or "manual", order.client_order_id)
+
+
 def _reject_order(order: Order, reason: str) -> None:
     with transaction.atomic():
         order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)

@@ -75,11 +75,19 @@ def test_at_info_the_routine_lines_are_dropped_and_the_others_kept(caplog):
     assert lines[3].startswith("ERROR celery.app.trace") and "exit_guard" in lines[3]
 
 
-def test_a_signal_its_order_and_its_fill_are_logged_at_info(paper, make_config, symbol, caplog):
-    make_config(paper, name="enters at 3", params={"enter": 3})
-    store(symbol, [100.0, 101.0, 102.0, 103.0])
+def test_signals_their_orders_and_fills_are_logged_at_info(paper, make_config, symbol, caplog):
+    make_config(paper, name="in at 3, out at 4", params={"enter": 3, "exit": 4})
+    store(symbol, [100.0, 101.0, 102.0, 103.0, 104.0])
     with caplog.at_level(logging.INFO):
         tasks.evaluate("sim", "KRW-BTC", "1m", T0 + 3 * MINUTE)
-    text = "\n".join(info_or_above(caplog))
-    assert "signal: enters at 3 enter_long sim:KRW-BTC 1m, bar 2026-01-01 00:03 UTC" in text
-    assert "order: buy" in text and "fill: buy" in text and "alice-paper" in text
+        tasks.evaluate("sim", "KRW-BTC", "1m", T0 + 4 * MINUTE)
+    lines = info_or_above(caplog)
+    text = "\n".join(lines)
+    assert "signal: in at 3, out at 4 enter_long sim:KRW-BTC 1m, bar 2026-01-01 00:03 UTC" in text
+    assert "signal: in at 3, out at 4 exit_long sim:KRW-BTC 1m, bar 2026-01-01 00:04 UTC" in text
+    orders = [line for line in lines if ": order: " in line]
+    fills = [line for line in lines if ": fill: " in line]
+    assert [line.split(": order: ")[1].split()[0] for line in orders] == ["buy", "sell"]
+    assert [line.split(": fill: ")[1].split()[0] for line in fills] == ["buy", "sell"]
+    assert all("alice-paper" in line for line in orders + fills)
+    assert not any("000000 " in line for line in fills)  # amounts without trailing zeros
