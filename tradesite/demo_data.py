@@ -27,12 +27,14 @@ from django.utils import timezone
 from markets import backfill
 from markets.models import Symbol
 from strategies.models import BacktestRun, StrategyConfig
+from tradesite import demo
 
 log = logging.getLogger(__name__)
 
 #: Days of 1m history backfilled (the simulator generates ``--history-days`` of it at start).
 DEMO_HISTORY_DAYS = 3.0
-SIM_VENUES = ("sim", "sim-binance", "sim-futures", "sim-bithumb")
+#: The simulated venues' slugs (``tradesite.demo.SIM_VENUES``).
+SIM_VENUES = tuple(slug for slug, *_ in demo.SIM_VENUES)
 
 
 @dataclasses.dataclass
@@ -75,10 +77,9 @@ def _backfill(days: float, wait_s: float, out: Prepared) -> None:
 def _example_backtest(days: float) -> BacktestRun | None:
     """The lively config's backtest over the stored history (one per demo user)."""
     from strategies.services import NoCandles, run_backtest
-    from tradesite.demo import LIVELY_CONFIG
 
     owner = get_user_model().objects.filter(username="demo").first()
-    config = StrategyConfig.objects.filter(owner=owner, name=LIVELY_CONFIG).select_related(
+    config = StrategyConfig.objects.filter(owner=owner, name=demo.LIVELY_CONFIG).select_related(
         "symbol").first() if owner else None
     if config is None:
         return None
