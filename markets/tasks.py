@@ -19,8 +19,13 @@ def collect_candles() -> dict:
     plus the gaps the stream reported, and the mark prices of perpetuals whose stored mark is
     stale. Unreachable venues are logged and skipped."""
     report = collect()
-    log.info("collect_candles: %s%s", report.summary(),
-             f"; skipped {', '.join(report.venues_skipped)}" if report.venues_skipped else "")
+    # Every minute: a routine run (new candles only) at DEBUG; gaps, unfinished ranges,
+    # unreachable venues and dropped rows at INFO.
+    notable = (report.gaps_found or report.gaps_filled or report.pending_filled
+               or report.venues_skipped or report.dropped.total or report.errors)
+    log.log(logging.INFO if notable else logging.DEBUG, "collect_candles: %s%s",
+            report.summary(),
+            f"; skipped {', '.join(report.venues_skipped)}" if report.venues_skipped else "")
     marks = 0
     try:  # the mark-price fallback: stale marks of perpetuals (the stream is down) over REST
         marks = refresh_stale(adapter_for)

@@ -84,7 +84,8 @@ def position_prices(positions, last: dict[int, Decimal] | None = None
 
 def value_account(account: Account) -> Valuation:
     """Equity in ``account.quote_asset``: quote balance + other assets at their last close on the
-    same venue + unrealized PnL of open perpetual positions. Assets without a price are listed in
+    same venue + unrealized PnL of open perpetual positions (+ their margin on a paper account,
+    whose ledger takes the margin out of the balance). Assets without a price are listed in
     ``unpriced_assets`` and count as zero (reported, not guessed)."""
     return value_accounts([account], {account.pk: list(account.balances.all())})[account.pk]
 
@@ -133,6 +134,7 @@ def value_accounts(accounts, balances: dict[int, list] | None = None) -> dict[in
             ZERO,
         )
         equity = cash
+        paper = account.mode == Account.Mode.PAPER
         unpriced = []
         for balance in others[account.pk]:
             symbol = symbols.get((account.exchange_id, account.quote_asset, balance.asset))
@@ -148,5 +150,9 @@ def value_accounts(accounts, balances: dict[int, list] | None = None) -> dict[in
                 continue
             direction = 1 if position.side == Position.PositionSide.LONG else -1
             equity += (price - position.entry_price) * position.quantity * direction
+            if paper:
+                # The paper ledger moves a perpetual's margin out of the quote balance
+                # (orders.services.ledger); a venue's wallet balance still holds it.
+                equity += position.margin
         out[account.pk] = Valuation(equity=equity, cash=cash, unpriced_assets=tuple(unpriced))
     return out

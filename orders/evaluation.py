@@ -155,7 +155,7 @@ def _save_bar(venue, symbol_code, timeframe, bar_time_ms, execute, report):
     candles = load_candles(symbol.pk, timeframe, end_ms=end_ms, limit=longest)
     if not len(candles) or int(candles.open_time_ms[-1]) != bar_time_ms:
         report.skipped_missing_bar = len(configs)
-        log.info("evaluate: bar %s %s %s not stored yet", symbol, timeframe, bar_time_ms)
+        log.debug("evaluate: bar %s %s %s not stored yet", symbol, timeframe, bar_time_ms)
         return [], []
     decided = []  # (config, window, action, score, size) of every config that acts
     for config in configs:
@@ -191,6 +191,7 @@ def _save_bar(venue, symbol_code, timeframe, bar_time_ms, execute, report):
                           bar_time_ms)
             outcomes = []
         for (signal, _config), outcome in zip(todo, outcomes, strict=False):
+            _log_signal(signal, outcome)
             if outcome.status != "queued":  # what is stored on the signal (pushed with it)
                 signal.reason = {**(signal.reason or {}), "execution": outcome.as_dict()}
             if outcome.status == "error":
@@ -200,6 +201,15 @@ def _save_bar(venue, symbol_code, timeframe, bar_time_ms, execute, report):
             else:
                 report.executions[outcome.status] = report.executions.get(outcome.status, 0) + 1
     return stored, pending
+
+
+def _log_signal(signal: Signal, outcome) -> None:
+    """One INFO line per new signal, with what was done about it (a trader's log)."""
+    what = {"queued": "order sent"}.get(outcome.status, outcome.status)
+    log.info("signal: %s %s %s %s, bar %s UTC, close %s -> %s%s", signal.config.name,
+             signal.action, signal.symbol, signal.timeframe,
+             signal.bar_time.strftime("%Y-%m-%d %H:%M"), signal.price, what,
+             f" ({outcome.reason})" if outcome.reason else "")
 
 
 def _signal_row(config, symbol, timeframe, window, action, score, size) -> Signal:

@@ -33,6 +33,9 @@ if [ -f "$TRADESITE_VAR_DIR/demo-credentials.txt" ]; then
   echo "logins (user password), kept in $TRADESITE_VAR_DIR/demo-credentials.txt:"
   sed 's/^/  /' "$TRADESITE_VAR_DIR/demo-credentials.txt"
 fi
+echo "The demo: 'Demo: trades every few minutes' (5x long/short on the simulator's BTCUSDT"
+echo "perpetual) signals and fills within the first minutes; the history, the screener and an"
+echo "example backtest are prepared in the background (the worker logs \"demo data: ...\")."
 if [ -n "${TELEGRAM_BOT_TOKEN:-}" ]; then
   echo "Telegram bot: started (link a chat at ${url}alerts/telegram/link)"
 else

@@ -21,6 +21,8 @@ import os
 from celery import Celery, bootsteps
 from kombu import Queue
 
+from tradesite import quietlogs
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
 
 QUEUES = ("collector", "trader", "optimizer")
@@ -29,6 +31,7 @@ app = Celery("tradesite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = tuple(Queue(name) for name in QUEUES)
 app.autodiscover_tasks()
+quietlogs.install()  # routine per-tick tasks' "received"/"succeeded" lines at DEBUG
 
 WORKER_HEARTBEAT_SECONDS = 10
 

@@ -15,10 +15,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from markets.exchanges import ADAPTERS
 from markets.models import Account, Balance, Exchange, Symbol
+from orders.models import EquitySnapshot
 from strategies import registry
 from strategies.models import StrategyConfig
 from tradesite import demo_bots, envconfig
@@ -116,11 +118,31 @@ SYMBOLS = {
     "binance_futures": _binance_futures(btc_notional="100", eth_notional="20"),
 }
 
-#: Example configs on the demo's shared KRW paper account; the five original bot designs, each
-#: on a paper account of its own, are in ``tradesite.demo_bots``.
+#: The config that keeps the demo visibly alive: Bollinger bands of 5 bars at 0.5 standard
+#: deviations on the simulator's BTCUSDT perpetual, 1m, with no exit signal, so it is always in a
+#: position and reverses long/short every few minutes (about 12 times an hour on the simulator's
+#: prices; its first entry comes within 1 to 5 closed bars) at 5x: leverage, shorts and the
+#: liquidation price show on the dashboard.
+LIVELY_CONFIG = "Demo: trades every few minutes"
+
+#: Example configs on the demo's shared paper accounts (``account``: the label); the five
+#: original bot designs, each on a paper account of its own, are in ``tradesite.demo_bots``.
 EXAMPLE_CONFIGS = [
     dict(
+        name=LIVELY_CONFIG,
+        account="Demo paper USDT (sim futures)",
+        strategy="bollinger",
+        params={"period": 5, "k": 0.5, "exit": "none"},
+        symbol="BTCUSDT",
+        timeframe="1m",
+        leverage=5,
+        sizing_method="fraction",
+        sizing_params={"fraction": 0.2},
+        is_active=True,
+    ),
+    dict(
         name="RSI 14 on BTC (1m)",
+        account="Demo paper (sim)",
         strategy="rsi",
         params={"period": 14, "oversold": 30, "overbought": 70},
         symbol="KRW-BTC",
@@ -163,7 +185,16 @@ PERIODIC_TASKS = [
         name="Snapshot equity",
         task="orders.tasks.snapshot_equity",
         queue="trader",
-        every_seconds=300,
+        every_seconds=60,
+    ),
+    # Once, as soon as beat and a worker run: the demo symbols' recent history from the
+    # simulator, the screener and an example backtest (tradesite.demo_data).
+    dict(
+        name="Prepare the demo's market data",
+        task="tradesite.tasks.prepare_demo",
+        queue="collector",
+        every_seconds=5,
+        one_off=True,
     ),
 ]
 
@@ -259,6 +290,7 @@ def _periodic_tasks(report: Report) -> None:
             queue=spec["queue"],
             enabled=present,
             kwargs=json.dumps({}),
+            one_off=spec.get("one_off", False),
             description=""
             if present
             else f"{MISSING_TASK_NOTE} no worker knows {spec['task']} yet",
@@ -300,6 +332,22 @@ def _paper_accounts(owner, report: Report) -> None:
             report.created.append(f"paper account {label} with {amount:,} {quote}")
 
 
+def _first_snapshots(owner, report: Report) -> None:
+    """An equity snapshot of each of the demo's accounts that has none (a new account holds
+    its quote funding only, so its equity is that): the equity curve starts at the funding,
+    and beat's "Snapshot equity" job adds a point a minute from there."""
+    now = timezone.now().replace(microsecond=0)
+    fresh = Account.objects.filter(owner=owner, equity_snapshots__isnull=True).prefetch_related(
+        "balances")
+    for account in fresh:
+        cash = sum((b.total for b in account.balances.all() if b.asset == account.quote_asset),
+                   D("0"))
+        if any(b.total and b.asset != account.quote_asset for b in account.balances.all()):
+            continue  # holdings need prices: beat's job values those
+        EquitySnapshot.objects.create(account=account, ts=now, equity=cash, cash=cash)
+        report.created.append(f"equity snapshot of {account.label}")
+
+
 @transaction.atomic
 def bootstrap(write_credentials_to: Path | None = None) -> Report:
     report = Report()
@@ -337,17 +385,19 @@ def bootstrap(write_credentials_to: Path | None = None) -> Report:
         if spec["strategy"] not in available:
             report.skipped.append(f"config {spec['name']!r}: strategy {spec['strategy']} missing")
             continue
-        symbol = Symbol.objects.get(exchange=sim, code=spec.pop("symbol"))
+        on = Account.objects.select_related("exchange").get(owner=demo, label=spec.pop("account"))
+        symbol = Symbol.objects.get(exchange=on.exchange, code=spec.pop("symbol"))
         name = spec.pop("name")
         if StrategyConfig.objects.filter(owner=demo, name=name).exists():
             continue
-        config = StrategyConfig(owner=demo, name=name, symbol=symbol, account=account, **spec)
+        config = StrategyConfig(owner=demo, name=name, symbol=symbol, account=on, **spec)
         config.full_clean()
         config.save()
         report.created.append(f"config {name}")
 
     demo_bots.seed(demo, report)
     _periodic_tasks(report)
+    _first_snapshots(demo, report)
 
     if report.credentials and write_credentials_to is not None:
         envconfig.private_dir(write_credentials_to.parent)

@@ -30,6 +30,7 @@ from orders.services.dispatch import apply_order_info
 from orders.services.ledger import (
     _new_order,
     _reject_order,
+    log_order,
 )
 from strategies.models import Signal
 
@@ -79,6 +80,7 @@ def close_position(
             account, position.symbol, side=side, quantity=position.quantity, price=price,
             reason=reason, config=position.config, signal=signal, reduce_only=True,
         )
+    log_order(order)
     if reason == "liquidation" and not broker.live:
         from markets.exchanges.base import FILLED, FillInfo
 

@@ -62,6 +62,7 @@ def send_order(order: Order, broker: Broker, *, last_price: Decimal, ts_ms: int)
         client_order_id=order.client_order_id,
         reduce_only=order.reduce_only and symbol.market_type == Symbol.MarketType.PERPETUAL,
     )
+    ledger.log_order(order)
     try:
         perpetual = symbol.market_type == Symbol.MarketType.PERPETUAL
         if broker.live and perpetual and not order.reduce_only:

@@ -118,6 +118,20 @@ def _order_row(
     )
 
 
+def _plain(value) -> str:
+    """A Decimal for a log line: no trailing zeros, no exponent."""
+    return f"{Decimal(value).normalize():f}"
+
+
+def log_order(order: Order) -> None:
+    """One INFO line per order as it leaves for its broker (a trader's log)."""
+    amount = (_plain(order.quantity) if order.quote_amount is None or order.quantity
+              else f"{_plain(order.quote_amount)} {order.symbol.quote} of")
+    log.info("order: %s %s %s %s%s on %s (%s, %s)", order.side, amount, order.symbol,
+             order.type, f" at {_plain(order.price)}" if order.price is not None else "",
+             order.account, order.reason or "manual", order.client_order_id)
+
+
 def _reject_order(order: Order, reason: str) -> None:
     with transaction.atomic():
         order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
@@ -127,6 +141,8 @@ def _reject_order(order: Order, reason: str) -> None:
         order.status = Order.Status.REJECTED
         order.reject_reason = reason[:2000]
         order.save(update_fields=["status", "reject_reason", "raw", "updated_at"])
+        log.info("order rejected: %s %s %s on %s (%s): %s", order.side, _plain(order.quantity),
+                 order.symbol, order.account, order.client_order_id, reason)
         _push_later(order.account.owner_id, wire.ORDER_UPDATED, order_payload(order))
 
 
@@ -183,6 +199,9 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
             )
             existing.append(fill)
             _apply_fill(account, order, fill, paper=paper, close_reason=close_reason)
+            log.info("fill: %s %s %s at %s, fee %s %s (%s, %s order %s)", order.side,
+                     _plain(fill.quantity), order.symbol, _plain(fill.price), _plain(fill.fee),
+                     fill.fee_asset, account, order.reason or "manual", order.client_order_id)
             _push_later(account.owner_id, wire.FILL_CREATED, fill_payload(fill))
         order.status = info.status if info.status in Order.Status.values else order.status
         if info.status == "new":

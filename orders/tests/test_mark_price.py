@@ -105,7 +105,11 @@ def test_stop_loss_keeps_following_the_last_trade_not_the_mark(
 def test_unrealized_pnl_uses_a_fresh_mark_else_the_last_close(
         perpetual, futures_account, make_config):
     position = open_position(futures_account, make_config, perpetual)
-    cash = Balance.objects.get(account=futures_account, asset="USDT").free
+    # The paper ledger took the margin out of the balance: the equity still holds it.
+    cash = Balance.objects.get(account=futures_account, asset="USDT").free + position.margin
+    fills = position.account.orders.get().fills.get()
+    set_mark(perpetual, float(position.entry_price))
+    assert equity.value_account(futures_account).equity == Decimal("10000") - fills.fee
     set_mark(perpetual, 101_000)
     value = equity.value_account(futures_account)
     assert value.equity == cash + (Decimal("101000") - position.entry_price) * position.quantity

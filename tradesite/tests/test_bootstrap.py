@@ -5,7 +5,15 @@ from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 
 from markets.models import Account, Exchange, Symbol
-from tradesite.demo import MISSING_TASK_NOTE, PERIODIC_TASKS, bootstrap, registered_task_names
+from orders.models import EquitySnapshot
+from strategies.models import StrategyConfig
+from tradesite.demo import (
+    LIVELY_CONFIG,
+    MISSING_TASK_NOTE,
+    PERIODIC_TASKS,
+    bootstrap,
+    registered_task_names,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +64,10 @@ def test_default_periodic_tasks_on_their_queues(tmp_path):
     optimize = PeriodicTask.objects.get(name="Optimize strategies")
     assert (optimize.crontab.minute, optimize.crontab.hour) == ("5", "0")
     assert str(optimize.crontab.timezone) == "Asia/Seoul"
-    assert PeriodicTask.objects.get(name="Snapshot equity").interval.every == 300
+    # A point a minute on the equity curve: a visitor sees it move within minutes.
+    assert PeriodicTask.objects.get(name="Snapshot equity").interval.every == 60
+    prepare = PeriodicTask.objects.get(name="Prepare the demo's market data")
+    assert prepare.one_off and prepare.enabled and prepare.queue == "collector"
 
 
 def test_demo_user_is_a_staff_trader_not_superuser():
@@ -82,9 +93,12 @@ def test_bootstrap_makes_funded_usdt_paper_accounts_on_the_simulated_binance_ven
     # Only what is missing: a deleted account comes back funded, a spent one is left alone.
     spot = Account.objects.get(owner__username="demo", label="Demo paper USDT (sim Binance spot)")
     spot.balances.filter(asset="USDT").update(free=1)
+    StrategyConfig.objects.filter(name=LIVELY_CONFIG).delete()  # it trades on that account
     Account.objects.filter(owner__username="demo", label="Demo paper USDT (sim futures)").delete()
     report = bootstrap()
-    assert report.created == ["paper account Demo paper USDT (sim futures) with 10,000 USDT"]
+    assert report.created == ["paper account Demo paper USDT (sim futures) with 10,000 USDT",
+                              f"config {LIVELY_CONFIG}",
+                              "equity snapshot of Demo paper USDT (sim futures)"]
     assert spot.balances.get(asset="USDT").free == 1
 
 
@@ -131,3 +145,21 @@ def test_bootstrap_makes_a_bithumb_venue_on_the_simulator_with_a_krw_paper_accou
     assert account.exchange == venue and (account.mode, account.quote_asset) == ("paper", "KRW")
     assert account.balances.get(asset="KRW").free == 10_000_000
     account.full_clean()
+
+
+def test_the_lively_demo_config_trades_the_simulated_perpetual_at_5x_from_a_funded_curve():
+    bootstrap()
+    config = StrategyConfig.objects.get(owner__username="demo", name=LIVELY_CONFIG)
+    assert config.is_active and config.leverage == 5 and config.timeframe == "1m"
+    assert config.symbol.exchange.slug == "sim-futures"
+    assert config.symbol.market_type == "perpetual"
+    assert config.account.label == "Demo paper USDT (sim futures)"
+    config.full_clean()
+    # Every demo account's equity curve starts at its funding; a second bootstrap adds none.
+    accounts = Account.objects.filter(owner__username="demo")
+    for account in accounts:
+        snapshot = EquitySnapshot.objects.get(account=account)
+        assert snapshot.equity == snapshot.cash == account.balances.get(
+            asset=account.quote_asset).free
+    assert bootstrap().created == []
+    assert EquitySnapshot.objects.count() == accounts.count()

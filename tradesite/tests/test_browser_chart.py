@@ -139,11 +139,11 @@ def trader(make_trader):
     return user
 
 
-def log_in(page, web, path: str) -> None:
+def log_in(page, web, path: str, username: str = "carol", password: str = PASSWORD) -> None:
     page.goto(web.url + path)
     page.wait_for_selector("input[name=username]")
-    page.fill("input[name=username]", "carol")
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
     page.click("input[type=submit]")
     page.wait_for_url(web.url + path + "*")
 
