@@ -80,6 +80,7 @@ def test_pages_work_under_the_content_security_policy(live_server, page, monkeyp
         page.wait_for_load_state("networkidle")
 
 
+@pytest.mark.allow_browser_errors("Content Security Policy", "CSP violation")
 def test_a_csp_violation_is_caught(live_server, page, csp_violations):
     """The listener behind every browser test's CSP check does see a violation."""
     page.goto(live_server.url + "/admin/login/")
