@@ -17,11 +17,12 @@ MINUTE = 60_000
 HOUR = 3_600_000
 
 
-def _walk(symbol, tf: str, end_ms: int, n: int, step: int, *, seed: int, price: float) -> None:
+def _walk(symbol, tf: str, end_ms: int, n: int, step: int, *, seed: int, price: float) -> list:
+    """n candles of a random walk from ``price`` up to ``end_ms``; returns [(time, close)]."""
     from markets.candles import upsert_candles
     from strategies.tests.conftest import random_walk
 
-    c = random_walk(n, seed=seed, step_ms=step, vol=0.004 if step == MINUTE else 0.012)
+    c = random_walk(n, seed=seed, step_ms=step, vol=0.0008 if step == MINUTE else 0.006)
     scale = price / float(c.close[0])
     start = end_ms - n * step
     shift = start - int(c.open_time_ms[0])
@@ -29,6 +30,7 @@ def _walk(symbol, tf: str, end_ms: int, n: int, step: int, *, seed: int, price: 
         (c.open_time_ms + shift).tolist(), (c.open * scale).tolist(), (c.high * scale).tolist(),
         (c.low * scale).tolist(), (c.close * scale).tolist(), c.volume.tolist(),
     )))
+    return list(zip((c.open_time_ms + shift).tolist(), (c.close * scale).tolist()))
 
 
 def trader(username: str, password: str):
@@ -44,7 +46,7 @@ def trader(username: str, password: str):
 
 def populate(user, *, now_ms: int) -> dict:
     """The rows; returns the primary keys the pages are found by."""
-    from markets.models import Account, Exchange, Symbol
+    from markets.models import Account, Balance, Exchange, Symbol
     from markets.timeframes import floor_ms
     from orders.models import EquitySnapshot, Order, Position
     from strategies import optimization, screening, tasks
@@ -53,34 +55,40 @@ def populate(user, *, now_ms: int) -> dict:
     exchange = Exchange.objects.create(
         slug="sim", name="Simulator", adapter="upbit", rest_url="http://127.0.0.1:1",
         ws_url="ws://127.0.0.1:1")
-    symbols = {}
+    symbols, minutes = {}, {}
     for code, price, seed in (("KRW-BTC", 95_000_000.0, 1), ("KRW-ETH", 4_200_000.0, 2),
                               ("KRW-XRP", 850.0, 3)):
         base = code.split("-")[1]
         symbols[code] = Symbol.objects.create(
             exchange=exchange, code=code, base=base, quote="KRW", min_notional=Decimal("5000"),
             max_leverage=10, is_active=code != "KRW-XRP")
-        _walk(symbols[code], "1h", floor_ms(now_ms, "1h"), 24 * 60, HOUR, seed=seed, price=price)
-        _walk(symbols[code], "1m", floor_ms(now_ms, "1m"), 2 * 1440, MINUTE, seed=seed + 10,
-              price=price)
+        hourly = _walk(symbols[code], "1h", floor_ms(now_ms, "1h"), 24 * 60, HOUR, seed=seed,
+                       price=price)
+        # The minutes go on from the hour two days back, so both timeframes tell one story.
+        minutes[code] = _walk(symbols[code], "1m", floor_ms(now_ms, "1m"), 2 * 1440, MINUTE,
+                              seed=seed + 10, price=hourly[-48][1])
     btc = symbols["KRW-BTC"]
+    entry = Decimal(round(minutes["KRW-BTC"][-12][1]))
 
     account = Account.objects.create(owner=user, exchange=exchange, label="paper")
+    Balance.objects.create(account=account, asset="KRW", free=Decimal("9810000"))
+    Balance.objects.create(account=account, asset="BTC", free=Decimal("0.002"))
     config = StrategyConfig.objects.create(
         owner=user, name="BTC RSI", strategy="rsi", symbol=btc, account=account, timeframe="1m",
         is_active=True)
     now = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
     signal = Signal.objects.create(
         config=config, symbol=btc, timeframe="1m", action="enter_long",
-        price=Decimal("94850000"), bar_time=now - dt.timedelta(minutes=12), reason={"rsi": 27.4})
+        price=entry, bar_time=now - dt.timedelta(minutes=12), reason={"rsi": 27.4})
     Order.objects.create(
         account=account, config=config, signal=signal, symbol=btc, side="buy", type="market",
         quantity=Decimal("0.002"), client_order_id=str(uuid.uuid4()), status="filled",
-        filled_quantity=Decimal("0.002"), average_price=Decimal("94860000"),
-        fee=Decimal("94.86"), fee_asset="KRW", reason="entry")
+        filled_quantity=Decimal("0.002"), average_price=entry,
+        fee=(entry * Decimal("0.002") * Decimal("0.0005")).quantize(Decimal("0.01")),
+        fee_asset="KRW", reason="entry")
     Position.objects.create(
         account=account, config=config, symbol=btc, side="long", quantity=Decimal("0.002"),
-        entry_price=Decimal("94860000"), stop_price=Decimal("93000000"),
+        entry_price=entry, stop_price=(entry * Decimal("0.98")).quantize(Decimal(1)),
         opened_at=now - dt.timedelta(minutes=11))
     for i in range(48):
         equity = Decimal("10000000") + Decimal(i * 2500 - (i % 7) * 4000)
