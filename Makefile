@@ -8,7 +8,7 @@ export XDG_RUNTIME_DIR ?= /tmp/tradesite-xdg-$(shell id -u)
 # Tests serve static files from their source folders, never from a stale collection.
 test test-sqlite test-postgres: export WHITENOISE_USE_FINDERS = 1
 
-.PHONY: run test test-sqlite test-postgres lint bench drills install install-dev ci-deps clean kernels
+.PHONY: run test test-sqlite test-postgres lint bench drills install install-dev ci-deps clean kernels screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,16 @@ bench: install-dev
 drills: $(VENV)/.run-installed
 	@mkdir -p $(XDG_RUNTIME_DIR)
 	$(PY) -m tradesite.drills $(DRILLS_ARGS)
+
+## PNGs of every page (desktop 1280x800 and phone 390x844, dark and light) into var/screenshots/,
+## on demo-like rows the run creates (tradesite/tests/test_screenshots.py); needs Chromium.
+## Not part of `make test`.
+screenshots: export WHITENOISE_USE_FINDERS = 1
+screenshots: export SCREENSHOTS_DIR ?= $(CURDIR)/var/screenshots
+screenshots: install-dev
+	@install -d -m 700 $(XDG_RUNTIME_DIR)
+	$(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest -q tradesite/tests/test_screenshots.py
+	@ls $(SCREENSHOTS_DIR)/*.png | wc -l | xargs echo "screenshots written to $(SCREENSHOTS_DIR):"
 
 clean:
 	rm -rf staticfiles .pytest_cache .ruff_cache

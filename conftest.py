@@ -160,15 +160,59 @@ def csp_violations(page) -> list[str]:
     return found
 
 
+@pytest.fixture
+def browser_problems(request):
+    """Console errors, uncaught exceptions, failed requests and HTTP answers >= 400 of the
+    test's pages (tradesite.tests.browser_errors). ``page`` is watched by itself; a fixture
+    that shares one browser context across tests watches it with ``browser_problems.watch``.
+    A test expecting one calls ``browser_problems.allow(pattern)`` or carries
+    ``@pytest.mark.allow_browser_errors(pattern, ...)``."""
+    from tradesite.tests.browser_errors import BrowserProblems
+
+    problems = BrowserProblems()
+    for marker in request.node.iter_markers("allow_browser_errors"):
+        problems.allow(*marker.args)
+    return problems
+
+
+_PROBLEMS = pytest.StashKey()
+_FOUND = pytest.StashKey()
+
+
 @pytest.fixture(autouse=True)
-def _browser_pages_keep_the_csp(request):
-    """Every browser test fails on a Content-Security-Policy violation of its pages."""
+def _browser_pages_keep_the_csp_and_report_no_errors(request):
+    """Every browser test fails on a Content-Security-Policy violation of its pages, and on any
+    console error or failed request (what the page logged while the test body ran: the
+    fixtures' teardown, e.g. stopping the server under an open page, does not count)."""
     if request.node.get_closest_marker("browser") is None:
         yield
         return
-    found = request.getfixturevalue("csp_violations")
+    problems = request.getfixturevalue("browser_problems")
+    request.node.stash[_PROBLEMS] = problems
+    found = []
+    if "page" in request.fixturenames:
+        problems.watch(request.getfixturevalue("context"))
+        found = request.getfixturevalue("csp_violations")
     yield
+    problems.unwatch()
     assert found == [], "the page broke the Content-Security-Policy:\n" + "\n".join(found)
+    errors = request.node.stash.get(_FOUND, [])
+    assert errors == [], (
+        "the page logged errors or had failed requests (expected ones: "
+        "@pytest.mark.allow_browser_errors):\n" + "\n".join(errors)
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """The browser problems recorded while the test body ran, taken before any teardown."""
+    try:
+        return (yield)
+    finally:
+        problems = item.stash.get(_PROBLEMS, None)
+        if problems is not None:
+            item.stash[_FOUND] = problems.take()
+            problems.unwatch()
 
 
 @pytest.fixture

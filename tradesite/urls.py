@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from orders import views as dashboard
 from tradesite import api as api_views
@@ -12,6 +14,8 @@ admin.site.index_title = "Trading administration"
 
 urlpatterns = [
     path("health", health.health, name="health"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin's): the shell's icon.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("strategies/", include("strategies.urls")),
     path("markets/", views.markets, name="markets"),

@@ -61,6 +61,9 @@ function setBadge(name) {
   const el = $("badge");
   el.className = `badge ${name}`;
   el.textContent = name;
+  // The shell's indicator (static/js/shell.js): stale and closed count as down.
+  window.tradesite?.setConnection(
+    name === "live" ? "live" : name === "stale" || name === "closed" ? "down" : "connecting");
 }
 
 const fmt = (x) => (x >= 1000 ? x.toLocaleString(undefined, { maximumFractionDigits: 2 })

@@ -15,6 +15,22 @@ export const COLORS = {
 
 const sec = (ms) => Math.floor(ms / 1000);
 
+// The page's theme (static/js/shell.js, the custom properties of static/css/site.css): a chart
+// takes its background, text and grid from them, and again when the user switches theme.
+function themeLayout() {
+  const css = getComputedStyle(document.documentElement);
+  const pick = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+  const grid = pick("--grid", COLORS.grid);
+  return {
+    layout: { background: { color: pick("--bg", COLORS.bg) }, textColor: pick("--text", COLORS.text) },
+    grid: { vertLines: { color: grid }, horzLines: { color: grid } },
+  };
+}
+
+function followTheme(chart) {
+  document.addEventListener("tradesite:theme", () => chart.applyOptions(themeLayout()));
+}
+
 // Indicator lines: colour and pane per name ("price" draws over the candles).
 const LINES = {
   bb: { pane: "price", lines: { upper: COLORS.bb, middle: COLORS.bb, lower: COLORS.bb } },
@@ -42,11 +58,11 @@ export class PriceChart {
     this.chart = LWC.createChart(element, {
       autoSize: true,
       height: height || undefined,
-      layout: { background: { color: COLORS.bg }, textColor: COLORS.text },
-      grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
+      ...themeLayout(),
       timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 4 },
       crosshair: { mode: LWC.CrosshairMode.Normal },
     });
+    followTheme(this.chart);
     this.candleSeries = this.chart.addSeries(LWC.CandlestickSeries, {
       upColor: COLORS.up, downColor: COLORS.down, borderVisible: false,
       wickUpColor: COLORS.up, wickDownColor: COLORS.down,
@@ -260,10 +276,10 @@ export class LineChart {
     this.chart = LWC.createChart(element, {
       autoSize: true,
       height: height || undefined,
-      layout: { background: { color: COLORS.bg }, textColor: COLORS.text },
-      grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
+      ...themeLayout(),
       timeScale: { timeVisible: true, secondsVisible: false },
     });
+    followTheme(this.chart);
     this.series = this.chart.addSeries(LWC.LineSeries, { color, lineWidth: 2, priceLineVisible: false });
     this.points = [];
   }

@@ -12,6 +12,9 @@ function setBadge(name) {
   const el = document.getElementById("badge");
   el.className = `badge ${name}`;
   el.textContent = name;
+  // The shell's indicator (static/js/shell.js): stale and closed count as down.
+  window.tradesite?.setConnection(
+    name === "live" ? "live" : name === "stale" || name === "closed" ? "down" : "connecting");
 }
 
 function sparkline(canvas, values, up) {

@@ -8,20 +8,16 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.contrib import admin
 from django.test import Client
-from django.urls import include, path, reverse
+from django.urls import reverse
 
 from markets.candles import upsert_candles
 from strategies import services, tasks
 from strategies.models import BacktestRun
 from strategies.tests.conftest import DAY0_MS, random_walk
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("strategies/", include("strategies.urls")),
-]
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+# The project's URLs: the pages render the shell, which links every page.
+pytestmark = [pytest.mark.django_db]
 
 HOUR = 3_600_000
 DAY0 = dt.datetime.fromtimestamp(DAY0_MS / 1000, tz=dt.UTC)  # 2023-11-14

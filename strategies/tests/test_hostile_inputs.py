@@ -8,11 +8,10 @@ import itertools
 import re
 
 import pytest
-from django.contrib import admin
 from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from django.test import Client
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,11 +27,8 @@ from strategies.tests.test_optimizer_services import (  # noqa: F401
 )
 from strategies.tests.test_screener import venue  # noqa: F401
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("strategies/", include("strategies.urls")),
-]
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+# The project's URLs: the pages render the shell, which links every page.
+pytestmark = [pytest.mark.django_db]
 NAMES = itertools.count()
 
 

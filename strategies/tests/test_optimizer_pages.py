@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from strategies import optimization, screening
@@ -17,11 +16,8 @@ from strategies.tests.test_optimizer_services import DAYS, END, make_config, sto
 from strategies.tests.test_screener import NOW, venue  # noqa: F401
 
 # This module is the URLconf of its tests, as tradesite/urls.py will include strategies.urls.
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("strategies/", include("strategies.urls")),
-]
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+# The project's URLs: the pages render the shell, which links every page.
+pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,9 @@ def test_trader_logs_in_and_sets_a_stop_loss(live_server, page, screenshot, monk
     screenshot("saved")
 
 
+# Django's live_server speaks WSGI only: the markets page's WebSocket is refused there (the
+# pages' sockets are tested against the real ASGI server in test_browser_chart/_shell).
+@pytest.mark.allow_browser_errors(r"WebSocket connection to 'ws://[^']*/ws/markets/' failed")
 def test_pages_work_under_the_content_security_policy(live_server, page, monkeypatch):
     """The dashboard's kill switch asks first (a static script now: no inline handler is
     allowed), and the markets page, the backtests page and the admin raise no CSP violation
@@ -80,6 +83,7 @@ def test_pages_work_under_the_content_security_policy(live_server, page, monkeyp
         page.wait_for_load_state("networkidle")
 
 
+@pytest.mark.allow_browser_errors("Content Security Policy", "CSP violation")
 def test_a_csp_violation_is_caught(live_server, page, csp_violations):
     """The listener behind every browser test's CSP check does see a violation."""
     page.goto(live_server.url + "/admin/login/")

@@ -10,150 +10,39 @@ stream and the trader do.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.conf import settings
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from markets import wire
-from markets.candles import upsert_candles
-from markets.tests.database import database_url
 from markets.timeframes import floor_ms
 from strategies.models import Signal, StrategyConfig
-from tradesite.devservices import free_port
+from tradesite.tests.browser import (  # noqa: F401 - re-exported: other modules import them here
+    MINUTE,
+    PASSWORD,
+    ROOT,
+    WebServer,
+    log_in,
+    publish,
+    store,
+    trader,
+    web,
+)
 from tradesite.views import signal_payload
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-MINUTE = 60_000
-PASSWORD = "chart-password-1"
-
-
-class WebServer:
-    """``tradesite.web`` serving tradesite.asgi on 127.0.0.1:port; stop() and start() again at
-    will."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
-        self.log = open(ROOT / "test-artifacts" / f"web-{port}.log", "ab")  # noqa: SIM115
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "SECRET_KEY": settings.SECRET_KEY,
-            "DJANGO_SETTINGS_MODULE": "tradesite.settings",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tradesite.web", "--host", "127.0.0.1", "--port",
-             str(self.port)],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the web server exited with {self.proc.returncode}; see {self.log.name}"
-                )
-            try:
-                urllib.request.urlopen(self.url + "/admin/login/", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the web server did not answer within 30 s")
-
-    def kill(self) -> None:
-        """A crash: SIGKILL, no goodbye to the clients."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-
-@pytest.fixture
-def web(redis_url, db):
-    os.makedirs(ROOT / "test-artifacts", exist_ok=True)
-    server = WebServer(free_port())
-    server.start()
-    yield server
-    server.stop()
-    server.log.close()
-
-
-def publish(group: str, message: dict) -> None:
-    """group_send from a thread: Playwright's sync API owns this thread's event loop."""
-    errors: list[BaseException] = []
-
-    def run():
-        try:
-            async_to_sync(get_channel_layer().group_send)(group, message)
-        except BaseException as exc:  # re-raised in the test thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(10)
-    if errors:
-        raise errors[0]
-
-
-def store(symbol, start_ms: int, n: int, tf: str = "1m", step: int = MINUTE, base=100.0):
-    rows = []
-    for i in range(n):
-        o = base + (i % 10) - 5
-        c = o + (1 if i % 3 else -1)
-        rows.append((start_ms + i * step, o, max(o, c) + 0.5, min(o, c) - 0.5, c, 10.0 + i % 5))
-    upsert_candles(symbol.pk, tf, rows)
-
-
-@pytest.fixture
-def trader(make_trader):
-    user = make_trader("carol")
-    # The server process checks passwords with Django's default hashers (the tests' MD5 one is
-    # not among them); few iterations keep it fast.
-    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "saltsaltsalt", iterations=1000)
-    user.save(update_fields=["password"])
-    return user
-
-
-def log_in(page, web, path: str, username: str = "carol", password: str = PASSWORD) -> None:
-    page.goto(web.url + path)
-    page.wait_for_selector("input[name=username]")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("input[type=submit]")
-    page.wait_for_url(web.url + path + "*")
 
 
 def chart_bars(page) -> list[dict]:
     return page.evaluate("window.tradesiteChart.bars()")
 
 
+# The test kills the server: the page's reconnect attempts are refused until it is back.
+@pytest.mark.allow_browser_errors(r"WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED",
+                                  r"request failed: .*ERR_CONNECTION_REFUSED")
 def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
-    web, page, screenshot, symbol, trader, make_account
+    web, page, screenshot, symbol, trader, make_account  # noqa: F811 - the imported fixtures
 ):
     now = int(time.time() * 1000)
     t0 = floor_ms(now, "1m") - 400 * MINUTE
@@ -234,7 +123,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     screenshot("after-restart")
 
 
-def test_chart_is_usable_on_a_phone(web, page, screenshot, symbol, trader):
+def test_chart_is_usable_on_a_phone(web, page, screenshot, symbol, trader):  # noqa: F811
     store(symbol, floor_ms(int(time.time() * 1000), "1m") - 200 * MINUTE, 200)
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page, web, "/chart/sim/KRW-BTC/")
@@ -247,8 +136,9 @@ def test_chart_is_usable_on_a_phone(web, page, screenshot, symbol, trader):
     screenshot("phone")
 
 
-def test_markets_overview_shows_prices_and_moves_with_tickers(web, page, screenshot, symbol,
-                                                              trader):
+def test_markets_overview_shows_prices_and_moves_with_tickers(
+    web, page, screenshot, symbol, trader  # noqa: F811 - the imported fixtures
+):
     now = floor_ms(int(time.time() * 1000), "1h")
     store(symbol, now - 30 * 3_600_000, 30, tf="1h", step=3_600_000)
     store(symbol, floor_ms(int(time.time() * 1000), "1m") - 5 * MINUTE, 5)
@@ -268,8 +158,9 @@ def test_markets_overview_shows_prices_and_moves_with_tickers(web, page, screens
     screenshot("linked-chart")
 
 
-def test_dragging_into_the_past_loads_older_candles_without_a_gap(web, page, screenshot,
-                                                                  symbol, trader):
+def test_dragging_into_the_past_loads_older_candles_without_a_gap(
+    web, page, screenshot, symbol, trader  # noqa: F811 - the imported fixtures
+):
     t0 = floor_ms(int(time.time() * 1000), "1m") - 1500 * MINUTE
     store(symbol, t0, 1500)
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -290,7 +181,9 @@ def test_dragging_into_the_past_loads_older_candles_without_a_gap(web, page, scr
     screenshot("older")
 
 
-def test_chart_shows_each_configs_position_and_the_accounts_net(web, page, symbol, trader):
+def test_chart_shows_each_configs_position_and_the_accounts_net(
+    web, page, symbol, trader  # noqa: F811 - the imported fixtures
+):
     """Two configs on one account and symbol: each position's entry line names its config,
     and the account's net (their signed sum, what the venue holds) is shown above the chart."""
     from markets.models import Account
