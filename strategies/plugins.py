@@ -84,14 +84,21 @@ def load(
     register: Callable[[type], type],
     is_strategy: Callable[[object], bool],
     group: str = ENTRY_POINT_GROUP,
+    registered: Callable[[], set[str]] = set,
+    unregister: Callable[[str], None] = lambda name: None,
 ) -> list[Failure]:
-    """Import every user strategy module; the failures (each also logged)."""
+    """Import every user strategy module; the failures (each also logged). A module that
+    fails after registering some of its classes takes them back out (``registered`` and
+    ``unregister``): half a module is not offered for trading."""
     failures: list[Failure] = []
 
     def attempt(source: str, action: Callable[[], None]) -> None:
+        before = registered()
         try:
             action()
         except Exception as exc:  # any error in a user's module is reported, never raised
+            for name in registered() - before:
+                unregister(name)
             failure = Failure(source, _describe(exc))
             logger.error("user strategy not loaded: %s", failure, exc_info=exc)
             failures.append(failure)

@@ -69,6 +69,11 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def _forget_user(name: str) -> None:
+    _REGISTRY.pop(name, None)
+    _user_names.discard(name)
+
+
 def _is_strategy(obj: object) -> bool:
     return isinstance(obj, type) and issubclass(obj, Strategy) and obj is not Strategy
 
@@ -100,8 +105,9 @@ def _load_user() -> None:
     before = set(sys.modules)
     _loading_user = True
     try:
-        _failures.extend(plugins.load(_sources["paths"], register, _is_strategy,
-                                      _sources["group"]))
+        _failures.extend(plugins.load(
+            _sources["paths"], register, _is_strategy, _sources["group"],
+            registered=lambda: set(_REGISTRY), unregister=_forget_user))
     finally:
         _loading_user = False
         _user_modules.update(set(sys.modules) - before)

@@ -72,6 +72,8 @@ def test_a_broken_module_is_reported_by_name_and_the_rest_loads(tmp_path, instal
         "d_clash": sma_break("rsi"),
         "e_good": sma_break("e_good", cls="Other"),
         "colorsys": sma_break("shadowed"),  # the standard library's module has that name
+        # registers a class, then fails further down: the class does not stay registered
+        "f_half": sma_break("f_half") + "\nraise RuntimeError('half way')\n",
     })
     install([folder])
     assert set(registry.names()) == {*BUILT_IN, "a_good", "e_good"}
@@ -84,7 +86,8 @@ def test_a_broken_module_is_reported_by_name_and_the_rest_loads(tmp_path, instal
     assert failed["colorsys.py"].startswith("ImportError: the module name 'colorsys' is "
                                             "already taken by ")
     assert "rename the file" in failed["colorsys.py"]
-    assert len(failed) == 4
+    assert failed["f_half.py"].startswith("RuntimeError: half way")
+    assert len(failed) == 5
     # The built-in rsi is untouched and an unknown name lists what did not load.
     assert registry.get("rsi").__module__ == "strategies.library.rsi"
     with pytest.raises(Exception, match=r"not loaded: folder .*c_import\.py: ModuleNotFound"):
