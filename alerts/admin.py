@@ -5,13 +5,11 @@ A channel's target (a webhook URL holds its token) is a write-only field stored 
 
 from __future__ import annotations
 
-import uuid
-
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from alerts import delivery
+from alerts import delivery, targets
 from alerts.models import AlertRule, Channel, Notification
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
 from markets.fields import UNREADABLE, Sealed
@@ -50,7 +48,8 @@ class ChannelForm(forms.ModelForm):
         max_length=2000,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Webhook: an apprise URL (discord://, slack://, json://...) or an http(s) URL "
-        "that takes a JSON POST. Leave blank to keep the stored one. In-app needs none.",
+        "that takes a JSON POST (public hosts only). E-mail: the address. Leave blank to keep "
+        "the stored one. In-app needs none.",
     )
 
     class Meta:
@@ -62,19 +61,15 @@ class ChannelForm(forms.ModelForm):
         kind = cleaned.get("kind")
         if kind and kind not in Channel.DELIVERABLE:
             raise forms.ValidationError(
-                {"kind": "e-mail and Telegram channels are not available yet: use in-app or "
-                         "webhook"}
+                {"kind": f"{Channel.Kind(kind).label} channels are not available yet"}
             )
         new = cleaned.get("new_target")
-        if kind == Channel.Kind.WEBHOOK:
-            if new:
-                if not delivery.apprise_is_valid(new):
-                    raise forms.ValidationError(
-                        {"new_target": "not a URL apprise can send to (e.g. "
-                                       "https://example.org/hook, discord://id/token)"}
-                    )
-            elif not self.instance.target:
-                raise forms.ValidationError({"new_target": "a webhook channel needs a URL"})
+        if kind in (Channel.Kind.WEBHOOK, Channel.Kind.EMAIL) and (
+                new or not self.instance.target or kind != self.initial.get("kind")):
+            try:
+                new = targets.check(kind, new)
+            except targets.TargetError as exc:
+                raise forms.ValidationError({"new_target": str(exc)}) from None
         if new:
             self.instance.target = new
         elif kind == Channel.Kind.IN_APP:
@@ -100,19 +95,12 @@ class ChannelAdmin(OwnedAdminMixin, admin.ModelAdmin):
             return "none"
         if isinstance(value, Sealed) and not value.readable:
             return format_html('<strong class="errornote">{}</strong>', UNREADABLE)
-        return "stored (hidden)"
+        return f"stored (hidden): {targets.hint(obj.kind, value)}"
 
     @admin.action(description="Send a test notification")
     def send_test(self, request, queryset):
         for channel in queryset:
-            row = Notification.objects.create(
-                owner_id=channel.owner_id, channel=channel,
-                dedupe_key=f"test:{uuid.uuid4().hex}",
-                title=f"tradesite test: {channel.name}",
-                body="If you read this, the channel works.",
-                payload={"kind": "test"},
-            )
-            outcome = delivery.deliver(row.pk)
+            outcome = delivery.send_test(channel)
             if outcome.status == "sent":
                 self.message_user(request, f"Test sent to {channel.name}.", messages.SUCCESS)
             else:

@@ -252,6 +252,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A notification being sent is leased for ALERTS_LEASE_S: a worker that dies mid-send leaves it
 # to be claimed again after that. Keep it longer than a send may take (apprise: 4 s + 4 s).
 ALERTS_LEASE_S = envconfig.number("ALERTS_LEASE_S", 30.0, maximum=3600)
+# Webhooks may reach only public hosts unless this is true (alerts/targets.py: SSRF).
+ALERTS_ALLOW_PRIVATE_WEBHOOKS = env.bool("ALERTS_ALLOW_PRIVATE_WEBHOOKS", default=False)
+# The system-health rules' check (alerts/health.py) runs this often (beat, collector queue).
+ALERTS_HEALTH_EVERY_S = envconfig.number("ALERTS_HEALTH_EVERY_S", 60.0, maximum=3600)
+# E-mail channels: Django's mail. The SMTP password comes only from the environment: it is
+# never stored in the database nor shown on a page.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tradesite@localhost")
 # --- end of task redelivery ------------------------------------------------------------------
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "tradesite.beat:HeartbeatScheduler"
