@@ -254,8 +254,6 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 ALERTS_LEASE_S = envconfig.number("ALERTS_LEASE_S", 30.0, maximum=3600)
 # Webhooks may reach only public hosts unless this is true (alerts/targets.py: SSRF).
 ALERTS_ALLOW_PRIVATE_WEBHOOKS = env.bool("ALERTS_ALLOW_PRIVATE_WEBHOOKS", default=False)
-# The system-health rules' check (alerts/health.py) runs this often (beat, collector queue).
-ALERTS_HEALTH_EVERY_S = envconfig.number("ALERTS_HEALTH_EVERY_S", 60.0, maximum=3600)
 # E-mail channels: Django's mail. The SMTP password comes only from the environment: it is
 # never stored in the database nor shown on a page.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
