@@ -5,11 +5,11 @@ A channel's target (a webhook URL holds its token) is a write-only field stored 
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from alerts import delivery, targets
+from alerts.forms import ChannelForm
 from alerts.models import AlertRule, Channel, Notification
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
 from markets.fields import UNREADABLE, Sealed
@@ -36,45 +36,6 @@ class AlertRuleAdmin(OwnedAdminMixin, admin.ModelAdmin):
             rule.channels.remove(*foreign)
             self.message_user(request, "Channels of another user were removed from the rule.",
                               messages.WARNING)
-
-
-class ChannelForm(forms.ModelForm):
-    """The target is write-only: typed in, stored encrypted, never rendered back."""
-
-    new_target = forms.CharField(
-        label="URL / address",
-        required=False,
-        strip=True,
-        max_length=2000,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Webhook: an apprise URL (discord://, slack://, json://...) or an http(s) URL "
-        "that takes a JSON POST (public hosts only). E-mail: the address. Leave blank to keep "
-        "the stored one. In-app needs none.",
-    )
-
-    class Meta:
-        model = Channel
-        exclude = ["target"]
-
-    def clean(self):
-        cleaned = super().clean()
-        kind = cleaned.get("kind")
-        if kind and kind not in Channel.DELIVERABLE:
-            raise forms.ValidationError(
-                {"kind": f"{Channel.Kind(kind).label} channels are not available yet"}
-            )
-        new = cleaned.get("new_target")
-        if kind in (Channel.Kind.WEBHOOK, Channel.Kind.EMAIL) and (
-                new or not self.instance.target or kind != self.initial.get("kind")):
-            try:
-                new = targets.check(kind, new)
-            except targets.TargetError as exc:
-                raise forms.ValidationError({"new_target": str(exc)}) from None
-        if new:
-            self.instance.target = new
-        elif kind == Channel.Kind.IN_APP:
-            self.instance.target = ""
-        return cleaned
 
 
 class ChannelAdmin(OwnedAdminMixin, admin.ModelAdmin):

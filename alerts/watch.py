@@ -1,4 +1,4 @@
-"""The market rules inside the stream process: a watcher of ``markets.stream.hooks``,
+"""The market rules inside the stream process: a watcher of ``markets.stream_hooks``,
 registered by ``AlertsConfig.ready``.
 
 - The rules live in memory (``alerts.market``), loaded from the database at start and again
@@ -22,34 +22,12 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from alerts import market
+from alerts.rule_changes import RELOAD_FALLBACK_S, changed_key
 
 log = logging.getLogger(__name__)
-#: Without a readable stamp (Redis down), reload at least this often.
-RELOAD_FALLBACK_S = 30.0
-
-
-def changed_key() -> str:
-    return f"{settings.REDIS_KEY_PREFIX}alerts:rules:changed"
-
-
-def bump(**_kwargs) -> None:
-    """Record that the rules changed (after the transaction commits); connected to the rule's
-    post_save and post_delete."""
-
-    def write() -> None:
-        from markets import heartbeat
-
-        try:
-            heartbeat.client().set(changed_key(), time.time_ns())
-        except Exception as exc:  # saving a rule must not fail on Redis
-            log.warning("alerts: could not record the rule change in Redis (%s); the stream "
-                        "picks it up within %.0f s", exc, RELOAD_FALLBACK_S)
-
-    transaction.on_commit(write)
 
 
 def load_rules() -> list[market.Rule]:

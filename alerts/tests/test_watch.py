@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from alerts import watch
+from alerts import rule_changes, watch
 from alerts.models import AlertRule, Notification
 from markets import heartbeat
-from markets.stream import hooks
+from markets import stream_hooks as hooks
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -56,9 +56,9 @@ def test_saving_a_rule_bumps_the_stamp_and_the_watch_reloads(market_rule, schedu
     w = watch.MarketWatch()
     asyncio.run(w.refresh())
     assert w.evaluator.index.rules == {}
-    before = heartbeat.client().get(watch.changed_key())
+    before = heartbeat.client().get(rule_changes.changed_key())
     rule = market_rule()
-    assert heartbeat.client().get(watch.changed_key()) != before
+    assert heartbeat.client().get(rule_changes.changed_key()) != before
     asyncio.run(w.refresh())
     assert set(w.evaluator.index.rules) == {rule.pk}
     rule.delete()

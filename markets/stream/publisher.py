@@ -1,5 +1,5 @@
 """What a venue stream pushes: forming bars (at most 4 a second per group), tickers (once a
-second per symbol, with the exit-guard task and the watchers of ``markets.stream.hooks``), and
+second per symbol, with the exit-guard task and the watchers of ``markets.stream_hooks``), and
 closed bars (offered to the watchers too), each pushed once (a REST fill
 overlapping the stream's own bar does not push it again; a corrected bar is pushed again) before
 the evaluation task is sent. :class:`Publisher` is a part of

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from markets import heartbeat
-from markets.stream import hooks
+from markets import stream_hooks as hooks
 from markets.stream.config import LogThrottle, StreamConfig, SymbolSpec, VenueSpec
 from markets.stream.venue import VenueStream
 from markets.timeframes import TIMEFRAMES
@@ -102,7 +102,7 @@ class StreamRunner:
         self.running: dict[str, tuple[VenueSpec, VenueStream, asyncio.Task]] = {}
         self._stop = asyncio.Event()
         self._publish = None
-        #: One instance of each registered watcher (``markets.stream.hooks``) for every venue.
+        #: One instance of each registered watcher (``markets.stream_hooks``) for every venue.
         self.watchers = hooks.make_all() if watchers is None else list(watchers)
 
     def _make(self, spec: VenueSpec) -> VenueStream:

@@ -94,7 +94,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
         #: Sent by name with each throttled price update (once a second per symbol at most):
         #: ``{venue, symbol, price, ts_ms, high, low}``, high/low of the trades since the last one.
         self.exit_guard_task = exit_guard_task
-        #: Offered each throttled price update and closed bar (``markets.stream.hooks``).
+        #: Offered each throttled price update and closed bar (``markets.stream_hooks``).
         self.watchers = list(watchers or ())
         self.extremes: dict[str, tuple[float, float]] = {}
         if store is None or last_stored is None:
