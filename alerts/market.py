@@ -128,6 +128,9 @@ class MoveWindow:
         self.highs = deque([(ts_ms, price)])
 
 
+_NONE: list = []  # returned, never changed: a symbol without rules allocates nothing
+
+
 def _fmt(x: float) -> str:
     return f"{x:,.8g}"
 
@@ -158,19 +161,24 @@ class Evaluator:
         previous = self.last_price.get(key)
         self.last_price[key] = price
         if entry is None:
-            return []
+            return _NONE
         out: list[Firing] = []
         now_s = ts_ms / 1000.0
-        if entry.levels and previous is not None:
-            levels = entry.levels
-            # Up: levels in (previous, high]; down: levels in [low, previous).
-            for i in range(bisect.bisect_right(levels, previous),
-                           bisect.bisect_right(levels, high)):
-                out += self._crossed(levels[i], entry.at_level[i], "up", code, price, ts_ms,
-                                     now_s)
-            for i in range(bisect.bisect_left(levels, low), bisect.bisect_left(levels, previous)):
-                out += self._crossed(levels[i], entry.at_level[i], "down", code, price, ts_ms,
-                                     now_s)
+        levels = entry.levels
+        if levels and previous is not None:
+            # One bisection answers "no level between the previous price and this update's
+            # range" (nearly every update); only then look for the crossed ones.
+            lo = low if low < previous else previous
+            first = bisect.bisect_left(levels, lo)
+            if first < len(levels) and levels[first] <= (high if high > previous else previous):
+                # Up: levels in (previous, high]; down: levels in [low, previous).
+                for i in range(bisect.bisect_right(levels, previous),
+                               bisect.bisect_right(levels, high)):
+                    out += self._crossed(levels[i], entry.at_level[i], "up", code, price,
+                                         ts_ms, now_s)
+                for i in range(first, bisect.bisect_left(levels, previous)):
+                    out += self._crossed(levels[i], entry.at_level[i], "down", code, price,
+                                         ts_ms, now_s)
         for rule in entry.moves:
             out += self._move(rule, code, price, high, low, ts_ms, now_s)
         return out
