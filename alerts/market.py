@@ -132,7 +132,10 @@ _NONE: list = []  # returned, never changed: a symbol without rules allocates no
 
 
 def _fmt(x: float) -> str:
-    return f"{x:,.8g}"
+    """A price as a trader reads it: 148,000,000 or 0.00001234, never 1.48e+08."""
+    if abs(x) >= 1:
+        return f"{x:,.4f}".rstrip("0").rstrip(".")
+    return f"{x:.10f}".rstrip("0").rstrip(".") or "0"
 
 
 class Evaluator:

@@ -76,6 +76,9 @@ class MarketWatch:
                  len(self.evaluator.index.symbols))
 
     def on_price(self, venue, code, price, high, low, ts_ms) -> None:
+        if (venue, code) not in self.evaluator.last_price and (
+                (venue, code) in self.evaluator.index.symbols):
+            log.info("alerts: watching %s %s from %s", venue, code, price)
         firings = self.evaluator.on_price(venue, code, price, high, low, ts_ms)
         for firing in firings:
             self.pool.submit(self._store, firing)
