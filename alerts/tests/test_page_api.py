@@ -195,6 +195,23 @@ def test_another_users_rows_answer_404_in_the_api(users):
 
 
 @pytest.mark.django_db
+def test_the_readme_alert_curl_examples_work(users, settings):
+    """``curl -d`` sends a form content type: the body is read as JSON anyway."""
+    settings.ALERTS_ALLOW_PRIVATE_WEBHOOKS = False
+    c, form = users["alice"]["client"], "application/x-www-form-urlencoded"
+    response = c.post("/api/alerts/rules", content_type=form, data=(
+        '{"name": "BTC 150M", "kind": "price_cross", "symbol": "sim:KRW-BTC", '
+        '"params": {"level": "150000000", "direction": "up"}, "cooldown_s": 300}'))
+    assert response.status_code == 201, response.content
+    response = c.post("/api/alerts/channels", content_type=form, data=(
+        '{"name": "phone", "kind": "webhook", "target": "ntfys://ntfy.sh/my-topic"}'))
+    assert response.status_code in (201, 400), response.content  # 400: no DNS here
+    if response.status_code == 400:
+        assert "cannot be resolved" in response.json()["error"]
+    assert c.get("/api/alerts/notifications?limit=20").status_code == 200
+
+
+@pytest.mark.django_db
 def test_the_api_needs_a_login():
     assert Client().get("/api/alerts/rules").status_code == 401
 
