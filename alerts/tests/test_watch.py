@@ -121,3 +121,27 @@ def test_a_volume_spike_on_closed_bars(market_rule, scheduled, clean_redis):
     rows = list(Notification.objects.filter(rule=rule))
     assert len(rows) == 1 and "volume spike on 1m" in rows[0].title
     w.close()
+
+
+def test_an_indicator_rule_reads_its_history_from_the_candle_store_once(
+        market_rule, scheduled, clean_redis, symbol):
+    from markets.candles import upsert_candles
+
+    closes = [200.0 - 3 * i for i in range(40)]  # falling: RSI(14) near 0
+    upsert_candles(symbol.pk, "1m", [(i * 60_000, c, c + 1, c - 1, c, 1.0)
+                                     for i, c in enumerate(closes)])
+    rule = market_rule(name="rsi", kind="indicator", indicator="rsi", period=14,
+                       timeframe="1m", op="below", value="25")
+    w = watch.MarketWatch()
+    asyncio.run(w.refresh())
+    for t in (40, 41):
+        c = closes[-1] - 3 * (t - 39)
+        w.on_bar("sim", "KRW-BTC", "1m", {"t": t * 60_000, "o": c, "h": c, "l": c, "c": c,
+                                          "v": 1.0})
+    drain(w)
+    rows = list(Notification.objects.filter(rule=rule))
+    assert len(rows) == 1 and "RSI(14) on 1m below 25" in rows[0].title  # once, not per bar
+    history = w.bars[("sim", "KRW-BTC", "1m")]  # the 40 stored bars, then the two pushed
+    assert len(history) == 42 and history.maxlen == w.evaluator.index.history_needed(
+        "sim", "KRW-BTC", "1m")
+    w.close()
