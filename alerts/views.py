@@ -5,6 +5,8 @@ the dashboard), so another user's id answers 404."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,9 +24,12 @@ def _page(request, rule_form=None, channel_form=None, status=200):
     channels = list(Channel.objects.filter(owner=user))
     for channel in channels:
         channel.hint = targets.hint(channel.kind, channel.target)
+    rules = list(AlertRule.objects.filter(owner=user).select_related("symbol__exchange")
+                 .prefetch_related("channels"))
+    for rule in rules:
+        rule.params_text = json.dumps(rule.params or {})
     return render(request, "alerts/page.html", {
-        "rules": AlertRule.objects.filter(owner=user).select_related("symbol__exchange")
-        .prefetch_related("channels"),
+        "rules": rules,
         "channels": channels,
         "history": Notification.objects.filter(owner=user).select_related("channel")[:HISTORY],
         "rule_form": rule_form or RuleForm(owner=user, prefix="rule"),

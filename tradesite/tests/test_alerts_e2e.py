@@ -97,7 +97,7 @@ def start_stream(log: Path) -> subprocess.Popen:
 
 
 def test_a_price_alert_reaches_every_receiver_once_within_two_seconds_of_the_crossing(
-        web, page, trader, tmp_path, clean_redis):  # noqa: F811
+        web, page, screenshot, trader, tmp_path, clean_redis):  # noqa: F811
     sim = SimulatorThread(sim_config(now_ms=None, trade_rate=5.0, history_days=0.05))
     receivers = [WebhookReceiver(), ToastReceiver(page)]
     procs: list[subprocess.Popen] = []
@@ -156,6 +156,9 @@ def test_a_price_alert_reaches_every_receiver_once_within_two_seconds_of_the_cro
             assert 0 <= delay < MAX_DELAY_MS, f"{type(receiver).__name__}: {delay} ms"
         toast = page.locator(f"#toasts [data-alert-id='{fired.get(channel=channels[1]).pk}']")
         assert f"KRW-BTC crossed above {level:,}" in toast.inner_text()
+        page.reload()  # the history now lists the notifications
+        assert page.locator(f"#history [data-notification='{fired.first().pk}']").is_visible()
+        screenshot("alerts-page")
     finally:
         for proc in procs:
             kill(proc, 15)
