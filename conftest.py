@@ -103,6 +103,14 @@ def _fast_password_hashing(request):
         return
     settings = request.getfixturevalue("settings")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests' webhook receivers listen on 127.0.0.1 (the SSRF tests turn this off again);
+    # mail goes to Django's in-memory outbox.
+    settings.ALERTS_ALLOW_PRIVATE_WEBHOOKS = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+# Workers and streams a test starts as subprocesses reach its 127.0.0.1 receivers too.
+os.environ.setdefault("ALERTS_ALLOW_PRIVATE_WEBHOOKS", "true")
 
 
 # --- Browser tests: Playwright driving Debian's Chromium (Playwright cannot download browsers) --

@@ -5,13 +5,11 @@ A channel's target (a webhook URL holds its token) is a write-only field stored 
 
 from __future__ import annotations
 
-import uuid
-
-from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from alerts import delivery
+from alerts import delivery, targets
+from alerts.forms import ChannelForm
 from alerts.models import AlertRule, Channel, Notification
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
 from markets.fields import UNREADABLE, Sealed
@@ -40,54 +38,6 @@ class AlertRuleAdmin(OwnedAdminMixin, admin.ModelAdmin):
                               messages.WARNING)
 
 
-class ChannelForm(forms.ModelForm):
-    """The target is write-only: typed in, stored encrypted, never rendered back."""
-
-    new_target = forms.CharField(
-        label="URL / address",
-        required=False,
-        strip=True,
-        max_length=2000,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Webhook: an apprise URL (discord://, slack://, json://...) or an http(s) URL "
-        "that takes a JSON POST. Leave blank to keep the stored one. In-app needs none; "
-        "Telegram needs none either (it sends to the chat you link at /alerts/telegram/link).",
-    )
-
-    class Meta:
-        model = Channel
-        exclude = ["target"]
-
-    def clean(self):
-        cleaned = super().clean()
-        kind = cleaned.get("kind")
-        if kind and kind not in Channel.DELIVERABLE:
-            raise forms.ValidationError(
-                {"kind": "e-mail and Telegram channels are not available yet: use in-app or "
-                         "webhook"}
-            )
-        new = cleaned.get("new_target")
-        if kind == Channel.Kind.TELEGRAM and new:
-            raise forms.ValidationError(
-                {"new_target": "a Telegram channel takes no URL: it sends to the chat you link "
-                               "at /alerts/telegram/link; leave this blank"}
-            )
-        if kind == Channel.Kind.WEBHOOK:
-            if new:
-                if not delivery.apprise_is_valid(new):
-                    raise forms.ValidationError(
-                        {"new_target": "not a URL apprise can send to (e.g. "
-                                       "https://example.org/hook, discord://id/token)"}
-                    )
-            elif not self.instance.target:
-                raise forms.ValidationError({"new_target": "a webhook channel needs a URL"})
-        if new:
-            self.instance.target = new
-        elif kind in (Channel.Kind.IN_APP, Channel.Kind.TELEGRAM):
-            self.instance.target = ""
-        return cleaned
-
-
 class ChannelAdmin(OwnedAdminMixin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "owner", "kind", "target_status", "is_active", "failing",
@@ -106,19 +56,12 @@ class ChannelAdmin(OwnedAdminMixin, admin.ModelAdmin):
             return "none"
         if isinstance(value, Sealed) and not value.readable:
             return format_html('<strong class="errornote">{}</strong>', UNREADABLE)
-        return "stored (hidden)"
+        return f"stored (hidden): {targets.hint(obj.kind, value)}"
 
     @admin.action(description="Send a test notification")
     def send_test(self, request, queryset):
         for channel in queryset:
-            row = Notification.objects.create(
-                owner_id=channel.owner_id, channel=channel,
-                dedupe_key=f"test:{uuid.uuid4().hex}",
-                title=f"tradesite test: {channel.name}",
-                body="If you read this, the channel works.",
-                payload={"kind": "test"},
-            )
-            outcome = delivery.deliver(row.pk)
+            outcome = delivery.send_test(channel)
             if outcome.status == "sent":
                 self.message_user(request, f"Test sent to {channel.name}.", messages.SUCCESS)
             else:

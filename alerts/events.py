@@ -157,38 +157,45 @@ def record(user_id: int, events: list[Event], now=None) -> list[int]:
     )
     if not rules:
         return []
-    every_channel = None
     created: list[int] = []
     for event in events:
         for rule in rules:
             if rule.kind != event.kind or not _symbol_matches(rule, event):
                 continue
-            channels = [c for c in rule.channels.all() if c.is_active]
-            if not rule.channels.all():
-                if every_channel is None:
-                    every_channel = list(Channel.objects.filter(owner_id=user_id, is_active=True))
-                channels = every_channel
-            if not channels:
-                continue
-            key = f"{rule.pk}:{event.key}"[:200]
-            if Notification.objects.filter(rule=rule, dedupe_key=key).exists():
-                continue  # the same event again
-            fires = _take_cooldown(rule, now)
-            status = Notification.Status.NEW if fires else Notification.Status.SUPPRESSED
-            for channel in channels:
-                try:
-                    with transaction.atomic():
-                        row = Notification.objects.create(
-                            owner_id=user_id, rule=rule, channel=channel, dedupe_key=key,
-                            title=event.title[:200], body=event.body,
-                            payload={"kind": event.kind, "rule": rule.name, "event": event.data},
-                            next_attempt_at=now, status=status,
-                            last_error="" if fires else "not sent: the rule was in its cooldown",
-                        )
-                except IntegrityError:
-                    continue  # another writer stored it first
-                if fires:
-                    created.append(row.pk)
+            created += fire(rule, event, now)
+    return created
+
+
+def fire(rule: AlertRule, event: Event, now=None) -> list[int]:
+    """Store the rule's notification rows for ``event`` (one per channel: the rule's own, or
+    every active channel of its owner); returns the ids to send, [] when the event was already
+    stored (dedupe) or the rule is in its cooldown (rows stored ``suppressed``)."""
+    now = now or timezone.now()
+    channels = [c for c in rule.channels.all() if c.is_active]
+    if not rule.channels.all():
+        channels = list(Channel.objects.filter(owner_id=rule.owner_id, is_active=True))
+    if not channels:
+        return []
+    key = f"{rule.pk}:{event.key}"[:200]
+    if Notification.objects.filter(rule=rule, dedupe_key=key).exists():
+        return []  # the same event again
+    fires = _take_cooldown(rule, now)
+    status = Notification.Status.NEW if fires else Notification.Status.SUPPRESSED
+    created: list[int] = []
+    for channel in channels:
+        try:
+            with transaction.atomic():
+                row = Notification.objects.create(
+                    owner_id=rule.owner_id, rule=rule, channel=channel, dedupe_key=key,
+                    title=event.title[:200], body=event.body,
+                    payload={"kind": event.kind, "rule": rule.name, "event": event.data},
+                    next_attempt_at=now, status=status,
+                    last_error="" if fires else "not sent: the rule was in its cooldown",
+                )
+        except IntegrityError:
+            continue  # another writer stored it first
+        if fires:
+            created.append(row.pk)
     return created
 
 

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from alerts import conditions
 from markets import jsonlimits
 from markets.fields import EncryptedTextField
 
@@ -30,9 +31,20 @@ class AlertRule(models.Model):
         TAKE_PROFIT_HIT = "take_profit_hit", "take-profit hit"
         LIQUIDATION_HIT = "liquidation_hit", "liquidation hit"
         ACCOUNT_HALTED = "account_halted", "account halted"
+        PRICE_CROSS = "price_cross", "price crosses a level"
+        PRICE_MOVE = "price_move", "price moves X % within a window"
+        INDICATOR = "indicator", "indicator condition on closed bars"
+        VOLUME_SPIKE = "volume_spike", "volume spike on a closed bar"
+        STREAM_SILENT = "stream_silent", "a venue's stream silent for N minutes"
+        WORKERS_MISSING = "workers_missing", "workers or beat missing"
+        RECONCILE_DIFF = "reconcile_diff", "reconciliation difference"
+        ORDER_UNKNOWN = "order_unknown", "live order in an unknown state"
 
+    #: Kinds evaluated by the stream (``alerts.market``) and by the health task.
+    MARKET_KINDS = conditions.MARKET_KINDS
+    HEALTH_KINDS = conditions.HEALTH_KINDS
     #: Kinds fired by trading events (no per-tick evaluation, no parameters).
-    TRADING_KINDS = frozenset(Kind.values)
+    TRADING_KINDS = frozenset(Kind.values) - MARKET_KINDS - HEALTH_KINDS
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_rules"
@@ -89,17 +101,28 @@ class AlertRule(models.Model):
             raise ValidationError(
                 {"params": "trading-event rules take no parameters: leave it as {}"}
             )
+        try:
+            self.params = conditions.check(self.kind, params)
+        except conditions.ParamError as exc:
+            raise ValidationError({"params": str(exc)}) from None
+        if conditions.needs_symbol(self.kind) and self.symbol_id is None:
+            raise ValidationError({"symbol": "a market rule watches one symbol: choose it"})
 
 
 class Channel(models.Model):
     class Kind(models.TextChoices):
         IN_APP = "in_app", "in-app (toast on open pages)"
         WEBHOOK = "webhook", "webhook (apprise URL or http(s) JSON endpoint)"
-        EMAIL = "email", "e-mail (not available yet)"
+        EMAIL = "email", "e-mail (the address; sent through the server's SMTP settings)"
         TELEGRAM = "telegram", "Telegram (your linked chat)"
 
     #: Kinds this version can deliver to.
-    DELIVERABLE = frozenset({Kind.IN_APP, Kind.WEBHOOK, Kind.TELEGRAM})
+    DELIVERABLE = frozenset({
+        Kind.IN_APP,
+        Kind.WEBHOOK,
+        Kind.EMAIL,
+        Kind.TELEGRAM,
+    })
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_channels"

@@ -25,3 +25,11 @@ def deliver_due() -> dict:
         status = delivery.deliver(pk).status
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+@shared_task(name="alerts.tasks.check_health")
+def check_health() -> dict:
+    """The system-health rules (beat, every ``ALERTS_HEALTH_EVERY_S``): ``alerts.health``."""
+    from alerts import health
+
+    return health.check()

@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from markets import heartbeat
 from markets.fields import UNREADABLE
 from markets.models import Account
 from orders import (
@@ -117,6 +118,10 @@ def reconcile_all() -> dict:
         out["paper_cancelled"] = len(report.cancelled)
     except Exception:
         log.exception("recovering paper orders failed")
+    try:  # the last round's counters, read by the reconciliation alert rule (alerts.health)
+        heartbeat.beat("reconcile", "last", ttl=3600, **out)
+    except Exception as exc:
+        log.warning("could not record the reconciliation counters: %s", exc)
     return out
 
 

@@ -26,6 +26,7 @@ from ninja.parser import Parser
 from pydantic import BaseModel as Schema
 from pydantic import Field, model_validator
 
+from alerts.api import router as alerts_router
 from markets import api as market_api
 from markets.timeframes import TIMEFRAMES
 from orders.api import router as orders_router
@@ -271,3 +272,4 @@ def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 api.add_router("/", orders_router)
 api.add_router("/", candles_router)
+api.add_router("/", alerts_router)

@@ -10,3 +10,9 @@ class TradesiteConfig(AppConfig):
         from tradesite.sessions import close_sockets_of_session
 
         user_logged_out.connect(close_sockets_of_session, dispatch_uid="tradesite-logout-sockets")
+
+        from alerts import health as alert_health
+        from tradesite.health import system_checks
+
+        # The system-health alert rules read /health's own checks (alerts may not import us).
+        alert_health.set_system_checks(system_checks)

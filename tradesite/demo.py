@@ -182,6 +182,12 @@ PERIODIC_TASKS = [
         every_seconds=30,
     ),
     dict(
+        name="Check system-health alerts",
+        task="alerts.tasks.check_health",
+        queue="collector",
+        every_seconds=60,
+    ),
+    dict(
         name="Snapshot equity",
         task="orders.tasks.snapshot_equity",
         queue="trader",

@@ -174,6 +174,16 @@ def check_stream(now: float) -> dict:
     return result
 
 
+def system_checks(now: float) -> dict:
+    """The checks the system-health alert rules read (``alerts.health``, registered in
+    ``TradesiteConfig.ready``): workers, beat and streams, as ``/health`` reports them."""
+    return {
+        "beat": _timed(lambda: check_beat(now)),
+        "workers": _timed(lambda: check_workers(now)),
+        "stream": _timed(lambda: check_stream(now)),
+    }
+
+
 @never_cache
 @require_GET
 def health(request):

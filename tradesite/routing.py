@@ -5,7 +5,7 @@ Channels' router raises, and the server answers with a 500 and a traceback in th
 
 from django.urls import re_path
 
-from tradesite import consumers
+from tradesite import alert_socket, consumers
 
 websocket_urlpatterns: list = [
     re_path(
@@ -13,5 +13,6 @@ websocket_urlpatterns: list = [
         consumers.ChartConsumer.as_asgi(),
     ),
     re_path(r"^ws/markets/$", consumers.MarketsConsumer.as_asgi()),
+    re_path(r"^ws/alerts/$", alert_socket.AlertsConsumer.as_asgi()),
     re_path(r"", consumers.NoRouteConsumer.as_asgi()),
 ]

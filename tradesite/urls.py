@@ -19,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("strategies/", include("strategies.urls")),
     path("markets/", views.markets, name="markets"),
+    path("alerts/", include("alerts.urls")),
     path("chart/<slug:venue>/<slug:symbol>/", views.chart, name="chart"),
     # The JSON API (tradesite.api): the orders router, the candles (pages and scripts),
     # /api/openapi.json and /api/docs.

@@ -116,14 +116,14 @@ def test_a_channel_target_is_stored_encrypted_and_never_rendered(two_users, rece
     assert channel.name == "renamed" and channel.target.reveal() == url
 
 
-def test_a_channel_needs_a_url_apprise_understands_and_a_kind_that_sends(two_users):
+def test_a_channel_needs_a_url_apprise_understands_and_a_valid_address(two_users):
     client = two_users["alice"]["client"]
     response = client.post("/admin/alerts/channel/add/", {
         "name": "bad", "kind": "webhook", "new_target": "nonsense://x", "is_active": "on"})
     assert "not a URL apprise can send to" in response.content.decode()
     response = client.post("/admin/alerts/channel/add/", {
-        "name": "mail", "kind": "email", "new_target": "a@b.c", "is_active": "on"})
-    assert "e-mail and Telegram channels are not available yet" in response.content.decode()
+        "name": "mail", "kind": "email", "new_target": "a@b", "is_active": "on"})
+    assert "not an e-mail address" in response.content.decode()
     assert not Channel.objects.filter(name__in=["bad", "mail"]).exists()
 
 

@@ -135,10 +135,10 @@ def test_a_row_fails_for_good_after_max_attempts(webhook, receiver):
 
 
 def test_a_kind_that_cannot_send_yet_fails_at_once_with_the_reason(trader):
-    channel = Channel.objects.create(owner=trader, name="mail", kind="email", target="a@b.c")
+    channel = Channel.objects.create(owner=trader, name="tg", kind="telegram", target="123")
     outcome = delivery.deliver(row(channel).pk)
     assert outcome.status == "failed"
-    assert "channels cannot send yet: use an in-app or webhook channel" in outcome.error
+    assert "channels cannot send yet: use an in-app, webhook or e-mail channel" in outcome.error
 
 
 @pytest.mark.redis

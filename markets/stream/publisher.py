@@ -1,5 +1,6 @@
 """What a venue stream pushes: forming bars (at most 4 a second per group), tickers (once a
-second per symbol, with the exit-guard task), and closed bars, each pushed once (a REST fill
+second per symbol, with the exit-guard task and the watchers of ``markets.stream_hooks``), and
+closed bars (offered to the watchers too), each pushed once (a REST fill
 overlapping the stream's own bar does not push it again; a corrected bar is pushed again) before
 the evaluation task is sent. :class:`Publisher` is a part of
 :class:`~markets.stream.venue.VenueStream`.
@@ -38,6 +39,12 @@ class Publisher:
                 await self._publish(wire.MARKETS_GROUP,
                                     wire.ticker_message(self.slug, code, price, ts))
                 high, low = self.extremes.pop(code, (price, price))
+                for watcher in self.watchers:
+                    try:
+                        watcher.on_price(self.slug, code, price, high, low, ts)
+                    except Exception as exc:
+                        self.throttle.warning(f"watch:{self.slug}", "%s: a price watcher "
+                                              "failed: %r", self.slug, exc)
                 if self.exit_guard_task:
                     await self._send(self.exit_guard_task, {
                         "venue": self.slug, "symbol": code, "price": price, "ts_ms": ts,
@@ -74,6 +81,12 @@ class Publisher:
             self.published_closed += 1
         if evaluate and bar["t"] > self.evaluated.get(key, -1):
             self.evaluated[key] = bar["t"]
+            for watcher in self.watchers:
+                try:
+                    watcher.on_bar(self.slug, code, tf, bar)
+                except Exception as exc:
+                    self.throttle.warning(f"watch:{self.slug}", "%s: a bar watcher failed: "
+                                          "%r", self.slug, exc)
             kwargs = {"venue": self.slug, "symbol": code, "timeframe": tf,
                       "bar_time_ms": bar["t"]}
             try:

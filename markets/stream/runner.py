@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from markets import heartbeat
+from markets import stream_hooks as hooks
 from markets.stream.config import LogThrottle, StreamConfig, SymbolSpec, VenueSpec
 from markets.stream.venue import VenueStream
 from markets.timeframes import TIMEFRAMES
@@ -93,7 +94,7 @@ class StreamRunner:
 
     def __init__(self, *, only: set[str] | None = None, config: StreamConfig | None = None,
                  factory: Callable[[VenueSpec], VenueStream] | None = None,
-                 reload_every_s: float = 2.0) -> None:
+                 reload_every_s: float = 2.0, watchers: list | None = None) -> None:
         self.only = only
         self.config = config or StreamConfig()
         self.factory = factory or self._make
@@ -101,6 +102,8 @@ class StreamRunner:
         self.running: dict[str, tuple[VenueSpec, VenueStream, asyncio.Task]] = {}
         self._stop = asyncio.Event()
         self._publish = None
+        #: One instance of each registered watcher (``markets.stream_hooks``) for every venue.
+        self.watchers = hooks.make_all() if watchers is None else list(watchers)
 
     def _make(self, spec: VenueSpec) -> VenueStream:
         from markets.adapters import adapter_for, venue_limiter
@@ -126,7 +129,7 @@ class StreamRunner:
             evaluate_task=settings.TRADESITE_TASKS["evaluate"], config=self.config,
             exit_guard_task=settings.TRADESITE_TASKS.get("exit_guard"),
             beat=lambda slug, **f: stream_beat(slug, ttl=self.config.heartbeat_ttl_s, **f),
-            report_gap=report_gap,
+            report_gap=report_gap, watchers=self.watchers,
         )
 
     def stop(self) -> None:
@@ -164,6 +167,7 @@ class StreamRunner:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.stop)
         stamp = await self._safe_stamp()
+        await self._refresh_watchers()
         await self._apply(await self._load())
         try:
             while not self._stop.is_set():
@@ -179,6 +183,7 @@ class StreamRunner:
                         exc = task.exception() if not task.cancelled() else None
                         log.error("stream: %s stopped unexpectedly (%s); restarting", slug, exc)
                         force = True
+                await self._refresh_watchers()
                 new = await self._safe_stamp()
                 if new != stamp or force:
                     stamp = new
@@ -186,6 +191,13 @@ class StreamRunner:
         finally:
             for slug in list(self.running):
                 await self._stop_venue(slug)
+
+    async def _refresh_watchers(self) -> None:
+        for watcher in self.watchers:
+            try:
+                await watcher.refresh()
+            except Exception as exc:
+                log.warning("stream: a watcher could not refresh: %s", exc)
 
     async def _safe_stamp(self) -> str | None:
         try:

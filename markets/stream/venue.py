@@ -81,6 +81,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
         report_gap: Callable[..., None] | None = None,
         exit_guard_task: str | None = None,
         store_marks: Callable[[str, list], Any] | None = None,
+        watchers: list[Any] | None = None,
     ) -> None:
         self.venue = venue
         self.slug = venue.slug
@@ -93,6 +94,8 @@ class VenueStream(GapFill, Publisher, BarWriter):
         #: Sent by name with each throttled price update (once a second per symbol at most):
         #: ``{venue, symbol, price, ts_ms, high, low}``, high/low of the trades since the last one.
         self.exit_guard_task = exit_guard_task
+        #: Offered each throttled price update and closed bar (``markets.stream_hooks``).
+        self.watchers = list(watchers or ())
         self.extremes: dict[str, tuple[float, float]] = {}
         if store is None or last_stored is None:
             from markets.candles import last_open_time_ms, upsert_candles

@@ -282,6 +282,9 @@ def test_the_openapi_description_and_the_docs_page_work_offline(client, world):
         "/api/orders/{pk}/cancel",
         "/api/signals", "/api/configs", "/api/configs/{pk}/activate",
         "/api/configs/{pk}/deactivate", "/api/kill-switch", "/api/candles",
+        "/api/alerts/rules", "/api/alerts/rules/{pk}", "/api/alerts/channels",
+        "/api/alerts/channels/{pk}", "/api/alerts/channels/{pk}/test",
+        "/api/alerts/notifications",
     }
     page = client.get("/api/docs").content.decode()
     scripts = page.split("<script")[1:]
