@@ -48,6 +48,7 @@ class Sent:
     message_id: int
     reply_markup: dict | None = None
     params: dict = field(default_factory=dict)
+    at_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when it arrived
 
     @property
     def buttons(self) -> list[tuple[str, str]]:

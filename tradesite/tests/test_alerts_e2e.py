@@ -9,8 +9,8 @@ crossing trade's time on the simulator's tape to the receiver's arrival time (wa
 the simulator runs on the wall clock here).
 
 Receivers share one small interface (``channel(owner)`` makes its channel, ``arrivals()`` gives
-``[(notification id, arrival ms)]``): a fake Telegram server is one more class and one more
-entry in ``receivers``."""
+``[(notification id, arrival ms)]``): the open page's toasts, a local webhook receiver and the
+user's linked chat on a local fake Telegram Bot API server."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ import pytest
 
 from alerts import tasks
 from alerts.models import AlertRule, Channel, Notification
+from alerts.telegram.models import TelegramLink
 from alerts.tests.conftest import Receiver
+from alerts.tests.fake_telegram import fake_telegram, telegram_settings  # noqa: F401 (fixtures)
 from markets.tests.database import database_url
 from markets.tests.stream.conftest import make_sim_venue, sim_config
 from simulator.server import SimulatorThread
@@ -89,6 +91,32 @@ class ToastReceiver:
         pass
 
 
+class TelegramReceiver:
+    """The Telegram channel: the user's linked chat on a local fake Bot API server (the worker
+    process is pointed at it through its environment)."""
+
+    CHAT = 4242
+
+    def __init__(self, fake) -> None:
+        self.fake = fake
+        self.channel_row: Channel | None = None
+
+    def channel(self, owner) -> Channel:
+        TelegramLink.objects.create(user=owner, chat_id=self.CHAT)
+        self.channel_row = Channel.objects.create(owner=owner, name="tg", kind="telegram")
+        return self.channel_row
+
+    def arrivals(self) -> list[tuple[int, int]]:
+        # A Telegram message carries no key: it is matched to its row by the row's title.
+        rows = list(Notification.objects.filter(channel=self.channel_row)
+                    .values_list("pk", "title"))
+        return [(pk, m.at_ms) for m in self.fake.messages_to(self.CHAT)
+                for pk, title in rows if title and title in m.text]
+
+    def close(self) -> None:
+        pass
+
+
 def start_stream(log: Path) -> subprocess.Popen:
     env = os.environ | {"DATABASE_URL": database_url(), "ALERTS_ALLOW_PRIVATE_WEBHOOKS": "true"}
     return subprocess.Popen([sys.executable, "manage.py", "stream", "--venue", "sim"], cwd=ROOT,
@@ -97,9 +125,12 @@ def start_stream(log: Path) -> subprocess.Popen:
 
 
 def test_a_price_alert_reaches_every_receiver_once_within_two_seconds_of_the_crossing(
-        web, page, screenshot, trader, tmp_path, clean_redis):  # noqa: F811
+        web, page, screenshot, trader, tmp_path, clean_redis, fake_telegram, telegram_settings,  # noqa: F811
+        monkeypatch):
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake_telegram.token)  # the worker's environment
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", fake_telegram.base_url)
     sim = SimulatorThread(sim_config(now_ms=None, trade_rate=5.0, history_days=0.05))
-    receivers = [WebhookReceiver(), ToastReceiver(page)]
+    receivers = [WebhookReceiver(), ToastReceiver(page), TelegramReceiver(fake_telegram)]
     procs: list[subprocess.Popen] = []
     try:
         _, (symbol,) = make_sim_venue(sim)
