@@ -16,6 +16,7 @@ from markets.models import Account
 from orders import killswitch, risk, services, venue_balances
 from orders.equity import position_prices, value_account
 from orders.models import EquitySnapshot, Order, Position
+from orders.performance_views import dashboard_context
 from orders.positions import net_positions
 from strategies.models import Signal, StrategyConfig
 
@@ -117,6 +118,7 @@ def dashboard(request):
         ),
         "now": timezone.localtime(),
         "time_zone": settings.TIME_ZONE,
+        **dashboard_context(user, accounts, request.GET),
     }
     return render(request, "orders/dashboard.html", context)
 
