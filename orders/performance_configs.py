@@ -172,10 +172,12 @@ def request_backtest(user, config_id: int, now: dt.datetime) -> BacktestRun:
 
 
 def _queue(run_id: int) -> None:
-    from orders import tasks
+    # By name (``orders.tasks`` imports this module to run it).
+    from celery import current_app
 
     try:
-        tasks.backtest_config_period.apply_async(args=[run_id], queue="optimizer")
+        current_app.send_task("orders.tasks.backtest_config_period", args=[run_id],
+                              queue="optimizer")
     except Exception as exc:  # the broker is down: the run fails visibly, never waits forever
         BacktestRun.objects.filter(pk=run_id).update(
             status=BacktestRun.Status.FAILED,
