@@ -98,7 +98,10 @@ def _measure(user) -> tuple[list[float], int, int]:
 def run() -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as folder:
         _setup_django(folder)
+        started = time.perf_counter()
         user = _world()
+        print(f"dashboard bench: data written in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr, flush=True)
         from orders.models import Position
 
         trades = Position.objects.filter(closed_at__isnull=False).count()

@@ -17,22 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import (
-    DateTimeField,
-    ExpressionWrapper,
-    F,
-    Max,
-    Min,
-    Q,
-    Subquery,
-)
+from django.db.models import Max, Q, Subquery
 from django.db.models.functions import TruncDay, TruncHour
 
+from markets.models import Account
 from orders import risk
 from orders.models import EquitySnapshot, Fill, Position, Side
 
@@ -124,36 +116,61 @@ def period_returns(points, tz_name: str, monthly: bool = False) -> list[PeriodRe
     return out[::-1]
 
 
-def return_points(account_id: int, since: dt.datetime | None, tz_name: str) -> list[tuple]:
-    """The snapshots the returns need, in one query: the first of each local hour (the
-    time zone's minutes past the hour shifted away, so each hour bucket lies inside one
-    trading day) and the newest. A day's first snapshot is the first of one of its hours."""
-    shift_min = round(risk.utc_offset_hours(tz_name, int(time.time() * 1000)) * 60) % 60
+def _day_start(date: dt.date, tz_name: str) -> int:
+    """Start (ms UTC) of the trading day of local ``date``, by ``risk.day_bounds_ms``."""
+    noon = dt.datetime(date.year, date.month, date.day, 12, tzinfo=ZoneInfo(tz_name))
+    return risk.day_bounds_ms(_ms(noon), tz_name)[0]
+
+
+def _month_before(date: dt.date) -> dt.date:
+    return (date.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
+def first_snapshots(account_id: int, starts_ms: list[int]) -> list[tuple[int, Decimal]]:
+    """The first snapshot at or after each of ``starts_ms`` and the newest snapshot, as
+    ``[(time ms, equity), ...]`` oldest first, without repeats: one query, one row of scalar
+    subqueries, each an index seek on (account, ts)."""
     rows = EquitySnapshot.objects.filter(account_id=account_id)
-    if since is not None:
-        rows = rows.filter(ts__gte=since)
-    shifted = ExpressionWrapper(
-        F("ts") + dt.timedelta(minutes=shift_min), output_field=DateTimeField()
-    )
-    firsts = rows.annotate(b=TruncHour(shifted, tzinfo=dt.UTC)).values("b").annotate(
-        first=Min("ts")
-    ).values("first")
-    newest = rows.order_by("-ts").values("ts")[:1]
-    picked = EquitySnapshot.objects.filter(account_id=account_id).filter(
-        Q(ts__in=Subquery(firsts)) | Q(ts__in=Subquery(newest))
-    )
-    return [(_ms(ts), equity) for ts, equity in picked.order_by("ts").values_list("ts", "equity")]
+    picks = {"n": rows.order_by("-ts")}
+    for i, start in enumerate(starts_ms):
+        moment = dt.datetime.fromtimestamp(start / 1000, tz=dt.UTC)
+        picks[f"s{i}"] = rows.filter(ts__gte=moment).order_by("ts")
+    columns = {}
+    for key, qs in picks.items():
+        columns[f"{key}_ts"] = Subquery(qs.values("ts")[:1])
+        columns[f"{key}_eq"] = Subquery(qs.values("equity")[:1])
+    found = Account.objects.filter(pk=account_id).values(**columns).first() or {}
+    out = {}
+    for key in picks:
+        ts, equity = found.get(f"{key}_ts"), found.get(f"{key}_eq")
+        if ts is not None and equity is not None:
+            out[_ms(ts)] = equity
+    return sorted(out.items())
 
 
 def account_returns(account_id: int, now: dt.datetime, tz_name: str | None = None) -> dict:
-    """``{"daily": [...DAILY_ROWS], "monthly": [...MONTHLY_ROWS]}``, newest first."""
+    """``{"daily": [...DAILY_ROWS], "monthly": [...MONTHLY_ROWS]}``, newest first. Two
+    queries: the first snapshot of each of the last ``DAILY_ROWS`` trading days, and of each
+    of the last ``MONTHLY_ROWS`` months."""
     tz_name = tz_name or settings.TIME_ZONE
-    since = now - dt.timedelta(days=31 * (MONTHLY_ROWS + 1))
-    points = return_points(account_id, since, tz_name)
+    today = trading_date(_ms(now), tz_name)
+    days = [today - dt.timedelta(days=i) for i in range(DAILY_ROWS)]
+    months = [today.replace(day=1)]
+    while len(months) < MONTHLY_ROWS:
+        months.append(_month_before(months[-1]))
+    daily = first_snapshots(account_id, [_day_start(d, tz_name) for d in days])
+    monthly = first_snapshots(account_id, [_day_start(m, tz_name) for m in months])
     return {
-        "daily": period_returns(points, tz_name)[:DAILY_ROWS],
-        "monthly": period_returns(points, tz_name, monthly=True)[:MONTHLY_ROWS],
+        "daily": period_returns(_since(daily, days[-1], tz_name), tz_name)[:DAILY_ROWS],
+        "monthly": period_returns(_since(monthly, months[-1], tz_name), tz_name,
+                                  monthly=True)[:MONTHLY_ROWS],
     }
+
+
+def _since(points, first: dt.date, tz_name: str):
+    """``points`` from the trading day ``first`` on (none when every snapshot is older)."""
+    start = _day_start(first, tz_name)
+    return [p for p in points if p[0] >= start]
 
 
 def returns_json(rows: list[PeriodReturn]) -> list[dict]:
@@ -245,17 +262,19 @@ def with_fills(positions) -> list[Trade]:
     trades = [Trade(p) for p in positions]
     if not trades:
         return trades
-    match = Q()
-    for t in trades:
-        p = t.position
-        match |= Q(
-            order__account_id=p.account_id, order__config_id=p.config_id,
-            order__symbol_id=p.symbol_id, ts__gte=p.opened_at, ts__lte=p.closed_at,
-        )
     by_key: dict[tuple, list[Trade]] = {}
     for t in trades:
         p = t.position
         by_key.setdefault((p.account_id, p.config_id, p.symbol_id), []).append(t)
+    # One condition per (account, config, symbol) over its positions' span: a handful of ORs
+    # whatever the page size (SQLite bounds an expression's depth).
+    match = Q()
+    for (account_id, config_id, symbol_id), group in by_key.items():
+        match |= Q(
+            order__account_id=account_id, order__config_id=config_id, order__symbol_id=symbol_id,
+            ts__gte=min(t.position.opened_at for t in group),
+            ts__lte=max(t.position.closed_at for t in group),
+        )
     fills = Fill.objects.filter(match).values_list(
         "order__account_id", "order__config_id", "order__symbol_id", "order__side", "ts",
         "price", "quantity", "fee",
