@@ -21,10 +21,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Max, Q, Subquery
+from django.db.models import Max, Subquery
 from django.db.models.functions import TruncDay, TruncHour
 
-from markets.models import Account
 from orders import risk
 from orders.models import EquitySnapshot, Fill, Position, Side
 
@@ -128,41 +127,47 @@ def _month_before(date: dt.date) -> dt.date:
 
 def first_snapshots(account_id: int, starts_ms: list[int]) -> list[tuple[int, Decimal]]:
     """The first snapshot at or after each of ``starts_ms`` and the newest snapshot, as
-    ``[(time ms, equity), ...]`` oldest first, without repeats: one query, one row of scalar
-    subqueries, each an index seek on (account, ts)."""
-    rows = EquitySnapshot.objects.filter(account_id=account_id)
-    picks = {"n": rows.order_by("-ts")}
+    ``[(time ms, equity), ...]`` oldest first, without repeats: one query of index seeks on
+    (account, ts), a ``UNION ALL`` of ``LIMIT 1`` look-ups. Written out by hand: the ORM
+    refuses ``LIMIT`` inside a compound on SQLite and takes ~50 ms to compile the equivalent
+    scalar subqueries."""
+    from django.db import connection
+
+    quote = connection.ops.quote_name
+    meta = EquitySnapshot._meta
+    table, ts, account = (quote(meta.db_table), quote(meta.get_field("ts").column),
+                          quote(meta.get_field("account").column))
+    columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
+    parts = [f"SELECT * FROM (SELECT {columns} FROM {table} WHERE {account} = %s "
+             f"ORDER BY {ts} DESC LIMIT 1) newest"]
+    params: list = [account_id]
     for i, start in enumerate(starts_ms):
+        parts.append(f"SELECT * FROM (SELECT {columns} FROM {table} WHERE {account} = %s AND "
+                     f"{ts} >= %s ORDER BY {ts} LIMIT 1) s{i}")
         moment = dt.datetime.fromtimestamp(start / 1000, tz=dt.UTC)
-        picks[f"s{i}"] = rows.filter(ts__gte=moment).order_by("ts")
-    columns = {}
-    for key, qs in picks.items():
-        columns[f"{key}_ts"] = Subquery(qs.values("ts")[:1])
-        columns[f"{key}_eq"] = Subquery(qs.values("equity")[:1])
-    found = Account.objects.filter(pk=account_id).values(**columns).first() or {}
-    out = {}
-    for key in picks:
-        ts, equity = found.get(f"{key}_ts"), found.get(f"{key}_eq")
-        if ts is not None and equity is not None:
-            out[_ms(ts)] = equity
-    return sorted(out.items())
+        params += [account_id, connection.ops.adapt_datetimefield_value(moment)]
+    found = EquitySnapshot.objects.raw(" UNION ALL ".join(parts), params)
+    return sorted({_ms(row.ts): row.equity for row in found}.items())
 
 
 def account_returns(account_id: int, now: dt.datetime, tz_name: str | None = None) -> dict:
-    """``{"daily": [...DAILY_ROWS], "monthly": [...MONTHLY_ROWS]}``, newest first. Two
-    queries: the first snapshot of each of the last ``DAILY_ROWS`` trading days, and of each
-    of the last ``MONTHLY_ROWS`` months."""
+    """``{"daily": [...DAILY_ROWS], "monthly": [...MONTHLY_ROWS]}``, newest first. One
+    query: the first snapshot of each of the last ``DAILY_ROWS`` trading days and of each of
+    the last ``MONTHLY_ROWS`` months, and the newest."""
     tz_name = tz_name or settings.TIME_ZONE
     today = trading_date(_ms(now), tz_name)
     days = [today - dt.timedelta(days=i) for i in range(DAILY_ROWS)]
     months = [today.replace(day=1)]
     while len(months) < MONTHLY_ROWS:
         months.append(_month_before(months[-1]))
-    daily = first_snapshots(account_id, [_day_start(d, tz_name) for d in days])
-    monthly = first_snapshots(account_id, [_day_start(m, tz_name) for m in months])
+    day_starts = [_day_start(d, tz_name) for d in days]
+    month_starts = [_day_start(m, tz_name) for m in months]
+    points = first_snapshots(account_id, sorted(set(day_starts + month_starts)))
+    # Within the daily window every point is a day's first (a month's first is its first
+    # day's); a day's first inside a month does not move that month's first or its end.
     return {
-        "daily": period_returns(_since(daily, days[-1], tz_name), tz_name)[:DAILY_ROWS],
-        "monthly": period_returns(_since(monthly, months[-1], tz_name), tz_name,
+        "daily": period_returns(_since(points, days[-1], tz_name), tz_name)[:DAILY_ROWS],
+        "monthly": period_returns(_since(points, months[-1], tz_name), tz_name,
                                   monthly=True)[:MONTHLY_ROWS],
     }
 
@@ -266,16 +271,13 @@ def with_fills(positions) -> list[Trade]:
     for t in trades:
         p = t.position
         by_key.setdefault((p.account_id, p.config_id, p.symbol_id), []).append(t)
-    # One condition per (account, config, symbol) over its positions' span: a handful of ORs
-    # whatever the page size (SQLite bounds an expression's depth).
-    match = Q()
-    for (account_id, config_id, symbol_id), group in by_key.items():
-        match |= Q(
-            order__account_id=account_id, order__config_id=config_id, order__symbol_id=symbol_id,
-            ts__gte=min(t.position.opened_at for t in group),
-            ts__lte=max(t.position.closed_at for t in group),
-        )
-    fills = Fill.objects.filter(match).values_list(
+    # The page's time window alone, on the fills' ts index; fills of other accounts, configs
+    # or symbols in it are skipped below. (Conditions on the orders' columns make SQLite
+    # walk an order index instead and read every order of the symbol.)
+    fills = Fill.objects.filter(
+        ts__gte=min(t.position.opened_at for t in trades),
+        ts__lte=max(t.position.closed_at for t in trades),
+    ).values_list(
         "order__account_id", "order__config_id", "order__symbol_id", "order__side", "ts",
         "price", "quantity", "fee",
     )
