@@ -231,3 +231,14 @@ def test_the_dashboards_queries_do_not_grow_with_trades_or_configs(client, paper
         _trades(paper, make_config(paper, name=f"c{i}"), symbol, 60,
                 start=at(2026, 2, i))
     assert count() == few
+
+
+@pytest.mark.django_db
+def test_the_databases_drawdown_matches_the_definition(paper, make_config, symbol):
+    config = make_config(paper, name="loser")
+    exits = [D("99"), D("100.5"), D("98"), D("101.25"), D("97.5")]
+    specs = [("long", D("1"), D("100"), e, D("0")) for e in exits]
+    closed_trades(paper, config, symbol, specs, START)
+    row = performance_configs.config_performance(paper.owner)[0]
+    pnls = [e - D("100") for e in exits]  # -1, +0.5, -2, +1.25, -2.5: cumulative low -3.75
+    assert row.max_drawdown == performance.max_drawdown(pnls) == D("3.75")
