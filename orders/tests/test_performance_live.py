@@ -4,11 +4,9 @@ dashboard's socket (``/ws/markets/``) passes it and closed positions on, not sym
 import json
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 
 from markets import wire
 from orders import services
@@ -30,10 +28,16 @@ def test_a_snapshot_pushes_equity_updated_to_its_owner(paper, listen, make_trade
     assert len(bobs) == 1 and bobs[0]["account"] != paper.pk and bobs[0]["equity"] == "5"
 
 
-async def test_the_dashboard_socket_passes_account_wide_events(paper, clean_redis):
+@pytest.fixture
+def owner(paper):
+    """Loaded here, before the event loop: a query from the test's own loop would leave a
+    connection open in the executor's thread."""
+    return paper.owner
+
+
+async def test_the_dashboard_socket_passes_account_wide_events(paper, owner, clean_redis):
     comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/markets/")
-    comm.scope["user"] = await database_sync_to_async(get_user_model().objects.get)(
-        pk=paper.owner_id)
+    comm.scope["user"] = owner
     connected, _ = await comm.connect(timeout=5)
     assert connected
     assert json.loads(await comm.receive_from(timeout=5))["type"] == "hello"
