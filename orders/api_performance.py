@@ -26,12 +26,12 @@ class EquityQuery(BaseModel):
 
 
 class TradesQuery(BaseModel):
-    account: int | None = Field(None, ge=1, description="one of your accounts; all if absent")
+    account: Id | None = Field(None, description="one of your accounts; all if absent")
     page: int = Field(1, ge=1, le=1_000_000)
 
 
 class ConfigsQuery(BaseModel):
-    account: int | None = Field(None, ge=1)
+    account: Id | None = Field(None, description="one of your accounts; all if absent")
 
 
 def _account(user, pk: int) -> Account:

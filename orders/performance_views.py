@@ -8,12 +8,13 @@ import csv
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from orders import performance, performance_configs
+from orders.api_schemas import MAX_ID
 
 CSV_COLUMNS = ["closed_at", "opened_at", "account_label", "symbol", "side", "size",
                "entry_price", "exit_price", "pnl", "fees", "duration_s", "config_name",
@@ -76,6 +77,10 @@ def trades_csv(request):
     the user's accounts, newest first."""
     account = request.GET.get("account")
     account_id = _int(account, -1) if account else None
+    if account_id is not None and not 1 <= account_id <= MAX_ID:
+        return HttpResponseBadRequest(
+            f"account must be one of your account ids (a whole number from 1 to {MAX_ID})",
+            content_type="text/plain; charset=utf-8")
     response = StreamingHttpResponse(_csv_rows(request.user, account_id),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="trades.csv"'

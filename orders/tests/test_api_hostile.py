@@ -276,6 +276,9 @@ def test_the_openapi_description_and_the_docs_page_work_offline(client, world):
         "/api/balances", "/api/positions", "/api/orders", "/api/orders/{pk}/cancel",
         "/api/signals", "/api/configs", "/api/configs/{pk}/activate",
         "/api/configs/{pk}/deactivate", "/api/kill-switch", "/api/candles",
+        "/api/performance/accounts/{pk}/equity", "/api/performance/accounts/{pk}/returns",
+        "/api/performance/trades", "/api/performance/configs",
+        "/api/performance/configs/{pk}/backtest",
     }
     page = client.get("/api/docs").content.decode()
     scripts = page.split("<script")[1:]

@@ -83,6 +83,14 @@ def test_trades_and_configs_hold_only_the_callers_own(client, world):
     assert body["configs"][0]["backtest"]["state"] == "not run yet"
 
 
+def test_hostile_ids_are_a_400_naming_the_field(client, world):
+    for path in (f"/api/performance/trades?account={10**30}", "/api/performance/trades?page=0",
+                 "/api/performance/configs?account=-1",
+                 f"/api/performance/accounts/{10**30}/equity"):
+        status, body = get(client, path, world["alice"])
+        assert status == 400 and body["detail"][0]["field"] in ("account", "page", "pk"), path
+
+
 def test_the_api_needs_a_token_or_a_session(client, world):
     status, _ = get(client, "/api/performance/trades", "not-a-token")
     assert status == 401

@@ -191,6 +191,9 @@ def test_csv_and_pages_show_only_the_users_own_trades(client, paper, make_config
     client.force_login(bob)
     body = b"".join(client.get(f"/dashboard/trades.csv?account={paper.pk}").streaming_content)
     assert body.decode().strip().count("\n") == 0  # the header only
+    for hostile in ("x", "0", "-3", str(10**30)):
+        response = client.get(f"/dashboard/trades.csv?account={hostile}")
+        assert response.status_code == 400 and b"account must be" in response.content
     html = client.get("/").content.decode()
     assert "No closed positions yet." in html and "alice-paper" not in html
 
