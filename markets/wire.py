@@ -13,8 +13,10 @@ Market data (any logged-in user):
 Private (one user):
     group ``user.<user id>``, messages ``signal.created``, ``order.updated``, ``fill.created``,
     ``position.updated``, ``account.updated``: ``{type, id, symbol: "<venue>:<code>", ...public
-    fields}``. Never dropped. ``alert.created`` (``alerts.delivery``): ``{type, id, title,
-    body, kind, created_at, level}``, not tied to a symbol.
+    fields}``. Never dropped. ``equity.updated`` (an equity snapshot was taken, per account):
+    ``{type, account, ts: ms UTC, equity: decimal text}``, not tied to a symbol.
+    ``alert.created`` (``alerts.delivery``): ``{type, id, title, body, kind, created_at,
+    level}``, not tied to a symbol.
 One login session:
     group ``session.<hash of the session key>`` (the key itself never goes to Redis), message
     ``session.ended`` ``{type}`` when that session logs out: its sockets close (code 4401).
@@ -35,8 +37,10 @@ FILL_CREATED = "fill.created"
 POSITION_UPDATED = "position.updated"
 ACCOUNT_UPDATED = "account.updated"
 ALERT_CREATED = "alert.created"
+EQUITY_UPDATED = "equity.updated"
 PRIVATE_TYPES = (
-    SIGNAL_CREATED, ORDER_UPDATED, FILL_CREATED, POSITION_UPDATED, ACCOUNT_UPDATED, ALERT_CREATED
+    SIGNAL_CREATED, ORDER_UPDATED, FILL_CREATED, POSITION_UPDATED, ACCOUNT_UPDATED, ALERT_CREATED,
+    EQUITY_UPDATED,
 )
 SESSION_ENDED = "session.ended"
 

@@ -146,6 +146,8 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["account", "status"]),
             models.Index(fields=["symbol", "-created_at"]),
+            # The dashboard's recent orders: newest first, stop after a page.
+            models.Index(fields=["-created_at", "-id"], name="order_newest"),
         ]
 
     def __str__(self) -> str:
@@ -183,6 +185,8 @@ class Fill(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="fill_quantity_positive"),
             models.CheckConstraint(condition=Q(fee__gte=0), name="fill_fee_non_negative"),
         ]
+        # A trade-history page's fills: a time window (orders.performance.with_fills).
+        indexes = [models.Index(fields=["ts"], name="fill_ts")]
 
     def __str__(self) -> str:
         return f"{self.quantity} @ {self.price}"

@@ -165,3 +165,13 @@ def run_trading() -> int:
     if guard.closed:
         log.info("run_trading: exit guard fallback closed %s position(s)", guard.closed)
     return created
+
+
+@shared_task(name="orders.tasks.backtest_config_period", acks_late=True,
+             reject_on_worker_lost=False)
+def backtest_config_period(run_id: int) -> str:
+    """The optimizer queue: a config's backtest over its live period (the dashboard's button;
+    ``orders.performance_configs``)."""
+    from orders import performance_configs
+
+    return performance_configs.run_config_backtest(run_id)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -16,6 +17,7 @@ from markets.models import Account
 from orders import killswitch, risk, services, venue_balances
 from orders.equity import position_prices, value_account
 from orders.models import EquitySnapshot, Order, Position
+from orders.performance_views import dashboard_context
 from orders.positions import net_positions
 from orders.ticket import ticket_context
 from strategies.models import Signal, StrategyConfig
@@ -110,15 +112,18 @@ def dashboard(request):
             {"signal": s, "execution": (s.reason or {}).get("execution") or {}}
             for s in signals[:RECENT]
         ],
-        "orders": Order.objects.own(user).select_related("symbol__exchange", "account")[
-            :RECENT
-        ],
+        # Owned through EXISTS: the newest-first index then serves the 20 (a join on the
+        # owner makes SQLite sort every order of the user's accounts).
+        "orders": Order.objects.filter(
+            Exists(Account.objects.filter(pk=OuterRef("account_id"), owner=user))
+        ).select_related("symbol__exchange", "account")[:RECENT],
         "configs": StrategyConfig.objects.own(user).select_related(
             "symbol__exchange", "account"
         ),
         "now": timezone.localtime(),
         "time_zone": settings.TIME_ZONE,
         "ticket": ticket_context(user),
+        **dashboard_context(user, accounts, request.GET),
     }
     return render(request, "orders/dashboard.html", context)
 

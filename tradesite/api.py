@@ -31,6 +31,7 @@ from markets import api as market_api
 from markets.timeframes import TIMEFRAMES
 from orders.api import router as orders_router
 from orders.api_auth import TokenOrSession
+from orders.api_performance import router as performance_router
 from tradesite import views
 
 MAX_BODY = 64 * 1024
@@ -271,5 +272,6 @@ def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 
 api.add_router("/", orders_router)
+api.add_router("/", performance_router)
 api.add_router("/", candles_router)
 api.add_router("/", alerts_router)

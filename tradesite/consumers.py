@@ -254,12 +254,43 @@ class ChartConsumer(_HubConsumer):
 
     alert_created = account_updated  # an alert toast shows on every chart of the user
 
+    async def equity_updated(self, event: dict) -> None:
+        """Equity snapshots are the dashboard's (``/ws/markets/``); a chart has no use for them."""
+
 
 class MarketsConsumer(_HubConsumer):
-    """``/ws/markets/``: the latest ticker per symbol (group ``markets``)."""
+    """``/ws/markets/``: the latest ticker per symbol (group ``markets``), and the user's
+    account-wide events from ``user.<id>`` that the dashboard redraws on: equity snapshots,
+    positions that closed, account state and alerts. Per-symbol order, fill and signal events
+    stay on the charts."""
 
     async def connect(self) -> None:
         if not self.authenticated():
             await self.refuse(CLOSE_UNAUTHENTICATED, "log in to see live prices")
             return
-        await self.start(wire.MARKETS_GROUP)
+        await self.start(wire.MARKETS_GROUP,
+                         own_groups=(wire.user_group(self.scope["user"].pk),))
+
+    def _put(self, event: dict) -> None:
+        if self.outbox is None:
+            return
+        try:
+            text = dumps(event)
+        except (TypeError, ValueError):  # NaN or a non-JSON value: the publisher's bug
+            log.warning("markets: skipped an event that is not JSON: %r", event)
+            return
+        self.outbox.put(frame(text))
+
+    async def account_wide(self, event: dict) -> None:
+        self._put(event)
+
+    equity_updated = account_updated = alert_created = account_wide
+
+    async def position_updated(self, event: dict) -> None:
+        if not event.get("open", True):  # a closed position: a new row of the trade history
+            self._put(event)
+
+    async def symbol_event(self, event: dict) -> None:
+        """Signals, orders and fills: the charts' business."""
+
+    signal_created = order_updated = fill_created = symbol_event

@@ -4,6 +4,7 @@ from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from orders import performance_views
 from orders import views as dashboard
 from tradesite import api as api_views
 from tradesite import health, views
@@ -34,4 +35,10 @@ urlpatterns = [
         name="dashboard-toggle-config",
     ),
     path("dashboard/kill-switch", dashboard.kill_switch, name="dashboard-kill-switch"),
+    path("dashboard/trades.csv", performance_views.trades_csv, name="dashboard-trades-csv"),
+    path(
+        "dashboard/configs/<int:pk>/backtest",
+        performance_views.run_config_backtest,
+        name="dashboard-config-backtest",
+    ),
 ]

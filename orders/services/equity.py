@@ -9,9 +9,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from markets import wire
 from markets.models import Account
 from orders import risk
 from orders.models import EquitySnapshot
+from orders.push import batched, push_later
 from orders.services.common import ms_to_dt
 from orders.services.ledger import free_balance
 
@@ -42,9 +44,11 @@ def day_start_equity(account: Account, at_ms: int, equity: Decimal) -> Decimal:
 
 
 
+@batched
 def snapshot_equity(now=None) -> int:
-    """Store one EquitySnapshot per account at ``now`` (UTC, truncated to the second).
-    Idempotent for a given ``now``. Returns the number of snapshots written."""
+    """Store one EquitySnapshot per account at ``now`` (UTC, truncated to the second) and tell
+    its owner (``equity.updated``: the dashboard's curve and returns). Idempotent for a given
+    ``now``. Returns the number of snapshots written."""
     from orders.equity import value_account
 
     now = (now or timezone.now()).replace(microsecond=0)
@@ -55,8 +59,13 @@ def snapshot_equity(now=None) -> int:
             log.warning(
                 "equity of %s leaves out unpriced %s", account, ", ".join(valuation.unpriced_assets)
             )
-        _, created = EquitySnapshot.objects.get_or_create(
+        snapshot, created = EquitySnapshot.objects.get_or_create(
             account=account, ts=now, defaults={"equity": valuation.equity, "cash": valuation.cash}
         )
         written += int(created)
+        if created:
+            push_later(account.owner_id, wire.EQUITY_UPDATED, {
+                "account": account.pk, "ts": int(now.timestamp() * 1000),
+                "equity": format(snapshot.equity.normalize(), "f"),
+            })
     return written

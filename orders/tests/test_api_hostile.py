@@ -285,6 +285,9 @@ def test_the_openapi_description_and_the_docs_page_work_offline(client, world):
         "/api/alerts/rules", "/api/alerts/rules/{pk}", "/api/alerts/channels",
         "/api/alerts/channels/{pk}", "/api/alerts/channels/{pk}/test",
         "/api/alerts/notifications",
+        "/api/performance/accounts/{pk}/equity", "/api/performance/accounts/{pk}/returns",
+        "/api/performance/trades", "/api/performance/configs",
+        "/api/performance/configs/{pk}/backtest",
     }
     page = client.get("/api/docs").content.decode()
     scripts = page.split("<script")[1:]
