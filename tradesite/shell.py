@@ -18,6 +18,8 @@ NAV = (
     ("Backtests", "strategies:backtest_list", {"backtest_list", "backtest_detail"}),
     ("Optimizer runs", "strategies:run_list", {"run_list", "run_detail"}),
     ("Screener", "strategies:screener", {"screener"}),
+    ("Alerts", "alerts", {"alerts", "alerts-rule-new", "alerts-rule-edit", "alerts-channel-new",
+                          "alerts-channel-edit", "alerts-telegram-link"}),
     ("Admin", "admin:index", set()),
 )
 

@@ -1,4 +1,6 @@
 // Markets overview: last price, 24h change and an hourly sparkline per symbol, live tickers.
+import { showToast } from "./toast.js";
+
 const data = JSON.parse(document.getElementById("markets-data").textContent);
 const rows = new Map();
 let badge = "connecting";
@@ -66,6 +68,8 @@ function connect() {
     if (msg.type === "ticker") {
       const row = rows.get(`${msg.venue}:${msg.symbol}`);
       if (row) { row.last = msg.price; render(row); }
+    } else if (msg.type === "alert.created") {
+      showToast(msg);
     } else if (msg.type === "error") {
       setBadge("closed");
     }

@@ -4,6 +4,8 @@
 // user's events on /ws/markets/ (equity.updated: a snapshot; position.updated with open false:
 // a closed trade). On either, the returns, trade history and per-config sections are redrawn
 // from the server's own rendering of the page (one fetch, at most once a second).
+import { showToast } from "./toast.js";
+
 const charts = new Map(); // account id -> {chart, series, range, points}
 const state = { refreshes: 0, events: 0, socket: "closing" };
 window.tradesitePerformance = {
@@ -99,7 +101,9 @@ function scheduleRefresh() {
 }
 
 function onEvent(msg) {
-  if (msg.type === "equity.updated") {
+  if (msg.type === "alert.created") {
+    showToast(msg);
+  } else if (msg.type === "equity.updated") {
     state.events += 1;
     const entry = charts.get(String(msg.account));
     if (entry && entry.range) {
@@ -119,13 +123,18 @@ function onEvent(msg) {
 
 function connect(delay = 1000) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
+  window.tradesite?.setConnection("connecting");
   const ws = new WebSocket(`${scheme}://${location.host}/ws/markets/`);
-  ws.addEventListener("open", () => { state.socket = "open"; });
+  ws.addEventListener("open", () => {
+    state.socket = "open";
+    window.tradesite?.setConnection("live");
+  });
   ws.addEventListener("message", (e) => {
     try { onEvent(JSON.parse(e.data)); } catch (err) { /* not ours */ }
   });
   ws.addEventListener("close", (e) => {
     state.socket = "closed";
+    window.tradesite?.setConnection("down");
     if (e.code === 4401) return; // logged out
     setTimeout(() => connect(Math.min(delay * 2, 30000)), delay + Math.random() * 500);
   });

@@ -110,4 +110,5 @@ def populate(user, *, now_ms: int) -> dict:
                                   requested_by=user)
     run = optimization.execute_run(run.pk, workers=1)
     screening.screen_exchange(exchange, now=now)
-    return {"backtest": backtest.pk, "run": run.pk, "symbol": btc.code, "venue": exchange.slug}
+    return {"backtest": backtest.pk, "run": run.pk, "symbol": btc.code, "venue": exchange.slug,
+            "user": user.pk}

@@ -18,6 +18,7 @@ PAGES = [
     ("Backtests", "Backtests"),
     ("Optimizer runs", "Optimizer runs"),
     ("Screener", "Screener"),
+    ("Alerts", "Alerts"),
 ]
 
 
@@ -32,7 +33,9 @@ def test_each_page_marks_its_own_navigation_entry(admin_client):
     for path, label in [("/", "Dashboard"), ("/markets/", "Markets"),
                         ("/strategies/backtests/", "Backtests"),
                         ("/strategies/optimizer/runs/", "Optimizer runs"),
-                        ("/strategies/screener/", "Screener")]:
+                        ("/strategies/screener/", "Screener"), ("/alerts/", "Alerts"),
+                        ("/alerts/rules/new", "Alerts"),
+                        ("/alerts/telegram/link", "Alerts")]:
         html = admin_client.get(path).content.decode()
         marked = re.findall(r'<a href="[^"]*" class="current" aria-current="page">([^<]*)</a>',
                             html)
@@ -49,8 +52,9 @@ def test_dashboard_shows_the_accounts_positions_signals_and_orders(shell_page):
     assert "KRW-BTC" in page.inner_text("#positions")
     assert "enter_long" in page.inner_text("#signals")
     assert "filled" in page.inner_text("#orders")
-    # No socket on this page: the connection indicator says nothing rather than something false.
-    assert page.locator("#connection").is_hidden()
+    # Its socket (the user's events on /ws/markets/) drives the connection indicator.
+    page.wait_for_function("() => window.tradesite.connection() === 'live'")
+    assert page.inner_text("#connection") == "live"
 
 
 def test_markets_lists_the_venue_and_goes_live(shell_page):
@@ -151,3 +155,33 @@ def test_the_guard_sees_a_missing_page_and_a_console_error(shell_page, browser_p
     found = browser_problems.take()
     assert any(re.match(r"HTTP 404: GET .*/no-such-page/", f) for f in found), found
     assert any("provoked on purpose" in f for f in found), found
+
+
+def toast_reaches(page, user_id: int, alert_id: int) -> str:
+    """Push one in-app alert to the user's group (as the outbox worker does) and wait for its
+    toast on the open page."""
+    import threading
+
+    from alerts import delivery
+
+    payload = {"id": alert_id, "title": f"Price alert {alert_id}", "body": "KRW-BTC crossed",
+               "kind": "price_cross", "created_at": None, "level": "info"}
+    thread = threading.Thread(target=delivery.tell_in_app, args=(user_id, payload))
+    thread.start()
+    thread.join(10)
+    toast = page.locator(f"#toasts [data-alert-id='{alert_id}']")
+    toast.wait_for(timeout=10_000)
+    return toast.inner_text()
+
+
+@pytest.mark.parametrize("path, ready", [
+    ("/", "#accounts"), ("/markets/", "#markets"), ("/strategies/backtests/", "#backtests"),
+    ("/strategies/screener/", "#screener"),
+])
+def test_an_alert_is_a_toast_on_every_page(shell_page, path, ready):
+    """The dashboard and markets show toasts from their own socket; pages without one (backtests,
+    screener...) from the shell's (static/js/user-socket.js), which also drives the indicator."""
+    page = shell_page.goto(path, ready)
+    page.wait_for_function("() => window.tradesite.connection() === 'live'")
+    alert_id = 900_000 + len(path)
+    assert "Price alert" in toast_reaches(page, shell_page.ids["user"], alert_id)
