@@ -165,6 +165,11 @@ class BinanceBase(MarketStreams, Venue):
         now_open = int(frame.start(np.array([self.now()]))[0])
         lo = hi = None
         width = frame.width_ms  # bound the work to the window (plus a margin for gap filling)
+        if start is not None and market.visible:
+            # A start before the first candle (``startTime=0``, how clients find a symbol's first
+            # candle) answers the first candles at or after it, as the venue does.
+            first_open = int(frame.start(market.log.ts[:1])[0])
+            start = max(start, first_open)
         if width is not None and start is not None:
             lo, hi = start - 60 * width, start + (limit + 1) * width
         elif width is not None:

@@ -12,7 +12,7 @@ Mark price and funding (:mod:`simulator.binance.futures_mark`): ``/fapi/v1/premi
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from simulator.binance.common import INTERVALS, BinanceBase, berror, missing
 from simulator.binance.futures_account import FuturesAccountRequests
 from simulator.binance.futures_algo import CLIENT_ID, FuturesAlgoOrders
 from simulator.binance.futures_mark import FuturesMarkMixin
+from simulator.binance.futures_rules import rules_of, too_precise
 from simulator.binance.futures_user import FuturesUserStream
 from simulator.binance.orders import BinanceOrders
 from simulator.binance.positions import FuturesAccount, FuturesEngine
@@ -30,7 +31,6 @@ from simulator.matching import OrderIds
 from simulator.streams import Connection
 from simulator.venue import fixed
 
-MIN_NOTIONAL = Decimal(5)
 LISTEN_KEY_MS = 60 * 60_000
 RATE_LIMITS = [
     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
@@ -109,7 +109,7 @@ class FuturesVenue(
     def exchange_info(self, params, account) -> web.Response:
         symbols = []
         for market in self.markets.values():
-            spec = market.spec
+            spec, rules = market.spec, rules_of(market)
             tick, step = (
                 self.px(market, tick_of(spec, market.last_price)),
                 self.qx(market, spec.step),
@@ -125,8 +125,8 @@ class FuturesVenue(
                     "baseAsset": spec.base,
                     "quoteAsset": spec.quote,
                     "marginAsset": spec.quote,
-                    "pricePrecision": len(tick.split(".")[1]) if "." in tick else 0,
-                    "quantityPrecision": len(step.split(".")[1]) if "." in step else 0,
+                    "pricePrecision": rules.price_precision,
+                    "quantityPrecision": rules.quantity_precision,
                     "baseAssetPrecision": 8,
                     "quotePrecision": 8,
                     "underlyingType": "COIN",
@@ -155,7 +155,7 @@ class FuturesVenue(
                             "stepSize": step,
                         },
                         {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                        {"filterType": "MIN_NOTIONAL", "notional": str(MIN_NOTIONAL)},
+                        {"filterType": "MIN_NOTIONAL", "notional": str(rules.min_notional)},
                         {
                             "filterType": "PERCENT_PRICE",
                             "multiplierUp": "1.0500",
@@ -218,17 +218,20 @@ class FuturesVenue(
                     else berror(400, -1115, "Invalid timeInForce.")
                 )
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
-        spec = market.spec
+        spec, least = market.spec, rules_of(market).min_notional
+        if too_precise(market, price, qty):
+            return berror(400, -1111, "Precision is over the maximum defined for this asset.")
         if price is not None and (price <= 0 or price % dec(tick_of(spec, market.last_price))):
             return berror(400, -4014, "Price not increased by tick size.")
         if qty <= 0 or qty % dec(spec.step):
             return berror(400, -4023, "Quantity not increased by step size.")
         bid, ask = self.engine.quote_prices(market.symbol)
-        if not reduce_only and qty * (price or (ask if side == "BUY" else bid)) < MIN_NOTIONAL:
+        if not reduce_only and qty * (price or (ask if side == "BUY" else bid)) < least:
             return berror(
                 400,
                 -4164,
-                "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+                f"Order's notional must be no smaller than {least} (unless you choose reduce "
+                "only).",
             )
         client_id = (
             params.get("newClientOrderId") or f"sim{self.engine.rng.getrandbits(64):016x}"

@@ -2,7 +2,9 @@
 data stream (``userDataStream.subscribe.signature``; the REST listenKey was retired in 2026).
 
 Orders: LIMIT (GTC/IOC/FOK), MARKET (``quantity`` or ``quoteOrderQty``) and LIMIT_MAKER, checked
-against PRICE_FILTER, LOT_SIZE and NOTIONAL; ``newClientOrderId`` is unique among open orders.
+against PRICE_FILTER, LOT_SIZE and NOTIONAL (``-1013 "Filter failure: <name>"``); more than 8
+decimals is ``-1111 "Parameter '<name>' has too much precision."``; ``newClientOrderId`` is
+unique among open orders.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from aiohttp import web
 from simulator.accounts import Account, Order, OrderError, dec, listen, quantize_to
 from simulator.balances import FeeModel, SpotEngine
 from simulator.binance.common import BinanceBase, berror, missing
+from simulator.binance.futures_rules import places
 from simulator.binance.orders import BinanceOrders
 from simulator.binance.protocol import STATUS
 from simulator.binance.spot_market import MIN_NOTIONAL, SpotMarketData, d8
@@ -116,6 +119,11 @@ class BinanceSpotVenue(SpotMarketData, SpotUserStream, BinanceOrders, BinanceBas
             price = dec(params["price"]) if params.get("price") else None
         except InvalidOperation:
             return berror(400, -1100, "Illegal characters found in a parameter.")
+        for name, value in (("quantity", qty), ("quoteOrderQty", quote_qty), ("price", price)):
+            # Spot checks precision against the assets' 8 decimals (baseAssetPrecision /
+            # quotePrecision); within them, an off-grid value is a -1013 filter failure.
+            if value is not None and places(value) > 8:
+                return berror(400, -1111, f"Parameter '{name}' has too much precision.")
         tif = params.get("timeInForce")
         if kind in ("LIMIT", "LIMIT_MAKER"):
             for name, value in (("price", price), ("quantity", qty)):
