@@ -3,6 +3,11 @@ parameters sent in a body on GET/DELETE, the WebSocket ``{"status":"UP"}`` only 
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+import websockets
+
 from .helpers import body_query, upbit_auth
 
 
@@ -60,3 +65,23 @@ async def test_get_order_with_a_form_body_and_delete_with_a_json_body_pass_the_s
     ) as resp:
         assert resp.status == 401
         assert (await resp.json())["error"]["name"] == "invalid_query_payload"
+
+
+async def test_websocket_status_up_is_sent_only_after_a_client_ping(sim):
+    streams = sim.venues["upbit"].streams
+    streams.status_interval_s = 0.05
+    loop = asyncio.get_running_loop()
+    async with websockets.connect(sim.upbit_ws_url + "/websocket/v1") as ws:
+        await ws.send(json.dumps([{"ticket": "g8"}, {"type": "ticker", "codes": ["KRW-BTC"]}]))
+        seen, until = 0, loop.time() + 20 * streams.status_interval_s
+        while loop.time() < until or seen == 0:  # twenty status periods and at least one frame
+            try:
+                raw = await asyncio.wait_for(ws.recv(), max(0.01, until - loop.time()))
+            except TimeoutError:
+                continue
+            assert isinstance(raw, bytes), raw  # a status frame would be text
+            seen += 1
+        await ws.send("PING")
+        while isinstance(raw := await asyncio.wait_for(ws.recv(), 5), bytes):
+            pass
+        assert json.loads(raw) == {"status": "UP"}
