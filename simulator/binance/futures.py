@@ -7,7 +7,10 @@ One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and M
 ``closePosition``), triggered by this venue's trades; leverage and margin type per symbol;
 ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ACCOUNT_CONFIG_UPDATE and ALGO_UPDATE on the user stream.
 Mark price and funding (:mod:`simulator.binance.futures_mark`): ``/fapi/v1/premiumIndex`` and
-``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it.
+``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it. ``depth``, ``aggTrades``
+and ``ticker/24hr``: :mod:`simulator.binance.market_rest`; ``/fapi/v2|v3/account`` and
+``leverageBracket``: :mod:`simulator.binance.futures_ledger`; per-symbol precision and minimum
+notional: :mod:`simulator.binance.futures_rules`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from simulator.accounts import ZERO, Order, OrderError, dec, listen
 from simulator.binance.common import INTERVALS, BinanceBase, berror, missing
 from simulator.binance.futures_account import FuturesAccountRequests
 from simulator.binance.futures_algo import CLIENT_ID, FuturesAlgoOrders
+from simulator.binance.futures_ledger import FuturesLedger
 from simulator.binance.futures_mark import FuturesMarkMixin
 from simulator.binance.futures_rules import rules_of, too_precise
 from simulator.binance.futures_user import FuturesUserStream
+from simulator.binance.market_rest import BinanceMarketRest, futures_depth_weight
 from simulator.binance.orders import BinanceOrders
 from simulator.binance.positions import FuturesAccount, FuturesEngine
 from simulator.binance.protocol import STATUS
@@ -41,6 +46,8 @@ RATE_LIMITS = [
 
 class FuturesVenue(
     FuturesAccountRequests,
+    FuturesLedger,
+    BinanceMarketRest,
     FuturesAlgoOrders,
     FuturesMarkMixin,
     FuturesUserStream,
@@ -79,6 +86,12 @@ class FuturesVenue(
         get("/fapi/v1/exchangeInfo", e(1, self.exchange_info))
         get("/fapi/v1/klines", e(5, self.klines))
         get("/fapi/v1/ticker/price", e(1, self.ticker_price))
+        get("/fapi/v1/ticker/24hr", e(lambda q: 1 if q.get("symbol") else 40, self.ticker_24hr))
+        get("/fapi/v1/depth", e(futures_depth_weight, self.depth))
+        get("/fapi/v1/aggTrades", e(20, self.agg_trades))
+        get("/fapi/v2/account", e(5, self.account_v2, signed=True))
+        get("/fapi/v3/account", e(5, self.account_v3, signed=True))
+        get("/fapi/v1/leverageBracket", e(1, self.leverage_bracket, signed=True))
         get("/fapi/v1/premiumIndex",
             e(lambda q: 1 if q.get("symbol") else 10, self.premium_index))
         add("POST", "/fapi/v1/leverage", e(1, self.leverage, signed=True))
