@@ -1,5 +1,6 @@
-"""The Binance USDⓈ-M futures protocol: ``/fapi/...`` REST, ``/market/ws|stream`` market streams
-(the 2026 URL split) and the listenKey user stream on ``/private/ws?listenKey=...&events=...``.
+"""The Binance USDⓈ-M futures protocol: ``/fapi/...`` REST, ``/market/ws|stream`` and
+``/public/ws|stream`` (bookTicker, depth) market streams (the 2026 URL split) and the listenKey
+user stream on ``/private/ws?listenKey=...&events=...``.
 
 One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and MARKET with
 ``reduceOnly``; conditional STOP_MARKET / TAKE_PROFIT_MARKET on ``/fapi/v1/algoOrder``
@@ -112,9 +113,12 @@ class FuturesVenue(
             get(f"/fapi/{version}/balance", e(5, self.balance, signed=True))
         for method in ("POST", "PUT", "DELETE"):
             add(method, "/fapi/v1/listenKey", e(1, self._listen_key_handler(method), key_only=True))
-        get("/market/ws", self.raw_ws)
-        get("/market/ws/{streams:.*}", self.raw_ws)
-        get("/market/stream", self.combined_ws)
+        get("/market/ws", self.market_raw_ws)
+        get("/market/ws/{streams:.*}", self.market_raw_ws)
+        get("/market/stream", self.market_combined_ws)
+        get("/public/ws", self.public_raw_ws)
+        get("/public/ws/{streams:.*}", self.public_raw_ws)
+        get("/public/stream", self.public_combined_ws)
         get("/private/ws", self.user_ws)
 
     # ---- market data --------------------------------------------------------------------------
