@@ -49,6 +49,11 @@ class BinanceBase(MarketStreams, Venue):
             "Internal error; unable to process your request. Please try your request again.",
         )
 
+    def unknown_route(self, status: int, method: str, path: str) -> web.Response:
+        # The venue's own 404 page is HTML; the simulator keeps its {"code","msg"} shape so a
+        # client's error decoding works, with -1000 (UNKNOWN) and the path named.
+        return berror(status, -1000, f"{method} {path} is not an endpoint of this venue.")
+
     # ---- REST plumbing ------------------------------------------------------------------------
 
     def endpoint(

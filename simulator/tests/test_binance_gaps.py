@@ -4,10 +4,19 @@ klines from before the first candle, precision errors, the extra REST endpoints 
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
-from .helpers import BINANCE_KEY, BINANCE_SECRET, FUTURES_KEY, FUTURES_SECRET, binance_query
+from .helpers import (
+    BINANCE_KEY,
+    BINANCE_SECRET,
+    FUTURES_KEY,
+    FUTURES_SECRET,
+    PAYLOADS,
+    binance_query,
+    same_shape,
+)
 
 VENUES = {
     "spot": ("binance_url", "/api/v3", BINANCE_KEY, BINANCE_SECRET),
@@ -230,3 +239,16 @@ async def test_futures_account_v2_v3_and_leverage_brackets(frozen_sim, http):
     assert brackets[1]["cum"] == pytest.approx(50.0)
     async with http.get(frozen_sim.futures_url + "/fapi/v3/account") as resp:
         assert (resp.status, (await resp.json())["code"]) == (401, -2014)
+
+
+async def test_exchange_info_flags_and_unknown_routes(frozen_sim, http):
+    documented = json.loads((PAYLOADS / "binance_spot_exchange_info_filters.json").read_text())
+    example = documented["_symbol_example"]["symbols"][0]  # the docs' exchangeInfo symbol
+    status, info = await get(http, frozen_sim, "spot", "/api/v3/exchangeInfo", symbol="BTCUSDT")
+    assert status == 200
+    symbol = info["symbols"][0]
+    assert {"opoAllowed", "pegInstructionsAllowed"} <= set(symbol)
+    assert same_shape(symbol, example | {"filters": []}) == []
+    for venue, path in (("spot", "/api/v3/nope"), ("futures", "/fapi/v1/nope")):
+        status, body = await get(http, frozen_sim, venue, path)
+        assert status == 404 and body["code"] == -1000 and path in body["msg"]

@@ -8,7 +8,10 @@ import json
 
 import websockets
 
-from .helpers import body_query, upbit_auth
+from simulator.server import Simulator
+
+from .conftest import config
+from .helpers import body_query, same_shape, sample_body, upbit_auth
 
 
 async def get(http, sim, path, **params):
@@ -85,3 +88,33 @@ async def test_websocket_status_up_is_sent_only_after_a_client_ping(sim):
         while isinstance(raw := await asyncio.wait_for(ws.recv(), 5), bytes):
             pass
         assert json.loads(raw) == {"status": "UP"}
+
+
+async def test_orderbook_prices_are_integers_and_instrument_levels_strings(frozen_sim, http):
+    recorded = sample_body("upbit_orderbook.json")[0]["orderbook_units"][0]
+    assert isinstance(recorded["bid_price"], int)  # the venue's KRW-BTC prices are integers
+    status, books = await get(http, frozen_sim, "/v1/orderbook", markets="KRW-BTC,KRW-XRP")
+    assert status == 200
+    for book in books:
+        for unit in book["orderbook_units"]:
+            assert type(unit["bid_price"]) is int and type(unit["ask_price"]) is int
+    recorded = sample_body("upbit_orderbook_instruments.json")[0]
+    status, rows = await get(http, frozen_sim, "/v1/orderbook/instruments", markets="KRW-BTC")
+    assert status == 200 and same_shape(rows[0], recorded) == []
+    assert all(isinstance(level, str) for level in rows[0]["supported_levels"])
+
+
+async def test_order_uuids_do_not_repeat_across_restarts_with_the_same_seed(http):
+    uuids = []
+    for _ in range(2):
+        async with Simulator(config(tick_s=3600.0, speed=0.0)) as sim:
+            uuids.append((await place(http, sim))["uuid"])
+    assert uuids[0] != uuids[1]
+
+
+async def test_an_unknown_route_answers_the_venue_json_error(frozen_sim, http):
+    async with http.get(frozen_sim.upbit_url + "/v1/nope") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["name"] == 404
+    async with http.put(frozen_sim.upbit_url + "/v1/accounts") as resp:
+        assert resp.status == 405 and (await resp.json())["error"]["name"] == 405

@@ -76,6 +76,10 @@ class UpbitVenue(KrOrderDesk, Venue):
 
     # ---- plumbing ---------------------------------------------------------------------------
 
+    def unknown_route(self, status: int, method: str, path: str) -> web.Response:
+        """``{"error":{"name":404,"message":...}}``, the venue's numeric-name error shape."""
+        return error(status, status, f"{method} {path}: not found")
+
     def server_error(self) -> web.Response:
         return error(500, "server_error", "Simulated internal server error.")
 
@@ -316,7 +320,7 @@ class UpbitVenue(KrOrderDesk, Venue):
                     "market": c,
                     "quote_currency": self.markets[c].spec.quote,
                     "tick_size": fmt(dec(krw_tick(self.markets[c].last_price))),
-                    "supported_levels": [0],
+                    "supported_levels": ["0"],  # strings, as the venue sends them
                 }
                 for c in codes
             ]
