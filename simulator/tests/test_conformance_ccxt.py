@@ -1,5 +1,6 @@
 """ccxt 4.5 (``binance``, ``binanceusdm``, ``upbit``) against the simulator with only the base URLs
-changed: markets, ticker, OHLCV, order book, trades, balance and a limit order's lifecycle.
+changed: markets, ticker, OHLCV, order book, trades, balance, a limit order's lifecycle, market
+buys and sells, and futures leverage, positions and leverage tiers.
 
 The first slice of issue 17's conformance suite; what a user does to paper-trade a ccxt tool:
 
@@ -107,3 +108,43 @@ async def test_ccxt_upbit(live_sim):
         await lifecycle(exchange, "BTC/KRW", 0.001, 0.5)
     finally:
         await exchange.close()
+
+
+async def test_ccxt_market_orders_and_futures_leverage_and_positions(live_sim):
+    spot = pointed(
+        ccxt.binance({"apiKey": BINANCE_KEY, "secret": BINANCE_SECRET,
+                      "options": {"fetchMarkets": ["spot"], "fetchCurrencies": False,
+                                  "fetchMargins": False}}),
+        {"https://api.binance.com": live_sim.binance_url},
+    )
+    futures = pointed(
+        ccxt.binanceusdm({"apiKey": FUTURES_KEY, "secret": FUTURES_SECRET,
+                          "options": {"fetchMarkets": ["linear"], "fetchCurrencies": False}}),
+        {"https://fapi.binance.com": live_sim.futures_url},
+    )
+    upbit = ccxt.upbit({"apiKey": UPBIT_KEY, "secret": UPBIT_SECRET})
+    upbit.urls["api"] = {"public": live_sim.upbit_url, "private": live_sim.upbit_url}
+    try:
+        for side in ("buy", "sell"):
+            order = await spot.create_order("ETH/USDT", "market", side, 0.01)
+            assert order["status"] == "closed" and order["filled"] == 0.01
+        symbol = "ETH/USDT:USDT"
+        await futures.load_markets()
+        await futures.set_leverage(5, symbol)
+        await futures.create_order(symbol, "market", "buy", 0.02)
+        positions = await futures.fetch_positions([symbol])
+        assert positions[0]["contracts"] == 0.02 and positions[0]["leverage"] == 5
+        await futures.create_order(symbol, "market", "sell", 0.02, None, {"reduceOnly": True})
+        closed = await futures.fetch_positions([symbol])  # ccxt leaves out empty positions
+        assert not [p for p in closed if p["contracts"]]
+        tiers = await futures.fetch_leverage_tiers([symbol])
+        assert tiers[symbol][0]["maxLeverage"] == 125
+        await upbit.load_markets()
+        bought = await upbit.create_order("BTC/KRW", "market", "buy", None, None,
+                                          {"cost": 10_000})
+        assert bought["id"]
+        sold = await upbit.create_order("BTC/KRW", "market", "sell", 0.0001)
+        assert sold["id"]
+    finally:
+        for exchange in (spot, futures, upbit):
+            await exchange.close()
