@@ -20,15 +20,20 @@ from simulator.market import tick_of
 
 
 class OrderIds:
-    """Order ids, trade ids and UUIDs of one venue, from a seeded generator."""
+    """Order ids, trade ids and UUIDs of one venue, from a seeded generator.
+
+    UUIDs mix a per-process random salt into the seeded stream: a venue's order uuids never
+    repeat, even across restarts with the same seed (a client that remembers a uuid from an
+    earlier run must not find another order under it)."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.salt = uuid.uuid4().int
         self.next_order_id = 1
         self.next_trade_id = 1
 
     def new_uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return str(uuid.UUID(int=self.rng.getrandbits(128) ^ self.salt, version=4))
 
     def new_ids(self) -> tuple[int, str]:
         oid = self.next_order_id

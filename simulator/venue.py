@@ -45,6 +45,7 @@ class Venue:
         app = web.Application(
             middlewares=[
                 counting_middleware(self.ctx.answers, self.name),
+                self._unknown_route_middleware(),
                 fault_middleware(self.ctx.faults, self.rng, self.server_error),
             ]
         )
@@ -54,6 +55,21 @@ class Venue:
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
+
+    def unknown_route(self, status: int, method: str, path: str) -> web.Response:
+        """The answer to a path (404) or method (405) the venue does not serve, in the venue's
+        JSON error shape (a client decodes it like any other error)."""
+        raise NotImplementedError
+
+    def _unknown_route_middleware(self):
+        @web.middleware
+        async def middleware(request: web.Request, handler) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+                return self.unknown_route(exc.status, request.method, request.path)
+
+        return middleware
 
     def server_error(self) -> web.Response:
         raise NotImplementedError

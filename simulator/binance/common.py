@@ -49,6 +49,11 @@ class BinanceBase(MarketStreams, Venue):
             "Internal error; unable to process your request. Please try your request again.",
         )
 
+    def unknown_route(self, status: int, method: str, path: str) -> web.Response:
+        # The venue's own 404 page is HTML; the simulator keeps its {"code","msg"} shape so a
+        # client's error decoding works, with -1000 (UNKNOWN) and the path named.
+        return berror(status, -1000, f"{method} {path} is not an endpoint of this venue.")
+
     # ---- REST plumbing ------------------------------------------------------------------------
 
     def endpoint(
@@ -165,6 +170,11 @@ class BinanceBase(MarketStreams, Venue):
         now_open = int(frame.start(np.array([self.now()]))[0])
         lo = hi = None
         width = frame.width_ms  # bound the work to the window (plus a margin for gap filling)
+        if start is not None and market.visible:
+            # A start before the first candle (``startTime=0``, how clients find a symbol's first
+            # candle) answers the first candles at or after it, as the venue does.
+            first_open = int(frame.start(market.log.ts[:1])[0])
+            start = max(start, first_open)
         if width is not None and start is not None:
             lo, hi = start - 60 * width, start + (limit + 1) * width
         elif width is not None:

@@ -1,5 +1,6 @@
-"""The Binance USDⓈ-M futures protocol: ``/fapi/...`` REST, ``/market/ws|stream`` market streams
-(the 2026 URL split) and the listenKey user stream on ``/private/ws?listenKey=...&events=...``.
+"""The Binance USDⓈ-M futures protocol: ``/fapi/...`` REST, ``/market/ws|stream`` and
+``/public/ws|stream`` (bookTicker, depth) market streams (the 2026 URL split) and the listenKey
+user stream on ``/private/ws?listenKey=...&events=...``.
 
 One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and MARKET with
 ``reduceOnly``; conditional STOP_MARKET / TAKE_PROFIT_MARKET on ``/fapi/v1/algoOrder``
@@ -7,12 +8,15 @@ One-way mode only (``positionSide`` BOTH). Orders: LIMIT (GTC/IOC/FOK/GTX) and M
 ``closePosition``), triggered by this venue's trades; leverage and margin type per symbol;
 ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ACCOUNT_CONFIG_UPDATE and ALGO_UPDATE on the user stream.
 Mark price and funding (:mod:`simulator.binance.futures_mark`): ``/fapi/v1/premiumIndex`` and
-``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it.
+``<symbol>@markPrice[@1s]``; positions' unrealized PnL is marked to it. ``depth``, ``aggTrades``
+and ``ticker/24hr``: :mod:`simulator.binance.market_rest`; ``/fapi/v2|v3/account`` and
+``leverageBracket``: :mod:`simulator.binance.futures_ledger`; per-symbol precision and minimum
+notional: :mod:`simulator.binance.futures_rules`.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 
 from aiohttp import web
 
@@ -20,8 +24,11 @@ from simulator.accounts import ZERO, Order, OrderError, dec, listen
 from simulator.binance.common import INTERVALS, BinanceBase, berror, missing
 from simulator.binance.futures_account import FuturesAccountRequests
 from simulator.binance.futures_algo import CLIENT_ID, FuturesAlgoOrders
+from simulator.binance.futures_ledger import FuturesLedger
 from simulator.binance.futures_mark import FuturesMarkMixin
+from simulator.binance.futures_rules import rules_of, too_precise
 from simulator.binance.futures_user import FuturesUserStream
+from simulator.binance.market_rest import BinanceMarketRest, futures_depth_weight
 from simulator.binance.orders import BinanceOrders
 from simulator.binance.positions import FuturesAccount, FuturesEngine
 from simulator.binance.protocol import STATUS
@@ -30,7 +37,6 @@ from simulator.matching import OrderIds
 from simulator.streams import Connection
 from simulator.venue import fixed
 
-MIN_NOTIONAL = Decimal(5)
 LISTEN_KEY_MS = 60 * 60_000
 RATE_LIMITS = [
     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
@@ -41,6 +47,8 @@ RATE_LIMITS = [
 
 class FuturesVenue(
     FuturesAccountRequests,
+    FuturesLedger,
+    BinanceMarketRest,
     FuturesAlgoOrders,
     FuturesMarkMixin,
     FuturesUserStream,
@@ -79,6 +87,12 @@ class FuturesVenue(
         get("/fapi/v1/exchangeInfo", e(1, self.exchange_info))
         get("/fapi/v1/klines", e(5, self.klines))
         get("/fapi/v1/ticker/price", e(1, self.ticker_price))
+        get("/fapi/v1/ticker/24hr", e(lambda q: 1 if q.get("symbol") else 40, self.ticker_24hr))
+        get("/fapi/v1/depth", e(futures_depth_weight, self.depth))
+        get("/fapi/v1/aggTrades", e(20, self.agg_trades))
+        get("/fapi/v2/account", e(5, self.account_v2, signed=True))
+        get("/fapi/v3/account", e(5, self.account_v3, signed=True))
+        get("/fapi/v1/leverageBracket", e(1, self.leverage_bracket, signed=True))
         get("/fapi/v1/premiumIndex",
             e(lambda q: 1 if q.get("symbol") else 10, self.premium_index))
         add("POST", "/fapi/v1/leverage", e(1, self.leverage, signed=True))
@@ -99,9 +113,12 @@ class FuturesVenue(
             get(f"/fapi/{version}/balance", e(5, self.balance, signed=True))
         for method in ("POST", "PUT", "DELETE"):
             add(method, "/fapi/v1/listenKey", e(1, self._listen_key_handler(method), key_only=True))
-        get("/market/ws", self.raw_ws)
-        get("/market/ws/{streams:.*}", self.raw_ws)
-        get("/market/stream", self.combined_ws)
+        get("/market/ws", self.market_raw_ws)
+        get("/market/ws/{streams:.*}", self.market_raw_ws)
+        get("/market/stream", self.market_combined_ws)
+        get("/public/ws", self.public_raw_ws)
+        get("/public/ws/{streams:.*}", self.public_raw_ws)
+        get("/public/stream", self.public_combined_ws)
         get("/private/ws", self.user_ws)
 
     # ---- market data --------------------------------------------------------------------------
@@ -109,7 +126,7 @@ class FuturesVenue(
     def exchange_info(self, params, account) -> web.Response:
         symbols = []
         for market in self.markets.values():
-            spec = market.spec
+            spec, rules = market.spec, rules_of(market)
             tick, step = (
                 self.px(market, tick_of(spec, market.last_price)),
                 self.qx(market, spec.step),
@@ -125,8 +142,8 @@ class FuturesVenue(
                     "baseAsset": spec.base,
                     "quoteAsset": spec.quote,
                     "marginAsset": spec.quote,
-                    "pricePrecision": len(tick.split(".")[1]) if "." in tick else 0,
-                    "quantityPrecision": len(step.split(".")[1]) if "." in step else 0,
+                    "pricePrecision": rules.price_precision,
+                    "quantityPrecision": rules.quantity_precision,
                     "baseAssetPrecision": 8,
                     "quotePrecision": 8,
                     "underlyingType": "COIN",
@@ -155,7 +172,7 @@ class FuturesVenue(
                             "stepSize": step,
                         },
                         {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                        {"filterType": "MIN_NOTIONAL", "notional": str(MIN_NOTIONAL)},
+                        {"filterType": "MIN_NOTIONAL", "notional": str(rules.min_notional)},
                         {
                             "filterType": "PERCENT_PRICE",
                             "multiplierUp": "1.0500",
@@ -218,17 +235,20 @@ class FuturesVenue(
                     else berror(400, -1115, "Invalid timeInForce.")
                 )
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
-        spec = market.spec
+        spec, least = market.spec, rules_of(market).min_notional
+        if too_precise(market, price, qty):
+            return berror(400, -1111, "Precision is over the maximum defined for this asset.")
         if price is not None and (price <= 0 or price % dec(tick_of(spec, market.last_price))):
             return berror(400, -4014, "Price not increased by tick size.")
         if qty <= 0 or qty % dec(spec.step):
             return berror(400, -4023, "Quantity not increased by step size.")
         bid, ask = self.engine.quote_prices(market.symbol)
-        if not reduce_only and qty * (price or (ask if side == "BUY" else bid)) < MIN_NOTIONAL:
+        if not reduce_only and qty * (price or (ask if side == "BUY" else bid)) < least:
             return berror(
                 400,
                 -4164,
-                "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+                f"Order's notional must be no smaller than {least} (unless you choose reduce "
+                "only).",
             )
         client_id = (
             params.get("newClientOrderId") or f"sim{self.engine.rng.getrandbits(64):016x}"

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from simulator.accounts import ZERO, OrderError, dec
 from simulator.binance.common import berror, missing
+from simulator.binance.futures_rules import too_precise
 from simulator.binance.positions import AlgoOrder, FuturesAccount
 from simulator.market import tick_of
 
@@ -52,6 +53,8 @@ class FuturesAlgoOrders:
         except InvalidOperation:
             return berror(400, -1100, "Illegal characters found in a parameter.")
         spec = market.spec
+        if too_precise(market, trigger, None if close_position else qty):
+            return berror(400, -1111, "Precision is over the maximum defined for this asset.")
         if trigger <= 0 or trigger % dec(tick_of(spec, market.last_price)):
             return berror(400, -4014, "Price not increased by tick size.")
         if not close_position and (qty <= 0 or qty % dec(spec.step)):

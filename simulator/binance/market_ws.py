@@ -1,6 +1,11 @@
 """Binance market streams, spot and futures alike: raw ``/ws/<streams>``, combined
 ``/stream?streams=`` with ``{"stream","data"}``, live SUBSCRIBE / UNSUBSCRIBE /
-LIST_SUBSCRIPTIONS, trade and aggTrade events, klines pushed with the ``k.x`` closed flag."""
+LIST_SUBSCRIPTIONS, trade and aggTrade events, klines pushed with the ``k.x`` closed flag;
+tickers and book streams: :mod:`simulator.binance.book_ws`.
+
+A raw path segment without ``@`` (``/ws/0``, as clients open a connection to SUBSCRIBE on
+later) names no stream and is accepted with no subscription; a name with ``@`` that is not a
+stream (unknown symbol or kind, or a stream of the other futures route) is refused with 400."""
 
 from __future__ import annotations
 
@@ -10,11 +15,12 @@ import time
 import numpy as np
 from aiohttp import web
 
+from simulator.binance.book_ws import BookStreams, book_kind
 from simulator.binance.protocol import berror, fill_gaps
 from simulator.streams import Connection, serve
 
 
-class MarketStreams:
+class MarketStreams(BookStreams):
     """A mixin of :class:`simulator.binance.common.BinanceBase` (``markets``, ``sockets``,
     ``stream_conns``, ``px``/``qx``, ``intervals``, ``kline_push_s``, ``ping_s``)."""
 
@@ -24,17 +30,42 @@ class MarketStreams:
     async def combined_ws(self, request: web.Request) -> web.StreamResponse:
         return await self.market_ws(request, combined=True)
 
-    async def market_ws(self, request: web.Request, *, combined: bool) -> web.StreamResponse:
+    async def public_raw_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self.market_ws(request, combined=False, route="public")
+
+    async def public_combined_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self.market_ws(request, combined=True, route="public")
+
+    async def market_raw_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self.market_ws(request, combined=False, route="market")
+
+    async def market_combined_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self.market_ws(request, combined=True, route="market")
+
+    def routed_stream(self, name: str, route: str | None) -> bool:
+        """A valid stream that this route serves (futures: /public books, /market the rest)."""
+        if not self.valid_stream(name):
+            return False
+        kind = name.partition("@")[2]
+        if route == "public":
+            return book_kind(kind)
+        if route == "market":
+            return not book_kind(kind)
+        return True
+
+    async def market_ws(
+        self, request: web.Request, *, combined: bool, route: str | None = None
+    ) -> web.StreamResponse:
         names = request.match_info.get("streams", "")
         if combined:
             names = request.query.get("streams", "")
-        streams = [s for s in names.split("/") if s]
-        bad = [s for s in streams if not self.valid_stream(s)]
+        streams = [s for s in names.split("/") if s and (combined or "@" in s)]
+        bad = [s for s in streams if not self.routed_stream(s, route)]
         if bad:
             return berror(400, -1121, f"Invalid stream: {bad[0]}")
 
         def on_open(conn: Connection) -> None:
-            conn.state.update(streams=list(streams), combined=combined, klines={})
+            conn.state.update(streams=list(streams), combined=combined, klines={}, route=route)
 
         return await serve(
             request,
@@ -50,7 +81,7 @@ class MarketStreams:
         symbol, _, kind = name.partition("@")
         if symbol.upper() not in self.markets or symbol != symbol.lower():
             return False
-        if kind in ("trade", "aggTrade"):
+        if kind in ("trade", "aggTrade") or self.ticker_or_book(kind):
             return True
         return kind.startswith("kline_") and kind[6:] in self.intervals
 
@@ -63,7 +94,7 @@ class MarketStreams:
             return
         streams = conn.state["streams"]
         if method == "SUBSCRIBE":
-            bad = [p for p in params if not self.valid_stream(p)]
+            bad = [p for p in params if not self.routed_stream(p, conn.state.get("route"))]
             if bad:
                 conn.send(
                     {"code": 2, "msg": f"Invalid request: invalid stream {bad[0]}", "id": req_id}
@@ -109,6 +140,7 @@ class MarketStreams:
                     self._emit(conn, name, ev)
 
     def on_tick(self, now_ms: int) -> None:
+        self.push_books(now_ms)
         wall = time.monotonic()
         if wall - self._last_push < self.kline_push_s:
             return

@@ -2,7 +2,9 @@
 data stream (``userDataStream.subscribe.signature``; the REST listenKey was retired in 2026).
 
 Orders: LIMIT (GTC/IOC/FOK), MARKET (``quantity`` or ``quoteOrderQty``) and LIMIT_MAKER, checked
-against PRICE_FILTER, LOT_SIZE and NOTIONAL; ``newClientOrderId`` is unique among open orders.
+against PRICE_FILTER, LOT_SIZE and NOTIONAL (``-1013 "Filter failure: <name>"``); more than 8
+decimals is ``-1111 "Parameter '<name>' has too much precision."``; ``newClientOrderId`` is
+unique among open orders.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from aiohttp import web
 from simulator.accounts import Account, Order, OrderError, dec, listen, quantize_to
 from simulator.balances import FeeModel, SpotEngine
 from simulator.binance.common import BinanceBase, berror, missing
+from simulator.binance.futures_rules import places
+from simulator.binance.market_rest import BinanceMarketRest, spot_depth_weight
 from simulator.binance.orders import BinanceOrders
 from simulator.binance.protocol import STATUS
 from simulator.binance.spot_market import MIN_NOTIONAL, SpotMarketData, d8
@@ -23,7 +27,9 @@ from simulator.market import tick_of
 from simulator.streams import Connection
 
 
-class BinanceSpotVenue(SpotMarketData, SpotUserStream, BinanceOrders, BinanceBase):
+class BinanceSpotVenue(
+    SpotMarketData, BinanceMarketRest, SpotUserStream, BinanceOrders, BinanceBase
+):
     name = "binance"
 
     def __init__(
@@ -49,13 +55,16 @@ class BinanceSpotVenue(SpotMarketData, SpotUserStream, BinanceOrders, BinanceBas
         get("/api/v3/exchangeInfo", e(20, self.exchange_info))
         get("/api/v3/klines", e(2, self.klines))
         get("/api/v3/trades", e(25, self.trades))
-        get("/api/v3/ticker/24hr", e(2, self.ticker_24hr))
+        get("/api/v3/ticker/24hr", e(lambda q: 2 if q.get("symbol") else 80, self.ticker_24hr))
+        get("/api/v3/depth", e(spot_depth_weight, self.depth))
+        get("/api/v3/aggTrades", e(4, self.agg_trades))
         get("/api/v3/ticker/price", e(2, self.ticker_price))
         get("/api/v3/account", e(20, self.account, signed=True))
         add("POST", "/api/v3/order", e(1, self.new_order, signed=True, is_order=True))
         get("/api/v3/order", e(4, self.query_order, signed=True))
         add("DELETE", "/api/v3/order", e(1, self.cancel_order, signed=True))
         get("/api/v3/openOrders", e(6, self.open_orders, signed=True))
+        get("/api/v3/allOrders", e(20, self.all_orders, signed=True))
         get("/api/v3/myTrades", e(20, self.my_trades, signed=True))
         get("/ws", self.raw_ws)
         get("/ws/{streams:.*}", self.raw_ws)
@@ -116,6 +125,11 @@ class BinanceSpotVenue(SpotMarketData, SpotUserStream, BinanceOrders, BinanceBas
             price = dec(params["price"]) if params.get("price") else None
         except InvalidOperation:
             return berror(400, -1100, "Illegal characters found in a parameter.")
+        for name, value in (("quantity", qty), ("quoteOrderQty", quote_qty), ("price", price)):
+            # Spot checks precision against the assets' 8 decimals (baseAssetPrecision /
+            # quotePrecision); within them, an off-grid value is a -1013 filter failure.
+            if value is not None and places(value) > 8:
+                return berror(400, -1111, f"Parameter '{name}' has too much precision.")
         tif = params.get("timeInForce")
         if kind in ("LIMIT", "LIMIT_MAKER"):
             for name, value in (("price", price), ("quantity", qty)):
@@ -277,6 +291,35 @@ class BinanceSpotVenue(SpotMarketData, SpotUserStream, BinanceOrders, BinanceBas
         if symbol and symbol not in self.markets:
             return berror(400, -1121, "Invalid symbol.")
         return web.json_response([self._query_row(o) for o in account.open_orders(symbol)])
+
+    def all_orders(self, params, account: Account) -> web.Response:
+        """``GET /api/v3/allOrders`` (weight 20): the account's orders on ``symbol``, oldest
+        first, from ``orderId`` on or within ``startTime``–``endTime`` (at most 24 h apart),
+        at most ``limit`` (default 500, max 1000)."""
+        market, err = self.symbol_market(params)
+        if err:
+            return err
+        try:
+            limit = min(max(int(params.get("limit") or 500), 1), 1000)
+            from_id = int(params.get("orderId") or 0)
+            start = int(params.get("startTime") or 0)
+            end = int(params["endTime"]) if params.get("endTime") else None
+        except ValueError:
+            return berror(400, -1100, "Illegal characters found in a parameter.")
+        if end is not None and params.get("startTime") and end - start > 86_400_000:
+            return berror(400, -1127, "More than 24 hours between startTime and endTime.")
+        rows = sorted(
+            (
+                o
+                for o in account.orders.values()
+                if o.symbol == market.symbol
+                and o.id >= from_id
+                and o.created_ms >= start
+                and (end is None or o.created_ms <= end)
+            ),
+            key=lambda o: o.id,
+        )
+        return web.json_response([self._query_row(o) for o in rows[:limit]])
 
     def my_trades(self, params, account: Account) -> web.Response:
         market, err = self.symbol_market(params)

@@ -1,12 +1,12 @@
 """Binance spot market data over REST: ``exchangeInfo`` (PRICE_FILTER, LOT_SIZE, NOTIONAL),
-``trades``, ``ticker/24hr`` and ``ticker/price``."""
+``trades`` and ``ticker/price`` (``depth``, ``aggTrades`` and ``ticker/24hr``:
+:mod:`simulator.binance.market_rest`)."""
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
 
-import numpy as np
 from aiohttp import web
 
 from simulator.binance.common import berror
@@ -47,10 +47,12 @@ class SpotMarketData:
             "icebergAllowed": False,
             "ocoAllowed": False,
             "otoAllowed": False,
+            "opoAllowed": False,
             "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": False,
             "cancelReplaceAllowed": False,
             "amendAllowed": False,
+            "pegInstructionsAllowed": False,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
@@ -128,48 +130,6 @@ class SpotMarketData:
                 for i in range(len(t["ts"]))
             ]
         )
-
-    def _ticker(self, market) -> dict:
-        now = self.now()
-        t = market.trades()
-        lo = int(np.searchsorted(t["ts"], now - 86_400_000, side="right"))
-        price, qty = t["price"][lo:], t["qty"][lo:]
-        bid, ask = self.engine.quote_prices(market.symbol)
-        last = market.last_price
-        if len(price) == 0:
-            price, qty = np.array([last]), np.array([0.0])
-        open_ = float(price[0])
-        vol = float(qty.sum())
-        quote = float((price * qty).sum())
-        return {
-            "symbol": market.symbol,
-            "priceChange": self.px(market, last - open_),
-            "priceChangePercent": f"{(last - open_) / open_ * 100:.3f}",
-            "weightedAvgPrice": self.px(market, quote / vol if vol else last),
-            "prevClosePrice": self.px(market, float(t["price"][lo - 1]) if lo else open_),
-            "lastPrice": self.px(market, last),
-            "lastQty": self.qx(market, t["qty"][-1]),
-            "bidPrice": d8(bid),
-            "bidQty": self.qx(market, market.spec.volume_1m),
-            "askPrice": d8(ask),
-            "askQty": self.qx(market, market.spec.volume_1m),
-            "openPrice": self.px(market, open_),
-            "highPrice": self.px(market, price.max()),
-            "lowPrice": self.px(market, price.min()),
-            "volume": self.qx(market, vol),
-            "quoteVolume": d8(quote),
-            "openTime": now - 86_400_000,
-            "closeTime": now,
-            "firstId": lo + 1,
-            "lastId": len(t["ts"]),
-            "count": len(t["ts"]) - lo,
-        }
-
-    def ticker_24hr(self, params, account) -> web.Response:
-        if params.get("symbol"):
-            market, err = self.symbol_market(params)
-            return err or web.json_response(self._ticker(market))
-        return web.json_response([self._ticker(m) for m in self.markets.values()])
 
     def ticker_price(self, params, account) -> web.Response:
         rows = [

@@ -188,6 +188,12 @@ def trade_rows(market: Market, count: int, cursor: int | None) -> list[dict]:
     return rows
 
 
+def krw_number(price: Decimal) -> int | float:
+    """A KRW price as the venue writes it in the order book: an integer when it is whole
+    (``103460000``, not ``103460000.0``), a fraction only below the 1-KRW tick."""
+    return int(price) if price == price.to_integral_value() else float(price)
+
+
 def orderbook_json(venue, market: Market, depth: int) -> dict:
     bid, ask = venue.engine.quote_prices(market.symbol)
     tick = Decimal(repr(tick_of(market.spec, market.last_price)))
@@ -197,8 +203,8 @@ def orderbook_json(venue, market: Market, depth: int) -> dict:
     for i in range(depth):
         units.append(
             {
-                "ask_price": float(ask + tick * i),
-                "bid_price": float(bid - tick * i),
+                "ask_price": krw_number(ask + tick * i),
+                "bid_price": krw_number(bid - tick * i),
                 "ask_size": round(rng.uniform(0.05, 2.0) * market.spec.volume_1m, 8),
                 "bid_size": round(rng.uniform(0.05, 2.0) * market.spec.volume_1m, 8),
             }

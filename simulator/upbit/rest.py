@@ -10,6 +10,7 @@ requests sent while told to wait can earn a 418 ban (``Faults.ban_after``). WebS
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -74,6 +75,10 @@ class UpbitVenue(KrOrderDesk, Venue):
         return UpbitStreams(self)
 
     # ---- plumbing ---------------------------------------------------------------------------
+
+    def unknown_route(self, status: int, method: str, path: str) -> web.Response:
+        """``{"error":{"name":404,"message":...}}``, the venue's numeric-name error shape."""
+        return error(status, status, f"{method} {path}: not found")
 
     def server_error(self) -> web.Response:
         return error(500, "server_error", "Simulated internal server error.")
@@ -176,11 +181,20 @@ class UpbitVenue(KrOrderDesk, Venue):
         return wrapped
 
     async def _params(self, request: web.Request):
-        """(params, pairs in the order sent) from the query or the JSON body; ``k[]`` -> list."""
+        """(params, pairs in the order sent) from the query and the body; ``k[]`` -> list.
+
+        The venue reads parameters wherever they are sent, whatever the method: the query
+        string, a JSON body or a form body (a GET ``/v1/order`` with a form body, a DELETE
+        ``/v1/order`` with a JSON body both work). ``query_hash`` covers the unencoded
+        ``k=v&k=v`` string of those parameters in the order sent, wherever they were.
+        """
         pairs: list[tuple[str, str]] = list(request.rel_url.query.items())
-        if request.method == "POST" and request.can_read_body:
+        text = await request.text() if request.can_read_body else ""
+        if text.strip() and request.content_type == "application/x-www-form-urlencoded":
+            pairs.extend(parse_qsl(text, keep_blank_values=True))
+        elif text.strip():
             try:
-                body = json.loads(await request.text() or "{}")
+                body = json.loads(text)
             except json.JSONDecodeError:
                 raise ValueError("The request body must be JSON.") from None
             if not isinstance(body, dict):
@@ -306,7 +320,7 @@ class UpbitVenue(KrOrderDesk, Venue):
                     "market": c,
                     "quote_currency": self.markets[c].spec.quote,
                     "tick_size": fmt(dec(krw_tick(self.markets[c].last_price))),
-                    "supported_levels": [0],
+                    "supported_levels": ["0"],  # strings, as the venue sends them
                 }
                 for c in codes
             ]

@@ -2,7 +2,9 @@
 ``/websocket/v1/private`` (myOrder, myAsset), with binary frames as the venue sends them.
 
 Subscribe with one JSON array ``[{ticket}, {type, codes, ...}, {format}]``; a text ``PING``
-gets ``{"status":"UP"}``, which is also sent every ``status_interval_s`` (10 s). A connection
+gets ``{"status":"UP"}`` (a text frame), repeated every ``status_interval_s`` (10 s) from then on
+as the venue's connection-management page shows (``PING`` → ``UP``, ``UP``, …). A client that
+never sends ``PING`` never gets a status frame: every frame it sees is binary JSON. A connection
 that sends nothing (no message, no ping frame) for ``idle_timeout_s`` (120 s) is closed.
 """
 
@@ -80,10 +82,12 @@ class UpbitStreams:
         )
 
     def _status(self, conn: Connection) -> None:
-        conn.send({"status": "UP"}, text=True)
+        if conn.state.get("pinged"):  # never unasked
+            conn.send({"status": "UP"}, text=True)
 
     def _on_text(self, conn: Connection, text: str) -> None:
         if text.strip() == "PING":
+            conn.state["pinged"] = True
             conn.send({"status": "UP"}, text=True)
             return
         try:
