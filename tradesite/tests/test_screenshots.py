@@ -34,7 +34,7 @@ def pages(ids: dict) -> list[tuple[str, str, str]]:
         ("runs", "/strategies/optimizer/runs/", "#runs"),
         ("run-detail", f"/strategies/optimizer/runs/{ids['run']}/", "#trials"),
         ("screener", "/strategies/screener/", "#screener"),
-        ("alerts", "/alerts/", "#alerts-page"),
+        ("alerts", "/alerts/", "#rules"),
         ("telegram-link", "/alerts/telegram/link", ".telegram-link"),
     ]
 
