@@ -51,7 +51,8 @@ install-dev: $(VENV)/.dev-installed node_modules/.installed $(KERNELS) $(SQLITE_
 run: install
 	scripts/run.sh
 
-## Lint, then the suite on SQLite with a real Redis; with CI=true also on a real PostgreSQL.
+## Lint, then the suite on SQLite with a real Redis; with CI=true also on a real PostgreSQL
+## (there only the tests that can differ by backend: conftest.runs_on_postgresql).
 test: install-dev ci-deps lint test-sqlite
 ifeq ($(CI),true)
 test: test-postgres
