@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 CI ?=
 export XDG_RUNTIME_DIR ?= /tmp/tradesite-xdg-$(shell id -u)
 # Tests serve static files from their source folders, never from a stale collection.
-test test-sqlite test-postgres: export WHITENOISE_USE_FINDERS = 1
+test test-sqlite test-postgres test-both: export WHITENOISE_USE_FINDERS = 1
 
-.PHONY: run test test-sqlite test-postgres lint bench drills install install-dev ci-deps clean kernels screenshots
+.PHONY: run test test-sqlite test-postgres test-both lint bench drills install install-dev ci-deps clean kernels screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,20 +51,40 @@ install-dev: $(VENV)/.dev-installed node_modules/.installed $(KERNELS) $(SQLITE_
 run: install
 	scripts/run.sh
 
-## Lint, then the suite on SQLite with a real Redis; with CI=true also on a real PostgreSQL.
-test: install-dev ci-deps lint test-sqlite
+## Lint, then the suite on SQLite with a real Redis; with CI=true also on a real PostgreSQL
+## (there only the tests that can differ by backend: conftest.runs_on_postgresql), both passes
+## at once. PYTEST_ARGS passes arguments to pytest, e.g. PYTEST_ARGS="-x orders".
+PYTEST_ARGS ?=
+SQLITE_PASS = $(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest $(PYTEST_ARGS)
+POSTGRES_PASS = $(PY) -m tradesite.devservices with-postgres -- $(SQLITE_PASS)
+
 ifeq ($(CI),true)
-test: test-postgres
+test: install-dev ci-deps lint test-both
+else
+test: install-dev ci-deps lint test-sqlite
 endif
 
 test-sqlite: install-dev
 	@install -d -m 700 $(XDG_RUNTIME_DIR)
-	$(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest
+	$(SQLITE_PASS)
 
 test-postgres: install-dev
 	@install -d -m 700 $(XDG_RUNTIME_DIR)
-	$(PY) -m tradesite.devservices with-postgres -- \
-		$(PY) -m tradesite.devservices with-redis -- $(PY) -m pytest
+	$(POSTGRES_PASS)
+
+## Both passes at the same time (CI's 2 cores; lint has already created var/'s secrets). They
+## share nothing: each has its own Redis and PostgreSQL (tradesite.devservices: free ports,
+## temporary folders), the SQLite pass its own file (test_<pid>_db.sqlite3), servers free
+## ports, and only the SQLite pass runs the browser tests (test-artifacts/). Every line says
+## which pass wrote it; the target fails when either pass fails.
+test-both: install-dev
+	@install -d -m 700 $(XDG_RUNTIME_DIR)
+	@set -o pipefail; \
+	( $(SQLITE_PASS) 2>&1 | sed -u 's/^/[sqlite] /' ) & sqlite=$$!; \
+	( $(POSTGRES_PASS) 2>&1 | sed -u 's/^/[postgres] /' ) & postgres=$$!; \
+	wait $$sqlite; sqlite_status=$$?; wait $$postgres; postgres_status=$$?; \
+	echo "SQLite pass: exit $$sqlite_status; PostgreSQL pass: exit $$postgres_status"; \
+	test $$sqlite_status -eq 0 -a $$postgres_status -eq 0
 
 ## CI needs what a full run needs: Chromium for the browser tests (Debian's package).
 ci-deps:

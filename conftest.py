@@ -236,7 +236,38 @@ def screenshot(page, request):
     return take
 
 
+#: The fixtures through which a test reaches the suite's database (``live_server`` implies one).
+DATABASE_FIXTURES = frozenset({
+    "db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+    "live_server",
+})
+
+
+def on_postgresql() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+def runs_on_postgresql(item) -> bool:
+    """Whether the PostgreSQL pass runs ``item``: a test marked ``postgres``, or one that uses
+    the suite's database and is not a browser test. Reason: that pass exists for what can differ
+    by backend (SQL, constraints, locking, transactions, bulk upserts, the candle backends); a
+    test without the database, or a browser test (its pages' queries run on PostgreSQL in the
+    views' own tests), would only repeat the SQLite pass. ``PG_FULL_SUITE=1`` runs everything."""
+    if item.get_closest_marker("postgres") is not None:
+        return True
+    if item.get_closest_marker("browser") is not None:
+        return False
+    return item.get_closest_marker("django_db") is not None or bool(
+        DATABASE_FIXTURES.intersection(item.fixturenames))
+
+
 def pytest_collection_modifyitems(config, items):
-    """Browser tests run last: Playwright's sync API leaves an event loop running in the main
+    """On PostgreSQL, only the tests ``runs_on_postgresql`` keeps (the rest are deselected).
+    Browser tests run last: Playwright's sync API leaves an event loop running in the main
     thread for the rest of the session, and any ``asyncio.run()`` after it would fail."""
+    if on_postgresql() and os.environ.get("PG_FULL_SUITE") != "1":
+        kept = [item for item in items if runs_on_postgresql(item)]
+        if len(kept) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if not runs_on_postgresql(i)])
+            items[:] = kept
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

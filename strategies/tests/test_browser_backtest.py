@@ -10,7 +10,7 @@ from markets.candles import upsert_candles
 from strategies import tasks
 from strategies.models import BacktestRun
 from strategies.tests.conftest import random_walk
-from tradesite.tests.test_browser_chart import log_in, trader, web  # noqa: F401 - fixtures
+from tradesite.tests.test_browser_chart import log_in, trader, web, web_server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

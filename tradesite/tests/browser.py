@@ -82,14 +82,24 @@ class WebServer:
         self.proc = None
 
 
-@pytest.fixture
-def web(redis_url, db):
+@pytest.fixture(scope="module")
+def web_server(redis_url, django_db_setup):
+    """One server for a module's tests (starting one costs seconds): it keeps no state of its
+    own between them (the rows are flushed after each test, each test logs in afresh)."""
     os.makedirs(ROOT / "test-artifacts", exist_ok=True)
     server = WebServer(free_port())
     server.start()
     yield server
     server.stop()
     server.log.close()
+
+
+@pytest.fixture
+def web(web_server, db):
+    """The module's server, started again if the previous test left it down (killed)."""
+    if web_server.proc is None or web_server.proc.poll() is not None:
+        web_server.start()
+    return web_server
 
 
 def publish(group: str, message: dict) -> None:

@@ -2,4 +2,4 @@
 can log in through it (``trader``), and one server with one logged-in browser context shared by
 a module's page tests (``shared_site``). Modules defining their own ``trader`` keep theirs."""
 
-from tradesite.tests.browser import shared_site, shell_page, trader, web  # noqa: F401
+from tradesite.tests.browser import shared_site, shell_page, trader, web, web_server  # noqa: F401

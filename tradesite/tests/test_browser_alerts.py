@@ -10,7 +10,14 @@ import pytest
 from alerts import delivery
 from alerts.models import Channel, Notification
 from markets.timeframes import floor_ms
-from tradesite.tests.test_browser_chart import MINUTE, log_in, store, trader, web  # noqa: F401
+from tradesite.tests.test_browser_chart import (  # noqa: F401 (fixtures)
+    MINUTE,
+    log_in,
+    store,
+    trader,
+    web,
+    web_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

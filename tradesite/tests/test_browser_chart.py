@@ -28,6 +28,7 @@ from tradesite.tests.browser import (  # noqa: F401 - re-exported: other modules
     store,
     trader,
     web,
+    web_server,
 )
 from tradesite.views import signal_payload
 

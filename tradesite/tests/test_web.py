@@ -18,7 +18,7 @@ from django.test import Client
 
 from tradesite.consumers import Outbox, frame
 from tradesite.tests.asgi_server import uvicorn_serving
-from tradesite.tests.test_browser_chart import web  # noqa: F401 - the fixture
+from tradesite.tests.test_browser_chart import web, web_server  # noqa: F401 - the fixtures
 from tradesite.web import freeze_startup_heap, options, trusted_proxies
 
 

@@ -19,6 +19,7 @@ class _Connection:
     vendor = "oracle"
 
 
+@pytest.mark.postgres  # the vendor of the suite's connection, without a query
 def test_the_connections_vendor_picks_its_backend_and_another_vendor_is_refused():
     backend = backend_for(connection)
     assert isinstance(backend, CandleBackend) and backend.vendor == connection.vendor
