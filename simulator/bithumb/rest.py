@@ -7,11 +7,17 @@ listed in shared/exchanges/bithumb.md.
   ``+09:00``) is refused with 400. Days, weeks, months and the 240-minute grid open on KST
   boundaries (a day at 15:00 UTC; 240 minutes at 03, 07, 11, 15, 19, 23 UTC).
 * Auth: JWT with a required ``timestamp`` claim (ms, within 60 s of the clock) and Upbit's
-  ``query_hash``.
+  ``query_hash``; Bithumb's own 401 names and messages (auth.py).
 * Orders: ``POST /v2/orders`` (``order_type``, ``client_order_id``) answers an acknowledgement
   with ``order_id`` (``C`` + 19 digits); ``GET /v1/order?uuid=|client_order_id=`` the order with
   its trades; ``DELETE /v2/order?order_id=|client_order_id=`` answers ``{order_id, created_at}``;
   ``GET /v1/orders`` lists (``states[]``, ``uuids[]``, ``client_order_ids[]``, ``limit`` <= 100).
+* Errors ``{"error": {"name", "message"}}`` (apidocs "API 주요 에러 코드"): an unknown market in
+  an order is ``invalid_parameter``; a limit price off the KRW tick ``invalid_price_bid|ask``; a
+  volume with more decimals than the market's step (8) ``invalid_parameter`` (the docs name no
+  precision error: UNCONFIRMED); a total under 5,000 KRW ``under_min_total_bid|ask`` (Bithumb's
+  table has no minimum-total code, so the name is Upbit's: UNCONFIRMED). Quotation endpoints
+  answer an unknown market with ``{"name": 404, "message": "Code not found"}``.
 * Rate limits per category (150/s public, 140/s private); no ``Remaining-Req`` header.
 * WebSockets: ``/websocket/v1`` (trade, ticker, orderbook: no candles) and
   ``/websocket/v2/private`` (``myOrder`` with the v2 names, ``myAsset``).
@@ -20,11 +26,12 @@ listed in shared/exchanges/bithumb.md.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
 from simulator.accounts import Order, dec
+from simulator.bithumb.auth import BithumbJwtVerifier
 from simulator.market import UPBIT_KRW_BANDS, Frame, krw_tick
 from simulator.upbit.rest import MINUTE_UNITS, UpbitVenue
 from simulator.upbit.ws import UpbitStreams
@@ -70,6 +77,8 @@ class BithumbVenue(UpbitVenue):
 
     def __init__(self, ctx, markets, accounts, **kw) -> None:
         super().__init__(ctx, markets, accounts, fee="0.0025", require_timestamp=True, **kw)
+        self.jwt = BithumbJwtVerifier({a.key: a.secret for a in accounts},
+                                      clock_ms=ctx.clock_ms)
 
     def make_streams(self):
         return BithumbStreams(self)
@@ -103,6 +112,20 @@ class BithumbVenue(UpbitVenue):
 
     def order_id(self, oid: int, uid: str) -> str:
         return f"C0101{oid:015d}"
+
+    def create_order(self, account, params: dict) -> web.Response:
+        """Upbit's checks, after refusing a volume finer than the market's quantity step."""
+        market = self._market(params.get("market"))
+        try:
+            volume = dec(params["volume"]) if params.get("volume") not in (None, "") else None
+        except InvalidOperation:
+            volume = None  # the shared checks answer an unreadable volume
+        if market is not None and volume is not None and volume.is_finite():
+            step = dec(market.spec.step)
+            if volume % step != 0:
+                return self._invalid(f"volume {params['volume']} has more decimals than the "
+                                     f"market's quantity step {fmt(step)}")
+        return super().create_order(account, params)
 
     def placed(self, order: Order) -> web.Response:
         """v2 answers an acknowledgement only (read the order back with GET /v1/order)."""

@@ -202,3 +202,62 @@ async def test_the_private_websocket_v2_sends_v2_order_names_and_string_assets(s
                                   if k not in ("time_in_force", "order_price")})
     assert all(isinstance(a["balance"], str) for a in asset["assets"])
     assert not same_shape(asset, load("bithumb_ws_myasset"))
+
+
+LIMIT = {"market": "KRW-BTC", "side": "bid", "order_type": "limit", "price": "100000000",
+         "volume": "0.001"}
+
+
+def _token(sim, *, key=KEY, secret=SECRET, query="", stamp=None) -> dict:
+    stamp = sim.clock_ms() if stamp is None else stamp
+    return {"Authorization": f"Bearer {upbit_token(key, secret, query, 'HS256', stamp)}"}
+
+
+@pytest.mark.parametrize("case,name,message", [
+    ("wrong secret", "jwt_verification", "Jwt 토큰 검증에 실패했습니다."),
+    ("no token", "jwt_verification", "Jwt 토큰 검증에 실패했습니다."),
+    ("unknown key", "invalid_access_key", "잘못된 액세스 키"),
+    ("stale timestamp", "expired_jwt", "Jwt가 만료되었습니다."),
+    ("other query signed", "invalid_query_payload", "Jwt의 query를 검증하는데 실패하였습니다."),
+])
+async def test_a_bad_signature_gets_bithumbs_documented_401(sim, http, case, name, message):
+    query = "market=KRW-BTC"
+    headers = {
+        "wrong secret": lambda: _token(sim, secret="not-the-secret", query=query),
+        "no token": dict,
+        "unknown key": lambda: _token(sim, key="nobody", query=query),
+        "stale timestamp": lambda: _token(sim, query=query, stamp=sim.clock_ms() - 61_000),
+        "other query signed": lambda: _token(sim, query="market=KRW-ETH"),
+    }[case]()
+    async with http.get(f"{sim.bithumb_url}/v1/orders/chance?{query}", headers=headers) as resp:
+        assert resp.status == 401
+        assert await resp.json() == {"error": {"name": name, "message": message}}
+
+
+@pytest.mark.parametrize("change,name", [
+    ({"market": "KRW-NOPE"}, "invalid_parameter"),  # unknown symbol
+    ({"volume": "0.00001"}, "under_min_total_bid"),  # 1,000 KRW: under the 5,000 minimum
+    ({"volume": "0.000000001"}, "invalid_parameter"),  # 9 decimals: finer than the step
+    ({"side": "ask", "order_type": "market", "price": None, "volume": "0.0010000001"},
+     "invalid_parameter"),
+    ({"price": "100000500"}, "invalid_price_bid"),  # off the 1,000 KRW tick
+])
+async def test_a_refused_order_gets_a_400_with_the_error_object_and_changes_nothing(
+    sim, http, change, name
+):
+    before = {a: list(v) for a, v in sim.account("bithumb", KEY).balances.items()}
+    body = {k: v for k, v in (LIMIT | change).items() if v is not None}
+    status, answer = await private(http, sim, "POST", "/v2/orders", body=body)
+    assert status == 400, answer
+    assert set(answer) == {"error"} and set(answer["error"]) == {"name", "message"}
+    assert answer["error"]["name"] == name and answer["error"]["message"]
+    assert sim.account("bithumb", KEY).balances == before
+    assert not sim.account("bithumb", KEY).orders
+
+
+async def test_quotation_answers_an_unknown_market_with_code_not_found(sim, http):
+    for path, params in (("/v1/ticker", {"markets": "KRW-NOPE"}),
+                         ("/v1/candles/minutes/1", {"market": "KRW-NOPE"}),
+                         ("/v1/orderbook", {"markets": "KRW-NOPE"})):
+        status, _, body = await get(http, sim, path, **params)
+        assert status == 404 and body == {"error": {"name": 404, "message": "Code not found"}}
