@@ -26,6 +26,7 @@ listed in shared/exchanges/bithumb.md.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
@@ -38,6 +39,7 @@ from simulator.upbit.ws import UpbitStreams
 from simulator.venue import KST, fmt, kst_iso
 
 KST_MS = 9 * 3_600_000
+STP_TYPE = "cancel_taker"
 # category -> (calls per second, unused "min" of Upbit's header)
 GROUPS = {
     "market": (150, 0),
@@ -127,6 +129,25 @@ class BithumbVenue(UpbitVenue):
                                      f"market's quantity step {fmt(step)}")
         return super().create_order(account, params)
 
+    def order_json(self, order: Order, **kw) -> dict:
+        """Upbit's order object plus ``stp_type``, which Bithumb prints on every order placed
+        since 2026-05-07: ``cancel_taker`` (a new order that would trade with the account's
+        own resting one has the crossing quantity cancelled)."""
+        return super().order_json(order, **kw) | {"stp_type": STP_TYPE}
+
+    def chance(self, account, params: dict) -> web.Response:
+        """Upbit's order rules plus Bithumb's ``price_unit`` (the market's tick at its price)
+        in ``market.bid`` and ``market.ask``."""
+        resp = super().chance(account, params)
+        market = self._market(params.get("market"))
+        if resp.status != 200 or market is None:
+            return resp
+        body = json.loads(resp.body)
+        unit = fmt(self.price_tick(dec(market.last_price)))
+        for side in ("bid", "ask"):
+            body["market"][side]["price_unit"] = unit
+        return web.json_response(body)
+
     def placed(self, order: Order) -> web.Response:
         """v2 answers an acknowledgement only (read the order back with GET /v1/order)."""
         ack = {
@@ -136,6 +157,7 @@ class BithumbVenue(UpbitVenue):
             "side": "bid" if order.side == "buy" else "ask",
             "order_type": order.extra["ord_type"],
             "created_at": kst_iso(order.created_ms),
+            "stp_type": STP_TYPE,
         }
         return web.json_response(ack, status=201)
 

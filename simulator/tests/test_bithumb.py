@@ -145,8 +145,7 @@ async def test_v2_place_acknowledges_then_v1_reads_and_v2_cancels(sim, http):
     status, order = await private(http, sim, "GET", "/v1/order", params={"uuid": ack["order_id"]})
     assert status == 200 and order["state"] == "wait" and order["client_order_id"] == client_id
     assert not same_shape(order, {k: v for k, v in load("bithumb_order_get").items()
-                                  if k not in ("trades", "time_in_force", "cancel_type",
-                                               "stp_type")})
+                                  if k not in ("trades", "time_in_force", "cancel_type")})
     _, listed = await private(http, sim, "GET", "/v1/orders",
                               params={"market": "KRW-BTC", "states[]": "wait"})
     assert ack["order_id"] in {o["uuid"] for o in listed}
@@ -261,3 +260,43 @@ async def test_quotation_answers_an_unknown_market_with_code_not_found(sim, http
                          ("/v1/orderbook", {"markets": "KRW-NOPE"})):
         status, _, body = await get(http, sim, path, **params)
         assert status == 404 and body == {"error": {"name": 404, "message": "Code not found"}}
+
+
+async def test_every_rest_answer_has_every_field_of_the_captures_with_its_type(sim, http):
+    """Field by field against shared/exchanges/samples/bithumb_*.json: nothing missing, no
+    type mismatch (extra fields are allowed)."""
+    answers = {}
+    for path, params, name in (
+        ("/v1/market/all", {"isDetails": "true"}, "bithumb_market_all"),
+        ("/v1/ticker", {"markets": "KRW-BTC"}, "bithumb_ticker"),
+        ("/v1/orderbook", {"markets": "KRW-BTC"}, "bithumb_orderbook"),
+        ("/v1/trades/ticks", {"market": "KRW-BTC", "count": 3}, "bithumb_trades_ticks"),
+        ("/v1/candles/minutes/1", {"market": "KRW-BTC", "count": 2}, "bithumb_candles_minutes"),
+        ("/v1/candles/weeks", {"market": "KRW-BTC", "count": 1}, "bithumb_candles_weeks"),
+    ):
+        status, _, rows = await get(http, sim, path, **params)
+        assert status == 200
+        answers[name] = (rows[0], load(name)[0])
+    _, rows = await private(http, sim, "GET", "/v1/accounts")
+    answers["bithumb_accounts"] = (rows[0], load("bithumb_accounts")[0])
+    _, chance = await private(http, sim, "GET", "/v1/orders/chance", params={"market": "KRW-BTC"})
+    answers["bithumb_orders_chance"] = (chance, load("bithumb_orders_chance"))
+    assert chance["market"]["bid"]["price_unit"] == "1000"  # KRW-BTC's tick at its price
+
+    sell = {"market": "KRW-BTC", "side": "ask", "order_type": "limit", "price": "100000000",
+            "volume": "0.01", "client_order_id": "shape-1"}  # under the market: fills
+    _, ack = await private(http, sim, "POST", "/v2/orders", body=sell)
+    answers["bithumb_v2_order_place"] = (ack, load("bithumb_v2_order_place")["response_inferred"])
+    _, order = await private(http, sim, "GET", "/v1/order", params={"uuid": ack["order_id"]})
+    assert order["state"] == "done" and order["trades"]
+    answers["bithumb_order_get"] = (order, load("bithumb_order_get"))
+    _, resting = await private(http, sim, "POST", "/v2/orders",
+                               body=LIMIT | {"client_order_id": "shape-2"})
+    _, listed = await private(http, sim, "GET", "/v1/orders", params={"states[]": "wait"})
+    answers["bithumb_orders_list"] = (listed[0], load("bithumb_orders_list")[0])
+    _, cancelled = await private(http, sim, "DELETE", "/v2/order",
+                                 params={"order_id": resting["order_id"]})
+    answers["bithumb_v2_order_cancel"] = (cancelled, load("bithumb_v2_order_cancel"))
+
+    problems = {name: same_shape(got, want) for name, (got, want) in answers.items()}
+    assert problems == {name: [] for name in answers}
