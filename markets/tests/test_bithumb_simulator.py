@@ -13,6 +13,7 @@ answer is orders/tests/test_live_bithumb.py::test_a_lost_answer_is_found_by_clie
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from decimal import Decimal
@@ -138,6 +139,7 @@ def test_a_limit_buy_rests_then_fills_when_the_market_trades_at_its_price(sim, b
     assert filled, "the resting order did not fill"
     assert filled.filled_quantity == Decimal("0.002") and filled.average_price == price
     assert [f.quantity for f in filled.fills] == [Decimal("0.002")] and filled.fee > 0
+    assert re.fullmatch(r"C0101\d{15}", filled.fills[0].trade_id)  # Bithumb's trade id form
     after = holdings(bithumb)
     assert after["BTC"][0] - before["BTC"][0] == Decimal("0.002")
     assert before["KRW"][0] + before["KRW"][1] - after["KRW"][0] - after["KRW"][1] == (

@@ -9,7 +9,9 @@ listed in shared/exchanges/bithumb.md.
 * Auth: JWT with a required ``timestamp`` claim (ms, within 60 s of the clock) and Upbit's
   ``query_hash``; Bithumb's own 401 names and messages (auth.py).
 * Orders: ``POST /v2/orders`` (``order_type``, ``client_order_id``) answers an acknowledgement
-  with ``order_id`` (``C`` + 19 digits); ``GET /v1/order?uuid=|client_order_id=`` the order with
+  with ``order_id`` (``C`` + 19 digits; trade ids have the same form, e.g.
+  ``C0101000000001713006``: the simulator's start second times 10^5 plus a counter, so ids do
+  not repeat across restarts); ``GET /v1/order?uuid=|client_order_id=`` the order with
   its trades; ``DELETE /v2/order?order_id=|client_order_id=`` answers ``{order_id, created_at}``;
   ``GET /v1/orders`` lists (``states[]``, ``uuids[]``, ``client_order_ids[]``, ``limit`` <= 100).
 * Errors ``{"error": {"name", "message"}}`` (apidocs "API 주요 에러 코드"): an unknown market in
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
@@ -34,6 +37,7 @@ from aiohttp import web
 from simulator.accounts import Order, dec
 from simulator.bithumb.auth import BithumbJwtVerifier
 from simulator.market import UPBIT_KRW_BANDS, Frame, krw_tick
+from simulator.matching import OrderIds
 from simulator.upbit.rest import MINUTE_UNITS, UpbitVenue
 from simulator.upbit.ws import UpbitStreams
 from simulator.venue import KST, fmt, kst_iso
@@ -67,6 +71,23 @@ def parse_kst(text: str) -> int:
     return int(stamp.replace(tzinfo=KST).timestamp() * 1000)
 
 
+class BithumbIds(OrderIds):
+    """Bithumb's ``C0101`` + 15 digit ids, orders and trades from one sequence numbered from
+    ``base`` (the start second times 10^5: unique across restarts a second apart, up to
+    100,000 ids a second)."""
+
+    def __init__(self, seed: int, base: int | None = None) -> None:
+        super().__init__(seed)
+        self.base = int(time.time()) * 100_000 if base is None else base
+        self.next_number = 1
+
+    def new_uuid(self) -> str:
+        """The next id: an order's (through ``new_ids``) or a fill's trade id."""
+        number = self.next_number
+        self.next_number += 1
+        return f"C0101{self.base + number:015d}"
+
+
 class BithumbVenue(UpbitVenue):
     name = "bithumb"
     GROUPS = GROUPS
@@ -79,6 +100,7 @@ class BithumbVenue(UpbitVenue):
 
     def __init__(self, ctx, markets, accounts, **kw) -> None:
         super().__init__(ctx, markets, accounts, fee="0.0025", require_timestamp=True, **kw)
+        self.ids = self.engine.ids = BithumbIds(ctx.seed)
         self.jwt = BithumbJwtVerifier({a.key: a.secret for a in accounts},
                                       clock_ms=ctx.clock_ms)
 
@@ -113,7 +135,7 @@ class BithumbVenue(UpbitVenue):
         return dec(bithumb_krw_tick(float(price)))
 
     def order_id(self, oid: int, uid: str) -> str:
-        return f"C0101{oid:015d}"
+        return uid  # BithumbIds makes it Bithumb's form
 
     def create_order(self, account, params: dict) -> web.Response:
         """Upbit's checks, after refusing a volume finer than the market's quantity step."""

@@ -300,3 +300,18 @@ async def test_every_rest_answer_has_every_field_of_the_captures_with_its_type(s
 
     problems = {name: same_shape(got, want) for name, (got, want) in answers.items()}
     assert problems == {name: [] for name in answers}
+
+
+async def test_order_and_trade_ids_are_bithumbs_and_do_not_repeat_across_restarts(http):
+    ids = []
+    for start_second in (1_780_000_000, 1_780_000_001):
+        async with frozen(0.1) as sim:
+            sim.venues["bithumb"].ids.base = start_second * 100_000  # as if started then
+            body = LIMIT | {"side": "ask", "price": "100000000", "client_order_id": "r1"}
+            status, ack = await private(http, sim, "POST", "/v2/orders", body=body)
+            assert status == 201, ack
+            _, order = await private(http, sim, "GET", "/v1/order",
+                                     params={"uuid": ack["order_id"]})
+            ids.append((ack["order_id"], order["trades"][0]["uuid"]))
+    assert all(re.fullmatch(r"C0101\d{15}", i) for pair in ids for i in pair)
+    assert len({i for pair in ids for i in pair}) == 4
