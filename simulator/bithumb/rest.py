@@ -21,7 +21,7 @@ listed in shared/exchanges/bithumb.md.
   table has no minimum-total code, so the name is Upbit's: UNCONFIRMED). Quotation endpoints
   answer an unknown market with ``{"name": 404, "message": "Code not found"}``.
 * Rate limits per category (150/s public, 140/s private); no ``Remaining-Req`` header.
-* WebSockets: ``/websocket/v1`` (trade, ticker, orderbook: no candles) and
+* WebSockets: ``/websocket/v1`` (trade, ticker, orderbook with a µs ``timestamp``: no candles) and
   ``/websocket/v2/private`` (``myOrder`` with the v2 names, ``myAsset``).
 """
 
@@ -207,6 +207,12 @@ V1_ONLY = ("ask_bid", "price", "volume", "trades_count", "avg_price", "trade_fee
 class BithumbStreams(UpbitStreams):
     public_types = frozenset({"trade", "ticker", "orderbook"})
     asset_amount = staticmethod(fmt)
+
+    def _book_frame(self, market, stream_type: str) -> dict:
+        """Upbit's frame with Bithumb's microsecond ``timestamp`` (seen in captured frames,
+        shared/exchanges/samples/bithumb_ws_orderbook.json; the docs do not say)."""
+        frame = super()._book_frame(market, stream_type)
+        return frame | {"timestamp": frame["timestamp"] * 1000}
 
     def _my_order(self, order: Order, fill, state: str) -> dict:
         v1 = super()._my_order(order, fill, state)

@@ -315,3 +315,15 @@ async def test_order_and_trade_ids_are_bithumbs_and_do_not_repeat_across_restart
             ids.append((ack["order_id"], order["trades"][0]["uuid"]))
     assert all(re.fullmatch(r"C0101\d{15}", i) for pair in ids for i in pair)
     assert len({i for pair in ids for i in pair}) == 4
+
+
+async def test_the_websocket_orderbook_is_stamped_in_microseconds(sim):
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        sim.url("bithumb", "ws") + "/websocket/v1"
+    ) as ws:
+        await ws.send_str(json.dumps([{"ticket": "t"}, {"type": "orderbook",
+                                                        "codes": ["KRW-BTC"]}]))
+        msg = await ws.receive(timeout=5)
+        frame = json.loads(msg.data if isinstance(msg.data, str) else msg.data.decode())
+    assert frame["type"] == "orderbook" and not same_shape(frame, load("bithumb_ws_orderbook"))
+    assert frame["timestamp"] // 1000 == pytest.approx(sim.clock_ms(), abs=5_000)
