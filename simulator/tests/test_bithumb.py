@@ -1,5 +1,6 @@
 """Bithumb protocol over real HTTP on 127.0.0.1: naive-KST candle paging, KST grids, auth with
-the timestamp claim, v2 orders read back through v1, shapes of the documented samples."""
+the timestamp claim, v2 orders read back through v1, shapes of the documented samples, the
+documented error answers and Bithumb's order and trade ids."""
 
 from __future__ import annotations
 
