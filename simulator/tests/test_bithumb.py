@@ -1,5 +1,6 @@
 """Bithumb protocol over real HTTP on 127.0.0.1: naive-KST candle paging, KST grids, auth with
-the timestamp claim, v2 orders read back through v1, shapes of the documented samples."""
+the timestamp claim, v2 orders read back through v1, shapes of the documented samples, the
+documented error answers and Bithumb's order and trade ids."""
 
 from __future__ import annotations
 
@@ -145,8 +146,7 @@ async def test_v2_place_acknowledges_then_v1_reads_and_v2_cancels(sim, http):
     status, order = await private(http, sim, "GET", "/v1/order", params={"uuid": ack["order_id"]})
     assert status == 200 and order["state"] == "wait" and order["client_order_id"] == client_id
     assert not same_shape(order, {k: v for k, v in load("bithumb_order_get").items()
-                                  if k not in ("trades", "time_in_force", "cancel_type",
-                                               "stp_type")})
+                                  if k not in ("trades", "time_in_force", "cancel_type")})
     _, listed = await private(http, sim, "GET", "/v1/orders",
                               params={"market": "KRW-BTC", "states[]": "wait"})
     assert ack["order_id"] in {o["uuid"] for o in listed}
@@ -202,3 +202,129 @@ async def test_the_private_websocket_v2_sends_v2_order_names_and_string_assets(s
                                   if k not in ("time_in_force", "order_price")})
     assert all(isinstance(a["balance"], str) for a in asset["assets"])
     assert not same_shape(asset, load("bithumb_ws_myasset"))
+
+
+LIMIT = {"market": "KRW-BTC", "side": "bid", "order_type": "limit", "price": "100000000",
+         "volume": "0.001"}
+
+
+def _token(sim, *, key=KEY, secret=SECRET, query="", stamp=None) -> dict:
+    stamp = sim.clock_ms() if stamp is None else stamp
+    return {"Authorization": f"Bearer {upbit_token(key, secret, query, 'HS256', stamp)}"}
+
+
+@pytest.mark.parametrize("case,name,message", [
+    ("wrong secret", "jwt_verification", "Jwt 토큰 검증에 실패했습니다."),
+    ("no token", "jwt_verification", "Jwt 토큰 검증에 실패했습니다."),
+    ("unknown key", "invalid_access_key", "잘못된 액세스 키"),
+    ("stale timestamp", "expired_jwt", "Jwt가 만료되었습니다."),
+    ("other query signed", "invalid_query_payload", "Jwt의 query를 검증하는데 실패하였습니다."),
+])
+async def test_a_bad_signature_gets_bithumbs_documented_401(sim, http, case, name, message):
+    query = "market=KRW-BTC"
+    headers = {
+        "wrong secret": lambda: _token(sim, secret="not-the-secret", query=query),
+        "no token": dict,
+        "unknown key": lambda: _token(sim, key="nobody", query=query),
+        "stale timestamp": lambda: _token(sim, query=query, stamp=sim.clock_ms() - 61_000),
+        "other query signed": lambda: _token(sim, query="market=KRW-ETH"),
+    }[case]()
+    async with http.get(f"{sim.bithumb_url}/v1/orders/chance?{query}", headers=headers) as resp:
+        assert resp.status == 401
+        assert await resp.json() == {"error": {"name": name, "message": message}}
+
+
+@pytest.mark.parametrize("change,name", [
+    ({"market": "KRW-NOPE"}, "invalid_parameter"),  # unknown symbol
+    ({"volume": "0.00001"}, "under_min_total_bid"),  # 1,000 KRW: under the 5,000 minimum
+    ({"volume": "0.000000001"}, "invalid_parameter"),  # 9 decimals: finer than the step
+    ({"side": "ask", "order_type": "market", "price": None, "volume": "0.0010000001"},
+     "invalid_parameter"),
+    ({"price": "100000500"}, "invalid_price_bid"),  # off the 1,000 KRW tick
+])
+async def test_a_refused_order_gets_a_400_with_the_error_object_and_changes_nothing(
+    sim, http, change, name
+):
+    before = {a: list(v) for a, v in sim.account("bithumb", KEY).balances.items()}
+    body = {k: v for k, v in (LIMIT | change).items() if v is not None}
+    status, answer = await private(http, sim, "POST", "/v2/orders", body=body)
+    assert status == 400, answer
+    assert set(answer) == {"error"} and set(answer["error"]) == {"name", "message"}
+    assert answer["error"]["name"] == name and answer["error"]["message"]
+    assert sim.account("bithumb", KEY).balances == before
+    assert not sim.account("bithumb", KEY).orders
+
+
+async def test_quotation_answers_an_unknown_market_with_code_not_found(sim, http):
+    for path, params in (("/v1/ticker", {"markets": "KRW-NOPE"}),
+                         ("/v1/candles/minutes/1", {"market": "KRW-NOPE"}),
+                         ("/v1/orderbook", {"markets": "KRW-NOPE"})):
+        status, _, body = await get(http, sim, path, **params)
+        assert status == 404 and body == {"error": {"name": 404, "message": "Code not found"}}
+
+
+async def test_every_rest_answer_has_every_field_of_the_captures_with_its_type(sim, http):
+    """Field by field against shared/exchanges/samples/bithumb_*.json: nothing missing, no
+    type mismatch (extra fields are allowed)."""
+    answers = {}
+    for path, params, name in (
+        ("/v1/market/all", {"isDetails": "true"}, "bithumb_market_all"),
+        ("/v1/ticker", {"markets": "KRW-BTC"}, "bithumb_ticker"),
+        ("/v1/orderbook", {"markets": "KRW-BTC"}, "bithumb_orderbook"),
+        ("/v1/trades/ticks", {"market": "KRW-BTC", "count": 3}, "bithumb_trades_ticks"),
+        ("/v1/candles/minutes/1", {"market": "KRW-BTC", "count": 2}, "bithumb_candles_minutes"),
+        ("/v1/candles/weeks", {"market": "KRW-BTC", "count": 1}, "bithumb_candles_weeks"),
+    ):
+        status, _, rows = await get(http, sim, path, **params)
+        assert status == 200
+        answers[name] = (rows[0], load(name)[0])
+    _, rows = await private(http, sim, "GET", "/v1/accounts")
+    answers["bithumb_accounts"] = (rows[0], load("bithumb_accounts")[0])
+    _, chance = await private(http, sim, "GET", "/v1/orders/chance", params={"market": "KRW-BTC"})
+    answers["bithumb_orders_chance"] = (chance, load("bithumb_orders_chance"))
+    assert chance["market"]["bid"]["price_unit"] == "1000"  # KRW-BTC's tick at its price
+
+    sell = {"market": "KRW-BTC", "side": "ask", "order_type": "limit", "price": "100000000",
+            "volume": "0.01", "client_order_id": "shape-1"}  # under the market: fills
+    _, ack = await private(http, sim, "POST", "/v2/orders", body=sell)
+    answers["bithumb_v2_order_place"] = (ack, load("bithumb_v2_order_place")["response_inferred"])
+    _, order = await private(http, sim, "GET", "/v1/order", params={"uuid": ack["order_id"]})
+    assert order["state"] == "done" and order["trades"]
+    answers["bithumb_order_get"] = (order, load("bithumb_order_get"))
+    _, resting = await private(http, sim, "POST", "/v2/orders",
+                               body=LIMIT | {"client_order_id": "shape-2"})
+    _, listed = await private(http, sim, "GET", "/v1/orders", params={"states[]": "wait"})
+    answers["bithumb_orders_list"] = (listed[0], load("bithumb_orders_list")[0])
+    _, cancelled = await private(http, sim, "DELETE", "/v2/order",
+                                 params={"order_id": resting["order_id"]})
+    answers["bithumb_v2_order_cancel"] = (cancelled, load("bithumb_v2_order_cancel"))
+
+    problems = {name: same_shape(got, want) for name, (got, want) in answers.items()}
+    assert problems == {name: [] for name in answers}
+
+
+async def test_order_and_trade_ids_are_bithumbs_and_do_not_repeat_across_restarts(http):
+    ids = []
+    for start_second in (1_780_000_000, 1_780_000_001):
+        async with frozen(0.1) as sim:
+            sim.venues["bithumb"].ids.base = start_second * 100_000  # as if started then
+            body = LIMIT | {"side": "ask", "price": "100000000", "client_order_id": "r1"}
+            status, ack = await private(http, sim, "POST", "/v2/orders", body=body)
+            assert status == 201, ack
+            _, order = await private(http, sim, "GET", "/v1/order",
+                                     params={"uuid": ack["order_id"]})
+            ids.append((ack["order_id"], order["trades"][0]["uuid"]))
+    assert all(re.fullmatch(r"C0101\d{15}", i) for pair in ids for i in pair)
+    assert len({i for pair in ids for i in pair}) == 4
+
+
+async def test_the_websocket_orderbook_is_stamped_in_microseconds(sim):
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        sim.url("bithumb", "ws") + "/websocket/v1"
+    ) as ws:
+        await ws.send_str(json.dumps([{"ticket": "t"}, {"type": "orderbook",
+                                                        "codes": ["KRW-BTC"]}]))
+        msg = await ws.receive(timeout=5)
+        frame = json.loads(msg.data if isinstance(msg.data, str) else msg.data.decode())
+    assert frame["type"] == "orderbook" and not same_shape(frame, load("bithumb_ws_orderbook"))
+    assert frame["timestamp"] // 1000 == pytest.approx(sim.clock_ms(), abs=5_000)
