@@ -56,6 +56,11 @@ class Exchange(models.Model):
     is_active = models.BooleanField(
         default=True, help_text="Collect candles and stream this venue."
     )
+    follow_all_symbols = models.BooleanField(
+        default=False,
+        help_text="Follow every symbol the venue lists: the symbol sync job adds new listings "
+        "(active, 1m..1d) and deactivates delisted symbols, and the stream follows them all.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

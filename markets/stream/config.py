@@ -80,3 +80,24 @@ def connection_groups(codes: list[str], per_connection: int | None) -> list[list
     if not per_connection:
         return [list(codes)] if codes else []
     return [codes[i:i + per_connection] for i in range(0, len(codes), per_connection)]
+
+
+def accelerated_clock(spec: str):
+    """``STREAM_CLOCK`` -> a clock (ms) for a simulator on its accelerated clock, or None (the
+    wall clock). ``"at=<sim ms>,wall=<wall ms>,speed=<x>"``: the simulated clock read ``at``
+    when the wall clock read ``wall`` and runs ``speed`` times as fast."""
+    if not (spec or "").strip():
+        return None
+    try:
+        parts = dict(p.split("=", 1) for p in spec.replace(" ", "").split(","))
+        at, wall, speed = int(parts["at"]), int(parts["wall"]), float(parts["speed"])
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"STREAM_CLOCK {spec!r}: expected 'at=<sim ms>,wall=<wall ms>,"
+                         f"speed=<x>' ({exc})") from None
+    if not speed > 0:
+        raise ValueError(f"STREAM_CLOCK {spec!r}: speed must be positive")
+
+    def clock_ms() -> int:
+        return at + int((time.time() * 1000 - wall) * speed)
+
+    return clock_ms

@@ -1,9 +1,14 @@
-"""Runs a :class:`VenueStream` per active venue and reloads when the symbol set changes."""
+"""Runs a :class:`VenueStream` per active venue and reloads when the symbol set changes.
+
+With a :class:`~markets.stream.shards.ShardRegistry` (``manage.py stream`` always has one) the
+runner follows only the symbols the rendezvous assignment gives its shard, re-reads the live
+shards every reload tick and restarts the venue streams whose share changed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
@@ -14,6 +19,7 @@ from django.conf import settings
 from markets import heartbeat
 from markets import stream_hooks as hooks
 from markets.stream.config import LogThrottle, StreamConfig, SymbolSpec, VenueSpec
+from markets.stream.shards import Member, ShardRegistry, owner
 from markets.stream.venue import VenueStream
 from markets.timeframes import TIMEFRAMES
 
@@ -94,8 +100,16 @@ class StreamRunner:
 
     def __init__(self, *, only: set[str] | None = None, config: StreamConfig | None = None,
                  factory: Callable[[VenueSpec], VenueStream] | None = None,
-                 reload_every_s: float = 2.0, watchers: list | None = None) -> None:
+                 reload_every_s: float = 2.0, watchers: list | None = None,
+                 shard: ShardRegistry | None = None,
+                 clock_ms: Callable[[], int] | None = None) -> None:
         self.only = only
+        #: This process's shard (None: follow every symbol, no coordination).
+        self.shard = shard
+        self.clock_ms = clock_ms
+        self.members: dict[str, Member] = shard.last_members if shard else {}
+        self.loaded: dict[str, VenueSpec] = {}
+        self.throttle = LogThrottle(60.0)
         self.config = config or StreamConfig()
         self.factory = factory or self._make
         self.reload_every_s = reload_every_s
@@ -119,6 +133,10 @@ class StreamRunner:
             # A text PING well inside the watchdog's silence window keeps a quiet but healthy
             # connection from looking dead (the venue answers {"status":"UP"}).
             options["ws_text_ping_s"] = max(1.0, self.config.silence_s / 3)
+        if self.clock_ms is not None:
+            clock_ms = self.clock_ms
+            options["clock"] = lambda: clock_ms() / 1000.0
+        name = spec.slug if self.shard is None else f"{spec.slug}@{self.shard.id}"
 
         def adapter():
             return adapter_for(spec, limiter=limiter, **options)
@@ -127,8 +145,8 @@ class StreamRunner:
             spec, rest_adapter=adapter(), stream_adapter_factory=adapter,
             publish=self._publish, send_task=default_send_task,
             evaluate_task=settings.TRADESITE_TASKS["evaluate"], config=self.config,
-            exit_guard_task=settings.TRADESITE_TASKS.get("exit_guard"),
-            beat=lambda slug, **f: stream_beat(slug, ttl=self.config.heartbeat_ttl_s, **f),
+            exit_guard_task=settings.TRADESITE_TASKS.get("exit_guard"), clock_ms=self.clock_ms,
+            beat=lambda slug, **f: stream_beat(name, ttl=self.config.heartbeat_ttl_s, **f),
             report_gap=report_gap, watchers=self.watchers,
         )
 
@@ -136,7 +154,44 @@ class StreamRunner:
         self._stop.set()
 
     async def _load(self) -> dict[str, VenueSpec]:
-        return await asyncio.to_thread(_load_in_thread, self.only)
+        self.loaded = await asyncio.to_thread(_load_in_thread, self.only)
+        return self.share(self.loaded)
+
+    def share(self, specs: dict[str, VenueSpec]) -> dict[str, VenueSpec]:
+        """This shard's part of ``specs``: the symbols the assignment gives it."""
+        if self.shard is None:
+            return specs
+        members = list(self.members.values()) or [self.shard.me]
+        mine = {}
+        for slug, spec in specs.items():
+            symbols = tuple(s for s in spec.symbols
+                            if owner(slug, s.code, members) == self.shard.id)
+            if symbols:
+                mine[slug] = dataclasses.replace(spec, symbols=symbols)
+        return mine
+
+    async def _sync_shard(self) -> bool:
+        """Beat this shard's keys and re-read the live shards; True when they changed. Without
+        Redis the last membership stays (logged at most once a minute)."""
+        if self.shard is None:
+            return False
+        following = [f"{slug}:{s.code}" for slug, (spec, _, _) in self.running.items()
+                     for s in spec.symbols]
+        try:
+            await asyncio.to_thread(self.shard.beat, following)
+            members = await asyncio.to_thread(self.shard.members)
+        except Exception as exc:
+            self.throttle.warning("shard", "stream shard %s: cannot reach Redis (%s); keeping "
+                                  "the %d shard(s) last seen", self.shard.id, exc,
+                                  len(self.members))
+            return False
+        self.throttle.reset("shard")
+        changed = members != self.members
+        if changed:
+            log.info("stream shard %s: live shards %s", self.shard.id,
+                     ", ".join(sorted(members)))
+        self.members = members
+        return changed
 
     async def _stamp(self) -> str | None:
         from markets.symbol_changes import changed_stamp
@@ -168,6 +223,7 @@ class StreamRunner:
                 loop.add_signal_handler(sig, self.stop)
         stamp = await self._safe_stamp()
         await self._refresh_watchers()
+        await self._sync_shard()
         await self._apply(await self._load())
         try:
             while not self._stop.is_set():
@@ -184,11 +240,17 @@ class StreamRunner:
                         log.error("stream: %s stopped unexpectedly (%s); restarting", slug, exc)
                         force = True
                 await self._refresh_watchers()
+                moved = await self._sync_shard()
                 new = await self._safe_stamp()
                 if new != stamp or force:
                     stamp = new
                     await self._apply(await self._load())
+                elif moved:  # same symbols, other shards: only the share changes
+                    await self._apply(self.share(self.loaded))
         finally:
+            if self.shard is not None:  # the others take our symbols over at once
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.shard.leave)
             for slug in list(self.running):
                 await self._stop_venue(slug)
 
