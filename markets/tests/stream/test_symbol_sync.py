@@ -1,0 +1,64 @@
+"""Whole-market following (issue 20): a venue set to follow all its symbols gets the venue's
+listings as active symbols and loses its delistings, and the stream reloads on the change."""
+
+from __future__ import annotations
+
+import pytest
+
+from markets.models import Exchange, Symbol
+from markets.symbol_changes import changed_key
+from markets.symbol_sync import sync_symbols
+
+from .conftest import make_sim_venue, sim_adapter_factory
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+def active_codes(exchange):
+    return set(exchange.symbols.filter(is_active=True).values_list("code", flat=True))
+
+
+def test_new_listings_are_added_delistings_deactivated_and_the_stream_told(sim, clean_redis):
+    exchange, _ = make_sim_venue(sim, codes=("KRW-BTC", "KRW-GONE"))
+    exchange.follow_all_symbols = True
+    exchange.save()
+    clean_redis.delete(changed_key())
+
+    report = sync_symbols(adapter_factory=sim_adapter_factory(sim))
+
+    assert active_codes(exchange) == {"KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL"}
+    assert sorted(report.added) == ["sim:KRW-ETH", "sim:KRW-SOL", "sim:KRW-XRP"]
+    assert report.deactivated == ["sim:KRW-GONE"]
+    assert Symbol.objects.filter(code="KRW-GONE").exists()  # its candles stay
+    assert clean_redis.get(changed_key()) is not None  # the stream reloads its symbols
+    eth = Symbol.objects.get(exchange=exchange, code="KRW-ETH")
+    assert eth.quote == "KRW" and eth.base == "ETH" and eth.market_type == "spot"
+    assert eth.timeframes == ["1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d"]
+
+    again = sync_symbols(adapter_factory=sim_adapter_factory(sim))
+    assert not again.changed and again.venues == 1
+
+    # A relisting is followed again.
+    Symbol.objects.filter(code="KRW-SOL").update(is_active=False)
+    assert sync_symbols(adapter_factory=sim_adapter_factory(sim)).reactivated == ["sim:KRW-SOL"]
+
+
+def test_a_venue_not_following_all_and_an_unreachable_one_are_left_as_they_are(sim, clean_redis):
+    exchange, _ = make_sim_venue(sim, codes=("KRW-BTC", "KRW-GONE"))
+    assert sync_symbols(adapter_factory=sim_adapter_factory(sim)).venues == 0
+    assert active_codes(exchange) == {"KRW-BTC", "KRW-GONE"}
+
+    Exchange.objects.filter(pk=exchange.pk).update(follow_all_symbols=True,
+                                                   rest_url="http://127.0.0.1:1")
+    exchange.refresh_from_db()
+    report = sync_symbols()
+    assert "sim" in report.failed and active_codes(exchange) == {"KRW-BTC", "KRW-GONE"}
+
+
+def test_the_task_is_registered_on_the_collector_queue():
+    from django.conf import settings
+
+    from markets import tasks
+
+    assert tasks.sync_symbols.name == "markets.tasks.sync_symbols"
+    assert settings.CELERY_TASK_ROUTES["markets.tasks.*"]["queue"] == "collector"
