@@ -100,4 +100,14 @@ def accelerated_clock(spec: str):
     def clock_ms() -> int:
         return at + int((time.time() * 1000 - wall) * speed)
 
+    clock_ms.speed = speed  # type: ignore[attr-defined]
     return clock_ms
+
+
+def scaled_config(speed: float) -> StreamConfig:
+    """Timings for a clock running ``speed`` times as fast: the grace for late trades and the
+    margin around interruptions are simulated time, so they stretch with it (the process's own
+    scheduling delays do not shrink)."""
+    base = StreamConfig()
+    return dataclasses.replace(base, grace_ms=int(base.grace_ms * speed),
+                               margin_ms=int(base.margin_ms * speed))

@@ -8,7 +8,7 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from markets.stream.config import accelerated_clock
+from markets.stream.config import accelerated_clock, scaled_config
 from markets.stream.runner import StreamRunner, WsLogFilter
 from markets.stream.shards import ShardRegistry, default_shard_id, parse_venues
 
@@ -48,6 +48,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(f"stream shard {shard.id} (venues: "
                           f"{', '.join(sorted(venues)) if venues else 'all'})")
-        runner = StreamRunner(only=venues and set(venues), shard=shard, clock_ms=clock_ms)
+        config = scaled_config(clock_ms.speed) if clock_ms is not None else None
+        runner = StreamRunner(only=venues and set(venues), shard=shard, clock_ms=clock_ms,
+                              config=config)
         asyncio.run(runner.run())
         self.stdout.write("stream stopped")
