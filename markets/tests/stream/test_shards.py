@@ -213,3 +213,14 @@ async def test_a_shard_that_only_takes_one_venue_leaves_the_others_to_the_rest(c
     a.stop()
     b.stop()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+
+def test_compose_runs_as_many_stream_shards_as_stream_shards_says():
+    import yaml
+
+    from tradesite.tests.test_settings import ROOT
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    stream = compose["services"]["stream"]
+    assert stream["command"] == ["python", "manage.py", "stream"]
+    assert stream["deploy"]["replicas"] == "${STREAM_SHARDS:-1}"
