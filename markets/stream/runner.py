@@ -178,14 +178,20 @@ class StreamRunner:
         following = [f"{slug}:{s.code}" for slug, (spec, _, _) in self.running.items()
                      for s in spec.symbols]
         try:
-            await asyncio.to_thread(self.shard.beat, following)
+            # Read before beating: our record then shows whoever wrote it last, so a second
+            # process under the same id is noticed within a few ticks.
             members = await asyncio.to_thread(self.shard.members)
+            await asyncio.to_thread(self.shard.beat, following)
         except Exception as exc:
             self.throttle.warning("shard", "stream shard %s: cannot reach Redis (%s); keeping "
                                   "the %d shard(s) last seen", self.shard.id, exc,
                                   len(self.members))
             return False
         self.throttle.reset("shard")
+        if self.shard.duplicate:
+            self.throttle.warning("shard-id", "stream shard %s: another process beats under the "
+                                  "same id; give each stream process its own STREAM_SHARD_ID",
+                                  self.shard.id)
         changed = members != self.members
         if changed:
             log.info("stream shard %s: live shards %s", self.shard.id,

@@ -104,6 +104,9 @@ class ShardRegistry:
         self.me = Member(self.id, venues)
         self.last_members: dict[str, Member] = {self.id: self.me}
         self._following: frozenset[str] | None = None
+        #: Another process beat under this id since our last beat (a misconfiguration: both
+        #: follow the same share, and the shards' shares do not add up as they should).
+        self.duplicate = False
 
     @property
     def client(self):
@@ -142,7 +145,10 @@ class ShardRegistry:
         :meth:`members_or_last` keeps the last view then."""
         found = {self.id: self.me}
         for shard_id, fields in read_shards(self.client, self.prefix).items():
-            if shard_id != self.id:
+            if shard_id == self.id:
+                self.duplicate = (fields.get("host"), fields.get("pid")) != (
+                    socket.gethostname(), str(os.getpid()))
+            else:
                 found[shard_id] = Member(shard_id, parse_venues(fields.get("venues")))
         self.last_members = found
         return found

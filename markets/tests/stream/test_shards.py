@@ -224,3 +224,14 @@ def test_compose_runs_as_many_stream_shards_as_stream_shards_says():
     stream = compose["services"]["stream"]
     assert stream["command"] == ["python", "manage.py", "stream"]
     assert stream["deploy"]["replicas"] == "${STREAM_SHARDS:-1}"
+
+
+@pytest.mark.redis
+def test_two_processes_under_one_shard_id_are_noticed(clean_redis):
+    mine = ShardRegistry("same", None)
+    mine.beat([])
+    mine.members()
+    assert not mine.duplicate
+    clean_redis.hset(mine.key(), mapping={"host": "elsewhere", "pid": "1"})  # the other's beat
+    mine.members()
+    assert mine.duplicate
