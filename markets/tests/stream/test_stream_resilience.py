@@ -226,7 +226,7 @@ async def test_sigterm_flushes_closed_bars_and_never_stores_the_forming_one(clea
         ("1m", T0 + 60_000, 101.0, 105.0)]
 
 
-def test_one_connection_per_venue_split_only_where_the_venue_limits_streams():
+def test_one_connection_per_venue_split_only_where_the_venue_limits_streams_or_url_length():
     def build(adapter, n):
         symbols = tuple(SymbolSpec(f"S{i}USDT", i, ("1m",)) for i in range(n))
         spec = VenueSpec("v", adapter, "http://127.0.0.1:1", "ws://127.0.0.1:1", symbols)
@@ -235,7 +235,10 @@ def test_one_connection_per_venue_split_only_where_the_venue_limits_streams():
 
     assert [len(c.codes) for c in build("upbit", 450).connections] == [450]
     assert [len(c.codes) for c in build("binance_futures", 450).connections] == [200, 200, 50]
-    assert [len(c.codes) for c in build("binance_spot", 450).connections] == [450]
+    # Spot allows 1024 streams a connection, but Binance names them in the URL: 450 of them
+    # would make a URL over 8 KB, so they take two connections.
+    assert [len(c.codes) for c in build("binance_spot", 450).connections] == [329, 121]
+    assert [len(c.codes) for c in build("binance_spot", 300).connections] == [300]
 
 
 def test_the_evaluation_is_sent_through_the_projects_celery_app(monkeypatch):
