@@ -62,3 +62,26 @@ def test_the_task_is_registered_on_the_collector_queue():
 
     assert tasks.sync_symbols.name == "markets.tasks.sync_symbols"
     assert settings.CELERY_TASK_ROUTES["markets.tasks.*"]["queue"] == "collector"
+
+
+def test_a_superuser_switches_whole_market_following_on_in_the_admin(sim, clean_redis):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    exchange, _ = make_sim_venue(sim)
+    root = get_user_model().objects.create_superuser("root", password="pw-root")
+    client = Client()
+    client.force_login(root)
+    url = f"/admin/markets/exchange/{exchange.pk}/change/"
+    assert 'name="follow_all_symbols"' in client.get(url).content.decode()
+    form = {"slug": exchange.slug, "name": exchange.name, "adapter": exchange.adapter,
+            "rest_url": exchange.rest_url, "ws_url": exchange.ws_url, "is_active": "on",
+            "follow_all_symbols": "on"}
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    exchange.refresh_from_db()
+    assert exchange.follow_all_symbols
+    listed = client.get("/admin/markets/exchange/?follow_all_symbols__exact=1")
+    assert listed.status_code == 200 and f"/{exchange.pk}/change/" in listed.content.decode()
+    unlisted = client.get("/admin/markets/exchange/?follow_all_symbols__exact=0")
+    assert f"/{exchange.pk}/change/" not in unlisted.content.decode()
