@@ -24,6 +24,8 @@ from markets.stream.venue import VenueStream
 from markets.timeframes import TIMEFRAMES
 
 log = logging.getLogger("markets.stream")
+#: A venue running as this many parts is restarted as one (each part holds connections).
+MAX_PARTS = 4
 
 
 def load_venues(only: set[str] | None = None) -> dict[str, VenueSpec]:
@@ -113,7 +115,10 @@ class StreamRunner:
         self.config = config or StreamConfig()
         self.factory = factory or self._make
         self.reload_every_s = reload_every_s
-        self.running: dict[str, tuple[VenueSpec, VenueStream, asyncio.Task]] = {}
+        #: (venue slug, part number) -> the part's spec, stream and task.
+        self.running: dict[tuple[str, int], tuple[VenueSpec, VenueStream, asyncio.Task]] = {}
+        self._next_part = 0
+        self._part_name = ""
         self._stop = asyncio.Event()
         self._publish = None
         #: One instance of each registered watcher (``markets.stream_hooks``) for every venue.
@@ -136,7 +141,7 @@ class StreamRunner:
         if self.clock_ms is not None:
             clock_ms = self.clock_ms
             options["clock"] = lambda: clock_ms() / 1000.0
-        name = spec.slug if self.shard is None else f"{spec.slug}@{self.shard.id}"
+        name = self._part_name
 
         def adapter():
             return adapter_for(spec, limiter=limiter, **options)
@@ -175,7 +180,7 @@ class StreamRunner:
         Redis the last membership stays (logged at most once a minute)."""
         if self.shard is None:
             return False
-        following = [f"{slug}:{s.code}" for slug, (spec, _, _) in self.running.items()
+        following = [f"{spec.slug}:{s.code}" for spec, _, _ in self.running.values()
                      for s in spec.symbols]
         try:
             # Read before beating: our record then shows whoever wrote it last, so a second
@@ -205,22 +210,54 @@ class StreamRunner:
         return await asyncio.to_thread(changed_stamp)
 
     async def _apply(self, specs: dict[str, VenueSpec]) -> None:
-        for slug in list(self.running):
-            if specs.get(slug) != self.running[slug][0]:
-                await self._stop_venue(slug)
-        for slug, spec in specs.items():
-            if slug not in self.running:
-                stream = self.factory(spec)
-                task = asyncio.ensure_future(stream.run())
-                self.running[slug] = (spec, stream, task)
-                log.info("stream: %s with %d symbol(s)", slug, len(spec.symbols))
+        """Run ``specs`` (this shard's share of each venue). A venue may run as several parts
+        (one :class:`VenueStream` each): symbols gained (a dead shard's, a new listing) start
+        as a part of their own, so the symbols already streaming are not interrupted; a part
+        that lost or changed a symbol, or whose venue changed, restarts with what remains."""
+        for slug in {key[0] for key in self.running} - set(specs):
+            for key in self._parts(slug):
+                await self._stop_venue(key)
+        for slug, want in specs.items():
+            wanted = {s.code: s for s in want.symbols}
+            base = dataclasses.replace(want, symbols=())
+            parts = self._parts(slug)
+            if len(parts) >= MAX_PARTS:  # consolidate: one part again
+                for key in parts:
+                    await self._stop_venue(key)
+            kept: set[str] = set()
+            for key in self._parts(slug):
+                spec = self.running[key][0]
+                if dataclasses.replace(spec, symbols=()) != base or any(
+                        wanted.get(s.code) != s for s in spec.symbols):
+                    await self._stop_venue(key)
+                else:
+                    kept.update(s.code for s in spec.symbols)
+            start = tuple(s for s in want.symbols if s.code not in kept)
+            if start:
+                self._start_part(dataclasses.replace(want, symbols=start))
 
-    async def _stop_venue(self, slug: str) -> None:
-        _, stream, task = self.running.pop(slug)
+    def _parts(self, slug: str) -> list[tuple[str, int]]:
+        return sorted(key for key in self.running if key[0] == slug)
+
+    def _start_part(self, spec: VenueSpec) -> None:
+        self._next_part += 1
+        key = (spec.slug, self._next_part)
+        self._part_name = self._beat_name(*key)
+        stream = self.factory(spec)
+        task = asyncio.ensure_future(stream.run())
+        self.running[key] = (spec, stream, task)
+        log.info("stream: %s with %d symbol(s)", self._part_name, len(spec.symbols))
+
+    def _beat_name(self, slug: str, part: int) -> str:
+        """The part's heartbeat name: ``<venue>@<shard>#<part>`` (``/health`` merges a venue's)."""
+        return f"{slug}@{self.shard.id if self.shard else '-'}#{part}"
+
+    async def _stop_venue(self, key: tuple[str, int]) -> None:
+        _, stream, task = self.running.pop(key)
         stream.stop()
         with contextlib.suppress(Exception):
             await task
-        log.info("stream: %s stopped", slug)
+        log.info("stream: %s stopped", self._beat_name(*key))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -239,11 +276,12 @@ class StreamRunner:
                 if self._stop.is_set():
                     break
                 force = False
-                for slug, (_, _, task) in list(self.running.items()):
+                for key, (_, _, task) in list(self.running.items()):
                     if task.done():  # a venue stream died: start it again
-                        self.running.pop(slug)
+                        self.running.pop(key)
                         exc = task.exception() if not task.cancelled() else None
-                        log.error("stream: %s stopped unexpectedly (%s); restarting", slug, exc)
+                        log.error("stream: %s stopped unexpectedly (%s); restarting",
+                                  self._beat_name(*key), exc)
                         force = True
                 await self._refresh_watchers()
                 moved = await self._sync_shard()
@@ -257,8 +295,8 @@ class StreamRunner:
             if self.shard is not None:  # the others take our symbols over at once
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.shard.leave)
-            for slug in list(self.running):
-                await self._stop_venue(slug)
+            for key in list(self.running):
+                await self._stop_venue(key)
 
     async def _refresh_watchers(self) -> None:
         for watcher in self.watchers:

@@ -11,8 +11,9 @@
   computes the same owner from the same membership, so there is no lock, no leader and no
   stored assignment; a shard joining or leaving moves only the symbols it wins or held (about
   1/n of them).
-* **Hand-over.** Each shard re-reads the membership every reload tick and restarts the venue
-  streams whose symbol subset changed. Two shards may follow a symbol for a moment (their views
+* **Hand-over.** Each shard re-reads the membership every reload tick and applies its new
+  share (``StreamRunner._apply``: gained symbols start as a part of their own, parts that lost
+  a symbol restart). Two shards may follow a symbol for a moment (their views
   of the membership differ by a tick): closed bars are upserted, so the second write is the same
   row; a symbol nobody follows for a moment (a dead shard's key has not expired yet) is caught
   up from its last stored candle over REST when its new shard starts it
@@ -172,9 +173,10 @@ def read_shards(client, prefix: str) -> dict[str, dict[str, str]]:
 
 
 def venue_beats(beats: Mapping[str, Mapping[str, str]]) -> dict[str, dict]:
-    """The stream heartbeats (``<venue>@<shard>`` -> fields) merged per venue: counters summed,
-    ``ts_ms`` and ``last_message_ms`` the newest, ``state`` the worst, and ``shards`` the
-    shards streaming it (a heartbeat without ``@``, from an older stream, counts as one)."""
+    """The stream heartbeats (``<venue>@<shard>#<part>`` -> fields) merged per venue:
+    counters summed, ``ts_ms`` and ``last_message_ms`` the newest, ``state`` the worst, and
+    ``shards`` the shard parts streaming it (a heartbeat without ``@``, from an older stream,
+    counts as one)."""
     rank = {"streaming": 0, "polling": 1, "down": 2}
     out: dict[str, dict] = {}
     for name, fields in sorted(beats.items()):

@@ -176,6 +176,11 @@ async def test_two_runners_split_the_symbols_and_one_takes_all_when_the_other_st
     b.stop()  # a clean stop: b leaves at once
     await asyncio.wait_for(tb, 5)
     assert await wait_until(lambda: following("a") == set(codes), 5)
+    # a's own symbols kept streaming; b's started as a part of their own.
+    first = made["a"][-2] if len(made["a"]) >= 2 else None
+    assert first is not None and not first.stopped
+    assert {c.code for c in made["a"][-1].spec.symbols} == set(codes) - {
+        c.code for c in first.spec.symbols}
     a.stop()
     await asyncio.wait_for(ta, 5)
     assert heartbeat.client().keys("tradesite:stream:shard:*") == []

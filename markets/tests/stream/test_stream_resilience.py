@@ -149,14 +149,22 @@ async def test_the_runner_reloads_venues_when_the_stamp_changes(clean_redis):
     assert [s.code for s in made[0].spec.symbols] == ["KRW-BTC"]
     await Symbol.objects.acreate(exchange=ex, code="KRW-ETH", base="ETH", quote="KRW")
     assert await wait_until(lambda: len(made) == 2, 5)
-    assert made[0].stopped
-    assert [s.code for s in made[1].spec.symbols] == ["KRW-BTC", "KRW-ETH"]
+    # A new listing starts as a part of its own: KRW-BTC keeps streaming, uninterrupted.
+    assert not made[0].stopped
+    assert [s.code for s in made[1].spec.symbols] == ["KRW-ETH"]
+    # A changed symbol restarts the part that holds it.
+    await Symbol.objects.filter(code="KRW-BTC").aupdate(timeframes=["1m"])
+    btc = await Symbol.objects.aget(code="KRW-BTC")
+    await btc.asave()  # the change stamp moves on save
+    assert await wait_until(lambda: len(made) == 3, 5)
+    assert made[0].stopped and not made[1].stopped
+    assert [(s.code, s.timeframes) for s in made[2].spec.symbols] == [("KRW-BTC", ("1m",))]
     ex.is_active = False
     await ex.asave()
-    assert await wait_until(lambda: made[1].stopped, 5)
+    assert await wait_until(lambda: made[1].stopped and made[2].stopped, 5)
     runner.stop()
     await asyncio.wait_for(task, 5)
-    assert len(made) == 2
+    assert len(made) == 3
 
 
 @pytest.mark.redis
