@@ -240,3 +240,31 @@ def test_two_processes_under_one_shard_id_are_noticed(clean_redis):
     clean_redis.hset(mine.key(), mapping={"host": "elsewhere", "pid": "1"})  # the other's beat
     mine.members()
     assert mine.duplicate
+
+
+async def test_gained_symbols_start_as_parts_and_a_venue_of_four_parts_is_consolidated():
+    from markets.stream.config import SymbolSpec, VenueSpec
+
+    made: list[FakeVenueStream] = []
+
+    def factory(spec):
+        made.append(FakeVenueStream(spec))
+        return made[-1]
+
+    runner = StreamRunner(factory=factory, watchers=[])
+
+    def venue(n):
+        return {"sim": VenueSpec("sim", "upbit", "http://127.0.0.1:1", "ws://127.0.0.1:1",
+                                 tuple(SymbolSpec(f"KRW-C{i}", i, ("1m",)) for i in range(n)))}
+
+    for n in (2, 3, 4, 5):
+        await runner._apply(venue(n))
+    assert [len(s.spec.symbols) for s in made] == [2, 1, 1, 1] and not any(
+        s.stopped for s in made)
+    await runner._apply(venue(6))  # a fifth part would be one too many: one part again
+    assert all(s.stopped for s in made[:4]) and [c.code for c in made[4].spec.symbols] == [
+        f"KRW-C{i}" for i in range(6)]
+    await runner._apply(venue(5))  # a symbol lost: its part restarts with the rest
+    assert made[4].stopped and len(made[5].spec.symbols) == 5
+    await runner._apply({})
+    assert made[5].stopped and runner.running == {}
