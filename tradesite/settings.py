@@ -322,6 +322,9 @@ SIMULATOR_BITHUMB_PORT = env.int("SIM_BITHUMB_PORT", default=8804)
 STREAM_SHARD_ID = env.str("STREAM_SHARD_ID", default="")
 STREAM_SHARD_VENUES = env.str("STREAM_SHARD_VENUES", default="")
 STREAM_SHARD_TTL_S = env.float("STREAM_SHARD_TTL_S", default=15.0)
+# A shard of this machine whose process is gone and that missed its beats this long is dead
+# before its TTL (a restart takes over at once); 0: only the TTL.
+STREAM_SHARD_STALE_S = env.float("STREAM_SHARD_STALE_S", default=5.0)
 # For a simulator on its accelerated clock only: "at=<sim ms>,wall=<wall ms>,speed=<x>" (the
 # stream's clock then runs with the simulator's). Empty: the wall clock.
 STREAM_CLOCK = env.str("STREAM_CLOCK", default="")

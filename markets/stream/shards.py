@@ -4,8 +4,9 @@
   it takes, how many symbols it follows, host and pid) with a TTL of ``STREAM_SHARD_TTL_S``
   (default 15 s), refreshed every couple of seconds; the symbols it follows are in the set
   ``tradesite:stream:shard:<id>:symbols`` (``venue:code``), same TTL. The live shards are the keys
-  that have not expired: a SIGKILLed shard drops out after at most the TTL, a stopped one at
-  once (it deletes its keys).
+  that have not expired: a SIGKILLed shard drops out after at most the TTL (on its own
+  machine, after ``stale_s`` when its pid is gone: a restarted process takes over at once), a
+  stopped one at once (it deletes its keys).
 * **Assignment.** Rendezvous (highest random weight) hashing: a symbol belongs to the live shard,
   among those that take its venue, with the highest ``hash(shard, venue, code)``. Every shard
   computes the same owner from the same membership, so there is no lock, no leader and no
@@ -96,10 +97,14 @@ class ShardRegistry:
     """This shard's membership record in Redis and the live members, read from there."""
 
     def __init__(self, shard_id: str, venues: frozenset[str] | None, *, client=None,
-                 prefix: str = "tradesite:", ttl_s: float = 15.0) -> None:
+                 prefix: str = "tradesite:", ttl_s: float = 15.0, stale_s: float = 5.0
+                 ) -> None:
         self.id = check_shard_id(shard_id)
         self.venues = venues
         self.ttl_s = ttl_s
+        #: A record this old from a process of this host that no longer exists is dead
+        #: (0: only the TTL ends a shard).
+        self.stale_s = stale_s
         self._client = client
         self.prefix = f"{prefix}stream:shard:"
         self.me = Member(self.id, venues)
@@ -149,10 +154,33 @@ class ShardRegistry:
             if shard_id == self.id:
                 self.duplicate = (fields.get("host"), fields.get("pid")) != (
                     socket.gethostname(), str(os.getpid()))
+            elif self._dead_here(fields):
+                # A shard of this machine that was killed (a restart under a new pid): its
+                # symbols move now rather than when its key expires.
+                self.client.delete(self.key(shard_id), self.key(shard_id) + ":symbols")
             else:
                 found[shard_id] = Member(shard_id, parse_venues(fields.get("venues")))
         self.last_members = found
         return found
+
+    def _dead_here(self, fields: Mapping[str, str]) -> bool:
+        """A record of this host whose process is gone and that missed its beats."""
+        if fields.get("host") != socket.gethostname():
+            return False
+        try:
+            pid, ts_ms = int(fields.get("pid", "")), int(fields.get("ts_ms", ""))
+        except ValueError:
+            return False
+        if not self.stale_s or pid == os.getpid() or (
+                time.time() * 1000 - ts_ms < self.stale_s * 1000):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, another user's
+            return False
+        return False
 
     def leave(self) -> None:
         self.client.delete(self.key(), self.key() + ":symbols")

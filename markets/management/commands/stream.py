@@ -42,7 +42,8 @@ class Command(BaseCommand):
         try:
             shard = ShardRegistry(
                 options["shard_id"] or settings.STREAM_SHARD_ID or default_shard_id(), venues,
-                prefix=settings.REDIS_KEY_PREFIX, ttl_s=settings.STREAM_SHARD_TTL_S)
+                prefix=settings.REDIS_KEY_PREFIX, ttl_s=settings.STREAM_SHARD_TTL_S,
+                stale_s=settings.STREAM_SHARD_STALE_S)
             clock_ms = accelerated_clock(settings.STREAM_CLOCK)
         except ValueError as exc:
             raise CommandError(str(exc)) from None

@@ -5,6 +5,7 @@ follow all their symbols."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -268,3 +269,27 @@ async def test_gained_symbols_start_as_parts_and_a_venue_of_four_parts_is_consol
     assert made[4].stopped and len(made[5].spec.symbols) == 5
     await runner._apply({})
     assert made[5].stopped and runner.running == {}
+
+
+@pytest.mark.redis
+def test_a_killed_shard_of_this_machine_is_dropped_once_its_pid_is_gone_without_its_ttl(
+        clean_redis):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    me = ShardRegistry("me", None, ttl_s=60.0, stale_s=1.0)
+    old = int(time.time() * 1000)
+    for shard_id, pid, ts in (("dead", dead_pid, old - 5_000), ("fresh", dead_pid, old),
+                              ("alive", os.getppid(), old - 5_000),
+                              ("remote", dead_pid, old - 5_000)):
+        clean_redis.hset(me.key(shard_id), mapping={
+            "ts_ms": ts, "pid": pid, "venues": "*",
+            "host": "elsewhere" if shard_id == "remote" else socket.gethostname()})
+        clean_redis.expire(me.key(shard_id), 60)
+    # Gone and silent: dropped. Beat just now, alive, or on another machine: kept (TTL rules).
+    assert set(me.members()) == {"me", "fresh", "alive", "remote"}
+    assert not clean_redis.exists(me.key("dead"))

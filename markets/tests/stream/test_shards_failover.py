@@ -4,9 +4,10 @@ SIGKILLed; within 30 s the other follows every symbol, and no 1m candle of any s
 (or differs from the venue's) over the test's minutes.
 
 The simulator runs in this process on its accelerated clock (10 simulated seconds a second: a
-1m bar closes every 6 s); the shards get that clock through ``STREAM_CLOCK``. The shards keep
-the default membership TTL (``STREAM_SHARD_TTL_S`` = 15 s), so the hand-over is measured as
-deployed.
+1m bar closes every 6 s); the shards get that clock through ``STREAM_CLOCK``. Two ways a dead
+shard is noticed, each as deployed: on one machine its pid is gone, so it is dropped once it
+missed its beats (``STREAM_SHARD_STALE_S``, 5 s); across machines only its key's TTL ends it
+(``STREAM_SHARD_TTL_S``, 15 s; the ``ttl`` case turns the pid check off to take that path).
 """
 
 from __future__ import annotations
@@ -81,14 +82,16 @@ def following(client, shard):
     return {m.split(":", 1)[1] for m in client.smembers(f"tradesite:stream:shard:{shard}:symbols")}
 
 
+@pytest.mark.parametrize("stale_s", ["5", "0"], ids=["same-machine", "ttl"])
 def test_two_shards_split_the_symbols_and_a_killed_ones_are_taken_over_without_a_missing_candle(
-        fast_sim, clean_redis):
+        fast_sim, clean_redis, stale_s):
     exchange, _ = make_sim_venue(fast_sim, codes=CODES, timeframes=["1m"])
     symbols = {s.code: s for s in Symbol.objects.filter(exchange=exchange)}
     clock = fast_sim.sim.clock_ms
     at, wall = clock(), int(time.time() * 1000)
     env = os.environ | {"DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1",
-                        "STREAM_CLOCK": f"at={at},wall={wall},speed={SPEED}"}
+                        "STREAM_CLOCK": f"at={at},wall={wall},speed={SPEED}",
+                        "STREAM_SHARD_STALE_S": stale_s}
     os.makedirs(ROOT / "test-artifacts", exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
     try:
