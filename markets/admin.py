@@ -28,7 +28,7 @@ class SuperuserEditsMixin:
 @admin.register(Exchange)
 class ExchangeAdmin(SharedAdminMixin, SuperuserEditsMixin, admin.ModelAdmin):
     list_display = ["slug", "name", "adapter", "rest_url", "ws_url", "is_active",
-                    "follow_all_symbols", "stream_status"]
+                    "follow_all_symbols", "follow_quotes", "stream_status"]
     list_filter = ["adapter", "is_active", "follow_all_symbols"]
     search_fields = ["slug", "name"]
 

@@ -3,10 +3,12 @@
 For every active venue with ``Exchange.follow_all_symbols`` set, :func:`sync_symbols` reads the
 venue's tradable symbols (``adapter.list_symbols()``) and
 
-* creates the new listings, active, collecting every timeframe;
+* creates the new listings (of the quotes ``Exchange.follow_quotes`` names, when it names
+  any), active, collecting every timeframe;
 * reactivates a listed symbol that is inactive (a relisting: on such a venue every listed symbol
   is followed; venues without the setting are never touched);
-* deactivates symbols the venue no longer lists (delisted or halted); their candles stay;
+* deactivates symbols the venue no longer lists (delisted or halted), or in another quote;
+  their candles stay;
 * refreshes the trading rules (tick, step, minimums, leverage) of the rows it keeps.
 
 The stream picks the change up through the usual reload (:mod:`markets.symbol_changes` bumps
@@ -67,7 +69,9 @@ def sync_venue(exchange, listed: list[SymbolInfo], report: SyncReport) -> None:
     """Apply the venue's list ``listed`` to ``exchange``'s rows (one transaction)."""
     from markets.models import Symbol
 
-    by_code = {s.code: s for s in listed if s.code and "/" not in s.code}
+    quotes = exchange.follow_quote_set()
+    by_code = {s.code: s for s in listed if s.code and "/" not in s.code
+               and (not quotes or s.quote.upper() in quotes)}
     with transaction.atomic():
         rows = {s.code: s for s in Symbol.objects.select_for_update().filter(exchange=exchange)}
         new = [Symbol(exchange=exchange, code=code, is_active=True, **_rules(info))

@@ -85,3 +85,32 @@ def test_a_superuser_switches_whole_market_following_on_in_the_admin(sim, clean_
     assert listed.status_code == 200 and f"/{exchange.pk}/change/" in listed.content.decode()
     unlisted = client.get("/admin/markets/exchange/?follow_all_symbols__exact=0")
     assert f"/{exchange.pk}/change/" not in unlisted.content.decode()
+
+
+def test_follow_quotes_keeps_only_the_named_quotes_and_is_checked(clean_redis):
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from django.core.exceptions import ValidationError
+
+    from markets.exchanges.base import SymbolInfo
+
+    def info(code, quote):
+        return SymbolInfo(code, code.split("-")[1], quote, "spot", None, Decimal("0.0001"),
+                          None, Decimal("5000"))
+
+    listed = [info("KRW-BTC", "KRW"), info("KRW-ETH", "KRW"), info("BTC-ETH", "BTC"),
+              info("USDT-BTC", "USDT")]
+    venue = Exchange.objects.create(slug="up", name="Up", adapter="upbit",
+                                    rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1",
+                                    follow_all_symbols=True, follow_quotes="krw")
+    Symbol.objects.create(exchange=venue, code="BTC-ETH", base="ETH", quote="BTC")
+    fake = SimpleNamespace(list_symbols=lambda: listed, close=lambda: None)
+    report = sync_symbols(adapter_factory=lambda exchange: fake)
+    assert active_codes(venue) == {"KRW-BTC", "KRW-ETH"}
+    assert report.deactivated == ["up:BTC-ETH"]  # another quote: no longer followed
+    assert Symbol.objects.get(code="KRW-BTC").step_size == Decimal("0.0001")
+
+    venue.follow_quotes = "KRW, USD-T"
+    with pytest.raises(ValidationError, match="USD-T"):
+        venue.full_clean()
