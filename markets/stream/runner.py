@@ -314,7 +314,11 @@ class StreamRunner:
 
 
 def _load_in_thread(only):
-    from django.db import close_old_connections
+    from django.db import connection
 
-    close_old_connections()
-    return load_venues(only)
+    # A reload is rare (a symbol or venue change, a dead venue stream): the worker thread
+    # does not keep a connection open in between.
+    try:
+        return load_venues(only)
+    finally:
+        connection.close()
