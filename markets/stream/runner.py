@@ -1,8 +1,9 @@
 """Runs a :class:`VenueStream` per active venue and reloads when the symbol set changes.
 
 With a :class:`~markets.stream.shards.ShardRegistry` (``manage.py stream`` always has one) the
-runner follows only the symbols the rendezvous assignment gives its shard, re-reads the live
-shards every reload tick and restarts the venue streams whose share changed."""
+runner follows only the symbols the rendezvous assignment gives its shard and re-reads the live
+shards every reload tick. A venue may run as a few parts (see :meth:`StreamRunner._apply`), so
+symbols gained on a hand-over start without interrupting the ones already streaming."""
 
 from __future__ import annotations
 
