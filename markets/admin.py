@@ -27,22 +27,25 @@ class SuperuserEditsMixin:
 
 @admin.register(Exchange)
 class ExchangeAdmin(SharedAdminMixin, SuperuserEditsMixin, admin.ModelAdmin):
-    list_display = ["slug", "name", "adapter", "rest_url", "ws_url", "is_active", "stream_status"]
-    list_filter = ["adapter", "is_active"]
+    list_display = ["slug", "name", "adapter", "rest_url", "ws_url", "is_active",
+                    "follow_all_symbols", "follow_quotes", "stream_status"]
+    list_filter = ["adapter", "is_active", "follow_all_symbols"]
     search_fields = ["slug", "name"]
 
     @admin.display(description="stream")
     def stream_status(self, obj):
         from markets import heartbeat  # redis: only for this column, not at django.setup()
+        from markets.stream.shards import venue_beats
 
         try:
-            fields = heartbeat.read("stream").get(obj.slug)
+            fields = venue_beats(heartbeat.read("stream")).get(obj.slug)
         except Exception:
             return "Redis unreachable"
         if not fields:
             return "not streaming"
         age = heartbeat.age_seconds(fields)
-        detail = ", ".join(f"{k}={v}" for k, v in fields.items() if k != "ts_ms")
+        detail = ", ".join(f"{k}={'+'.join(v) if isinstance(v, list) else v}"
+                           for k, v in fields.items() if k != "ts_ms")
         return f"last message {age:.0f}s ago" + (f" ({detail})" if detail else "")
 
 

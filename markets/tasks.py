@@ -33,3 +33,17 @@ def collect_candles() -> dict:
         log.exception("collect_candles: refreshing stale mark prices failed")
     return {"fetched": report.fetched, "inserted": report.inserted, "requests": report.requests,
             "skipped": report.venues_skipped, "marks": marks, "dropped": report.dropped.total}
+
+
+@shared_task(name="markets.tasks.sync_symbols", ignore_result=True)
+def sync_symbols() -> dict:
+    """New listings and delistings of the venues that follow all their symbols
+    (``Exchange.follow_all_symbols``; :mod:`markets.symbol_sync`)."""
+    from markets.symbol_sync import sync_symbols as run
+
+    report = run()
+    log.log(logging.INFO if report.changed or report.failed else logging.DEBUG,
+            "sync_symbols: %s", report.summary())
+    return {"venues": report.venues, "added": len(report.added),
+            "reactivated": len(report.reactivated), "deactivated": len(report.deactivated),
+            "updated": report.updated, "failed": report.failed}

@@ -162,6 +162,12 @@ PERIODIC_TASKS = [
         queue="collector",
         every_seconds=60,
     ),
+    dict(
+        name="Sync venue symbols",  # listings of venues that follow all their symbols
+        task="markets.tasks.sync_symbols",
+        queue="collector",
+        every_seconds=600,
+    ),
     dict(name="Run trading", task="orders.tasks.run_trading", queue="trader", every_seconds=60),
     dict(
         name="Optimize strategies",

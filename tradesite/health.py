@@ -145,8 +145,11 @@ def required_stream_venues() -> list[str]:
 def check_stream(now: float) -> dict:
     """Every active venue with active symbols needs a fresh stream heartbeat whose state is
     not ``down`` (``streaming``, or ``polling`` over REST while its WebSocket reconnects)."""
+    from markets.stream.shards import venue_beats
+
     venues = {}
-    for venue, fields in heartbeat.read("stream").items():
+    # One heartbeat per venue and shard (``<venue>@<shard>``), merged per venue.
+    for venue, fields in venue_beats(heartbeat.read("stream")).items():
         age = heartbeat.age_seconds(fields, now)
         venues[venue] = {
             "ok": age is not None
@@ -164,14 +167,31 @@ def check_stream(now: float) -> dict:
     bad = [slug for slug in required if slug in venues and not venues[slug]["ok"]]
     if bad:
         problems.append(f"stream stale or down for: {', '.join(bad)}")
+    shards = stream_shards(now)
     if not venues and not required:
         ok = not getattr(settings, "HEALTH_REQUIRE_STREAM", False)
-        return {"ok": ok, "venues": {}, "required": [], "status": "not running"}
+        return {"ok": ok, "venues": {}, "required": [], "status": "not running",
+                "shards": shards}
     result = {"ok": not problems and all(v["ok"] for v in venues.values()), "venues": venues,
-              "required": required}
+              "required": required, "shards": shards}
     if problems:
         result["error"] = "; ".join(problems)
     return result
+
+
+def stream_shards(now: float) -> dict:
+    """The live stream shards (``markets.stream.shards``): how many symbols each follows, the
+    venues it takes and how long ago it beat."""
+    from markets.stream.shards import read_shards
+
+    shards = {}
+    for shard_id, fields in read_shards(heartbeat.client(),
+                                        f"{settings.REDIS_KEY_PREFIX}stream:shard:").items():
+        age = heartbeat.age_seconds(fields, now)
+        shards[shard_id] = {"symbols": int(fields.get("symbols") or 0),
+                            "venues": fields.get("venues", "*"),
+                            "seconds_ago": None if age is None else round(age, 1)}
+    return shards
 
 
 def system_checks(now: float) -> dict:

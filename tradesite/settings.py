@@ -315,6 +315,20 @@ SIMULATOR_BINANCE_PORT = env.int("SIM_BINANCE_PORT", default=8802)
 SIMULATOR_FUTURES_PORT = env.int("SIM_FUTURES_PORT", default=8803)
 SIMULATOR_BITHUMB_PORT = env.int("SIM_BITHUMB_PORT", default=8804)
 
+# --- The live stream (manage.py stream) and its shards (markets.stream.shards) ----------------
+# Several stream processes split the followed symbols through Redis. This process's shard id
+# (default: host name and pid), the venues it takes (comma-separated slugs; empty: every venue),
+# and how long a shard that stopped beating counts as alive (its symbols move after that).
+STREAM_SHARD_ID = env.str("STREAM_SHARD_ID", default="")
+STREAM_SHARD_VENUES = env.str("STREAM_SHARD_VENUES", default="")
+STREAM_SHARD_TTL_S = env.float("STREAM_SHARD_TTL_S", default=15.0)
+# A shard of this machine whose process is gone and that missed its beats this long is dead
+# before its TTL (a restart takes over at once); 0: only the TTL.
+STREAM_SHARD_STALE_S = env.float("STREAM_SHARD_STALE_S", default=5.0)
+# For a simulator on its accelerated clock only: "at=<sim ms>,wall=<wall ms>,speed=<x>" (the
+# stream's clock then runs with the simulator's). Empty: the wall clock.
+STREAM_CLOCK = env.str("STREAM_CLOCK", default="")
+
 # Venue budgets below what the venue's capabilities declare, per exchange slug and rate-limit
 # group: {"binance": {"weight": (1200, 60.0)}} (capacity, window seconds); see markets.adapters.
 EXCHANGE_RATE_LIMITS: dict = {}

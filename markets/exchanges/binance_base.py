@@ -53,7 +53,7 @@ def binance_capabilities(venue: str, *, market_type: str, candles_per_request: i
                      "orders": RateGroup(orders_per_10s, 10.0),
                      "ws-connect": RateGroup(300, 300.0)},
         has_server_time=True, ws_kline_stream=True, ws_max_lifetime_s=24 * 3600.0,
-        ws_streams_per_connection=streams_per_connection,
+        ws_streams_per_connection=streams_per_connection, ws_url_max_chars=8000,
         client_order_id_pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$", **other)
 
 

@@ -59,6 +59,10 @@ class Capabilities:
     #: Streams one WebSocket connection may carry (Binance: 1024 spot, 200 futures); None: no
     #: limit, every symbol on one connection.
     ws_streams_per_connection: int | None = None
+    #: The streams are named in the connection's URL (Binance's combined streams): keep each
+    #: URL under this many characters (a common HTTP request-line limit is 8 KB; the
+    #: simulator's, aiohttp's, is 8190 bytes), splitting into more connections. None: no bound.
+    ws_url_max_chars: int | None = None
     #: The venue closes a quiet connection unless the client sends a text ``PING`` (Upbit,
     #: Bithumb); the adapter's ``ws_text_ping_s`` option sets how often it is sent.
     ws_text_ping: bool = False

@@ -56,6 +56,16 @@ class Exchange(models.Model):
     is_active = models.BooleanField(
         default=True, help_text="Collect candles and stream this venue."
     )
+    follow_all_symbols = models.BooleanField(
+        default=False,
+        help_text="Follow every symbol the venue lists: the symbol sync job adds new listings "
+        "(active, 1m..1d) and deactivates delisted symbols, and the stream follows them all.",
+    )
+    follow_quotes = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="With 'follow all symbols': only symbols quoted in these assets, "
+        "comma-separated (e.g. KRW, or USDT); empty: every quote.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -67,6 +77,14 @@ class Exchange(models.Model):
     def clean(self) -> None:
         if self.ws_url and not self.ws_url.startswith(("ws://", "wss://")):
             raise ValidationError({"ws_url": "A WebSocket URL starts with ws:// or wss://."})
+        bad = [q for q in self.follow_quote_set() if not q.isalnum()]
+        if bad:
+            raise ValidationError({"follow_quotes": f"Use asset codes separated by commas, "
+                                                    f"e.g. KRW,USDT; not {', '.join(bad)}."})
+
+    def follow_quote_set(self) -> set[str]:
+        """The quotes ``follow_quotes`` names, upper-cased (empty: every quote)."""
+        return {q.strip().upper() for q in (self.follow_quotes or "").split(",") if q.strip()}
 
     def quote_assets(self) -> list[str]:
         """The quote assets of this venue's active symbols, the main quote first."""

@@ -1,5 +1,7 @@
 """The live stream (``manage.py stream``): one asyncio process, one WebSocket connection per venue
-(split only where the venue limits streams per connection) for all active symbols.
+(split only where the venue limits streams per connection or names them in the URL) for all
+active symbols, or for this shard's share of them when several stream processes run
+(:mod:`markets.stream.shards`: rendezvous assignment over the live shards in Redis).
 
 Per venue (:class:`VenueStream`):
 

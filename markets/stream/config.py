@@ -74,9 +74,63 @@ class LogThrottle:
         self._suppressed.pop(key, None)
 
 
-def connection_groups(codes: list[str], per_connection: int | None) -> list[list[str]]:
+#: Characters a symbol adds to a combined-stream URL beyond its code: ``/``, ``@aggTrade`` or
+#: ``@markPrice@1s`` (the longest stream suffix the stream subscribes to) and some slack.
+STREAM_NAME_OVERHEAD = 16
+#: The base of such a URL (scheme, host, path, ``?streams=``), generously.
+URL_BASE_CHARS = 200
+
+
+def connection_groups(codes: list[str], per_connection: int | None,
+                      url_max_chars: int | None = None) -> list[list[str]]:
     """``codes`` split into connections of at most ``per_connection`` streams (the venue's
-    ``capabilities.ws_streams_per_connection``; None: one connection for all)."""
-    if not per_connection:
-        return [list(codes)] if codes else []
-    return [codes[i:i + per_connection] for i in range(0, len(codes), per_connection)]
+    ``capabilities.ws_streams_per_connection``; None: no count limit) and, where the venue
+    names the streams in the URL, URLs of at most ``url_max_chars``
+    (``capabilities.ws_url_max_chars``). In order; every code in exactly one group."""
+    groups: list[list[str]] = []
+    budget = None if url_max_chars is None else url_max_chars - URL_BASE_CHARS
+    current: list[str] = []
+    used = 0
+    for code in codes:
+        cost = len(code) + STREAM_NAME_OVERHEAD
+        full = (per_connection and len(current) >= per_connection) or (
+            budget is not None and current and used + cost > budget)
+        if full:
+            groups.append(current)
+            current, used = [], 0
+        current.append(code)
+        used += cost
+    if current:
+        groups.append(current)
+    return groups
+
+
+def accelerated_clock(spec: str):
+    """``STREAM_CLOCK`` -> a clock (ms) for a simulator on its accelerated clock, or None (the
+    wall clock). ``"at=<sim ms>,wall=<wall ms>,speed=<x>"``: the simulated clock read ``at``
+    when the wall clock read ``wall`` and runs ``speed`` times as fast."""
+    if not (spec or "").strip():
+        return None
+    try:
+        parts = dict(p.split("=", 1) for p in spec.replace(" ", "").split(","))
+        at, wall, speed = int(parts["at"]), int(parts["wall"]), float(parts["speed"])
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"STREAM_CLOCK {spec!r}: expected 'at=<sim ms>,wall=<wall ms>,"
+                         f"speed=<x>' ({exc})") from None
+    if not speed > 0:
+        raise ValueError(f"STREAM_CLOCK {spec!r}: speed must be positive")
+
+    def clock_ms() -> int:
+        return at + int((time.time() * 1000 - wall) * speed)
+
+    clock_ms.speed = speed  # type: ignore[attr-defined]
+    return clock_ms
+
+
+def scaled_config(speed: float) -> StreamConfig:
+    """Timings for a clock running ``speed`` times as fast: the grace for late trades and the
+    margin around interruptions are simulated time, so they stretch with it (the process's own
+    scheduling delays do not shrink)."""
+    base = StreamConfig()
+    return dataclasses.replace(base, grace_ms=int(base.grace_ms * speed),
+                               margin_ms=int(base.margin_ms * speed))

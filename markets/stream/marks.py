@@ -16,6 +16,7 @@ from typing import Any
 
 from markets.backoff import Backoff
 from markets.exchanges.base import ExchangeAdapter, MarkPrice
+from markets.stream.config import connection_groups
 
 log = logging.getLogger("markets.stream")
 
@@ -26,14 +27,14 @@ class MarkStream:
     def __init__(self, slug: str, codes: list[str], *,
                  adapter_factory: Callable[[], ExchangeAdapter],
                  store: Callable[[str, list[MarkPrice]], Awaitable[Any]],
-                 throttle, per_connection: int | None = None, flush_s: float = 1.0,
+                 throttle, per_connection: int | None = None,
+                 url_max_chars: int | None = None, flush_s: float = 1.0,
                  reconnect_min_s: float = 0.5, reconnect_max_s: float = 30.0,
                  reconnect_healthy_s: float = 5.0) -> None:
         self.slug, self.codes = slug, list(codes)
         self.adapter_factory, self.store = adapter_factory, store
         self.throttle = throttle
-        limit = per_connection or len(self.codes) or 1
-        self.groups = [self.codes[i:i + limit] for i in range(0, len(self.codes), limit)]
+        self.groups = connection_groups(self.codes, per_connection, url_max_chars)
         self.flush_s = flush_s
         self.new_backoff = lambda: Backoff(reconnect_min_s, reconnect_max_s,
                                            healthy_s=reconnect_healthy_s)

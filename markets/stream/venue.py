@@ -109,12 +109,13 @@ class VenueStream(GapFill, Publisher, BarWriter):
         wanted = {tf for s in venue.symbols for tf in s.timeframes}
         self.timeframes = tuple(tf for tf in TIMEFRAMES if tf in wanted) or ("1m",)
         self.agg = BarAggregator(self.timeframes, grace_ms=self.config.grace_ms)
-        limit = ADAPTERS[venue.adapter].capabilities.ws_streams_per_connection
+        caps = ADAPTERS[venue.adapter].capabilities
+        limit, url_chars = caps.ws_streams_per_connection, caps.ws_url_max_chars
         self.connections = [
             Connection(g, stream_adapter_factory(), backoff=Backoff(
                 self.config.reconnect_min_s, self.config.reconnect_max_s,
                 healthy_s=self.config.reconnect_healthy_s))
-            for g in connection_groups([s.code for s in venue.symbols], limit)
+            for g in connection_groups([s.code for s in venue.symbols], limit, url_chars)
         ]
         self.interruptions: list[Interruption] = []
         self.pending: list[Bar] = []
@@ -128,7 +129,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
         self.throttle = LogThrottle(self.config.log_every_s)
         self.db = ThreadPoolExecutor(1, thread_name_prefix=f"stream-db-{self.slug}")
         self.io = ThreadPoolExecutor(1, thread_name_prefix=f"stream-io-{self.slug}")
-        self.marks = self._mark_stream(stream_adapter_factory, store_marks, limit)
+        self.marks = self._mark_stream(stream_adapter_factory, store_marks, limit, url_chars)
         self.reconnects = 0
         self.rest_fills = 0
         self.rest_failures = 0
@@ -139,7 +140,8 @@ class VenueStream(GapFill, Publisher, BarWriter):
         self._tasks: list[asyncio.Task] = []
         self._started_wall = time.time()
 
-    def _mark_stream(self, adapter_factory, store_marks, limit) -> MarkStream | None:
+    def _mark_stream(self, adapter_factory, store_marks, limit, url_chars=None
+                     ) -> MarkStream | None:
         """Mark prices of the perpetual symbols, where the venue publishes them."""
         perpetuals = [s.code for s in self.venue.symbols if s.market_type == "perpetual"]
         if not perpetuals or not self.rest.capabilities.mark_price:
@@ -152,6 +154,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
 
         return MarkStream(self.slug, perpetuals, adapter_factory=adapter_factory, store=store,
                           throttle=self.throttle, per_connection=limit,
+                          url_max_chars=url_chars,
                           reconnect_min_s=self.config.reconnect_min_s,
                           reconnect_max_s=self.config.reconnect_max_s,
                           reconnect_healthy_s=self.config.reconnect_healthy_s)

@@ -4,6 +4,8 @@ budgets overridable per venue, and venue differences read from capabilities."""
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from markets import adapters
 from markets.adapters import adapter_for, rate_groups, venue_limiter
@@ -74,6 +76,34 @@ def test_streams_per_connection_come_from_the_capabilities():
     assert connection_groups(codes, None) == [codes]
     assert connection_groups(codes, 2) == [codes[:2], codes[2:4], codes[4:]]
     assert connection_groups([], 2) == [] and connection_groups([], None) == []
+
+
+@given(st.lists(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=20),
+                unique=True, max_size=400),
+       st.one_of(st.none(), st.integers(1, 300)), st.one_of(st.none(), st.integers(300, 9000)))
+def test_connection_groups_keep_every_code_once_in_order_within_both_limits(codes, n, chars):
+    from markets.stream.config import STREAM_NAME_OVERHEAD, URL_BASE_CHARS
+
+    groups = connection_groups(codes, n, chars)
+    assert [c for g in groups for c in g] == codes and all(groups)
+    for g in groups:
+        assert n is None or len(g) <= n
+        cost = sum(len(c) + STREAM_NAME_OVERHEAD for c in g)
+        assert chars is None or len(g) == 1 or cost <= chars - URL_BASE_CHARS
+
+
+def test_a_whole_binance_spot_market_opens_connections_whose_urls_the_simulator_accepts():
+    from markets.exchanges import ADAPTERS, get_adapter
+
+    caps = ADAPTERS["binance_spot"].capabilities
+    codes = [f"SYMBOL{i}USDT" for i in range(1500)]  # longer than most real codes
+    groups = connection_groups(codes, caps.ws_streams_per_connection, caps.ws_url_max_chars)
+    adapter = get_adapter("binance_spot", rest_url="http://127.0.0.1:1",
+                          ws_url="ws://127.0.0.1:1")
+    for stream in ("trade", "aggTrade"):
+        urls = [adapter._streams_url([f"{c.lower()}@{stream}" for c in g]) for g in groups]
+        assert max(len(u) for u in urls) < 8190  # aiohttp's request-line limit
+    assert len(groups) == 6
 
 
 def test_the_stream_runner_builds_through_the_factory_with_the_text_ping_where_declared():

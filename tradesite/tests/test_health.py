@@ -69,6 +69,25 @@ def test_stream_heartbeats_are_reported_per_venue(client, clean_redis):
     assert client.get("/health").status_code == 503
 
 
+def test_stream_shards_are_listed_and_their_venue_heartbeats_merged(client, clean_redis):
+    from markets.stream.shards import ShardRegistry
+
+    all_alive()
+    ShardRegistry("a", None).beat(["sim:KRW-BTC", "sim:KRW-ETH"])
+    ShardRegistry("b", frozenset({"sim"})).beat(["sim:KRW-XRP"])
+    heartbeat.beat("stream", "sim@a", state="streaming", symbols=2, reconnects=1)
+    heartbeat.beat("stream", "sim@b", state="streaming", symbols=1, reconnects=0)
+    stream = client.get("/health").json()["checks"]["stream"]
+    assert stream["ok"]
+    assert {k: (v["symbols"], v["venues"]) for k, v in stream["shards"].items()} == {
+        "a": (2, "*"), "b": (1, "sim")}
+    sim = stream["venues"]["sim"]
+    assert sim["shards"] == ["a", "b"] and sim["symbols"] == "3" and sim["reconnects"] == "1"
+
+    heartbeat.beat("stream", "sim@b", state="down")  # one shard down: the venue is not ok
+    assert client.get("/health").status_code == 503
+
+
 def test_unreachable_redis_answers_503(client, redis_url):
     heartbeat.client.cache_clear()
     try:

@@ -149,14 +149,22 @@ async def test_the_runner_reloads_venues_when_the_stamp_changes(clean_redis):
     assert [s.code for s in made[0].spec.symbols] == ["KRW-BTC"]
     await Symbol.objects.acreate(exchange=ex, code="KRW-ETH", base="ETH", quote="KRW")
     assert await wait_until(lambda: len(made) == 2, 5)
-    assert made[0].stopped
-    assert [s.code for s in made[1].spec.symbols] == ["KRW-BTC", "KRW-ETH"]
+    # A new listing starts as a part of its own: KRW-BTC keeps streaming, uninterrupted.
+    assert not made[0].stopped
+    assert [s.code for s in made[1].spec.symbols] == ["KRW-ETH"]
+    # A changed symbol restarts the part that holds it.
+    await Symbol.objects.filter(code="KRW-BTC").aupdate(timeframes=["1m"])
+    btc = await Symbol.objects.aget(code="KRW-BTC")
+    await btc.asave()  # the change stamp moves on save
+    assert await wait_until(lambda: len(made) == 3, 5)
+    assert made[0].stopped and not made[1].stopped
+    assert [(s.code, s.timeframes) for s in made[2].spec.symbols] == [("KRW-BTC", ("1m",))]
     ex.is_active = False
     await ex.asave()
-    assert await wait_until(lambda: made[1].stopped, 5)
+    assert await wait_until(lambda: made[1].stopped and made[2].stopped, 5)
     runner.stop()
     await asyncio.wait_for(task, 5)
-    assert len(made) == 2
+    assert len(made) == 3
 
 
 @pytest.mark.redis
@@ -226,7 +234,7 @@ async def test_sigterm_flushes_closed_bars_and_never_stores_the_forming_one(clea
         ("1m", T0 + 60_000, 101.0, 105.0)]
 
 
-def test_one_connection_per_venue_split_only_where_the_venue_limits_streams():
+def test_one_connection_per_venue_split_only_where_the_venue_limits_streams_or_url_length():
     def build(adapter, n):
         symbols = tuple(SymbolSpec(f"S{i}USDT", i, ("1m",)) for i in range(n))
         spec = VenueSpec("v", adapter, "http://127.0.0.1:1", "ws://127.0.0.1:1", symbols)
@@ -235,7 +243,10 @@ def test_one_connection_per_venue_split_only_where_the_venue_limits_streams():
 
     assert [len(c.codes) for c in build("upbit", 450).connections] == [450]
     assert [len(c.codes) for c in build("binance_futures", 450).connections] == [200, 200, 50]
-    assert [len(c.codes) for c in build("binance_spot", 450).connections] == [450]
+    # Spot allows 1024 streams a connection, but Binance names them in the URL: 450 of them
+    # would make a URL over 8 KB, so they take two connections.
+    assert [len(c.codes) for c in build("binance_spot", 450).connections] == [329, 121]
+    assert [len(c.codes) for c in build("binance_spot", 300).connections] == [300]
 
 
 def test_the_evaluation_is_sent_through_the_projects_celery_app(monkeypatch):
