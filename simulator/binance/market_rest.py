@@ -80,7 +80,7 @@ class BinanceMarketRest:
             limit = min(max(limit, 1), 5000)
         bids, asks = self.book_levels(market, limit)
         now = self.now()
-        body = {"lastUpdateId": now * 10 + market.visible % 10}
+        body = {"lastUpdateId": self.update_id(market, now)}
         if self.name == "futures":
             body |= {"E": now, "T": now}
         return web.json_response(body | {"bids": bids, "asks": asks})
