@@ -134,6 +134,16 @@ def check(name: str, actual, expected, nullable=frozenset()):
     assert not unexpected, f"{name}: fields the venue does not send: {sorted(unexpected)}"
 
 
+def test_compare_finds_missing_fields_kind_mismatches_and_extras():
+    capture = {"a": 1, "b": "x", "c": [{"d": True}], "e": None, "k": [1, "2"]}
+    answer = {"a": "1", "c": [{"d": True, "z": 0}, {"d": "no"}], "e": 3, "k": [1, 2], "y": 1}
+    problems, extras = compare(answer, capture)
+    assert problems == [".a: string instead of number", ".b: missing", ".c[].d: string instead "
+                        "of bool", ".e: number instead of null", ".k[1]: number instead of string"]
+    assert extras == [".c[].z", ".y"]
+    assert compare(answer, capture, frozenset({".e"}))[0] == problems[:3] + problems[4:]
+
+
 def test_every_capture_is_mapped_or_explained():
     from .helpers import PAYLOADS
 
