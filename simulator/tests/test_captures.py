@@ -104,15 +104,34 @@ UNMAPPED = {
     "binance_futures_mark_price_ws.json": "recorded by the simulator's authors, not the venue",
     "binance_futures_premium_index.json": "recorded by the simulator's authors, not the venue",
 }
-for _name in ("accounts", "candles_minutes", "candles_months", "candles_weeks", "market_all",
-              "order_get", "orderbook", "orders_chance", "orders_list", "ticker", "trades_ticks",
-              "v2_order_cancel", "v2_order_place", "v2_orders_batch", "v2_orders_cancel_batch",
-              "ws_myasset", "ws_myorder_v2", "ws_orderbook", "ws_ticker", "ws_trade"):
+#: Bithumb's public market data (its private API is being added in parallel in bithumb/).
+BITHUMB_PUBLIC = {
+    "bithumb_market_all.json": ("/v1/market/all", {"isDetails": "true"}),
+    "bithumb_ticker.json": ("/v1/ticker", {"markets": "KRW-BTC"}),
+    "bithumb_orderbook.json": ("/v1/orderbook", {"markets": "KRW-BTC"}),
+    "bithumb_trades_ticks.json": ("/v1/trades/ticks", {"market": "KRW-BTC", "count": "3"}),
+    "bithumb_candles_minutes.json": ("/v1/candles/minutes/1", {"market": "KRW-BTC", "count": "1"}),
+    "bithumb_candles_weeks.json": ("/v1/candles/weeks", {"market": "KRW-BTC", "count": "1"}),
+    "bithumb_candles_months.json": ("/v1/candles/months", {"market": "KRW-BTC", "count": "3"}),
+}
+MAPPED |= {name: f"Bithumb GET {path} {params}" for name, (path, params) in BITHUMB_PUBLIC.items()}
+MAPPED |= {f"bithumb_ws_{kind}.json": f"Bithumb WS /websocket/v1 type {kind}"
+           for kind in ("ticker", "trade", "orderbook")}
+for _name in ("accounts", "order_get", "orders_chance", "orders_list", "v2_order_cancel",
+              "v2_order_place", "v2_orders_batch", "v2_orders_cancel_batch", "ws_myasset",
+              "ws_myorder_v2"):
     UNMAPPED[f"bithumb_{_name}.json"] = (
-        "Bithumb is being made its own venue in parallel (simulator/bithumb/); compared there")
+        "Bithumb's private API is being made its own venue in parallel (simulator/bithumb/)")
 
 #: Fields the simulator sends beyond a capture, per capture, with the reason they are allowed.
 EXTRAS = {
+    # Bithumb's captures are a client's parser constants (jabdori/maxt parse.rs, "shape ref"),
+    # not wire recordings, and bithumb.md says its frames carry Upbit's fields: Upbit's
+    # orderbook `level`, ticker `delisting_date` and trade `best_*` are allowed
+    "bithumb_orderbook.json": {"[].level"},
+    "bithumb_ws_ticker.json": {".delisting_date"},
+    "bithumb_ws_trade.json": {".best_ask_price", ".best_ask_size", ".best_bid_price",
+                              ".best_bid_size"},
     # the captures are trimmed frames; upbit.md (from the venue's WebSocket spec) lists these
     "upbit_ws_ticker.json": {".stream_type"},
     "upbit_ws_trade.json": {".stream_type", ".sequential_id"},
@@ -225,3 +244,21 @@ async def test_upbit_ws_frames(sim, kind):
                                   {"type": kind, "codes": ["KRW-BTC"]}]))
         frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
     check(name, frame, expected)
+
+
+@pytest.mark.parametrize("name", sorted(BITHUMB_PUBLIC))
+async def test_bithumb_public_rest(sim, http, name):
+    path, params = BITHUMB_PUBLIC[name]
+    async with http.get(sim.bithumb_url + path, params=params) as resp:
+        assert resp.status == 200
+        check(name, await resp.json(), sample(name))
+
+
+@pytest.mark.parametrize("kind", ["ticker", "trade", "orderbook"])
+async def test_bithumb_ws_frames(sim, kind):
+    name = f"bithumb_ws_{kind}.json"
+    async with websockets.connect(f"{sim.bithumb_ws_url}/websocket/v1") as ws:
+        await ws.send(json.dumps([{"ticket": str(uuid.uuid4())},
+                                  {"type": kind, "codes": ["KRW-BTC"]}]))
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    check(name, frame, sample(name))
