@@ -19,7 +19,7 @@ import asyncio
 
 import pytest
 
-from simulator.server import Simulator
+from simulator.server import Simulator, start_in_thread
 
 from .conftest import config
 from .helpers import BINANCE_KEY, BINANCE_SECRET, FUTURES_KEY, FUTURES_SECRET
@@ -163,20 +163,53 @@ def payload(message: dict) -> dict:
 async def test_python_binance_socket_manager(live_sim, spot, futures):
     sockets = BinanceSocketManager(spot)
     sockets.STREAM_URL = f"{live_sim.binance_ws_url}/"
-    assert (await first_message(sockets.symbol_ticker_socket("BTCUSDT")))["e"] == "24hrTicker"
-    assert (await first_message(sockets.trade_socket("BTCUSDT")))["e"] == "trade"
-    assert (await first_message(sockets.aggtrade_socket("BTCUSDT")))["e"] == "aggTrade"
-    assert (await first_message(sockets.kline_socket("BTCUSDT", "1m")))["e"] == "kline"
-    assert (await first_message(sockets.depth_socket("BTCUSDT", depth="5")))["bids"]
-    assert (await first_message(sockets.depth_socket("BTCUSDT")))["e"] == "depthUpdate"
-
     fsockets = BinanceSocketManager(futures)
     fsockets.FSTREAM_URL = f"{live_sim.futures_ws_url}/"
-    ticker = await first_message(fsockets.symbol_ticker_futures_socket("ETHUSDT"))
-    assert payload(ticker)["e"] == "bookTicker"
-    trade = await first_message(fsockets.aggtrade_futures_socket("ETHUSDT"))
-    assert payload(trade)["e"] == "aggTrade"
-    depth = await first_message(fsockets.futures_depth_socket("ETHUSDT", depth="5"))
-    assert payload(depth)["e"] == "depthUpdate"
-    klines = await first_message(fsockets.futures_multiplex_socket(["ethusdt@kline_1m"]))
-    assert payload(klines)["e"] == "kline"
+    ticker, trade, agg, kline, partial, diff, fticker, ftrade, fdepth, fkline = (
+        await asyncio.gather(  # each socket is its own connection: wait for them together
+            first_message(sockets.symbol_ticker_socket("BTCUSDT")),
+            first_message(sockets.trade_socket("BTCUSDT")),
+            first_message(sockets.aggtrade_socket("BTCUSDT")),
+            first_message(sockets.kline_socket("BTCUSDT", "1m")),
+            first_message(sockets.depth_socket("BTCUSDT", depth="5")),
+            first_message(sockets.depth_socket("BTCUSDT")),
+            first_message(fsockets.symbol_ticker_futures_socket("ETHUSDT")),
+            first_message(fsockets.aggtrade_futures_socket("ETHUSDT")),
+            first_message(fsockets.futures_depth_socket("ETHUSDT", depth="5")),
+            first_message(fsockets.futures_multiplex_socket(["ethusdt@kline_1m"])),
+        )
+    )
+    assert ticker["e"] == "24hrTicker" and trade["e"] == "trade" and agg["e"] == "aggTrade"
+    assert kline["e"] == "kline" and partial["bids"] and diff["e"] == "depthUpdate"
+    assert payload(fticker)["e"] == "bookTicker" and payload(ftrade)["e"] == "aggTrade"
+    assert payload(fdepth)["e"] == "depthUpdate" and payload(fkline)["e"] == "kline"
+
+
+def test_python_binance_threaded_websocket_manager(monkeypatch):
+    """ThreadedWebsocketManager builds its own AsyncClient and BinanceSocketManager in a thread,
+    so the URLs go on the classes (their ``{}`` placeholders are then simply absent)."""
+    import threading
+
+    from binance import ThreadedWebsocketManager
+
+    sim = start_in_thread(config(now_ms=None))
+    try:
+        monkeypatch.setattr(AsyncClient, "API_URL", f"{sim.binance_url}/api")
+        monkeypatch.setattr(BinanceSocketManager, "STREAM_URL", f"{sim.binance_ws_url}/")
+        got, seen = [], threading.Event()
+
+        def on_message(message):
+            got.append(message)
+            seen.set()
+
+        manager = ThreadedWebsocketManager(BINANCE_KEY, BINANCE_SECRET)
+        manager.start()
+        try:
+            manager.start_symbol_ticker_socket(callback=on_message, symbol="BTCUSDT")
+            assert seen.wait(10), "no ticker through the ThreadedWebsocketManager"
+            assert got[0]["e"] == "24hrTicker" and got[0]["s"] == "BTCUSDT"
+        finally:
+            manager.stop()
+            manager.join(10)
+    finally:
+        sim.stop()
