@@ -184,6 +184,17 @@ async def upbit_call(sim, http, method: str, uri: str, body: dict | None):
         return resp.status, await resp.json()
 
 
+async def settled(sim, http, order_uri: str, timeout_s: float = 10.0) -> dict:
+    """GET the order until it has left ``wait`` (polling, no fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        _, answer = await upbit_call(sim, http, "GET", order_uri, None)
+        if answer.get("state") != "wait" or loop.time() > deadline:
+            return answer
+        await asyncio.sleep(0.05)
+
+
 UPBIT_REPLAYS = [name for name in MAPPED if name.startswith("upbit_") and "replay" in MAPPED[name]]
 
 
@@ -195,9 +206,9 @@ async def test_upbit_replays(sim, http, name):
         body = {"market": "KRW-BTC", "side": "bid", "volume": "0.0005", "price": "10000000",
                 "ord_type": "limit"}
         _, placed = await upbit_call(sim, http, "POST", "https://api.upbit.com/v1/orders", body)
-        await upbit_call(sim, http, "DELETE",
-                         f"https://api.upbit.com/v1/order?uuid={placed['uuid']}", None)
-        await asyncio.sleep(0.3)
+        order = f"https://api.upbit.com/v1/order?uuid={placed['uuid']}"
+        await upbit_call(sim, http, "DELETE", order, None)
+        await settled(sim, http, order)
     compared = 0
     for step in steps:
         request, response = step["request"], step["response"]
@@ -216,8 +227,7 @@ async def test_upbit_replays(sim, http, name):
         if isinstance(expected, dict) and "uuid" in expected and "uuid" in answer:
             ids[expected["uuid"]] = answer["uuid"]
         if route.startswith("GET /v1/order?") and answer.get("state") == "wait":
-            await asyncio.sleep(0.3)  # a market order settles on the next tick: ask again
-            status, answer = await upbit_call(sim, http, request["method"], uri, body)
+            answer = await settled(sim, http, uri)  # a market order settles on the next tick
         check(name, answer, expected)
         compared += 1
     assert compared
