@@ -226,7 +226,7 @@ async def test_upbit_replays(sim, http, name):
         expected = response["body"]
         if isinstance(expected, dict) and "uuid" in expected and "uuid" in answer:
             ids[expected["uuid"]] = answer["uuid"]
-        market_order = answer.get("ord_type") in ("price", "market")
+        market_order = isinstance(answer, dict) and answer.get("ord_type") in ("price", "market")
         if route.startswith("GET /v1/order?") and market_order and answer.get("state") == "wait":
             answer = await settled(sim, http, uri)  # a market order settles on the next tick
         check(name, answer, expected)
