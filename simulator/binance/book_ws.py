@@ -13,13 +13,26 @@ Payloads, spot: ticker ``{"e":"24hrTicker","E","s","p","P","w","x","c","Q","b","
 ``x``/``b``/``B``/``a``/``A``; bookTicker adds ``"e":"bookTicker","E","T"``; both depth kinds are
 ``{"e":"depthUpdate","E","T","s","U","u","pu","b","a"}``.
 
-Futures' 2026 URL split: ``/public/ws|stream`` serves only ``bookTicker`` and ``depth*``;
+Diff depth is a chained sequence per connection, as the venue's "manage a local order book"
+procedure expects: each event's ``U`` is the previous event's ``u`` + 1 (futures: ``pu`` is the
+previous ``u``), ids grow with the clock and the REST ``depth`` snapshot's ``lastUpdateId`` is on
+the same scale, so a client that buffers events, takes a snapshot, drops ``u`` < ``lastUpdateId``
+and applies the rest keeps a valid book. An event carries the top 20 levels with their absolute
+quantities and ``[price, "0"]`` for every price (up to 1000 ticks) that left the book's side
+since the previous event: bids above the new best bid up to the highest best bid quoted since,
+asks below the new best ask down to the lowest best ask quoted since. Quantities deeper than 20
+levels are not restated.
+
+Futures' 2026 URL split: ``/public/ws|stream`` serves only ``bookTicker``, ``depth*`` and ``trade``;
 ``/market/ws|stream`` serves everything else; a stream on the wrong route is refused.
 """
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
+
+from simulator.market import tick_of
 
 DEPTH = re.compile(r"depth(5|10|20)?(?:@(100|250|500|1000)ms)?$")
 TICKERS = ("ticker", "miniTicker")
@@ -56,19 +69,51 @@ class BookStreams:
         """Send each subscribed ticker / book stream whose period turned."""
         for conn in list(self.stream_conns):
             sent = conn.state.setdefault("books", {})
+            diffs = conn.state.setdefault("diffs", {})
             for name in conn.state["streams"]:
                 symbol, _, kind = name.partition("@")
                 if not (kind in TICKERS or book_kind(kind)):
                     continue
+                market = self.markets[symbol.upper()]
+                chained = kind.startswith("depth") and (
+                    self.name == "futures" or not DEPTH.match(kind).group(1)
+                )
+                if chained:
+                    self._track_quotes(diffs, name, market, now_ms)
                 slot = now_ms // self._period_ms(kind)
                 if sent.get(name) == slot:
                     continue
                 sent[name] = slot
-                self._emit(conn, name, self.book_event(self.markets[symbol.upper()], kind, now_ms))
+                event = self.book_event(market, kind, now_ms, diffs.get(name))
+                self._emit(conn, name, event)
 
-    def book_event(self, market, kind: str, now_ms: int) -> dict:
+    def _track_quotes(self, diffs: dict, name: str, market, now_ms: int) -> None:
+        """The highest bid and lowest ask quoted since this stream's previous event."""
+        bid, ask = self.engine.quote_prices(market.symbol)
+        state = diffs.get(name)
+        if state is None:
+            diffs[name] = {"u": self.update_id(market, now_ms) - 1, "bid": bid, "ask": ask}
+        else:
+            state["bid"], state["ask"] = max(state["bid"], bid), min(state["ask"], ask)
+
+    def update_id(self, market, now_ms: int) -> int:
+        """The book's update id at ``now_ms`` (REST ``lastUpdateId`` and the streams' ``u``)."""
+        return now_ms * 10 + market.visible % 10
+
+    def _removed(self, market, bids, asks, chain: dict) -> tuple[list, list]:
+        """``[price, "0"]`` for the prices that left each side since the previous event."""
+        tick = Decimal(repr(tick_of(market.spec, market.last_price)))
+        bid, ask = self.engine.quote_prices(market.symbol)
+        gone_bids = [[self.px(market, bid + tick * i), "0"]
+                     for i in range(1, 1001) if bid + tick * i <= chain["bid"]]
+        gone_asks = [[self.px(market, ask - tick * i), "0"]
+                     for i in range(1, 1001) if ask - tick * i >= chain["ask"]]
+        chain["bid"], chain["ask"] = bid, ask
+        return gone_bids[::-1] + bids, gone_asks[::-1] + asks
+
+    def book_event(self, market, kind: str, now_ms: int, chain: dict | None = None) -> dict:
         futures = self.name == "futures"
-        update_id = now_ms * 10 + market.visible % 10
+        update_id = self.update_id(market, now_ms)
         if kind in TICKERS:
             return self._ticker_event(market, kind, now_ms)
         bids, asks = self.book_levels(market, 1 if kind == "bookTicker" else 20)
@@ -81,12 +126,18 @@ class BookStreams:
             bids, asks = bids[: int(levels)], asks[: int(levels)]
         if levels and not futures:
             return {"lastUpdateId": update_id, "bids": bids, "asks": asks}
+        previous = update_id - 6 if chain is None else chain["u"]
+        update_id = max(update_id, previous + 1)
+        if chain is not None:
+            chain["u"] = update_id
+            if not levels:  # partial books (futures' depth5/10/20 carry ids) restate the top
+                bids, asks = self._removed(market, bids, asks, chain)
         body = {"e": "depthUpdate", "E": now_ms}
         if futures:
             body["T"] = now_ms
-        body |= {"s": market.symbol, "U": update_id - 5, "u": update_id}
+        body |= {"s": market.symbol, "U": previous + 1, "u": update_id}
         if futures:
-            body["pu"] = update_id - 6
+            body["pu"] = previous
         return body | {"b": bids, "a": asks}
 
     def _ticker_event(self, market, kind: str, now_ms: int) -> dict:

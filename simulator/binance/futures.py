@@ -87,9 +87,13 @@ class FuturesVenue(
         get("/fapi/v1/exchangeInfo", e(1, self.exchange_info))
         get("/fapi/v1/klines", e(5, self.klines))
         get("/fapi/v1/ticker/price", e(1, self.ticker_price))
+        # "Symbol Price Ticker V2": the same rows (symbol, price, time) at a lower weight for
+        # all symbols; python-binance 1.0's futures_symbol_ticker calls this one.
+        get("/fapi/v2/ticker/price", e(lambda q: 1 if q.get("symbol") else 2, self.ticker_price))
         get("/fapi/v1/ticker/24hr", e(lambda q: 1 if q.get("symbol") else 40, self.ticker_24hr))
         get("/fapi/v1/depth", e(futures_depth_weight, self.depth))
         get("/fapi/v1/aggTrades", e(20, self.agg_trades))
+        get("/fapi/v1/trades", e(5, self.recent_trades))
         get("/fapi/v2/account", e(5, self.account_v2, signed=True))
         get("/fapi/v3/account", e(5, self.account_v3, signed=True))
         get("/fapi/v1/leverageBracket", e(1, self.leverage_bracket, signed=True))

@@ -10,6 +10,9 @@ and ``ticker/24hr``.
   ``startTime``/``endTime`` (at most one hour apart, else ``-1127``), ``limit`` ≤ 1000 (default
   500). Rows ``{"a","p","q","f","l","T","m"}`` (spot also ``"M"``); each simulated trade is its
   own aggregate (``a`` = ``f`` = ``l`` = the trade id).
+* ``GET /fapi/v1/trades`` (weight 5): the latest ``limit`` trades (≤ 1000, default 500), rows
+  ``{"id","price","qty","quoteQty","time","isBuyerMaker"}`` (spot's ``/api/v3/trades`` adds
+  ``isBestMatch``; it is ``SpotMarketData.trades``).
 * ``GET /api/v3/ticker/24hr`` (weight 2 with ``symbol``, 80 without) / ``GET
   /fapi/v1/ticker/24hr`` (1 with ``symbol``, 40 without): the rolling 24 h window; futures rows
   have no bid/ask/prevClose fields.
@@ -77,10 +80,32 @@ class BinanceMarketRest:
             limit = min(max(limit, 1), 5000)
         bids, asks = self.book_levels(market, limit)
         now = self.now()
-        body = {"lastUpdateId": now * 10 + market.visible % 10}
+        body = {"lastUpdateId": self.update_id(market, now)}
         if self.name == "futures":
             body |= {"E": now, "T": now}
         return web.json_response(body | {"bids": bids, "asks": asks})
+
+    def recent_trades(self, params, account) -> web.Response:
+        market, err = self.symbol_market(params)
+        if err:
+            return err
+        try:
+            limit = min(max(int(params.get("limit") or 500), 1), 1000)
+        except ValueError:
+            return berror(400, -1100, "Illegal characters found in a parameter.")
+        t = market.trades(max(0, market.visible - limit))
+        rows = []
+        for i in range(len(t["ts"])):
+            price, qty = self.px(market, t["price"][i]), self.qx(market, t["qty"][i])
+            rows.append({
+                "id": int(t["id"][i]),
+                "price": price,
+                "qty": qty,
+                "quoteQty": str(Decimal(price) * Decimal(qty)),
+                "time": int(t["ts"][i]),
+                "isBuyerMaker": bool(t["buyer_maker"][i]),
+            })
+        return web.json_response(rows)
 
     def agg_trades(self, params, account) -> web.Response:
         market, err = self.symbol_market(params)

@@ -5,7 +5,10 @@ tickers and book streams: :mod:`simulator.binance.book_ws`.
 
 A raw path segment without ``@`` (``/ws/0``, as clients open a connection to SUBSCRIBE on
 later) names no stream and is accepted with no subscription; a name with ``@`` that is not a
-stream (unknown symbol or kind, or a stream of the other futures route) is refused with 400."""
+stream (unknown symbol or kind, or a stream of the other futures route) is refused with 400.
+Futures' ``/public`` route carries ``<s>@trade`` besides the book streams (ccxt 4.5 and the
+venue's 2026 split); ``aggTrade`` and the rest are on ``/market``. Futures trade events have no
+``M`` field."""
 
 from __future__ import annotations
 
@@ -47,10 +50,11 @@ class MarketStreams(BookStreams):
         if not self.valid_stream(name):
             return False
         kind = name.partition("@")[2]
+        public = book_kind(kind) or kind == "trade"  # futures: individual trades are public
         if route == "public":
-            return book_kind(kind)
+            return public
         if route == "market":
-            return not book_kind(kind)
+            return not public
         return True
 
     async def market_ws(
@@ -134,8 +138,9 @@ class MarketStreams(BookStreams):
                         "q": self.qx(market, trades["qty"][i]),
                         "T": int(trades["ts"][i]),
                         "m": bool(trades["buyer_maker"][i]),
-                        "M": True,
                     }
+                    if self.name != "futures":  # futures events have no "ignore" flag
+                        ev["M"] = True
                     ev |= {"t": tid} if kind == "trade" else {"a": tid, "f": tid, "l": tid}
                     self._emit(conn, name, ev)
 

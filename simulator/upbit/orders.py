@@ -50,8 +50,14 @@ class KrOrderDesk:
     def order_id(self, oid: int, uid: str) -> str:
         return uid
 
-    def order_json(self, order: Order, **kw) -> dict:
-        return order_json(order, self.fee, client_key=self.CLIENT_ID, **kw)
+    def order_json(self, order: Order, *, listed: bool = False, **kw) -> dict:
+        """Upbit sends ``executed_funds`` only in lists (``/v1/orders/open|closed|uuids``), not
+        in the answers of POST /v1/orders, GET and DELETE /v1/order (real captures, 2026-03);
+        Bithumb sends it in both."""
+        row = order_json(order, self.fee, client_key=self.CLIENT_ID, **kw)
+        if self.name == "upbit" and not listed:
+            row.pop("executed_funds", None)
+        return row
 
     def placed(self, order: Order) -> web.Response:
         return web.json_response(self.order_json(order, created=True), status=201)
@@ -236,7 +242,8 @@ class KrOrderDesk:
             key=lambda o: (o.created_ms, o.id),
             reverse=params.get("order_by", "desc") == "desc",
         )
-        rows = [r for r in (self.order_json(o) for o in orders) if r["state"] in wanted]
+        rows = [self.order_json(o, listed=True) for o in orders]
+        rows = [r for r in rows if r["state"] in wanted]
         return web.json_response(rows[(page - 1) * limit : page * limit])
 
     def open_orders(self, account: Account, params: dict) -> web.Response:

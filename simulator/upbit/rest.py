@@ -36,6 +36,13 @@ GROUPS = {
 }
 
 
+
+def market_codes(request: web.Request) -> list[str]:
+    """``markets`` as a comma-separated list or repeated (``markets=A&markets=B``, as
+    ``requests`` encodes a Python list, e.g. pyupbit's ``get_current_price([...])``): the venue's
+    list binding takes both."""
+    return [c for value in request.query.getall("markets", []) for c in value.split(",") if c]
+
 class UpbitVenue(KrOrderDesk, Venue):
     name = "upbit"
     GROUPS = GROUPS
@@ -268,7 +275,7 @@ class UpbitVenue(KrOrderDesk, Venue):
         return web.json_response(candle_rows(market.symbol, frame, arrays, count))
 
     def ticker(self, request: web.Request) -> web.Response:
-        codes = [c for c in request.query.get("markets", "").split(",") if c]
+        codes = market_codes(request)
         if not codes:
             return error(
                 400, 400, "Missing request parameter error. Check the required parameters!"
@@ -300,7 +307,7 @@ class UpbitVenue(KrOrderDesk, Venue):
         return web.json_response(trade_rows(market, count, cursor))
 
     def orderbook(self, request: web.Request) -> web.Response:
-        codes = [c for c in request.query.get("markets", "").split(",") if c]
+        codes = market_codes(request)
         if not codes or any(c not in self.markets for c in codes):
             return error(404, 404, "Code not found")
         try:
@@ -311,7 +318,7 @@ class UpbitVenue(KrOrderDesk, Venue):
         return web.json_response([orderbook_json(self, self.markets[c], depth) for c in codes])
 
     def instruments(self, request: web.Request) -> web.Response:
-        codes = [c for c in request.query.get("markets", "").split(",") if c]
+        codes = market_codes(request)
         if any(c not in self.markets for c in codes):
             return error(404, 404, "Code not found")
         return web.json_response(
