@@ -5,7 +5,7 @@ The simulator runs in a process of its own (``python -m simulator --market-symbo
 trade rates, bursts, Binance spot protocol on 127.0.0.1), so its CPU is not the stream's. The
 stream is the product's :class:`~markets.stream.venue.VenueStream` with the real Binance adapter,
 the real store (a scratch SQLite database) and the real channel layer (Redis); the evaluation
-task it sends is run at once by one worker thread of this process calling
+task it sends goes through a multiprocessing queue to one worker process calling
 ``orders.evaluation.evaluate_bar`` (what the Celery worker runs; the broker hop is not in it).
 
 The clocks: the simulator runs on the wall clock (speed 1), so a bar closes at a real minute
@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -43,8 +42,7 @@ from bench.common import percentile, row
 ROOT = Path(__file__).resolve().parents[1]
 MINUTE = 60_000
 SYMBOLS = int(os.environ.get("BENCH_SCALE_SYMBOLS", "500"))
-RATE = float(os.environ.get("BENCH_SCALE_RATE", "6"))  # mean trades/s per symbol
-WARMUP_S = 12.0  # connection, REST catch-up of 500 series
+RATE = float(os.environ.get("BENCH_SCALE_RATE", "4"))  # mean trades/s per symbol
 GOAL_STORED_P99_MS = 1000.0
 GOAL_ORDER_P99_MS = 100.0
 
@@ -120,6 +118,12 @@ def _configs(user, exchange, symbols, codes: list[str], per_symbol: int, tag: st
                                           timeframe="1m", account=account, is_active=True)
 
 
+def _set_offset(offset: int) -> None:
+    from strategies.models import StrategyConfig
+
+    StrategyConfig.objects.filter(is_active=True).update(params={"offset": offset})
+
+
 class Probe:
     """Time stamps along the path, keyed by (symbol, bar open ms); wall clock in ms."""
 
@@ -181,29 +185,57 @@ def _stream(spec, probe: Probe, evaluate):
     return stream
 
 
-def _evaluator(probe: Probe):
-    """Runs evaluate_bar in one worker thread; notes each order row's commit time."""
-    from django.db import close_old_connections, connection, transaction
+def _worker_main(database_url: str, jobs, done) -> None:
+    """The worker process: ``evaluate_bar`` for each (symbol, bar) job, the commit time of
+    each order row it saves sent back (wall ms). Like one Celery worker, without the broker."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
+    import django
 
+    django.setup()
+    from django.db import connection, transaction
+
+    from bench.bench_trading import _inserted_rows, _strategy
     from orders import evaluation
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="bench-worker")
-
-    def work(key) -> None:
-        close_old_connections()
-
-        def watch(execute, sql, params, many, context):
+    _strategy()
+    while (key := jobs.get()) is not None:
+        def watch(execute, sql, params, many, context, key=key):
             result = execute(sql, params, many, context)
             if sql.startswith('INSERT INTO "orders_order"'):
-                rows = len(params) if many else 1
-                transaction.on_commit(lambda: probe.orders.extend(
-                    [(key, time.time() * 1000)] * rows))
+                rows = _inserted_rows(sql, params, many)
+                transaction.on_commit(lambda: done.put((key, time.time() * 1000, rows)))
             return result
 
         with connection.execute_wrapper(watch):
             evaluation.evaluate_bar("scale", key[0], "1m", key[1])
+    done.put(None)
 
-    return pool, lambda key: pool.submit(work, key)
+
+def _evaluator(probe: Probe, database_url: str):
+    """A worker process (spawned) and a thread collecting its order times into ``probe``."""
+    import multiprocessing
+    import threading
+
+    ctx = multiprocessing.get_context("spawn")
+    jobs, done = ctx.Queue(), ctx.Queue()
+    worker = ctx.Process(target=_worker_main, args=(database_url, jobs, done), daemon=True)
+    worker.start()
+
+    def collect() -> None:
+        while (item := done.get()) is not None:
+            key, at, rows = item
+            probe.orders.extend([(tuple(key), at)] * rows)
+
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+
+    def stop() -> None:
+        jobs.put(None)
+        worker.join(30)
+        collector.join(5)
+
+    return stop, jobs.put
 
 
 async def _until_boundary(after_s: float) -> int:
@@ -222,7 +254,7 @@ async def _settle(probe: Probe, boundary: int, keys: set | None, timeout_s: floa
     while time.monotonic() < deadline:
         sent = sum(1 for (_, t) in probe.sent if t == bar)
         orders = {k for k, _ in probe.orders if k[1] == bar}
-        if sent >= SYMBOLS - 5 and (keys is None or keys <= orders):
+        if sent >= 0.95 * SYMBOLS and (keys is None or keys <= orders):
             await asyncio.sleep(0.5)
             return
         await asyncio.sleep(0.1)
@@ -253,15 +285,20 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
     spec = VenueSpec("scale", "binance_spot", rest, ws, tuple(
         SymbolSpec(code, symbols[code].id, ("1m",)) for code in ranked))
     probe = Probe()
-    pool, evaluate = _evaluator(probe)
+    stop_worker, evaluate = _evaluator(probe, os.environ["DATABASE_URL"])
     stream = _stream(spec, probe, evaluate)
     task = asyncio.ensure_future(stream.run())
     rows = []
     try:
-        await asyncio.sleep(WARMUP_S)
+        async with asyncio.timeout(60):
+            while not probe.trades:  # connected and streaming
+                await asyncio.sleep(0.1)
+        # The first whole minute streamed after the start-up catch-up (bars an interruption
+        # overlaps are REST's): from boundary B1 to B2, measured at B2.
+        await _until_boundary(3.0)
         trades0, cpu0, sim0, wall0 = probe.trades, time.process_time(), _cpu_s(sim_pid), \
             time.perf_counter()
-        boundary = await _until_boundary(5.0)
+        boundary = await _until_boundary(0.0)
         await _settle(probe, boundary, None)
         trades, cpu, wall = probe.trades - trades0, time.process_time() - cpu0, \
             time.perf_counter() - wall0
@@ -293,8 +330,11 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
                                   ranked[:1], 100), ("1,000 configs, 10 symbols",
                                                      ranked[:10], 100)):
             await asyncio.to_thread(_configs, user, exchange, symbols, codes, per, label[:4])
-            boundary = await _until_boundary(3.0)
+            boundary = (int(time.time() * 1000 + 3000) // MINUTE + 1) * MINUTE
             bar = boundary - MINUTE
+            # The strategy enters on even minutes (offset shifts it): this bar is an entry.
+            await asyncio.to_thread(_set_offset, (bar // MINUTE) % 2)
+            await asyncio.sleep(max(0.0, boundary / 1000 - time.time()))
             await _settle(probe, boundary, {(c, bar) for c in codes}, timeout_s=30.0)
             latencies = [t - probe.closed_by.get(k, k[1] + MINUTE) for k, t in probe.orders
                          if k[1] == bar]
@@ -305,7 +345,7 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
         stream.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 15)
-        pool.shutdown(wait=True)
+        await asyncio.to_thread(stop_worker)
     return rows
 
 
