@@ -36,8 +36,12 @@ T0 = 1_767_225_600_000  # 2026-01-01
 
 
 def _setup_django(folder: str) -> Path:
+    """A scratch SQLite file; or, under ``devservices with-postgres`` (a private, throwaway
+    server) with ``BENCH_STORAGE_POSTGRES=1``, that PostgreSQL."""
     path = Path(folder) / "bench.sqlite3"
-    os.environ["DATABASE_URL"] = f"sqlite:///{path}"
+    on_postgres = os.environ.get("BENCH_STORAGE_POSTGRES") == "1"
+    if not (on_postgres and os.environ.get("DATABASE_URL", "").startswith("postgres")):
+        os.environ["DATABASE_URL"] = f"sqlite:///{path}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
     import django
 
@@ -52,6 +56,9 @@ def _size(path: Path) -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_total_relation_size('markets_candle')")
+            return cursor.fetchone()[0]
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.execute("PRAGMA page_count")
         pages = cursor.fetchone()[0]
@@ -76,10 +83,14 @@ def _candles(n: int, seed: int) -> list[tuple]:
 def run() -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as folder:
         path = _setup_django(folder)
+        from django.db import connection
+
         from markets.candles import load_candles, upsert_candles
         from markets.models import Candle, Exchange, Symbol
         from strategies import screener
         from strategies.screening import screen_exchange
+
+        db = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
 
         exchange = Exchange.objects.create(slug="store", name="Store", adapter="binance_spot",
                                            rest_url="http://127.0.0.1:1",
@@ -116,17 +127,17 @@ def run() -> list[dict]:
         if len(ranked) != SYMBOLS:
             raise AssertionError(f"the screener ranked {len(ranked)} of {SYMBOLS} symbols")
         return [
-            row(f"SQLite 1m candles: bytes per row ({rows:,} rows sampled, table + indexes)",
+            row(f"{db} 1m candles: bytes per row ({rows:,} rows sampled, table + indexes)",
                 per_row, "B", None, None, digits=1),
-            row("SQLite 1m candles: per symbol-year (525,600 rows)", per_row * YEAR_ROWS / 1e6,
+            row(f"{db} 1m candles: per symbol-year (525,600 rows)", per_row * YEAR_ROWS / 1e6,
                 "MB", None, None, digits=1),
-            row(f"SQLite: {SYMBOLS} symbols x 1 year of 1m candles", per_row * YEAR_ROWS *
+            row(f"{db}: {SYMBOLS} symbols x 1 year of 1m candles", per_row * YEAR_ROWS *
                 SYMBOLS / 1e9, "GB", None, None, digits=2),
-            row("SQLite: insert rate of the sample", rows / insert_s, "rows/s", None, None,
+            row(f"{db}: insert rate of the sample", rows / insert_s, "rows/s", None, None,
                 digits=0),
-            row(f"screener, {SYMBOLS} symbols (first run: inserts the figures)", screen_s, "s",
+            row(f"{db} screener, {SYMBOLS} symbols (first run: inserts the figures)", screen_s, "s",
                 "figures + rank alone (candles in memory)", pure_s, digits=3, ratio_digits=1),
-            row(f"screener, {SYMBOLS} symbols (again: updates the figures)", screen_again_s,
+            row(f"{db} screener, {SYMBOLS} symbols (again: updates the figures)", screen_again_s,
                 "s", "figures + rank alone (candles in memory)", pure_s, digits=3,
                 ratio_digits=1),
         ]
