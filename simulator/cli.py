@@ -11,6 +11,7 @@ import sys
 
 from simulator.faults import Faults
 from simulator.server import VENUES, SimConfig, Simulator
+from simulator.symbols import MarketScale
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--trade-rate", type=float, default=2.0, help="live trades per second per symbol"
+    )
+    parser.add_argument(
+        "--market-symbols",
+        type=int,
+        default=0,
+        help="serve this many symbols per venue (the defaults, then made-up ones), with "
+        "Zipf-distributed trade rates whose mean is --trade-rate (0 = the defaults only)",
+    )
+    parser.add_argument(
+        "--zipf", type=float, default=1.1, help="exponent of the trade-rate ranks (1/rank^zipf)"
+    )
+    parser.add_argument(
+        "--burst-every",
+        type=float,
+        default=0.0,
+        help="a symbol bursts every this many seconds on average (0 = no bursts)",
+    )
+    parser.add_argument("--burst-seconds", type=float, default=3.0, help="length of a burst")
+    parser.add_argument(
+        "--burst-factor", type=float, default=8.0, help="trade-rate multiple during a burst"
     )
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     parser.add_argument(
@@ -120,6 +141,13 @@ def config_from(options: argparse.Namespace | dict) -> SimConfig:
         trade_rate=o["trade_rate"],
         replay=replay,
         faults=faults,
+        scale=MarketScale(
+            symbols=o.get("market_symbols", 0),
+            zipf=o.get("zipf", 1.1),
+            burst_every_s=o.get("burst_every", 0.0),
+            burst_s=o.get("burst_seconds", 3.0),
+            burst_factor=o.get("burst_factor", 8.0),
+        ),
     )
 
 

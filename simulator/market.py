@@ -245,6 +245,7 @@ class Market:
         history_days: float,
         trade_rate: float,
         replay_csv: str | None = None,
+        bursts: tuple[float, float, float] | None = None,
     ) -> None:
         self.venue, self.spec, self.symbol = venue, spec, spec.symbol
         self.log = TradeLog()
@@ -258,7 +259,7 @@ class Market:
             minutes = int(history_days * 1440)
             arrays, last, garch = history_trades(spec, rng, start - minutes * MINUTE_MS, minutes)
             self.log.append(*arrays)
-            self.feed = SyntheticFeed(spec, rng, start, last, trade_rate, garch)
+            self.feed = SyntheticFeed(spec, rng, start, last, trade_rate, garch, bursts)
         self.advance(now_ms)
 
     def advance(self, now_ms: int) -> dict[str, np.ndarray] | None:

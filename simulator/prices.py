@@ -66,6 +66,9 @@ class SyntheticFeed:
     Arrivals, returns, sizes and sides draw from four separate streams and the log price is
     accumulated one trade at a time, so the trades do not depend on how often ``until`` is
     called (the simulator's tick), only on the seed.
+
+    ``bursts`` (every_s, length_s, factor): on average every ``every_s`` seconds the arrivals
+    run ``factor`` times faster for ``length_s`` seconds (the windows draw from a fifth stream).
     """
 
     def __init__(
@@ -76,15 +79,24 @@ class SyntheticFeed:
         price: float,
         rate: float,
         garch: Garch,
+        bursts: tuple[float, float, float] | None = None,
     ) -> None:
         self.spec, self.rate = spec, max(rate, 1e-6)
-        streams = np.random.SeedSequence(int(rng.integers(2**63))).spawn(4)
-        self.gaps, self.shocks, self.sizes, self.sides = (np.random.default_rng(s) for s in streams)
+        streams = np.random.SeedSequence(int(rng.integers(2**63))).spawn(5)
+        self.gaps, self.shocks, self.sizes, self.sides, self.windows = (
+            np.random.default_rng(s) for s in streams
+        )
+        self.bursts = bursts if bursts and bursts[0] > 0 else None
+        self.burst_start = self.burst_end = start_ms
+        self.burst_trades = 0
         per_trade_var = spec.vol_1m**2 / (60 * self.rate)
         garch.omega = per_trade_var * (1 - garch.alpha - garch.beta)
         garch.var = garch.var / (60 * self.rate)
         self.garch = garch
         self.log_price = math.log(price)
+        if self.bursts:
+            self._next_burst(start_ms)
+        self.next_ts = start_ms
         self.next_ts = start_ms + self._gap()
         self.digits = step_decimals(spec.step)
 
@@ -96,8 +108,21 @@ class SyntheticFeed:
     def price(self, value: float) -> None:
         self.log_price = math.log(value)
 
+    def _next_burst(self, after_ms: int) -> None:
+        every_s, length_s, _ = self.bursts
+        self.burst_start = after_ms + int(self.windows.exponential(every_s * 1000.0))
+        self.burst_end = self.burst_start + int(length_s * 1000)
+
     def _gap(self) -> int:
-        return max(1, int(self.gaps.exponential(1000.0 / self.rate)))
+        rate = self.rate
+        if self.bursts:
+            at = self.next_ts
+            while at >= self.burst_end:
+                self._next_burst(self.burst_end)
+            if at >= self.burst_start:
+                rate *= self.bursts[2]
+                self.burst_trades += 1
+        return max(1, int(self.gaps.exponential(1000.0 / rate)))
 
     def until(self, ts_ms: int):
         times = []

@@ -26,6 +26,7 @@ from simulator.bithumb.rest import bithumb_krw_tick
 from simulator.faults import Faults
 from simulator.market import DAY_MS, Market, SymbolSpec, csv_trades, krw_tick
 from simulator.stats import AnswerCounts
+from simulator.symbols import MarketScale, generated_symbols, zipf_rates
 from simulator.venue import Context, Venue
 
 VENUES = ("upbit", "binance", "futures", "bithumb")
@@ -108,6 +109,18 @@ class SimConfig:
     )
     replay: dict[str, str] = dataclasses.field(default_factory=dict)  # symbol -> candle CSV
     faults: Faults = dataclasses.field(default_factory=Faults)
+    #: A whole market per venue (hundreds of symbols, Zipf trade rates, bursts); off by default.
+    scale: MarketScale = dataclasses.field(default_factory=MarketScale)
+
+    def venue_symbols(self, venue: str) -> list[tuple[SymbolSpec, float]]:
+        """The symbols ``venue`` serves and each one's mean live trade rate (per second)."""
+        specs = list(self.symbols.get(venue, []))
+        if not self.scale.symbols:
+            return [(spec, self.trade_rate) for spec in specs]
+        rng = np.random.default_rng([self.seed, VENUES.index(venue), 20])
+        tick = {"upbit": krw_tick, "bithumb": bithumb_krw_tick}.get(venue)
+        specs = generated_symbols(venue, specs, self.scale.symbols, rng, tick)
+        return list(zip(specs, zipf_rates(len(specs), self.trade_rate, self.scale.zipf)))
 
 
 class Simulator:
@@ -122,6 +135,8 @@ class Simulator:
         self._t0 = time.monotonic()
         self.ctx = Context(self.clock_ms, config.seed, config.faults)
         self.venues: dict[str, Venue] = {}
+        scale = config.scale
+        bursts = (scale.burst_every_s, scale.burst_s, scale.burst_factor)
         for name in config.venues:
             markets = {
                 spec.symbol: Market(
@@ -130,10 +145,11 @@ class Simulator:
                     seed=config.seed,
                     now_ms=self._anchor,
                     history_days=config.history_days,
-                    trade_rate=config.trade_rate,
+                    trade_rate=rate,
                     replay_csv=config.replay.get(spec.symbol),
+                    bursts=bursts if scale.burst_every_s else None,
                 )
-                for spec in config.symbols.get(name, [])
+                for spec, rate in config.venue_symbols(name)
             }
             accounts = [
                 Account(k, s, {a: Decimal(v) for a, v in b.items()})

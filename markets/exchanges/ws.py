@@ -212,6 +212,17 @@ async def _drain(old, spec: StreamSpec, stats: StreamStats) -> AsyncIterator[Any
         await old.close()
 
 
+def _buffered(conn) -> bool:
+    """Whether ``conn`` (a websockets asyncio connection) holds a whole received message, so
+    ``recv()`` returns at once. False when the internals are not as expected (other versions,
+    test doubles): the caller then waits with a timeout, as always."""
+    queue = getattr(getattr(getattr(conn, "recv_messages", None), "frames", None), "queue", None)
+    try:
+        return bool(queue) and bool(queue[0].fin)
+    except (AttributeError, IndexError, TypeError):
+        return False
+
+
 async def _read(conn, spec: StreamSpec, stats: StreamStats,
                 state: dict[str, bool]) -> AsyncIterator[Any]:
     """Yield items until the lifetime runs out (``state["expired"]``, connection left open)
@@ -230,11 +241,17 @@ async def _read(conn, spec: StreamSpec, stats: StreamStats,
             left = max(0.0, next_text_ping - time.monotonic())
             timeout = left if timeout is None else min(timeout, left)
         try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
-            # that arrives as the message does (CPython gh-86296), and a cancelled stream then
-            # reads on forever instead of stopping.
-            async with asyncio.timeout(timeout):
+            if _buffered(conn) and (timeout is None or timeout > 0):
+                # A whole message is waiting: recv() returns it without suspending, so no
+                # timeout can fire; arming one costs ~6.5 us per message, a fifth of the
+                # stream's marginal CPU per trade (docs/performance.md, issue 20).
                 raw = await conn.recv()
+            else:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that arrives as the message does (CPython gh-86296), and a
+                # cancelled stream then reads on forever instead of stopping.
+                async with asyncio.timeout(timeout):
+                    raw = await conn.recv()
         except TimeoutError:
             now = time.monotonic()
             if spec.text_ping is not None and now >= next_text_ping:

@@ -136,3 +136,30 @@ def test_screener_actions_activate_a_symbol_and_set_dual_momentum_peers(
                        match=r"only strategies with a symbols parameter take a symbols list "
                        r"\(dual_momentum\)"):
         screening.set_top_symbols(config, 2)
+
+
+@pytest.mark.django_db
+def test_screening_writes_the_figures_in_bulk_and_updates_them_in_place(
+    venue, settings, django_assert_max_num_queries
+):
+    """Issue 20: two queries per symbol (update_or_create) were 40 % of the screener at 500
+    symbols. Now: a candle load per symbol and a fixed number of other queries."""
+    settings.SCREENER_TIMEFRAME = "1m"
+    exchange = venue["btc"].exchange
+    for i in range(9):
+        extra = Symbol.objects.create(exchange=exchange, code=f"KRW-X{i}", base=f"X{i}",
+                                      quote="KRW", min_notional=Decimal("5000"))
+        store_flat(extra, price=20.0 + i, swing=0.001 * (i + 1), volume=5)
+    n = Symbol.objects.filter(exchange=exchange).count()
+    with django_assert_max_num_queries(n + 8):
+        first = screening.screen_exchange(exchange, now=NOW)
+    ids = {s.symbol_id: s.pk for s in SymbolScreen.objects.all()}
+    assert len(first) == n == len(ids) and all(s.pk for s in first)
+    later = NOW + dt.timedelta(minutes=5)
+    with django_assert_max_num_queries(n + 8):
+        again = screening.screen_exchange(exchange, now=later)
+    assert {s.symbol_id: s.pk for s in SymbolScreen.objects.all()} == ids  # updated, not new
+    assert all(s.computed_at == later for s in SymbolScreen.objects.all())
+    assert [s.rank for s in again] == list(range(1, n + 1))
+    stored = {s.symbol.code: s for s in SymbolScreen.objects.select_related("symbol")}
+    assert stored["KRW-ETH"].rank == 1 and stored["KRW-ETH"].atr_pct == pytest.approx(0.8, 1e-3)

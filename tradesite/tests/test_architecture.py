@@ -103,6 +103,7 @@ SIMULATOR_IMPORTERS = {
     "tradesite/drills/stack.py",  # drills start it
     "tradesite/demo.py",  # the demo venues point at it
     "bench/bench_stream.py",  # the stream benchmark feeds on it
+    "bench/bench_scale.py",  # the market-scale benchmark: its symbol set and trade rates
 }
 SKIP_DIRS = {".venv", "node_modules", ".git", "var", "staticfiles", "__pycache__"}
 

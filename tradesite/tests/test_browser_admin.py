@@ -41,7 +41,8 @@ def test_trader_logs_in_and_sets_a_stop_loss(live_server, page, screenshot, monk
 
 # Django's live_server speaks WSGI only: the pages' WebSockets (markets, the shell's alerts) are
 # refused there (they are tested against the real ASGI server in test_browser_chart/_shell).
-@pytest.mark.allow_browser_errors(r"WebSocket connection to 'ws://[^']*/ws/(markets|alerts)/' failed")
+@pytest.mark.allow_browser_errors(r"WebSocket connection to 'ws://[^']*/ws/(markets|alerts)/' "
+                                  "failed")
 def test_pages_work_under_the_content_security_policy(live_server, page, monkeypatch):
     """The dashboard's kill switch asks first (a static script now: no inline handler is
     allowed), and the markets page, the backtests page and the admin raise no CSP violation

@@ -320,3 +320,41 @@ async def test_a_connection_that_drops_at_once_keeps_backing_off(monkeypatch):
     assert len(delays) == 5
     assert all(later > earlier for earlier, later in itertools.pairwise(delays)), delays
     assert delays[0] <= 0.5 * 1.2 and delays[-1] >= 8 * 0.8  # 0.5, 1, 2, 4, 8 (jittered)
+
+
+async def test_buffered_messages_are_read_without_a_timer_each_and_idleness_still_times_out(
+    monkeypatch,
+):
+    """Issue 20: arming a timeout per message cost about a third of the stream's CPU per trade
+    at 500 symbols. A message already received is taken at once; waiting still times out."""
+    from websockets.asyncio.client import connect
+
+    from markets.exchanges import ws as ws_module
+
+    armed = []
+    real_timeout = asyncio.timeout
+
+    def counting_timeout(delay):
+        armed.append(delay)
+        return real_timeout(delay)
+
+    async def handler(conn):
+        for i in range(10):
+            await conn.send(json.dumps({"n": i}))
+        await conn.wait_closed()
+
+    spec = ws_module.StreamSpec(venue="test", url="", parse=lambda msg: [msg["n"]],
+                                idle_timeout_s=0.3)
+    stats = ws_module.StreamStats()
+    async with serve(handler, "127.0.0.1", 0) as ws_server, \
+            connect(f"ws://127.0.0.1:{_port(ws_server)}") as conn:
+        async with asyncio.timeout(10):
+            while len(conn.recv_messages.frames) < 10:  # all ten received and buffered
+                await asyncio.sleep(0.01)
+        monkeypatch.setattr(ws_module.asyncio, "timeout", counting_timeout)
+        reader = ws_module._read(conn, spec, stats, {})
+        got = [await anext(reader) for _ in range(10)]
+        assert got == list(range(10)) and armed == []
+        with pytest.raises(TimeoutError, match=r"no message for 0\.3s"):
+            await anext(reader)
+        assert armed == [0.3]

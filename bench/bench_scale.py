@@ -1,0 +1,365 @@
+"""Market-scale benchmarks (issue 20): one stream process following 500 symbols of the
+simulator, and the time from the trade that closes a bar to the paper order saved.
+
+The simulator runs in a process of its own (``python -m simulator --market-symbols 500``: Zipf
+trade rates, bursts, Binance spot protocol on 127.0.0.1), so its CPU is not the stream's. The
+stream is the product's :class:`~markets.stream.venue.VenueStream` with the real Binance adapter,
+the real store (a scratch SQLite database) and the real channel layer (Redis); the evaluation
+task it sends goes through a multiprocessing queue to one worker process calling
+``orders.evaluation.evaluate_bar`` (what the Celery worker runs; the broker hop is not in it).
+
+The clocks: the simulator runs on the wall clock (speed 1), so a bar closes at a real minute
+boundary; the run waits for them. Phases, one minute boundary each:
+
+0. ingest: no active config; trades/s received, process CPU per trade over the window, and each
+   closed 1m bar's delay from its end to stored, to published and to its evaluation task sent;
+1. 1 active config on the busiest symbol; 2. 100 on it; 3. 1,000 on the ten busiest (100 each):
+   the trade that closed the bar (its venue time stamp) -> the order row committed.
+
+Baselines (same run): the aggregator alone on the same number of trades (CPU per trade), and the
+issue's goals (1 s p99 bar end -> stored; 100 ms p99 tick -> order). ``python -m bench scale``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from bench.common import percentile, row
+
+ROOT = Path(__file__).resolve().parents[1]
+MINUTE = 60_000
+SYMBOLS = int(os.environ.get("BENCH_SCALE_SYMBOLS", "500"))
+RATE = float(os.environ.get("BENCH_SCALE_RATE", "4"))  # mean trades/s per symbol
+GOAL_STORED_P99_MS = 1000.0
+GOAL_ORDER_P99_MS = 100.0
+
+
+def _setup_django(folder: str) -> None:
+    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _simulator() -> tuple[subprocess.Popen, str, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--venues", "binance", "--market-symbols",
+         str(SYMBOLS), "--trade-rate", str(RATE), "--history-days", "0.06", "--seed", "11",
+         "--burst-every", "60", "--no-rate-limits"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("the simulator did not start")
+    urls = json.loads(line)["simexchange"]["binance"]
+    return proc, urls["rest"], urls["ws"]
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _world(rest: str, ws: str):
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+
+    from markets.models import Exchange, Symbol
+    from simulator.server import SimConfig
+    from simulator.symbols import MarketScale
+
+    config = SimConfig(seed=11, trade_rate=RATE, scale=MarketScale(symbols=SYMBOLS))
+    ranked = [spec.symbol for spec, _ in config.venue_symbols("binance")]  # busiest first
+    exchange = Exchange.objects.create(slug="scale", name="Scale", adapter="binance_spot",
+                                       rest_url=rest, ws_url=ws)
+    Symbol.objects.bulk_create(
+        Symbol(exchange=exchange, code=code, base=code.removesuffix("USDT"), quote="USDT",
+               timeframes=["1m"], min_notional=Decimal("5"), max_leverage=1)
+        for code in ranked
+    )
+    user = get_user_model().objects.create_user("bench-scale")
+    return exchange, {s.code: s for s in Symbol.objects.filter(exchange=exchange)}, ranked, user
+
+
+def _configs(user, exchange, symbols, codes: list[str], per_symbol: int, tag: str) -> None:
+    from decimal import Decimal
+
+    from bench.bench_trading import _strategy
+    from markets.models import Account, Balance
+    from strategies.models import StrategyConfig
+
+    _strategy()
+    StrategyConfig.objects.filter(is_active=True).update(is_active=False)
+    for code in codes:
+        for k in range(per_symbol):
+            account = Account.objects.create(owner=user, exchange=exchange, label=f"{tag}{code}{k}")
+            Balance.objects.create(account=account, asset="USDT", free=Decimal("1000000"))
+            StrategyConfig.objects.create(owner=user, name=f"{tag}{code}{k}",
+                                          strategy="bench_alternate", symbol=symbols[code],
+                                          timeframe="1m", account=account, is_active=True)
+
+
+def _set_offset(offset: int) -> None:
+    from strategies.models import StrategyConfig
+
+    StrategyConfig.objects.filter(is_active=True).update(params={"offset": offset})
+
+
+class Probe:
+    """Time stamps along the path, keyed by (symbol, bar open ms); wall clock in ms."""
+
+    def __init__(self) -> None:
+        self.trades = 0
+        self.closed_by: dict[tuple, float] = {}
+        self.stored: dict[tuple, float] = {}
+        self.published: dict[tuple, float] = {}
+        self.sent: dict[tuple, float] = {}
+        self.orders: list[tuple[tuple, float]] = []
+
+
+def _stream(spec, probe: Probe, evaluate):
+    from markets.adapters import adapter_for, venue_limiter
+    from markets.aggregator import Bar
+    from markets.candles import last_open_time_ms, upsert_candles
+    from markets.stream.runner import default_publish
+    from markets.stream.venue import VenueStream
+
+    limiter = venue_limiter(spec)
+    publish = default_publish()
+
+    def store(symbol_id, tf, rows):
+        result = upsert_candles(symbol_id, tf, rows)
+        now = time.time() * 1000
+        for bar in rows:
+            if isinstance(bar, Bar):  # a bar the stream built (not a REST row)
+                probe.stored.setdefault((bar.symbol, bar.open_time_ms), now)
+        return result
+
+    async def published(group, message):
+        await publish(group, message)
+        if message.get("closed"):
+            probe.published.setdefault((message["symbol"], message["bar"]["t"]),
+                                       time.time() * 1000)
+
+    def send_task(name, kwargs):
+        if "bar_time_ms" in kwargs:
+            key = (kwargs["symbol"], kwargs["bar_time_ms"])
+            probe.sent.setdefault(key, time.time() * 1000)
+            evaluate(key)
+
+    def adapter():
+        return adapter_for(spec, limiter=limiter)
+
+    stream = VenueStream(spec, rest_adapter=adapter(), stream_adapter_factory=adapter,
+                         publish=published, send_task=send_task, evaluate_task="bench.evaluate",
+                         store=store, last_stored=last_open_time_ms)
+    add_trade = stream.agg.add_trade
+
+    def counted(symbol, trade_id, ts_ms, price, qty):
+        probe.trades += 1
+        closed = add_trade(symbol, trade_id, ts_ms, price, qty)
+        for bar in closed:
+            probe.closed_by.setdefault((bar.symbol, bar.open_time_ms), ts_ms)
+        return closed
+
+    stream.agg.add_trade = counted
+    return stream
+
+
+def _worker_main(database_url: str, jobs, done) -> None:
+    """The worker process: ``evaluate_bar`` for each (symbol, bar) job, the commit time of
+    each order row it saves sent back (wall ms). Like one Celery worker, without the broker."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from bench.bench_trading import _inserted_rows, _strategy
+    from orders import evaluation
+
+    _strategy()
+    while (key := jobs.get()) is not None:
+        def watch(execute, sql, params, many, context, key=key):
+            result = execute(sql, params, many, context)
+            if sql.startswith('INSERT INTO "orders_order"'):
+                rows = _inserted_rows(sql, params, many)
+                transaction.on_commit(lambda: done.put((key, time.time() * 1000, rows)))
+            return result
+
+        with connection.execute_wrapper(watch):
+            evaluation.evaluate_bar("scale", key[0], "1m", key[1])
+    done.put(None)
+
+
+def _evaluator(probe: Probe, database_url: str):
+    """A worker process (spawned) and a thread collecting its order times into ``probe``."""
+    import multiprocessing
+    import threading
+
+    ctx = multiprocessing.get_context("spawn")
+    jobs, done = ctx.Queue(), ctx.Queue()
+    worker = ctx.Process(target=_worker_main, args=(database_url, jobs, done), daemon=True)
+    worker.start()
+
+    def collect() -> None:
+        while (item := done.get()) is not None:
+            key, at, rows = item
+            probe.orders.extend([(tuple(key), at)] * rows)
+
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+
+    def stop() -> None:
+        jobs.put(None)
+        worker.join(30)
+        collector.join(5)
+
+    return stop, jobs.put
+
+
+async def _until_boundary(after_s: float) -> int:
+    """Sleep until the first minute boundary at least ``after_s`` from now; its ms."""
+    now = time.time() * 1000
+    boundary = (int(now + after_s * 1000) // MINUTE + 1) * MINUTE
+    await asyncio.sleep((boundary - now) / 1000)
+    return boundary
+
+
+async def _settle(probe: Probe, boundary: int, keys: set | None, timeout_s: float = 15.0) -> None:
+    """Wait until the bars of ``boundary - 1 min`` are sent for evaluation (and the orders of
+    ``keys`` are in), at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    bar = boundary - MINUTE
+    while time.monotonic() < deadline:
+        sent = sum(1 for (_, t) in probe.sent if t == bar)
+        orders = {k for k, _ in probe.orders if k[1] == bar}
+        if sent >= 0.95 * SYMBOLS and (keys is None or keys <= orders):
+            await asyncio.sleep(0.5)
+            return
+        await asyncio.sleep(0.1)
+
+
+def _delays(stamps: dict, bar: int) -> list[float]:
+    return [t - (open_ms + MINUTE) for (_, open_ms), t in stamps.items() if open_ms == bar]
+
+
+def _aggregator_cpu_per_trade(n: int) -> float:
+    from markets.aggregator import BarAggregator
+
+    agg = BarAggregator(("1m",))
+    rng = np.random.default_rng(1)
+    codes = [f"S{i}" for i in rng.integers(0, SYMBOLS, n)]
+    ts = (1_767_225_600_000 + np.arange(n) * (120_000 // n)).tolist()
+    prices = (100 + rng.standard_normal(n)).tolist()
+    started = time.process_time()
+    for i in range(n):
+        agg.add_trade(codes[i], i + 1, ts[i], prices[i], 1.0)
+    return (time.process_time() - started) / n
+
+
+async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
+    from markets.stream.config import SymbolSpec, VenueSpec
+
+    exchange, symbols, ranked, user = await asyncio.to_thread(_world, rest, ws)
+    spec = VenueSpec("scale", "binance_spot", rest, ws, tuple(
+        SymbolSpec(code, symbols[code].id, ("1m",)) for code in ranked))
+    probe = Probe()
+    stop_worker, evaluate = _evaluator(probe, os.environ["DATABASE_URL"])
+    stream = _stream(spec, probe, evaluate)
+    task = asyncio.ensure_future(stream.run())
+    rows = []
+    try:
+        async with asyncio.timeout(60):
+            while not probe.trades:  # connected and streaming
+                await asyncio.sleep(0.1)
+        # The first whole minute streamed after the start-up catch-up (bars an interruption
+        # overlaps are REST's): from boundary B1 to B2, measured at B2.
+        await _until_boundary(3.0)
+        trades0, cpu0, sim0, wall0 = probe.trades, time.process_time(), _cpu_s(sim_pid), \
+            time.perf_counter()
+        boundary = await _until_boundary(0.0)
+        await _settle(probe, boundary, None)
+        trades, cpu, wall = probe.trades - trades0, time.process_time() - cpu0, \
+            time.perf_counter() - wall0
+        sim_cpu = _cpu_s(sim_pid) - sim0
+        base = _aggregator_cpu_per_trade(max(trades, 50_000))
+        bar = boundary - MINUTE
+        per_trade = cpu / max(trades, 1)
+        rows += [
+            row(f"stream ingest, {SYMBOLS} symbols: trades received", trades / wall, "trades/s",
+                "goal", 50_000, digits=1, ratio_digits=3),
+            row("stream ingest: process CPU per trade", per_trade * 1e6, "µs",
+                "aggregator alone, same number of trades", base * 1e6, digits=2,
+                ratio_digits=1),
+            row("stream ingest: trades per CPU-second (capacity)", 1 / per_trade, "trades/s",
+                "goal", 50_000, digits=0, ratio_digits=2),
+            row("stream ingest: process CPU share over the window", cpu / wall, "cores",
+                None, None, digits=3),
+            row("stream ingest: simulator CPU share (its own process)", sim_cpu / wall, "cores",
+                None, None, digits=3),
+        ]
+        for name, stamps in (("stored", probe.stored), ("published", probe.published),
+                             ("evaluation task sent", probe.sent)):
+            delays = _delays(stamps, bar)
+            for pct in (50, 99):
+                rows.append(row(f"closed 1m bar end -> {name} p{pct} ({len(delays)} bars)",
+                                percentile(delays, pct), "ms", "goal p99 (stored)",
+                                GOAL_STORED_P99_MS, digits=1, ratio_digits=2))
+        for label, codes, per in (("1 config", ranked[:1], 1), ("100 configs, 1 symbol",
+                                  ranked[:1], 100), ("1,000 configs, 10 symbols",
+                                                     ranked[:10], 100)):
+            await asyncio.to_thread(_configs, user, exchange, symbols, codes, per, label[:4])
+            boundary = (int(time.time() * 1000 + 3000) // MINUTE + 1) * MINUTE
+            bar = boundary - MINUTE
+            # The strategy enters on even minutes (offset shifts it): this bar is an entry.
+            await asyncio.to_thread(_set_offset, (bar // MINUTE) % 2)
+            await asyncio.sleep(max(0.0, boundary / 1000 - time.time()))
+            await _settle(probe, boundary, {(c, bar) for c in codes}, timeout_s=30.0)
+            latencies = [t - probe.closed_by.get(k, k[1] + MINUTE) for k, t in probe.orders
+                         if k[1] == bar]
+            rows += [row(f"tick to paper order saved, {label}: p{pct} ({len(latencies)} orders)",
+                         percentile(latencies, pct), "ms", "goal p99", GOAL_ORDER_P99_MS,
+                         digits=1, ratio_digits=2) for pct in (50, 99)]
+    finally:
+        stream.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 15)
+        await asyncio.to_thread(stop_worker)
+    return rows
+
+
+def run() -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as folder:
+        _setup_django(folder)
+        proc, rest, ws = _simulator()
+        try:
+            return asyncio.run(_run(rest, ws, proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r)

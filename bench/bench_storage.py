@@ -1,0 +1,148 @@
+"""Storage at market scale (issue 20): rows and bytes per symbol-year of 1m candles on SQLite,
+extrapolated from a measured sample, and the screener's time at 500 symbols.
+
+A scratch SQLite file (migrated here) gets ``SYMBOLS`` symbols × ``DAYS`` days of 1m candles
+through ``markets.candles.upsert_candles``; the file's growth (after a WAL checkpoint) over the
+rows inserted gives bytes per row (table and indexes), × 525,600 rows per symbol-year. The
+screener (``strategies.screening.screen_exchange``: loads each symbol's last day, figures, rank,
+stores the figures) then runs over them; its baseline is the pure part alone (figures and rank
+on the same candles already in memory), so the ratio is what the database adds.
+The screener reads one day per symbol, so the sample's two days stand in for a year each (the
+index is deeper with a year: one or two more B-tree levels per lookup).
+``python -m bench storage``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from bench.common import row
+
+SYMBOLS = int(os.environ.get("BENCH_STORAGE_SYMBOLS", "500"))
+DAYS = 2
+MINUTE = 60_000
+YEAR_ROWS = 525_600
+T0 = 1_767_225_600_000  # 2026-01-01
+
+
+def _setup_django(folder: str) -> Path:
+    """A scratch SQLite file; or, under ``devservices with-postgres`` (a private, throwaway
+    server) with ``BENCH_STORAGE_POSTGRES=1``, that PostgreSQL."""
+    path = Path(folder) / "bench.sqlite3"
+    on_postgres = os.environ.get("BENCH_STORAGE_POSTGRES") == "1"
+    if not (on_postgres and os.environ.get("DATABASE_URL", "").startswith("postgres")):
+        os.environ["DATABASE_URL"] = f"sqlite:///{path}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return path
+
+
+def _size(path: Path) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_total_relation_size('markets_candle')")
+            return cursor.fetchone()[0]
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.execute("PRAGMA page_count")
+        pages = cursor.fetchone()[0]
+        cursor.execute("PRAGMA freelist_count")
+        free = cursor.fetchone()[0]
+        cursor.execute("PRAGMA page_size")
+        return (pages - free) * cursor.fetchone()[0]
+
+
+def _candles(n: int, seed: int) -> list[tuple]:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    opens = np.concatenate(([100.0], close[:-1]))
+    high = np.maximum(opens, close) * (1 + rng.random(n) * 0.001)
+    low = np.minimum(opens, close) * (1 - rng.random(n) * 0.001)
+    vol = rng.random(n) * 10
+    return [(T0 + i * MINUTE, o, h, lo, c, v) for i, (o, h, lo, c, v) in
+            enumerate(zip(opens.tolist(), high.tolist(), low.tolist(), close.tolist(),
+                          vol.tolist(), strict=True))]
+
+
+def run() -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="bench-storage-") as folder:
+        path = _setup_django(folder)
+        from django.db import connection
+
+        from markets.candles import load_candles, upsert_candles
+        from markets.models import Candle, Exchange, Symbol
+        from strategies import screener
+        from strategies.screening import screen_exchange
+
+        db = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
+
+        exchange = Exchange.objects.create(slug="store", name="Store", adapter="binance_spot",
+                                           rest_url="http://127.0.0.1:1",
+                                           ws_url="ws://127.0.0.1:1")
+        Symbol.objects.bulk_create(
+            Symbol(exchange=exchange, code=f"A{i:03d}USDT", base=f"A{i:03d}", quote="USDT")
+            for i in range(SYMBOLS))
+        symbols = list(Symbol.objects.filter(exchange=exchange).order_by("code"))
+        minutes = DAYS * 1440
+        before = _size(path)
+        started = time.perf_counter()
+        for i, symbol in enumerate(symbols):
+            upsert_candles(symbol.pk, "1m", _candles(minutes, i))
+        insert_s = time.perf_counter() - started
+        grown = _size(path) - before
+        rows = Candle.objects.count()
+        per_row = grown / rows
+        now = dt.datetime.fromtimestamp((T0 + minutes * MINUTE) / 1000, dt.UTC)
+
+        started = time.perf_counter()
+        ranked = screen_exchange(exchange, now=now)
+        screen_s = time.perf_counter() - started
+        started = time.perf_counter()
+        screen_again_s = None
+        screen_exchange(exchange, now=now)  # second run: updates instead of inserts
+        screen_again_s = time.perf_counter() - started
+
+        end_ms = T0 + minutes * MINUTE
+        loaded = {s.code: load_candles(s.pk, "1m", end_ms - 86_400_000 - 16 * MINUTE, end_ms)
+                  for s in symbols}
+        started = time.perf_counter()
+        screener.rank({code: screener.figures(c, MINUTE) for code, c in loaded.items()})
+        pure_s = time.perf_counter() - started
+        if len(ranked) != SYMBOLS:
+            raise AssertionError(f"the screener ranked {len(ranked)} of {SYMBOLS} symbols")
+        return [
+            row(f"{db} 1m candles: bytes per row ({rows:,} rows sampled, table + indexes)",
+                per_row, "B", None, None, digits=1),
+            row(f"{db} 1m candles: per symbol-year (525,600 rows)", per_row * YEAR_ROWS / 1e6,
+                "MB", None, None, digits=1),
+            row(f"{db}: {SYMBOLS} symbols x 1 year of 1m candles", per_row * YEAR_ROWS *
+                SYMBOLS / 1e9, "GB", None, None, digits=2),
+            row(f"{db}: insert rate of the sample", rows / insert_s, "rows/s", None, None,
+                digits=0),
+            row(f"{db} screener, {SYMBOLS} symbols (first run: inserts the figures)", screen_s, "s",
+                "figures + rank alone (candles in memory)", pure_s, digits=3, ratio_digits=1),
+            row(f"{db} screener, {SYMBOLS} symbols (again: updates the figures)", screen_again_s,
+                "s", "figures + rank alone (candles in memory)", pure_s, digits=3,
+                ratio_digits=1),
+        ]
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r)
