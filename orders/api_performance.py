@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 from ninja import Path, Query, Router
 from ninja.errors import HttpError
+from ninja.responses import Status
 from pydantic import BaseModel, Field
 
 from markets.models import Account
@@ -87,5 +88,5 @@ def backtest(request, pk: Path[Id]):
         run = performance_configs.request_backtest(request.auth, pk, timezone.now())
     except LookupError as exc:
         raise HttpError(404 if str(exc).startswith("no config") else 409, str(exc)) from None
-    return 202, {"backtest": run.pk, "status": run.status, "start": run.start.isoformat(),
-                 "end": run.end.isoformat()}
+    return Status(202, {"backtest": run.pk, "status": run.status, "start": run.start.isoformat(),
+                        "end": run.end.isoformat()})

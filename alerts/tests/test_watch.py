@@ -99,10 +99,11 @@ def test_the_database_cooldown_holds_across_two_stream_processes(market_rule, sc
     rule = market_rule()
     AlertRule.objects.filter(pk=rule.pk).update(cooldown_s=3600)
     a, b = watch.MarketWatch(), watch.MarketWatch()
-    for w in (a, b):
+    for n, w in enumerate((a, b), start=1):
         asyncio.run(w.refresh())
         for i, price in enumerate([90, 101]):
-            w.on_price("sim", "KRW-BTC", price, price, price, 1_000 * i + id(w) % 1000)
+            # each process sees its own crossing (its own time: another event, not a dedupe)
+            w.on_price("sim", "KRW-BTC", price, price, price, 1_000 * i + n)
         drain(w)
         w.close()
     statuses = sorted(Notification.objects.filter(rule=rule).values_list("status", flat=True))

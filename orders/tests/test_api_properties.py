@@ -206,7 +206,16 @@ def test_every_operation_survives_hostile_input(client, world, mode):
         ("POST", "/api/orders"), ("POST", "/api/orders/{pk}/cancel"), ("GET", "/api/signals"),
         ("GET", "/api/configs"), ("POST", "/api/configs/{pk}/activate"),
         ("POST", "/api/configs/{pk}/deactivate"), ("POST", "/api/kill-switch"),
-        ("GET", "/api/candles"),
+        ("GET", "/api/candles"), ("POST", "/api/positions/{pk}/close"),
+        ("GET", "/api/performance/accounts/{pk}/equity"),
+        ("GET", "/api/performance/accounts/{pk}/returns"), ("GET", "/api/performance/trades"),
+        ("GET", "/api/performance/configs"), ("POST", "/api/performance/configs/{pk}/backtest"),
+        ("GET", "/api/alerts/rules"), ("POST", "/api/alerts/rules"),
+        ("GET", "/api/alerts/rules/{pk}"), ("PUT", "/api/alerts/rules/{pk}"),
+        ("DELETE", "/api/alerts/rules/{pk}"), ("GET", "/api/alerts/channels"),
+        ("POST", "/api/alerts/channels"), ("PUT", "/api/alerts/channels/{pk}"),
+        ("DELETE", "/api/alerts/channels/{pk}"), ("POST", "/api/alerts/channels/{pk}/test"),
+        ("GET", "/api/alerts/notifications"),
     }
     for operation in OPERATIONS:
 
