@@ -41,7 +41,9 @@ def chart_bars(page) -> list[dict]:
 
 # The test kills the server: the page's reconnect attempts are refused until it is back.
 @pytest.mark.allow_browser_errors(r"WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED",
-                                  r"request failed: .*ERR_CONNECTION_REFUSED")
+                                  r"request failed: .*ERR_CONNECTION_REFUSED",
+                                  r"console error: Failed to load resource: "
+                                  r"net::ERR_CONNECTION_REFUSED")
 def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     web, page, screenshot, symbol, trader, make_account  # noqa: F811 - the imported fixtures
 ):
