@@ -26,6 +26,13 @@ the product's timeframes (see :mod:`markets.timeframes`). The rules, all in one 
 * **The clock closes bars too.** ``close_until(now_ms)`` (alias ``advance``), called by a timer,
   closes every bar whose end is at or before ``now_ms - grace_ms``; from then on trades in those
   buckets are late. Intervals without trades produce no bar (as Upbit does).
+* **So does the venue's progress.** ``close_symbols_until(symbols, cutoff_ms)`` closes the bars
+  of some symbols whose end is at or before ``cutoff_ms`` with no grace: the caller knows the
+  venue has moved past it (the stream: later trades on the same connection). Trades of those
+  symbols in the closed buckets are late from then on.
+* **Late trades can be reported.** ``on_late(symbol, ts_ms)``, when set, is called for each
+  trade counted in ``late_skipped`` (not for duplicates), so the caller can repair the bar it
+  missed (the stream takes that bar from REST).
 * A forming bar is never returned as closed. :meth:`forming` shows it; :meth:`flush` (shutdown)
   returns the forming bars apart from the closed ones.
 
@@ -37,7 +44,7 @@ symbol and timeframe that is oldest first, and a longer timeframe's bar comes ri
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from markets.candle_contract import DroppedCandles, candle_problem
@@ -172,6 +179,8 @@ class BarAggregator:
         self.late_skipped = 0
         self.invalid_skipped = 0
         self.dropped = DroppedCandles()
+        #: Called with (symbol, ts_ms) for each late trade (off the hot path); None: nobody.
+        self.on_late: Callable[[str, int], Any] | None = None
 
     # -- counters -------------------------------------------------------------------------
 
@@ -263,6 +272,8 @@ class BarAggregator:
                 self.duplicates += 1
             else:
                 self.late_skipped += 1
+                if self.on_late is not None:
+                    self.on_late(state.symbol, ts_ms)
             return _NOTHING
         if bar is not None and trade_id in bar.ids:
             # The same id again with a later time: still the same trade.
@@ -347,6 +358,26 @@ class BarAggregator:
         return closed
 
     advance = close_until
+
+    def close_symbols_until(self, symbols: Iterable[str], cutoff_ms: int) -> list[Bar]:
+        """Close the bars of ``symbols`` whose end is at or before ``cutoff_ms`` (no grace: the
+        caller knows the venue has moved past it). Their trades before the minute holding
+        ``cutoff_ms`` are late from then on, whether or not a bar was open, so a bar closed
+        here is never built a second time. Returns the closed bars, as :meth:`close_until`."""
+        floor = cutoff_ms - cutoff_ms % MINUTE_MS
+        closed: list[Bar] = []
+        get = self._symbols.get
+        for symbol in symbols:
+            state = get(symbol)
+            if state is None:
+                continue
+            m = state.minute
+            if m is not None and m.end <= cutoff_ms:
+                self._close_minute(state, closed)
+            if floor > state.floor:
+                state.floor = floor
+            self._close_partials_before(state, cutoff_ms, closed)
+        return closed
 
     # -- reading --------------------------------------------------------------------------
 

@@ -13,6 +13,12 @@ per process (:func:`make_all`) and gives it to every venue stream. The instance 
 
 Both ``on_*`` run on the stream's event loop: they must be cheap and never block (hand slow work
 to a thread). A watcher that raises is logged (throttled) and never stops the stream.
+
+A gate (:func:`register_gate`, at most one a process is used: ``orders`` registers
+``orders.stream_gate``) tells the stream which closed bars are worth an evaluation task and which
+price updates an exit-guard task: ``wants(venue, code, timeframe)``, ``guards(venue, code)`` and
+``async refresh()`` (called with the watchers'). Without a gate every bar and price update sends
+its task.
 """
 
 from __future__ import annotations
@@ -34,3 +40,16 @@ def unregister(name: str) -> None:
 
 def make_all() -> list[Any]:
     return [factory() for factory in _factories.values()]
+
+
+_gate_factory: Callable[[], Any] | None = None
+
+
+def register_gate(factory: Callable[[], Any] | None) -> None:
+    """Register (or replace; None removes) the stream's gate factory."""
+    global _gate_factory
+    _gate_factory = factory
+
+
+def make_gate() -> Any | None:
+    return _gate_factory() if _gate_factory is not None else None

@@ -34,10 +34,14 @@ class StreamConfig:
     """Timings (seconds unless the name says ms)."""
 
     grace_ms: int = 2_000  # a bucket closes this long after its end (late trades)
+    #: ... or sooner: once a connection's trades are this far past its end (venue time), the
+    #: bars of that connection's symbols close (a quiet symbol need not wait for the grace).
+    #: A trade arriving later still has its bar taken from REST. Negative: off.
+    watermark_lag_ms: int = 300
     margin_ms: int = 2_000  # widen an interruption by this much on both sides (clock skew)
     forming_interval_s: float = 0.25  # at most 4 forming-bar pushes a second per group
     ticker_interval_s: float = 1.0  # at most one ticker a second per symbol
-    flush_interval_s: float = 0.5  # closed bars are stored in batches this often
+    flush_interval_s: float = 0.5  # a failed store of closed bars is retried this often
     silence_s: float = 30.0  # an open connection this quiet is reconnected (watchdog)
     heartbeat_s: float = 5.0
     heartbeat_ttl_s: int = 60
@@ -128,9 +132,10 @@ def accelerated_clock(spec: str):
 
 
 def scaled_config(speed: float) -> StreamConfig:
-    """Timings for a clock running ``speed`` times as fast: the grace for late trades and the
-    margin around interruptions are simulated time, so they stretch with it (the process's own
-    scheduling delays do not shrink)."""
+    """Timings for a clock running ``speed`` times as fast: the grace for late trades, the
+    watermark's lag and the margin around interruptions are simulated time, so they stretch
+    with it (the process's own scheduling delays do not shrink)."""
     base = StreamConfig()
     return dataclasses.replace(base, grace_ms=int(base.grace_ms * speed),
-                               margin_ms=int(base.margin_ms * speed))
+                               margin_ms=int(base.margin_ms * speed),
+                               watermark_lag_ms=int(base.watermark_lag_ms * speed))

@@ -40,10 +40,16 @@ class Interruption:
     #: stored only (default: the interruption's start). At start-up: the bar after the last
     #: stored one, so bars that closed while the stream was down reach open charts.
     publish_from: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    #: A late-trade repair's (code, minute open ms); None for a connection's interruption.
+    repair: tuple[str, int] | None = None
 
     def overlaps(self, code: str, start: int, end: int) -> bool:
         return code in self.codes and start < (self.end if self.end is not None else 2**62) \
             and self.start < end
+
+
+#: Late-trade repairs waiting for REST at most; beyond it a late trade is only counted.
+MAX_REPAIRS = 1_000
 
 
 def ceil_ms(ms: int, step: int) -> int:
@@ -76,6 +82,30 @@ class GapFill:
         self.interruptions.append(gap)
         self.throttle.warning(f"ws:{self.slug}", "%s: stream interrupted (%s); filling over "
                               "REST until it is back", self.slug, why)
+
+    def _late_trade(self, code: str, ts_ms: int) -> None:
+        """The aggregator dropped a trade whose bar had closed (the watermark or the grace
+        closed it too early, or the venue sent it late): that bar, and every longer bar holding
+        it, is taken from REST, so the stored candle is the venue's and not short of a trade.
+        The stream's copy of a bar not stored yet is dropped; one already stored and pushed is
+        overwritten and pushed again as a correction. One repair per symbol and minute."""
+        if code not in self.specs:
+            return
+        minute = ts_ms - ts_ms % 60_000
+        key = (code, minute)
+        if key in self.repairs:
+            return
+        if len(self.repairs) >= MAX_REPAIRS:
+            self.throttle.warning(f"late-max:{self.slug}", "%s: %d late-trade repairs already "
+                                  "wait for REST; a late trade of %s is dropped unrepaired",
+                                  self.slug, len(self.repairs), code)
+            return
+        gap = Interruption(frozenset((code,)), minute, minute + 60_000, repair=key)
+        self.repairs[key] = gap
+        self.interruptions.append(gap)
+        self.late_repairs += 1
+        self.throttle.warning(f"late:{self.slug}", "%s: a trade of %s at %d arrived after its "
+                              "bar closed; that bar is taken from REST", self.slug, code, ts_ms)
 
     def _dirty(self, code: str, start: int, end: int) -> bool:
         return any(r.overlaps(code, start, end) for r in self.interruptions)
@@ -120,6 +150,8 @@ class GapFill:
                         complete = False
             if complete:
                 self.interruptions.remove(gap)
+                if gap.repair is not None:
+                    self.repairs.pop(gap.repair, None)
 
     async def _fill(self, spec: SymbolSpec, tf: str, start: int, end: int,
                     closed_end: int, publish_from: int) -> None:

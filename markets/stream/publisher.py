@@ -45,7 +45,7 @@ class Publisher:
                     except Exception as exc:
                         self.throttle.warning(f"watch:{self.slug}", "%s: a price watcher "
                                               "failed: %r", self.slug, exc)
-                if self.exit_guard_task:
+                if self.exit_guard_task and self._worth_guarding(code):
                     await self._send(self.exit_guard_task, {
                         "venue": self.slug, "symbol": code, "price": price, "ts_ms": ts,
                         "high": high, "low": low,
@@ -67,7 +67,11 @@ class Publisher:
             return False
         return True
 
-    async def _emit_closed(self, code: str, tf: str, bar: dict, *, evaluate: bool) -> None:
+    async def _emit_closed(self, code: str, tf: str, bar: dict, *, evaluate: bool,
+                           sends: list[dict] | None = None) -> None:
+        """Push a closed bar (once; a correction again), offer it to the watchers and send its
+        evaluation task (once per bar; not when the gate says no config trades it). With
+        ``sends`` the task's kwargs are appended there for the caller to send in one go."""
         key = (code, tf)
         seen = self.published.setdefault(key, {})
         as_pushed = tuple(sorted(bar.items()))
@@ -87,10 +91,56 @@ class Publisher:
                 except Exception as exc:
                     self.throttle.warning(f"watch:{self.slug}", "%s: a bar watcher failed: "
                                           "%r", self.slug, exc)
+            if not self._worth_evaluating(code, tf):
+                self.evaluations_skipped += 1
+                return
             kwargs = {"venue": self.slug, "symbol": code, "timeframe": tf,
                       "bar_time_ms": bar["t"]}
-            try:
-                await self._in(self.io, self.send_task_fn, self.evaluate_task, kwargs)
-            except Exception as exc:
-                self.throttle.warning(f"task:{self.slug}", "%s: cannot send %s: %s", self.slug,
-                                      self.evaluate_task, exc)
+            if sends is not None:
+                sends.append(kwargs)
+            else:
+                await self._send_evaluations([kwargs])
+
+    def _worth_guarding(self, code: str) -> bool:
+        if self.gate is None:
+            return True
+        try:
+            return bool(self.gate.guards(self.slug, code))
+        except Exception as exc:
+            self.throttle.warning(f"gate:{self.slug}", "%s: the exit-guard gate failed (sending "
+                                  "every price): %r", self.slug, exc)
+            return True
+
+    def _worth_evaluating(self, code: str, tf: str) -> bool:
+        if self.gate is None:
+            return True
+        try:
+            return bool(self.gate.wants(self.slug, code, tf))
+        except Exception as exc:  # a broken gate costs work, never a missed evaluation
+            self.throttle.warning(f"gate:{self.slug}", "%s: the evaluation gate failed (sending "
+                                  "every bar): %r", self.slug, exc)
+            return True
+
+    async def _send_evaluations(self, sends: list[dict]) -> None:
+        """Send evaluation tasks in one hop to the I/O thread; one failing is logged and the
+        rest are still sent (beat's catch-up evaluates a bar whose task was lost)."""
+        if not sends:
+            return
+
+        def send_all() -> list[str]:
+            failures = []
+            for kwargs in sends:
+                try:
+                    self.send_task_fn(self.evaluate_task, kwargs)
+                except Exception as exc:
+                    failures.append(str(exc))
+            return failures
+
+        try:
+            failures = await self._in(self.io, send_all)
+        except Exception as exc:
+            failures = [str(exc)]
+        if failures:
+            self.throttle.warning(f"task:{self.slug}", "%s: cannot send %s (%d of %d): %s",
+                                  self.slug, self.evaluate_task, len(failures), len(sends),
+                                  failures[0])

@@ -105,7 +105,7 @@ class StreamRunner:
                  factory: Callable[[VenueSpec], VenueStream] | None = None,
                  reload_every_s: float = 2.0, watchers: list | None = None,
                  shard: ShardRegistry | None = None,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None, gate: Any | None = None) -> None:
         self.only = only
         #: This process's shard (None: follow every symbol, no coordination).
         self.shard = shard
@@ -124,6 +124,8 @@ class StreamRunner:
         self._publish = None
         #: One instance of each registered watcher (``markets.stream_hooks``) for every venue.
         self.watchers = hooks.make_all() if watchers is None else list(watchers)
+        #: Which closed bars and price updates send a task (``markets.stream_hooks``).
+        self.gate = hooks.make_gate() if gate is None else gate
 
     def _make(self, spec: VenueSpec) -> VenueStream:
         from markets.adapters import adapter_for, venue_limiter
@@ -153,7 +155,7 @@ class StreamRunner:
             evaluate_task=settings.TRADESITE_TASKS["evaluate"], config=self.config,
             exit_guard_task=settings.TRADESITE_TASKS.get("exit_guard"), clock_ms=self.clock_ms,
             beat=lambda slug, **f: stream_beat(name, ttl=self.config.heartbeat_ttl_s, **f),
-            report_gap=report_gap, watchers=self.watchers,
+            report_gap=report_gap, watchers=self.watchers, gate=self.gate,
         )
 
     def stop(self) -> None:
@@ -300,7 +302,7 @@ class StreamRunner:
                 await self._stop_venue(key)
 
     async def _refresh_watchers(self) -> None:
-        for watcher in self.watchers:
+        for watcher in [*self.watchers, *([self.gate] if self.gate is not None else [])]:
             try:
                 await watcher.refresh()
             except Exception as exc:

@@ -49,6 +49,8 @@ class Connection:
     seen_connects: int = 0
     seen_error: str = ""
     last_item_ms: int = 0  # venue clock of the last trade received
+    #: The minute up to which the watermark closed this connection's bars (venue ms).
+    closed_minute: int = 0
     gap: Interruption | None = None
     restarts: int = 0
     connects_at_start: int = 0
@@ -82,6 +84,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
         exit_guard_task: str | None = None,
         store_marks: Callable[[str, list], Any] | None = None,
         watchers: list[Any] | None = None,
+        gate: Any | None = None,
     ) -> None:
         self.venue = venue
         self.slug = venue.slug
@@ -97,6 +100,9 @@ class VenueStream(GapFill, Publisher, BarWriter):
         #: Offered each throttled price update and closed bar (``markets.stream_hooks``).
         self.watchers = list(watchers or ())
         self.extremes: dict[str, tuple[float, float]] = {}
+        #: ``wants(venue, code, timeframe) -> bool``: is an evaluation task worth sending for
+        #: this closed bar (an active config trades it)? None: send for every bar.
+        self.gate = gate
         if store is None or last_stored is None:
             from markets.candles import last_open_time_ms, upsert_candles
 
@@ -109,6 +115,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
         wanted = {tf for s in venue.symbols for tf in s.timeframes}
         self.timeframes = tuple(tf for tf in TIMEFRAMES if tf in wanted) or ("1m",)
         self.agg = BarAggregator(self.timeframes, grace_ms=self.config.grace_ms)
+        self.agg.on_late = self._late_trade
         caps = ADAPTERS[venue.adapter].capabilities
         limit, url_chars = caps.ws_streams_per_connection, caps.ws_url_max_chars
         self.connections = [
@@ -118,7 +125,12 @@ class VenueStream(GapFill, Publisher, BarWriter):
             for g in connection_groups([s.code for s in venue.symbols], limit, url_chars)
         ]
         self.interruptions: list[Interruption] = []
+        #: Late-trade repairs in progress: (code, minute open ms) -> its interruption.
+        self.repairs: dict[tuple[str, int], Interruption] = {}
+        self.late_repairs = 0
         self.pending: list[Bar] = []
+        #: Set when closed bars wait in ``pending``: the writer stores them at once.
+        self._bars_waiting = asyncio.Event()
         self.evaluated: dict[tuple[str, str], int] = {}
         #: Closed bars pushed, per (code, timeframe): open time -> the bar as pushed (the last
         #: PUBLISHED_MEMORY of them), so overlapping fills push a bar once, a correction again.
@@ -135,6 +147,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
         self.rest_failures = 0
         self.stored = 0
         self.published_closed = 0
+        self.evaluations_skipped = 0
         self.last_fill_ok_wall = 0.0
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -172,6 +185,8 @@ class VenueStream(GapFill, Publisher, BarWriter):
             + malformed,
             "reconnects": self.reconnects,
             "rest_fills": self.rest_fills,
+            "late_repairs": self.late_repairs,
+            "evaluations_skipped": self.evaluations_skipped,
             "stored": self.stored,
             **({"marks": self.marks.received} if self.marks else {}),
         }
@@ -290,6 +305,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
             await asyncio.sleep(cfg.forming_interval_s)
             try:
                 self._closed(self.agg.close_until(self.clock()))
+                self._close_by_watermark()
                 for conn in self.connections:
                     self._check_connection(conn)
                     self._watchdog(conn)
@@ -299,6 +315,27 @@ class VenueStream(GapFill, Publisher, BarWriter):
                 raise
             except Exception:
                 log.exception("%s: clock loop error", self.slug)
+
+    def _close_by_watermark(self) -> None:
+        """Close the bars of each streaming connection's symbols once its trades (venue time,
+        never ahead of our clock) are ``watermark_lag_ms`` past their end: a venue's trades on
+        one connection arrive in about time order, so a quiet symbol's bar is complete then,
+        long before the grace. A trade that still comes later has its bar taken from REST
+        (:meth:`_late_trade`)."""
+        lag = self.config.watermark_lag_ms
+        if lag < 0:
+            return
+        now = self.clock()
+        for conn in self.connections:
+            if conn.gap is not None or not conn.last_item_ms:
+                continue  # an interruption's bars are REST's anyway
+            cutoff = min(conn.last_item_ms, now) - lag
+            minute = cutoff - cutoff % 60_000
+            if minute > conn.closed_minute:
+                conn.closed_minute = minute
+                closed = self.agg.close_symbols_until(conn.codes, cutoff)
+                if closed:
+                    self._closed(closed)
 
     def _watchdog(self, conn: Connection) -> None:
         """Reconnect a connection that is open (it connected since it was started) but has

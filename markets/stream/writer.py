@@ -1,7 +1,8 @@
-"""Closed bars of a venue stream, stored in batches: bars the aggregator closes wait in
-``pending`` and are upserted every ``flush_interval_s`` (one call per series), then pushed and
-evaluated; a failed batch is kept for the next try. A bar an interruption overlaps is REST's
-business and is dropped here. :class:`BarWriter` is a part of
+"""Closed bars of a venue stream, stored as soon as they close: bars the aggregator closes
+wait in ``pending`` and wake the writer, which upserts what has gathered (one call per series;
+bars closing while a batch is stored form the next batch), then pushes and evaluates them; a
+failed batch is kept and retried after ``flush_interval_s``. A bar an interruption overlaps is
+REST's business and is dropped here. :class:`BarWriter` is a part of
 :class:`~markets.stream.venue.VenueStream`.
 """
 
@@ -22,10 +23,13 @@ class BarWriter:
             if self._dirty(bar.symbol, bar.open_time_ms, bar.close_time_ms):
                 continue  # REST supplies this bar
             self.pending.append(bar)
+        if self.pending:
+            self._bars_waiting.set()
 
     async def _writer_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.flush_interval_s)
+            await self._bars_waiting.wait()
+            self._bars_waiting.clear()
             try:
                 await self._flush_pending()
             except asyncio.CancelledError:
@@ -33,6 +37,9 @@ class BarWriter:
             except Exception as exc:
                 self.throttle.warning(f"store:{self.slug}", "%s: storing bars failed (kept for "
                                       "the next try): %s", self.slug, exc)
+                await asyncio.sleep(self.config.flush_interval_s)
+                if self.pending:
+                    self._bars_waiting.set()
 
     async def _flush_pending(self) -> None:
         if not self.pending:
@@ -49,8 +56,11 @@ class BarWriter:
             self.pending[:0] = bars
             raise
         self.stored += len(bars)
+        sends: list[dict] = []
         for bar in bars:
-            await self._emit_closed(bar.symbol, bar.timeframe, bar.to_wire(), evaluate=True)
+            await self._emit_closed(bar.symbol, bar.timeframe, bar.to_wire(), evaluate=True,
+                                    sends=sends)
+        await self._send_evaluations(sends)
 
     def _store_groups(self, groups: dict[tuple[str, str], list]) -> None:
         for (code, tf), rows in groups.items():

@@ -351,3 +351,34 @@ def test_shuffle_helper_keeps_buckets_and_tie_order():
     assert [t.ts_ms // MIN for t in shuffled] == [t.ts_ms // MIN for t in trades]
     for ts in {t.ts_ms for t in trades}:
         assert [t for t in shuffled if t.ts_ms == ts] == [t for t in trades if t.ts_ms == ts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(trade_streams(), st.randoms(use_true_random=False), st.integers(0, 3 * MIN))
+def test_the_watermark_closes_bars_once_and_reports_every_trade_it_made_late(trades, rnd, lag):
+    """The stream closes a connection's symbols at its watermark (``close_symbols_until``),
+    possibly before one of them has sent its last trade of that bar. Whatever the cut-offs:
+    each bar is reported once, every bar equals the reference aggregation of the trades not
+    reported late, and ``on_late`` names exactly the trades counted in ``late_skipped``."""
+    agg = BarAggregator()
+    reported: list[tuple[str, int]] = []
+    agg.on_late = lambda symbol, ts_ms: reported.append((symbol, ts_ms))
+    closed, accepted, late = [], [], []
+    watermark = T0
+    for t in trades:
+        if rnd.random() < 0.3:
+            # Any subset of symbols, at a cut-off up to a few minutes past the newest trade so
+            # far: later trades of those symbols may then fall into closed bars.
+            watermark = max(watermark, max(u.ts_ms for u in accepted or [t]))
+            cutoff = watermark + rnd.randrange(-lag, lag + 1)
+            subset = [s for s in SYMBOLS if rnd.random() < 0.6]
+            for b in agg.close_symbols_until(subset, cutoff):
+                assert b.symbol in subset and b.close_time_ms <= cutoff
+                closed.append(b)
+        before = agg.late_skipped
+        closed.extend(agg.add(t))
+        (late if agg.late_skipped > before else accepted).append(t)
+    forming = agg.flush().forming
+    assert reported == [(t.symbol, t.ts_ms) for t in late]
+    assert agg.accepted == len(accepted)
+    assert_forming_and_closed_cover_reference(accepted, closed, forming)

@@ -216,15 +216,19 @@ async def test_sigterm_flushes_closed_bars_and_never_stores_the_forming_one(clea
                 scripted, Recorder(), lambda: clock["now"],
                 store=lambda sid, tf, rows: stored.extend((tf, r) for r in rows) or (0, 0),
                 last_stored=lambda *a: None,
-                config=StreamConfig(grace_ms=500, margin_ms=500, flush_interval_s=3600,
-                                    fill_retry_s=3600)))
+                config=StreamConfig(grace_ms=500, margin_ms=500, fill_retry_s=3600)))
+
+            async def idle_writer():  # closed bars wait in `pending` until the shutdown
+                await asyncio.Event().wait()
+
+            streams[-1]._writer_loop = idle_writer
             return streams[-1]
 
         runner = StreamRunner(factory=factory, reload_every_s=0.1)
         task = asyncio.ensure_future(runner.run())
         assert await wait_until(sent.is_set, 10)
         await asyncio.sleep(0.3)
-        assert stored == []  # the writer has not run yet (an hour between flushes)
+        assert stored == []  # the writer is idle: only the shutdown stores
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(task, 10)
 
