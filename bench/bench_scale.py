@@ -12,7 +12,8 @@ The clocks: the simulator runs on the wall clock (speed 1), so a bar closes at a
 boundary; the run waits for them. Phases, one minute boundary each:
 
 0. ingest: no active config; trades/s received, process CPU per trade over the window, and each
-   closed 1m bar's delay from its end to stored, to published and to its evaluation task sent;
+   closed 1m bar's delay from its end to stored and to published (an evaluation task is sent
+   only where a config trades: the product's ``orders.stream_gate``);
 1. 1 active config on the busiest symbol; 2. 100 on it; 3. 1,000 on the ten busiest (100 each):
    the trade that closed the bar (its venue time stamp) -> the order row committed.
 
@@ -136,7 +137,7 @@ class Probe:
         self.orders: list[tuple[tuple, float]] = []
 
 
-def _stream(spec, probe: Probe, evaluate):
+def _stream(spec, probe: Probe, evaluate, gate):
     from markets.adapters import adapter_for, venue_limiter
     from markets.aggregator import Bar
     from markets.candles import last_open_time_ms, upsert_candles
@@ -171,7 +172,7 @@ def _stream(spec, probe: Probe, evaluate):
 
     stream = VenueStream(spec, rest_adapter=adapter(), stream_adapter_factory=adapter,
                          publish=published, send_task=send_task, evaluate_task="bench.evaluate",
-                         store=store, last_stored=last_open_time_ms)
+                         store=store, last_stored=last_open_time_ms, gate=gate)
     add_trade = stream.agg.add_trade
 
     def counted(symbol, trade_id, ts_ms, price, qty):
@@ -247,12 +248,12 @@ async def _until_boundary(after_s: float) -> int:
 
 
 async def _settle(probe: Probe, boundary: int, keys: set | None, timeout_s: float = 15.0) -> None:
-    """Wait until the bars of ``boundary - 1 min`` are sent for evaluation (and the orders of
-    ``keys`` are in), at most ``timeout_s``."""
+    """Wait until the bars of ``boundary - 1 min`` are published (and the orders of ``keys``
+    are in), at most ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     bar = boundary - MINUTE
     while time.monotonic() < deadline:
-        sent = sum(1 for (_, t) in probe.sent if t == bar)
+        sent = sum(1 for (_, t) in probe.published if t == bar)
         orders = {k for k, _ in probe.orders if k[1] == bar}
         if sent >= 0.95 * SYMBOLS and (keys is None or keys <= orders):
             await asyncio.sleep(0.5)
@@ -284,9 +285,13 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
     exchange, symbols, ranked, user = await asyncio.to_thread(_world, rest, ws)
     spec = VenueSpec("scale", "binance_spot", rest, ws, tuple(
         SymbolSpec(code, symbols[code].id, ("1m",)) for code in ranked))
+    from orders.stream_gate import StreamGate
+
     probe = Probe()
     stop_worker, evaluate = _evaluator(probe, os.environ["DATABASE_URL"])
-    stream = _stream(spec, probe, evaluate)
+    gate = StreamGate()  # the product's: evaluation tasks only where a config trades
+    await gate.refresh()
+    stream = _stream(spec, probe, evaluate, gate)
     task = asyncio.ensure_future(stream.run())
     rows = []
     try:
@@ -319,8 +324,7 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
             row("stream ingest: simulator CPU share (its own process)", sim_cpu / wall, "cores",
                 None, None, digits=3),
         ]
-        for name, stamps in (("stored", probe.stored), ("published", probe.published),
-                             ("evaluation task sent", probe.sent)):
+        for name, stamps in (("stored", probe.stored), ("published", probe.published)):
             delays = _delays(stamps, bar)
             for pct in (50, 99):
                 rows.append(row(f"closed 1m bar end -> {name} p{pct} ({len(delays)} bars)",
@@ -330,6 +334,7 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
                                   ranked[:1], 100), ("1,000 configs, 10 symbols",
                                                      ranked[:10], 100)):
             await asyncio.to_thread(_configs, user, exchange, symbols, codes, per, label[:4])
+            await gate.refresh()  # the stream runner does this every 2 s
             boundary = (int(time.time() * 1000 + 3000) // MINUTE + 1) * MINUTE
             bar = boundary - MINUTE
             # The strategy enters on even minutes (offset shifts it): this bar is an entry.
