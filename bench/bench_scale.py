@@ -45,6 +45,9 @@ MINUTE = 60_000
 SYMBOLS = int(os.environ.get("BENCH_SCALE_SYMBOLS", "500"))
 RATE = float(os.environ.get("BENCH_SCALE_RATE", "4"))  # mean trades/s per symbol
 GOAL_STORED_P99_MS = 1000.0
+#: The simulator publishes the trades of each tick at its end (a venue pushes each at once):
+#: a trade waits up to a tick before it is sent, which the tick-to-order figures include.
+TICK_S = float(os.environ.get("BENCH_SCALE_TICK_S", "0.025"))
 GOAL_ORDER_P99_MS = 100.0
 
 
@@ -63,7 +66,7 @@ def _simulator() -> tuple[subprocess.Popen, str, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulator", "--venues", "binance", "--market-symbols",
          str(SYMBOLS), "--trade-rate", str(RATE), "--history-days", "0.06", "--seed", "11",
-         "--burst-every", "60", "--no-rate-limits"],
+         "--burst-every", "60", "--no-rate-limits", "--tick-s", str(TICK_S)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
         env=os.environ | {"PYTHONPATH": str(ROOT)},
     )
@@ -141,7 +144,7 @@ def _stream(spec, probe: Probe, evaluate, gate):
     from markets.adapters import adapter_for, venue_limiter
     from markets.aggregator import Bar
     from markets.candles import last_open_time_ms, upsert_candles
-    from markets.stream.runner import default_publish
+    from markets.stream.runner import default_publish, default_watched
     from markets.stream.venue import VenueStream
 
     limiter = venue_limiter(spec)
@@ -172,7 +175,8 @@ def _stream(spec, probe: Probe, evaluate, gate):
 
     stream = VenueStream(spec, rest_adapter=adapter(), stream_adapter_factory=adapter,
                          publish=published, send_task=send_task, evaluate_task="bench.evaluate",
-                         store=store, last_stored=last_open_time_ms, gate=gate)
+                         store=store, last_stored=last_open_time_ms, gate=gate,
+                         watched=default_watched())
     add_trade = stream.agg.add_trade
 
     def counted(symbol, trade_id, ts_ms, price, qty):
@@ -248,12 +252,12 @@ async def _until_boundary(after_s: float) -> int:
 
 
 async def _settle(probe: Probe, boundary: int, keys: set | None, timeout_s: float = 15.0) -> None:
-    """Wait until the bars of ``boundary - 1 min`` are published (and the orders of ``keys``
-    are in), at most ``timeout_s``."""
+    """Wait until the bars of ``boundary - 1 min`` are stored (and the orders of ``keys`` are
+    in), at most ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     bar = boundary - MINUTE
     while time.monotonic() < deadline:
-        sent = sum(1 for (_, t) in probe.published if t == bar)
+        sent = sum(1 for (_, t) in probe.stored if t == bar)
         orders = {k for k, _ in probe.orders if k[1] == bar}
         if sent >= 0.95 * SYMBOLS and (keys is None or keys <= orders):
             await asyncio.sleep(0.5)
@@ -292,6 +296,17 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
     gate = StreamGate()  # the product's: evaluation tasks only where a config trades
     await gate.refresh()
     stream = _stream(spec, probe, evaluate, gate)
+    # Ten open charts (the five busiest symbols and the five quietest): the stream pushes their
+    # closed bars before the evaluation tasks, the others' after.
+    from channels.layers import get_channel_layer
+
+    from markets import wire
+
+    layer = get_channel_layer()
+    chart = await layer.new_channel()
+    charted = ranked[:5] + ranked[-5:]
+    for code in charted:
+        await layer.group_add(wire.bars_group("scale", code, "1m"), chart)
     task = asyncio.ensure_future(stream.run())
     rows = []
     try:
@@ -324,7 +339,9 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
             row("stream ingest: simulator CPU share (its own process)", sim_cpu / wall, "cores",
                 None, None, digits=3),
         ]
-        for name, stamps in (("stored", probe.stored), ("published", probe.published)):
+        watched = {k: t for k, t in probe.published.items() if k[0] in charted}
+        for name, stamps in (("stored", probe.stored), ("published", probe.published),
+                             ("published, the 10 with an open chart", watched)):
             delays = _delays(stamps, bar)
             for pct in (50, 99):
                 rows.append(row(f"closed 1m bar end -> {name} p{pct} ({len(delays)} bars)",
@@ -346,6 +363,22 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
             rows += [row(f"tick to paper order saved, {label}: p{pct} ({len(latencies)} orders)",
                          percentile(latencies, pct), "ms", "goal p99", GOAL_ORDER_P99_MS,
                          digits=1, ratio_digits=2) for pct in (50, 99)]
+            # Where the time goes: the stream's part (tick -> evaluation task sent) and the
+            # worker's (task sent -> the symbol's last order saved).
+            keys = [(c, bar) for c in codes]
+            stream_part = [probe.sent[k] - probe.closed_by.get(k, bar + MINUTE)
+                           for k in keys if k in probe.sent]
+            last = {}
+            for k, t in probe.orders:
+                if k in probe.sent:
+                    last[k] = max(last.get(k, 0.0), t)
+            worker_part = [t - probe.sent[k] for k, t in last.items() if k[1] == bar]
+            rows += [row(f"  of which tick -> evaluation task sent, {label}: p{pct}",
+                         percentile(stream_part, pct), "ms", None, None, digits=1)
+                     for pct in (50, 99)]
+            rows += [row(f"  of which task sent -> last order saved, {label}: p{pct}",
+                         percentile(worker_part, pct), "ms", None, None, digits=1)
+                     for pct in (50, 99)]
     finally:
         stream.stop()
         with contextlib.suppress(Exception):

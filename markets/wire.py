@@ -8,8 +8,11 @@ Market data (any logged-in user):
     group ``bars.<venue>.<symbol>.<timeframe>``, message ``bar.update``:
     ``{type, venue, symbol, timeframe, bar: {t: open time ms, o, h, l, c, v}, closed: bool}``.
     A forming-bar update may be superseded by a newer one; closed bars are never dropped.
-    group ``markets``, message ``ticker.update``: ``{type, venue, symbol, price, ts}`` at most
-    once a second per symbol, for the markets overview.
+    group ``markets``, message ``tickers.update``: ``{type, venue, tickers: [[symbol, price,
+    ts], ...]}``, the symbols of one venue whose price changed, at most once a second per
+    symbol, for the markets overview: one message per venue and clock tick, not one per
+    symbol (a stream following 500 symbols would send 500 a second). ``ticker.update``
+    ``{type, venue, symbol, price, ts}`` is the one-symbol form, handled the same way.
 Private (one user):
     group ``user.<user id>``, messages ``signal.created``, ``order.updated``, ``fill.created``,
     ``position.updated``, ``account.updated``: ``{type, id, symbol: "<venue>:<code>", ...public
@@ -31,6 +34,7 @@ import re
 
 BAR_UPDATE = "bar.update"
 TICKER_UPDATE = "ticker.update"
+TICKERS_UPDATE = "tickers.update"
 SIGNAL_CREATED = "signal.created"
 ORDER_UPDATED = "order.updated"
 FILL_CREATED = "fill.created"
@@ -93,6 +97,12 @@ def bar_message(venue: str, symbol: str, timeframe: str, bar: dict, closed: bool
 
 def ticker_message(venue: str, symbol: str, price: float, ts_ms: int) -> dict:
     return {"type": TICKER_UPDATE, "venue": venue, "symbol": symbol, "price": price, "ts": ts_ms}
+
+
+def tickers_message(venue: str, tickers: list[tuple[str, float, int]]) -> dict:
+    """Several symbols' tickers of one venue: ``[(symbol, price, ts_ms), ...]``."""
+    return {"type": TICKERS_UPDATE, "venue": venue,
+            "tickers": [[symbol, price, ts_ms] for symbol, price, ts_ms in tickers]}
 
 
 def private_message(kind: str, payload: dict) -> dict:

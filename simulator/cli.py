@@ -57,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     parser.add_argument(
+        "--tick-s",
+        type=float,
+        default=0.1,
+        help="how often the clock advances and the trades since the last tick are published "
+        "(a venue pushes each trade at once: a shorter tick is closer to it, at more CPU)",
+    )
+    parser.add_argument(
         "--now-ms", type=int, default=None, help="simulated clock at start, ms UTC (default: now)"
     )
     parser.add_argument(
@@ -115,6 +122,9 @@ def config_from(options: argparse.Namespace | dict) -> SimConfig:
         if not sep or not symbol or not path:
             raise ValueError(f"--replay expects SYMBOL=CSV, got {item!r}")
         replay[symbol] = path
+    tick_s = o.get("tick_s", 0.1)
+    if not 0.001 <= tick_s <= 10:
+        raise ValueError(f"--tick-s must be between 0.001 and 10 seconds, got {tick_s}")
     faults = Faults(
         latency_ms=o["latency_ms"],
         error_ratio=o["error_ratio"],
@@ -137,6 +147,7 @@ def config_from(options: argparse.Namespace | dict) -> SimConfig:
         seed=o["seed"],
         now_ms=o["now_ms"],
         speed=o["speed"],
+        tick_s=tick_s,
         history_days=o["history_days"],
         trade_rate=o["trade_rate"],
         replay=replay,

@@ -335,18 +335,24 @@ class Hub:
                 else:
                     outbox.put_latest(group, t, item)
         elif kind == wire.TICKER_UPDATE:
-            members = self.members.get(wire.MARKETS_GROUP)
-            if not members:
-                return
-            key = f"{message['venue']}:{message['symbol']}"
-            item = frame(dumps({
-                "type": "ticker", "venue": message["venue"], "symbol": message["symbol"],
-                "price": float(message["price"]), "ts": int(message["ts"]),
-            }))
-            for outbox in members:
-                outbox.put_latest(key, int(message["ts"]), item)
+            self._tickers(message["venue"], [(message["symbol"], message["price"],
+                                              message["ts"])])
+        elif kind == wire.TICKERS_UPDATE:
+            self._tickers(message["venue"], message["tickers"])
         else:
             log.debug("chart hub: ignored message type %r", kind)
+
+
+    def _tickers(self, venue: str, tickers) -> None:
+        members = self.members.get(wire.MARKETS_GROUP)
+        if not members:
+            return
+        for symbol, price, ts in tickers:
+            key = f"{venue}:{symbol}"
+            item = frame(dumps({"type": "ticker", "venue": venue, "symbol": symbol,
+                                "price": float(price), "ts": int(ts)}))
+            for outbox in members:
+                outbox.put_latest(key, int(ts), item)
 
 
 async def _leave(layer, group: str, channel: str) -> None:

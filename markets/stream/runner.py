@@ -61,6 +61,34 @@ def default_publish() -> Callable[[str, dict], Any]:
     return publish
 
 
+def default_watched() -> Callable[[list[str]], Any]:
+    """``await watched(groups)``: the groups with at least one member on the Redis channel
+    layer (one pipelined ZCARD per Redis shard of the layer); None (every group) on another
+    layer. A member that died without leaving counts until the layer's ``group_expiry``."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+
+    async def watched(groups: list[str]) -> set[str] | None:
+        from channels_redis.core import RedisChannelLayer
+
+        if not isinstance(layer, RedisChannelLayer):
+            return None
+        by_index: dict[int, list[str]] = {}
+        for group in groups:
+            by_index.setdefault(layer.consistent_hash(group), []).append(group)
+        found: set[str] = set()
+        for index, names in by_index.items():
+            pipe = layer.connection(index).pipeline(transaction=False)
+            for group in names:
+                pipe.zcard(layer._group_key(group))
+            counts = await pipe.execute()
+            found.update(g for g, n in zip(names, counts) if n)
+        return found
+
+    return watched
+
+
 def default_send_task(name: str, kwargs: dict) -> None:
     """Send a task by name through the project's Celery app (the current app once the
     project package is imported; markets does not import it, by the layering rule)."""
@@ -122,6 +150,7 @@ class StreamRunner:
         self._part_name = ""
         self._stop = asyncio.Event()
         self._publish = None
+        self._watched = None
         #: One instance of each registered watcher (``markets.stream_hooks``) for every venue.
         self.watchers = hooks.make_all() if watchers is None else list(watchers)
         #: Which closed bars and price updates send a task (``markets.stream_hooks``).
@@ -135,6 +164,7 @@ class StreamRunner:
         limiter = venue_limiter(spec)
         if self._publish is None:
             self._publish = default_publish()
+            self._watched = default_watched()
 
         options = {}
         if ADAPTERS[spec.adapter].capabilities.ws_text_ping:
@@ -156,6 +186,7 @@ class StreamRunner:
             exit_guard_task=settings.TRADESITE_TASKS.get("exit_guard"), clock_ms=self.clock_ms,
             beat=lambda slug, **f: stream_beat(name, ttl=self.config.heartbeat_ttl_s, **f),
             report_gap=report_gap, watchers=self.watchers, gate=self.gate,
+            watched=self._watched,
         )
 
     def stop(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
+from markets import wire
 from markets.aggregator import Bar, BarAggregator
 from markets.backoff import Backoff
 from markets.exchanges import ADAPTERS
@@ -49,8 +50,10 @@ class Connection:
     seen_connects: int = 0
     seen_error: str = ""
     last_item_ms: int = 0  # venue clock of the last trade received
-    #: The minute up to which the watermark closed this connection's bars (venue ms).
+    #: The minute up to which the watermark closed this connection's bars (venue ms), and
+    #: the venue time at which it next closes some (the next boundary plus the lag).
     closed_minute: int = 0
+    watermark_due: int = 0
     gap: Interruption | None = None
     restarts: int = 0
     connects_at_start: int = 0
@@ -85,6 +88,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
         store_marks: Callable[[str, list], Any] | None = None,
         watchers: list[Any] | None = None,
         gate: Any | None = None,
+        watched: Callable[[list[str]], Awaitable[set[str] | None]] | None = None,
     ) -> None:
         self.venue = venue
         self.slug = venue.slug
@@ -103,6 +107,13 @@ class VenueStream(GapFill, Publisher, BarWriter):
         #: ``wants(venue, code, timeframe) -> bool``: is an evaluation task worth sending for
         #: this closed bar (an active config trades it)? None: send for every bar.
         self.gate = gate
+        #: ``await watched(groups)``: which of the forming-bar groups someone listens to (None:
+        #: all). Forming bars go only to those; None here: to every group.
+        self.watched_fn = watched
+        self.watched_groups: set[str] | None = None
+        self.watched_at = 0.0
+        self.forming_groups = [wire.bars_group(venue.slug, s.code, tf) for s in venue.symbols
+                               for tf in s.timeframes]
         if store is None or last_stored is None:
             from markets.candles import last_open_time_ms, upsert_candles
 
@@ -270,6 +281,8 @@ class VenueStream(GapFill, Publisher, BarWriter):
         async for trade in conn.adapter.stream_trades(conn.codes):
             self._check_connection(conn, trade.ts_ms)
             conn.last_item_ms = max(conn.last_item_ms, trade.ts_ms)
+            if trade.ts_ms >= conn.watermark_due:  # a minute boundary plus the lag passed
+                self._close_by_watermark()
             closed = self.agg.add_trade(trade.symbol, trade.trade_id, trade.ts_ms, trade.price,
                                         trade.quantity)
             if closed:
@@ -333,6 +346,7 @@ class VenueStream(GapFill, Publisher, BarWriter):
             minute = cutoff - cutoff % 60_000
             if minute > conn.closed_minute:
                 conn.closed_minute = minute
+                conn.watermark_due = minute + 60_000 + lag
                 closed = self.agg.close_symbols_until(conn.codes, cutoff)
                 if closed:
                     self._closed(closed)

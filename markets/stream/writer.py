@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
+from markets import wire
 from markets.aggregator import Bar
+
+#: Closed-bar pushes in flight at once (well under the channel layer's connection pool).
+PUSH_LANES = 8
 
 
 class BarWriter:
@@ -56,11 +60,37 @@ class BarWriter:
             self.pending[:0] = bars
             raise
         self.stored += len(bars)
+        # On a minute boundary hundreds of symbols close at once, and each push is a Redis round
+        # trip or two. So: the series a chart listens to are pushed first (a few in flight at
+        # once, a series' bars in order), then every evaluation task goes out in one hop, then
+        # the series nobody watched right now are pushed (a chart opened meanwhile gets them).
+        watched = self.watched_groups
+        first, later = [], []
+        for (code, tf), rows in groups.items():
+            seen = watched is None or wire.bars_group(self.slug, code, tf) in watched
+            (first if seen else later).append((code, tf, rows))
         sends: list[dict] = []
-        for bar in bars:
-            await self._emit_closed(bar.symbol, bar.timeframe, bar.to_wire(), evaluate=True,
-                                    sends=sends)
+        await self._push_series(first, sends)
+        for code, tf, rows in later:
+            for bar in rows:
+                await self._evaluate_closed(code, tf, bar.to_wire(), sends)
         await self._send_evaluations(sends)
+        await self._push_series(later, None)
+
+    async def _push_series(self, series: list, sends: list[dict] | None) -> None:
+        """Push each series' bars in order, ``PUSH_LANES`` series at a time; with ``sends``,
+        also evaluate them (their tasks appended to ``sends``)."""
+        lanes = min(PUSH_LANES, len(series))
+
+        async def lane(k: int) -> None:
+            for code, tf, rows in series[k::lanes]:
+                for bar in rows:
+                    wire_bar = bar.to_wire()
+                    await self._push_closed(code, tf, wire_bar)
+                    if sends is not None:
+                        await self._evaluate_closed(code, tf, wire_bar, sends)
+
+        await asyncio.gather(*(lane(k) for k in range(lanes)))
 
     def _store_groups(self, groups: dict[tuple[str, str], list]) -> None:
         for (code, tf), rows in groups.items():

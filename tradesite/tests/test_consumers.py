@@ -259,6 +259,13 @@ async def test_markets_socket_forwards_tickers(symbol, trader, redis_url):
     await publish(wire.MARKETS_GROUP, wire.ticker_message("sim", "KRW-BTC", 101.5, T0))
     assert await next_json(comm) == {
         "type": "ticker", "venue": "sim", "symbol": "KRW-BTC", "price": 101.5, "ts": T0}
+    # The stream's form: one message per venue and tick carries every symbol's ticker; the
+    # page gets each as its own frame.
+    await publish(wire.MARKETS_GROUP, wire.tickers_message(
+        "sim", [("KRW-BTC", 102.0, T0 + 1_000), ("KRW-ETH", 3.5, T0 + 1_000)]))
+    assert [await next_json(comm), await next_json(comm)] == [
+        {"type": "ticker", "venue": "sim", "symbol": "KRW-BTC", "price": 102.0, "ts": T0 + 1_000},
+        {"type": "ticker", "venue": "sim", "symbol": "KRW-ETH", "price": 3.5, "ts": T0 + 1_000}]
     await comm.disconnect()
 
 

@@ -214,3 +214,102 @@ async def test_a_failing_gate_sends_every_task_rather_than_miss_one():
     finally:
         await stop(stream, task, server)
     assert stream.evaluations_skipped == 0
+
+
+async def test_forming_bars_go_only_to_groups_a_chart_listens_to_and_tickers_go_as_one_message():
+    script = Script()
+    asked: list[list[str]] = []
+
+    async def watched(groups):
+        asked.append(list(groups))
+        return {"bars.script.KRW-BTC.1m"}
+
+    stream, rec, _stored, task, server = await run_stream(script)
+    stream.watched_fn = watched
+    try:
+        await start_minute_one(script, stream)
+        assert await wait_until(lambda: any(
+            g == "markets" and {s for s, _, _ in m["tickers"]} == {BTC, ETH}
+            for _, g, m in rec.messages), 5)
+        await asyncio.sleep(0.6)
+    finally:
+        await stop(stream, task, server)
+    forming = {g for _, g, m in rec.messages if m["type"] == "bar.update" and not m["closed"]}
+    assert forming == {"bars.script.KRW-BTC.1m"}
+    assert asked and set(asked[0]) == {"bars.script.KRW-BTC.1m", "bars.script.KRW-ETH.1m"}
+    # Both symbols' prices in one tickers.update per tick, not one message per symbol.
+    tickers = [m for _, g, m in rec.messages if g == "markets"]
+    assert all(m["type"] == "tickers.update" and m["venue"] == "script" for m in tickers)
+
+
+async def test_without_an_answer_on_open_charts_every_forming_bar_is_pushed():
+    script = Script()
+
+    async def broken(groups):
+        raise ConnectionError("redis down")
+
+    stream, rec, _stored, task, server = await run_stream(script)
+    stream.watched_fn = broken
+    try:
+        await start_minute_one(script, stream)
+        assert await wait_until(lambda: {
+            g for _, g, m in rec.messages if m["type"] == "bar.update" and not m["closed"]}
+            == {"bars.script.KRW-BTC.1m", "bars.script.KRW-ETH.1m"}, 5)
+    finally:
+        await stop(stream, task, server)
+
+
+async def test_the_redis_layer_names_the_groups_with_a_listener(redis_url):
+    from channels.layers import get_channel_layer
+
+    from markets.stream.runner import default_watched
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("bars.script.KRW-BTC.1m", channel)
+    try:
+        watched = default_watched()
+        assert await watched(["bars.script.KRW-BTC.1m", "bars.script.KRW-ETH.1m"]) == {
+            "bars.script.KRW-BTC.1m"}
+    finally:
+        await layer.group_discard("bars.script.KRW-BTC.1m", channel)
+    assert await watched(["bars.script.KRW-BTC.1m"]) == set()
+
+
+async def test_a_batch_pushes_watched_bars_then_sends_the_evaluations_then_pushes_the_rest():
+    """On a minute boundary hundreds of bars close at once: the tasks must not wait behind
+    pushes nobody reads, and a watched chart must still see its bar before its signal."""
+    script = Script()
+    events: list[tuple[str, str]] = []
+    stream, _rec, _stored, task, server = await run_stream(script)
+    publish, send = stream.publish_fn, stream.send_task_fn
+
+    async def recording_publish(group, message):
+        if message.get("closed"):
+            events.append(("push", message["symbol"]))
+        await publish(group, message)
+
+    def recording_send(name, kwargs):
+        events.append(("task", kwargs["symbol"]))
+        send(name, kwargs)
+
+    async def watched(groups):
+        return {"bars.script.KRW-BTC.1m"}
+
+    stream.publish_fn, stream.send_task_fn, stream.watched_fn = (
+        recording_publish, recording_send, watched)
+    try:
+        script.send(BTC, 1, T0 + 1_000, 100.0)
+        script.send(ETH, 2, T0 + 1_500, 10.0)
+        assert await wait_until(lambda: stream.watched_groups is not None, 5)
+        # Both minute-1 bars close in one clock tick (neither has traded since), so they are
+        # stored in one batch.
+        script.send(ETH, 3, T0 + 61_000, 11.0)
+        script.send(BTC, 4, T0 + 62_000, 101.0)
+        assert await wait_until(lambda: stream.counters()["trades"] == 4, 5)
+        script.now = T0 + 120_000 + CONFIG.grace_ms + 1
+        assert await wait_until(lambda: len(events) == 4, 10), events
+    finally:
+        await stop(stream, task, server)
+    assert events == [("push", BTC), ("task", BTC), ("task", ETH), ("push", ETH)] or \
+        events == [("push", BTC), ("task", ETH), ("task", BTC), ("push", ETH)]
