@@ -215,7 +215,7 @@ def test_a_paper_order_costs_a_bounded_number_of_queries_from_bar_to_fill(
     with them is each paper order's fill (its own locked transaction: account, order, fills,
     balances, position). Pinned per config, so a query per order cannot creep back: an entry
     (its first, which creates the base asset's balance row) at most 18, an exit at most 12
-    (20.5 and 16 before the ledger read an order's balance rows together and reused the
+    (20.5 and 18 before the ledger read an order's balance rows together and reused the
     order's account, venue, symbol and config)."""
     store(symbol, [PRICE] * 8)
     few = _queries_per_bar(symbol, make_account, make_trader, make_config, 2)
