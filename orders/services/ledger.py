@@ -8,7 +8,6 @@ imports nothing of ``orders.venue_stops`` and ``orders.venue_stops`` may import 
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 from decimal import Decimal
@@ -21,6 +20,7 @@ from markets.exchanges.base import OrderInfo
 from markets.models import Account, Balance, Symbol
 from orders.models import Fill, Order, Position, Side
 from orders.push import batched, push_to_user
+from orders.services import paper_book
 from orders.services.common import (
     PLACES,
     ZERO,
@@ -31,6 +31,7 @@ from orders.services.common import (
     new_client_order_id,
     now_ms,
 )
+from orders.services.paper_book import _balance, _move
 from orders.services.payloads import (
     _push_later,
     account_payload,
@@ -42,61 +43,6 @@ from strategies import trade_math
 from strategies.models import StrategyConfig
 
 log = logging.getLogger(__name__)
-
-
-#: Inside :func:`apply_order_info`'s transaction: ``{"account": id, "assets": the assets its
-#: fills may move, "rows": {asset: Balance}}``, the account's balance rows read (and locked)
-#: together on the first read; None elsewhere.
-_locked_balances: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
-    "locked_balances", default=None
-)
-
-
-def _balance(account: Account, asset: str) -> Balance:
-    """The account's balance row of ``asset``, locked (created at zero when missing).
-
-    Inside :func:`apply_order_info` the first read locks and reads every balance row the
-    order's fills may move, in one query (primary-key order, under the account's lock). A row
-    read that way is handed out until :func:`_move` writes it; after a write it is read again
-    from the database, as it always was, so every amount is the one the database stores
-    (SQLite keeps 15 significant digits, PostgreSQL the column's scale), exactly as when each
-    move read its row on its own."""
-    scope = _locked_balances.get()
-    if scope is not None and scope["account"] == account.pk:
-        rows = scope["rows"]
-        if scope["assets"]:
-            wanted = sorted(scope["assets"] | {asset})
-            scope["assets"] = set()
-            for row in (
-                Balance.objects.select_for_update(of=("self",))
-                .filter(account=account, asset__in=wanted)
-                .order_by("pk")
-            ):
-                rows[row.asset] = row
-        balance = rows.get(asset)
-        if balance is not None:
-            return balance
-    balance, _ = Balance.objects.select_for_update(of=("self",)).get_or_create(
-        account=account, asset=asset
-    )
-    return balance
-
-
-def _move(account: Account, asset: str, d_free: Decimal = ZERO, d_locked: Decimal = ZERO):
-    """Change a paper balance (callers hold the account's row lock). Computed in Decimal here,
-    not as an SQL expression: SQLite would do the arithmetic in floating point. The database
-    also refuses a negative balance (check constraint); this refuses it first, by name."""
-    balance = _balance(account, asset)
-    free, locked = balance.free + d_free, balance.locked + d_locked
-    if free < 0 or locked < 0:
-        raise ValueError(
-            f"paper balance of {asset} would go negative (free {free}, locked {locked})"
-        )
-    balance.free, balance.locked = free, locked
-    balance.save(update_fields=["free", "locked", "updated_at"])
-    scope = _locked_balances.get()
-    if scope is not None:
-        scope["rows"].pop(asset, None)  # written: the next move reads what was stored
 
 
 def free_balance(account: Account, asset: str) -> Decimal:
@@ -210,14 +156,10 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
         order.account = account  # the row just locked (the same row, read once)
         if account.exchange_id == order.symbol.exchange_id:
             account.exchange = order.symbol.exchange  # for the log lines: no query each
-        token = _locked_balances.set(None)
-        try:
-            if account.mode == Account.Mode.PAPER:
-                _locked_balances.set({"account": account.pk, "rows": {},
-                                      "assets": _fill_assets(order)})
+        paper = account.mode == Account.Mode.PAPER
+        with paper_book.read_together(account if paper else None,
+                                      _fill_assets(order) if paper else ()):
             return _apply_in_transaction(account, order, info, close_reason)
-        finally:
-            _locked_balances.reset(token)
 
 
 def _fill_assets(order: Order) -> set[str]:

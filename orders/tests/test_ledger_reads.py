@@ -1,4 +1,4 @@
-"""The ledger reads an order's balance rows together (``orders.services.ledger._balance``): the
+"""The ledger reads an order's balance rows together (``orders.services.paper_book``): the
 amounts it moves must be exactly those of reading each row on its own before each move, on
 SQLite (15 significant digits) and PostgreSQL (the column's scale) alike."""
 
@@ -9,7 +9,7 @@ import pytest
 from markets.models import Balance
 from orders import evaluation
 from orders.models import Order, Position
-from orders.services import ledger
+from orders.services import paper_book
 from orders.tests.conftest import MINUTE, T0, fund, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +69,7 @@ def test_fills_move_the_same_amounts_as_when_each_move_read_its_row(
         make_config(account, name=account.label, params={"enter": 3, "exit": 5})
     store(symbol, closes)
     monkeypatch.setattr(
-        ledger, "_locked_balances", _OneByOne(ledger._locked_balances, one_by_one.pk)
+        paper_book, "_locked_balances", _OneByOne(paper_book._locked_balances, one_by_one.pk)
     )
 
     for minute in (3, 5):  # an entry (reserve released, quote spent, base bought), an exit
@@ -80,7 +80,7 @@ def test_fills_move_the_same_amounts_as_when_each_move_read_its_row(
     balances, positions, orders = _book(together)
     assert set(balances) == {"KRW", "BTC"} and len(positions) == 1 and not positions[0][4]
     assert [o[0] for o in orders] == [Order.Status.FILLED, Order.Status.FILLED]
-    assert ledger._locked_balances.get() is None  # the scope ends with each fill's transaction
+    assert paper_book._locked_balances.get() is None  # the scope ends with each fill's transaction
 
 
 def test_a_perpetual_fill_moves_the_same_margin_as_when_each_move_read_its_row(
@@ -96,7 +96,7 @@ def test_a_perpetual_fill_moves_the_same_margin_as_when_each_move_read_its_row(
     store(perpetual, [64_123.45, 64_123.45, 64_123.45, 64_321.98, 64_321.98, 63_987.65,
                       63_987.65, 63_987.65])
     monkeypatch.setattr(
-        ledger, "_locked_balances", _OneByOne(ledger._locked_balances, one_by_one.pk)
+        paper_book, "_locked_balances", _OneByOne(paper_book._locked_balances, one_by_one.pk)
     )
 
     for minute in (3, 5):
