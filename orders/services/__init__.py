@@ -4,7 +4,8 @@ by job (``docs/subsystems.md``, "orders"):
 =============  ==========================================================================
 ``common``     venue rules (ticks, steps, limit prices), ids, time, the open-position lookup
 ``payloads``   the event payloads of orders, fills, positions and accounts, in one place
-``ledger``     the only writer of orders, fills, positions and balances; halts accounts
+``ledger``     the only writer of orders, fills, positions and balances; halts accounts; its
+               paper balance moves are in ``paper_book`` (a fill's rows read together)
 ``dispatch``   sends a saved order and applies the answer; asks ``orders.venue_stops`` for
                venue stops after an entry fill (the ledger never does: no import cycle)
 ``entries``    the entry gates and sizing (``orders.risk``, ``strategies.sizing``)

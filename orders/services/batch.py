@@ -233,6 +233,10 @@ def _decide_and_save(items, brokers, at_ms: int) -> list[Execution]:
             continue
         book = books[config.account_id]
         config.account = book.account
+        if book.account.exchange_id == config.symbol.exchange_id:
+            # The same row as the symbol's (loaded with it): the order's log line and
+            # payloads name the account's venue without a query per order.
+            book.account.exchange = config.symbol.exchange
         if (book.account.pk, config.symbol_id, config.pk) in serial:
             results[i] = Execution("queued", "after an earlier close on the same position")
             after[i] = functools.partial(

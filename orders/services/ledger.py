@@ -20,6 +20,7 @@ from markets.exchanges.base import OrderInfo
 from markets.models import Account, Balance, Symbol
 from orders.models import Fill, Order, Position, Side
 from orders.push import batched, push_to_user
+from orders.services import paper_book
 from orders.services.common import (
     PLACES,
     ZERO,
@@ -30,6 +31,7 @@ from orders.services.common import (
     new_client_order_id,
     now_ms,
 )
+from orders.services.paper_book import _balance, _move
 from orders.services.payloads import (
     _push_later,
     account_payload,
@@ -41,27 +43,6 @@ from strategies import trade_math
 from strategies.models import StrategyConfig
 
 log = logging.getLogger(__name__)
-
-
-def _balance(account: Account, asset: str) -> Balance:
-    balance, _ = Balance.objects.select_for_update(of=("self",)).get_or_create(
-        account=account, asset=asset
-    )
-    return balance
-
-
-def _move(account: Account, asset: str, d_free: Decimal = ZERO, d_locked: Decimal = ZERO):
-    """Change a paper balance (callers hold the account's row lock). Computed in Decimal here,
-    not as an SQL expression: SQLite would do the arithmetic in floating point. The database
-    also refuses a negative balance (check constraint); this refuses it first, by name."""
-    balance = _balance(account, asset)
-    free, locked = balance.free + d_free, balance.locked + d_locked
-    if free < 0 or locked < 0:
-        raise ValueError(
-            f"paper balance of {asset} would go negative (free {free}, locked {locked})"
-        )
-    balance.free, balance.locked = free, locked
-    balance.save(update_fields=["free", "locked", "updated_at"])
 
 
 def free_balance(account: Account, asset: str) -> Decimal:
@@ -169,58 +150,82 @@ def apply_order_info(order: Order, info: OrderInfo, *, close_reason: str = "") -
         account = Account.objects.select_for_update(of=("self",)).get(pk=order.account_id)
         order = (
             Order.objects.select_for_update(of=("self",))
-            .select_related("symbol__exchange", "config", "account")
+            .select_related("symbol__exchange", "config")
             .get(pk=order.pk)
         )
-        existing = list(order.fills.all())
-        known = {f.trade_id for f in existing}
-        fills = list(info.fills)
-        filled_before = sum((f.quantity for f in existing), ZERO)
-        if not fills and info.filled_quantity and info.filled_quantity > filled_before:
-            # A venue answer without trade details: one fill for the newly filled amount.
-            fills = [
-                _synthetic_fill(info, info.filled_quantity - filled_before)
-            ]
+        order.account = account  # the row just locked (the same row, read once)
+        if account.exchange_id == order.symbol.exchange_id:
+            account.exchange = order.symbol.exchange  # for the log lines: no query each
         paper = account.mode == Account.Mode.PAPER
-        if paper and (info.is_final or fills):
-            _release(order)
-        for item in fills:
-            if item.trade_id in known:
-                continue
-            fill = Fill.objects.create(
-                order=order,
-                trade_id=item.trade_id,
-                price=item.price,
-                quantity=item.quantity,
-                fee=item.fee or ZERO,
-                fee_asset=item.fee_asset or account.quote_asset,
-                is_maker=bool(item.is_maker),
-                ts=ms_to_dt(item.ts_ms),
-            )
-            existing.append(fill)
-            _apply_fill(account, order, fill, paper=paper, close_reason=close_reason)
-            log.info("fill: %s %s %s at %s, fee %s %s (%s, %s order %s)", order.side,
-                     _plain(fill.quantity), order.symbol, _plain(fill.price), _plain(fill.fee),
-                     fill.fee_asset, account, order.reason or "manual", order.client_order_id)
-            _push_later(account.owner_id, wire.FILL_CREATED, fill_payload(fill))
-        order.status = info.status if info.status in Order.Status.values else order.status
-        if info.status == "new":
-            order.status = Order.Status.OPEN
-        order.exchange_order_id = info.exchange_order_id or order.exchange_order_id
-        filled = sum((f.quantity for f in existing), ZERO)
-        if order.quote_amount is not None and filled > 0 and (
-            info.is_final or filled > order.quantity
-        ):
-            order.quantity = filled  # bought by quote amount: the venue's quantity, not ours
-        order.filled_quantity = min(filled, order.quantity)
-        order.average_price = info.average_price or order.average_price
-        order.fee = sum((f.fee for f in existing), ZERO)
-        order.fee_asset = account.quote_asset
-        raw = dict(order.raw or {})
-        raw["venue"] = info.raw if isinstance(info.raw, dict) else {}
-        order.raw = raw
-        order.save()
-        _push_later(account.owner_id, wire.ORDER_UPDATED, order_payload(order))
+        with paper_book.read_together(account if paper else None,
+                                      _fill_assets(order) if paper else ()):
+            return _apply_in_transaction(account, order, info, close_reason)
+
+
+def _fill_assets(order: Order) -> set[str]:
+    """The paper balances an order's fills may move: its reserve's, its symbol's quote and
+    (spot) base."""
+    assets = {order.symbol.quote}
+    if order.symbol.market_type != Symbol.MarketType.PERPETUAL:
+        assets.add(order.symbol.base)
+    reserved = (order.raw or {}).get("reserved_asset")
+    if reserved:
+        assets.add(reserved)
+    return assets
+
+
+def _apply_in_transaction(account: Account, order: Order, info: OrderInfo,
+                          close_reason: str) -> Order:
+    """:func:`apply_order_info` inside its transaction, account and order locked."""
+    existing = list(order.fills.all())
+    known = {f.trade_id for f in existing}
+    fills = list(info.fills)
+    filled_before = sum((f.quantity for f in existing), ZERO)
+    if not fills and info.filled_quantity and info.filled_quantity > filled_before:
+        # A venue answer without trade details: one fill for the newly filled amount.
+        fills = [
+            _synthetic_fill(info, info.filled_quantity - filled_before)
+        ]
+    paper = account.mode == Account.Mode.PAPER
+    if paper and (info.is_final or fills):
+        _release(order)
+    for item in fills:
+        if item.trade_id in known:
+            continue
+        fill = Fill.objects.create(
+            order=order,
+            trade_id=item.trade_id,
+            price=item.price,
+            quantity=item.quantity,
+            fee=item.fee or ZERO,
+            fee_asset=item.fee_asset or account.quote_asset,
+            is_maker=bool(item.is_maker),
+            ts=ms_to_dt(item.ts_ms),
+        )
+        existing.append(fill)
+        _apply_fill(account, order, fill, paper=paper, close_reason=close_reason)
+        log.info("fill: %s %s %s at %s, fee %s %s (%s, %s order %s)", order.side,
+                 _plain(fill.quantity), order.symbol, _plain(fill.price), _plain(fill.fee),
+                 fill.fee_asset, account, order.reason or "manual", order.client_order_id)
+        _push_later(account.owner_id, wire.FILL_CREATED, fill_payload(fill))
+    order.status = info.status if info.status in Order.Status.values else order.status
+    if info.status == "new":
+        order.status = Order.Status.OPEN
+    order.exchange_order_id = info.exchange_order_id or order.exchange_order_id
+    filled = sum((f.quantity for f in existing), ZERO)
+    if order.quote_amount is not None and filled > 0 and (
+        info.is_final or filled > order.quantity
+    ):
+        order.quantity = filled  # bought by quote amount: the venue's quantity, not ours
+    order.filled_quantity = min(filled, order.quantity)
+    order.average_price = info.average_price or order.average_price
+    order.fee = sum((f.fee for f in existing), ZERO)
+    order.fee_asset = account.quote_asset
+    raw = dict(order.raw or {})
+    raw["venue"] = info.raw if isinstance(info.raw, dict) else {}
+    order.raw = raw
+    order.save()
+    _push_later(account.owner_id, wire.ORDER_UPDATED, order_payload(order))
     return order
 
 
@@ -251,6 +256,11 @@ def _apply_fill(account, order, fill, *, paper: bool, close_reason: str) -> None
         )
     else:
         position = _open_position(account.pk, symbol.pk, config_id=order.config_id, lock=True)
+    if position is not None:  # its config and symbol are the order's, read with it
+        if position.symbol_id == symbol.pk:
+            position.symbol = symbol
+        if order.config_id is not None and position.config_id == order.config_id:
+            position.config = order.config
     direction = trade_math.BUY if order.side == Side.BUY else trade_math.SELL
     qty, price, fee = fill.quantity, fill.price, fill.fee
     if order.reduce_only and perpetual and (position is None or _side_int(position) == direction):

@@ -11,6 +11,7 @@ import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
+from alerts import events as alert_events
 from markets.models import Balance
 from orders import evaluation, services, tasks
 from orders.models import Order, Position
@@ -187,6 +188,46 @@ def test_saving_a_bars_orders_takes_the_same_queries_for_3_or_12_configs(
     few = _queries_to_save(symbol, make_account, make_trader, make_config, 3)
     many = _queries_to_save(symbol, make_account, make_trader, make_config, 12)
     assert few == many and few < 25
+
+
+def _queries_per_bar(symbol, make_account, make_trader, make_config, n):
+    """Every query of evaluating the entry bar (minute 3) and the exit bar (minute 5) of ``n``
+    paper configs, each on its own account: ``(entry bar, exit bar)``, paper fills included."""
+    user = make_trader(f"fills{n}")
+    for k in range(n):
+        account = make_account(user, label=f"fills{n}-{k}", quote_asset="KRW")
+        fund(account, "KRW", "1000000")
+        make_config(account, name=f"fills{n}-{k}", params={"enter": 3, "exit": 5})
+    counts = []
+    for minute, done in ((3, {"ordered": n}), (5, {"ordered": n})):
+        with CaptureQueriesContext(connection) as queries:
+            report = evaluation.evaluate_bar("sim", "KRW-BTC", "1m", T0 + minute * MINUTE)
+        assert report.executions == done and report.errors == 0
+        counts.append(len(queries))
+    assert not Position.objects.filter(account__owner=user, closed_at__isnull=True).exists()
+    StrategyConfig.objects.filter(owner=user).update(is_active=False)
+    return counts
+
+
+def test_a_paper_order_costs_a_bounded_number_of_queries_from_bar_to_fill(
+    symbol, make_account, make_trader, make_config, monkeypatch
+):
+    """The bar's decisions take the same queries for any number of configs (above); what grows
+    with them is each paper order's fill (its own locked transaction: account, order, fills,
+    balances, position). Pinned per config, so a query per order cannot creep back: an entry
+    (its first, which creates the base asset's balance row) at most 18, an exit at most 12
+    (20.5 and 18 before the ledger read an order's balance rows together and reused the
+    order's account, venue, symbol and config)."""
+    store(symbol, [PRICE] * 8)
+    # The alerts' per-process rule index is read again every 2 s (3 queries) wherever a
+    # push happens to fall: read it now and stop its clock, so only trading is counted.
+    monkeypatch.setattr(alert_events, "_clock", lambda: 0.0)
+    monkeypatch.setitem(alert_events._index, "expires", 0.0)
+    alert_events.rule_kinds(0)
+    few = _queries_per_bar(symbol, make_account, make_trader, make_config, 2)
+    many = _queries_per_bar(symbol, make_account, make_trader, make_config, 8)
+    entry, exit_ = ((b - a) / 6 for a, b in zip(few, many, strict=True))
+    assert entry <= 18 and exit_ <= 12, (few, many)
 
 
 def test_two_concurrent_evaluations_of_a_bar_order_once_per_config(world):
