@@ -20,9 +20,9 @@ from alerts import delivery, targets
 from alerts.forms import OwnChannelForm, RuleForm
 from alerts.models import AlertRule, Channel, Notification
 from orders.api_auth import TokenOrSession
+from orders.api_schemas import MAX_ID, Id
 
 router = Router(auth=TokenOrSession(), tags=["alerts"])
-MAX_ID = 2**63 - 1
 
 
 class RuleIn(Schema):
@@ -30,7 +30,8 @@ class RuleIn(Schema):
     kind: str = Field(max_length=32)
     symbol: str | None = Field(None, max_length=100, description='"venue:CODE", e.g. "sim:KRW-BTC"')
     params: dict[str, Any] = Field(default_factory=dict)
-    channels: list[int] = Field(default_factory=list, max_length=100)
+    # Ids as the database can hold them (a 2**63 reached the query and overflowed SQLite).
+    channels: list[Id] = Field(default_factory=list, max_length=100)
     cooldown_s: int = Field(0, ge=0)
     is_active: bool = True
 

@@ -174,6 +174,11 @@ def test_the_api_refuses_bad_rules_and_internal_webhooks_naming_the_field(users,
         "name": "in", "kind": "webhook", "target": "http://169.254.169.254/latest"})
     assert status == 400 and body["detail"][0]["field"] == "target"
     assert "private or local address" in body["error"]
+    # A channel id the database cannot hold is refused by name, not an overflow (a 500).
+    status, body = api(c, "post", "/alerts/rules", {
+        "name": "x", "kind": "price_cross", "symbol": "sim:KRW-BTC",
+        "params": {"level": 100, "direction": "above"}, "channels": [2 ** 63]})
+    assert status == 400 and "must be an id between 1 and" in body["error"]
 
 
 @pytest.mark.django_db

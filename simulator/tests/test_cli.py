@@ -68,3 +68,17 @@ def test_a_bad_replay_flag_is_a_usage_error():
     proc = run("--replay", "BTCUSDT")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "SYMBOL=CSV" in err
+
+
+def test_the_tick_is_a_flag_and_a_zero_tick_is_a_usage_error():
+    import argparse
+
+    from simulator.cli import add_arguments, config_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from(parser.parse_args(["--tick-s", "0.025"])).tick_s == 0.025
+    assert config_from(parser.parse_args([])).tick_s == 0.1
+    proc = run("--tick-s", "0")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "--tick-s must be between" in err
