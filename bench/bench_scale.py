@@ -52,7 +52,12 @@ GOAL_ORDER_P99_MS = 100.0
 
 
 def _setup_django(folder: str) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    """A scratch SQLite file; or, under ``devservices with-postgres`` (a private, throwaway
+    server) with ``BENCH_SCALE_POSTGRES=1``, that PostgreSQL: the stream's bar writes and the
+    worker's order transactions then do not wait on SQLite's single writer lock."""
+    on_postgres = os.environ.get("BENCH_SCALE_POSTGRES") == "1"
+    if not (on_postgres and os.environ.get("DATABASE_URL", "").startswith("postgres")):
+        os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
     import django
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from markets.fields import UNREADABLE
 from markets.models import Account
 from orders import killswitch, risk, services, venue_balances
-from orders.equity import position_prices, value_account
+from orders.equity import position_prices, value_accounts
 from orders.models import EquitySnapshot, Order, Position
 from orders.performance_views import dashboard_context
 from orders.positions import net_positions
@@ -47,12 +47,15 @@ def dashboard(request):
     user = request.user
     now = timezone.now()
     accounts = []
-    # Balances prefetched once: value_account() and the table below both read them.
-    for account in Account.objects.own(user).select_related("exchange").prefetch_related(
-        "balances"
-    ):
-        valuation = value_account(account)
-        configs = account.strategy_configs.filter(is_active=True)
+    # Balances and active configs prefetched once; every account valued in one go.
+    own = list(Account.objects.own(user).select_related("exchange").prefetch_related(
+        "balances", Prefetch("strategy_configs", StrategyConfig.objects.filter(is_active=True),
+                             to_attr="active_configs")
+    ))
+    valuations = value_accounts(own, {a.pk: list(a.balances.all()) for a in own})
+    for account in own:
+        valuation = valuations[account.pk]
+        configs = account.active_configs
         accounts.append(
             {
                 "account": account,
