@@ -1,12 +1,15 @@
 """Market-scale benchmarks (issue 20): one stream process following 500 symbols of the
-simulator, and the time from the trade that closes a bar to the paper order saved.
+simulator, and the time from the trade that closes a bar to the order: PAPER (order row saved)
+and LIVE (order acknowledged by the simulator's venue).
 
 The simulator runs in a process of its own (``python -m simulator --market-symbols 500``: Zipf
-trade rates, bursts, Binance spot protocol on 127.0.0.1), so its CPU is not the stream's. The
-stream is the product's :class:`~markets.stream.venue.VenueStream` with the real Binance adapter,
-the real store (a scratch SQLite database) and the real channel layer (Redis); the evaluation
-task it sends goes through a multiprocessing queue to one worker process calling
-``orders.evaluation.evaluate_bar`` (what the Celery worker runs; the broker hop is not in it).
+trade rates, bursts, Binance spot protocol on 127.0.0.1, ``--no-rate-limits``), so its CPU is not
+the stream's. The stream is the product's :class:`~markets.stream.venue.VenueStream` with the
+real Binance adapter, the real store (a scratch SQLite database) and the real channel layer
+(Redis); the evaluation task it sends goes through a multiprocessing queue to a worker process
+calling ``orders.evaluation.evaluate_bar`` (what the Celery worker runs; the broker hop is not
+in it). Two such workers run (the trader queue's concurrency in docker-compose); the paper
+phases use the first only.
 
 The clocks: the simulator runs on the wall clock (speed 1), so a bar closes at a real minute
 boundary; the run waits for them. Phases, one minute boundary each:
@@ -14,11 +17,17 @@ boundary; the run waits for them. Phases, one minute boundary each:
 0. ingest: no active config; trades/s received, process CPU per trade over the window, and each
    closed 1m bar's delay from its end to stored and to published (an evaluation task is sent
    only where a config trades: the product's ``orders.stream_gate``);
-1. 1 active config on the busiest symbol; 2. 100 on it; 3. 1,000 on the ten busiest (100 each):
-   the trade that closed the bar (its venue time stamp) -> the order row committed.
+1. PAPER, 1 active config on the busiest symbol; 2. 100 on it; 3. 1,000 on the ten busiest (100
+   each): the trade that closed the bar (its venue time stamp) -> the paper order row committed;
+4. LIVE (:mod:`bench.scale_live`): 1 config on a live account on the busiest symbol, and 10
+   configs sharing one live account on the second busiest (each symbol's bar in its own worker,
+   so neither waits for the other): the trade that closed the bar -> the commit of the order
+   row updated with the simulator's answer to the signed REST order (venue order id, status,
+   fills). Live orders go only to the simulator on 127.0.0.1.
 
-Baselines (same run): the aggregator alone on the same number of trades (CPU per trade), and the
-issue's goals (1 s p99 bar end -> stored; 100 ms p99 tick -> order). ``python -m bench scale``.
+Baselines (same run): the aggregator alone on the same number of trades (CPU per trade), the
+paper 1-config figure for the live 1-config one, and the issue's goals (1 s p99 bar end ->
+stored; 100 ms p99 tick -> paper order). ``python -m bench scale``.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from bench import scale_live
 from bench.common import percentile, row
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +144,11 @@ class Probe:
         self.stored: dict[tuple, float] = {}
         self.published: dict[tuple, float] = {}
         self.sent: dict[tuple, float] = {}
-        self.orders: list[tuple[tuple, float]] = []
+        self.orders: list[tuple[tuple, float]] = []  # order rows saved (paper and live)
+        # Live orders (bench.scale_live): "acked" -> [(key, wall ms the venue's answer was
+        # committed)], "place" / "balances" -> [(key, REST round trip ms)].
+        self.live: dict[str, list[tuple[tuple, float]]] = {"acked": [], "place": [],
+                                                            "balances": []}
 
 
 def _stream(spec, probe: Probe, evaluate, gate):
@@ -187,8 +201,10 @@ def _stream(spec, probe: Probe, evaluate, gate):
 
 
 def _worker_main(database_url: str, jobs, done) -> None:
-    """The worker process: ``evaluate_bar`` for each (symbol, bar) job, the commit time of
-    each order row it saves sent back (wall ms). Like one Celery worker, without the broker."""
+    """The worker process: ``evaluate_bar`` for each ``("eval", (symbol, bar))`` job, the
+    commit time of each order row it saves sent back (wall ms), and for live orders the commit
+    of the venue's answer (:mod:`bench.scale_live`); ``("warm", account id)`` warms the live
+    path. Like one Celery worker, without the broker."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
     import django
@@ -196,18 +212,27 @@ def _worker_main(database_url: str, jobs, done) -> None:
     django.setup()
     from django.db import connection, transaction
 
+    from bench import scale_live
     from bench.bench_trading import _inserted_rows, _strategy
     from orders import evaluation
 
     _strategy()
-    while (key := jobs.get()) is not None:
+    scale_live.worker_hooks(done)  # live orders to the simulator on 127.0.0.1 only
+    while (job := jobs.get()) is not None:
+        kind, key = job
+        if kind == "warm":
+            scale_live.warm(key)
+            continue
+
         def watch(execute, sql, params, many, context, key=key):
             result = execute(sql, params, many, context)
             if sql.startswith('INSERT INTO "orders_order"'):
                 rows = _inserted_rows(sql, params, many)
-                transaction.on_commit(lambda: done.put((key, time.time() * 1000, rows)))
+                transaction.on_commit(lambda: done.put(("saved", key, time.time() * 1000,
+                                                        rows)))
             return result
 
+        scale_live.current["key"] = key
         with connection.execute_wrapper(watch):
             evaluation.evaluate_bar("scale", key[0], "1m", key[1])
     done.put(None)
@@ -225,8 +250,11 @@ def _evaluator(probe: Probe, database_url: str):
 
     def collect() -> None:
         while (item := done.get()) is not None:
-            key, at, rows = item
-            probe.orders.extend([(tuple(key), at)] * rows)
+            kind, key, at, rows = item
+            if kind == "saved":
+                probe.orders.extend([(tuple(key), at)] * rows)
+            else:  # a live order's answer committed, or a REST round trip
+                probe.live[kind].append((tuple(key), at))
 
     collector = threading.Thread(target=collect, daemon=True)
     collector.start()
@@ -236,7 +264,7 @@ def _evaluator(probe: Probe, database_url: str):
         worker.join(30)
         collector.join(5)
 
-    return stop, jobs.put
+    return stop, lambda job: jobs.put(job)
 
 
 async def _until_boundary(after_s: float) -> int:
@@ -288,7 +316,18 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
     from orders.stream_gate import StreamGate
 
     probe = Probe()
-    stop_worker, evaluate = _evaluator(probe, os.environ["DATABASE_URL"])
+    # Two workers (docker-compose runs the trader queue with concurrency 2); the paper phases
+    # use the first only, the live phase sends the second busiest symbol's bars to the second.
+    workers = [_evaluator(probe, os.environ["DATABASE_URL"]) for _ in range(2)]
+    second: set[str] = set()
+
+    def evaluate(key) -> None:
+        workers[1 if key[0] in second else 0][1](("eval", key))
+
+    def warm(account_ids) -> None:
+        for (_, put), pk in zip(workers, account_ids, strict=True):
+            put(("warm", pk))
+
     gate = StreamGate()  # the product's: evaluation tasks only where a config trades
     await gate.refresh()
     stream = _stream(spec, probe, evaluate, gate)
@@ -330,6 +369,7 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
                 rows.append(row(f"closed 1m bar end -> {name} p{pct} ({len(delays)} bars)",
                                 percentile(delays, pct), "ms", "goal p99 (stored)",
                                 GOAL_STORED_P99_MS, digits=1, ratio_digits=2))
+        paper = {}
         for label, codes, per in (("1 config", ranked[:1], 1), ("100 configs, 1 symbol",
                                   ranked[:1], 100), ("1,000 configs, 10 symbols",
                                                      ranked[:10], 100)):
@@ -343,14 +383,19 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
             await _settle(probe, boundary, {(c, bar) for c in codes}, timeout_s=30.0)
             latencies = [t - probe.closed_by.get(k, k[1] + MINUTE) for k, t in probe.orders
                          if k[1] == bar]
+            paper[label.split()[0]] = latencies
             rows += [row(f"tick to paper order saved, {label}: p{pct} ({len(latencies)} orders)",
                          percentile(latencies, pct), "ms", "goal p99", GOAL_ORDER_P99_MS,
                          digits=1, ratio_digits=2) for pct in (50, 99)]
+        second.add(ranked[1])
+        rows += await scale_live.phase(probe, gate, (user, exchange, symbols, ranked), warm,
+                                       paper, _set_offset)
     finally:
         stream.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 15)
-        await asyncio.to_thread(stop_worker)
+        for stop_worker, _ in workers:
+            await asyncio.to_thread(stop_worker)
     return rows
 
 

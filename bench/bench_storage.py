@@ -26,6 +26,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from bench import storage_chart
 from bench.common import row
 
 SYMBOLS = int(os.environ.get("BENCH_STORAGE_SYMBOLS", "500"))
@@ -95,19 +96,40 @@ def run() -> list[dict]:
         exchange = Exchange.objects.create(slug="store", name="Store", adapter="binance_spot",
                                            rest_url="http://127.0.0.1:1",
                                            ws_url="ws://127.0.0.1:1")
+        minutes = DAYS * 1440
+        day = 1440
+        # The chart's baseline: one symbol stored (a fresh table, a one-entry symbol picker).
+        browser = storage_chart.client()
+        Symbol.objects.create(exchange=exchange, code="A000USDT", base="A000", quote="USDT")
+        first = _candles(minutes, 0)
+        upsert_candles(Symbol.objects.get(code="A000USDT").pk, "1m", first)
+        upsert_candles(Symbol.objects.get(code="A000USDT").pk, "1h", storage_chart.hourly(first))
+        chart_one = storage_chart.measure(browser, exchange.slug, ["A000USDT"])
+        paint_one = storage_chart.browser_first_paint(exchange.slug, ["A000USDT"])
         Symbol.objects.bulk_create(
             Symbol(exchange=exchange, code=f"A{i:03d}USDT", base=f"A{i:03d}", quote="USDT")
-            for i in range(SYMBOLS))
+            for i in range(1, SYMBOLS))
         symbols = list(Symbol.objects.filter(exchange=exchange).order_by("code"))
-        minutes = DAYS * 1440
+        codes = [s.code for s in symbols]
+        rows0 = Candle.objects.count()
         before = _size(path)
-        started = time.perf_counter()
-        for i, symbol in enumerate(symbols):
-            upsert_candles(symbol.pk, "1m", _candles(minutes, i))
-        insert_s = time.perf_counter() - started
+        # Day by day, as collection fills the table (each symbol's newer rows after its older
+        # ones), with the 1h candles beside them; the chart is timed after each day.
+        insert_s = 0.0
+        for part in range(DAYS):
+            started = time.perf_counter()
+            for i, symbol in enumerate(symbols[1:], start=1):
+                sample = _candles(minutes, i)[part * day:(part + 1) * day]
+                upsert_candles(symbol.pk, "1m", sample)
+                upsert_candles(symbol.pk, "1h", storage_chart.hourly(sample))
+            insert_s += time.perf_counter() - started
+            if part == 0:
+                chart_day = storage_chart.measure(browser, exchange.slug, codes)
         grown = _size(path) - before
-        rows = Candle.objects.count()
+        rows = Candle.objects.count() - rows0
         per_row = grown / rows
+        chart_two = storage_chart.measure(browser, exchange.slug, codes)
+        paint_two = storage_chart.browser_first_paint(exchange.slug, codes)
         now = dt.datetime.fromtimestamp((T0 + minutes * MINUTE) / 1000, dt.UTC)
 
         started = time.perf_counter()
@@ -140,6 +162,8 @@ def run() -> list[dict]:
             row(f"{db} screener, {SYMBOLS} symbols (again: updates the figures)", screen_again_s,
                 "s", "figures + rank alone (candles in memory)", pure_s, digits=3,
                 ratio_digits=1),
+            *storage_chart.rows(db, SYMBOLS, chart_one, chart_day, chart_two),
+            *storage_chart.paint_rows(db, SYMBOLS, paint_one, paint_two),
         ]
 
 
