@@ -95,11 +95,12 @@ def _world(rest: str, ws: str):
     from django.contrib.auth import get_user_model
 
     from markets.models import Exchange, Symbol
-    from simulator.server import SimConfig
+    from simulator.server import DEFAULT_ACCOUNTS, SimConfig
     from simulator.symbols import MarketScale
 
     config = SimConfig(seed=11, trade_rate=RATE, scale=MarketScale(symbols=SYMBOLS))
-    ranked = [spec.symbol for spec, _ in config.venue_symbols("binance")]  # busiest first
+    specs = [spec for spec, _ in config.venue_symbols("binance")]
+    ranked = [spec.symbol for spec in specs]  # busiest first
     exchange = Exchange.objects.create(slug="scale", name="Scale", adapter="binance_spot",
                                        rest_url=rest, ws_url=ws)
     Symbol.objects.bulk_create(
@@ -108,7 +109,11 @@ def _world(rest: str, ws: str):
         for code in ranked
     )
     user = get_user_model().objects.create_user("bench-scale")
-    return exchange, {s.code: s for s in Symbol.objects.filter(exchange=exchange)}, ranked, user
+    # For the live phase: the simulator's demo key and each symbol's tick and step.
+    venue = {"key": DEFAULT_ACCOUNTS["binance"][0][:2],
+             "rules": {spec.symbol: (spec.tick, spec.step) for spec in specs[:2]}}
+    return exchange, {s.code: s for s in Symbol.objects.filter(exchange=exchange)}, ranked, user, \
+        venue
 
 
 def _configs(user, exchange, symbols, codes: list[str], per_symbol: int, tag: str) -> None:
@@ -310,7 +315,7 @@ def _aggregator_cpu_per_trade(n: int) -> float:
 async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
     from markets.stream.config import SymbolSpec, VenueSpec
 
-    exchange, symbols, ranked, user = await asyncio.to_thread(_world, rest, ws)
+    exchange, symbols, ranked, user, venue = await asyncio.to_thread(_world, rest, ws)
     spec = VenueSpec("scale", "binance_spot", rest, ws, tuple(
         SymbolSpec(code, symbols[code].id, ("1m",)) for code in ranked))
     from orders.stream_gate import StreamGate
@@ -388,8 +393,8 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
                          percentile(latencies, pct), "ms", "goal p99", GOAL_ORDER_P99_MS,
                          digits=1, ratio_digits=2) for pct in (50, 99)]
         second.add(ranked[1])
-        rows += await scale_live.phase(probe, gate, (user, exchange, symbols, ranked), warm,
-                                       paper, _set_offset)
+        rows += await scale_live.phase(probe, gate, (user, exchange, symbols, ranked, venue),
+                                       warm, paper, _set_offset)
     finally:
         stream.stop()
         with contextlib.suppress(Exception):

@@ -90,26 +90,24 @@ def warm(account_pk: int) -> None:
     broker.close()
 
 
-def _accounts(user, exchange, symbols, groups: list[tuple[str, int]]) -> list[int]:
-    """One live account per symbol (the simulator's demo key), ``n`` active configs on it,
-    every other config inactive; the symbols get the simulator's tick and step. Returns the
-    account ids."""
+def _accounts(user, exchange, symbols, groups: list[tuple[str, int]], venue: dict) -> list[int]:
+    """One live account per symbol (the simulator's demo key: ``venue["key"]``), ``n`` active
+    configs on it, every other config inactive; the symbols get the simulator's tick and step
+    (``venue["rules"][code]``). Returns the account ids."""
     from decimal import Decimal
 
     from markets.models import Account
-    from simulator.server import DEFAULT_ACCOUNTS, SimConfig
     from strategies.models import StrategyConfig
 
     if not _local(exchange.rest_url):
         raise RuntimeError(f"bench scale: {exchange.rest_url} is not the simulator on {LOCAL}")
-    key, secret, _ = DEFAULT_ACCOUNTS["binance"][0]
-    specs = {spec.symbol: spec for spec, _ in SimConfig().venue_symbols("binance")}
+    key, secret = venue["key"]
     StrategyConfig.objects.filter(is_active=True).update(is_active=False)
     accounts = []
     for code, n in groups:
-        spec = specs[code]  # the default symbols (the busiest ranks) keep their precision
+        tick, step = venue["rules"][code]
         symbol = symbols[code]
-        symbol.tick_size, symbol.step_size = Decimal(repr(spec.tick)), Decimal(repr(spec.step))
+        symbol.tick_size, symbol.step_size = Decimal(repr(tick)), Decimal(repr(step))
         symbol.save(update_fields=["tick_size", "step_size"])
         account = Account.objects.create(owner=user, exchange=exchange, label=f"live {code}",
                                          mode="live", api_key=key, api_secret=secret,
@@ -126,11 +124,12 @@ def _accounts(user, exchange, symbols, groups: list[tuple[str, int]]) -> list[in
 async def phase(probe, gate, world, warm_jobs, paper: dict, set_offset) -> list[dict]:
     """One minute boundary: 1 live config on the busiest symbol and 10 on the second busiest
     (one live account each), each symbol's evaluation in its own worker. ``world`` is
-    ``(user, exchange, symbols, ranked)``; ``warm_jobs`` puts a warm-up job to each worker;
-    ``paper`` the paper 1-config latencies of this run (the baseline)."""
-    user, exchange, symbols, ranked = world
+    ``(user, exchange, symbols, ranked, venue)`` (``venue``: the simulator's demo key and each
+    symbol's tick and step); ``warm_jobs`` puts a warm-up job to each worker; ``paper`` the
+    paper 1-config latencies of this run (the baseline)."""
+    user, exchange, symbols, ranked, venue = world
     groups = [(ranked[0], 1), (ranked[1], 10)]
-    accounts = await asyncio.to_thread(_accounts, user, exchange, symbols, groups)
+    accounts = await asyncio.to_thread(_accounts, user, exchange, symbols, groups, venue)
     warm_jobs(accounts)
     await gate.refresh()
     boundary = (int(time.time() * 1000 + 3000) // MINUTE + 1) * MINUTE
