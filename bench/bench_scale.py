@@ -1,12 +1,15 @@
 """Market-scale benchmarks (issue 20): one stream process following 500 symbols of the
-simulator, and the time from the trade that closes a bar to the paper order saved.
+simulator, and the time from the trade that closes a bar to the order: PAPER (order row saved)
+and LIVE (order acknowledged by the simulator's venue).
 
 The simulator runs in a process of its own (``python -m simulator --market-symbols 500``: Zipf
-trade rates, bursts, Binance spot protocol on 127.0.0.1), so its CPU is not the stream's. The
-stream is the product's :class:`~markets.stream.venue.VenueStream` with the real Binance adapter,
-the real store (a scratch SQLite database) and the real channel layer (Redis); the evaluation
-task it sends goes through a multiprocessing queue to one worker process calling
-``orders.evaluation.evaluate_bar`` (what the Celery worker runs; the broker hop is not in it).
+trade rates, bursts, Binance spot protocol on 127.0.0.1, ``--no-rate-limits``), so its CPU is not
+the stream's. The stream is the product's :class:`~markets.stream.venue.VenueStream` with the
+real Binance adapter, the real store (a scratch SQLite database) and the real channel layer
+(Redis); the evaluation task it sends goes through a multiprocessing queue to a worker process
+calling ``orders.evaluation.evaluate_bar`` (what the Celery worker runs; the broker hop is not
+in it). Two such workers run (the trader queue's concurrency in docker-compose); the paper
+phases use the first only.
 
 The clocks: the simulator runs on the wall clock (speed 1), so a bar closes at a real minute
 boundary; the run waits for them. Phases, one minute boundary each:
@@ -14,11 +17,17 @@ boundary; the run waits for them. Phases, one minute boundary each:
 0. ingest: no active config; trades/s received, process CPU per trade over the window, and each
    closed 1m bar's delay from its end to stored and to published (an evaluation task is sent
    only where a config trades: the product's ``orders.stream_gate``);
-1. 1 active config on the busiest symbol; 2. 100 on it; 3. 1,000 on the ten busiest (100 each):
-   the trade that closed the bar (its venue time stamp) -> the order row committed.
+1. PAPER, 1 active config on the busiest symbol; 2. 100 on it; 3. 1,000 on the ten busiest (100
+   each): the trade that closed the bar (its venue time stamp) -> the paper order row committed;
+4. LIVE (:mod:`bench.scale_live`): 1 config on a live account on the busiest symbol, and 10
+   configs sharing one live account on the second busiest (each symbol's bar in its own worker,
+   so neither waits for the other): the trade that closed the bar -> the commit of the order
+   row updated with the simulator's answer to the signed REST order (venue order id, status,
+   fills). Live orders go only to the simulator on 127.0.0.1.
 
-Baselines (same run): the aggregator alone on the same number of trades (CPU per trade), and the
-issue's goals (1 s p99 bar end -> stored; 100 ms p99 tick -> order). ``python -m bench scale``.
+Baselines (same run): the aggregator alone on the same number of trades (CPU per trade), the
+paper 1-config figure for the live 1-config one, and the issue's goals (1 s p99 bar end ->
+stored; 100 ms p99 tick -> paper order). ``python -m bench scale``.
 """
 
 from __future__ import annotations
@@ -38,7 +47,9 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from bench import scale_live
 from bench.common import percentile, row
+from bench.scale_worker import evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 MINUTE = 60_000
@@ -93,11 +104,12 @@ def _world(rest: str, ws: str):
     from django.contrib.auth import get_user_model
 
     from markets.models import Exchange, Symbol
-    from simulator.server import SimConfig
+    from simulator.server import DEFAULT_ACCOUNTS, SimConfig
     from simulator.symbols import MarketScale
 
     config = SimConfig(seed=11, trade_rate=RATE, scale=MarketScale(symbols=SYMBOLS))
-    ranked = [spec.symbol for spec, _ in config.venue_symbols("binance")]  # busiest first
+    specs = [spec for spec, _ in config.venue_symbols("binance")]
+    ranked = [spec.symbol for spec in specs]  # busiest first
     exchange = Exchange.objects.create(slug="scale", name="Scale", adapter="binance_spot",
                                        rest_url=rest, ws_url=ws)
     Symbol.objects.bulk_create(
@@ -106,7 +118,11 @@ def _world(rest: str, ws: str):
         for code in ranked
     )
     user = get_user_model().objects.create_user("bench-scale")
-    return exchange, {s.code: s for s in Symbol.objects.filter(exchange=exchange)}, ranked, user
+    # For the live phase: the simulator's demo key and each symbol's tick and step.
+    venue = {"key": DEFAULT_ACCOUNTS["binance"][0][:2],
+             "rules": {spec.symbol: (spec.tick, spec.step) for spec in specs[:2]}}
+    return exchange, {s.code: s for s in Symbol.objects.filter(exchange=exchange)}, ranked, user, \
+        venue
 
 
 def _configs(user, exchange, symbols, codes: list[str], per_symbol: int, tag: str) -> None:
@@ -142,7 +158,11 @@ class Probe:
         self.stored: dict[tuple, float] = {}
         self.published: dict[tuple, float] = {}
         self.sent: dict[tuple, float] = {}
-        self.orders: list[tuple[tuple, float]] = []
+        self.orders: list[tuple[tuple, float]] = []  # order rows saved (paper and live)
+        # Live orders (bench.scale_live): "acked" -> [(key, wall ms the venue's answer was
+        # committed)], "place" / "balances" -> [(key, REST round trip ms)].
+        self.live: dict[str, list[tuple[tuple, float]]] = {"acked": [], "place": [],
+                                                            "balances": []}
 
 
 def _stream(spec, probe: Probe, evaluate, gate):
@@ -195,59 +215,6 @@ def _stream(spec, probe: Probe, evaluate, gate):
     return stream
 
 
-def _worker_main(database_url: str, jobs, done) -> None:
-    """The worker process: ``evaluate_bar`` for each (symbol, bar) job, the commit time of
-    each order row it saves sent back (wall ms). Like one Celery worker, without the broker."""
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradesite.settings")
-    import django
-
-    django.setup()
-    from django.db import connection, transaction
-
-    from bench.bench_trading import _inserted_rows, _strategy
-    from orders import evaluation
-
-    _strategy()
-    while (key := jobs.get()) is not None:
-        def watch(execute, sql, params, many, context, key=key):
-            result = execute(sql, params, many, context)
-            if sql.startswith('INSERT INTO "orders_order"'):
-                rows = _inserted_rows(sql, params, many)
-                transaction.on_commit(lambda: done.put((key, time.time() * 1000, rows)))
-            return result
-
-        with connection.execute_wrapper(watch):
-            evaluation.evaluate_bar("scale", key[0], "1m", key[1])
-    done.put(None)
-
-
-def _evaluator(probe: Probe, database_url: str):
-    """A worker process (spawned) and a thread collecting its order times into ``probe``."""
-    import multiprocessing
-    import threading
-
-    ctx = multiprocessing.get_context("spawn")
-    jobs, done = ctx.Queue(), ctx.Queue()
-    worker = ctx.Process(target=_worker_main, args=(database_url, jobs, done), daemon=True)
-    worker.start()
-
-    def collect() -> None:
-        while (item := done.get()) is not None:
-            key, at, rows = item
-            probe.orders.extend([(tuple(key), at)] * rows)
-
-    collector = threading.Thread(target=collect, daemon=True)
-    collector.start()
-
-    def stop() -> None:
-        jobs.put(None)
-        worker.join(30)
-        collector.join(5)
-
-    return stop, jobs.put
-
-
 async def _until_boundary(after_s: float) -> int:
     """Sleep until the first minute boundary at least ``after_s`` from now; its ms."""
     now = time.time() * 1000
@@ -291,13 +258,24 @@ def _aggregator_cpu_per_trade(n: int) -> float:
 async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
     from markets.stream.config import SymbolSpec, VenueSpec
 
-    exchange, symbols, ranked, user = await asyncio.to_thread(_world, rest, ws)
+    exchange, symbols, ranked, user, venue = await asyncio.to_thread(_world, rest, ws)
     spec = VenueSpec("scale", "binance_spot", rest, ws, tuple(
         SymbolSpec(code, symbols[code].id, ("1m",)) for code in ranked))
     from orders.stream_gate import StreamGate
 
     probe = Probe()
-    stop_worker, evaluate = _evaluator(probe, os.environ["DATABASE_URL"])
+    # Two workers (docker-compose runs the trader queue with concurrency 2); the paper phases
+    # use the first only, the live phase sends the second busiest symbol's bars to the second.
+    workers = [evaluator(probe, os.environ["DATABASE_URL"]) for _ in range(2)]
+    second: set[str] = set()
+
+    def evaluate(key) -> None:
+        workers[1 if key[0] in second else 0][1](("eval", key))
+
+    def warm(account_ids) -> None:
+        for (_, put), pk in zip(workers, account_ids, strict=True):
+            put(("warm", pk))
+
     gate = StreamGate()  # the product's: evaluation tasks only where a config trades
     await gate.refresh()
     stream = _stream(spec, probe, evaluate, gate)
@@ -352,6 +330,7 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
                 rows.append(row(f"closed 1m bar end -> {name} p{pct} ({len(delays)} bars)",
                                 percentile(delays, pct), "ms", "goal p99 (stored)",
                                 GOAL_STORED_P99_MS, digits=1, ratio_digits=2))
+        paper = {}
         for label, codes, per in (("1 config", ranked[:1], 1), ("100 configs, 1 symbol",
                                   ranked[:1], 100), ("1,000 configs, 10 symbols",
                                                      ranked[:10], 100)):
@@ -365,6 +344,7 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
             await _settle(probe, boundary, {(c, bar) for c in codes}, timeout_s=30.0)
             latencies = [t - probe.closed_by.get(k, k[1] + MINUTE) for k, t in probe.orders
                          if k[1] == bar]
+            paper[label.split()[0]] = latencies
             rows += [row(f"tick to paper order saved, {label}: p{pct} ({len(latencies)} orders)",
                          percentile(latencies, pct), "ms", "goal p99", GOAL_ORDER_P99_MS,
                          digits=1, ratio_digits=2) for pct in (50, 99)]
@@ -384,11 +364,15 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
             rows += [row(f"  of which task sent -> last order saved, {label}: p{pct}",
                          percentile(worker_part, pct), "ms", None, None, digits=1)
                      for pct in (50, 99)]
+        second.add(ranked[1])
+        rows += await scale_live.phase(probe, gate, (user, exchange, symbols, ranked, venue),
+                                       warm, paper, _set_offset)
     finally:
         stream.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 15)
-        await asyncio.to_thread(stop_worker)
+        for stop_worker, _ in workers:
+            await asyncio.to_thread(stop_worker)
     return rows
 
 

@@ -1,14 +1,24 @@
 """Storage at market scale (issue 20): rows and bytes per symbol-year of 1m candles on SQLite,
-extrapolated from a measured sample, and the screener's time at 500 symbols.
+extrapolated from a measured sample, the screener's time at 500 symbols, and a chart's first
+paint at 500 symbols.
 
 A scratch SQLite file (migrated here) gets ``SYMBOLS`` symbols × ``DAYS`` days of 1m candles
-through ``markets.candles.upsert_candles``; the file's growth (after a WAL checkpoint) over the
+(and their 1h candles, as the stream stores both) through ``markets.candles.upsert_candles``,
+day by day as collection fills the table; the file's growth (after a WAL checkpoint) over the
 rows inserted gives bytes per row (table and indexes), × 525,600 rows per symbol-year. The
 screener (``strategies.screening.screen_exchange``: loads each symbol's last day, figures, rank,
 stores the figures) then runs over them; its baseline is the pure part alone (figures and rank
 on the same candles already in memory), so the ratio is what the database adds.
 The screener reads one day per symbol, so the sample's two days stand in for a year each (the
 index is deeper with a year: one or two more B-tree levels per lookup).
+
+The chart (:mod:`bench.storage_chart`): the server time of the chart page (its first paint's
+one request) and of ``/api/candles`` (limit 1,000), 1m and 1h, over 50 random symbols at 500
+symbols × 2 days, beside the same requests with 1 symbol stored (a fresh table, measured first
+in the same run) and at 500 symbols × 1 day; and the first paint in Chromium (Playwright,
+``/usr/bin/chromium``) through the real web server at 1 and at 500 symbols. A year per symbol
+(31 GB) cannot be stored here: the chart's reads are range scans on the (symbol, timeframe,
+open_time) index whose cost follows the index depth, which the 1-day/2-day rows show.
 ``python -m bench storage``.
 """
 
@@ -26,6 +36,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from bench import storage_chart
 from bench.common import row
 
 SYMBOLS = int(os.environ.get("BENCH_STORAGE_SYMBOLS", "500"))
@@ -95,19 +106,40 @@ def run() -> list[dict]:
         exchange = Exchange.objects.create(slug="store", name="Store", adapter="binance_spot",
                                            rest_url="http://127.0.0.1:1",
                                            ws_url="ws://127.0.0.1:1")
+        minutes = DAYS * 1440
+        day = 1440
+        # The chart's baseline: one symbol stored (a fresh table, a one-entry symbol picker).
+        browser = storage_chart.client()
+        Symbol.objects.create(exchange=exchange, code="A000USDT", base="A000", quote="USDT")
+        first = _candles(minutes, 0)
+        upsert_candles(Symbol.objects.get(code="A000USDT").pk, "1m", first)
+        upsert_candles(Symbol.objects.get(code="A000USDT").pk, "1h", storage_chart.hourly(first))
+        chart_one = storage_chart.measure(browser, exchange.slug, ["A000USDT"])
+        paint_one = storage_chart.browser_first_paint(exchange.slug, ["A000USDT"])
         Symbol.objects.bulk_create(
             Symbol(exchange=exchange, code=f"A{i:03d}USDT", base=f"A{i:03d}", quote="USDT")
-            for i in range(SYMBOLS))
+            for i in range(1, SYMBOLS))
         symbols = list(Symbol.objects.filter(exchange=exchange).order_by("code"))
-        minutes = DAYS * 1440
+        codes = [s.code for s in symbols]
+        rows0 = Candle.objects.count()
         before = _size(path)
-        started = time.perf_counter()
-        for i, symbol in enumerate(symbols):
-            upsert_candles(symbol.pk, "1m", _candles(minutes, i))
-        insert_s = time.perf_counter() - started
+        # Day by day, as collection fills the table (each symbol's newer rows after its older
+        # ones), with the 1h candles beside them; the chart is timed after each day.
+        insert_s = 0.0
+        for part in range(DAYS):
+            started = time.perf_counter()
+            for i, symbol in enumerate(symbols[1:], start=1):
+                sample = _candles(minutes, i)[part * day:(part + 1) * day]
+                upsert_candles(symbol.pk, "1m", sample)
+                upsert_candles(symbol.pk, "1h", storage_chart.hourly(sample))
+            insert_s += time.perf_counter() - started
+            if part == 0:
+                chart_day = storage_chart.measure(browser, exchange.slug, codes)
         grown = _size(path) - before
-        rows = Candle.objects.count()
+        rows = Candle.objects.count() - rows0
         per_row = grown / rows
+        chart_two = storage_chart.measure(browser, exchange.slug, codes)
+        paint_two = storage_chart.browser_first_paint(exchange.slug, codes)
         now = dt.datetime.fromtimestamp((T0 + minutes * MINUTE) / 1000, dt.UTC)
 
         started = time.perf_counter()
@@ -127,7 +159,7 @@ def run() -> list[dict]:
         if len(ranked) != SYMBOLS:
             raise AssertionError(f"the screener ranked {len(ranked)} of {SYMBOLS} symbols")
         return [
-            row(f"{db} 1m candles: bytes per row ({rows:,} rows sampled, table + indexes)",
+            row(f"{db} candles: bytes per row ({rows:,} 1m and 1h rows sampled, table + indexes)",
                 per_row, "B", None, None, digits=1),
             row(f"{db} 1m candles: per symbol-year (525,600 rows)", per_row * YEAR_ROWS / 1e6,
                 "MB", None, None, digits=1),
@@ -140,6 +172,8 @@ def run() -> list[dict]:
             row(f"{db} screener, {SYMBOLS} symbols (again: updates the figures)", screen_again_s,
                 "s", "figures + rank alone (candles in memory)", pure_s, digits=3,
                 ratio_digits=1),
+            *storage_chart.rows(db, SYMBOLS, chart_one, chart_day, chart_two),
+            *storage_chart.paint_rows(db, SYMBOLS, paint_one, paint_two),
         ]
 
 
