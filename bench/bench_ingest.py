@@ -187,10 +187,13 @@ async def _run() -> list[dict]:
         run = asyncio.ensure_future(stream.run())
         await feeder.ask(cmd="wait", connections=len(stream.connections))
         await feeder.answer(timeout=60)
-        await _step(stream, feeder, 5000, 10_000)  # warm-up: every connection streaming
-        async with asyncio.timeout(120):  # the start-up catch-up (REST: nothing to fill)
-            while stream.interruptions:
-                await asyncio.sleep(0.1)
+        # Warm-up: every connection streaming, and the start-up interruption's REST catch-up
+        # done (it ends at the first minute boundary after the stream started + the grace).
+        async with asyncio.timeout(150):
+            while True:
+                await _step(stream, feeder, 2000, 4_000)
+                if not stream.interruptions:
+                    break
         steps = [await _step(stream, feeder, r, int(r * SECONDS)) for r in RATES]
         steps.append(await _step(stream, feeder, 0, MAX_TRADES))
     finally:
