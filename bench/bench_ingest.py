@@ -18,6 +18,10 @@ back-pressure paces it). For each step: the rate the stream processed (trades co
 aggregator, from the step's start until all its trades are in), the stream process's CPU per
 trade and cores used over that window, and the feeder's cores.
 
+Then the per-trade path alone, without the stream's fixed per-symbol work (forming bars four
+times a second and a ticker a second per symbol, each a channel-layer send): the adapter's
+``stream_trades`` on the same connections into one aggregator, a drain step.
+
 Baselines (same run, same machine, in this process): the aggregator alone on the same number of
 trades with the same symbol distribution (as ``bench scale``), and "frames -> aggregator": the
 same kind of frame decoded (orjson), parsed (``parse_ws_market``) and aggregated, no I/O.
@@ -134,21 +138,52 @@ def _processed(stream) -> int:
     return c["accepted"] + c["duplicates"] + c["late_skipped"] + c["invalid_skipped"]
 
 
-async def _step(stream, feeder: Feeder, rate: int, trades: int) -> dict:
-    n0 = _processed(stream)  # the previous step's trades are all in
+async def _step(stream, feeder: Feeder, rate: int, trades: int, processed=_processed) -> dict:
+    n0 = processed(stream)  # the previous step's trades are all in
     await feeder.ask(cmd="step", rate=rate, trades=trades)
     await feeder.answer()  # frames built: the step starts now
     cpu0, wall0, fcpu0 = time.process_time(), time.perf_counter(), feeder.cpu_s()
     done = asyncio.ensure_future(feeder.answer(timeout=600))
     deadline = time.perf_counter() + 120
-    while _processed(stream) - n0 < trades and time.perf_counter() < deadline:
+    while processed(stream) - n0 < trades and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
-    n, cpu, wall = _processed(stream) - n0, time.process_time() - cpu0, \
+    n, cpu, wall = processed(stream) - n0, time.process_time() - cpu0, \
         time.perf_counter() - wall0
     fcpu = feeder.cpu_s() - fcpu0
     sent = await done
     return {"rate": rate, "trades": n, "wall": wall, "cpu": cpu, "feeder_cpu": fcpu,
             "send_s": sent["ended"] - sent["started"], "late_slices": sent["late_slices"]}
+
+
+async def _adapter_path(spec, feeder: Feeder, trades: int) -> dict:
+    """The per-trade path alone: the adapter's trade streams (websockets, orjson, parser,
+    duplicate filter) into one aggregator, the same connections as the stream's, no
+    ``VenueStream`` (no publishing, storing or clock loop): a drain step."""
+    from markets.adapters import adapter_for
+    from markets.aggregator import BarAggregator
+    from markets.exchanges import ADAPTERS
+    from markets.stream.config import connection_groups
+
+    caps = ADAPTERS[spec.adapter].capabilities
+    groups = connection_groups([s.code for s in spec.symbols], caps.ws_streams_per_connection,
+                               caps.ws_url_max_chars)
+    agg = BarAggregator(("1m",))
+
+    async def consume(codes: list[str]) -> None:
+        add = agg.add_trade
+        async for t in adapter_for(spec).stream_trades(codes):
+            add(t.symbol, t.trade_id, t.ts_ms, t.price, t.quantity)
+
+    tasks = [asyncio.ensure_future(consume(g)) for g in groups]
+    try:
+        await feeder.ask(cmd="wait", connections=len(groups))
+        await feeder.answer(timeout=60)
+        await _step(agg, feeder, 2000, 2_000, processed=lambda a: a.accepted)
+        return await _step(agg, feeder, 0, trades, processed=lambda a: a.accepted)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _baselines(n: int) -> tuple[float, float]:
@@ -203,6 +238,9 @@ async def _run() -> list[dict]:
                 await asyncio.wait_for(run, 30)
             except Exception as exc:  # the figures are in; say why the stop was unclean
                 print(f"stream stop: {exc!r}", file=sys.stderr)
+    try:
+        bare = await _adapter_path(spec, feeder, MAX_TRADES)
+    finally:
         await feeder.stop()
     alone, no_io = await asyncio.to_thread(_baselines, 200_000)
     rows = []
@@ -222,6 +260,11 @@ async def _run() -> list[dict]:
     rows += [
         row("ingest: capacity, trades per stream CPU-second (drain step)", capacity, "trades/s",
             "goal", GOAL, digits=0, ratio_digits=3),
+        row("adapter path alone (websockets -> parser -> dedupe -> aggregator), drain: CPU "
+            "per trade", bare["cpu"] / max(bare["trades"], 1) * 1e6, "µs", "aggregator alone",
+            alone * 1e6, digits=2, ratio_digits=1),
+        row("adapter path alone, drain: trades/s processed / cores", bare["trades"] / bare["wall"],
+            "trades/s", "cores", bare["cpu"] / bare["wall"], digits=3),
         row("baseline: frames -> aggregator, no I/O (orjson + parser + aggregator)",
             no_io * 1e6, "µs", "aggregator alone", alone * 1e6, digits=2, ratio_digits=1),
     ]
