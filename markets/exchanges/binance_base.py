@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 import urllib.parse
@@ -33,7 +34,7 @@ from .ratelimit import InProcessRateLimiter, RateLimiter
 from .rest import RestClient
 from .rounding import fmt, prepare_order
 from .signing import binance_signature
-from .ws import StreamSpec, StreamStats, run_stream
+from .ws import StreamSpec, StreamStats, run_stream, run_stream_batches
 
 log = logging.getLogger(__name__)
 
@@ -212,17 +213,22 @@ class BinanceAdapter(PlacesOnce, ExchangeAdapter):
         spec = self._market_spec([f"{s.lower()}@{self.TRADE_STREAM}" for s in symbols])
         recent: set[tuple[str, str]] = set()
         order: collections.deque[tuple[str, str]] = collections.deque()
-        async for item in run_stream(spec, self.stream_stats):
-            if not isinstance(item, Trade):
-                continue
-            key = (item.symbol, item.trade_id)
-            if key in recent:
-                continue
-            recent.add(key)
-            order.append(key)
-            if len(order) > RECENT_TRADE_IDS:
-                recent.discard(order.popleft())
-            yield item
+        remember, forget = order.append, order.popleft
+        # Batches (the messages already received): one generator hand-over per batch, not
+        # per trade (issue 20).
+        async with contextlib.aclosing(run_stream_batches(spec, self.stream_stats)) as batches:
+            async for batch in batches:
+                for item in batch:
+                    if not isinstance(item, Trade):
+                        continue
+                    key = (item.symbol, item.trade_id)
+                    if key in recent:
+                        continue
+                    recent.add(key)
+                    remember(key)
+                    if len(order) > RECENT_TRADE_IDS:
+                        recent.discard(forget())
+                    yield item
 
     async def stream_klines(self, symbols: list[str], timeframe: str) -> AsyncIterator[Kline]:
         """Kline updates (``closed`` True on the final one per open time) for many symbols."""

@@ -5,6 +5,7 @@ as data and a few small methods.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -34,7 +35,7 @@ from .ratelimit import InProcessRateLimiter, RateLimiter, parse_remaining_req
 from .rest import RestClient
 from .rounding import band_table, prepare_order
 from .signing import query_pairs
-from .ws import StreamSpec, StreamStats, run_stream
+from .ws import StreamSpec, StreamStats, run_stream, run_stream_batches
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,10 @@ class KoreanAdapter(PlacesOnce, ExchangeAdapter):
                           subscribe=send_subscribe, ping_interval_s=self.ws_ping_interval_s,
                           text_ping="PING", text_ping_s=self.ws_text_ping_s,
                           idle_timeout_s=150.0)
-        async for trade in run_stream(spec, self.stream_stats):
-            yield trade
+        async with contextlib.aclosing(run_stream_batches(spec, self.stream_stats)) as batches:
+            async for batch in batches:  # one generator hand-over per batch (issue 20)
+                for trade in batch:
+                    yield trade
 
     # private -----------------------------------------------------------------------------
     def balances(self) -> list[Balance]:

@@ -279,7 +279,10 @@ class VenueStream(GapFill, Publisher, BarWriter):
 
     async def _consume(self, conn: Connection) -> None:
         async for trade in conn.adapter.stream_trades(conn.codes):
-            self._check_connection(conn, trade.ts_ms)
+            stats = conn.adapter.stream_stats
+            if conn.gap is not None or stats.connects != conn.seen_connects \
+                    or stats.last_error != conn.seen_error:  # else the check changes nothing
+                self._check_connection(conn, trade.ts_ms)
             conn.last_item_ms = max(conn.last_item_ms, trade.ts_ms)
             if trade.ts_ms >= conn.watermark_due:  # a minute boundary plus the lag passed
                 self._close_by_watermark()
