@@ -96,6 +96,15 @@ def make_account(exchange):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_symbol_rules():
+    """Adapters share a venue's symbol list for minutes (``markets.exchanges.base``); a test
+    never sees the list an earlier test's venue served on a reused port."""
+    from markets.exchanges.base import forget_symbol_rules
+
+    forget_symbol_rules()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(request):
     """PBKDF2's 1M iterations cost ~0.6 s per user on this machine; tests don't need them.
     (Skipped when pytest-django is off, e.g. ``-p no:django`` for the pure layers.)"""

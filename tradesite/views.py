@@ -178,16 +178,15 @@ def user_rows(user, symbol: Symbol) -> dict:
 
 
 def _picker() -> list[dict]:
+    """Every active symbol for the chart's picker, by venue. The URL pattern is reversed once
+    (a ``reverse()`` per symbol was a third of the picker's cost at 500 symbols)."""
+    pattern = reverse("chart", args=["VENUE-SLUG", "SYMBOL-CODE"])
+    rows = Symbol.objects.active().order_by("exchange__slug", "code").values_list(
+        "exchange__slug", "exchange__name", "code")
     return [
-        {
-            "venue": s.exchange.slug,
-            "venue_name": s.exchange.name,
-            "symbol": s.code,
-            "url": reverse("chart", args=[s.exchange.slug, s.code]),
-        }
-        for s in Symbol.objects.active().select_related("exchange").order_by(
-            "exchange__slug", "code"
-        )
+        {"venue": slug, "venue_name": name, "symbol": code,
+         "url": pattern.replace("VENUE-SLUG", slug).replace("SYMBOL-CODE", code)}
+        for slug, name, code in rows
     ]
 
 
@@ -219,10 +218,12 @@ def chart(request: HttpRequest, venue: str, symbol: str) -> HttpResponse:
         "ref_24h": ref,
         "api": reverse("api:candles"),
         "ws": f"/ws/chart/{venue}/{symbol}/",
-        "markets": _picker(),
         **user_rows(request.user, found),
     }
+    # The picker is the template's alone (the page's script never reads it): not in ``data``,
+    # whose JSON would carry every symbol a second time.
     return render(request, "chart.html", {"symbol": found, "timeframe": timeframe, "data": data,
+                                          "picker": _picker(),
                                           "ticket": ticket_context(request.user, found)})
 
 

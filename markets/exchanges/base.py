@@ -8,6 +8,8 @@ codes: ``KRW-BTC`` (Upbit, Bithumb), ``BTCUSDT`` (Binance).
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import AsyncIterator
 
 from markets.exchanges.types import (  # noqa: F401 - re-exported: adapters import them from here
@@ -67,10 +69,16 @@ class ExchangeAdapter:
     _symbols: dict[str, SymbolInfo] | None = None  # set by ``list_symbols``
 
     def symbol_info(self, symbol: str) -> SymbolInfo:
-        """The symbol's trading rules (loads ``list_symbols`` once, then cached; a symbol not in
-        the cache reloads it once, for a listing since)."""
+        """The symbol's trading rules: from the venue's symbol list, fetched once and kept
+        for ``SYMBOL_RULES_TTL_S`` by every adapter of the same venue and URL in this process
+        (a broker is built per account and bar: without it each live account's first order of
+        a bar downloaded the whole list, weight 20 on Binance). A symbol not in the list
+        reloads it once, for a listing since."""
+        if self._symbols is None:
+            self._symbols = _shared_rules(self)
         if self._symbols is None or symbol not in self._symbols:
             self.list_symbols()
+            _share_rules(self)
         try:
             return self._symbols[symbol]
         except KeyError:
@@ -168,3 +176,33 @@ class ExchangeAdapter:
                                  "(quote currency to spend), not quantity")
         if order.reduce_only and not caps.supports_reduce_only:
             raise ValueError(f"{caps.venue}: reduce_only is not supported on this venue")
+
+
+#: How long a venue's symbol list (tick, step, minimum notional) is reused across adapters.
+SYMBOL_RULES_TTL_S = 600.0
+_rules: dict[tuple[str, str], tuple[float, dict]] = {}
+_rules_lock = threading.Lock()
+
+
+def _rules_key(adapter) -> tuple[str, str]:
+    return adapter.key, getattr(adapter, "rest_url", "")
+
+
+def _shared_rules(adapter) -> dict | None:
+    with _rules_lock:
+        found = _rules.get(_rules_key(adapter))
+    if found is None or time.monotonic() - found[0] > SYMBOL_RULES_TTL_S:
+        return None
+    return dict(found[1])
+
+
+def _share_rules(adapter) -> None:
+    if adapter._symbols is not None:
+        with _rules_lock:
+            _rules[_rules_key(adapter)] = (time.monotonic(), dict(adapter._symbols))
+
+
+def forget_symbol_rules() -> None:
+    """Drop every venue's shared symbol list (tests; a venue's rules known to have changed)."""
+    with _rules_lock:
+        _rules.clear()

@@ -3,6 +3,7 @@ format (paths, parameter names, signatures) and answers with the recorded payloa
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -313,3 +314,35 @@ def test_binance_futures_filled_market_order_comes_back_with_its_fills(server):
     (fill,) = order.fills
     assert fill.fee == Decimal("8.80008") and fill.is_maker is False
     assert order.fee == Decimal("8.80008")
+
+
+def test_adapters_of_one_venue_share_its_symbol_rules_for_a_while(server, monkeypatch):
+    """A broker (and its adapter) is built per account and bar: each used to download the
+    venue's whole symbol list before its first order (Binance: weight 20 every bar)."""
+    from markets.exchanges import base
+
+    asked = []
+
+    @server.route("GET", "/api/v3/exchangeInfo")
+    def info(req):
+        asked.append(1)
+        return Reply(200, {"symbols": [SPOT_SYMBOL]})
+
+    def adapter():
+        return get_adapter("binance_spot", rest_url=server.url, api_key="ak", api_secret="s")
+
+    assert adapter().symbol_info("BTCUSDT").code == "BTCUSDT"
+    assert adapter().symbol_info("BTCUSDT").code == "BTCUSDT"
+    assert len(asked) == 1  # the second adapter reused the first one's list
+    # A symbol the list does not hold reloads it (a listing since), then is refused by name.
+    with pytest.raises(ValueError, match="unknown or untradable symbol 'NEWUSDT'"):
+        adapter().symbol_info("NEWUSDT")
+    assert len(asked) == 2
+    # Older than the TTL: fetched again.
+    now = time.monotonic()
+    monkeypatch.setattr(base.time, "monotonic", lambda: now + base.SYMBOL_RULES_TTL_S + 1)
+    adapter().symbol_info("BTCUSDT")
+    assert len(asked) == 3
+    base.forget_symbol_rules()
+    adapter().symbol_info("BTCUSDT")
+    assert len(asked) == 4
