@@ -364,6 +364,20 @@ async def _run(rest: str, ws: str, sim_pid: int) -> list[dict]:
             rows += [row(f"  of which task sent -> last order saved, {label}: p{pct}",
                          percentile(worker_part, pct), "ms", None, None, digits=1)
                      for pct in (50, 99)]
+            # The worker's part split: waiting for the worker (task sent -> job picked), and
+            # the job (picked -> last order saved) with the worker's CPU time for it.
+            picked = {k: t for k, t in probe.live.get("picked", []) if k in last}
+            cpu = {}
+            for k, c in probe.live.get("saved_cpu", []):
+                if k in last:
+                    cpu[k] = max(cpu.get(k, 0.0), c)
+            waits = [picked[k] - probe.sent[k] for k in last if k in picked]
+            jobs = [last[k] - picked[k] for k in last if k in picked]
+            for name, values in (("task sent -> picked by the worker", waits),
+                                 ("picked -> last order saved (wall)", jobs),
+                                 ("picked -> last order saved (worker CPU)", list(cpu.values()))):
+                rows.append(row(f"    {name}, {label}: p99", percentile(values, 99), "ms",
+                                None, None, digits=1))
         second.add(ranked[1])
         rows += await scale_live.phase(probe, gate, (user, exchange, symbols, ranked, venue),
                                        warm, paper, _set_offset)

@@ -26,6 +26,9 @@ def worker_main(database_url: str, jobs, done) -> None:
     from orders import evaluation
 
     _strategy()
+    from orders.tasks import warm_trading_path
+
+    warm_trading_path()  # as a Celery worker does before its pool starts (worker_init)
     scale_live.worker_hooks(done)  # live orders to the simulator on 127.0.0.1 only
     while (job := jobs.get()) is not None:
         kind, key = job
@@ -33,12 +36,20 @@ def worker_main(database_url: str, jobs, done) -> None:
             scale_live.warm(key)
             continue
 
+        # Where the worker's part goes: the job picked (wall ms), then at each order row's
+        # commit the worker's CPU time since the pick.
+        cpu0 = time.process_time()
+        done.put(("picked", key, time.time() * 1000, None))
+
+        def committed(rows, key=key, cpu0=cpu0):
+            done.put(("saved", key, time.time() * 1000, rows))
+            done.put(("saved_cpu", key, (time.process_time() - cpu0) * 1000, None))
+
         def watch(execute, sql, params, many, context, key=key):
             result = execute(sql, params, many, context)
             if sql.startswith('INSERT INTO "orders_order"'):
                 rows = _inserted_rows(sql, params, many)
-                transaction.on_commit(lambda: done.put(("saved", key, time.time() * 1000,
-                                                        rows)))
+                transaction.on_commit(lambda: committed(rows))
             return result
 
         scale_live.current["key"] = key
@@ -62,8 +73,8 @@ def evaluator(probe, database_url: str):
             kind, key, at, rows = item
             if kind == "saved":
                 probe.orders.extend([(tuple(key), at)] * rows)
-            else:  # a live order's answer committed, or a REST round trip
-                probe.live[kind].append((tuple(key), at))
+            else:  # picked, CPU to saved; a live order's answer committed, a REST round trip
+                probe.live.setdefault(kind, []).append((tuple(key), at))
 
     collector = threading.Thread(target=collect, daemon=True)
     collector.start()
