@@ -103,6 +103,8 @@ class BackfillReport:
     series: int = 0
     refusals: int = 0  # 429/418 answers waited out
     refused_wait_s: float = 0.0
+    failures: int = 0  # 5xx, unavailable and timeouts retried
+    failed_wait_s: float = 0.0
     pending_filled: int = 0  # recorded unfinished ranges completed
     errors: list[str] = dataclasses.field(default_factory=list)
     #: Venue rows that break the candle contract: dropped, counted and logged, never stored.
@@ -111,6 +113,9 @@ class BackfillReport:
     def summary(self) -> str:
         waited = (f"; waited {self.refused_wait_s:.1f}s on {self.refusals} refusal(s) (429/418)"
                   if self.refusals else "")
+        if self.failures:
+            waited += (f"; retried {self.failures} failed request(s) (5xx, unavailable, "
+                       f"timeout) after {self.failed_wait_s:.1f}s of waiting")
         if self.dropped.total:
             waited += f"; {self.dropped.summary()}"
         return (
@@ -123,6 +128,8 @@ class BackfillReport:
     def add_patience(self, waiting: Patience) -> None:
         self.refusals += waiting.refusals
         self.refused_wait_s += waiting.waited_s
+        self.failures += waiting.failures
+        self.failed_wait_s += waiting.failed_wait_s
 
 
 def chunks(start_ms: int, end_ms: int, step: int, per_request: int) -> list[tuple[int, int]]:

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INITIAL_CANDLES = 200
 DEFAULT_MAX_REFUSED_S = 45.0
+#: Seconds of 5xx / unavailable / timeouts in a row a run retries before skipping the venue.
+COLLECT_MAX_FAILING_S = 5.0
 DEFAULT_PENDING_MAX_REQUESTS = 100
 
 
@@ -117,7 +119,10 @@ def collect(
     for exchange_id, exchange in exchanges.items():
         adapter = adapter_factory(exchange)
         counter = RequestCounter().attach(adapter)
-        waiting = patience("COLLECT_MAX_REFUSED_S", DEFAULT_MAX_REFUSED_S)
+        # A passing 5xx is tried again a couple of times (1 s, 2 s); a venue that stays down
+        # is skipped this run at once, so it never holds up the other venues' collection.
+        waiting = patience("COLLECT_MAX_REFUSED_S", DEFAULT_MAX_REFUSED_S,
+                           max_failing_s=COLLECT_MAX_FAILING_S)
         try:
             for symbol in by_venue.get(exchange_id, []):
                 for tf in symbol.timeframes:

@@ -1,10 +1,15 @@
-"""Waiting out a venue's refusals (429 and 418) instead of giving up on the first ones.
+"""Waiting out a venue's refusals (429 and 418) and its passing failures (5xx, unavailable,
+a timeout) instead of giving up on the first ones.
 
 The REST client already blocks the shared limiter for the venue's ``Retry-After`` (or Upbit's
 ``Remaining-Req: sec=0``, or Binance's ``X-MBX-USED-WEIGHT-1M``) and waits out two 429s itself;
 a :class:`Patience` goes on waiting after that, each time for the ``Retry-After`` the venue
-gave, until the venue has refused for ``max_refused_s`` seconds in a row. Then it raises
-:class:`VenueRefusing`, whose message says how long and how often, and what happens next.
+gave. A temporary failure (``TemporaryExchangeError``: a 5xx, the venue's "unavailable", a
+request not sent or an answer lost) is retried after a jittered exponential backoff (1 s
+doubling to 60 s). Either way it stops once the venue has refused or failed for
+``max_refused_s`` seconds in a row, and raises :class:`VenueRefusing`, whose message says how
+long and how often, and what happens next. Only for reads (candle fetches), which are safe to
+send again.
 
 Pure: no Django.
 """
@@ -16,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from markets.exchanges.errors import ExchangeError, RateLimited
+from markets.backoff import Backoff
+from markets.exchanges.errors import ExchangeError, RateLimited, TemporaryExchangeError
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +30,15 @@ T = TypeVar("T")
 
 
 class VenueRefusing(ExchangeError):
-    """The venue kept answering 429/418 for longer than the caller waits."""
+    """The venue kept refusing (429/418) or failing (5xx, unavailable, timeouts) for longer than
+    the caller waits."""
 
 
 class Patience:
-    """Calls a function again after each ``RateLimited``, waiting ``retry_after`` seconds, until
-    the venue has refused for ``max_refused_s`` seconds in a row (a success starts over).
+    """Calls a function again after each ``RateLimited``, waiting ``retry_after`` seconds, and
+    after each ``TemporaryExchangeError``, waiting ``backoff``'s next delay, until the venue
+    has refused for ``max_refused_s`` seconds in a row, or failed for ``max_failing_s`` (default:
+    the same), a success starting over.
 
     ``limit_name`` names the setting that sets ``max_refused_s`` in the error message.
     ``on_wait(seconds)`` runs before each wait (a job renews its lease there).
@@ -38,14 +47,21 @@ class Patience:
     def __init__(self, max_refused_s: float, *, limit_name: str = "",
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 on_wait: Callable[[float], None] | None = None) -> None:
+                 on_wait: Callable[[float], None] | None = None,
+                 backoff: Backoff | None = None,
+                 max_failing_s: float | None = None) -> None:
         self.max_refused_s = float(max_refused_s)
+        #: How long failures in a row are retried (default: as long as refusals).
+        self.max_failing_s = self.max_refused_s if max_failing_s is None else float(max_failing_s)
         self.limit_name = limit_name
         self._sleep = sleep
         self._clock = clock
         self.on_wait = on_wait
         self.refusals = 0  # every 429/418 seen
         self.waited_s = 0.0  # seconds spent waiting them out
+        self.failures = 0  # every temporary failure seen (5xx, unavailable, timeout)
+        self.failed_wait_s = 0.0  # seconds spent waiting before trying again
+        self._backoff = backoff or Backoff(min_s=1.0, max_s=60.0, clock=clock)
         self._since: float | None = None  # first refusal of the current streak
         self._streak = 0
 
@@ -58,8 +74,37 @@ class Patience:
             except RateLimited as exc:
                 self._refused(exc, venue or exc.venue or "the venue")
                 continue
+            except TemporaryExchangeError as exc:
+                self._failed(exc, venue or exc.venue or "the venue")
+                continue
             self._since, self._streak = None, 0
+            self._backoff.reset()
             return result
+
+    def _failed(self, exc: TemporaryExchangeError, venue: str) -> None:
+        now = self._clock()
+        if self._since is None:
+            self._since = now
+        self.failures += 1
+        self._streak += 1
+        failing_for = now - self._since
+        wait = self._backoff.failed()
+        if failing_for + wait > self.max_failing_s:
+            named = self.limit_name and self.max_failing_s == self.max_refused_s
+            limit = f" ({self.limit_name})" if named else ""
+            raise VenueRefusing(
+                f"{venue} kept failing: {self._streak} requests in a row refused or failed "
+                f"over {failing_for:.0f}s (last: {exc}); stopped waiting after "
+                f"{self.max_failing_s:.0f}s{limit}. The unfinished range is recorded; "
+                f"collect_candles fetches it once the venue answers again.",
+                venue=venue, status=exc.status, code=exc.code,
+            ) from exc
+        log.warning("%s failed a request (%s), trying again in %.1fs (%d in a row)",
+                    venue, exc, wait, self._streak)
+        if self.on_wait is not None:
+            self.on_wait(wait)
+        self._sleep(wait)
+        self.failed_wait_s += wait
 
     def _refused(self, exc: RateLimited, venue: str) -> None:
         now = self._clock()

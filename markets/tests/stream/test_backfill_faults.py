@@ -17,9 +17,15 @@ import pytest
 from django.db import connection
 
 from markets.backfill import BackfillReport, backfill
+from markets.backoff import Backoff
 from markets.candles import find_gaps
 from markets.collect import collect
-from markets.exchanges.errors import RateLimited
+from markets.exchanges.errors import (
+    AuthenticationError,
+    ExchangeUnavailable,
+    RateLimited,
+    TemporaryExchangeError,
+)
 from markets.models import Candle, PendingRange
 from markets.patience import Patience, VenueRefusing
 from markets.pending import to_dt, to_ms
@@ -87,6 +93,103 @@ def test_patience_waits_as_asked_and_gives_up_with_a_clear_message_after_its_bou
     assert "sim kept refusing requests" in message and "BACKFILL_MAX_REFUSED_S" in message
     assert "collect_candles" in message
     assert slept[2:] == [4.0, 4.0]  # 0 s + 4 + 4 = 8 s; a third wait would pass the 10 s bound
+
+
+def test_patience_retries_passing_failures_with_a_backoff_and_gives_up_after_its_bound():
+    """A 5xx, "unavailable" or a lost answer on a read is tried again after 1 s, 2 s, 4 s ...;
+    a success starts over; failures for longer than the bound stop with a clear message; an
+    error that is not temporary (bad keys) is raised at once, never retried."""
+    now = [0.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    def clock():
+        return now[0]
+
+    waiting = Patience(60.0, limit_name="BACKFILL_MAX_REFUSED_S", sleep=sleep, clock=clock,
+                       backoff=Backoff(1.0, 60.0, jitter=0.0, clock=clock))
+
+    def answering(*answers):
+        it = iter(answers)
+
+        def call():
+            got = next(it)
+            if isinstance(got, Exception):
+                raise got
+            return got
+        return call
+
+    assert waiting.call(answering(
+        TemporaryExchangeError("502", venue="sim", status=502),
+        ExchangeUnavailable("503", venue="sim", status=503), "rows")) == "rows"
+    assert slept == [1.0, 2.0] and waiting.failures == 2 and waiting.failed_wait_s == 3.0
+    # The success started over: the next failure waits 1 s again.
+    assert waiting.call(answering(TemporaryExchangeError("500", venue="sim", status=500),
+                                  "more")) == "more"
+    assert slept[2:] == [1.0]
+
+    def always_failing():
+        raise TemporaryExchangeError("sim: 502 Bad Gateway", venue="sim", status=502)
+
+    with pytest.raises(VenueRefusing) as stopped:
+        waiting.call(always_failing)
+    message = str(stopped.value)
+    assert "sim kept failing" in message and "502 Bad Gateway" in message
+    assert "BACKFILL_MAX_REFUSED_S" in message and "unfinished range is recorded" in message
+    assert slept[3:] == [1.0, 2.0, 4.0, 8.0, 16.0]  # 31 s; 32 more would pass the 60 s bound
+
+    slept.clear()
+    with pytest.raises(AuthenticationError):
+        waiting.call(answering(AuthenticationError("sim: bad key", venue="sim", status=401)))
+    assert slept == []
+
+    # A shorter bound for failures (collect_candles: a venue that stays down is skipped at
+    # once, so it never holds up the other venues).
+    quick = Patience(45.0, limit_name="COLLECT_MAX_REFUSED_S", sleep=sleep, clock=clock,
+                     backoff=Backoff(1.0, 60.0, jitter=0.0, clock=clock), max_failing_s=5.0)
+    with pytest.raises(VenueRefusing) as skipped:
+        quick.call(always_failing)
+    assert slept == [1.0, 2.0] and "COLLECT_MAX_REFUSED_S" not in str(skipped.value)
+
+
+@pytest.mark.django_db
+def test_backfill_rides_out_a_venue_answering_5xx(sim, clean_redis):
+    """The simulator answers 5xx (its injected server error, through the real adapter) to
+    the 1st, 2nd and 4th request: the backfill tries each again and stores every candle,
+    where it used to stop at the first one."""
+    _, (btc,) = make_sim_venue(sim)
+    end = floor_ms(sim_clock(sim)(), "1m")
+    start = end - 1_000 * MINUTE_MS  # 5 requests of 200
+    base = sim_adapter_factory(sim)
+    calls = [0]
+
+    def sometimes_failing(exchange):
+        adapter = base(exchange)
+        fetch = adapter.fetch_candles
+
+        def fetch_through_faults(*args):
+            calls[0] += 1
+            sim.set_faults(error_ratio=1.0 if calls[0] in (1, 2, 4) else 0.0)
+            try:
+                return fetch(*args)
+            finally:
+                sim.set_faults(error_ratio=0.0)
+
+        adapter.fetch_candles = fetch_through_faults
+        return adapter
+
+    slept = []
+    report = backfill([btc], ["1m"], start_ms=start, end_ms=end, clock_ms=sim_clock(sim),
+                      adapter_factory=sometimes_failing, progress=False,
+                      waiting=Patience(600.0, sleep=slept.append))
+    assert report.failures == 3 and len(slept) == 3 and calls[0] == 5 + 3
+    assert "retried 3 failed request(s) (5xx, unavailable, timeout)" in report.summary()
+    assert_same_candles(stored_candles(btc, "1m", start, end),
+                        venue_candles(sim, "KRW-BTC", 1, start, end))
+    assert not PendingRange.objects.exists()
 
 
 @pytest.mark.django_db
