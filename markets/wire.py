@@ -47,6 +47,9 @@ PRIVATE_TYPES = (
     EQUITY_UPDATED,
 )
 SESSION_ENDED = "session.ended"
+#: To a user's group when the user changed (password, active flag): each socket re-checks its
+#: own login session and closes if it no longer holds (``tradesite.sessions``).
+SESSION_CHECK = "session.check"
 
 MARKETS_GROUP = "markets"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,99}$")

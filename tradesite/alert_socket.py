@@ -1,6 +1,7 @@
 """``/ws/alerts/``: the user's own notifications (``alert.created`` on ``user.<id>``), for the
 alerts page's toasts. Only the user's own group and login session's group are joined, so a
-socket never carries another user's alerts; logging out closes it (``tradesite.sessions``)."""
+socket never carries another user's alerts; logging out closes it, and so does a password
+change or deactivation that ends its session (``tradesite.sessions``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from markets import wire
+from tradesite.sessions import session_holds
 
 CLOSE_UNAUTHENTICATED = 4401
 
@@ -44,6 +46,11 @@ class AlertsConsumer(AsyncWebsocketConsumer):
 
     async def session_ended(self, event: dict) -> None:
         await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def session_check(self, event: dict) -> None:
+        """The user changed: closed unless this socket's login session still holds."""
+        if not await session_holds(self.scope):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _ignore(self, event: dict) -> None:
         """The user's other private events (orders, fills ...) are not this page's."""

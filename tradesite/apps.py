@@ -11,6 +11,14 @@ class TradesiteConfig(AppConfig):
 
         user_logged_out.connect(close_sockets_of_session, dispatch_uid="tradesite-logout-sockets")
 
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_save
+
+        from tradesite.sessions import check_sockets_of_user
+
+        post_save.connect(check_sockets_of_user, sender=get_user_model(),
+                          dispatch_uid="tradesite-user-sockets")
+
         from alerts import health as alert_health
         from tradesite.health import system_checks
 

@@ -22,7 +22,9 @@ channel and are filtered to the chart's symbol; a user's group holds only that u
 
 Close codes: 4401 not logged in, 4404 unknown venue, symbol or timeframe; each is preceded by
 an ``{"type": "error", "code", "message"}`` frame the page shows. A socket whose login session
-logs out is closed with 4401 at once (``session.ended`` on its session's group).
+logs out is closed with 4401 at once (``session.ended`` on its session's group), and so is one
+whose session no longer holds after its user changed (a new password, deactivated:
+``session.check`` on the user's group).
 
 Recovery. A consumer rides out a Redis outage (its own channel's receive is retried) and leaves
 the hub however it ends; the hub rejoins every group after a Redis restart and sends the pages
@@ -54,6 +56,7 @@ from tradesite.hub import (  # noqa: F401 (re-exported: tests and benches import
     now_ms,
 )
 from tradesite.outbox import Outbox, Writer, frame, start_eagerly  # noqa: F401 (re-exported)
+from tradesite.sessions import session_holds
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +169,12 @@ class _HubConsumer(AsyncWebsocketConsumer):
         if self.outbox is not None:
             self.outbox.close()
         await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def session_check(self, event: dict) -> None:
+        """The user changed (password, active flag): closed like a logout unless this socket's
+        login session still holds (``tradesite.sessions``)."""
+        if not await session_holds(self.scope):
+            await self.session_ended(event)
 
     async def disconnect(self, code) -> None:
         await self._release()

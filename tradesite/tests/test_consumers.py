@@ -557,6 +557,56 @@ async def test_logging_out_closes_that_sessions_sockets_and_no_private_event_fol
         await comm.disconnect()
 
 
+async def test_a_password_change_or_deactivation_closes_the_sockets_it_logs_out(
+    symbol, trader, redis_url
+):
+    """The reproduction: after the password changed (in another browser, or by an admin), the
+    old session's HTTP requests were refused but its open sockets kept receiving the user's
+    orders. Now a changed user makes every socket of that user check its own session: the
+    ones Django no longer accepts close (4401); a save that changes nothing of the kind (a
+    name) keeps them, and so does a session logged in after the change, until the user is
+    deactivated."""
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    old = Client()
+    await sync_to_async(old.force_login)(trader)
+    cookie = old.cookies["sessionid"].value
+    chart = await session_socket("/ws/chart/sim/KRW-BTC/1m/", cookie)
+    markets = await session_socket("/ws/markets/", cookie)
+    alerts = await session_socket("/ws/alerts/", cookie)
+    order = wire.private_message(
+        wire.ORDER_UPDATED, {"id": 1, "symbol": "sim:KRW-BTC", "status": "filled"})
+
+    trader.first_name = "Alice"
+    await sync_to_async(trader.save)()
+    await publish(wire.user_group(trader.pk), order)
+    assert await next_json(chart) == order
+    assert await markets.receive_nothing(timeout=0.5) and await alerts.receive_nothing(0.1)
+
+    trader.set_password("a-new-secret-4711")
+    await sync_to_async(trader.save)()
+    for comm in (chart, markets, alerts):
+        assert await comm.receive_output(timeout=5) == {
+            "type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+    await publish(wire.user_group(trader.pk), order)
+    assert await chart.receive_nothing(timeout=0.3)
+
+    fresh = Client()
+    await sync_to_async(fresh.force_login)(trader)
+    again = await session_socket("/ws/chart/sim/KRW-BTC/1m/", fresh.cookies["sessionid"].value)
+    trader.last_name = "Smith"
+    await sync_to_async(trader.save)()
+    await publish(wire.user_group(trader.pk), order)
+    assert await next_json(again) == order
+    trader.is_active = False
+    await sync_to_async(trader.save)()
+    assert await again.receive_output(timeout=5) == {
+        "type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+    for comm in (chart, markets, alerts, again):
+        await comm.disconnect()
+
+
 async def test_a_logout_without_redis_still_logs_out(trader, settings):
     from asgiref.sync import sync_to_async
     from django.test import Client
