@@ -217,17 +217,24 @@ class RedisRateLimiter(RateLimiter):
 
     ``fallback``: while Redis does not answer, this process is limited by it alone (a warning
     says so, at most once a minute), so an order or a cancel is not refused for want of the
-    shared budget; without one, the Redis error is raised."""
+    shared budget; without one, the Redis error is raised. After a failure the fallback alone
+    answers for :attr:`RETRY_REDIS_AFTER_S`: a Redis that hangs (each call waits out the
+    client's 2 s timeouts) then delays one call, not every order and cancel of a kill switch."""
 
     #: Seconds between two "Redis unreachable" warnings of one limiter.
     DEGRADED_LOG_EVERY_S = 60.0
+    #: Seconds after a Redis failure before Redis is asked again (the fallback meanwhile).
+    RETRY_REDIS_AFTER_S = 5.0
 
     def __init__(self, venue: str, groups: Mapping[str, RateGroup], client, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 fallback: RateLimiter | None = None) -> None:
+                 fallback: RateLimiter | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(venue, groups, sleep=sleep)
         self.client = client
         self.fallback = fallback
+        self._clock = clock
+        self._redis_down_until = float("-inf")
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._block = client.register_script(_BLOCK_LUA)
         self._warned_at: float | None = None
@@ -239,9 +246,14 @@ class RedisRateLimiter(RateLimiter):
         base = f"{KEY_PREFIX}{self.venue}:{group}"
         return [base, base + ":block"]
 
+    def _skipping_redis(self) -> bool:
+        """A fallback stands in and Redis failed less than RETRY_REDIS_AFTER_S ago."""
+        return self.fallback is not None and self._clock() < self._redis_down_until
+
     def _degraded(self, exc: BaseException) -> RateLimiter:
         if self.fallback is None:
             raise exc
+        self._redis_down_until = self._clock() + self.RETRY_REDIS_AFTER_S
         now = time.monotonic()
         if self._warned_at is None or now - self._warned_at >= self.DEGRADED_LOG_EVERY_S:
             self._warned_at = now
@@ -252,6 +264,8 @@ class RedisRateLimiter(RateLimiter):
 
     def try_acquire(self, group: str, weight: int = 1) -> float:
         spec = self._group(group)
+        if self._skipping_redis():
+            return self.fallback.try_acquire(group, weight)
         try:
             wait_ms = self._acquire(
                 keys=self._keys(group),
@@ -266,13 +280,15 @@ class RedisRateLimiter(RateLimiter):
         ms = math.ceil(max(0.0, seconds) * 1000)
         if self.fallback is not None:
             self.fallback.block(group, seconds)  # kept locally too, for an outage to come
-        if ms > 0:
+        if ms > 0 and not self._skipping_redis():
             try:
                 self._block(keys=[self._keys(group)[1]], args=[ms])
             except self._errors as exc:
                 self._degraded(exc)
 
     def blocked_for(self, group: str) -> float:
+        if self._skipping_redis():
+            return self.fallback.blocked_for(group)
         try:
             left = self.client.pttl(self._keys(group)[1])
         except self._errors as exc:

@@ -312,6 +312,35 @@ def test_while_redis_is_unreachable_the_fallback_limits_alone_and_says_so(caplog
     assert len(warnings) == 1 and "testvenue" in warnings[0].getMessage()
 
 
+def test_after_a_redis_failure_the_fallback_answers_alone_for_a_while_then_redis_again():
+    """A Redis that hangs costs each call the client's timeouts (2 s and its retries): after
+    one failure the limiter asks the fallback alone for RETRY_REDIS_AFTER_S, so a kill switch's
+    cancels are not each held up, then tries Redis again."""
+    import redis
+
+    t = FakeTime()
+    groups = {"order": RateGroup(100, 1.0)}
+    client = redis.Redis(port=_dead_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
+    limiter = RedisRateLimiter("testvenue", groups, client, fallback=_limiter(groups, t),
+                               clock=t.clock)
+    asked = []
+    acquire = limiter._acquire
+
+    def counted(**kwargs):
+        asked.append(t.clock())
+        return acquire(**kwargs)
+
+    limiter._acquire = counted
+    for _ in range(20):
+        assert limiter.try_acquire("order") == 0.0
+    limiter.block("order", 2.0)
+    assert limiter.blocked_for("order") == pytest.approx(2.0)
+    assert len(asked) == 1  # one try of Redis; the fallback answered the rest
+    t.sleep(RedisRateLimiter.RETRY_REDIS_AFTER_S + 0.1)
+    limiter.try_acquire("order")
+    assert len(asked) == 2  # asked again after the pause
+
+
 def test_without_a_fallback_an_unreachable_redis_is_an_error():
     import redis
 
