@@ -81,13 +81,22 @@ class Patience:
             self._backoff.reset()
             return result
 
-    def _failed(self, exc: TemporaryExchangeError, venue: str) -> None:
+    def _in_a_row(self) -> float:
+        """Count one more refusal or failure of the streak; seconds since the streak began."""
         now = self._clock()
         if self._since is None:
             self._since = now
-        self.failures += 1
         self._streak += 1
-        failing_for = now - self._since
+        return now - self._since
+
+    def _wait(self, seconds: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(seconds)
+        self._sleep(seconds)
+
+    def _failed(self, exc: TemporaryExchangeError, venue: str) -> None:
+        self.failures += 1
+        failing_for = self._in_a_row()
         wait = self._backoff.failed()
         if failing_for + wait > self.max_failing_s:
             named = self.limit_name and self.max_failing_s == self.max_refused_s
@@ -101,18 +110,12 @@ class Patience:
             ) from exc
         log.warning("%s failed a request (%s), trying again in %.1fs (%d in a row)",
                     venue, exc, wait, self._streak)
-        if self.on_wait is not None:
-            self.on_wait(wait)
-        self._sleep(wait)
+        self._wait(wait)
         self.failed_wait_s += wait
 
     def _refused(self, exc: RateLimited, venue: str) -> None:
-        now = self._clock()
-        if self._since is None:
-            self._since = now
         self.refusals += 1
-        self._streak += 1
-        refused_for = now - self._since
+        refused_for = self._in_a_row()
         wait = max(exc.retry_after, 0.05)
         if refused_for + wait > self.max_refused_s:
             limit = f" ({self.limit_name})" if self.limit_name else ""
@@ -126,7 +129,5 @@ class Patience:
             ) from exc
         log.warning("%s refused a request (%s), waiting %.1fs as asked (%d in a row)",
                     venue, exc.status, wait, self._streak)
-        if self.on_wait is not None:
-            self.on_wait(wait)
-        self._sleep(wait)
+        self._wait(wait)
         self.waited_s += wait

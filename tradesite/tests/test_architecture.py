@@ -380,29 +380,33 @@ LAZY_FORBIDDEN = (
 )
 
 
+def _in_a_fresh_django(code: str):
+    """Run ``code`` in a fresh interpreter after ``django.setup()``; its ``result`` (JSON)."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import json, os, sys\n"
+              "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tradesite.settings')\n"
+              "import django; django.setup()\n" + code + "print(json.dumps(result))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_importing_the_trading_services_loads_no_adapter_and_no_channel_layer():
     """The admin, a backtest and the evaluation import the services: the exchange adapters
     (HTTP and WebSocket clients) and the channel layer load only where an order is sent or an
     event pushed. A fresh interpreter, so nothing imported by other tests counts."""
-    import subprocess
-    import sys
-
-    code = (
-        "import importlib, json, os, pkgutil, sys\n"
-        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tradesite.settings')\n"
-        "import django; django.setup()\n"
+    loaded = _in_a_fresh_django(
+        "import importlib, pkgutil\n"
         "import orders.services\n"
         "for m in pkgutil.iter_modules(orders.services.__path__):\n"
         "    importlib.import_module('orders.services.' + m.name)\n"
         "import orders.venue_stops, orders.killswitch, orders.evaluation\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+        "result = sorted(sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    import json
-
-    loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert "orders.services.batch" in loaded and "orders.services.ledger" in loaded
     offending = [m for m in loaded
                  if any(m == f or m.startswith(f + ".") for f in LAZY_FORBIDDEN)]
@@ -413,27 +417,16 @@ def test_a_celery_worker_loads_the_trading_path_before_its_pool_starts():
     """The counterpart of the lazy imports above: a worker process (Celery's ``worker_init``,
     before the pool forks) loads the adapters and every services module, so the first closed
     bar after a (re)start does not pay for them (~170 ms in ``bench scale``'s worker)."""
-    import subprocess
-    import sys
-
-    code = (
-        "import json, os, pkgutil, sys\n"
-        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tradesite.settings')\n"
-        "import django; django.setup()\n"
+    before, loaded, services = _in_a_fresh_django(
+        "import pkgutil\n"
         "import orders.tasks, orders.services\n"
         "from celery.signals import worker_init\n"
         "before = 'markets.exchanges.binance_futures' in sys.modules\n"
         "worker_init.send(sender=None)\n"
         "names = ['orders.services.' + m.name for m in pkgutil.iter_modules("
         "orders.services.__path__)]\n"
-        "print(json.dumps([before, sorted(sys.modules), names]))\n"
+        "result = [before, sorted(sys.modules), names]\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    import json
-
-    before, loaded, services = json.loads(done.stdout.strip().splitlines()[-1])
     assert not before, "importing orders.tasks already loads the adapters"
     adapters = ["markets.exchanges." + name for name in
                 ("upbit", "bithumb", "binance_spot", "binance_futures")]

@@ -51,6 +51,20 @@ def assert_same_candles(stored, venue):
         assert stored[t] == pytest.approx(row, rel=1e-9), t
 
 
+def fetching_through(sim, wrap):
+    """An adapter factory for the simulator whose adapters' candle reads go through
+    ``wrap(fetch, *args)`` (a fault injected before or around the real request)."""
+    base = sim_adapter_factory(sim)
+
+    def factory(exchange):
+        adapter = base(exchange)
+        fetch = adapter.fetch_candles
+        adapter.fetch_candles = lambda *args: wrap(fetch, *args)
+        return adapter
+
+    return factory
+
+
 def wait_for(condition, timeout_s=60.0, what="condition"):
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -163,27 +177,19 @@ def test_backfill_rides_out_a_venue_answering_5xx(sim, clean_redis):
     _, (btc,) = make_sim_venue(sim)
     end = floor_ms(sim_clock(sim)(), "1m")
     start = end - 1_000 * MINUTE_MS  # 5 requests of 200
-    base = sim_adapter_factory(sim)
     calls = [0]
 
-    def sometimes_failing(exchange):
-        adapter = base(exchange)
-        fetch = adapter.fetch_candles
-
-        def fetch_through_faults(*args):
-            calls[0] += 1
-            sim.set_faults(error_ratio=1.0 if calls[0] in (1, 2, 4) else 0.0)
-            try:
-                return fetch(*args)
-            finally:
-                sim.set_faults(error_ratio=0.0)
-
-        adapter.fetch_candles = fetch_through_faults
-        return adapter
+    def through_faults(fetch, *args):
+        calls[0] += 1
+        sim.set_faults(error_ratio=1.0 if calls[0] in (1, 2, 4) else 0.0)
+        try:
+            return fetch(*args)
+        finally:
+            sim.set_faults(error_ratio=0.0)
 
     slept = []
     report = backfill([btc], ["1m"], start_ms=start, end_ms=end, clock_ms=sim_clock(sim),
-                      adapter_factory=sometimes_failing, progress=False,
+                      adapter_factory=fetching_through(sim, through_faults), progress=False,
                       waiting=Patience(600.0, sleep=slept.append))
     assert report.failures == 3 and len(slept) == 3 and calls[0] == 5 + 3
     assert "retried 3 failed request(s) (5xx, unavailable, timeout)" in report.summary()
@@ -197,25 +203,17 @@ def test_backfill_waits_out_429_and_418_instead_of_exiting(sim, clean_redis):
     _, (btc,) = make_sim_venue(sim)
     end = floor_ms(sim_clock(sim)(), "1m")
     start = end - 600 * MINUTE_MS
-    base = sim_adapter_factory(sim)
     refusals = iter([429, 429, 418, 429])
 
-    def refusing(exchange):
-        adapter = base(exchange)
-        fetch = adapter.fetch_candles
-
-        def fetch_or_refuse(*args):
-            status = next(refusals, None)
-            if status is not None:
-                raise RateLimited(f"sim: {status}", venue="sim", status=status, retry_after=1.0)
-            return fetch(*args)
-
-        adapter.fetch_candles = fetch_or_refuse
-        return adapter
+    def fetch_or_refuse(fetch, *args):
+        status = next(refusals, None)
+        if status is not None:
+            raise RateLimited(f"sim: {status}", venue="sim", status=status, retry_after=1.0)
+        return fetch(*args)
 
     slept = []
     report = backfill([btc], ["1m"], start_ms=start, end_ms=end, clock_ms=sim_clock(sim),
-                      adapter_factory=refusing, progress=False,
+                      adapter_factory=fetching_through(sim, fetch_or_refuse), progress=False,
                       waiting=Patience(60.0, sleep=slept.append))
     assert report.refusals == 4 and slept == [1.0] * 4
     assert "waited 4.0s on 4 refusal(s) (429/418)" in report.summary()
