@@ -105,6 +105,20 @@ def _fresh_symbol_rules():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel-layer object. A consumer a test leaves receiving (its
+    socket closed by the server and never disconnected) holds the layer's receive state: a
+    count and a lock bound to that test's event loop. Whenever the garbage collector later
+    finished the abandoned task, it released or counted down the next test's state, and that
+    test's sockets failed at random ("lock bound to a different event loop")."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.pop("default", None)
+    yield
+    channel_layers.backends.pop("default", None)
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(request):
     """PBKDF2's 1M iterations cost ~0.6 s per user on this machine; tests don't need them.
     (Skipped when pytest-django is off, e.g. ``-p no:django`` for the pure layers.)"""
