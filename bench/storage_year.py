@@ -88,6 +88,7 @@ def run(symbols: int = 500, folder: str | None = None) -> list[dict]:
                                      [first.code, *(s.code for s in others)])
         paint_many = storage_chart.browser_first_paint(
             exchange.slug, [first.code, *(s.code for s in others)])
+        admin_ms = _admin_lists(others[len(others) // 2].code)
         now = dt.datetime.fromtimestamp((T0 + YEAR_ROWS * MINUTE) / 1000, dt.UTC)
         started = time.perf_counter()
         ranked = screen_exchange(exchange, now=now)
@@ -127,12 +128,38 @@ def run(symbols: int = 500, folder: str | None = None) -> list[dict]:
                     f"year: p{pct} ({len(paint_many)} symbols)", percentile(paint_many, pct),
                     "ms", "1 symbol x 1 year (fresh table)", percentile(paint_one, pct),
                     digits=1, ratio_digits=2) for pct in (50, 99)]
+    out += [row(f"admin Candles list, {what}, {symbols} symbols x 1 year (server time, best of "
+                f"3)", ms, "ms", None, None, digits=1) for what, ms in admin_ms.items()]
     out += [
         row(f"SQLite screener, {symbols} symbols x 1 year (first run: inserts the figures)",
             screen_s, "s", None, None, digits=3),
         row(f"SQLite screener, {symbols} symbols x 1 year (again: updates the figures)",
             screen_again_s, "s", None, None, digits=3),
     ]
+    return out
+
+
+def _admin_lists(code: str) -> dict[str, float]:
+    """Server time of the admin's candle list (a superuser): the first page, one timeframe, one
+    symbol searched; best of 3 after one untimed request each."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    root = get_user_model().objects.create_superuser("bench-root", password="bench-root-pw-1")
+    client = Client()
+    client.force_login(root)
+    out = {}
+    for what, query in (("first page", ""), ("one timeframe (1h)", "?timeframe__exact=1h"),
+                        (f"one symbol searched ({code})", f"?q={code}")):
+        path = "/admin/markets/candle/" + query
+        times = []
+        for i in range(4):
+            started = time.perf_counter()
+            if client.get(path).status_code != 200:
+                raise AssertionError(f"{path} did not answer 200")
+            if i:
+                times.append((time.perf_counter() - started) * 1000)
+        out[what] = min(times)
     return out
 
 

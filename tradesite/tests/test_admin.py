@@ -413,6 +413,32 @@ def test_a_superuser_may_still_filter_shared_rows_through_owned_ones(two_traders
     assert [s.pk for s in response.context["cl"].result_list] == [two_traders["symbol"].pk]
 
 
+def test_the_candle_list_reads_the_series_index_and_counts_at_most_its_cap(
+    two_traders, monkeypatch, exchange
+):
+    """The candle list sorted the whole table newest-first and counted every row on every page
+    (500 symbols x a year of 1m: minutes a page). Now it reads the (symbol, timeframe,
+    open_time) index backwards, newest first within each series, and counts at most CAP + 1
+    rows."""
+    from markets.admin import CappedCountPaginator
+    from markets.candles import upsert_candles
+    from markets.models import Symbol
+
+    other = Symbol.objects.create(exchange=exchange, code="KRW-ETH", base="ETH", quote="KRW")
+    t0 = 1_767_225_600_000
+    for sym in (two_traders["symbol"], other):
+        upsert_candles(sym.pk, "1m", [(t0 + i * 60_000, 10.0, 11.0, 9.0, 10.5, 1.0)
+                                      for i in range(4)])
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 5)
+    response = two_traders["client"].get("/admin/markets/candle/")
+    assert response.status_code == 200
+    changelist = response.context["cl"]
+    assert changelist.result_count == 6  # 8 stored: counted up to the cap + 1
+    shown = [(c.symbol_id, int(c.open_time.timestamp() * 1000)) for c in changelist.result_list]
+    newest_first = sorted(shown, key=lambda r: (-r[0], -r[1]))
+    assert shown == newest_first and shown[0] == (other.pk, t0 + 3 * 60_000)
+
+
 def test_every_admin_a_trader_sees_is_per_owner_or_guards_its_lookups(two_traders):
     """A new shared admin must refuse lookups into owned rows too (SharedAdminMixin)."""
     from django.contrib import admin
