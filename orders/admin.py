@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from markets.admin import CappedCountPaginator
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin
 from orders.models import EquitySnapshot, Fill, Order, Position
 
@@ -87,3 +88,9 @@ class EquitySnapshotAdmin(OwnedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     list_display = ["ts", "account", "equity", "cash"]
     list_filter = ["account__owner"]
     list_select_related = ["account__exchange"]
+    # A snapshot a minute per account: 525,600 rows a year each. The unique (account, ts) index
+    # read backwards gives each account's newest first; "newest first over all accounts" and
+    # counting every row sorted and counted them all on every page.
+    ordering = ["-account_id", "-ts"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False

@@ -439,6 +439,32 @@ def test_the_candle_list_reads_the_series_index_and_counts_at_most_its_cap(
     assert shown == newest_first and shown[0] == (other.pk, t0 + 3 * 60_000)
 
 
+def test_equity_snapshots_list_newest_first_per_account_and_count_at_most_the_cap(
+    two_traders, make_account, monkeypatch
+):
+    """A snapshot a minute per account; the list sorted and counted them all on every page."""
+    import datetime as dt
+
+    from markets.admin import CappedCountPaginator
+    from orders.models import EquitySnapshot
+
+    second = make_account(two_traders["a"], label="alice second")
+    bob = two_traders["acc_b"]
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for account in (two_traders["acc_a"], second, bob):
+        EquitySnapshot.objects.bulk_create(
+            EquitySnapshot(account=account, ts=t0 + dt.timedelta(minutes=i),
+                           equity=Decimal(100 + i), cash=Decimal(100)) for i in range(3))
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 4)
+    response = two_traders["client"].get("/admin/orders/equitysnapshot/")
+    assert response.status_code == 200
+    changelist = response.context["cl"]
+    assert changelist.result_count == 5  # alice's 6 rows, counted up to the cap + 1
+    shown = [(s.account_id, s.ts) for s in changelist.result_list]
+    assert {a for a, _ in shown} == {two_traders["acc_a"].pk, second.pk}  # never bob's
+    assert shown == sorted(shown, key=lambda r: (-r[0], -r[1].timestamp()))
+
+
 def test_every_admin_a_trader_sees_is_per_owner_or_guards_its_lookups(two_traders):
     """A new shared admin must refuse lookups into owned rows too (SharedAdminMixin)."""
     from django.contrib import admin
