@@ -119,8 +119,8 @@ def collect(
     for exchange_id, exchange in exchanges.items():
         adapter = adapter_factory(exchange)
         counter = RequestCounter().attach(adapter)
-        # A passing 5xx is tried again a couple of times (1 s, 2 s); a venue that stays down
-        # is skipped this run at once, so it never holds up the other venues' collection.
+        # A passing 5xx is tried again a couple of times (1 s, 2 s); a venue that keeps
+        # failing (or cannot be reached) is skipped this run, so it never holds up the others.
         waiting = patience("COLLECT_MAX_REFUSED_S", DEFAULT_MAX_REFUSED_S,
                            max_failing_s=COLLECT_MAX_FAILING_S)
         try:

@@ -4,9 +4,11 @@ a timeout) instead of giving up on the first ones.
 The REST client already blocks the shared limiter for the venue's ``Retry-After`` (or Upbit's
 ``Remaining-Req: sec=0``, or Binance's ``X-MBX-USED-WEIGHT-1M``) and waits out two 429s itself;
 a :class:`Patience` goes on waiting after that, each time for the ``Retry-After`` the venue
-gave. A temporary failure (``TemporaryExchangeError``: a 5xx, the venue's "unavailable", a
-request not sent or an answer lost) is retried after a jittered exponential backoff (1 s
-doubling to 60 s). Either way it stops once the venue has refused or failed for
+gave. A temporary failure of a venue that answers (``TemporaryExchangeError``: a 5xx, the
+venue's "unavailable", an answer lost to a timeout) is retried after a jittered exponential
+backoff (1 s doubling to 60 s). No connection at all (``RequestNotSent``: a wrong address, the
+venue or the network down) is raised at once, as before: the caller records the range and
+``collect_candles`` comes back to it. Either way it stops once the venue has refused or failed for
 ``max_refused_s`` seconds in a row, and raises :class:`VenueRefusing`, whose message says how
 long and how often, and what happens next. Only for reads (candle fetches), which are safe to
 send again.
@@ -22,7 +24,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from markets.backoff import Backoff
-from markets.exchanges.errors import ExchangeError, RateLimited, TemporaryExchangeError
+from markets.exchanges.errors import (
+    ExchangeError,
+    RateLimited,
+    RequestNotSent,
+    TemporaryExchangeError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,8 @@ class Patience:
             except RateLimited as exc:
                 self._refused(exc, venue or exc.venue or "the venue")
                 continue
+            except RequestNotSent:
+                raise  # no connection at all (a wrong address, the venue or the network down)
             except TemporaryExchangeError as exc:
                 self._failed(exc, venue or exc.venue or "the venue")
                 continue

@@ -24,6 +24,7 @@ from markets.exchanges.errors import (
     AuthenticationError,
     ExchangeUnavailable,
     RateLimited,
+    RequestNotSent,
     TemporaryExchangeError,
 )
 from markets.models import Candle, PendingRange
@@ -158,6 +159,8 @@ def test_patience_retries_passing_failures_with_a_backoff_and_gives_up_after_its
     slept.clear()
     with pytest.raises(AuthenticationError):
         waiting.call(answering(AuthenticationError("sim: bad key", venue="sim", status=401)))
+    with pytest.raises(RequestNotSent):  # no connection at all: a wrong address fails at once
+        waiting.call(answering(RequestNotSent("sim: refused", venue="sim")))
     assert slept == []
 
     # A shorter bound for failures (collect_candles: a venue that stays down is skipped at
