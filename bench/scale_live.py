@@ -122,34 +122,46 @@ def _accounts(user, exchange, symbols, groups: list[tuple[str, int]], venue: dic
 
 
 async def phase(probe, gate, world, warm_jobs, paper: dict, set_offset) -> list[dict]:
-    """One minute boundary: 1 live config on the busiest symbol and 10 on the second busiest
-    (one live account each), each symbol's evaluation in its own worker. ``world`` is
-    ``(user, exchange, symbols, ranked, venue)`` (``venue``: the simulator's demo key and each
-    symbol's tick and step); ``warm_jobs`` puts a warm-up job to each worker; ``paper`` the
-    paper 1-config latencies of this run (the baseline)."""
+    """Two minute boundaries: 1 live config on the busiest symbol and 10 on the second busiest
+    (one live account each, each symbol's evaluation in its own worker); then 100 on the third
+    busiest (one account). ``world`` is ``(user, exchange, symbols, ranked, venue)``
+    (``venue``: the simulator's demo key and each symbol's tick and step); ``warm_jobs`` puts a
+    warm-up job to each worker; ``paper`` the paper 1-config latencies of this run (the
+    baseline)."""
+    ranked = world[3]
+    rows = []
+    for groups in ([(ranked[0], 1), (ranked[1], 10)], [(ranked[2], 100)]):
+        rows += await _boundary(probe, gate, world, warm_jobs, paper, set_offset, groups)
+    return rows
+
+
+async def _boundary(probe, gate, world, warm_jobs, paper, set_offset, groups) -> list[dict]:
     user, exchange, symbols, ranked, venue = world
-    groups = [(ranked[0], 1), (ranked[1], 10)]
     accounts = await asyncio.to_thread(_accounts, user, exchange, symbols, groups, venue)
-    warm_jobs(accounts)
+    warm_jobs((accounts + accounts)[:2])  # one warm-up per worker
     await gate.refresh()
     boundary = (int(time.time() * 1000 + 3000) // MINUTE + 1) * MINUTE
     bar = boundary - MINUTE
     await asyncio.to_thread(set_offset, (bar // MINUTE) % 2)  # this bar is an entry
     await asyncio.sleep(max(0.0, boundary / 1000 - time.time()))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 40
     live = probe.live
-    while time.monotonic() < deadline and sum(1 for k, _ in live["acked"] if k[1] == bar) < 11:
+    expected = sum(n for _, n in groups)
+    while (time.monotonic() < deadline
+           and sum(1 for k, _ in live["acked"] if k[1] == bar) < expected):
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)
     rows = []
-    for (code, n), label in zip(groups, ("1 config", "10 configs, one account"), strict=True):
+    for code, n in groups:
+        label = "1 config" if n == 1 else f"{n} configs, one account"
         key = (code, bar)
         closed = probe.closed_by.get(key, bar + MINUTE)
         acked = [t - closed for k, t in live["acked"] if k == key]
         saved = [t - closed for k, t in probe.orders if k == key]
         place = [ms for k, ms in live["place"] if k == key]
         fetch = [ms for k, ms in live["balances"] if k == key]
-        where = f"{label} ({'busiest' if code == ranked[0] else '2nd busiest'} symbol)"
+        rank = ("busiest", "2nd busiest", "3rd busiest")[ranked.index(code)]
+        where = f"{label} ({rank} symbol)"
         for pct in (50, 99):
             if n == 1:
                 base, value = "paper order saved, 1 config, this run", percentile(paper["1"], pct)
