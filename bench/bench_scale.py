@@ -120,7 +120,7 @@ def _world(rest: str, ws: str):
     user = get_user_model().objects.create_user("bench-scale")
     # For the live phase: the simulator's demo key and each symbol's tick and step.
     venue = {"key": DEFAULT_ACCOUNTS["binance"][0][:2],
-             "rules": {spec.symbol: (spec.tick, spec.step) for spec in specs[:2]}}
+             "rules": {spec.symbol: (spec.tick, spec.step) for spec in specs[:3]}}
     return exchange, {s.code: s for s in Symbol.objects.filter(exchange=exchange)}, ranked, user, \
         venue
 
