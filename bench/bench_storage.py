@@ -9,16 +9,15 @@ rows inserted gives bytes per row (table and indexes), × 525,600 rows per symbo
 screener (``strategies.screening.screen_exchange``: loads each symbol's last day, figures, rank,
 stores the figures) then runs over them; its baseline is the pure part alone (figures and rank
 on the same candles already in memory), so the ratio is what the database adds.
-The screener reads one day per symbol, so the sample's two days stand in for a year each (the
-index is deeper with a year: one or two more B-tree levels per lookup).
+The screener reads one day per symbol; :mod:`bench.storage_year` times it with a whole year
+per symbol.
 
 The chart (:mod:`bench.storage_chart`): the server time of the chart page (its first paint's
 one request) and of ``/api/candles`` (limit 1,000), 1m and 1h, over 50 random symbols at 500
 symbols × 2 days, beside the same requests with 1 symbol stored (a fresh table, measured first
 in the same run) and at 500 symbols × 1 day; and the first paint in Chromium (Playwright,
-``/usr/bin/chromium``) through the real web server at 1 and at 500 symbols. A year per symbol
-(31 GB) cannot be stored here: the chart's reads are range scans on the (symbol, timeframe,
-open_time) index whose cost follows the index depth, which the 1-day/2-day rows show.
+``/usr/bin/chromium``) through the real web server at 1 and at 500 symbols. A whole year per
+symbol (a 31 GB file) is :mod:`bench.storage_year`, opt-in (``python -m bench.storage_year``).
 ``python -m bench storage``.
 """
 

@@ -11,10 +11,9 @@ template, JSON; no network, no browser), each for 1m and for 1h, once per symbol
 ``SAMPLE`` random symbols (p50, p99), after a short warm-up.
 
 The candle reads are index range scans on the unique (symbol, timeframe, open_time) index: the
-newest 1,000 rows of one symbol and timeframe. Their cost grows with the index depth (log of
-the table's rows), not with the rows stored per symbol, so 500 symbols × 2 days stand in for
-500 symbols × a year (which would be 31 GB here): the bench shows it by timing the same
-requests after the first and after the second day is stored.
+newest 1,000 rows of one symbol and timeframe; the bench times the same requests after the
+first and after the second day is stored. :mod:`bench.storage_year` times them at 500 symbols
+× a whole year each (it found the page's last-price query sorting a symbol's whole history).
 """
 
 from __future__ import annotations

@@ -96,6 +96,20 @@ class CandleAdmin(SharedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False  # COUNT(*) over millions of candles is slow
 
+    def get_search_results(self, request, queryset, search_term):
+        """The symbols whose code holds the term first (a small table), then their candles by
+        ``symbol_id IN (...)`` on the series index. Django's own search joined the symbol to
+        every candle and tested its code row by row: 42 s at 500 symbols × a year."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        ids = list(Symbol.objects.filter(code__icontains=term)
+                   .values_list("pk", flat=True)[: self.SEARCH_MAX_SYMBOLS])
+        return queryset.filter(symbol_id__in=ids), False
+
+    #: A search matching more symbols lists the candles of the first this many.
+    SEARCH_MAX_SYMBOLS = 100
+
 
 @admin.register(PendingRange)
 class PendingRangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):

@@ -437,6 +437,11 @@ def test_the_candle_list_reads_the_series_index_and_counts_at_most_its_cap(
     shown = [(c.symbol_id, int(c.open_time.timestamp() * 1000)) for c in changelist.result_list]
     newest_first = sorted(shown, key=lambda r: (-r[0], -r[1]))
     assert shown == newest_first and shown[0] == (other.pk, t0 + 3 * 60_000)
+    # A search names symbols by their code (part of it, any case): their candles only.
+    searched = two_traders["client"].get("/admin/markets/candle/?q=eth").context["cl"]
+    assert {c.symbol_id for c in searched.result_list} == {other.pk}
+    assert two_traders["client"].get("/admin/markets/candle/?q=nope").context[
+        "cl"].result_count == 0
 
 
 def test_equity_snapshots_list_newest_first_per_account_and_count_at_most_the_cap(
