@@ -8,10 +8,10 @@ gave. A temporary failure of a venue that answers (``TemporaryExchangeError``: a
 venue's "unavailable", an answer lost to a timeout) is retried after a jittered exponential
 backoff (1 s doubling to 60 s). No connection at all (``RequestNotSent``: a wrong address, the
 venue or the network down) is raised at once, as before: the caller records the range and
-``collect_candles`` comes back to it. Either way it stops once the venue has refused or failed for
-``max_refused_s`` seconds in a row, and raises :class:`VenueRefusing`, whose message says how
-long and how often, and what happens next. Only for reads (candle fetches), which are safe to
-send again.
+``collect_candles`` comes back to it. It stops once the venue has refused for
+``max_refused_s`` seconds in a row (failed: ``max_failing_s``, by default the same), and raises
+:class:`VenueRefusing`, whose message says how long and how often, and what happens
+next. Only for reads (candle fetches), which are safe to send again.
 
 Pure: no Django.
 """
