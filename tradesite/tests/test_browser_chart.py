@@ -39,11 +39,16 @@ def chart_bars(page) -> list[dict]:
     return page.evaluate("window.tradesiteChart.bars()")
 
 
-# The test kills the server: the page's reconnect attempts are refused until it is back.
-@pytest.mark.allow_browser_errors(r"WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED",
-                                  r"request failed: .*ERR_CONNECTION_REFUSED",
-                                  r"console error: Failed to load resource: "
-                                  r"net::ERR_CONNECTION_REFUSED")
+# The test kills the server (SIGKILL): a request in flight at that moment is reset or gets an
+# empty answer, and the page's reconnect attempts are refused until the server is back. Those
+# network-level failures are the crash itself; HTTP errors and script errors still fail the test,
+# and the test checks that the chart fetched everything it missed.
+_THE_CRASH = r"net::ERR_(CONNECTION_(REFUSED|RESET|CLOSED)|EMPTY_RESPONSE)"
+
+
+@pytest.mark.allow_browser_errors(r"WebSocket connection to .* failed: .*" + _THE_CRASH,
+                                  r"request failed: .*" + _THE_CRASH,
+                                  r"console error: Failed to load resource: " + _THE_CRASH)
 def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     web, page, screenshot, symbol, trader, make_account  # noqa: F811 - the imported fixtures
 ):
