@@ -8,7 +8,7 @@ const data = JSON.parse(document.getElementById("chart-data").textContent);
 const $ = (id) => document.getElementById(id);
 const state = {
   tf: data.timeframe, ws: null, wsSeq: 0, retry: 0, lastMessage: 0, connected: false,
-  loadingOlder: false, exhausted: false, reconnects: 0, resyncs: 0, badge: "connecting",
+  loadingOlder: false, exhausted: false, reconnects: 0, resyncs: 0, gapRetries: 0, badge: "connecting",
   signals: new Map(), fills: new Map(), positions: new Map(),
   // Bars may close between rendering the page and opening the socket: fetch them on open.
   needsGapFill: true,
@@ -176,6 +176,24 @@ async function fillGap() {
   }
 }
 
+// fillGap for the socket ``seq``, retried with backoff while that socket stays open: the
+// fetch fails when the server is still starting or a connection is reset, and one failure
+// must not leave a hole until the next reconnect. A socket that closes meanwhile has set
+// needsGapFill again; its successor catches up.
+async function catchUp(seq, attempt = 0) {
+  try {
+    await fillGap();
+    if (attempt > 0) showError("");
+  } catch (err) {
+    if (seq !== state.wsSeq || !state.connected) return;
+    showError(`could not fetch missed candles (retrying): ${err.message}`);
+    state.gapRetries += 1;
+    setTimeout(() => {
+      if (seq === state.wsSeq && state.connected) catchUp(seq, attempt + 1);
+    }, Math.min(10000, 500 * 2 ** attempt));
+  }
+}
+
 // A closed bar: its indicator values are computed server-side once the stream has stored it.
 function refreshIndicators(t, attempt = 0) {
   setTimeout(async () => {
@@ -203,7 +221,7 @@ function connect() {
     state.retry = 0;
     if (state.needsGapFill) {
       state.needsGapFill = false;
-      try { await fillGap(); } catch (err) { showError(`could not fetch missed candles: ${err.message}`); }
+      await catchUp(seq);
     }
   };
   ws.onmessage = (event) => {
@@ -245,7 +263,7 @@ function handle(msg) {
       state.positions.set(msg.id, msg); drawPositions(); break;
     case "resync": // the server lost Redis for a while: what it published then never came
       state.resyncs += 1;
-      fillGap().catch((err) => showError(`could not fetch missed candles: ${err.message}`));
+      catchUp(state.wsSeq);
       break;
     case "alert.created": // a notification of one of the user's alert rules
       showToast(msg); break;
@@ -320,6 +338,7 @@ window.tradesiteChart = {
   timeframe: () => state.tf,
   badge: () => state.badge,
   reconnects: () => state.reconnects,
+  gapRetries: () => state.gapRetries,
   resyncs: () => state.resyncs,
   bars: () => chart.bars.map((b) => ({ ...b })),
   markers: () => chart.drawnMarkers(),

@@ -116,10 +116,24 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     publish(group, wire.bar_message(
         "sim", "KRW-BTC", "1m", {"t": t0 + 303 * MINUTE, "o": 1, "h": 1, "l": 1, "c": 1, "v": 1},
         closed=True))  # lost: nobody is subscribed
+    # And the first fetch of what it missed fails (a connection reset, as a server that is
+    # still starting or a stale pooled connection gives): the chart retries it, no hole stays.
+    failed = []
+
+    def reset_once(route):
+        if failed:
+            route.continue_()
+        else:
+            failed.append(route.request.url)
+            route.abort("connectionreset")
+
+    page.route("**/api/candles?*after=*", reset_once)
     web.start()
     page.wait_for_function(
         "() => window.tradesiteChart.badge() === 'live' && window.tradesiteChart.reconnects() >= 1"
         f" && window.tradesiteChart.bars().at(-1).t === {t0 + 303 * MINUTE}", timeout=20_000)
+    assert len(failed) == 1 and page.evaluate("window.tradesiteChart.gapRetries()") >= 1
+    page.wait_for_function("() => document.getElementById('error').hidden")
     times = [b["t"] for b in chart_bars(page)]
     assert times == [t0 + i * MINUTE for i in range(304)]
     # And it is live again.
