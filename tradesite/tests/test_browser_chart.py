@@ -64,7 +64,8 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
     assert len(bars) == 300 and bars[-1]["t"] == t0 + 299 * MINUTE
     screenshot("first-paint")
 
-    # A forming bar published on the channel layer moves the chart within a second.
+    # A forming bar published on the channel layer moves the chart (how fast is `make bench`'s
+    # chart fan-out figure; this test waits up to 5 s, since CI shares two cores between passes).
     forming = t0 + 300 * MINUTE
     group = wire.bars_group("sim", "KRW-BTC", "1m")
     publish(group, wire.bar_message(
@@ -72,7 +73,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
         closed=False))
     page.wait_for_function(
         f"() => (() => {{ const b = window.tradesiteChart.bars().at(-1);"
-        f" return b.t === {forming} && b.c === 130; }})()", timeout=1000)
+        f" return b.t === {forming} && b.c === 130; }})()", timeout=5000)
     assert page.inner_text("#last-price") == "130"
     screenshot("forming-bar")
 
@@ -86,7 +87,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
         reason={"rsi": 27.4})
     publish(wire.user_group(trader.pk),
             wire.private_message(wire.SIGNAL_CREATED, signal_payload(signal)))
-    page.wait_for_function("() => window.tradesiteChart.markers().length === 1", timeout=3000)
+    page.wait_for_function("() => window.tradesiteChart.markers().length === 1", timeout=5000)
     marker = page.evaluate("window.tradesiteChart.markers()[0]")
     assert marker["time"] == (t0 + 290 * MINUTE) // 1000
     assert marker["position"] == "belowBar"
@@ -141,7 +142,7 @@ def test_live_chart_draws_updates_marks_switches_and_survives_a_server_restart(
         "sim", "KRW-BTC", "1m", {"t": t0 + 304 * MINUTE, "o": 99, "h": 102, "l": 98, "c": 101,
                                  "v": 2}, closed=False))
     page.wait_for_function(
-        f"() => window.tradesiteChart.bars().at(-1).t === {t0 + 304 * MINUTE}", timeout=2000)
+        f"() => window.tradesiteChart.bars().at(-1).t === {t0 + 304 * MINUTE}", timeout=5000)
     screenshot("after-restart")
 
 
@@ -173,7 +174,7 @@ def test_markets_overview_shows_prices_and_moves_with_tickers(
     publish(wire.MARKETS_GROUP, wire.ticker_message("sim", "KRW-BTC", 123.25,
                                                     int(time.time() * 1000)))
     page.wait_for_function(
-        "() => window.tradesiteMarkets.price('sim:KRW-BTC') === 123.25", timeout=1000)
+        "() => window.tradesiteMarkets.price('sim:KRW-BTC') === 123.25", timeout=5000)
     assert row.locator(".last").inner_text() == "123.25"
     row.locator("a").click()
     page.wait_for_url(web.url + "/chart/sim/KRW-BTC/")
