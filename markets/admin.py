@@ -3,13 +3,23 @@ import re
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
+from django.db import connection
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from markets.admin_ownership import OwnedAdminMixin, ReadOnlyAdminMixin, SharedAdminMixin
 from markets.fields import UNREADABLE
-from markets.models import Account, Balance, Candle, Exchange, PendingRange, Symbol
+from markets.models import (
+    SQLITE_MONEY_WARNING,
+    Account,
+    Balance,
+    Candle,
+    Exchange,
+    PendingRange,
+    Symbol,
+    money_is_approximate,
+)
 
 
 class SuperuserEditsMixin:
@@ -281,6 +291,8 @@ class AccountAdmin(OwnedAdminMixin, admin.ModelAdmin):
         if not obj.halted:
             obj.halted_at = None
         super().save_model(request, obj, form, change)
+        if obj.mode == Account.Mode.LIVE and money_is_approximate(connection):
+            self.message_user(request, SQLITE_MONEY_WARNING, messages.WARNING)
 
     @admin.action(description="Halt selected accounts (kill switch)")
     def halt_accounts(self, request, queryset):

@@ -40,10 +40,19 @@ def _timed(check):
 
 
 def check_database() -> dict:
+    """The database answers. A live account on SQLite is a warning, not a failure: it trades,
+    but its amounts keep about 15 significant digits (``SQLITE_MONEY_WARNING``)."""
+    from markets.models import SQLITE_MONEY_WARNING, Account, money_is_approximate
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
-    return {"ok": True, "vendor": connection.vendor}
+    result = {"ok": True, "vendor": connection.vendor}
+    if money_is_approximate(connection) and Account.objects.filter(
+        mode=Account.Mode.LIVE
+    ).exists():
+        result["warning"] = SQLITE_MONEY_WARNING
+    return result
 
 
 def check_redis() -> dict:

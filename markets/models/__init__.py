@@ -10,16 +10,19 @@ from markets.models.marketdata import Candle, MarkPrice, PendingRange
 from markets.models.venues import (
     MAIN_QUOTE,
     MONEY,
+    SQLITE_MONEY_WARNING,
     Exchange,
     Symbol,
     SymbolQuerySet,
     Timeframe,
     default_timeframes,
+    money_is_approximate,
 )
 
 __all__ = [
     "MAIN_QUOTE",
     "MONEY",
+    "SQLITE_MONEY_WARNING",
     "Account",
     "AccountQuerySet",
     "Balance",
@@ -31,4 +34,5 @@ __all__ = [
     "SymbolQuerySet",
     "Timeframe",
     "default_timeframes",
+    "money_is_approximate",
 ]

@@ -15,6 +15,21 @@ from markets.timeframes import TIMEFRAMES
 
 MONEY = {"max_digits": 30, "decimal_places": 12}
 
+#: Django keeps a DecimalField in SQLite as a REAL (a double): about 15 significant digits of
+#: an amount survive a write. PostgreSQL's numeric keeps all 30. Shown where live money meets
+#: SQLite (``/health``, the account admin); ``markets/tests/test_money_precision.py`` checks
+#: the example on both databases.
+SQLITE_MONEY_WARNING = (
+    "This database is SQLite, which keeps about 15 significant digits of an amount "
+    "(a balance of 12345678.123456789 is stored as 12345678.1234568). Live money belongs on "
+    "PostgreSQL: set DATABASE_URL=postgresql://... (README, Configuration)."
+)
+
+
+def money_is_approximate(connection) -> bool:
+    """The database rounds money to about 15 significant digits (SQLite)."""
+    return connection.vendor == "sqlite"
+
 
 class Timeframe(models.TextChoices):
     M1 = "1m", "1 minute"

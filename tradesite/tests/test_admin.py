@@ -519,3 +519,25 @@ def test_hostile_admin_filters_never_reach_other_users_rows_nor_fail(
     if response.status_code == 200:
         html = response.content.decode()
         assert "bob paper" not in html and "bob-order-1" not in html and "bob cfg" not in html
+
+
+def test_saving_a_live_account_on_sqlite_warns_that_amounts_keep_15_digits(two_traders):
+    from django.db import connection
+
+    from markets.models import SQLITE_MONEY_WARNING
+
+    acc = two_traders["acc_a"]  # has keys
+    data = {
+        "label": "alice live", "exchange": acc.exchange_id, "quote_asset": "KRW",
+        "new_api_key": "", "new_api_secret": "", "halted_reason": "",
+        "balances-TOTAL_FORMS": "0", "balances-INITIAL_FORMS": "0",
+    }
+    url = f"/admin/markets/account/{acc.pk}/change/"
+    client = two_traders["client"]
+    live = client.post(url, {**data, "mode": "live"}, follow=True)
+    shown = [str(m) for m in live.context["messages"]]
+    acc.refresh_from_db()
+    assert acc.mode == Account.Mode.LIVE
+    assert (SQLITE_MONEY_WARNING in shown) == (connection.vendor == "sqlite"), shown
+    paper = client.post(url, {**data, "mode": "paper"}, follow=True)
+    assert SQLITE_MONEY_WARNING not in [str(m) for m in paper.context["messages"]]
