@@ -49,7 +49,7 @@ class MarketWatch:
         self.store_fn = store or store_firing
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="alerts-watch")
         self.stamp: object = object()  # never equal: the first refresh loads
-        self.loaded_at = 0.0
+        self.loaded_at = float("-inf")  # never loaded: the first refresh loads, Redis or not
         self.bars: dict[tuple[str, str, str], deque] = {}
         self.fired = 0
 
@@ -61,11 +61,15 @@ class MarketWatch:
 
     async def refresh(self) -> None:
         try:
+            # None (no rule saved since Redis started) is a stamp like any other: it stays
+            # None until a rule is saved, so it does not reload the rules on every refresh.
             stamp = await asyncio.to_thread(self.stamp_fn)
         except Exception as exc:
             log.warning("alerts: cannot read the rule stamp: %s", exc)
-            stamp = self.stamp if time.monotonic() - self.loaded_at < RELOAD_FALLBACK_S else None
-        if stamp == self.stamp and stamp is not None:
+            if time.monotonic() - self.loaded_at < RELOAD_FALLBACK_S:
+                return  # keep the loaded rules; reload once RELOAD_FALLBACK_S has passed
+            stamp = object()  # unknown: reload now (and again RELOAD_FALLBACK_S later)
+        if stamp == self.stamp:
             return
         rules = await asyncio.get_running_loop().run_in_executor(self.pool, self.load_fn)
         self.evaluator.load(market.RuleIndex(rules))

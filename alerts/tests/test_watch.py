@@ -82,6 +82,45 @@ def test_an_unchanged_stamp_does_not_reload(market_rule, clean_redis):
     w.close()
 
 
+def test_no_rule_ever_saved_does_not_reload_on_every_refresh(clean_redis, caplog):
+    """The stamp is absent until the first rule is saved: the demo's stream logged "0 market
+    rule(s)" and queried the database every 2 s."""
+    assert heartbeat.client().get(rule_changes.changed_key()) is None
+    loads = []
+
+    def load():
+        loads.append(1)
+        return []
+
+    w = watch.MarketWatch(load=load)
+    with caplog.at_level("INFO", logger="alerts.watch"):
+        for _ in range(3):
+            asyncio.run(w.refresh())
+    assert len(loads) == 1
+    assert sum("market rule(s)" in r.getMessage() for r in caplog.records) == 1
+    w.close()
+
+
+def test_without_redis_the_rules_reload_every_fallback_period(monkeypatch):
+    loads, now = [], [5.0]  # a machine booted 5 s ago
+
+    def load():
+        loads.append(now[0])
+        return []
+
+    def stamp():
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(watch.time, "monotonic", lambda: now[0])
+    w = watch.MarketWatch(load=load, stamp=stamp)
+    for step in range(40):  # a refresh every 2 s for 80 s
+        now[0] = 5.0 + 2 * step
+        asyncio.run(w.refresh())
+    # The first refresh loads (nothing loaded yet), then one every RELOAD_FALLBACK_S.
+    assert loads == [5.0, 35.0, 65.0]
+    w.close()
+
+
 def test_a_rule_paused_after_the_load_stores_nothing(market_rule, scheduled, clean_redis):
     rule = market_rule()
     w = watch.MarketWatch()
