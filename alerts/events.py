@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -38,11 +39,14 @@ _clock = time.monotonic
 _index: dict = {"expires": 0.0, "kinds": {}}
 #: The rule kinds each private event type can be an instance of.
 POSSIBLE = {
+    wire.SIGNAL_CREATED: frozenset({K.SIGNAL_FIRED}),
     wire.ORDER_UPDATED: frozenset({K.ORDER_FILLED, K.ORDER_REJECTED}),
     wire.POSITION_UPDATED: frozenset({K.POSITION_OPENED, K.POSITION_CLOSED, K.STOP_LOSS_HIT,
                                       K.TAKE_PROFIT_HIT, K.LIQUIDATION_HIT}),
     wire.ACCOUNT_UPDATED: frozenset({K.ACCOUNT_HALTED}),
+    wire.EQUITY_UPDATED: frozenset({K.DAILY_LIMIT_HIT}),
 }
+DAILY_LIMIT_TITLES = {"target": "Daily target reached", "max_loss": "Daily max loss hit"}
 CLOSE_KINDS = {"stop_loss": K.STOP_LOSS_HIT, "take_profit": K.TAKE_PROFIT_HIT,
                "liquidation": K.LIQUIDATION_HIT}
 
@@ -61,6 +65,29 @@ def describe(kind: str, payload: dict) -> list[Event]:
     """The trading-event kinds a private event is an instance of (pure)."""
     symbol = payload.get("symbol")
     pk = payload.get("id")
+    if kind == wire.SIGNAL_CREATED:
+        action = str(payload.get("action", "")).replace("_", " ")
+        execution = payload.get("execution") or {}
+        outcome = execution.get("status") or "not acted on yet"
+        if execution.get("reason"):
+            outcome = f"{outcome}: {execution['reason']}"
+        bar = datetime.fromtimestamp(payload.get("bar_time", 0) / 1000, UTC)
+        return [Event(K.SIGNAL_FIRED, f"signal:{pk}", symbol,
+                      f"Signal: {action} {symbol} {payload.get('timeframe')}",
+                      f"{payload.get('config_name')}: {action} on {symbol} "
+                      f"{payload.get('timeframe')}, bar {bar:%Y-%m-%d %H:%M} UTC, close "
+                      f"{format(Decimal(payload.get('price')).normalize(), 'f')} -> {outcome}.",
+                      payload)]
+    if kind == wire.EQUITY_UPDATED:
+        hit = payload.get("daily_limit")
+        if not hit:
+            return []
+        label = payload.get("label")
+        return [Event(K.DAILY_LIMIT_HIT,
+                      f"account:{payload.get('account')}:daily:{hit['day']}:{hit['which']}",
+                      None, f"{DAILY_LIMIT_TITLES[hit['which']]}: {label}",
+                      f"{label}: {hit['reason']} (configs: {', '.join(hit['configs'])}).",
+                      payload)]
     if kind == wire.ORDER_UPDATED:
         status = payload.get("status")
         what = f"{payload.get('side', '')} {payload.get('quantity') or payload.get('quote_amount')}"

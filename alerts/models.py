@@ -23,6 +23,7 @@ PARAMS_MAX_DEPTH = 4
 
 class AlertRule(models.Model):
     class Kind(models.TextChoices):
+        SIGNAL_FIRED = "signal_fired", "signal fired"
         ORDER_FILLED = "order_filled", "order filled"
         ORDER_REJECTED = "order_rejected", "order rejected"
         POSITION_OPENED = "position_opened", "position opened"
@@ -31,6 +32,7 @@ class AlertRule(models.Model):
         TAKE_PROFIT_HIT = "take_profit_hit", "take-profit hit"
         LIQUIDATION_HIT = "liquidation_hit", "liquidation hit"
         ACCOUNT_HALTED = "account_halted", "account halted"
+        DAILY_LIMIT_HIT = "daily_limit_hit", "daily target or daily max loss reached"
         PRICE_CROSS = "price_cross", "price crosses a level"
         PRICE_MOVE = "price_move", "price moves X % within a window"
         INDICATOR = "indicator", "indicator condition on closed bars"

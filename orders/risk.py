@@ -69,13 +69,14 @@ def halted_reason(halted: bool, reason: str) -> str | None:
     return None
 
 
-def daily_limit_reason(
+def daily_limit_hit(
     day_start_equity: Decimal | None,
     equity: Decimal,
     daily_target_pct: Decimal | None,
     daily_max_loss_pct: Decimal | None,
-) -> str | None:
-    """The daily target / max loss gate (``strategies.trade_math.daily_limit``)."""
+) -> tuple[str, str] | None:
+    """``("target" | "max_loss", the reason)`` when today's change of equity reached a limit
+    (``strategies.trade_math.daily_limit``), else None."""
     if day_start_equity is None or day_start_equity <= 0:
         return None
     hit = daily_limit(
@@ -86,16 +87,32 @@ def daily_limit_reason(
     )
     change = (equity / day_start_equity - 1) * 100
     if hit == DAILY_TARGET:
-        return (
+        return "target", (
             f"daily target reached: equity is up {change:.2f}% today (target "
-            f"{daily_target_pct}%); no new entries until tomorrow"
+            f"{_pct(daily_target_pct)}%); no new entries until tomorrow"
         )
     if hit == DAILY_MAX_LOSS:
-        return (
+        return "max_loss", (
             f"daily max loss hit: equity is down {-change:.2f}% today (limit "
-            f"{daily_max_loss_pct}%); no new entries until tomorrow"
+            f"{_pct(daily_max_loss_pct)}%); no new entries until tomorrow"
         )
     return None
+
+
+def _pct(value) -> str:
+    """A percentage as a trader wrote it: 2, not 2.0000 (the column's four places)."""
+    return format(Decimal(value).normalize(), "f")
+
+
+def daily_limit_reason(
+    day_start_equity: Decimal | None,
+    equity: Decimal,
+    daily_target_pct: Decimal | None,
+    daily_max_loss_pct: Decimal | None,
+) -> str | None:
+    """The daily target / max loss gate: :func:`daily_limit_hit`'s reason."""
+    hit = daily_limit_hit(day_start_equity, equity, daily_target_pct, daily_max_loss_pct)
+    return hit[1] if hit else None
 
 
 def entry_reason(facts: EntryFacts) -> str | None:

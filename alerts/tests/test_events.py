@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -158,3 +158,69 @@ def test_an_owner_without_rules_costs_no_query_and_new_rules_are_seen(
     rule(paper.owner, K.ORDER_REJECTED)
     push.push_later(paper.owner_id, wire.ORDER_UPDATED, filled | {"status": "rejected"})
     assert Notification.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signal_becomes_a_notification_with_what_was_done_about_it(
+    symbol, paper, make_config, in_app, scheduled
+):
+    rule(paper.owner, K.SIGNAL_FIRED)
+    make_config(paper, name="btc script")
+    store(symbol, [PRICE] * 4)
+    tasks.evaluate("sim", "KRW-BTC", "1m", T0 + 3 * MINUTE)
+    row = Notification.objects.get(rule__kind=K.SIGNAL_FIRED)
+    assert row.title == "Signal: enter long sim:KRW-BTC 1m"
+    bar = datetime.fromtimestamp((T0 + 3 * MINUTE) / 1000, UTC)
+    assert row.body == (f"btc script: enter long on sim:KRW-BTC 1m, bar {bar:%Y-%m-%d %H:%M} "
+                        "UTC, close 50000000 -> ordered.")
+    assert scheduled == [row.pk]
+    tasks.evaluate("sim", "KRW-BTC", "1m", T0 + 3 * MINUTE)  # the same bar again: no second
+    assert Notification.objects.filter(rule__kind=K.SIGNAL_FIRED).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_daily_max_loss_notifies_once_that_day_and_names_the_configs_it_stops(
+    paper, make_config, in_app, scheduled
+):
+    from markets.models import Balance
+
+    r = rule(paper.owner, K.DAILY_LIMIT_HIT)
+    make_config(paper, name="careful", daily_max_loss_pct=Decimal("2"))
+    make_config(paper, name="brave", daily_max_loss_pct=Decimal("5"))
+    make_config(paper, name="unlimited")
+    # Seoul's trading day 2026-03-02 runs from 2026-03-01 15:00 to 2026-03-02 15:00 UTC.
+    day = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+
+    def equity_at(krw: str, hours: float) -> None:
+        Balance.objects.filter(account=paper, asset="KRW").update(free=Decimal(krw))
+        services.snapshot_equity(now=day + timedelta(hours=hours))
+
+    equity_at("1000000", 0)  # the day's first snapshot: the reference
+    equity_at("990000", 1)  # -1 %: no limit reached
+    assert not Notification.objects.exists()
+    equity_at("975000", 2)  # -2.5 %: careful's 2 % limit, not brave's 5 %
+    row = Notification.objects.get(rule=r)
+    assert row.title == "Daily max loss hit: alice-paper"
+    assert row.body == ("alice-paper: daily max loss hit: equity is down 2.50% today (limit 2%); "
+                        "no new entries until tomorrow (configs: careful).")
+    assert scheduled == [row.pk]
+    equity_at("940000", 3)  # -6 %: the same day's max loss again is not a second notification
+    assert Notification.objects.filter(rule=r).count() == 1
+    equity_at("940000", 24)  # the next day starts from here: nothing reached
+    assert Notification.objects.filter(rule=r).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_daily_target_is_its_own_notification(paper, make_config, in_app, scheduled):
+    from markets.models import Balance
+
+    r = rule(paper.owner, K.DAILY_LIMIT_HIT)
+    make_config(paper, name="greedy", daily_target_pct=Decimal("3"))
+    start = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+    services.snapshot_equity(now=start)
+    Balance.objects.filter(account=paper, asset="KRW").update(free=Decimal("1030000"))
+    services.snapshot_equity(now=start + timedelta(minutes=5))
+    row = Notification.objects.get(rule=r)
+    assert row.title == "Daily target reached: alice-paper"
+    assert "equity is up 3.00% today (target 3%)" in row.body and "(configs: greedy)" in row.body
+    assert scheduled == [row.pk]

@@ -1,12 +1,15 @@
-"""Equity snapshots: the five-minute ``EquitySnapshot`` rows and the trading day's start
-equity that the daily limits compare with."""
+"""Equity snapshots: the periodic ``EquitySnapshot`` rows, the trading day's start equity that
+the daily limits compare with, and (with each snapshot) whether a config's daily target or max
+loss was reached, for the ``daily_limit_hit`` alert rule."""
 
 from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from markets import wire
@@ -16,6 +19,7 @@ from orders.models import EquitySnapshot
 from orders.push import batched, push_later
 from orders.services.common import ms_to_dt
 from orders.services.ledger import free_balance
+from strategies.models import StrategyConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,13 @@ def snapshot_equity(now=None) -> int:
 
     now = (now or timezone.now()).replace(microsecond=0)
     written = 0
-    for account in Account.objects.select_related("exchange"):
+    with_limits = StrategyConfig.objects.filter(is_active=True).filter(
+        Q(daily_target_pct__isnull=False) | Q(daily_max_loss_pct__isnull=False)
+    ).only("id", "name", "account_id", "daily_target_pct", "daily_max_loss_pct")
+    accounts = Account.objects.select_related("exchange").prefetch_related(
+        Prefetch("strategy_configs", queryset=with_limits.order_by("name"), to_attr="limited")
+    )
+    for account in accounts:
         valuation = value_account(account)
         if valuation.unpriced_assets:
             log.warning(
@@ -64,8 +74,37 @@ def snapshot_equity(now=None) -> int:
         )
         written += int(created)
         if created:
-            push_later(account.owner_id, wire.EQUITY_UPDATED, {
+            payload = {
                 "account": account.pk, "ts": int(now.timestamp() * 1000),
                 "equity": format(snapshot.equity.normalize(), "f"),
-            })
+            }
+            hit = daily_limit_hit(account, snapshot.equity, now, account.limited)
+            if hit is not None:
+                payload |= {"label": account.label, "daily_limit": hit}
+            push_later(account.owner_id, wire.EQUITY_UPDATED, payload)
     return written
+
+
+def daily_limit_hit(account: Account, equity: Decimal, now, configs) -> dict | None:
+    """Whether ``equity`` reached the daily target or max loss of any of ``configs`` (the
+    account's active configs with a daily limit) today: ``{"which": "target" | "max_loss",
+    "day": the trading day, "reason": the first such config's gate reason, "configs": the
+    names of those that stop entering}`` (what the ``daily_limit_hit`` alert rule tells), or
+    None. The max loss is checked first."""
+    if not configs:
+        return None
+    at_ms = int(now.timestamp() * 1000)
+    start = day_start_equity(account, at_ms, equity)
+    hits: dict[str, list[tuple[str, str]]] = {}
+    for config in configs:
+        hit = risk.daily_limit_hit(start, equity, config.daily_target_pct,
+                                   config.daily_max_loss_pct)
+        if hit is not None:
+            hits.setdefault(hit[0], []).append((config.name, hit[1]))
+    for which in ("max_loss", "target"):
+        if which in hits:
+            day_start_ms, _ = risk.day_bounds_ms(at_ms, settings.TIME_ZONE)
+            day = ms_to_dt(day_start_ms).astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+            return {"which": which, "day": day.isoformat(), "reason": hits[which][0][1],
+                    "configs": [name for name, _ in hits[which]]}
+    return None
