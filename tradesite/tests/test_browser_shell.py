@@ -176,11 +176,12 @@ def toast_reaches(page, user_id: int, alert_id: int) -> str:
 
 @pytest.mark.parametrize("path, ready", [
     ("/", "#accounts"), ("/markets/", "#markets"), ("/strategies/backtests/", "#backtests"),
-    ("/strategies/screener/", "#screener"),
+    ("/strategies/screener/", "#screener"), ("/alerts/", "#rules"),
 ])
 def test_an_alert_is_a_toast_on_every_page(shell_page, path, ready):
-    """The dashboard and markets show toasts from their own socket; pages without one (backtests,
-    screener...) from the shell's (static/js/user-socket.js), which also drives the indicator."""
+    """The dashboard, markets and alerts pages show toasts from their own socket; pages without
+    one (backtests, screener...) from the shell's (static/js/user-socket.js). Either drives the
+    connection indicator."""
     page = shell_page.goto(path, ready)
     page.wait_for_function("() => window.tradesite.connection() === 'live'")
     alert_id = 900_000 + len(path)
